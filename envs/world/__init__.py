@@ -1,0 +1,18 @@
+"""The SimPy payment world: calendar, demand, rails, ledger and liquidity, fraud, outcomes, event log."""
+
+from payroute.envs.world.decisions import DECISION_KINDS, DecisionPoint, TreasuryAction
+from payroute.envs.world.eventlog import LOG_COLUMNS, LOG_SCHEMA_VERSION, EventLog, read_log
+from payroute.envs.world.world import TERMINAL_STATES, InvalidActionError, PaymentWorld
+
+__all__ = [
+    "DECISION_KINDS",
+    "LOG_COLUMNS",
+    "LOG_SCHEMA_VERSION",
+    "TERMINAL_STATES",
+    "DecisionPoint",
+    "EventLog",
+    "InvalidActionError",
+    "PaymentWorld",
+    "TreasuryAction",
+    "read_log",
+]

@@ -1,0 +1,166 @@
+"""Baseline policies, bound into the world in-process.
+
+Each implements ``decide(world, payload) -> (action, propensity)`` for one decision kind. They are what a
+payments team runs today, and what any learned policy has to beat.
+
+========================  ========  ===============================================================
+name                      kind      what it does
+========================  ========  ===============================================================
+``cheapest``              route     the eligible route that costs least for this payment
+``fastest``               route     the eligible route with the shortest typical latency
+``priority``              route     a fixed preference list (the scenario's route order by default)
+``allow_all``             risk      allows every payment
+``threshold``             risk      challenges above one risk score, blocks above another
+``static_pricing``        price     the scenario's list prices, always
+``target_balance``        treasury  tops accounts up to their target, sweeps the excess back
+``scripted_fraud``        fraud     the scenario's attack mix at intensity 1
+========================  ========  ===============================================================
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from payroute.envs.world.decisions import ALLOW, BLOCK, CHALLENGE, TreasuryAction
+
+
+class CheapestRoute:
+    """Routes each payment to the eligible route with the lowest cost for it (ties: scenario order)."""
+
+    kind = "route"
+
+    def decide(self, world: Any, payload: Any) -> tuple[int, float]:
+        tx, eligible = payload
+        best = min(eligible, key=lambda r: (r.cost_cents(tx), r.index))
+        return best.index, 1.0
+
+
+class FastestRoute:
+    """Routes to the eligible route with the lowest median latency (bank payouts: instant first)."""
+
+    kind = "route"
+
+    def decide(self, world: Any, payload: Any) -> tuple[int, float]:
+        _tx, eligible = payload
+        best = min(eligible, key=lambda r: (r.latency_median_s + (0 if r.is_open(world.now) else 1e9), r.index))
+        return best.index, 1.0
+
+
+class PriorityRoute:
+    """A static priority list: the first eligible route in ``order`` (route names); scenario order by default."""
+
+    kind = "route"
+
+    def __init__(self, order: list[str] | None = None) -> None:
+        self.order = order
+        self._rank: dict[int, int] = {}
+
+    def bind(self, world: Any) -> None:
+        names = self.order or [r.name for r in world.routes]
+        unknown = sorted(set(names) - set(world.route_index))
+        if unknown:
+            raise ValueError(f"priority order names unknown routes {unknown}; routes: {list(world.route_index)}")
+        self._rank = {world.route_index[n]: i for i, n in enumerate(names)}
+
+    def decide(self, world: Any, payload: Any) -> tuple[int, float]:
+        _tx, eligible = payload
+        rank = self._rank
+        best = min(eligible, key=lambda r: rank.get(r.index, 10_000 + r.index))
+        return best.index, 1.0
+
+
+class AllowAll:
+    """Allows every payment."""
+
+    kind = "risk"
+
+    def decide(self, world: Any, payload: Any) -> tuple[int, float]:
+        return ALLOW, 1.0
+
+
+class RiskThreshold:
+    """Challenges payments whose risk score is at least ``challenge_at`` and blocks from ``block_at``."""
+
+    kind = "risk"
+
+    def __init__(self, challenge_at: float = 0.97, block_at: float = 0.995) -> None:
+        if not 0.0 <= challenge_at <= block_at <= 1.0:
+            raise ValueError(f"need 0 <= challenge_at <= block_at <= 1, got {challenge_at}, {block_at}")
+        self.challenge_at = challenge_at
+        self.block_at = block_at
+
+    def decide(self, world: Any, payload: Any) -> tuple[int, float]:
+        score = payload.risk_score
+        if score >= self.block_at:
+            return BLOCK, 1.0
+        if score >= self.challenge_at:
+            return CHALLENGE, 1.0
+        return ALLOW, 1.0
+
+
+class StaticPricing:
+    """Charges the scenario's list price (multiplier ``level`` on every segment and family)."""
+
+    kind = "price"
+
+    def __init__(self, level: float = 1.0) -> None:
+        self.level = level
+
+    def decide(self, world: Any, payload: Any) -> tuple[np.ndarray, float]:
+        return np.full(world.price_multipliers.shape, self.level), 1.0
+
+
+class TargetBalanceTreasury:
+    """Keeps each fundable account near its target: tops up below ``low`` x target, sweeps above ``high`` x target."""
+
+    kind = "treasury"
+
+    def __init__(self, low: float = 0.8, high: float = 1.5) -> None:
+        self.low, self.high = low, high
+
+    def decide(self, world: Any, payload: Any) -> tuple[TreasuryAction, float]:
+        transfers: dict[str, int] = {}
+        for name, acct in world.accounts.items():
+            if acct.spec.funded_from is None:
+                continue
+            position = acct.balance + acct.in_transit
+            if position < self.low * acct.target:
+                transfers[name] = int(acct.target - position)
+            elif position > self.high * acct.target:
+                transfers[name] = -int(position - acct.target)
+        return TreasuryAction(transfers=transfers), 1.0
+
+
+class ScriptedFraud:
+    """The scenario's fraud mix at a fixed intensity (1.0 = as the scenario says)."""
+
+    kind = "fraud"
+
+    def __init__(self, intensity: float = 1.0) -> None:
+        self.intensity = intensity
+
+    def decide(self, world: Any, payload: Any) -> tuple[np.ndarray, float]:
+        return np.full(len(world.fraud.pattern_names), self.intensity), 1.0
+
+
+ROUTE_BASELINES = {"cheapest": CheapestRoute, "fastest": FastestRoute, "priority": PriorityRoute}
+RISK_BASELINES = {"allow_all": AllowAll, "threshold": RiskThreshold}
+PRICE_BASELINES = {"static_pricing": StaticPricing}
+TREASURY_BASELINES = {"target_balance": TargetBalanceTreasury}
+FRAUD_BASELINES = {"scripted_fraud": ScriptedFraud}
+BASELINES_BY_KIND = {
+    "route": ROUTE_BASELINES,
+    "risk": RISK_BASELINES,
+    "price": PRICE_BASELINES,
+    "treasury": TREASURY_BASELINES,
+    "fraud": FRAUD_BASELINES,
+}
+DEFAULT_BASELINES = {
+    "route": "cheapest",
+    "risk": "threshold",
+    "price": "static_pricing",
+    "treasury": "target_balance",
+    "fraud": "scripted_fraud",
+}

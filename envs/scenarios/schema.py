@@ -1,0 +1,438 @@
+"""The scenario schema: every parameter of the payment world, with units in the names.
+
+A scenario is a frozen pydantic model (``extra="forbid"``), loaded from YAML. Money is integer
+minor units (``*_cents``), rates are basis points (``*_bps``) or probabilities (``*_probability``),
+durations are seconds (``*_s``), hours (``*_h``) or days (``*_days``). Times of day are ``"HH:MM"``
+in the route's own time zone (``utc_offset_h``). A value that traces to a public figure carries its
+source in the YAML next to it; one that is assumed says so there.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Instrument = Literal["card_credit", "card_debit", "bank_account"]
+Corridor = Literal["domestic", "cross_border"]
+RailKind = Literal["card", "ach", "wire", "instant", "cross_border"]
+Family = Literal["card", "bank", "cross_border"]
+Urgency = Literal["standard", "same_day", "instant"]
+FraudPattern = Literal["card_testing", "account_takeover", "app_scam", "mule_cashout"]
+WhenShort = Literal["queue", "credit", "fail"]
+DayRule = Literal["all", "weekdays", "business_days"]
+
+INSTRUMENTS: tuple[str, ...] = ("card_credit", "card_debit", "bank_account")
+CORRIDORS: tuple[str, ...] = ("domestic", "cross_border")
+FAMILIES: tuple[str, ...] = ("card", "bank", "cross_border")
+URGENCIES: tuple[str, ...] = ("standard", "same_day", "instant")
+FRAUD_PATTERNS: tuple[str, ...] = ("card_testing", "account_takeover", "app_scam", "mule_cashout")
+
+NonNegInt = Annotated[int, Field(ge=0)]
+PosInt = Annotated[int, Field(gt=0)]
+NonNegFloat = Annotated[float, Field(ge=0.0)]
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+_HHMM = re.compile(r"^([01]\d|2[0-4]):([0-5]\d)$")
+
+
+def hhmm_to_s(value: str) -> int:
+    """``"16:45"`` -> seconds after midnight."""
+    m = _HHMM.match(value)
+    if not m:
+        raise ValueError(f"time of day must be 'HH:MM' between 00:00 and 24:00, got {value!r}")
+    seconds = int(m.group(1)) * 3600 + int(m.group(2)) * 60
+    if seconds > 86400:
+        raise ValueError(f"time of day must be at most 24:00, got {value!r}")
+    return seconds
+
+
+TimeOfDay = Annotated[str, Field(pattern=r"^([01]\d|2[0-4]):[0-5]\d$", description="'HH:MM'")]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --------------------------------------------------------------------------- money
+
+
+class VolumeTier(Model):
+    """From this many transactions in the month on the route: the bps is lowered and/or the fixed part replaced."""
+
+    from_count: NonNegInt
+    bps_discount: NonNegFloat = 0.0
+    fixed_cents: NonNegInt | None = None
+
+
+class FeeSchedule(Model):
+    """fee = clip(fixed + bps * amount, min, max), with volume tiers lowering the bps."""
+
+    fixed_cents: NonNegInt = 0
+    bps: NonNegFloat = 0.0
+    min_cents: NonNegInt = 0
+    max_cents: NonNegInt | None = None
+    tiers: tuple[VolumeTier, ...] = ()
+    source: str = ""
+
+    @model_validator(mode="after")
+    def _check(self) -> FeeSchedule:
+        if self.max_cents is not None and self.max_cents < self.min_cents:
+            raise ValueError(f"max_cents ({self.max_cents}) must be >= min_cents ({self.min_cents})")
+        counts = [t.from_count for t in self.tiers]
+        if counts != sorted(counts):
+            raise ValueError("tiers must be sorted by from_count")
+        return self
+
+
+class Interchange(Model):
+    """Card-scheme costs a card route passes through, by instrument and network."""
+
+    credit: FeeSchedule
+    debit_regulated: FeeSchedule
+    network_assessment_bps: dict[str, NonNegFloat]
+    foreign_card_bps: NonNegFloat = 0.0
+    chargeback_fee_cents: NonNegInt = 1500
+    source: str = ""
+
+
+# --------------------------------------------------------------------------- routes
+
+
+class Hours(Model):
+    """When a route accepts work, in its own time zone."""
+
+    utc_offset_h: float = -5.0
+    open: TimeOfDay = "00:00"
+    close: TimeOfDay = "24:00"
+    days: DayRule = "all"
+    outside_hours: Literal["hold", "reject"] = "hold"
+    source: str = ""
+
+    @model_validator(mode="after")
+    def _check(self) -> Hours:
+        if hhmm_to_s(self.open) >= hhmm_to_s(self.close):
+            raise ValueError(f"open ({self.open}) must be before close ({self.close})")
+        return self
+
+
+class SettlementWindow(Model):
+    """A batch window: work submitted by ``submit_by`` settles at ``settle_at`` the same business day."""
+
+    submit_by: TimeOfDay
+    settle_at: TimeOfDay
+
+
+class Latency(Model):
+    """Processing time, lognormal with this median and log-sd, in seconds."""
+
+    median_s: Annotated[float, Field(gt=0.0)]
+    sigma: NonNegFloat = 0.5
+
+
+class Approval(Model):
+    """Probability the route (and the issuer behind it) approves, by payer segment.
+
+    Drifts slowly: a random walk in logit space with ``drift_sigma_per_day`` per day, stepped hourly.
+    ``fraud_logit_offset`` is added for fraudulent transactions (issuers decline some fraud themselves).
+    """
+
+    by_segment: dict[str, Probability]
+    foreign_card_logit_offset: float = 0.0
+    fraud_logit_offset: float = -1.0
+    drift_sigma_per_day: NonNegFloat = 0.05
+
+
+class Health(Model):
+    """Hidden Markov-modulated health: up -> degraded -> (up | down) -> up.
+
+    Agents never see it; it shows only in outcomes (declines, failures, latency).
+    """
+
+    mean_up_h: Annotated[float, Field(gt=0.0)] = 72.0
+    mean_degraded_min: Annotated[float, Field(gt=0.0)] = 30.0
+    mean_down_min: Annotated[float, Field(gt=0.0)] = 10.0
+    degraded_to_down_probability: Probability = 0.2
+    degraded_approval_logit_offset: float = -1.0
+    degraded_latency_multiplier: Annotated[float, Field(ge=1.0)] = 3.0
+    degraded_failure_probability: Probability = 0.05
+
+
+class Route(Model):
+    """A concrete way to send a transaction: a card processor, an ACH window, Fedwire, RTP, FedNow, SWIFT."""
+
+    rail: RailKind
+    instruments: tuple[Instrument, ...]
+    corridors: tuple[Corridor, ...] = ("domestic",)
+    currencies: tuple[str, ...] = ("USD",)
+    fee: FeeSchedule
+    latency: Latency
+    capacity: PosInt | None = None
+    hours: Hours | None = None
+    windows: tuple[SettlementWindow, ...] = ()
+    settle_business_days: NonNegInt = 0
+    limit_cents: PosInt | None = None
+    settlement_delay_s: NonNegInt = 0
+    irrevocable: bool = False
+    return_window_days: NonNegInt = 0
+    prefunded_account: str | None = None
+    approval: Approval
+    health: Health = Health()
+    source: str = ""
+
+    @field_validator("instruments", "corridors", "currencies")
+    @classmethod
+    def _non_empty(cls, v: tuple) -> tuple:
+        if not v:
+            raise ValueError("must list at least one value")
+        return v
+
+
+# --------------------------------------------------------------------------- liquidity
+
+
+class Inflow(Model):
+    """Incoming payments that credit a settlement account (Poisson, per hour, lognormal amounts)."""
+
+    per_hour: NonNegFloat = 0.0
+    median_cents: PosInt = 100_000
+    sigma: NonNegFloat = 1.0
+    only_business_hours: bool = False
+
+
+class SettlementAccount(Model):
+    """A prefunded account a rail draws on when it sends (Fed master account, RTP prefunding, nostro)."""
+
+    opening_balance_cents: NonNegInt
+    target_balance_cents: NonNegInt
+    when_short: WhenShort = "queue"
+    credit_limit_cents: NonNegInt = 0
+    credit_rate_bps_annual: NonNegFloat = 50.0
+    opportunity_rate_bps_annual: NonNegFloat = 400.0
+    inflow: Inflow = Inflow()
+    funded_from: str | None = None
+    transfer_delay_s: NonNegInt = 3600
+    transfer_fee_cents: NonNegInt = 0
+    source: str = ""
+
+
+# --------------------------------------------------------------------------- demand
+
+
+class AmountModel(Model):
+    """Lognormal amount with this median, clipped to [min, max]."""
+
+    median_cents: PosInt
+    sigma: NonNegFloat = 1.0
+    min_cents: PosInt = 100
+    max_cents: PosInt = 10_000_000
+
+    @model_validator(mode="after")
+    def _check(self) -> AmountModel:
+        if not self.min_cents <= self.median_cents <= self.max_cents:
+            raise ValueError("need min_cents <= median_cents <= max_cents")
+        return self
+
+
+def _check_mix(name: str, mix: dict[str, float], allowed: tuple[str, ...] | None = None) -> None:
+    if not mix:
+        raise ValueError(f"{name} must not be empty")
+    if allowed is not None:
+        bad = sorted(set(mix) - set(allowed))
+        if bad:
+            raise ValueError(f"{name} has unknown keys {bad}; allowed: {list(allowed)}")
+    if any(v < 0 for v in mix.values()):
+        raise ValueError(f"{name} weights must be >= 0")
+    if sum(mix.values()) <= 0:
+        raise ValueError(f"{name} weights must sum to more than 0")
+
+
+class Demand(Model):
+    """Legitimate demand: a non-homogeneous Poisson process and the attributes of each transaction."""
+
+    transactions_per_day: PosInt = 100_000
+    intraday_profile: tuple[NonNegFloat, ...] = Field(min_length=24, max_length=24)
+    weekly_profile: tuple[NonNegFloat, ...] = Field(min_length=7, max_length=7)
+    holiday_factor: NonNegFloat = 0.6
+    instrument_mix: dict[str, NonNegFloat]
+    cross_border_share: Probability = 0.05
+    foreign_card_share: Probability = 0.05
+    credit_networks: dict[str, NonNegFloat]
+    debit_networks: dict[str, NonNegFloat]
+    segment_mix: dict[str, NonNegFloat]
+    merchant_category_mix: dict[str, NonNegFloat]
+    card_amount: AmountModel
+    bank_amount: AmountModel
+    cross_border_amount: AmountModel
+    cross_border_currencies: dict[str, NonNegFloat] = {"EUR": 0.5, "MXN": 0.5}
+    urgency_mix: dict[str, NonNegFloat] = {"standard": 0.6, "same_day": 0.25, "instant": 0.15}
+    deadline_s: dict[str, PosInt] = {"standard": 3 * 86400, "same_day": 86400, "instant": 120}
+    card_deadline_s: PosInt = 10
+
+    @model_validator(mode="after")
+    def _check(self) -> Demand:
+        _check_mix("instrument_mix", self.instrument_mix, INSTRUMENTS)
+        _check_mix("segment_mix", self.segment_mix)
+        _check_mix("merchant_category_mix", self.merchant_category_mix)
+        _check_mix("credit_networks", self.credit_networks)
+        _check_mix("debit_networks", self.debit_networks)
+        _check_mix("cross_border_currencies", self.cross_border_currencies)
+        _check_mix("urgency_mix", self.urgency_mix, URGENCIES)
+        missing = sorted(set(URGENCIES) - set(self.deadline_s))
+        if missing:
+            raise ValueError(f"deadline_s is missing {missing}")
+        if sum(self.intraday_profile) <= 0 or sum(self.weekly_profile) <= 0:
+            raise ValueError("intraday_profile and weekly_profile must have positive weight")
+        return self
+
+
+# --------------------------------------------------------------------------- fraud and risk
+
+
+class FraudPatternSpec(Model):
+    """A scripted fraudster's pattern: how often it attacks, on what, and when its losses surface."""
+
+    attacks_per_day: NonNegFloat
+    instruments: tuple[Instrument, ...]
+    corridors: tuple[Corridor, ...] = ("domestic",)
+    urgency: Urgency = "instant"
+    amount: AmountModel
+    discovery_median_days: Annotated[float, Field(gt=0.0)] = 30.0
+    discovery_sigma: NonNegFloat = 0.6
+    recovery_probability_revocable: Probability = 0.5
+    challenge_pass_probability: Probability = 0.1
+    source: str = ""
+
+
+class Fraud(Model):
+    patterns: dict[FraudPattern, FraudPatternSpec]
+    app_reimbursement_share: Probability = 0.5
+    source: str = ""
+
+
+class RiskScore(Model):
+    """The defender's risk score: Phi(z) with z ~ N(0, 1) for legitimate and N(separability, 1) for fraud.
+
+    ``separability`` is d' (signal-detection sensitivity); 2.0 means a useful but imperfect score.
+    """
+
+    separability: Annotated[float, Field(ge=0.0, le=6.0)] = 2.0
+    challenge_abandon_probability: Probability = 0.25
+    challenge_cost_cents: NonNegInt = 5
+    source: str = ""
+
+
+# --------------------------------------------------------------------------- pricing and customers
+
+
+class PriceList(Model):
+    """What the PSP charges per transaction, by product family: fixed + bps, capped."""
+
+    card: FeeSchedule
+    bank: FeeSchedule
+    cross_border: FeeSchedule
+    instant_surcharge_cents: NonNegInt = 0
+    period_s: PosInt = 86400
+    min_multiplier: Annotated[float, Field(gt=0.0)] = 0.5
+    max_multiplier: Annotated[float, Field(gt=0.0)] = 2.0
+    source: str = ""
+
+    def for_family(self, family: str) -> FeeSchedule:
+        return getattr(self, family)
+
+
+class CustomerResponse(Model):
+    """Logit abandonment: P(abandon) = sigmoid(logit(base) + slope * (fee_bps - list_fee_bps))."""
+
+    base_abandon_probability: Probability = 0.02
+    abandon_slope_per_bps: NonNegFloat = 0.01
+    churn_per_day_per_bps: NonNegFloat = 0.0
+    source: str = "assumed: no public elasticity figure (CALIBRATION.md, Pricing)"
+
+
+class ServiceLevel(Model):
+    """Penalties for missing the customer's deadline (cents per miss), by product family."""
+
+    penalty_cents: dict[str, NonNegInt] = {"card": 25, "bank": 200, "cross_border": 500}
+    source: str = "assumed"
+
+
+class Incident(Model):
+    """A scheduled health change: the route is forced ``down`` or ``degraded`` for a while."""
+
+    route: str
+    day: NonNegInt = 0
+    at: TimeOfDay
+    duration_min: Annotated[float, Field(gt=0.0)]
+    state: Literal["down", "degraded"] = "down"
+
+
+class FeeChange(Model):
+    """A scheduled change of a route's fee (e.g. a processor raises its markup 20%)."""
+
+    route: str
+    multiplier: Annotated[float, Field(gt=0.0)]
+
+
+# --------------------------------------------------------------------------- the scenario
+
+
+class Scenario(Model):
+    name: str
+    description: str = ""
+    start_date: dt.date = dt.date(2026, 3, 2)
+    base_utc_offset_h: float = -5.0
+    volume_scale: Annotated[float, Field(gt=0.0, le=100.0)] = 1.0
+    demand: Demand
+    routes: dict[str, Route]
+    accounts: dict[str, SettlementAccount] = {}
+    interchange: Interchange
+    fraud: Fraud
+    risk: RiskScore = RiskScore()
+    prices: PriceList
+    customers: CustomerResponse = CustomerResponse()
+    service_level: ServiceLevel = ServiceLevel()
+    incidents: tuple[Incident, ...] = ()
+    fee_changes: tuple[FeeChange, ...] = ()
+    extra_holidays: tuple[dt.date, ...] = ()
+    treasury_period_s: PosInt = 3600
+    fraud_period_s: PosInt = 3600
+
+    @model_validator(mode="after")
+    def _check_references(self) -> Scenario:
+        if not self.routes:
+            raise ValueError("routes: at least one route is needed")
+        segments = set(self.demand.segment_mix)
+        for name, route in self.routes.items():
+            missing = sorted(segments - set(route.approval.by_segment))
+            if missing:
+                raise ValueError(f"routes.{name}.approval.by_segment is missing segments {missing}")
+            if route.prefunded_account is not None and route.prefunded_account not in self.accounts:
+                raise ValueError(
+                    f"routes.{name}.prefunded_account: {route.prefunded_account!r} is not an account; "
+                    f"accounts: {sorted(self.accounts)}"
+                )
+            if route.rail == "ach" and not route.windows:
+                raise ValueError(f"routes.{name}: an ach route needs settlement windows")
+        for name, acct in self.accounts.items():
+            if acct.funded_from is not None and acct.funded_from not in self.accounts:
+                raise ValueError(f"accounts.{name}.funded_from: {acct.funded_from!r} is not an account")
+        for i, inc in enumerate(self.incidents):
+            if inc.route not in self.routes:
+                raise ValueError(f"incidents.{i}.route: {inc.route!r} is not a route; routes: {sorted(self.routes)}")
+        for i, fc in enumerate(self.fee_changes):
+            if fc.route not in self.routes:
+                raise ValueError(f"fee_changes.{i}.route: {fc.route!r} is not a route; routes: {sorted(self.routes)}")
+        # every instrument/corridor the demand produces must have at least one route
+        needs = [(i, "domestic") for i, w in self.demand.instrument_mix.items() if w > 0]
+        if self.demand.cross_border_share > 0 and self.demand.instrument_mix.get("bank_account", 0) > 0:
+            needs.append(("bank_account", "cross_border"))
+        for instrument, corridor in needs:
+            if not any(instrument in r.instruments and corridor in r.corridors for r in self.routes.values()):
+                raise ValueError(f"no route carries {instrument} on the {corridor} corridor")
+        return self
+
+    @property
+    def segments(self) -> tuple[str, ...]:
+        return tuple(self.demand.segment_mix)

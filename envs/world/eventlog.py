@@ -1,0 +1,130 @@
+"""The event log: every decision and outcome, streamed to Parquet with a stable schema.
+
+One table, one row per record; the ``record`` column says which kind of row it is and which columns it fills:
+
+* ``transaction`` — one row per transaction when it reaches its terminal state: its attributes, the hidden
+  truth, the risk and route decisions with the behaviour policy's propensity and the eligible-route mask,
+  the terminal state and the money it made or cost (reward components).
+* ``post_settlement`` — a chargeback or return that arrived after a transaction settled (``tx_id`` joins it
+  to its transaction row), with the loss it caused.
+* ``account`` — money that moved on a settlement account without a transaction: opening balances, inflows,
+  treasury transfers, liquidity costs.
+* ``decision`` — a period decision (``price``, ``treasury``, ``fraud``): the action as JSON and its propensity.
+
+The column list, types and meanings are :data:`LOG_COLUMNS`; :data:`LOG_SCHEMA_VERSION` changes whenever
+they do. Off-policy evaluation reads ``transaction`` rows.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+LOG_SCHEMA_VERSION = "1"
+
+# (name, arrow type, unit or values, meaning)
+LOG_COLUMNS: list[tuple[str, pa.DataType, str, str]] = [
+    ("record", pa.string(), "transaction|post_settlement|account|decision", "which kind of row this is"),
+    ("t", pa.float64(), "s", "simulation time of the record (terminal time for transactions)"),
+    ("tx_id", pa.int64(), "", "transaction id, in arrival order"),
+    ("t_arrival", pa.float64(), "s", "when the transaction arrived"),
+    ("amount_cents", pa.int64(), "cents", "payment amount (or account movement)"),
+    ("currency", pa.string(), "ISO 4217", "currency"),
+    ("cross_border", pa.bool_(), "", "payment leaves the US"),
+    ("segment", pa.string(), "", "payer segment"),
+    ("merchant_category", pa.string(), "", "merchant category"),
+    ("instrument", pa.string(), "card_credit|card_debit|bank_account", "payment instrument"),
+    ("network", pa.string(), "", "card network (empty for bank payments)"),
+    ("foreign_card", pa.bool_(), "", "card issued outside the US"),
+    ("urgency", pa.string(), "standard|same_day|instant", "payout speed asked for (empty for cards)"),
+    ("deadline_t", pa.float64(), "s", "time by which the customer expects the payment done"),
+    ("is_fraud", pa.bool_(), "", "hidden truth: fraudulent"),
+    ("fraud_pattern", pa.string(), "", "hidden truth: the fraud pattern (empty if genuine)"),
+    ("risk_score", pa.float64(), "0..1", "the defender's noisy risk score"),
+    ("price_cents", pa.int64(), "cents", "what the PSP quoted the customer"),
+    ("risk_action", pa.string(), "allow|challenge|block", "the risk decision"),
+    ("risk_propensity", pa.float64(), "0..1", "behaviour policy's probability of the risk action"),
+    ("route", pa.string(), "", "the chosen route (empty if none was chosen)"),
+    ("route_index", pa.int64(), "", "index of the chosen route in the scenario's route order (-1 if none)"),
+    ("route_propensity", pa.float64(), "0..1", "behaviour policy's probability of the chosen route"),
+    ("eligible_mask", pa.int64(), "bitmask", "bit i set when route i was eligible at decision time"),
+    ("agents", pa.string(), "", "comma-separated ids of the agents whose decisions this transaction carries"),
+    ("state", pa.string(), "settled|declined|failed|expired|blocked|abandoned", "terminal state"),
+    ("reason", pa.string(), "", "why it ended so (e.g. route_down, no_route, liquidity)"),
+    ("t_settled", pa.float64(), "s", "when funds were final (-1 if never)"),
+    ("latency_s", pa.float64(), "s", "processing time on the route"),
+    ("revenue_cents", pa.int64(), "cents", "fee revenue"),
+    ("route_cost_cents", pa.int64(), "cents", "what the route charged"),
+    ("fraud_loss_cents", pa.int64(), "cents", "loss booked on this row (post_settlement rows)"),
+    ("sla_penalty_cents", pa.int64(), "cents", "penalty for missing the deadline"),
+    ("liquidity_cost_cents", pa.int64(), "cents", "intraday credit paid for this payment"),
+    ("challenge_cost_cents", pa.int64(), "cents", "step-up authentication cost"),
+    ("account", pa.string(), "", "settlement account (account rows)"),
+    ("kind", pa.string(), "", "sub-kind: chargeback/return/recovered, opening/inflow/transfer_out/..., or decision kind"),
+    ("agent", pa.string(), "", "agent id of a decision row"),
+    ("action_json", pa.string(), "JSON", "a period decision's action"),
+    ("propensity", pa.float64(), "0..1", "a period decision's propensity"),
+]
+LOG_COLUMN_NAMES = [c[0] for c in LOG_COLUMNS]
+LOG_SCHEMA = pa.schema(
+    [pa.field(name, typ, nullable=True, metadata={"unit": unit, "doc": doc}) for name, typ, unit, doc in LOG_COLUMNS],
+    metadata={"payroute.log_schema_version": LOG_SCHEMA_VERSION},
+)
+
+
+class EventLog:
+    """Buffers rows column-wise and streams them to a Parquet file in row groups (memory stays flat)."""
+
+    def __init__(self, path: str | Path | None = None, flush_rows: int = 65_536, keep_in_memory: bool = False) -> None:
+        self.path = Path(path) if path is not None else None
+        self.flush_rows = flush_rows
+        self.keep_in_memory = keep_in_memory or self.path is None
+        self._cols: dict[str, list] = {name: [] for name in LOG_COLUMN_NAMES}
+        self._n = 0
+        self._writer: pq.ParquetWriter | None = None
+        self._tables: list[pa.Table] = []
+        self.rows_written = 0
+
+    def append(self, row: dict) -> None:
+        cols = self._cols
+        for name in LOG_COLUMN_NAMES:
+            cols[name].append(row.get(name))
+        self._n += 1
+        if self._n >= self.flush_rows:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._n == 0:
+            return
+        table = pa.Table.from_pydict(self._cols, schema=LOG_SCHEMA)
+        self._cols = {name: [] for name in LOG_COLUMN_NAMES}
+        self.rows_written += self._n
+        self._n = 0
+        if self.path is not None:
+            if self._writer is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._writer = pq.ParquetWriter(self.path, LOG_SCHEMA, compression="zstd")
+            self._writer.write_table(table)
+        if self.keep_in_memory:
+            self._tables.append(table)
+
+    def close(self) -> None:
+        self.flush()
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    def table(self) -> pa.Table:
+        """Everything logged so far (only when kept in memory)."""
+        self.flush()
+        if not self.keep_in_memory:
+            raise RuntimeError("this log streams to disk only; read it with read_log(path)")
+        if not self._tables:
+            return LOG_SCHEMA.empty_table()
+        return pa.concat_tables(self._tables)
+
+
+def read_log(path: str | Path) -> pa.Table:
+    return pq.read_table(path)

@@ -1,0 +1,253 @@
+"""Routes: the concrete ways a payment can travel, and what each costs and promises.
+
+A :class:`RouteState` is the live form of a scenario ``Route``: its fee schedule (with the month's volume
+tier), its opening hours and batch windows, its limit and eligibility, its capacity as a SimPy resource
+(so queues form under load), its approval model drifting slowly by payer segment, and a hidden health
+process (up / degraded / down) that agents never see directly, only through declines, failures and latency.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import numpy as np
+import simpy
+
+from payroute.envs.scenarios.schema import FeeSchedule, Interchange, Route, hhmm_to_s
+from payroute.envs.world.clock import DAY_S, HOUR_S, Calendar
+
+if TYPE_CHECKING:
+    from payroute.envs.world.demand import Transaction
+
+UP, DEGRADED, DOWN = 0, 1, 2
+HEALTH_NAMES = ("up", "degraded", "down")
+RAIL_FAMILY = {"card": "card", "ach": "bank", "wire": "bank", "instant": "bank", "cross_border": "cross_border"}
+
+
+def fee_cents(schedule: FeeSchedule, amount_cents: int, month_count: int = 0, multiplier: float = 1.0) -> int:
+    """fee = clip(fixed + bps * amount, min, max) in whole cents, with the volume tier for ``month_count``."""
+    fixed, bps = schedule.fixed_cents, schedule.bps
+    for tier in schedule.tiers:
+        if month_count < tier.from_count:
+            break
+        bps = max(schedule.bps - tier.bps_discount, 0.0)
+        if tier.fixed_cents is not None:
+            fixed = tier.fixed_cents
+    fee = round((fixed + amount_cents * bps / 10_000.0) * multiplier)
+    if fee < schedule.min_cents:
+        fee = schedule.min_cents
+    if schedule.max_cents is not None and fee > schedule.max_cents:
+        fee = schedule.max_cents
+    return int(fee)
+
+
+def logit(p: float) -> float:
+    p = min(max(p, 1e-6), 1 - 1e-6)
+    return math.log(p / (1 - p))
+
+
+class RouteState:
+    """One route in the running world."""
+
+    def __init__(
+        self,
+        index: int,
+        name: str,
+        spec: Route,
+        env: simpy.Environment,
+        calendar: Calendar,
+        segments: tuple[str, ...],
+        interchange: Interchange,
+        fee_multiplier: float,
+        rng: np.random.Generator,
+    ) -> None:
+        self.index = index
+        self.name = name
+        self.spec = spec
+        self.rail = spec.rail
+        self.family = RAIL_FAMILY[spec.rail]
+        self.is_card = spec.rail == "card"
+        self.env = env
+        self.calendar = calendar
+        self.interchange = interchange
+        self.fee_multiplier = fee_multiplier
+        self.rng = rng
+        self.resource = simpy.Resource(env, capacity=spec.capacity) if spec.capacity else None
+        self.limit_cents = spec.limit_cents
+        self.prefunded_account = spec.prefunded_account
+        self.irrevocable = spec.irrevocable
+        self.instruments = frozenset(spec.instruments)
+        self.corridors = frozenset(spec.corridors)
+        self.currencies = frozenset(spec.currencies)
+        # approval: base logit per segment index, plus a slow random walk
+        self.base_logit = [logit(spec.approval.by_segment[s]) for s in segments]
+        self.drift = [0.0] * len(segments)
+        self.foreign_offset = spec.approval.foreign_card_logit_offset
+        self.fraud_offset = spec.approval.fraud_logit_offset
+        self.latency_median_s = spec.latency.median_s
+        self.latency_sigma = spec.latency.sigma
+        # hidden health
+        self.health = UP
+        self.forced: int | None = None
+        # monthly volume for fee tiers
+        self.month_key = -1
+        self.month_count = 0
+        # opening hours, cached as the current/next open interval
+        h = spec.hours
+        if h is None:
+            self.hours_rule = None
+        else:
+            self.hours_rule = h.days
+            self.open_s = hhmm_to_s(h.open)
+            self.close_s = hhmm_to_s(h.close)
+            self.shift = calendar.shift_s(h.utc_offset_h)
+            self.reject_outside = h.outside_hours == "reject"
+        self._open_from = 0.0
+        self._open_until = -1.0
+        self.windows = [(hhmm_to_s(w.submit_by), hhmm_to_s(w.settle_at)) for w in spec.windows]
+        self.window_shift = calendar.shift_s(h.utc_offset_h) if h is not None else 0.0
+        # what a router can observe: a window of recent outcomes and latencies
+        self.recent_outcomes: list[int] = []
+        self.recent_latency: list[float] = []
+        self.in_queue = 0
+
+    # ------------------------------------------------------------------ hours
+    def _refresh_hours(self, t: float) -> None:
+        self._open_from, self._open_until = self.calendar.next_open(
+            t, self.open_s, self.close_s, self.hours_rule, self.shift
+        )
+
+    def is_open(self, t: float) -> bool:
+        if self.hours_rule is None:
+            return True
+        if t >= self._open_until:
+            self._refresh_hours(t)
+        return self._open_from <= t
+
+    def next_open_time(self, t: float) -> float:
+        """Now if open, else the time the route next opens."""
+        if self.hours_rule is None:
+            return t
+        if t >= self._open_until:
+            self._refresh_hours(t)
+        return max(self._open_from, t)
+
+    def accepts_now(self, t: float) -> bool:
+        """False only for routes that reject work outside their hours."""
+        return self.hours_rule is None or not self.reject_outside or self.is_open(t)
+
+    def settlement_time(self, t_submit: float) -> float:
+        """When an item submitted at ``t_submit`` settles.
+
+        Batch routes (ACH) settle at the first window whose submission deadline has not passed, on a
+        business day, ``settle_business_days`` later; other routes settle ``settlement_delay_s`` after
+        they complete.
+        """
+        if not self.windows:
+            return t_submit + self.spec.settlement_delay_s
+        cal, shift = self.calendar, self.window_shift
+        local = t_submit + shift
+        day = int(local // DAY_S)
+        sod = local - day * DAY_S
+        if cal.is_business_day(day):
+            for submit_by, settle_at in self.windows:
+                if sod <= submit_by:
+                    settle_day = cal.next_business_day(day, self.spec.settle_business_days) if self.spec.settle_business_days else day
+                    return cal.at(settle_day, settle_at, shift)
+        day = cal.next_business_day(day)
+        settle_day = cal.next_business_day(day, self.spec.settle_business_days) if self.spec.settle_business_days else day
+        return cal.at(settle_day, self.windows[0][1], shift)
+
+    # ------------------------------------------------------------------ money
+    def cost_cents(self, tx: Transaction) -> int:
+        """What sending ``tx`` on this route costs the PSP, in cents (interchange included for cards)."""
+        month = tx.month_key
+        count = self.month_count if month == self.month_key else 0
+        cost = fee_cents(self.spec.fee, tx.amount_cents, count, self.fee_multiplier)
+        if self.is_card:
+            ic = self.interchange
+            schedule = ic.debit_regulated if tx.instrument == "card_debit" else ic.credit
+            cost += fee_cents(schedule, tx.amount_cents)
+            bps = ic.network_assessment_bps.get(tx.network, 0.0)
+            if tx.foreign_card:
+                bps += ic.foreign_card_bps
+            cost += round(tx.amount_cents * bps / 10_000.0)
+        return int(cost)
+
+    def count_submission(self, month_key: int) -> None:
+        if month_key != self.month_key:
+            self.month_key = month_key
+            self.month_count = 0
+        self.month_count += 1
+
+    # ------------------------------------------------------------------ truth (hidden from agents)
+    @property
+    def health_now(self) -> int:
+        return self.health if self.forced is None else self.forced
+
+    def approval_probability(self, tx: Transaction) -> float:
+        """The true probability this route approves ``tx`` now (what the oracle knows)."""
+        z = self.base_logit[tx.segment] + self.drift[tx.segment]
+        if tx.foreign_card:
+            z += self.foreign_offset
+        if tx.is_fraud:
+            z += self.fraud_offset
+        if self.health_now == DEGRADED:
+            z += self.spec.health.degraded_approval_logit_offset
+        return 1.0 / (1.0 + math.exp(-z))
+
+    def success_probability(self, tx: Transaction) -> float:
+        """P(approved) including technical failure from the current health state."""
+        state = self.health_now
+        if state == DOWN:
+            return 0.0
+        p = self.approval_probability(tx)
+        if state == DEGRADED:
+            p *= 1.0 - self.spec.health.degraded_failure_probability
+        return p
+
+    def latency_s(self, z: float) -> float:
+        lat = self.latency_median_s * math.exp(self.latency_sigma * z)
+        if self.health_now == DEGRADED:
+            lat *= self.spec.health.degraded_latency_multiplier
+        return lat
+
+    def observe(self, approved: bool, latency_s: float, window: int = 200) -> None:
+        """Record an outcome a router could see (approved or not, and how long it took)."""
+        self.recent_outcomes.append(1 if approved else 0)
+        self.recent_latency.append(latency_s)
+        if len(self.recent_outcomes) > 2 * window:
+            del self.recent_outcomes[:-window]
+            del self.recent_latency[:-window]
+
+    # ------------------------------------------------------------------ processes
+    def drift_process(self, until_open):
+        """Each hour, every segment's approval logit takes a small random step (mean-reverting)."""
+        sigma_h = self.spec.approval.drift_sigma_per_day / math.sqrt(24.0)
+        n = len(self.drift)
+        while until_open():
+            yield self.env.timeout(HOUR_S)
+            if sigma_h > 0:
+                steps = self.rng.normal(0.0, sigma_h, size=n)
+                self.drift = [0.995 * d + float(s) for d, s in zip(self.drift, steps, strict=True)]
+
+    def health_process(self, until_open):
+        """Up for an exponential time, then degraded; a degradation ends in recovery or an outage."""
+        h = self.spec.health
+        while until_open():
+            yield self.env.timeout(float(self.rng.exponential(h.mean_up_h * HOUR_S)))
+            self.health = DEGRADED
+            yield self.env.timeout(float(self.rng.exponential(h.mean_degraded_min * 60.0)))
+            if self.rng.random() < h.degraded_to_down_probability:
+                self.health = DOWN
+                yield self.env.timeout(float(self.rng.exponential(h.mean_down_min * 60.0)))
+            self.health = UP
+
+    def incident_process(self, start_s: float, duration_s: float, state: int):
+        """A scheduled outage or degradation (the scenario's ``incidents``)."""
+        if start_s > self.env.now:
+            yield self.env.timeout(start_s - self.env.now)
+        self.forced = state
+        yield self.env.timeout(duration_s)
+        self.forced = None

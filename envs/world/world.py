@@ -1,0 +1,795 @@
+"""The payment world: a PSP's day of payments as a SimPy simulation.
+
+Scenario: a payment service provider accepts card payments for merchants (through card processors) and sends
+bank payouts for customers (ACH, Fedwire, RTP, FedNow, a cross-border corridor). Customers arrive, see a
+price, and some walk away. The risk desk allows, challenges or blocks each payment on a noisy risk score.
+The router picks a route among the eligible ones. The route takes its time (queues form when it is busy),
+approves or declines by the payer's segment, or fails when its hidden health is bad. Prefunded rails draw
+on a settlement account, which may be short: then the payment waits, borrows priced intraday credit, or
+fails. Approved card payments settle in the processor's batch a day or two later; bank payouts settle when
+their rail settles (ACH at its window). Fraud that got through surfaces days later as a chargeback, a return,
+or a reimbursement. Treasury moves money between accounts, which takes time and costs.
+
+Every transaction ends in exactly one terminal state (``settled``, ``declined``, ``failed``, ``expired``,
+``blocked``, ``abandoned``), so at every instant ``arrivals == sum(terminal) + in_flight``; every money
+movement is a balanced posting in the :class:`~payroute.envs.world.ledger.Ledger`.
+
+Randomness: one ``SeedSequence(seed)`` spawns one generator per component, in a fixed order. Demand (arrivals,
+attributes, hidden truth, the per-transaction uniforms behind approval, abandonment, challenge, latency and
+discovery) never depends on what policies do, so two policies on one seed are compared on the same customers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter, deque
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import simpy
+
+from payroute.envs.scenarios.schema import FAMILIES, Scenario, hhmm_to_s
+from payroute.envs.world.clock import DAY_S, HOUR_S, YEAR_S, Calendar
+from payroute.envs.world.decisions import ALLOW, BLOCK, CHALLENGE, RISK_ACTIONS, DecisionHub, TreasuryAction
+from payroute.envs.world.demand import LegitimateDemand, Transaction, TransactionFactory
+from payroute.envs.world.eventlog import EventLog
+from payroute.envs.world.fraud import FraudStreams
+from payroute.envs.world.ledger import Ledger, SettlementAccountState
+from payroute.envs.world.rails import DEGRADED, DOWN, HEALTH_NAMES, RouteState, fee_cents
+
+TERMINAL_STATES = ("settled", "declined", "failed", "expired", "blocked", "abandoned")
+FAMILY_INDEX = {f: i for i, f in enumerate(FAMILIES)}
+_RNG_STREAMS = ("demand", "fraud", "inflows", "health", "policy")
+
+
+class InvalidActionError(ValueError):
+    """An outside agent chose an action the world cannot take (a masked route, an unknown risk action)."""
+
+
+class PaymentWorld:
+    """One episode of the payment world.
+
+    Args:
+        scenario: the resolved scenario.
+        seed: the episode seed; everything random derives from ``SeedSequence(seed)``.
+        policies: decision kind -> bound policy, or ``None`` for a kind answered from outside
+            (:meth:`run_until_decision` hands those back). Kinds left out get no decisions: ``route`` and
+            ``risk`` must be present; ``price``/``treasury``/``fraud`` default to the scenario's list prices,
+            no treasury action and the scripted fraud mix.
+        days: days of arrivals; afterwards the world drains (see ``drain``).
+        log: an :class:`EventLog` to record every outcome and decision, or ``None``.
+        drain: after the last arrival keep the clock running until every transaction has ended and every
+            chargeback and return has arrived (periodic processes stop), so KPIs are complete.
+        agent_ids: names of the agents per decision kind (defaults: router, risk, pricer, treasury, fraudster).
+    """
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        seed: int,
+        policies: dict[str, Any],
+        days: float = 1,
+        log: EventLog | None = None,
+        drain: bool = True,
+        agent_ids: dict[str, str] | None = None,
+    ) -> None:
+        if "route" not in policies or "risk" not in policies:
+            raise ValueError("policies must say who answers 'route' and 'risk' (a bound policy or None)")
+        if days <= 0:
+            raise ValueError(f"days must be > 0, got {days}")
+        self.scenario = scenario
+        self.seed = int(seed)
+        self.days = days
+        self.horizon_s = float(days * DAY_S)
+        self.drain = drain
+        self.log = log
+        self.env = simpy.Environment()
+        self.calendar = Calendar(scenario.start_date, scenario.base_utc_offset_h, scenario.extra_holidays)
+        seq = np.random.SeedSequence(self.seed)
+        children = seq.spawn(len(_RNG_STREAMS) + len(scenario.routes))
+        self.rngs = {name: np.random.default_rng(children[i]) for i, name in enumerate(_RNG_STREAMS)}
+        self.hub = DecisionHub(self.env, policies, agent_ids or {})
+        self.policies = self.hub.bound
+
+        # the world's parts
+        self.ledger = Ledger()
+        self.factory = TransactionFactory(scenario, self.calendar)
+        self.segments = self.factory.segments
+        self.demand = LegitimateDemand(scenario, self.calendar, self.factory)
+        self.fraud = FraudStreams(scenario, self.factory)
+        fee_mult = {fc.route: fc.multiplier for fc in scenario.fee_changes}
+        self.routes: list[RouteState] = [
+            RouteState(
+                i, name, spec, self.env, self.calendar, self.segments, scenario.interchange,
+                fee_mult.get(name, 1.0), np.random.default_rng(children[len(_RNG_STREAMS) + i]),
+            )
+            for i, (name, spec) in enumerate(scenario.routes.items())
+        ]  # fmt: skip
+        self.route_index = {r.name: r.index for r in self.routes}
+        self.accounts = {
+            name: SettlementAccountState(name, spec, self.ledger, self.env) for name, spec in scenario.accounts.items()
+        }
+        for r in self.routes:
+            r.account = self.accounts[r.prefunded_account] if r.prefunded_account else None
+            r.unsettled = deque()
+        self._static_eligible: dict[tuple[str, bool, str], list[RouteState]] = {}
+
+        # decisions in force
+        self.price_multipliers = np.ones((len(self.segments), len(FAMILIES)))
+        self.fraud_intensity = np.ones(len(self.fraud.pattern_names))
+
+        # accounting of outcomes
+        self.next_id = 0
+        self.arrivals = 0
+        self.live: dict[int, Transaction] = {}
+        self.terminal: Counter[str] = Counter({s: 0 for s in TERMINAL_STATES})
+        self.post_settlement: Counter[str] = Counter()
+        self.totals: Counter[str] = Counter()
+        self.agent_margin: Counter[str] = Counter()
+        self.by_hour_attempts = np.zeros(24, dtype=np.int64)
+        self.by_hour_approved = np.zeros(24, dtype=np.int64)
+        self.route_counts = Counter()
+        self.arrivals_open = True
+        self.on_hour: Callable[[PaymentWorld], None] | None = None
+        self._opportunity_carry: dict[str, float] = {name: 0.0 for name in self.accounts}
+
+        for policy in self.policies.values():
+            bind = getattr(policy, "bind", None)
+            if bind is not None:
+                bind(self)
+        self._start()
+
+    # ================================================================== set-up
+    def _start(self) -> None:
+        env = self.env
+        for name, acct in self.accounts.items():
+            opening = acct.spec.opening_balance_cents
+            self.ledger.transfer(0.0, "opening", acct.key, "equity", opening)
+            self._log_account(name, "opening", opening)
+        env.process(self._legit_arrivals())
+        env.process(self._fraud_arrivals())
+        env.process(self._clock())
+        for r in self.routes:
+            env.process(r.drift_process(self._is_open))
+            env.process(r.health_process(self._is_open))
+            if r.is_card:
+                env.process(self._card_settlement(r))
+        for inc in self.scenario.incidents:
+            r = self.routes[self.route_index[inc.route]]
+            start = inc.day * DAY_S + hhmm_to_s(inc.at)
+            env.process(r.incident_process(start, inc.duration_min * 60.0, DOWN if inc.state == "down" else DEGRADED))
+        for name, acct in self.accounts.items():
+            if acct.spec.inflow.per_hour > 0:
+                env.process(self._inflows(name, acct))
+        if self.accounts:
+            env.process(self._treasury_and_liquidity())
+        if "price" in self.hub.bound and (self.policies.get("price") is not None or self.hub.is_external("price")):
+            env.process(self._pricing())
+
+    def _is_open(self) -> bool:
+        return self.arrivals_open
+
+    def policy_rng(self, kind: str) -> np.random.Generator:
+        """A generator for a bound policy's own randomness (exploration), independent of demand."""
+        seq = np.random.SeedSequence(self.seed, spawn_key=(1000 + ["route", "risk", "price", "treasury", "fraud"].index(kind),))
+        return np.random.default_rng(seq)
+
+    # ================================================================== running
+    def run(self, until: float | None = None) -> None:
+        """Run with bound policies only (raises if an outside decision is needed)."""
+        stop = until if until is not None else math.inf
+        env = self.env
+        while (t := env.peek()) != math.inf and t <= stop:
+            env.step()
+            if self.hub.pending:
+                raise RuntimeError(
+                    f"an outside agent must answer a {self.hub.pending[0].kind!r} decision: "
+                    "use run_until_decision() or bind a policy to it"
+                )
+
+    def run_until_decision(self, until: float | None = None):
+        """Step the simulation until an outside decision is pending (returned) or the episode ends (``None``)."""
+        stop = until if until is not None else math.inf
+        env, pending = self.env, self.hub.pending
+        while not pending:
+            t = env.peek()
+            if t == math.inf or t > stop:
+                return None
+            env.step()
+        return pending.pop(0)
+
+    @property
+    def now(self) -> float:
+        return self.env.now
+
+    @property
+    def done(self) -> bool:
+        return self.env.peek() == math.inf and not self.hub.pending
+
+    @property
+    def in_flight(self) -> int:
+        return len(self.live)
+
+    # ================================================================== processes
+    def _clock(self):
+        """Marks the hours (progress) and closes arrivals at the horizon."""
+        hours = math.ceil(self.horizon_s / HOUR_S)
+        for _ in range(hours):
+            yield self.env.timeout(min(HOUR_S, self.horizon_s - self.env.now))
+            if self.on_hour is not None:
+                self.on_hour(self)
+        self.arrivals_open = False
+
+    def _arrive(self, cols: dict, i: int, is_fraud: bool, pattern: str):
+        tx = self.factory.make(cols, i, is_fraud, pattern)
+        tx.id = self.next_id
+        self.next_id += 1
+        self.arrivals += 1
+        self.live[tx.id] = tx
+        return self._admit(tx)
+
+    def _legit_arrivals(self):
+        rng = self.rngs["demand"]
+        env = self.env
+        hours = math.ceil(self.horizon_s / HOUR_S)
+        for h in range(hours):
+            cols = self.demand.hour_block(rng, h)
+            times = cols["t"]
+            for i in range(len(times)):
+                t = float(times[i])
+                if t >= self.horizon_s:
+                    return
+                if t > env.now:
+                    yield env.timeout(t - env.now)
+                yield from self._arrive(cols, i, False, "")
+
+    def _fraud_arrivals(self):
+        rng = self.rngs["fraud"]
+        env = self.env
+        period_h = max(1, self.scenario.fraud_period_s // HOUR_S)
+        hours = math.ceil(self.horizon_s / HOUR_S)
+        for h in range(hours):
+            if env.now < h * HOUR_S:
+                yield env.timeout(h * HOUR_S - env.now)
+            if h % period_h == 0:
+                yield from self._decide_fraud()
+            events = []
+            for pattern, cols in self.fraud.hour_blocks(rng, h, self.fraud_intensity):
+                events.extend((float(t), pattern, cols, i) for i, t in enumerate(cols["t"]))
+            events.sort(key=lambda e: (e[0], e[1]))
+            for t, pattern, cols, i in events:
+                if t >= self.horizon_s:
+                    return
+                if t > env.now:
+                    yield env.timeout(t - env.now)
+                yield from self._arrive(cols, i, True, pattern)
+
+    def _decide_fraud(self):
+        kind = "fraud"
+        if self.hub.is_external(kind):
+            point = self.hub.open(kind, self, {"patterns": self.fraud.pattern_names})
+            action = yield point.event
+            prop = point.propensity
+        elif self.policies.get(kind) is not None:
+            action, prop = self.policies[kind].decide(self, None)
+        else:
+            return
+        intensity = np.asarray(action, dtype=float).reshape(-1)
+        if intensity.shape != self.fraud_intensity.shape or not np.all(np.isfinite(intensity)) or np.any(intensity < 0):
+            raise InvalidActionError(
+                f"fraud action must be {len(self.fraud_intensity)} finite intensities >= 0, got {action!r}"
+            )
+        self.fraud_intensity = intensity
+        self._log_decision(kind, action, prop)
+
+    # ------------------------------------------------------------------ one payment
+    def price_for(self, tx: Transaction, multiplier: float | None = None) -> int:
+        """What the PSP charges for ``tx`` at a multiplier of its list price (the one in force by default)."""
+        if multiplier is None:
+            multiplier = self.price_multipliers[tx.segment, FAMILY_INDEX[tx.family]]
+        prices = self.scenario.prices
+        fee = fee_cents(prices.for_family(tx.family), tx.amount_cents, 0, multiplier)
+        if tx.urgency == "instant":
+            fee += round(prices.instant_surcharge_cents * multiplier)
+        return int(fee)
+
+    def abandon_probability(self, tx: Transaction) -> float:
+        c = self.scenario.customers
+        base = c.base_abandon_probability
+        mult = self.price_multipliers[tx.segment, FAMILY_INDEX[tx.family]]
+        if mult == 1.0 or c.abandon_slope_per_bps == 0.0:
+            return base
+        extra_bps = (tx.price_cents - self.price_for(tx, 1.0)) / tx.amount_cents * 10_000.0
+        z = math.log(max(base, 1e-9) / max(1 - base, 1e-9)) + c.abandon_slope_per_bps * extra_bps
+        return 1.0 / (1.0 + math.exp(-z))
+
+    def eligible_routes(self, tx: Transaction) -> list[RouteState]:
+        """Routes that may carry ``tx`` now: instrument, corridor, currency, limit, hours, liquidity."""
+        key = (tx.instrument, tx.cross_border, tx.currency)
+        static = self._static_eligible.get(key)
+        if static is None:
+            corridor = "cross_border" if tx.cross_border else "domestic"
+            static = [
+                r for r in self.routes
+                if tx.instrument in r.instruments and corridor in r.corridors and tx.currency in r.currencies
+            ]  # fmt: skip
+            self._static_eligible[key] = static
+        now = self.env.now
+        out = []
+        for r in static:
+            if r.limit_cents is not None and tx.amount_cents > r.limit_cents:
+                continue
+            if r.hours_rule is not None and not r.accepts_now(now):
+                continue
+            acct = r.account
+            if acct is not None and acct.when_short == "fail" and not acct.can_cover(tx.amount_cents):
+                continue
+            out.append(r)
+        return out
+
+    def _admit(self, tx: Transaction):
+        """Price, risk and route decisions (no simulated time passes), then hand the payment to its route."""
+        hub = self.hub
+        tx.price_cents = self.price_for(tx)
+        if not tx.is_fraud and tx.u_abandon < self.abandon_probability(tx):
+            self._terminate(tx, "abandoned", "price")
+            return
+
+        # risk
+        if hub.is_external("risk"):
+            point = hub.open("risk", tx, {})
+            action = yield point.event
+            prop = point.propensity
+        else:
+            action, prop = self.policies["risk"].decide(self, tx)
+        if action not in (ALLOW, CHALLENGE, BLOCK):
+            raise InvalidActionError(f"risk action must be 0 (allow), 1 (challenge) or 2 (block), got {action!r}")
+        tx.risk_action = int(action)
+        tx.risk_propensity = prop
+        tx.agents = (hub.agent_ids["risk"],) if self.policies.get("risk") is None else ()
+        if action == BLOCK:
+            self._terminate(tx, "blocked", "risk")
+            return
+        if action == CHALLENGE:
+            cost = self.scenario.risk.challenge_cost_cents
+            self._book(tx, "challenge_cost", cost, "bank:operating")
+            if tx.is_fraud:
+                if tx.u_challenge >= self.scenario.fraud.patterns[tx.pattern].challenge_pass_probability:
+                    self._terminate(tx, "blocked", "challenge_failed")
+                    return
+            elif tx.u_challenge < self.scenario.risk.challenge_abandon_probability:
+                self._terminate(tx, "abandoned", "challenge")
+                return
+
+        # route
+        eligible = self.eligible_routes(tx)
+        mask = 0
+        for r in eligible:
+            mask |= 1 << r.index
+        tx.eligible_mask = mask
+        if not eligible:
+            self._terminate(tx, "failed", "no_route")
+            return
+        if hub.is_external("route"):
+            point = hub.open("route", tx, {"eligible": eligible})
+            action = yield point.event
+            prop = point.propensity
+            tx.agents = (*tx.agents, hub.agent_ids["route"])
+        else:
+            action, prop = self.policies["route"].decide(self, (tx, eligible))
+        action = int(action)
+        if not (0 <= action < len(self.routes)) or not (mask >> action) & 1:
+            raise InvalidActionError(
+                f"route {action} is not eligible for transaction {tx.id}; eligible: {[r.index for r in eligible]}"
+            )
+        tx.route = action
+        tx.route_propensity = prop
+        route = self.routes[action]
+        self.route_counts[route.name] += 1
+        self.env.process(self._send(tx, route))
+
+    def _send(self, tx: Transaction, route: RouteState):
+        """The payment on its route: hours, liquidity, capacity, latency, outcome, settlement."""
+        env = self.env
+        route.count_submission(tx.month_key)
+        if route.hours_rule is not None and not route.is_open(env.now):
+            opens = route.next_open_time(env.now)
+            if opens > tx.deadline_t:
+                yield env.timeout(max(tx.deadline_t - env.now, 0.0))
+                self._expire(tx, "closed")
+                return
+            yield env.timeout(opens - env.now)
+
+        acct = route.account
+        if acct is not None:
+            if not acct.can_cover(tx.amount_cents):
+                if acct.when_short == "queue" or acct.when_short == "credit":
+                    funded = env.event()
+                    acct.waiters.append((tx, funded))
+                    wait = max(tx.deadline_t - env.now, 0.0)
+                    yield funded | env.timeout(wait)
+                    if not funded.triggered:
+                        self._expire(tx, "liquidity")  # its waiter entry is dropped when it reaches the head
+                        acct.wake_waiters(self._fund_waiter)
+                        return
+                else:
+                    self._terminate(tx, "failed", "liquidity")
+                    return
+            else:
+                self._draw(tx, acct)
+
+        if route.resource is not None:
+            req = route.resource.request()
+            route.in_queue += 1
+            yield req
+            route.in_queue -= 1
+            latency = route.latency_s(tx.z_latency)
+            yield env.timeout(latency)
+            route.resource.release(req)
+        else:
+            latency = route.latency_s(tx.z_latency)
+            yield env.timeout(latency)
+        tx.latency_s = env.now - tx.t_arrival
+
+        state = route.health_now
+        if state == DOWN:
+            approved, why = False, "route_down"
+        else:
+            p = route.approval_probability(tx)
+            ok = p * (1.0 - route.spec.health.degraded_failure_probability) if state == DEGRADED else p
+            if tx.u_approve < ok:
+                approved, why = True, ""
+            else:
+                approved, why = False, ("route_error" if tx.u_approve < p else "declined")
+        route.observe(approved, tx.latency_s)
+        hour = int((tx.t_arrival % DAY_S) // HOUR_S)
+        self.by_hour_attempts[hour] += 1
+        if tx.family == "card" and env.now > tx.deadline_t:
+            self._sla_miss(tx)
+        if not approved:
+            if acct is not None:
+                self._undraw(tx, acct)
+            self._terminate(tx, "failed" if why != "declined" else "declined", why)
+            return
+        self.by_hour_approved[hour] += 1
+        self.totals["approved"] += 1
+        cost = route.cost_cents(tx)
+        if route.is_card:
+            # accrual: the processor owes us the amount less its cost; we owe the merchant the amount less our fee
+            rec = f"receivable:{route.name}"
+            self.ledger.post(
+                env.now, "card_capture",
+                (rec, tx.amount_cents - cost), ("merchant_payable", -(tx.amount_cents - tx.price_cents)),
+                ("fee_revenue", -tx.price_cents), ("route_cost", cost),
+            )  # fmt: skip
+            self._attribute(tx, "revenue_cents", tx.price_cents)
+            self._attribute(tx, "route_cost_cents", -cost)
+            route.unsettled.append((env.now + route.spec.settlement_delay_s, tx, cost))
+            return
+        # bank payout: settles when the rail settles (ACH at its window)
+        settle_at = route.settlement_time(env.now)
+        if settle_at > env.now:
+            yield env.timeout(settle_at - env.now)
+        self.ledger.post(
+            env.now, "payout_settled",
+            ("payouts_in_flight", -tx.amount_cents), ("customer_funds", tx.amount_cents + tx.price_cents),
+            ("fee_revenue", -tx.price_cents),
+        )  # fmt: skip
+        self.ledger.transfer(env.now, "route_fee", "route_cost", "bank:operating", cost)
+        self._attribute(tx, "revenue_cents", tx.price_cents)
+        self._attribute(tx, "route_cost_cents", -cost)
+        tx.t_settled = env.now
+        if env.now > tx.deadline_t:
+            self._sla_miss(tx)
+        self.totals["settled_value_cents"] += tx.amount_cents
+        self._terminate(tx, "settled", "")
+        if tx.is_fraud:
+            self._schedule_discovery(tx, route)
+
+    def _card_settlement(self, route: RouteState):
+        """The processor pays out its batch every hour for captures whose settlement delay has passed."""
+        env = self.env
+        q = route.unsettled
+        while self.arrivals_open or q or self.hub.pending:
+            yield env.timeout(HOUR_S)
+            total = 0
+            while q and q[0][0] <= env.now:
+                _, tx, cost = q.popleft()
+                total += tx.amount_cents - cost
+                tx.t_settled = env.now
+                self.totals["settled_value_cents"] += tx.amount_cents
+                self._terminate(tx, "settled", "")
+                if tx.is_fraud:
+                    self._schedule_discovery(tx, route)
+            if total:
+                self.ledger.transfer(env.now, "card_settlement", "bank:operating", f"receivable:{route.name}", total)
+
+    # ------------------------------------------------------------------ liquidity
+    def _seconds_to_close(self) -> float:
+        t = self.env.now
+        return (math.floor(t / DAY_S) + 1) * DAY_S - t
+
+    def _draw(self, tx: Transaction, acct: SettlementAccountState) -> None:
+        """Funds leave the settlement account when the payout is submitted (credit priced if it overdraws)."""
+        cost = acct.overdraft_cost_cents(tx.amount_cents, self._seconds_to_close())
+        self.ledger.transfer(self.env.now, "payout_submit", "payouts_in_flight", acct.key, tx.amount_cents)
+        if cost:
+            self._book(tx, "liquidity_cost", cost, acct.key)
+
+    def _undraw(self, tx: Transaction, acct: SettlementAccountState) -> None:
+        self.ledger.transfer(self.env.now, "payout_reversed", acct.key, "payouts_in_flight", tx.amount_cents)
+        acct.wake_waiters(self._fund_waiter)
+
+    def _fund_waiter(self, tx: Transaction, acct: SettlementAccountState) -> None:
+        self._draw(tx, acct)
+
+    def _inflows(self, name: str, acct: SettlementAccountState):
+        """Incoming payments for our customers credit the account (Poisson, lognormal amounts)."""
+        rng = self.rngs["inflows"]
+        spec = acct.spec.inflow
+        env = self.env
+        h = 0
+        while self.arrivals_open:
+            day = h // 24
+            rate = spec.per_hour
+            if spec.only_business_hours and not (self.calendar.is_business_day(day) and 8 <= h % 24 < 18):
+                rate = 0.0
+            n = int(rng.poisson(rate))
+            times = np.sort(h * HOUR_S + rng.random(n) * HOUR_S)
+            amounts = np.maximum(1, np.rint(spec.median_cents * np.exp(spec.sigma * rng.standard_normal(n)))).astype(np.int64)
+            for t, amount in zip(times, amounts, strict=True):
+                if t >= self.horizon_s:
+                    return
+                yield env.timeout(float(t) - env.now)
+                self.ledger.transfer(env.now, "inflow", acct.key, "customer_funds", int(amount))
+                self._log_account(name, "inflow", int(amount))
+                acct.wake_waiters(self._fund_waiter)
+            h += 1
+            if h * HOUR_S > env.now:
+                yield env.timeout(h * HOUR_S - env.now)
+
+    def _treasury_and_liquidity(self):
+        """Each treasury period: charge the opportunity cost of idle balances, then take the treasury decision."""
+        env = self.env
+        period = float(self.scenario.treasury_period_s)
+        has_treasury = self.policies.get("treasury") is not None or self.hub.is_external("treasury")
+        while self.arrivals_open:
+            if has_treasury:
+                yield from self._decide_treasury()
+            yield env.timeout(period)
+            for name, acct in self.accounts.items():
+                exact = max(acct.balance, 0) * acct.spec.opportunity_rate_bps_annual / 10_000.0 * period / YEAR_S
+                carry = self._opportunity_carry[name] + exact
+                cents = int(carry)
+                self._opportunity_carry[name] = carry - cents
+                if cents:
+                    self.ledger.transfer(env.now, "opportunity_cost", "liquidity_cost", "memo:opportunity", cents)
+                    self.totals["liquidity_cost"] += cents
+                    self.agent_margin[self.hub.agent_ids["treasury"]] -= cents
+                    self._log_account(name, "opportunity_cost", cents)
+
+    def _decide_treasury(self):
+        kind = "treasury"
+        if self.hub.is_external(kind):
+            point = self.hub.open(kind, self, {})
+            action = yield point.event
+            prop = point.propensity
+        else:
+            action, prop = self.policies[kind].decide(self, None)
+        if not isinstance(action, TreasuryAction):
+            raise InvalidActionError(f"treasury action must be a TreasuryAction, got {type(action).__name__}")
+        for name, cents in action.credit_lines.items():
+            if name not in self.accounts:
+                raise InvalidActionError(f"treasury credit line for unknown account {name!r}; accounts: {sorted(self.accounts)}")
+            self.accounts[name].credit_limit_override = max(0, int(cents))
+        for name, cents in action.transfers.items():
+            if name not in self.accounts or self.accounts[name].spec.funded_from is None:
+                raise InvalidActionError(f"treasury transfer to {name!r}: not an account that can be funded")
+            if cents:
+                self.env.process(self._transfer(name, int(cents)))
+        self._log_decision(kind, {"transfers": action.transfers, "credit_lines": action.credit_lines}, prop)
+
+    def _transfer(self, name: str, cents: int):
+        """Move money between an account and its funding account; it takes time and costs a fee."""
+        dst = self.accounts[name]
+        src = self.accounts[dst.spec.funded_from]
+        if cents < 0:  # sweep back to the funding account
+            src, dst, cents = dst, src, -cents
+            delay, fee = self.accounts[name].spec.transfer_delay_s, self.accounts[name].spec.transfer_fee_cents
+        else:
+            delay, fee = dst.spec.transfer_delay_s, dst.spec.transfer_fee_cents
+        cents = min(cents, max(src.available() - fee, 0))
+        if cents <= 0:
+            return
+        now = self.env.now
+        credit = src.overdraft_cost_cents(cents + fee, self._seconds_to_close())
+        self.ledger.transfer(now, "transfer_out", "transit", src.key, cents)
+        self.ledger.transfer(now, "transfer_fee", "treasury_cost", src.key, fee)
+        self.ledger.transfer(now, "credit_cost", "liquidity_cost", src.key, credit)
+        self.totals["treasury_cost"] += fee
+        self.totals["liquidity_cost"] += credit
+        self.agent_margin[self.hub.agent_ids["treasury"]] -= fee + credit
+        self._log_account(src.name, "transfer_out", cents)
+        if fee:
+            self._log_account(src.name, "transfer_fee", fee)
+        if credit:
+            self._log_account(src.name, "credit_cost", credit)
+        dst.in_transit += cents
+        yield self.env.timeout(delay)
+        dst.in_transit -= cents
+        self.ledger.transfer(self.env.now, "transfer_in", dst.key, "transit", cents)
+        self._log_account(dst.name, "transfer_in", cents)
+        dst.wake_waiters(self._fund_waiter)
+
+    def _pricing(self):
+        env = self.env
+        period = float(self.scenario.prices.period_s)
+        lo, hi = self.scenario.prices.min_multiplier, self.scenario.prices.max_multiplier
+        while self.arrivals_open:
+            kind = "price"
+            if self.hub.is_external(kind):
+                point = self.hub.open(kind, self, {})
+                action = yield point.event
+                prop = point.propensity
+            else:
+                action, prop = self.policies[kind].decide(self, None)
+            mult = np.asarray(action, dtype=float)
+            if mult.shape != self.price_multipliers.shape or not np.all(np.isfinite(mult)):
+                raise InvalidActionError(f"price action must be finite multipliers of shape {self.price_multipliers.shape}")
+            self.price_multipliers = np.clip(mult, lo, hi)
+            self._log_decision(kind, self.price_multipliers.tolist(), prop)
+            yield env.timeout(period)
+
+    # ------------------------------------------------------------------ fraud losses
+    def _schedule_discovery(self, tx: Transaction, route: RouteState) -> None:
+        delay = self.fraud.discovery_delay_s(tx.pattern, tx.z_discover)
+        ev = self.env.timeout(delay)
+        ev.callbacks.append(lambda _ev, tx=tx, route=route: self._discover(tx, route))
+
+    def _discover(self, tx: Transaction, route: RouteState) -> None:
+        """A fraud comes to light: chargeback (cards), recovery or loss (bank rails)."""
+        now = self.env.now
+        spec = self.scenario.fraud.patterns[tx.pattern]
+        within = now - tx.t_settled <= route.spec.return_window_days * DAY_S
+        if route.is_card:
+            if not within:
+                return self._post_event(tx, "undisputed", 0)
+            loss = tx.amount_cents + self.scenario.interchange.chargeback_fee_cents
+            self.ledger.transfer(now, "chargeback", "fraud_loss", "bank:operating", loss)
+            self._attribute(tx, "fraud_loss_cents", -loss)
+            tx.post_state = "charged_back"
+            return self._post_event(tx, "chargeback", loss)
+        if not route.irrevocable and within and tx.u_recover < spec.recovery_probability_revocable:
+            self.ledger.transfer(now, "return", route.account.key if route.account else "bank:operating", "customer_funds", tx.amount_cents)
+            tx.post_state = "returned"
+            if route.account is not None:
+                route.account.wake_waiters(self._fund_waiter)
+            return self._post_event(tx, "return", 0)
+        share = self.scenario.fraud.app_reimbursement_share if tx.pattern == "app_scam" else 1.0
+        loss = int(round(tx.amount_cents * share))
+        self.ledger.transfer(now, "reimbursement", "fraud_loss", "customer_funds", loss)
+        self._attribute(tx, "fraud_loss_cents", -loss)
+        tx.post_state = "reimbursed"
+        return self._post_event(tx, "reimbursement", loss)
+
+    # ------------------------------------------------------------------ bookkeeping
+    def _attribute(self, tx: Transaction, field: str, signed_cents: int) -> None:
+        """Add money to a transaction's components, the world's totals and its deciding agents' margins."""
+        setattr(tx, field, getattr(tx, field) + abs(signed_cents))
+        self.totals[field] += abs(signed_cents)
+        for agent in tx.agents:
+            self.agent_margin[agent] += signed_cents
+
+    def _book(self, tx: Transaction, cost_account: str, cents: int, credit_account: str) -> None:
+        if cents:
+            self.ledger.transfer(self.env.now, cost_account, cost_account, credit_account, cents)
+            self._attribute(tx, f"{cost_account}_cents", -cents)
+
+    def _sla_miss(self, tx: Transaction) -> None:
+        penalty = self.scenario.service_level.penalty_cents.get(tx.family, 0)
+        self.totals["sla_misses"] += 1
+        credit = "merchant_payable" if tx.family == "card" else "customer_funds"
+        self._book(tx, "sla_penalty", penalty, credit)
+
+    def _expire(self, tx: Transaction, reason: str) -> None:
+        self._sla_miss(tx)
+        self._terminate(tx, "expired", reason)
+
+    def _terminate(self, tx: Transaction, state: str, reason: str) -> None:
+        if self.live.pop(tx.id, None) is None:
+            raise RuntimeError(f"transaction {tx.id} reached a second terminal state ({state} after {tx.state})")
+        tx.state = state
+        tx.reason = reason
+        tx.t_terminal = self.env.now
+        self.terminal[state] += 1
+        if self.log is not None:
+            self._log_transaction(tx)
+
+    def _post_event(self, tx: Transaction, kind: str, loss: int) -> None:
+        self.post_settlement[kind] += 1
+        if self.log is not None:
+            self.log.append(
+                {"record": "post_settlement", "t": self.env.now, "tx_id": tx.id, "t_arrival": tx.t_arrival,
+                 "amount_cents": tx.amount_cents, "is_fraud": tx.is_fraud, "fraud_pattern": tx.pattern,
+                 "route": self.routes[tx.route].name, "route_index": tx.route, "kind": kind,
+                 "fraud_loss_cents": loss, "agents": ",".join(tx.agents)}
+            )  # fmt: skip
+
+    def _log_transaction(self, tx: Transaction) -> None:
+        self.log.append(
+            {
+                "record": "transaction", "t": tx.t_terminal, "tx_id": tx.id, "t_arrival": tx.t_arrival,
+                "amount_cents": tx.amount_cents, "currency": tx.currency, "cross_border": tx.cross_border,
+                "segment": self.segments[tx.segment], "merchant_category": self.factory.categories[tx.category],
+                "instrument": tx.instrument, "network": tx.network, "foreign_card": tx.foreign_card,
+                "urgency": tx.urgency, "deadline_t": tx.deadline_t, "is_fraud": tx.is_fraud,
+                "fraud_pattern": tx.pattern, "risk_score": tx.risk_score, "price_cents": tx.price_cents,
+                "risk_action": RISK_ACTIONS[tx.risk_action], "risk_propensity": tx.risk_propensity,
+                "route": self.routes[tx.route].name if tx.route >= 0 else "", "route_index": tx.route,
+                "route_propensity": tx.route_propensity, "eligible_mask": tx.eligible_mask,
+                "agents": ",".join(tx.agents), "state": tx.state, "reason": tx.reason, "t_settled": tx.t_settled,
+                "latency_s": tx.latency_s, "revenue_cents": tx.revenue_cents, "route_cost_cents": tx.route_cost_cents,
+                "fraud_loss_cents": 0, "sla_penalty_cents": tx.sla_penalty_cents,
+                "liquidity_cost_cents": tx.liquidity_cost_cents, "challenge_cost_cents": tx.challenge_cost_cents,
+            }
+        )  # fmt: skip
+
+    def _log_account(self, account: str, kind: str, cents: int) -> None:
+        if self.log is not None:
+            self.log.append({"record": "account", "t": self.env.now, "account": account, "kind": kind, "amount_cents": cents})
+
+    def _log_decision(self, kind: str, action: Any, propensity: float) -> None:
+        if self.log is not None:
+            self.log.append(
+                {"record": "decision", "t": self.env.now, "kind": kind, "agent": self.hub.agent_ids[kind],
+                 "action_json": json.dumps(action, sort_keys=True, default=_jsonable), "propensity": propensity}
+            )  # fmt: skip
+
+    # ------------------------------------------------------------------ reporting
+    def health_snapshot(self) -> dict[str, str]:
+        """The hidden health of every route (for the oracle and for analysts, never for agents)."""
+        return {r.name: HEALTH_NAMES[r.health_now] for r in self.routes}
+
+    def kpis(self) -> dict[str, float]:
+        """Headline numbers of the run so far (money in dollars, rates in bps or shares)."""
+        tot = self.totals
+        arrivals = max(self.arrivals, 1)
+        submitted = int(self.by_hour_attempts.sum())
+        settled_value = max(tot["settled_value_cents"], 1)
+        cost_keys = ("route_cost_cents", "fraud_loss_cents", "sla_penalty_cents", "liquidity_cost_cents", "challenge_cost_cents")
+        margin = tot["revenue_cents"] - sum(tot[k] for k in cost_keys) - tot["liquidity_cost"] - tot["treasury_cost"]
+        return {
+            "approval_rate": tot["approved"] / submitted if submitted else 0.0,
+            "margin_per_tx_usd": margin / arrivals / 100.0,
+            "margin_usd": margin / 100.0,
+            "revenue_usd": tot["revenue_cents"] / 100.0,
+            "route_cost_bps": tot["route_cost_cents"] / settled_value * 10_000.0,
+            "fraud_loss_bps": tot["fraud_loss_cents"] / settled_value * 10_000.0,
+            "sla_misses": float(tot["sla_misses"]),
+            "liquidity_cost_usd": (tot["liquidity_cost_cents"] + tot["liquidity_cost"] + tot["treasury_cost"]) / 100.0,
+            "settled_value_usd": tot["settled_value_cents"] / 100.0,
+        }
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "scenario": self.scenario.name,
+            "seed": self.seed,
+            "days": self.days,
+            "sim_time_s": self.env.now,
+            "arrivals": self.arrivals,
+            "in_flight": self.in_flight,
+            "terminal": dict(self.terminal),
+            "post_settlement": dict(self.post_settlement),
+            "kpis": self.kpis(),
+            "route_mix": dict(self.route_counts),
+        }
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
