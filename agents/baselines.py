@@ -44,7 +44,9 @@ class FastestRoute:
 
     def decide(self, world: Any, payload: Any) -> tuple[int, float]:
         _tx, eligible = payload
-        best = min(eligible, key=lambda r: (r.latency_median_s + (0 if r.is_open(world.now) else 1e9), r.index))
+        best = min(
+            eligible, key=lambda r: (r.latency_median_s + (0 if r.is_open(world.now) else 1e9), r.index)
+        )
         return best.index, 1.0
 
 
@@ -61,7 +63,9 @@ class PriorityRoute:
         names = self.order or [r.name for r in world.routes]
         unknown = sorted(set(names) - set(world.route_index))
         if unknown:
-            raise ValueError(f"priority order names unknown routes {unknown}; routes: {list(world.route_index)}")
+            raise ValueError(
+                f"priority order names unknown routes {unknown}; routes: {list(world.route_index)}"
+            )
         self._rank = {world.route_index[n]: i for i, n in enumerate(names)}
 
     def decide(self, world: Any, payload: Any) -> tuple[int, float]:

@@ -1,2 +1,3 @@
 """payroute: a reinforcement-learning simulator for payment routing and pricing."""
+
 __version__ = "0.1.0"

@@ -71,7 +71,9 @@ def resolve_scenario_dict(name_or_path: str | Path, _seen: tuple[Path, ...] = ()
         return data
     unknown = sorted(set(data) - {"name", "base", "description", "overrides"})
     if unknown:
-        raise ConfigError(f"{path}: a variant takes only name, base, description, overrides; unknown: {unknown}")
+        raise ConfigError(
+            f"{path}: a variant takes only name, base, description, overrides; unknown: {unknown}"
+        )
     base = resolve_scenario_dict(data["base"], (*_seen, path))
     merged = deep_merge(base, data.get("overrides") or {})
     merged["name"] = data.get("name", path.stem)

@@ -420,10 +420,14 @@ class Scenario(Model):
                 raise ValueError(f"accounts.{name}.funded_from: {acct.funded_from!r} is not an account")
         for i, inc in enumerate(self.incidents):
             if inc.route not in self.routes:
-                raise ValueError(f"incidents.{i}.route: {inc.route!r} is not a route; routes: {sorted(self.routes)}")
+                raise ValueError(
+                    f"incidents.{i}.route: {inc.route!r} is not a route; routes: {sorted(self.routes)}"
+                )
         for i, fc in enumerate(self.fee_changes):
             if fc.route not in self.routes:
-                raise ValueError(f"fee_changes.{i}.route: {fc.route!r} is not a route; routes: {sorted(self.routes)}")
+                raise ValueError(
+                    f"fee_changes.{i}.route: {fc.route!r} is not a route; routes: {sorted(self.routes)}"
+                )
         # every instrument/corridor the demand produces must have at least one route
         needs = [(i, "domestic") for i, w in self.demand.instrument_mix.items() if w > 0]
         if self.demand.cross_border_share > 0 and self.demand.instrument_mix.get("bank_account", 0) > 0:

@@ -34,7 +34,13 @@ def us_fed_holidays(year: int) -> frozenset[dt.date]:
     A holiday on a Sunday is observed on the Monday after; one on a Saturday is not moved
     (the Reserve Banks stay open on the Friday before), which is the Fed's published rule.
     """
-    fixed = [dt.date(year, 1, 1), dt.date(year, 6, 19), dt.date(year, 7, 4), dt.date(year, 11, 11), dt.date(year, 12, 25)]
+    fixed = [
+        dt.date(year, 1, 1),
+        dt.date(year, 6, 19),
+        dt.date(year, 7, 4),
+        dt.date(year, 11, 11),
+        dt.date(year, 12, 25),
+    ]
     floating = [
         _nth_weekday(year, 1, 0, 3),  # Martin Luther King Jr. Day
         _nth_weekday(year, 2, 0, 3),  # Washington's Birthday

@@ -30,7 +30,13 @@ from typing import Any, Protocol
 import simpy
 
 DECISION_KINDS = ("route", "risk", "price", "treasury", "fraud")
-DEFAULT_AGENT_IDS = {"route": "router", "risk": "risk", "price": "pricer", "treasury": "treasury", "fraud": "fraudster"}
+DEFAULT_AGENT_IDS = {
+    "route": "router",
+    "risk": "risk",
+    "price": "pricer",
+    "treasury": "treasury",
+    "fraud": "fraudster",
+}
 RISK_ACTIONS = ("allow", "challenge", "block")
 ALLOW, CHALLENGE, BLOCK = 0, 1, 2
 
@@ -55,7 +61,9 @@ class DecisionPoint:
 
     __slots__ = ("kind", "agent_id", "payload", "event", "t", "action", "propensity", "info")
 
-    def __init__(self, kind: str, agent_id: str, payload: Any, event: simpy.Event, t: float, info: dict) -> None:
+    def __init__(
+        self, kind: str, agent_id: str, payload: Any, event: simpy.Event, t: float, info: dict
+    ) -> None:
         self.kind = kind
         self.agent_id = agent_id
         self.payload = payload
@@ -74,7 +82,9 @@ class DecisionPoint:
 class DecisionHub:
     """Who answers each decision kind: a bound policy, or an outside agent (``None``)."""
 
-    def __init__(self, env: simpy.Environment, bound: dict[str, BoundPolicy | None], agent_ids: dict[str, str]):
+    def __init__(
+        self, env: simpy.Environment, bound: dict[str, BoundPolicy | None], agent_ids: dict[str, str]
+    ):
         unknown = sorted(set(bound) - set(DECISION_KINDS))
         if unknown:
             raise ValueError(f"unknown decision kinds {unknown}; known: {list(DECISION_KINDS)}")

@@ -132,9 +132,15 @@ class TransactionFactory:
         foreign = (~is_bank) & (rng.random(n) < d.foreign_card_share)
         segment = rng.choice(len(self.segments), size=n, p=self.segment_p)
         category = rng.choice(len(self.categories), size=n, p=self.category_p)
-        credit_net = np.array(self.credit_nets, dtype=object)[rng.choice(len(self.credit_nets), size=n, p=self.credit_p)]
-        debit_net = np.array(self.debit_nets, dtype=object)[rng.choice(len(self.debit_nets), size=n, p=self.debit_p)]
-        network = np.where(inst_names == "card_credit", credit_net, np.where(inst_names == "card_debit", debit_net, ""))
+        credit_net = np.array(self.credit_nets, dtype=object)[
+            rng.choice(len(self.credit_nets), size=n, p=self.credit_p)
+        ]
+        debit_net = np.array(self.debit_nets, dtype=object)[
+            rng.choice(len(self.debit_nets), size=n, p=self.debit_p)
+        ]
+        network = np.where(
+            inst_names == "card_credit", credit_net, np.where(inst_names == "card_debit", debit_net, "")
+        )
         ccy = np.array(self.xb_ccys, dtype=object)[rng.choice(len(self.xb_ccys), size=n, p=self.xb_p)]
         currency = np.where(cross_border, ccy, "USD")
         if urgency is None:

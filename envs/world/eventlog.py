@@ -62,14 +62,22 @@ LOG_COLUMNS: list[tuple[str, pa.DataType, str, str]] = [
     ("liquidity_cost_cents", pa.int64(), "cents", "intraday credit paid for this payment"),
     ("challenge_cost_cents", pa.int64(), "cents", "step-up authentication cost"),
     ("account", pa.string(), "", "settlement account (account rows)"),
-    ("kind", pa.string(), "", "sub-kind: chargeback/return/recovered, opening/inflow/transfer_out/..., or decision kind"),
+    (
+        "kind",
+        pa.string(),
+        "",
+        "sub-kind: chargeback/return/recovered, opening/inflow/transfer_out/..., or decision kind",
+    ),
     ("agent", pa.string(), "", "agent id of a decision row"),
     ("action_json", pa.string(), "JSON", "a period decision's action"),
     ("propensity", pa.float64(), "0..1", "a period decision's propensity"),
 ]
 LOG_COLUMN_NAMES = [c[0] for c in LOG_COLUMNS]
 LOG_SCHEMA = pa.schema(
-    [pa.field(name, typ, nullable=True, metadata={"unit": unit, "doc": doc}) for name, typ, unit, doc in LOG_COLUMNS],
+    [
+        pa.field(name, typ, nullable=True, metadata={"unit": unit, "doc": doc})
+        for name, typ, unit, doc in LOG_COLUMNS
+    ],
     metadata={"payroute.log_schema_version": LOG_SCHEMA_VERSION},
 )
 
@@ -77,7 +85,9 @@ LOG_SCHEMA = pa.schema(
 class EventLog:
     """Buffers rows column-wise and streams them to a Parquet file in row groups (memory stays flat)."""
 
-    def __init__(self, path: str | Path | None = None, flush_rows: int = 65_536, keep_in_memory: bool = False) -> None:
+    def __init__(
+        self, path: str | Path | None = None, flush_rows: int = 65_536, keep_in_memory: bool = False
+    ) -> None:
         self.path = Path(path) if path is not None else None
         self.flush_rows = flush_rows
         self.keep_in_memory = keep_in_memory or self.path is None

@@ -23,7 +23,6 @@ from payroute.envs.scenarios.schema import FRAUD_PATTERNS, FraudPatternSpec, Sce
 from payroute.envs.world.clock import DAY_S, HOUR_S
 from payroute.envs.world.demand import TransactionFactory
 
-
 MAX_DISCOVERY_S = 180 * DAY_S
 
 
@@ -34,7 +33,9 @@ class FraudStreams:
         self.scenario = scenario
         self.factory = factory
         self.patterns: list[tuple[str, FraudPatternSpec]] = [
-            (name, scenario.fraud.patterns[name]) for name in FRAUD_PATTERNS if name in scenario.fraud.patterns
+            (name, scenario.fraud.patterns[name])
+            for name in FRAUD_PATTERNS
+            if name in scenario.fraud.patterns
         ]
         self.pattern_names = tuple(name for name, _ in self.patterns)
         mix = scenario.demand.instrument_mix
@@ -57,10 +58,17 @@ class FraudStreams:
             inst = np.array(spec.instruments, dtype=object)[
                 rng.choice(len(spec.instruments), size=n, p=self._instrument_p[name])
             ]
-            xb_share = 0.5 if len(spec.corridors) == 2 else (1.0 if spec.corridors == ("cross_border",) else 0.0)
+            xb_share = (
+                0.5 if len(spec.corridors) == 2 else (1.0 if spec.corridors == ("cross_border",) else 0.0)
+            )
             cross_border = (inst == "bank_account") & (rng.random(n) < xb_share)
             cols = self.factory.block(
-                rng, times, instruments=inst, amount_override=spec.amount, cross_border=cross_border, urgency=spec.urgency
+                rng,
+                times,
+                instruments=inst,
+                amount_override=spec.amount,
+                cross_border=cross_border,
+                urgency=spec.urgency,
             )
             out.append((name, cols))
         return out
@@ -68,4 +76,6 @@ class FraudStreams:
     def discovery_delay_s(self, pattern: str, z: float) -> float:
         spec = self.scenario.fraud.patterns[pattern]
         # capped: anything later than the longest dispute window can no longer be recovered anyway
-        return float(min(spec.discovery_median_days * DAY_S * np.exp(spec.discovery_sigma * z), MAX_DISCOVERY_S))
+        return float(
+            min(spec.discovery_median_days * DAY_S * np.exp(spec.discovery_sigma * z), MAX_DISCOVERY_S)
+        )

@@ -66,7 +66,9 @@ class Ledger:
         total = 0
         for account, amount in legs:
             if type(amount) is not int:  # noqa: E721 - bool and numpy ints are not money
-                raise LedgerError(f"{kind}: amount for {account} must be int cents, got {type(amount).__name__}")
+                raise LedgerError(
+                    f"{kind}: amount for {account} must be int cents, got {type(amount).__name__}"
+                )
             total += amount
         if total != 0:
             raise LedgerError(f"{kind}: posting does not balance (off by {total} cents): {legs}")
@@ -111,7 +113,11 @@ class SettlementAccountState:
 
     @property
     def credit_line(self) -> int:
-        return self.credit_limit if self.credit_limit_override is None else min(self.credit_limit_override, self.credit_limit)
+        return (
+            self.credit_limit
+            if self.credit_limit_override is None
+            else min(self.credit_limit_override, self.credit_limit)
+        )
 
     def available(self) -> int:
         """What can be drawn now: the balance plus any unused intraday credit."""
@@ -125,7 +131,9 @@ class SettlementAccountState:
         below = min(amount, amount - self.balance) if self.balance < amount else 0
         if below <= 0:
             return 0
-        return round(below * self.spec.credit_rate_bps_annual / 10_000.0 * max(seconds_to_close, 0.0) / YEAR_S)
+        return round(
+            below * self.spec.credit_rate_bps_annual / 10_000.0 * max(seconds_to_close, 0.0) / YEAR_S
+        )
 
     def wake_waiters(self, draw) -> None:
         """Fund queued payments in order while the balance covers the one at the head.

@@ -22,7 +22,13 @@ if TYPE_CHECKING:
 
 UP, DEGRADED, DOWN = 0, 1, 2
 HEALTH_NAMES = ("up", "degraded", "down")
-RAIL_FAMILY = {"card": "card", "ach": "bank", "wire": "bank", "instant": "bank", "cross_border": "cross_border"}
+RAIL_FAMILY = {
+    "card": "card",
+    "ach": "bank",
+    "wire": "bank",
+    "instant": "bank",
+    "cross_border": "cross_border",
+}
 
 
 def fee_cents(schedule: FeeSchedule, amount_cents: int, month_count: int = 0, multiplier: float = 1.0) -> int:
@@ -153,10 +159,18 @@ class RouteState:
         if cal.is_business_day(day):
             for submit_by, settle_at in self.windows:
                 if sod <= submit_by:
-                    settle_day = cal.next_business_day(day, self.spec.settle_business_days) if self.spec.settle_business_days else day
+                    settle_day = (
+                        cal.next_business_day(day, self.spec.settle_business_days)
+                        if self.spec.settle_business_days
+                        else day
+                    )
                     return cal.at(settle_day, settle_at, shift)
         day = cal.next_business_day(day)
-        settle_day = cal.next_business_day(day, self.spec.settle_business_days) if self.spec.settle_business_days else day
+        settle_day = (
+            cal.next_business_day(day, self.spec.settle_business_days)
+            if self.spec.settle_business_days
+            else day
+        )
         return cal.at(settle_day, self.windows[0][1], shift)
 
     # ------------------------------------------------------------------ money

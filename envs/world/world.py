@@ -109,7 +109,8 @@ class PaymentWorld:
         ]  # fmt: skip
         self.route_index = {r.name: r.index for r in self.routes}
         self.accounts = {
-            name: SettlementAccountState(name, spec, self.ledger, self.env) for name, spec in scenario.accounts.items()
+            name: SettlementAccountState(name, spec, self.ledger, self.env)
+            for name, spec in scenario.accounts.items()
         }
         for r in self.routes:
             r.account = self.accounts[r.prefunded_account] if r.prefunded_account else None
@@ -159,13 +160,17 @@ class PaymentWorld:
         for inc in self.scenario.incidents:
             r = self.routes[self.route_index[inc.route]]
             start = inc.day * DAY_S + hhmm_to_s(inc.at)
-            env.process(r.incident_process(start, inc.duration_min * 60.0, DOWN if inc.state == "down" else DEGRADED))
+            env.process(
+                r.incident_process(start, inc.duration_min * 60.0, DOWN if inc.state == "down" else DEGRADED)
+            )
         for name, acct in self.accounts.items():
             if acct.spec.inflow.per_hour > 0:
                 env.process(self._inflows(name, acct))
         if self.accounts:
             env.process(self._treasury_and_liquidity())
-        if "price" in self.hub.bound and (self.policies.get("price") is not None or self.hub.is_external("price")):
+        if "price" in self.hub.bound and (
+            self.policies.get("price") is not None or self.hub.is_external("price")
+        ):
             env.process(self._pricing())
 
     def _is_open(self) -> bool:
@@ -173,7 +178,9 @@ class PaymentWorld:
 
     def policy_rng(self, kind: str) -> np.random.Generator:
         """A generator for a bound policy's own randomness (exploration), independent of demand."""
-        seq = np.random.SeedSequence(self.seed, spawn_key=(1000 + ["route", "risk", "price", "treasury", "fraud"].index(kind),))
+        seq = np.random.SeedSequence(
+            self.seed, spawn_key=(1000 + ["route", "risk", "price", "treasury", "fraud"].index(kind),)
+        )
         return np.random.default_rng(seq)
 
     # ================================================================== running
@@ -277,7 +284,11 @@ class PaymentWorld:
         else:
             return
         intensity = np.asarray(action, dtype=float).reshape(-1)
-        if intensity.shape != self.fraud_intensity.shape or not np.all(np.isfinite(intensity)) or np.any(intensity < 0):
+        if (
+            intensity.shape != self.fraud_intensity.shape
+            or not np.all(np.isfinite(intensity))
+            or np.any(intensity < 0)
+        ):
             raise InvalidActionError(
                 f"fraud action must be {len(self.fraud_intensity)} finite intensities >= 0, got {action!r}"
             )
@@ -345,7 +356,9 @@ class PaymentWorld:
         else:
             action, prop = self.policies["risk"].decide(self, tx)
         if action not in (ALLOW, CHALLENGE, BLOCK):
-            raise InvalidActionError(f"risk action must be 0 (allow), 1 (challenge) or 2 (block), got {action!r}")
+            raise InvalidActionError(
+                f"risk action must be 0 (allow), 1 (challenge) or 2 (block), got {action!r}"
+            )
         tx.risk_action = int(action)
         tx.risk_propensity = prop
         tx.agents = (hub.agent_ids["risk"],) if self.policies.get("risk") is None else ()
@@ -504,7 +517,9 @@ class PaymentWorld:
                 if tx.is_fraud:
                     self._schedule_discovery(tx, route)
             if total:
-                self.ledger.transfer(env.now, "card_settlement", "bank:operating", f"receivable:{route.name}", total)
+                self.ledger.transfer(
+                    env.now, "card_settlement", "bank:operating", f"receivable:{route.name}", total
+                )
 
     # ------------------------------------------------------------------ liquidity
     def _seconds_to_close(self) -> float:
@@ -538,7 +553,9 @@ class PaymentWorld:
                 rate = 0.0
             n = int(rng.poisson(rate))
             times = np.sort(h * HOUR_S + rng.random(n) * HOUR_S)
-            amounts = np.maximum(1, np.rint(spec.median_cents * np.exp(spec.sigma * rng.standard_normal(n)))).astype(np.int64)
+            amounts = np.maximum(
+                1, np.rint(spec.median_cents * np.exp(spec.sigma * rng.standard_normal(n)))
+            ).astype(np.int64)
             for t, amount in zip(times, amounts, strict=True):
                 if t >= self.horizon_s:
                     return
@@ -560,12 +577,16 @@ class PaymentWorld:
                 yield from self._decide_treasury()
             yield env.timeout(period)
             for name, acct in self.accounts.items():
-                exact = max(acct.balance, 0) * acct.spec.opportunity_rate_bps_annual / 10_000.0 * period / YEAR_S
+                exact = (
+                    max(acct.balance, 0) * acct.spec.opportunity_rate_bps_annual / 10_000.0 * period / YEAR_S
+                )
                 carry = self._opportunity_carry[name] + exact
                 cents = int(carry)
                 self._opportunity_carry[name] = carry - cents
                 if cents:
-                    self.ledger.transfer(env.now, "opportunity_cost", "liquidity_cost", "memo:opportunity", cents)
+                    self.ledger.transfer(
+                        env.now, "opportunity_cost", "liquidity_cost", "memo:opportunity", cents
+                    )
                     self.totals["liquidity_cost"] += cents
                     self.agent_margin[self.hub.agent_ids["treasury"]] -= cents
                     self._log_account(name, "opportunity_cost", cents)
@@ -582,7 +603,9 @@ class PaymentWorld:
             raise InvalidActionError(f"treasury action must be a TreasuryAction, got {type(action).__name__}")
         for name, cents in action.credit_lines.items():
             if name not in self.accounts:
-                raise InvalidActionError(f"treasury credit line for unknown account {name!r}; accounts: {sorted(self.accounts)}")
+                raise InvalidActionError(
+                    f"treasury credit line for unknown account {name!r}; accounts: {sorted(self.accounts)}"
+                )
             self.accounts[name].credit_limit_override = max(0, int(cents))
         for name, cents in action.transfers.items():
             if name not in self.accounts or self.accounts[name].spec.funded_from is None:
@@ -597,7 +620,10 @@ class PaymentWorld:
         src = self.accounts[dst.spec.funded_from]
         if cents < 0:  # sweep back to the funding account
             src, dst, cents = dst, src, -cents
-            delay, fee = self.accounts[name].spec.transfer_delay_s, self.accounts[name].spec.transfer_fee_cents
+            delay, fee = (
+                self.accounts[name].spec.transfer_delay_s,
+                self.accounts[name].spec.transfer_fee_cents,
+            )
         else:
             delay, fee = dst.spec.transfer_delay_s, dst.spec.transfer_fee_cents
         cents = min(cents, max(src.available() - fee, 0))
@@ -637,7 +663,9 @@ class PaymentWorld:
                 action, prop = self.policies[kind].decide(self, None)
             mult = np.asarray(action, dtype=float)
             if mult.shape != self.price_multipliers.shape or not np.all(np.isfinite(mult)):
-                raise InvalidActionError(f"price action must be finite multipliers of shape {self.price_multipliers.shape}")
+                raise InvalidActionError(
+                    f"price action must be finite multipliers of shape {self.price_multipliers.shape}"
+                )
             self.price_multipliers = np.clip(mult, lo, hi)
             self._log_decision(kind, self.price_multipliers.tolist(), prop)
             yield env.timeout(period)
@@ -662,7 +690,13 @@ class PaymentWorld:
             tx.post_state = "charged_back"
             return self._post_event(tx, "chargeback", loss)
         if not route.irrevocable and within and tx.u_recover < spec.recovery_probability_revocable:
-            self.ledger.transfer(now, "return", route.account.key if route.account else "bank:operating", "customer_funds", tx.amount_cents)
+            self.ledger.transfer(
+                now,
+                "return",
+                route.account.key if route.account else "bank:operating",
+                "customer_funds",
+                tx.amount_cents,
+            )
             tx.post_state = "returned"
             if route.account is not None:
                 route.account.wake_waiters(self._fund_waiter)
@@ -699,7 +733,9 @@ class PaymentWorld:
 
     def _terminate(self, tx: Transaction, state: str, reason: str) -> None:
         if self.live.pop(tx.id, None) is None:
-            raise RuntimeError(f"transaction {tx.id} reached a second terminal state ({state} after {tx.state})")
+            raise RuntimeError(
+                f"transaction {tx.id} reached a second terminal state ({state} after {tx.state})"
+            )
         tx.state = state
         tx.reason = reason
         tx.t_terminal = self.env.now
@@ -738,7 +774,15 @@ class PaymentWorld:
 
     def _log_account(self, account: str, kind: str, cents: int) -> None:
         if self.log is not None:
-            self.log.append({"record": "account", "t": self.env.now, "account": account, "kind": kind, "amount_cents": cents})
+            self.log.append(
+                {
+                    "record": "account",
+                    "t": self.env.now,
+                    "account": account,
+                    "kind": kind,
+                    "amount_cents": cents,
+                }
+            )
 
     def _log_decision(self, kind: str, action: Any, propensity: float) -> None:
         if self.log is not None:
@@ -758,8 +802,19 @@ class PaymentWorld:
         arrivals = max(self.arrivals, 1)
         submitted = int(self.by_hour_attempts.sum())
         settled_value = max(tot["settled_value_cents"], 1)
-        cost_keys = ("route_cost_cents", "fraud_loss_cents", "sla_penalty_cents", "liquidity_cost_cents", "challenge_cost_cents")
-        margin = tot["revenue_cents"] - sum(tot[k] for k in cost_keys) - tot["liquidity_cost"] - tot["treasury_cost"]
+        cost_keys = (
+            "route_cost_cents",
+            "fraud_loss_cents",
+            "sla_penalty_cents",
+            "liquidity_cost_cents",
+            "challenge_cost_cents",
+        )
+        margin = (
+            tot["revenue_cents"]
+            - sum(tot[k] for k in cost_keys)
+            - tot["liquidity_cost"]
+            - tot["treasury_cost"]
+        )
         return {
             "approval_rate": tot["approved"] / submitted if submitted else 0.0,
             "margin_per_tx_usd": margin / arrivals / 100.0,
@@ -768,7 +823,8 @@ class PaymentWorld:
             "route_cost_bps": tot["route_cost_cents"] / settled_value * 10_000.0,
             "fraud_loss_bps": tot["fraud_loss_cents"] / settled_value * 10_000.0,
             "sla_misses": float(tot["sla_misses"]),
-            "liquidity_cost_usd": (tot["liquidity_cost_cents"] + tot["liquidity_cost"] + tot["treasury_cost"]) / 100.0,
+            "liquidity_cost_usd": (tot["liquidity_cost_cents"] + tot["liquidity_cost"] + tot["treasury_cost"])
+            / 100.0,
             "settled_value_usd": tot["settled_value_cents"] / 100.0,
         }
 
