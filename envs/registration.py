@@ -1,0 +1,18 @@
+"""Gymnasium registration of every payroute environment under the ``payroute/`` namespace.
+
+Importing :mod:`payroute` registers them, so ``gym.make("payroute/Routing-v0", scenario="default", seed=3)``
+works after ``import payroute``.
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+
+# id -> "module:Class"; each environment documents itself in its class docstring.
+ENVIRONMENTS: dict[str, str] = {}
+
+
+def register_all() -> None:
+    for env_id, entry_point in ENVIRONMENTS.items():
+        if env_id not in gym.registry:
+            gym.register(id=env_id, entry_point=entry_point)
