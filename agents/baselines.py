@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from payroute.agents.routing import ROUTING_LEARNERS
 from payroute.envs.world.decisions import ALLOW, BLOCK, CHALLENGE, TreasuryAction
 
 
@@ -149,7 +150,12 @@ class ScriptedFraud:
         return np.full(len(world.fraud.pattern_names), self.intensity), 1.0
 
 
-ROUTE_BASELINES = {"cheapest": CheapestRoute, "fastest": FastestRoute, "priority": PriorityRoute}
+ROUTE_BASELINES = {
+    "cheapest": CheapestRoute,
+    "fastest": FastestRoute,
+    "priority": PriorityRoute,
+    **ROUTING_LEARNERS,
+}
 RISK_BASELINES = {"allow_all": AllowAll, "threshold": RiskThreshold}
 PRICE_BASELINES = {"static_pricing": StaticPricing}
 TREASURY_BASELINES = {"target_balance": TargetBalanceTreasury}

@@ -9,7 +9,10 @@ from __future__ import annotations
 import gymnasium as gym
 
 # id -> "module:Class"; each environment documents itself in its class docstring.
-ENVIRONMENTS: dict[str, str] = {}
+ENVIRONMENTS: dict[str, str] = {
+    "payroute/Routing-v0": "payroute.envs.routing:RoutingEnv",
+    "payroute/Risk-v0": "payroute.envs.risk:RiskEnv",
+}
 
 
 def register_all() -> None:

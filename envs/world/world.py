@@ -134,6 +134,11 @@ class PaymentWorld:
         self.route_counts = Counter()
         self.arrivals_open = True
         self.on_hour: Callable[[PaymentWorld], None] | None = None
+        # called as listener(tx, route, approved, reason) when a route answers; bound policies that learn
+        # from outcomes (success-rate routing, bandits) subscribe here in their bind()
+        self.outcome_listeners: list[Callable[[Transaction, RouteState, bool, str], None]] = []
+        # called as listener(tx) when a transaction reaches its terminal state
+        self.terminal_listeners: list[Callable[[Transaction], None]] = []
         self._opportunity_carry: dict[str, float] = {name: 0.0 for name in self.accounts}
 
         for policy in self.policies.values():
@@ -393,6 +398,10 @@ class PaymentWorld:
         else:
             action, prop = self.policies["route"].decide(self, (tx, eligible))
         action = int(action)
+        if action == -1 and hub.is_external("route"):
+            # an outside router that cannot mask chose an ineligible route: the payment is declined
+            self._terminate(tx, "declined", "invalid_action")
+            return
         if not (0 <= action < len(self.routes)) or not (mask >> action) & 1:
             raise InvalidActionError(
                 f"route {action} is not eligible for transaction {tx.id}; eligible: {[r.index for r in eligible]}"
@@ -457,6 +466,8 @@ class PaymentWorld:
             else:
                 approved, why = False, ("route_error" if tx.u_approve < p else "declined")
         route.observe(approved, tx.latency_s)
+        for listener in self.outcome_listeners:
+            listener(tx, route, approved, why)
         hour = int((tx.t_arrival % DAY_S) // HOUR_S)
         self.by_hour_attempts[hour] += 1
         if tx.family == "card" and env.now > tx.deadline_t:
@@ -740,6 +751,8 @@ class PaymentWorld:
         tx.reason = reason
         tx.t_terminal = self.env.now
         self.terminal[state] += 1
+        for listener in self.terminal_listeners:
+            listener(tx)
         if self.log is not None:
             self._log_transaction(tx)
 

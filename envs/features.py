@@ -1,0 +1,195 @@
+"""What a router or risk desk can see when it decides: observation vectors with named, scaled features.
+
+Only what a real PSP could observe goes in: the payment's attributes, the calendar, what each route has
+recently done (approval rate and count over its last outcomes, latency, queue), this payment's fee on each
+route, eligibility, and prefunded balances relative to their targets. Never the hidden route health, the true
+approval probabilities, or whether the payment is fraud.
+
+Every feature has a name, a unit, its scaling and its bounds (:class:`Feature`); the schema travels with
+exported policies so a reviewer can check a bundle against the scenario it was trained on.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from payroute.envs.scenarios.schema import INSTRUMENTS, URGENCIES
+from payroute.envs.world.clock import DAY_S
+
+if TYPE_CHECKING:
+    from payroute.envs.world.demand import Transaction
+    from payroute.envs.world.world import PaymentWorld
+
+_LOG_AMOUNT_SCALE = math.log1p(1e10)
+_LOG_DEADLINE_SCALE = math.log1p(7 * DAY_S)
+_LOG_LATENCY_SCALE = math.log1p(DAY_S)
+
+
+@dataclass(frozen=True)
+class Feature:
+    name: str
+    unit: str
+    scaling: str
+    low: float
+    high: float
+
+
+def _schema_dict(features: list[Feature]) -> list[dict]:
+    return [f.__dict__ | {} for f in features]
+
+
+class TransactionFeatures:
+    """The payment and the calendar: shared by the routing and risk observations."""
+
+    def __init__(self, world: PaymentWorld) -> None:
+        sc = world.scenario
+        self.world = world
+        self.segments = list(world.segments)
+        self.networks = sorted(set(sc.demand.credit_networks) | set(sc.demand.debit_networks))
+        f = [Feature("log_amount", "log(1+cents)", "/ log(1+1e10)", 0.0, 1.0)]
+        f += [Feature(f"segment={s}", "one-hot", "", 0.0, 1.0) for s in self.segments]
+        f += [Feature(f"instrument={i}", "one-hot", "", 0.0, 1.0) for i in INSTRUMENTS]
+        f += [Feature(f"network={n}", "one-hot", "", 0.0, 1.0) for n in self.networks]
+        f += [
+            Feature("cross_border", "flag", "", 0.0, 1.0),
+            Feature("foreign_card", "flag", "", 0.0, 1.0),
+        ]
+        f += [Feature(f"urgency={u}", "one-hot", "", 0.0, 1.0) for u in URGENCIES]
+        f += [
+            Feature("time_to_deadline", "log(1+s)", "/ log(1+7 days)", 0.0, 1.0),
+            Feature("risk_score", "probability", "", 0.0, 1.0),
+            Feature("hour_sin", "", "sin(2 pi hour/24)", -1.0, 1.0),
+            Feature("hour_cos", "", "cos(2 pi hour/24)", -1.0, 1.0),
+            Feature("weekday", "Mon=0..Sun=6", "/ 6", 0.0, 1.0),
+            Feature("business_day", "flag", "", 0.0, 1.0),
+        ]
+        self.features = f
+        self._seg_off = 1
+        self._inst_off = self._seg_off + len(self.segments)
+        self._net_off = self._inst_off + len(INSTRUMENTS)
+        self._net_index = {n: i for i, n in enumerate(self.networks)}
+        self._xb_off = self._net_off + len(self.networks)
+        self._urg_off = self._xb_off + 2
+        self._urg_index = {u: i for i, u in enumerate(URGENCIES)}
+        self._inst_index = {n: i for i, n in enumerate(INSTRUMENTS)}
+        self.size = len(f)
+
+    def fill(self, out: np.ndarray, tx: Transaction, now: float) -> None:
+        """Write the features into ``out[: self.size]`` (``out`` is zeroed by the caller)."""
+        out[0] = min(math.log1p(tx.amount_cents) / _LOG_AMOUNT_SCALE, 1.0)
+        out[self._seg_off + tx.segment] = 1.0
+        out[self._inst_off + self._inst_index[tx.instrument]] = 1.0
+        net = self._net_index.get(tx.network)
+        if net is not None:
+            out[self._net_off + net] = 1.0
+        out[self._xb_off] = 1.0 if tx.cross_border else 0.0
+        out[self._xb_off + 1] = 1.0 if tx.foreign_card else 0.0
+        urg = self._urg_index.get(tx.urgency)
+        if urg is not None:
+            out[self._urg_off + urg] = 1.0
+        k = self._urg_off + len(URGENCIES)
+        out[k] = min(math.log1p(max(tx.deadline_t - now, 0.0)) / _LOG_DEADLINE_SCALE, 1.0)
+        out[k + 1] = tx.risk_score
+        angle = 2.0 * math.pi * (now % DAY_S) / DAY_S
+        out[k + 2] = math.sin(angle)
+        out[k + 3] = math.cos(angle)
+        cal = self.world.calendar
+        day = int(now // DAY_S)
+        out[k + 4] = cal.weekday(now) / 6.0
+        out[k + 5] = 1.0 if cal.is_business_day(day) else 0.0
+
+
+class RoutingFeatures:
+    """The routing observation: payment, calendar, per-route view, prefunded balances."""
+
+    PER_ROUTE = (
+        "recent_approval",
+        "recent_count",
+        "recent_latency",
+        "queue",
+        "fee_bps",
+        "time_to_cutoff",
+        "eligible",
+    )
+
+    def __init__(self, world: PaymentWorld) -> None:
+        self.world = world
+        self.tx_features = TransactionFeatures(world)
+        self.routes = world.routes
+        self.accounts = list(world.accounts.values())
+        f = list(self.tx_features.features)
+        for r in self.routes:
+            f += [
+                Feature(
+                    f"{r.name}.recent_approval",
+                    "share",
+                    f"over the last {r.window} outcomes (0.5 if none)",
+                    0.0,
+                    1.0,
+                ),
+                Feature(f"{r.name}.recent_count", "outcomes", f"/ {r.window}", 0.0, 1.0),
+                Feature(f"{r.name}.recent_latency", "log(1+s)", "/ log(1+1 day)", 0.0, 1.0),
+                Feature(
+                    f"{r.name}.queue", "payments waiting", "/ capacity (or / 100), clipped to 5", 0.0, 5.0
+                ),
+                Feature(f"{r.name}.fee_bps", "bps of amount", "/ 10,000, clipped to 10", 0.0, 10.0),
+                Feature(
+                    f"{r.name}.time_to_cutoff", "hours", "/ 24, clipped to 1 (1 = round the clock)", 0.0, 1.0
+                ),
+                Feature(f"{r.name}.eligible", "flag", "", 0.0, 1.0),
+            ]
+        f += [
+            Feature(f"{a.name}.balance_to_target", "ratio", "balance / target, clipped to [-5, 5]", -5.0, 5.0)
+            for a in self.accounts
+        ]
+        self.features = f
+        self.size = len(f)
+        self._static = [
+            (r, r.spec.capacity or 100, bool(r.windows) or r.hours_rule is not None) for r in self.routes
+        ]
+        self.low = np.array([x.low for x in f], dtype=np.float32)
+        self.high = np.array([x.high for x in f], dtype=np.float32)
+        self.names = [x.name for x in f]
+
+    def schema(self) -> list[dict]:
+        return _schema_dict(self.features)
+
+    def build(self, tx: Transaction, now: float) -> np.ndarray:
+        out = np.zeros(self.size, dtype=np.float32)
+        self.tx_features.fill(out, tx, now)
+        mask = tx.eligible_mask
+        amount = tx.amount_cents
+        vals = []
+        for r, cap, timed in self._static:
+            n = r.recent_count
+            eligible = (mask >> r.index) & 1
+            if timed:
+                cutoff = r.seconds_to_cutoff(now)
+                to_cutoff = 1.0 if cutoff == math.inf else min(cutoff / DAY_S, 1.0)
+            else:
+                to_cutoff = 1.0
+            vals += (
+                r.recent_approved / n if n else 0.5,
+                n / r.window,
+                min(
+                    math.log1p(r.recent_latency_sum / n if n else r.latency_median_s) / _LOG_LATENCY_SCALE,
+                    1.0,
+                ),
+                min(r.in_queue / cap, 5.0),
+                min(r.cost_cents(tx) / amount, 10.0) if eligible else 0.0,
+                to_cutoff,
+                float(eligible),
+            )
+        for a in self.accounts:
+            target = a.target or 1
+            vals.append(max(min(a.balance / target, 5.0), -5.0))
+        out[self.tx_features.size :] = vals
+        return out
+
+    def mask(self, tx: Transaction) -> np.ndarray:
+        m = tx.eligible_mask
+        return np.array([(m >> i) & 1 for i in range(len(self.routes))], dtype=np.int8)
