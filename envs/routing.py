@@ -109,6 +109,7 @@ class RoutingEnv(TransactionDecisionEnv):
         super().__init__(scenario, seed, days, scenario_overrides, baselines, reward_scale, render_mode)
         self.features = RoutingFeatures(self._probe)
         self.route_names = [r.name for r in self._probe.routes]
+        self._latency_s = [r.latency_median_s for r in self._probe.routes]
         self.feature_names = self.features.names
         box = spaces.Box(self.features.low, self.features.high, dtype=np.float32)
         n = len(self.route_names)
@@ -179,6 +180,9 @@ class RoutingEnv(TransactionDecisionEnv):
             },
             "outcomes": outcomes,
             "t": self.world.now,
+            "route_names": self.route_names,
+            "route_latency_s": self._latency_s,
+            "route_open": [r.is_open(self.world.now) for r in self.world.routes],
         }
 
     # ------------------------------------------------------------------ gym API
