@@ -57,7 +57,9 @@ class FastestRoute:
 
     def act(self, observation: Any, info: dict) -> int:
         latency, is_open = info["route_latency_s"], info["route_open"]
-        return min(np.flatnonzero(info["action_mask"]), key=lambda i: (latency[i] + (0 if is_open[i] else 1e9), i))
+        return min(
+            np.flatnonzero(info["action_mask"]), key=lambda i: (latency[i] + (0 if is_open[i] else 1e9), i)
+        )
 
 
 class PriorityRoute:

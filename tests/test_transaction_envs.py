@@ -70,7 +70,13 @@ def test_a_masked_route_raises_a_clear_error_by_default():
 
 
 def test_penalize_mode_declines_the_payment_and_charges_the_penalty():
-    env = gym.make("payroute/Routing-v0", scenario_overrides=SMALL, seed=0, invalid_action="penalize", invalid_penalty_usd=5.0)
+    env = gym.make(
+        "payroute/Routing-v0",
+        scenario_overrides=SMALL,
+        seed=0,
+        invalid_action="penalize",
+        invalid_penalty_usd=5.0,
+    )
     _obs, info = env.reset()
     masked = int(np.flatnonzero(info["action_mask"] == 0)[0])
     _obs, reward, *_ = env.step(masked)
@@ -90,7 +96,11 @@ def test_action_masks_matches_info_and_rllib_dict_form():
 
 def test_async_vector_env_runs():
     envs = gym.make_vec(
-        "payroute/Routing-v0", num_envs=2, vectorization_mode="async", scenario_overrides=SMALL, invalid_action="penalize"
+        "payroute/Routing-v0",
+        num_envs=2,
+        vectorization_mode="async",
+        scenario_overrides=SMALL,
+        invalid_action="penalize",
     )
     try:
         obs, infos = envs.reset(seed=3)
@@ -103,7 +113,9 @@ def test_async_vector_env_runs():
         envs.close()
 
 
-@pytest.mark.parametrize("name", ["cheapest", "fastest", "priority", "success_rate", "cost_aware", "thompson", "ucb"])
+@pytest.mark.parametrize(
+    "name", ["cheapest", "fastest", "priority", "success_rate", "cost_aware", "thompson", "ucb"]
+)
 def test_plain_policy_baselines_never_pick_a_masked_route(name):
     env = gym.make("payroute/Routing-v0", scenario="processor_outage", scenario_overrides=SMALL, seed=2)
     policy = make_policy("route", name)
