@@ -148,9 +148,17 @@ class RoutingFeatures:
         ]
         self.features = f
         self.size = len(f)
-        self._static = [
-            (r, r.spec.capacity or 100, bool(r.windows) or r.hours_rule is not None) for r in self.routes
-        ]
+        n = len(self.routes)
+        self._bits = np.arange(n, dtype=np.int64)
+        self._block = np.zeros((n, len(self.PER_ROUTE)), dtype=np.float64)
+        self._versions = [-1] * n
+        self._caps = [r.spec.capacity or 100 for r in self.routes]
+        self._queued = [r.index for r in self.routes if r.resource is not None]
+        self._timed = [r.index for r in self.routes if r.windows or r.hours_rule is not None]
+        self._cut_at = np.full(n, np.inf)
+        self._cut_valid = np.full(n, np.inf)
+        self._cut_valid[self._timed] = -np.inf
+        self._cut_valid_min = -np.inf
         self.low = np.array([x.low for x in f], dtype=np.float32)
         self.high = np.array([x.high for x in f], dtype=np.float32)
         self.names = [x.name for x in f]
@@ -161,35 +169,36 @@ class RoutingFeatures:
     def build(self, tx: Transaction, now: float) -> np.ndarray:
         out = np.zeros(self.size, dtype=np.float32)
         self.tx_features.fill(out, tx, now)
-        mask = tx.eligible_mask
+        block = self._block
+        # recent approval, count and latency change only when a route reports an outcome
+        for i, r in enumerate(self.routes):
+            if r.stats_version != self._versions[i]:
+                self._versions[i] = r.stats_version
+                n = r.recent_count
+                block[i, 0] = r.recent_approved / n if n else 0.5
+                block[i, 1] = n / r.window
+                mean_latency = r.recent_latency_sum / n if n else r.latency_median_s
+                block[i, 2] = min(math.log1p(mean_latency) / _LOG_LATENCY_SCALE, 1.0)
+        for i in self._queued:
+            block[i, 3] = min(self.routes[i].in_queue / self._caps[i], 5.0)
+        if now >= self._cut_valid_min:
+            for i in self._timed:
+                if now >= self._cut_valid[i]:
+                    self._cut_at[i], self._cut_valid[i] = self.routes[i].next_cutoff(now)
+            self._cut_valid_min = float(self._cut_valid.min())
+        block[:, 5] = np.clip((self._cut_at - now) / DAY_S, 0.0, 1.0)
+        eligible = (tx.eligible_mask >> self._bits) & 1
+        block[:, 6] = eligible
+        block[:, 4] = 0.0
         amount = tx.amount_cents
-        vals = []
-        for r, cap, timed in self._static:
-            n = r.recent_count
-            eligible = (mask >> r.index) & 1
-            if timed:
-                cutoff = r.seconds_to_cutoff(now)
-                to_cutoff = 1.0 if cutoff == math.inf else min(cutoff / DAY_S, 1.0)
-            else:
-                to_cutoff = 1.0
-            vals += (
-                r.recent_approved / n if n else 0.5,
-                n / r.window,
-                min(
-                    math.log1p(r.recent_latency_sum / n if n else r.latency_median_s) / _LOG_LATENCY_SCALE,
-                    1.0,
-                ),
-                min(r.in_queue / cap, 5.0),
-                min(r.cost_cents(tx) / amount, 10.0) if eligible else 0.0,
-                to_cutoff,
-                float(eligible),
-            )
-        for a in self.accounts:
-            target = a.target or 1
-            vals.append(max(min(a.balance / target, 5.0), -5.0))
-        out[self.tx_features.size :] = vals
+        for i in np.flatnonzero(eligible):
+            block[i, 4] = min(self.routes[i].cost_cents(tx) / amount, 10.0)
+        k = self.tx_features.size
+        out[k : k + block.size] = block.ravel()
+        for j, a in enumerate(self.accounts):
+            out[k + block.size + j] = max(min(a.balance / (a.target or 1), 5.0), -5.0)
         return out
 
     def mask(self, tx: Transaction) -> np.ndarray:
-        m = tx.eligible_mask
-        return np.array([(m >> i) & 1 for i in range(len(self.routes))], dtype=np.int8)
+        """The eligible-route mask of ``tx`` as int8 (1 = eligible), in route order."""
+        return ((tx.eligible_mask >> self._bits) & 1).astype(np.int8)

@@ -182,7 +182,7 @@ class RoutingEnv(TransactionDecisionEnv):
             "t": self.world.now,
             "route_names": self.route_names,
             "route_latency_s": self._latency_s,
-            "route_open": [r.is_open(self.world.now) for r in self.world.routes],
+            "route_open": [r.hours_rule is None or r.is_open(self.world.now) for r in self.world.routes],
         }
 
     # ------------------------------------------------------------------ gym API

@@ -12,7 +12,9 @@ import payroute  # noqa: F401
 
 def test_maskable_ppo_trains_a_few_thousand_steps_and_never_picks_a_masked_route():
     env = gym.make("payroute/Routing-v0", scenario_overrides={"volume_scale": 0.02}, seed=0)
-    model = MaskablePPO("MlpPolicy", env, n_steps=512, batch_size=128, n_epochs=2, seed=0, verbose=0, device="cpu")
+    model = MaskablePPO(
+        "MlpPolicy", env, n_steps=512, batch_size=128, n_epochs=2, seed=0, verbose=0, device="cpu"
+    )
     model.learn(total_timesteps=2048)
     obs, info = env.reset(seed=11)
     for _ in range(300):

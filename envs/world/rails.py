@@ -120,6 +120,7 @@ class RouteState:
         self._recent: deque[tuple[int, float]] = deque()
         self.recent_approved = 0
         self.recent_latency_sum = 0.0
+        self.stats_version = 0
         self.in_queue = 0
 
     # ------------------------------------------------------------------ hours
@@ -177,11 +178,12 @@ class RouteState:
         )
         return cal.at(settle_day, self.windows[0][1], shift)
 
-    def seconds_to_cutoff(self, t: float) -> float:
-        """Seconds until this route stops taking work for its current batch or session (inf if never).
+    def next_cutoff(self, t: float) -> tuple[float, float]:
+        """``(cutoff, valid_until)``: when this route next stops taking work for its batch or session.
 
-        Batch routes: the next window's submission deadline. Routes with hours: the close, if open now
-        (0 when closed). Round-the-clock routes: infinity.
+        Batch routes: the next window's submission deadline. Routes with hours: the close if open now, and
+        ``-inf`` while closed (until it opens). Round-the-clock routes: ``+inf`` forever. The answer holds
+        until ``valid_until``.
         """
         if self.windows:
             local = t + self.window_shift
@@ -190,14 +192,21 @@ class RouteState:
             if self.calendar.is_business_day(day):
                 for submit_by, _settle in self.windows:
                     if sod <= submit_by:
-                        return submit_by - sod
+                        cut = t + (submit_by - sod)
+                        return cut, cut
             nxt = self.calendar.next_business_day(day)
-            return self.calendar.at(nxt, self.windows[0][0], self.window_shift) - t
+            cut = self.calendar.at(nxt, self.windows[0][0], self.window_shift)
+            return cut, cut
         if self.hours_rule is None:
-            return math.inf
+            return math.inf, math.inf
         if not self.is_open(t):
-            return 0.0
-        return self._open_until - t
+            return -math.inf, self.next_open_time(t)
+        return self._open_until, self._open_until
+
+    def seconds_to_cutoff(self, t: float) -> float:
+        """Seconds until the next cut-off (0 while closed, inf for round-the-clock routes)."""
+        cut, _ = self.next_cutoff(t)
+        return max(cut - t, 0.0)
 
     # ------------------------------------------------------------------ money
     def cost_cents(self, tx: Transaction) -> int:
@@ -275,6 +284,7 @@ class RouteState:
             old_ok, old_lat = recent.popleft()
             self.recent_approved -= old_ok
             self.recent_latency_sum -= old_lat
+        self.stats_version += 1
 
     @property
     def recent_count(self) -> int:
