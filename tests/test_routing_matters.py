@@ -8,7 +8,9 @@ SMALL = {"volume_scale": 0.15}
 
 
 def test_the_oracle_bounds_every_baseline_and_beats_cheapest_by_a_modest_approval_uplift():
-    runs = run_paired("default", ("cheapest", "cost_aware", "success_rate", "oracle"), seeds=[0, 1], overrides=SMALL)
+    runs = run_paired(
+        "default", ("cheapest", "cost_aware", "success_rate", "oracle"), seeds=[0, 1], overrides=SMALL
+    )
     table = summarise(runs).set_index("policy")
     margin = table["margin_per_tx_usd"]
     assert margin["oracle"] > margin.drop("oracle").max()
@@ -17,11 +19,15 @@ def test_the_oracle_bounds_every_baseline_and_beats_cheapest_by_a_modest_approva
 
 
 def test_success_rate_routing_recovers_from_an_outage_that_static_priority_does_not():
-    runs = run_paired("processor_outage", ("cheapest", "priority", "success_rate"), seeds=[0, 1], overrides=SMALL)
+    runs = run_paired(
+        "processor_outage", ("cheapest", "priority", "success_rate"), seeds=[0, 1], overrides=SMALL
+    )
     table = summarise(runs).set_index("policy")
     assert table.loc["success_rate", "approval_rate"] > table.loc["priority", "approval_rate"] + 0.03
     # on an ordinary day static priority (the best processor first) is a decent policy: the ranking changes
-    calm = summarise(run_paired("default", ("cheapest", "priority", "success_rate"), seeds=[0, 1], overrides=SMALL))
+    calm = summarise(
+        run_paired("default", ("cheapest", "priority", "success_rate"), seeds=[0, 1], overrides=SMALL)
+    )
     calm = calm.set_index("policy")
     gap_calm = calm.loc["success_rate", "approval_rate"] - calm.loc["priority", "approval_rate"]
     gap_outage = table.loc["success_rate", "approval_rate"] - table.loc["priority", "approval_rate"]
