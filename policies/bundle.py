@@ -38,6 +38,7 @@ import hashlib
 import io
 import json
 import posixpath
+import shutil
 import stat
 import subprocess
 import warnings
@@ -49,6 +50,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import to_jsonable_python
 
 from payroute.envs.world.decisions import RISK_ACTIONS
 from payroute.errors import PayrouteError, format_validation_error
@@ -175,7 +177,9 @@ def _no_duplicates(names: Sequence[str], what: str) -> None:
 
 def config_sha256(config: Mapping[str, Any]) -> str:
     """sha256 of a config's canonical JSON (sorted keys, no whitespace): the hash a card records."""
-    text = json.dumps(config, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    # as pydantic writes it into card.json (dates as ISO strings), so the hash survives the round trip
+    jsonable = to_jsonable_python(dict(config))
+    text = json.dumps(jsonable, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
@@ -323,15 +327,25 @@ def _golden_inputs(card: PolicyCard, seed: int) -> tuple[np.ndarray, np.ndarray]
 
 
 def _write(files: dict[str, bytes], out: Path) -> None:
-    if out.suffix == ".zip":
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+    """Write next to ``out`` and rename into place, so a failed export leaves no half-written bundle."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(out.name + ".partial")
+    if partial.exists():
+        shutil.rmtree(partial) if partial.is_dir() else partial.unlink()
+    try:
+        if out.suffix == ".zip":
+            with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+                for name, data in files.items():
+                    zf.writestr(name, data)
+        else:
+            partial.mkdir()
             for name, data in files.items():
-                zf.writestr(name, data)
-        return
-    out.mkdir(parents=True)
-    for name, data in files.items():
-        (out / name).write_bytes(data)
+                (partial / name).write_bytes(data)
+        partial.rename(out)
+    except BaseException:
+        if partial.exists():
+            shutil.rmtree(partial) if partial.is_dir() else partial.unlink()
+        raise
 
 
 # ====================================================================== loading (onnxruntime only)

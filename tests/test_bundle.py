@@ -9,17 +9,20 @@ import subprocess
 import sys
 import textwrap
 import zipfile
+from datetime import date, datetime
 from pathlib import Path
+from typing import get_args
 
 import numpy as np
 import pytest
 
 from payroute.agents.registry import bound_policies
-from payroute.envs.world import EventLog, PaymentWorld
+from payroute.envs.world import DECISION_KINDS, EventLog, PaymentWorld
 from payroute.errors import PayrouteError
 from payroute.policies import (
     MASKED_LOGIT,
     FeatureSpec,
+    PolicyCard,
     config_sha256,
     export_torch_policy,
     load_bundle,
@@ -150,6 +153,20 @@ def test_exported_network_is_onnx_checker_clean_with_a_fixed_opset(bundle_dir):
     assert [(o.domain, o.version) for o in model.opset_import] == [("", 17)]
     assert [i.name for i in model.graph.input] == ["obs", "action_mask"]
     assert [o.name for o in model.graph.output] == ["logits"]
+
+
+def test_card_decision_kinds_are_the_worlds():
+    assert set(get_args(PolicyCard.model_fields["decision_kind"].annotation)) == set(DECISION_KINDS)
+
+
+def test_config_hash_survives_the_card_round_trip(module, tmp_path):
+    config = {"start_date": date(2025, 3, 3), "at": datetime(2025, 3, 3, 9, 30), "volume_scale": 0.05}
+    path = export_torch_policy(
+        module, OBS_DIM, N_ACTIONS, card(scenario={"name": "x", "config": config}), tmp_path / "b"
+    )
+    stored = load_bundle(path).card.scenario
+    assert stored.sha256 == config_sha256(config) == config_sha256(stored.config)
+    assert stored.config["start_date"] == "2025-03-03"
 
 
 def test_checksums_file_verifies_with_sha256sum_format(bundle_dir):
@@ -364,6 +381,18 @@ def test_export_refuses_a_bad_card(module, tmp_path, change, message):
 def test_export_refuses_to_overwrite(module, bundle_dir):
     with pytest.raises(PayrouteError, match="already exists"):
         export_torch_policy(module, OBS_DIM, N_ACTIONS, card(), bundle_dir)
+
+
+def test_export_refuses_a_module_the_graph_cannot_match(tmp_path):
+    class Drifting(torch.nn.Module):
+        """Different answers on every call: the exported graph cannot agree with it."""
+
+        def forward(self, obs):
+            return torch.rand(obs.shape[0], N_ACTIONS) * 100
+
+    with pytest.raises(PayrouteError, match="disagrees with the torch module"):
+        export_torch_policy(Drifting(), OBS_DIM, N_ACTIONS, card(), tmp_path / "b")
+    assert list(tmp_path.iterdir()) == []
 
 
 # ---------------------------------------------------------------------- in the world
