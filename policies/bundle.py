@@ -217,31 +217,13 @@ def export_torch_policy(
         def forward(self, obs: torch.Tensor, action_mask: torch.Tensor) -> torch.Tensor:
             return torch.where(action_mask, self.inner(obs), self.masked_logit)
 
-    wrapped = _MaskedPolicy(module).eval()
-    example = (torch.zeros(2, obs_dim), torch.ones(2, n_actions, dtype=torch.bool))
-    buf = io.BytesIO()
-    with warnings.catch_warnings():
-        # The TorchScript exporter is deprecated in favour of torch.export's, which needs onnxscript (not a
-        # dependency); the TorchScript path gives a fixed opset and a plain graph for these small networks.
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            wrapped, example, buf, dynamo=False, opset_version=ONNX_OPSET,
-            input_names=[OBS_INPUT, MASK_INPUT], output_names=[LOGITS_OUTPUT],
-            dynamic_axes={OBS_INPUT: {0: "batch"}, MASK_INPUT: {0: "batch"}, LOGITS_OUTPUT: {0: "batch"}},
-        )  # fmt: skip
-    onnx_bytes = buf.getvalue()
-    _check_onnx(onnx_bytes, policy_card)
-
-    obs, mask = _golden_inputs(policy_card, golden_seed)
-    logits = _run_session(_session(onnx_bytes, threads=1), obs, mask)
-    with torch.no_grad():
-        expected = wrapped(torch.from_numpy(obs), torch.from_numpy(mask)).numpy()
-    if not np.allclose(logits, expected, atol=GOLDEN_ATOL, rtol=GOLDEN_RTOL):
-        worst = float(np.max(np.abs(logits - expected)))
-        raise PayrouteError(
-            f"the exported ONNX graph disagrees with the torch module by up to {worst:.3g} on the golden inputs "
-            f"(tolerance {GOLDEN_ATOL}); the module may use an operation the exporter does not translate exactly"
+    was_training = bool(getattr(module, "training", False))
+    try:
+        onnx_bytes, obs, mask, logits = _export_and_compare(
+            torch, _MaskedPolicy(module).eval(), policy_card, golden_seed
         )
+    finally:
+        module.train(was_training)
     golden = {
         "seed": golden_seed,
         "atol": GOLDEN_ATOL,
@@ -263,6 +245,41 @@ def export_torch_policy(
     ).encode()
     _write(files, out)
     return out
+
+
+def _export_and_compare(torch: Any, wrapped: Any, card: PolicyCard, golden_seed: int) -> tuple:
+    """Trace the masked policy to ONNX and check the graph reproduces torch on the golden inputs."""
+    param = next(iter(wrapped.parameters()), None)
+    device = param.device if param is not None else torch.device("cpu")
+    obs_dim, n_actions = card.io.obs_dim, card.io.n_actions
+    example = (
+        torch.zeros(2, obs_dim, device=device),
+        torch.ones(2, n_actions, dtype=torch.bool, device=device),
+    )
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        # The TorchScript exporter is deprecated in favour of torch.export's, which needs onnxscript (not a
+        # dependency); the TorchScript path gives a fixed opset and a plain graph for these small networks.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            wrapped, example, buf, dynamo=False, opset_version=ONNX_OPSET,
+            input_names=[OBS_INPUT, MASK_INPUT], output_names=[LOGITS_OUTPUT],
+            dynamic_axes={OBS_INPUT: {0: "batch"}, MASK_INPUT: {0: "batch"}, LOGITS_OUTPUT: {0: "batch"}},
+        )  # fmt: skip
+    onnx_bytes = buf.getvalue()
+    _check_onnx(onnx_bytes, card)
+
+    obs, mask = _golden_inputs(card, golden_seed)
+    logits = _run_session(_session(onnx_bytes, threads=1), obs, mask)
+    with torch.no_grad():
+        expected = wrapped(torch.from_numpy(obs).to(device), torch.from_numpy(mask).to(device)).cpu().numpy()
+    if not np.allclose(logits, expected, atol=GOLDEN_ATOL, rtol=GOLDEN_RTOL):
+        worst = float(np.max(np.abs(logits - expected)))
+        raise PayrouteError(
+            f"the exported ONNX graph disagrees with the torch module by up to {worst:.3g} on the golden inputs "
+            f"(tolerance {GOLDEN_ATOL}); the module may use an operation the exporter does not translate exactly"
+        )
+    return onnx_bytes, obs, mask, logits
 
 
 def _complete_card(card: Mapping[str, Any], obs_dim: int, n_actions: int) -> PolicyCard:

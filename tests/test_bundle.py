@@ -383,6 +383,12 @@ def test_export_refuses_to_overwrite(module, bundle_dir):
         export_torch_policy(module, OBS_DIM, N_ACTIONS, card(), bundle_dir)
 
 
+def test_export_leaves_a_training_module_in_training_mode(tmp_path):
+    net = tiny_mlp().train()
+    load_bundle(export_torch_policy(net, OBS_DIM, N_ACTIONS, card(), tmp_path / "b.zip"))
+    assert net.training
+
+
 def test_export_refuses_a_module_the_graph_cannot_match(tmp_path):
     class Drifting(torch.nn.Module):
         """Different answers on every call: the exported graph cannot agree with it."""
