@@ -101,11 +101,21 @@ def scenarios_show(
 @user_errors
 def simulate(
     scenario: Annotated[str, typer.Argument(help="Scenario name (see `payroute scenarios`) or a YAML path.")],
-    policy: Annotated[str, typer.Option(help="Routing policy: a baseline name.")] = "cheapest",
+    policy: Annotated[
+        str, typer.Option(help="Routing policy: a baseline name, or a policy bundle (directory or .zip).")
+    ] = "cheapest",
     risk: Annotated[str, typer.Option(help="Risk policy: a baseline name.")] = "threshold",
     days: Annotated[float, typer.Option(min=0.01, help="Days of arrivals to simulate.")] = 1.0,
     seed: Annotated[int, typer.Option(help="Episode seed.")] = 0,
     log: Annotated[Path | None, typer.Option(help="Write the event log to this Parquet file.")] = None,
+    explore: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Epsilon-greedy exploration around the routing policy (logged propensities).",
+        ),
+    ] = None,
     json_out: Annotated[
         bool, typer.Option("--json", help="Print one JSON object instead of tables.")
     ] = False,
@@ -113,7 +123,7 @@ def simulate(
         bool, typer.Option(help="After the last arrival, run until every payment has ended.")
     ] = True,
 ) -> None:
-    """Simulate SCENARIO with baseline policies and print the KPIs."""
+    """Simulate SCENARIO with a routing baseline or bundle and print the KPIs."""
     from payroute.simulate import run_simulation
 
     summary = run_simulation(
@@ -125,6 +135,7 @@ def simulate(
         log_path=log,
         drain=drain,
         progress=not json_out,
+        explore=explore,
     )
     if json_out:
         sys.stdout.write(json.dumps(summary, indent=2, sort_keys=True) + "\n")
@@ -227,6 +238,10 @@ def _print_summary(summary: dict) -> None:
     console.print(k)
     console.print(f"[dim]{summary['arrivals']:,} transactions in {summary['wall_s']:.2f} s "
                   f"({summary['arrivals'] / max(summary['wall_s'], 1e-9):,.0f} tx/s)[/]")  # fmt: skip
+    if summary.get("exploration"):
+        ex = summary["exploration"]
+        console.print(f"exploration: epsilon {ex['epsilon']:g}, {ex['explored']:,} of {ex['decisions']:,} "
+                      "routing decisions drawn uniformly from the eligible routes")  # fmt: skip
     if summary.get("log"):
         console.print(f"event log: {summary['log']}")
 

@@ -29,7 +29,11 @@ world as the in-process policy for its decision kind via :meth:`BundlePolicy.bou
 :class:`ObservationBuilder` that turns ``(world, payload)`` into the observation the policy was trained on.
 
 Invalid inputs are refused, never guessed at: an observation with the wrong number of features, a NaN or an
-infinity, or an action mask row with no allowed action raises :class:`~payroute.errors.PayrouteError`.
+infinity, or an action mask row with no allowed action raises :class:`~payroute.errors.PayrouteError`
+naming the row and feature. A finite value outside its feature's declared ``[low, high]`` is passed to the
+network unchanged (neither clipped nor refused: a payment larger than any seen in training is still a payment);
+the network must still give finite logits and an allowed action, which ``payroute review`` checks
+(:mod:`payroute.policies.constraints`).
 """
 
 from __future__ import annotations
@@ -532,7 +536,14 @@ class BoundBundlePolicy:
         self._rng: np.random.Generator | None = None
 
     def bind(self, world: Any) -> None:
-        """Check the bundle against the world it joins: action names, and the builder's feature names."""
+        """Check the bundle against the world it joins: action names, and the builder's feature names.
+
+        A builder (or mask builder) with a ``bind(world)`` method is bound first, so it can set up its
+        per-world state (and its ``feature_names``) before the check."""
+        for builder in (self.observation_builder, self.mask_builder):
+            builder_bind = getattr(builder, "bind", None)
+            if callable(builder_bind):
+                builder_bind(world)
         expected = [r.name for r in world.routes] if self.kind == "route" else list(RISK_ACTIONS)
         if self.policy.action_names != expected:
             raise PayrouteError(
