@@ -188,6 +188,71 @@ def baselines(
     _print_baselines(scenario, seeds, days, table)
 
 
+@app.command()
+def review(
+    bundle: Annotated[Path, typer.Argument(help="The policy bundle to review (a directory or .zip).")],
+    logs: Annotated[
+        Path | None,
+        typer.Option(help="Logged decisions (Parquet, event log schema) for off-policy evaluation."),
+    ] = None,
+    champion: Annotated[
+        Path | None, typer.Option(help="A champion bundle the stress suite also compares with.")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="Review thresholds (YAML); default: the shipped review_default.yaml.")
+    ] = None,
+    report: Annotated[Path | None, typer.Option(help="Write the HTML report here.")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the JSON summary here.")] = None,
+) -> None:
+    """Review a policy bundle: integrity, off-policy estimates, stress suite, constraints. Exit 0 pass, 1 fail,
+    2 could not review."""
+    from rich.progress import Progress
+
+    from payroute.policies.review import EXIT_ERROR, error_summary, load_review_config, review_bundle
+
+    try:
+        cfg = load_review_config(config)
+        with Progress(console=err_console, transient=True) as bar:
+            tasks: dict[str, int] = {}
+
+            def progress(stage: str, done: int, total: int) -> None:
+                if stage not in tasks:
+                    tasks[stage] = bar.add_task(stage, total=total)
+                bar.update(tasks[stage], completed=done, total=total)
+
+            result = review_bundle(bundle, logs=logs, champion=champion, config=cfg, progress=progress)
+    except PayrouteError as exc:
+        err_console.print(f"[bold red]could not review:[/] {exc}", highlight=False, soft_wrap=True)
+        if json_out is not None:
+            json_out.write_text(json.dumps(error_summary(bundle, str(exc)), indent=2) + "\n")
+        raise typer.Exit(code=EXIT_ERROR) from None
+    if report is not None:
+        from payroute.policies.report import write_html
+
+        write_html(result, report)
+    if json_out is not None:
+        result.write_json(json_out)
+    _print_review(result, report, json_out)
+    raise typer.Exit(code=result.exit_code)
+
+
+def _print_review(result, report: Path | None, json_out: Path | None) -> None:
+    t = Table(title=f"review of {result.bundle}")
+    for col in ("result", "section", "check", "what was found"):
+        t.add_column(col, overflow="fold")
+    styles = {"pass": "green", "fail": "bold red"}
+    for c in result.checks:
+        t.add_row(f"[{styles.get(c.status, 'dim')}]{c.status.upper()}[/]", c.section, c.name, c.summary)
+    wide_console.print(t)
+    word = (
+        "[bold green]PASS[/]" if result.passed else f"[bold red]FAIL[/] ({len(result.failed)} checks failed)"
+    )
+    console.print(f"verdict: {word} in {result.wall_s:.0f} s")
+    for path, what in ((report, "report"), (json_out, "summary")):
+        if path is not None:
+            console.print(f"{what}: {path}")
+
+
 def _print_baselines(scenario: str, seeds: int, days: float, table) -> None:
     t = Table(title=f"{scenario}: routing policies on {seeds} paired seeds x {days:g} day(s)")
     for col in ("policy", "margin/tx $", "Δ margin/tx vs cheapest [95% CI]", "approval", "Δ approval [95% CI]",

@@ -9,7 +9,8 @@ file                   what it holds
                        batch x actions), output ``logits`` (float32, batch x actions) with every masked action's
                        logit replaced by :data:`MASKED_LOGIT`. ONNX opset :data:`ONNX_OPSET`, ``onnx.checker`` clean.
 ``card.json``          the model card and reward report (:class:`PolicyCard`): decision kind, observation schema
-                       (feature names, units, scaling), action names, reward definition, scenario and experiment
+                       (feature names, units, scaling), action names (and, for level-setting kinds such as
+                       price, the numeric value of each action), reward definition, scenario and experiment
                        config with their sha256 hashes, seeds, package versions, git commit, training summary,
                        evaluation against baselines with intervals.
 ``golden.json``        golden vectors: observations and masks with the logits the exporter's runtime produced.
@@ -129,6 +130,11 @@ class PolicyCard(_Strict):
     agent_id: str | None = None
     observation: list[FeatureSpec] = Field(min_length=1)
     actions: list[str] = Field(min_length=2)
+    action_values: list[float] | None = Field(
+        default=None,
+        description="the numeric setting each action stands for, where it has one (a price bundle's fee "
+        "multiplier per action); review checks the chosen values against caps",
+    )
     reward: dict[str, Any] = Field(default_factory=dict)
     scenario: ConfigRecord | None = None
     experiment: ConfigRecord | None = None
@@ -160,6 +166,10 @@ class PolicyCard(_Strict):
         if self.io.n_actions != len(self.actions):
             raise ValueError(
                 f"io.n_actions is {self.io.n_actions} but actions lists {len(self.actions)} names"
+            )
+        if self.action_values is not None and len(self.action_values) != len(self.actions):
+            raise ValueError(
+                f"action_values lists {len(self.action_values)} values for {len(self.actions)} actions"
             )
         for field in ("scenario", "experiment"):
             rec = getattr(self, field)
