@@ -18,7 +18,8 @@ check                  what it asserts
 ``action_caps``        For bundles whose actions are levels (a price bundle's fee multipliers, declared as
                        ``action_values`` on the card): every chosen action's value lies within the caps
                        (``action_value_low`` / ``action_value_high``, or for a price bundle the scenario's
-                       ``prices.min_multiplier`` / ``max_multiplier``). The check reads only the card and the
+                       ``prices.min_multiplier`` / ``max_multiplier``), with every level allowed: the caps must
+                       hold without an environment masking levels. The check reads only the card and the
                        network, so it holds for any level-setting decision kind; the pricing environment
                        that binds price bundles into the world is built elsewhere, so price contexts are
                        random observations inside the declared ranges. Not applicable to route and risk
@@ -165,7 +166,7 @@ def check_masked_actions(policy: BundlePolicy, contexts: list[Contexts], max_rat
     per_source: dict[str, dict[str, Any]] = {}
     total = bad_total = 0
     for ctx in contexts:
-        bad = 0
+        bad = argmax_masked = 0
         worst = 0.0
         example = None
         for start in range(0, ctx.n, _CHUNK):
@@ -175,7 +176,9 @@ def check_masked_actions(policy: BundlePolicy, contexts: list[Contexts], max_rat
             z = raw - raw.max(axis=1, keepdims=True)
             probs = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
             masked_mass = np.where(masks, 0.0, probs).sum(axis=1)
-            violating = ~masks[np.arange(len(chosen)), chosen] | (masked_mass > MASKED_PROB_TOL)
+            chose_masked = ~masks[np.arange(len(chosen)), chosen]
+            violating = chose_masked | (masked_mass > MASKED_PROB_TOL)
+            argmax_masked += int(chose_masked.sum())
             if violating.any() and example is None:
                 i = int(np.argmax(violating))
                 example = {
@@ -190,6 +193,7 @@ def check_masked_actions(policy: BundlePolicy, contexts: list[Contexts], max_rat
             "contexts": ctx.n,
             "violations": bad,
             "rate": bad / ctx.n if ctx.n else 0.0,
+            "masked_argmax": argmax_masked,
             "max_masked_probability": worst,
             "example": example,
         }
@@ -346,7 +350,8 @@ def check_action_caps(
     hits: dict[str, int] = {}
     for ctx in contexts:
         for start in range(0, ctx.n, _CHUNK):
-            acts = policy.act(ctx.obs[start : start + _CHUNK], ctx.masks[start : start + _CHUNK])
+            obs = ctx.obs[start : start + _CHUNK]
+            acts = policy.act(obs, np.ones((len(obs), policy.n_actions), dtype=bool))
             bad = outside[acts]
             chosen_total += len(acts)
             violations += int(bad.sum())

@@ -230,16 +230,26 @@ def review_bundle(
         )
     scenario_name = _scenario_name(policy, config)
     scenario = load_scenario(scenario_name)
-    _check_fits(policy, champ, scenario, config)
-    checks.append(
-        Check(
-            "integrity",
-            "observation_schema",
-            PASS,
-            f"the card's {policy.obs_dim} features and {policy.n_actions} actions match scenario "
-            f"{scenario_name!r}" + (" and every stress scenario" if config.stress.enabled else ""),
+    if policy.decision_kind in ("route", "risk"):
+        _check_fits(policy, champ, scenario, config)
+        checks.append(
+            Check(
+                "integrity",
+                "observation_schema",
+                PASS,
+                f"the card's {policy.obs_dim} features and {policy.n_actions} actions match scenario "
+                f"{scenario_name!r}" + (" and every stress scenario" if config.stress.enabled else ""),
+            )
         )
-    )
+    else:
+        checks.append(
+            Check(
+                "integrity",
+                "observation_schema",
+                NOT_RUN,
+                f"a {policy.decision_kind} bundle's observation is not built here, so it is not matched to a scenario",
+            )
+        )
 
     # 2. the log, read before anything long runs (a malformed log is exit 2)
     logged = None
@@ -256,7 +266,17 @@ def review_bundle(
 
     # 3. stress suite
     stress = None
-    if config.stress.enabled:
+    if policy.decision_kind not in ("route", "risk"):
+        checks.append(
+            Check(
+                "stress",
+                "stress_suite",
+                NOT_RUN,
+                f"a {policy.decision_kind} bundle cannot act in the world yet (its environment is not bound here); "
+                "its card and network are checked by the constraint checks",
+            )
+        )
+    elif config.stress.enabled:
         stress_progress = None if progress is None else (lambda d, t: progress("stress suite", d, t))
         stress = run_stress_suite(policy, config.stress, champion=champ, progress=stress_progress)
         checks += stress_checks(stress, config.stress)
