@@ -407,9 +407,9 @@ def _margin_check(stress: StressResult, scenario: str, ref: str, row: Any, cfg: 
     conf = f"{cfg.confidence:.0%}"
     low, high, diff = row.margin_diff_low, row.margin_diff_high, row.margin_diff
     said = (
-        f"on {scenario} the bundle earned ${row.candidate_margin_per_tx_usd:.4f} per transaction, "
-        f"{'+' if diff >= 0 else '-'}${abs(diff):.4f} against {ref} (the best reference, "
-        f"${row.reference_margin_per_tx_usd:.4f}); paired {conf} interval [{low:+.4f}, {high:+.4f}] over "
+        f"on {scenario} the bundle earned {_usd(row.candidate_margin_per_tx_usd)} per transaction, "
+        f"{_usd(diff, sign=True)} against {ref} (the best reference, "
+        f"{_usd(row.reference_margin_per_tx_usd)}); paired {conf} interval [{low:+.4f}, {high:+.4f}] over "
         f"{int(row.seeds)} seeds"
     )
     ok = low >= thr
@@ -431,6 +431,10 @@ def _margin_check(stress: StressResult, scenario: str, ref: str, row: Any, cfg: 
         thr,
         {"reference": ref, "mean": float(diff), "low": float(low), "high": float(high)},
     )
+
+
+def _usd(x: float, sign: bool = False) -> str:
+    return f"{'-' if x < 0 else '+' if sign else ''}${abs(x):.4f}"
 
 
 def _why(stress: StressResult, scenario: str, ref: str) -> str:
