@@ -421,6 +421,22 @@ def render_log_schema() -> str:
         "where `fraud_loss_cents` also sums the `post_settlement` rows with the same `tx_id` (chargebacks and",
         "reimbursements that arrived after settlement).",
         "",
+        "## Observation columns",
+        "",
+        "To evaluate a policy bundle on a log, every routed decision's row must also hold the observation the",
+        f"bundle would have seen: one float column per feature, named `{OBS_PREFIX}<feature>` in the order of the",
+        "bundle's `card.json` observation (for the routing observation: `obs.log_amount`, `obs.segment=...`, ...,",
+        "`obs.<route>.fee_bps`, ..., `obs.<account>.balance_to_target`; the names, units and scaling are the",
+        "`payroute/Routing-v0` observation table). `payroute simulate --log` writes them, recorded at the moment",
+        "each route was chosen, and leaves them null on rows without a routing decision. A log without them, or",
+        "with a null, NaN or infinite value on a routed row, is refused naming the column.",
+        "",
+        "## Exploration",
+        "",
+        "`payroute simulate --policy NAME --explore EPS --log FILE.parquet` routes with epsilon-greedy",
+        "exploration around the policy (a baseline name or a bundle path) and logs each decision's exact",
+        "behaviour propensity: `(1 - EPS) * 1[route = the policy's choice] + EPS / (number of eligible routes)`.",
+        "",
     ]
     return "\n".join(lines)
 
