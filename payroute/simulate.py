@@ -22,8 +22,11 @@ from payroute.errors import PayrouteError
 
 
 def is_bundle_path(route: str | Path) -> bool:
-    """Whether ``--policy`` names a bundle (an existing path, or one ending in ``.zip``) rather than a baseline."""
+    """Whether ``--policy`` names a bundle rather than a baseline: not a baseline name, and an existing path or
+    one that looks like a path (a ``/`` in it, or a ``.zip`` ending)."""
     text = str(route)
+    if text in policy_names("route"):
+        return False
     return Path(text).exists() or text.endswith(".zip") or "/" in text
 
 

@@ -172,7 +172,7 @@ def _stress_section(result: ReviewResult) -> list[str]:
         f"({cfg.days:g} day(s) each, volume {cfg.volume_multiplier:g}× each scenario's own) on "
         f"{len(cfg.scenarios)} scenarios. Differences are bundle minus reference, paired by seed, with "
         f"{cfg.confidence:.0%} Student-t intervals; the dashed red line is the gate against the best reference "
-        "(outlined).</p>"
+        "(drawn bold).</p>"
     )
     comp = stress.comparisons
     if len(comp):
