@@ -293,7 +293,7 @@ def _compare(runs: pd.DataFrame, bundle_name: str, config: StressConfig) -> Stre
         share = np.nan
         if "oracle" in margin and "cheapest" in margin:
             gap = float((margin["oracle"] - margin["cheapest"]).mean())
-            if abs(gap) > 1e-12:
+            if gap > 1e-12:  # a share of nothing (or of a loss) means nothing
                 share = float((margin[candidate] - margin["cheapest"]).mean()) / gap
         for ref in refs:
             m = paired_interval(margin[candidate].to_numpy(), margin[ref].to_numpy(), config.confidence)
