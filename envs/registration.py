@@ -9,7 +9,10 @@ from __future__ import annotations
 import gymnasium as gym
 
 # id -> "module:Class"; each environment documents itself in its class docstring.
-ENVIRONMENTS: dict[str, str] = {}
+ENVIRONMENTS: dict[str, str] = {
+    "payroute/Pricing-v0": "payroute.envs.pricing:PricingEnv",
+    "payroute/Treasury-v0": "payroute.envs.treasury:TreasuryEnv",
+}
 
 
 def register_all() -> None:

@@ -639,7 +639,7 @@ class PaymentWorld:
         env = self.env
         period = float(self.scenario.treasury_period_s)
         has_treasury = self.policies.get("treasury") is not None or self.hub.is_external("treasury")
-        while self.arrivals_open:
+        while self.arrivals_open and env.now < self.horizon_s:
             if has_treasury:
                 yield from self._decide_treasury()
             yield env.timeout(period)
@@ -737,7 +737,7 @@ class PaymentWorld:
         period = float(self.scenario.prices.period_s)
         lo, hi = self.scenario.prices.min_multiplier, self.scenario.prices.max_multiplier
         first = True
-        while self.arrivals_open:
+        while self.arrivals_open and env.now < self.horizon_s:
             if not first:
                 self.competitor.step(period)
             first = False
@@ -760,7 +760,7 @@ class PaymentWorld:
     def _customer_churn(self):
         """At each midnight, segments quoted a premium lose customers; those quoted none win some back."""
         env = self.env
-        while self.arrivals_open:
+        while self.arrivals_open and env.now < self.horizon_s:
             yield env.timeout(DAY_S - env.now % DAY_S)
             self.demand.segment_multiplier = self.customers.end_of_day().copy()
 
