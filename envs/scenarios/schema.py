@@ -202,7 +202,11 @@ class Inflow(Model):
 
 
 class SettlementAccount(Model):
-    """A prefunded account a rail draws on when it sends (Fed master account, RTP prefunding, nostro)."""
+    """A prefunded account a rail draws on when it sends (Fed master account, RTP prefunding, nostro).
+
+    ``queue_delay_cost_bps_per_hour`` prices waiting: payouts queued for funds cost this many bps of their value
+    per hour they wait (an economic cost, charged each treasury period).
+    """
 
     opening_balance_cents: NonNegInt
     target_balance_cents: NonNegInt

@@ -15,6 +15,7 @@ so the sum of all account balances is zero at every instant. Accounts the world 
 ``fee_revenue``                   what we charge (credit balance)
 ``route_cost`` ...                costs: route fees, fraud losses, SLA penalties, liquidity, challenges
 ``memo:opportunity``              contra account of opportunity cost (economic, not cash)
+``memo:delay``                    contra account of the delay cost of payouts queued for funds (economic)
 ================================  ===============================================================
 
 A settlement account may not go below zero unless its scenario allows intraday credit

@@ -2,7 +2,8 @@
 
 Scenario: a payment service provider accepts card payments for merchants (through card processors) and sends
 bank payouts for customers (ACH, Fedwire, RTP, FedNow, a cross-border corridor). Customers arrive, see a
-price, and some walk away. The risk desk allows, challenges or blocks each payment on a noisy risk score.
+price (within the regulatory caps), and some walk away or pay with a cheaper method they also have; a segment
+that is overcharged day after day loses customers (:mod:`payroute.envs.world.customers`). The risk desk allows, challenges or blocks each payment on a noisy risk score.
 The router picks a route among the eligible ones. The route takes its time (queues form when it is busy),
 approves or declines by the payer's segment, or fails when its hidden health is bad. Prefunded rails draw
 on a settlement account, which may be short: then the payment waits, borrows priced intraday credit, or
@@ -17,6 +18,8 @@ movement is a balanced posting in the :class:`~payroute.envs.world.ledger.Ledger
 Randomness: one ``SeedSequence(seed)`` spawns one generator per component, in a fixed order. Demand (arrivals,
 attributes, hidden truth, the per-transaction uniforms behind approval, abandonment, challenge, latency and
 discovery) never depends on what policies do, so two policies on one seed are compared on the same customers.
+Churn thins arrivals with a uniform drawn for every potential arrival from a side stream (as is the draw behind
+switching methods), so at different prices the customers who still come are the same ones.
 """
 
 from __future__ import annotations
