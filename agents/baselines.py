@@ -1,6 +1,7 @@
 """Baseline policies, bound into the world in-process.
 
-Each implements ``decide(world, payload) -> (action, propensity)`` for one decision kind. They are what a
+Each implements ``decide(world, payload) -> (action, propensity)`` for one decision kind, and the
+per-transaction ones also ``act(observation, info) -> action`` for use with the Gymnasium environments. They are what a
 payments team runs today, and what any learned policy has to beat.
 
 ========================  ========  ===============================================================
@@ -25,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from payroute.agents.routing import ROUTING_LEARNERS
 from payroute.agents.rtgs_baselines import RTGS_BASELINES
 from payroute.envs.world.decisions import ALLOW, BLOCK, CHALLENGE, TreasuryAction
 from payroute.envs.world.world import FAMILY_INDEX
@@ -40,6 +42,10 @@ class CheapestRoute:
         best = min(eligible, key=lambda r: (r.cost_cents(tx), r.index))
         return best.index, 1.0
 
+    def act(self, observation: Any, info: dict) -> int:
+        costs = info["route_costs_cents"]
+        return min(np.flatnonzero(info["action_mask"]), key=lambda i: (costs[i], i))
+
 
 class FastestRoute:
     """Routes to the eligible route with the lowest median latency (bank payouts: instant first)."""
@@ -52,6 +58,12 @@ class FastestRoute:
             eligible, key=lambda r: (r.latency_median_s + (0 if r.is_open(world.now) else 1e9), r.index)
         )
         return best.index, 1.0
+
+    def act(self, observation: Any, info: dict) -> int:
+        latency, is_open = info["route_latency_s"], info["route_open"]
+        return min(
+            np.flatnonzero(info["action_mask"]), key=lambda i: (latency[i] + (0 if is_open[i] else 1e9), i)
+        )
 
 
 class PriorityRoute:
@@ -78,6 +90,11 @@ class PriorityRoute:
         best = min(eligible, key=lambda r: rank.get(r.index, 10_000 + r.index))
         return best.index, 1.0
 
+    def act(self, observation: Any, info: dict) -> int:
+        names = info["route_names"]
+        rank = {names.index(n): i for i, n in enumerate(self.order or names)}
+        return min(np.flatnonzero(info["action_mask"]), key=lambda i: rank.get(i, 10_000 + i))
+
 
 class AllowAll:
     """Allows every payment."""
@@ -86,6 +103,9 @@ class AllowAll:
 
     def decide(self, world: Any, payload: Any) -> tuple[int, float]:
         return ALLOW, 1.0
+
+    def act(self, observation: Any, info: dict) -> int:
+        return ALLOW
 
 
 class RiskThreshold:
@@ -100,12 +120,17 @@ class RiskThreshold:
         self.block_at = block_at
 
     def decide(self, world: Any, payload: Any) -> tuple[int, float]:
-        score = payload.risk_score
+        return self._by_score(payload.risk_score), 1.0
+
+    def act(self, observation: Any, info: dict) -> int:
+        return self._by_score(info["risk_score"])
+
+    def _by_score(self, score: float) -> int:
         if score >= self.block_at:
-            return BLOCK, 1.0
+            return BLOCK
         if score >= self.challenge_at:
-            return CHALLENGE, 1.0
-        return ALLOW, 1.0
+            return CHALLENGE
+        return ALLOW
 
 
 class StaticPricing:
@@ -200,7 +225,12 @@ class ScriptedFraud:
         return np.full(len(world.fraud.pattern_names), self.intensity), 1.0
 
 
-ROUTE_BASELINES = {"cheapest": CheapestRoute, "fastest": FastestRoute, "priority": PriorityRoute}
+ROUTE_BASELINES = {
+    "cheapest": CheapestRoute,
+    "fastest": FastestRoute,
+    "priority": PriorityRoute,
+    **ROUTING_LEARNERS,
+}
 RISK_BASELINES = {"allow_all": AllowAll, "threshold": RiskThreshold}
 PRICE_BASELINES = {"static_pricing": StaticPricing, "cost_plus": CostPlusPricing}
 TREASURY_BASELINES = {"target_balance": TargetBalanceTreasury}

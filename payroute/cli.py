@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from payroute import __version__
+from payroute.agents.compare import ROUTING_BASELINE_ORDER
 from payroute.errors import PayrouteError
 
 app = typer.Typer(
@@ -32,6 +33,8 @@ scenarios_app = typer.Typer(
 app.add_typer(scenarios_app, name="scenarios")
 
 console = Console()
+# result tables are wide: never squeeze them below 160 columns when the output is not a terminal
+wide_console = console if console.is_terminal and console.width >= 160 else Console(width=160)
 err_console = Console(stderr=True)
 
 
@@ -127,6 +130,71 @@ def simulate(
         sys.stdout.write(json.dumps(summary, indent=2, sort_keys=True) + "\n")
         return
     _print_summary(summary)
+
+
+@app.command()
+@user_errors
+def baselines(
+    scenario: Annotated[str, typer.Argument(help="Scenario name or YAML path.")],
+    seeds: Annotated[int, typer.Option(min=2, help="Number of seeds (0..N-1), shared by every policy.")] = 5,
+    days: Annotated[float, typer.Option(min=0.01, help="Days per run.")] = 1.0,
+    policies: Annotated[
+        str, typer.Option(help="Comma-separated routing policies (default: every baseline and the oracle).")
+    ] = ",".join(ROUTING_BASELINE_ORDER),
+    risk: Annotated[str, typer.Option(help="Risk policy bound for every run.")] = "threshold",
+    volume_scale: Annotated[float | None, typer.Option(help="Override the scenario's volume_scale.")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Processes to run seeds in parallel.")] = 1,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    out: Annotated[Path | None, typer.Option(help="Write the per-seed runs to this Parquet file.")] = None,
+) -> None:
+    """Every routing baseline and the oracle on the same seeds: KPIs with paired 95% intervals."""
+    from rich.progress import Progress
+
+    from payroute.agents.compare import run_paired, summarise
+
+    names = tuple(p.strip() for p in policies.split(",") if p.strip())
+    if "cheapest" not in names:
+        raise PayrouteError("--policies must include 'cheapest' (the reference of the paired intervals)")
+    overrides = {"volume_scale": volume_scale} if volume_scale is not None else None
+    with Progress(console=err_console, transient=True, disable=json_out) as bar:
+        task = bar.add_task(f"{scenario}: {len(names)} policies x {seeds} seeds", total=len(names) * seeds)
+        runs = run_paired(
+            scenario,
+            names,
+            seeds,
+            days,
+            risk,
+            overrides,
+            workers,
+            lambda done, total: bar.update(task, completed=done),
+        )
+    table = summarise(runs)
+    if out is not None:
+        runs.to_parquet(out)
+    if json_out:
+        sys.stdout.write(table.to_json(orient="records", indent=2) + "\n")
+        return
+    _print_baselines(scenario, seeds, days, table)
+
+
+def _print_baselines(scenario: str, seeds: int, days: float, table) -> None:
+    t = Table(title=f"{scenario}: routing policies on {seeds} paired seeds x {days:g} day(s)")
+    for col in ("policy", "margin/tx $", "Δ margin/tx vs cheapest [95% CI]", "approval", "Δ approval [95% CI]",
+                "oracle share", "cost bps", "fraud bps", "SLA misses"):  # fmt: skip
+        t.add_column(col, justify="left" if col == "policy" else "right")
+    for r in table.itertuples():
+        t.add_row(
+            r.policy,
+            f"{r.margin_per_tx_usd:.4f}",
+            f"{r.margin_diff:+.4f} [{r.margin_diff_low:+.4f}, {r.margin_diff_high:+.4f}]",
+            f"{r.approval_rate:.2%}",
+            f"{r.approval_diff * 100:+.2f} pt [{r.approval_diff_low * 100:+.2f}, {r.approval_diff_high * 100:+.2f}]",
+            f"{r.oracle_share:.0%}",
+            f"{r.route_cost_bps:.1f}",
+            f"{r.fraud_loss_bps:.2f}",
+            f"{r.sla_misses:,.0f}",
+        )
+    wide_console.print(t)
 
 
 def _print_summary(summary: dict) -> None:

@@ -220,3 +220,14 @@ def test_env_keeps_the_books_balanced_under_random_actions():
         assert world.ledger.balance("transit") == sum(a.in_transit for a in world.accounts.values())
         assert reward <= 0.0
     assert env.world.ledger.balance("transit") == 0
+
+
+def test_delay_costs_are_part_of_the_margin_the_agents_share():
+    sc = load_scenario("liquidity_crunch", {"volume_scale": 0.3})
+    policies = bound_policies(route="fastest")
+    del policies["treasury"]  # nobody refunds the accounts: payouts queue
+    world = PaymentWorld(sc, 0, policies, days=0.5, reward_split="shared")
+    world.run()
+    assert world.totals["delay_cost"] > 0
+    assert sum(world.agent_margin.values()) / 100.0 == pytest.approx(world.kpis()["margin_usd"], abs=1e-9)
+    assert world.kpis()["delay_cost_usd"] == world.totals["delay_cost"] / 100.0

@@ -36,7 +36,7 @@ class Transaction:
         "price_cents", "route", "route_propensity", "eligible_mask", "risk_action", "risk_propensity",
         "state", "reason", "t_terminal", "t_settled", "latency_s", "revenue_cents", "route_cost_cents",
         "fraud_loss_cents", "sla_penalty_cents", "liquidity_cost_cents", "challenge_cost_cents", "agents",
-        "post_state", "features",
+        "post_state", "features", "cost_quotes",
     )  # fmt: skip
 
     def __init__(self) -> None:
@@ -60,6 +60,7 @@ class Transaction:
         self.agents: tuple[str, ...] = ()
         self.post_state = ""
         self.features = None
+        self.cost_quotes: dict[int, int] | None = None
         self.u_switch = 1.0  # set for genuine payers: the draw behind switching to a cheaper method
 
     @property

@@ -9,6 +9,7 @@ process (up / degraded / down) that agents never see directly, only through decl
 from __future__ import annotations
 
 import math
+from collections import deque
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from payroute.envs.world.demand import Transaction
 
 UP, DEGRADED, DOWN = 0, 1, 2
+OBSERVATION_WINDOW = 200  # outcomes per route a router can see (recent approval rate and latency)
 HEALTH_NAMES = ("up", "degraded", "down")
 RAIL_FAMILY = {
     "card": "card",
@@ -113,9 +115,12 @@ class RouteState:
         self._open_until = -1.0
         self.windows = [(hhmm_to_s(w.submit_by), hhmm_to_s(w.settle_at)) for w in spec.windows]
         self.window_shift = calendar.shift_s(h.utc_offset_h) if h is not None else 0.0
-        # what a router can observe: a window of recent outcomes and latencies
-        self.recent_outcomes: list[int] = []
-        self.recent_latency: list[float] = []
+        # what a router can observe: a sliding window of recent outcomes and latencies
+        self.window = OBSERVATION_WINDOW
+        self._recent: deque[tuple[int, float]] = deque()
+        self.recent_approved = 0
+        self.recent_latency_sum = 0.0
+        self.stats_version = 0
         self.in_queue = 0
 
     # ------------------------------------------------------------------ hours
@@ -173,9 +178,49 @@ class RouteState:
         )
         return cal.at(settle_day, self.windows[0][1], shift)
 
+    def next_cutoff(self, t: float) -> tuple[float, float]:
+        """``(cutoff, valid_until)``: when this route next stops taking work for its batch or session.
+
+        Batch routes: the next window's submission deadline. Routes with hours: the close if open now, and
+        ``-inf`` while closed (until it opens). Round-the-clock routes: ``+inf`` forever. The answer holds
+        until ``valid_until``.
+        """
+        if self.windows:
+            local = t + self.window_shift
+            day = int(local // DAY_S)
+            sod = local - day * DAY_S
+            if self.calendar.is_business_day(day):
+                for submit_by, _settle in self.windows:
+                    if sod <= submit_by:
+                        cut = t + (submit_by - sod)
+                        return cut, cut
+            nxt = self.calendar.next_business_day(day)
+            cut = self.calendar.at(nxt, self.windows[0][0], self.window_shift)
+            return cut, cut
+        if self.hours_rule is None:
+            return math.inf, math.inf
+        if not self.is_open(t):
+            return -math.inf, self.next_open_time(t)
+        return self._open_until, self._open_until
+
+    def seconds_to_cutoff(self, t: float) -> float:
+        """Seconds until the next cut-off (0 while closed, inf for round-the-clock routes)."""
+        cut, _ = self.next_cutoff(t)
+        return max(cut - t, 0.0)
+
     # ------------------------------------------------------------------ money
     def cost_cents(self, tx: Transaction) -> int:
-        """What sending ``tx`` on this route costs the PSP, in cents (interchange included for cards)."""
+        """What sending ``tx`` on this route costs the PSP, in cents (interchange included for cards).
+
+        Quoted once per transaction and route (the volume tier in force when first asked), then remembered.
+        """
+        quotes = tx.cost_quotes
+        if quotes is None:
+            quotes = tx.cost_quotes = {}
+        else:
+            cached = quotes.get(self.index)
+            if cached is not None:
+                return cached
         month = tx.month_key
         count = self.month_count if month == self.month_key else 0
         cost = fee_cents(self.spec.fee, tx.amount_cents, count, self.fee_multiplier)
@@ -187,7 +232,8 @@ class RouteState:
             if tx.foreign_card:
                 bps += ic.foreign_card_bps
             cost += round(tx.amount_cents * bps / 10_000.0)
-        return int(cost)
+        quotes[self.index] = cost = int(cost)
+        return cost
 
     def count_submission(self, month_key: int) -> None:
         if month_key != self.month_key:
@@ -227,13 +273,30 @@ class RouteState:
             lat *= self.spec.health.degraded_latency_multiplier
         return lat
 
-    def observe(self, approved: bool, latency_s: float, window: int = 200) -> None:
+    def observe(self, approved: bool, latency_s: float) -> None:
         """Record an outcome a router could see (approved or not, and how long it took)."""
-        self.recent_outcomes.append(1 if approved else 0)
-        self.recent_latency.append(latency_s)
-        if len(self.recent_outcomes) > 2 * window:
-            del self.recent_outcomes[:-window]
-            del self.recent_latency[:-window]
+        ok = 1 if approved else 0
+        recent = self._recent
+        recent.append((ok, latency_s))
+        self.recent_approved += ok
+        self.recent_latency_sum += latency_s
+        if len(recent) > self.window:
+            old_ok, old_lat = recent.popleft()
+            self.recent_approved -= old_ok
+            self.recent_latency_sum -= old_lat
+        self.stats_version += 1
+
+    @property
+    def recent_count(self) -> int:
+        return len(self._recent)
+
+    def recent_approval_rate(self, prior: float = 0.5) -> float:
+        n = len(self._recent)
+        return self.recent_approved / n if n else prior
+
+    def recent_mean_latency_s(self) -> float:
+        n = len(self._recent)
+        return self.recent_latency_sum / n if n else self.latency_median_s
 
     # ------------------------------------------------------------------ processes
     def drift_process(self, until_open):

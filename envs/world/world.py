@@ -70,6 +70,8 @@ class PaymentWorld:
         drain: after the last arrival keep the clock running until every transaction has ended and every
             chargeback and return has arrived (periodic processes stop), so KPIs are complete.
         agent_ids: names of the agents per decision kind (defaults: router, risk, pricer, treasury, fraudster).
+        reward_split: how a payment's money is credited to the agents that decided on it (``full`` or
+            ``shared``; see :meth:`_attribute`).
     """
 
     def __init__(
@@ -81,11 +83,15 @@ class PaymentWorld:
         log: EventLog | None = None,
         drain: bool = True,
         agent_ids: dict[str, str] | None = None,
+        reward_split: str = "full",
     ) -> None:
         if "route" not in policies or "risk" not in policies:
             raise ValueError("policies must say who answers 'route' and 'risk' (a bound policy or None)")
         if days <= 0:
             raise ValueError(f"days must be > 0, got {days}")
+        if reward_split not in ("full", "shared"):
+            raise ValueError(f"reward_split must be 'full' or 'shared', got {reward_split!r}")
+        self.reward_split = reward_split
         self.scenario = scenario
         self.seed = int(seed)
         self.days = days
@@ -148,9 +154,16 @@ class PaymentWorld:
         self.route_counts = Counter()
         self.arrivals_open = True
         self.on_hour: Callable[[PaymentWorld], None] | None = None
+        # called as listener(tx, route, approved, reason) when a route answers; bound policies that learn
+        # from outcomes (success-rate routing, bandits) subscribe here in their bind()
+        self.outcome_listeners: list[Callable[[Transaction, RouteState, bool, str], None]] = []
+        # called as listener(tx) when a transaction reaches its terminal state
+        self.terminal_listeners: list[Callable[[Transaction], None]] = []
         self._opportunity_carry: dict[str, float] = {name: 0.0 for name in self.accounts}
         self._delay_carry: dict[str, float] = {name: 0.0 for name in self.accounts}
 
+        prices_active = self.policies.get("price") is not None or self.hub.is_external("price")
+        self._pricing_agents: tuple[str, ...] = (self.hub.agent_ids["price"],) if prices_active else ()
         for policy in self.policies.values():
             bind = getattr(policy, "bind", None)
             if bind is not None:
@@ -417,7 +430,7 @@ class PaymentWorld:
             )
         tx.risk_action = int(action)
         tx.risk_propensity = prop
-        tx.agents = (hub.agent_ids["risk"],) if self.policies.get("risk") is None else ()
+        tx.agents = (*self._pricing_agents, hub.agent_ids["risk"])
         if action == BLOCK:
             self._terminate(tx, "blocked", "risk")
             return
@@ -445,10 +458,14 @@ class PaymentWorld:
             point = hub.open("route", tx, {"eligible": eligible})
             action = yield point.event
             prop = point.propensity
-            tx.agents = (*tx.agents, hub.agent_ids["route"])
         else:
             action, prop = self.policies["route"].decide(self, (tx, eligible))
+        tx.agents = (*tx.agents, hub.agent_ids["route"])
         action = int(action)
+        if action == -1 and hub.is_external("route"):
+            # an outside router that cannot mask chose an ineligible route: the payment is declined
+            self._terminate(tx, "declined", "invalid_action")
+            return
         if not (0 <= action < len(self.routes)) or not (mask >> action) & 1:
             raise InvalidActionError(
                 f"route {action} is not eligible for transaction {tx.id}; eligible: {[r.index for r in eligible]}"
@@ -517,6 +534,8 @@ class PaymentWorld:
             else:
                 approved, why = False, ("route_error" if tx.u_approve < p else "declined")
         route.observe(approved, tx.latency_s)
+        for listener in self.outcome_listeners:
+            listener(tx, route, approved, why)
         hour = int((tx.t_arrival % DAY_S) // HOUR_S)
         self.by_hour_attempts[hour] += 1
         if tx.family == "card" and env.now > tx.deadline_t:
@@ -807,11 +826,23 @@ class PaymentWorld:
 
     # ------------------------------------------------------------------ bookkeeping
     def _attribute(self, tx: Transaction, field: str, signed_cents: int) -> None:
-        """Add money to a transaction's components, the world's totals and its deciding agents' margins."""
+        """Add money to a transaction's components, the world's totals and its deciding agents' margins.
+
+        ``reward_split="full"``: every agent that decided on the payment is credited all of it (what a
+        single learning agent should see). ``"shared"``: the amount is split between them in whole cents
+        (the remainder to the first), so the agents' margins add up to the ledger's profit exactly.
+        """
         setattr(tx, field, getattr(tx, field) + abs(signed_cents))
         self.totals[field] += abs(signed_cents)
-        for agent in tx.agents:
-            self.agent_margin[agent] += signed_cents
+        agents = tx.agents or ("psp",)
+        if self.reward_split == "full":
+            for agent in agents:
+                self.agent_margin[agent] += signed_cents
+            return
+        share, rest = divmod(signed_cents, len(agents))
+        for agent in agents:
+            self.agent_margin[agent] += share
+        self.agent_margin[agents[0]] += rest
 
     def _book(self, tx: Transaction, cost_account: str, cents: int, credit_account: str) -> None:
         if cents:
@@ -837,6 +868,8 @@ class PaymentWorld:
         tx.reason = reason
         tx.t_terminal = self.env.now
         self.terminal[state] += 1
+        for listener in self.terminal_listeners:
+            listener(tx)
         if self.log is not None:
             self._log_transaction(tx)
 
@@ -911,6 +944,7 @@ class PaymentWorld:
             - sum(tot[k] for k in cost_keys)
             - tot["liquidity_cost"]
             - tot["treasury_cost"]
+            - tot["delay_cost"]
         )
         return {
             "approval_rate": tot["approved"] / submitted if submitted else 0.0,
@@ -923,6 +957,7 @@ class PaymentWorld:
             "liquidity_cost_usd": (tot["liquidity_cost_cents"] + tot["liquidity_cost"] + tot["treasury_cost"])
             / 100.0,
             "settled_value_usd": tot["settled_value_cents"] / 100.0,
+            "delay_cost_usd": tot["delay_cost"] / 100.0,
         }
 
     def summary(self) -> dict[str, Any]:

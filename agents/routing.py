@@ -1,0 +1,348 @@
+"""Routing baselines that learn from outcomes, and the oracle.
+
+What open-source payment orchestrators ship (see CALIBRATION.md "Card authorization and routing"), and the
+classic bandits, each usable two ways:
+
+* bound into the world: ``decide(world, (tx, eligible)) -> (route_index, propensity)``; outcomes arrive
+  through ``world.outcome_listeners``;
+* as a plain Gymnasium policy: ``act(observation, info) -> route_index``, reading ``info["action_mask"]``,
+  ``info["route_costs_cents"]``, ``info["transaction"]`` and learning from ``info["outcomes"]``.
+
+==================  ==========================================================================================
+``success_rate``    per route and dimension (segment, instrument, network) a sliding window of the last B
+                    outcomes; a new window starts optimistic; 5% of traffic hedges (explores uniformly); routes
+                    far below the leader get a fresh optimistic window; a burst of technical failures
+                    (leaky bucket) eliminates a route for a cool-down
+``cost_aware``      success-rate estimates, then the route with the highest approval x (price - cost): a
+                    cheaper route wins only when its expected margin is strictly higher
+``thompson``        Thompson sampling per segment x route on Beta posteriors, maximising sampled margin
+``ucb``             UCB1 per segment x route on approval, maximising optimistic margin
+``oracle``          knows the hidden truth (health, approval probabilities, fraud) and routes by the true
+                    expected margin: an upper bound for every policy
+==================  ==========================================================================================
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from payroute.envs.world.demand import Transaction
+
+
+@dataclass(frozen=True, slots=True)
+class RouteChoice:
+    """What a router knows when it decides: eligible routes, this payment's cost on each, its price, its keys."""
+
+    eligible: tuple[int, ...]
+    costs_cents: tuple[int, ...]
+    price_cents: int
+    amount_cents: int
+    segment: int
+    key: tuple
+
+
+def _key(segment: int, instrument: str, network: str) -> tuple:
+    return (segment, instrument, network)
+
+
+def choice_from_world(world: Any, tx: Transaction, eligible: list) -> RouteChoice:
+    costs = [0] * len(world.routes)
+    for r in eligible:
+        costs[r.index] = r.cost_cents(tx)
+    return RouteChoice(
+        tuple(r.index for r in eligible),
+        tuple(costs),
+        tx.price_cents,
+        tx.amount_cents,
+        tx.segment,
+        _key(tx.segment, tx.instrument, tx.network),
+    )
+
+
+def choice_from_info(info: dict) -> RouteChoice:
+    t = info["transaction"]
+    mask = info["action_mask"]
+    return RouteChoice(
+        tuple(int(i) for i in np.flatnonzero(mask)),
+        tuple(int(c) for c in info["route_costs_cents"]),
+        int(t["price_cents"]),
+        int(t["amount_cents"]),
+        int(t["segment_index"]),
+        _key(int(t["segment_index"]), t["instrument"], t["network"]),
+    )
+
+
+class LearningRouter:
+    """Shared plumbing: bound and plain-policy entry points, outcome feed, exploration generator."""
+
+    kind = "route"
+
+    def __init__(self, seed: int = 0) -> None:
+        self.rng = np.random.default_rng(seed)
+        self._bound = False
+
+    def bind(self, world: Any) -> None:
+        self._bound = True
+        self.rng = world.policy_rng("route")
+        self.reset_state(len(world.routes))
+        world.outcome_listeners.append(self._on_outcome)
+
+    def _on_outcome(self, tx: Transaction, route: Any, approved: bool, reason: str) -> None:
+        self.update(
+            _key(tx.segment, tx.instrument, tx.network), route.index, approved, reason, float(route.env.now)
+        )
+
+    def decide(self, world: Any, payload: Any) -> tuple[int, float]:
+        tx, eligible = payload
+        return self.choose(choice_from_world(world, tx, eligible), world.now)
+
+    def act(self, observation: Any, info: dict) -> int:
+        if not hasattr(self, "n_routes"):
+            self.reset_state(len(info["action_mask"]))
+        for o in info.get("outcomes", ()):
+            self.update(
+                _key(o["segment_index"], o["instrument"], o["network"]),
+                o["route"],
+                o["approved"],
+                o["reason"],
+                o["t"],
+            )
+        action, _p = self.choose(choice_from_info(info), float(info.get("t", 0.0)))
+        return action
+
+    # subclasses
+    def reset_state(self, n_routes: int) -> None:
+        self.n_routes = n_routes
+
+    def update(self, key: tuple, route: int, approved: bool, reason: str, t: float) -> None:
+        raise NotImplementedError
+
+    def choose(self, c: RouteChoice, t: float) -> tuple[int, float]:
+        raise NotImplementedError
+
+
+class SuccessRateRouter(LearningRouter):
+    """Success-rate routing with sliding windows, optimistic start, hedging, resets and elimination."""
+
+    def __init__(
+        self,
+        window: int = 150,
+        optimistic_prior: int = 10,
+        hedge_share: float = 0.05,
+        reset_gap: float = 0.25,
+        burst_failures: int = 8,
+        burst_window_s: float = 60.0,
+        cooldown_s: float = 300.0,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(seed)
+        self.window = window
+        self.optimistic_prior = optimistic_prior
+        self.hedge_share = hedge_share
+        self.reset_gap = reset_gap
+        self.burst_failures = burst_failures
+        self.burst_window_s = burst_window_s
+        self.cooldown_s = cooldown_s
+
+    def reset_state(self, n_routes: int) -> None:
+        super().reset_state(n_routes)
+        self.windows: dict[tuple, deque] = {}
+        self.sums: dict[tuple, int] = {}
+        self.failures: list[deque] = [deque() for _ in range(n_routes)]
+        self.eliminated_until = [0.0] * n_routes
+
+    def score(self, key: tuple, route: int) -> float:
+        w = self.windows.get((key, route))
+        n = len(w) if w else 0
+        # optimistic start: a new window counts `optimistic_prior` imaginary successes
+        prior = max(self.optimistic_prior - n, 0)
+        return (self.sums.get((key, route), 0) + prior) / (n + prior) if n + prior else 1.0
+
+    def update(self, key: tuple, route: int, approved: bool, reason: str, t: float) -> None:
+        k = (key, route)
+        w = self.windows.get(k)
+        if w is None:
+            w = self.windows[k] = deque()
+            self.sums[k] = 0
+        w.append(1 if approved else 0)
+        self.sums[k] += 1 if approved else 0
+        if len(w) > self.window:
+            self.sums[k] -= w.popleft()
+        if reason in ("route_down", "route_error"):
+            f = self.failures[route]
+            f.append(t)
+            while f and f[0] < t - self.burst_window_s:
+                f.popleft()
+            if len(f) >= self.burst_failures:
+                self.eliminated_until[route] = t + self.cooldown_s
+                f.clear()
+                self._reset(key, route)
+
+    def _reset(self, key: tuple, route: int) -> None:
+        for k in [k for k in self.windows if k[1] == route]:
+            del self.windows[k]
+            del self.sums[k]
+
+    def _candidates(self, c: RouteChoice, t: float) -> list[int]:
+        live = [r for r in c.eligible if self.eliminated_until[r] <= t]
+        return live or list(c.eligible)
+
+    def _ranked(self, c: RouteChoice, cands: list[int]) -> list[tuple[float, int]]:
+        return [(self.score(c.key, r), r) for r in cands]
+
+    def choose(self, c: RouteChoice, t: float) -> tuple[int, float]:
+        cands = self._candidates(c, t)
+        scored = self._ranked(c, cands)
+        best_score = max(s for s, _ in scored)
+        best = min(r for s, r in scored if s == best_score)
+        # routes far below the leader get a fresh window, so they can prove they recovered
+        for s, r in scored:
+            w = self.windows.get((c.key, r))
+            if s < best_score - self.reset_gap and w is not None and len(w) >= self.window:
+                del self.windows[(c.key, r)]
+                del self.sums[(c.key, r)]
+        n = len(cands)
+        if n > 1 and self.hedge_share > 0 and self.rng.random() < self.hedge_share:
+            pick = cands[int(self.rng.integers(n))]
+        else:
+            pick = best
+        prop = (1 - self.hedge_share) * (pick == best) + (
+            self.hedge_share / n if n > 1 else 1 - self.hedge_share
+        )
+        return pick, float(prop if n > 1 else 1.0)
+
+
+class CostAwareRouter(SuccessRateRouter):
+    """Success-rate estimates, then the highest approval x (price - cost); ties to the better approval."""
+
+    def _ranked(self, c: RouteChoice, cands: list[int]) -> list[tuple[float, int]]:
+        return [(self.score(c.key, r) * (c.price_cents - c.costs_cents[r]), r) for r in cands]
+
+    def choose(self, c: RouteChoice, t: float) -> tuple[int, float]:
+        cands = self._candidates(c, t)
+        scored = self._ranked(c, cands)
+        best_score = max(s for s, _ in scored)
+        best = min(r for s, r in scored if s == best_score)
+        n = len(cands)
+        if n > 1 and self.hedge_share > 0 and self.rng.random() < self.hedge_share:
+            pick = cands[int(self.rng.integers(n))]
+        else:
+            pick = best
+        prop = (1 - self.hedge_share) * (pick == best) + self.hedge_share / n
+        return pick, float(prop if n > 1 else 1.0)
+
+
+class _BanditRouter(LearningRouter):
+    """Per segment x route Beta-Bernoulli counts of approvals."""
+
+    def reset_state(self, n_routes: int) -> None:
+        super().reset_state(n_routes)
+        self.successes: dict[tuple[int, int], int] = {}
+        self.trials: dict[tuple[int, int], int] = {}
+
+    def update(self, key: tuple, route: int, approved: bool, reason: str, t: float) -> None:
+        k = (key[0], route)
+        self.trials[k] = self.trials.get(k, 0) + 1
+        self.successes[k] = self.successes.get(k, 0) + (1 if approved else 0)
+
+
+class ThompsonRouter(_BanditRouter):
+    """Thompson sampling: draw each route's approval from Beta(1 + s, 1 + f), maximise approval x margin."""
+
+    def __init__(self, propensity_draws: int = 64, seed: int = 0) -> None:
+        super().__init__(seed)
+        self.propensity_draws = propensity_draws
+
+    def choose(self, c: RouteChoice, t: float) -> tuple[int, float]:
+        routes = list(c.eligible)
+        if len(routes) == 1:
+            return routes[0], 1.0
+        a = np.array([1 + self.successes.get((c.segment, r), 0) for r in routes], dtype=float)
+        b = np.array(
+            [1 + self.trials.get((c.segment, r), 0) - self.successes.get((c.segment, r), 0) for r in routes],
+            dtype=float,
+        )
+        margin = np.array([max(c.price_cents - c.costs_cents[r], 1e-6) for r in routes])
+        draws = self.rng.beta(a, b, size=(self.propensity_draws + 1, len(routes))) * margin
+        picks = np.argmax(draws, axis=1)
+        pick = int(picks[0])
+        # the propensity is estimated from further posterior draws (it has no closed form)
+        prop = max(float(np.mean(picks[1:] == pick)), 1.0 / (self.propensity_draws + 1))
+        return routes[pick], prop
+
+
+class UCBRouter(_BanditRouter):
+    """UCB1: approval estimate plus sqrt(c ln N / n), times the margin; untried routes first."""
+
+    def __init__(self, c: float = 2.0, seed: int = 0) -> None:
+        super().__init__(seed)
+        self.c = c
+
+    def choose(self, ch: RouteChoice, t: float) -> tuple[int, float]:
+        routes = list(ch.eligible)
+        total = sum(self.trials.get((ch.segment, r), 0) for r in routes)
+        best, best_val = routes[0], -math.inf
+        for r in routes:
+            n = self.trials.get((ch.segment, r), 0)
+            if n == 0:
+                return r, 1.0
+            p = self.successes.get((ch.segment, r), 0) / n
+            val = min(p + math.sqrt(self.c * math.log(max(total, 1)) / n), 1.0) * (
+                ch.price_cents - ch.costs_cents[r]
+            )
+            if val > best_val:
+                best, best_val = r, val
+        return best, 1.0
+
+
+class OracleRouter:
+    """Routes by the true expected margin, knowing route health, approval probabilities and fraud.
+
+    For each eligible route: P(success) x (price - cost - fraud loss if the payment is fraud)
+    - the SLA penalty if the route cannot meet the deadline. Only usable bound into the world.
+    """
+
+    kind = "route"
+
+    def decide(self, world: Any, payload: Any) -> tuple[int, float]:
+        tx, eligible = payload
+        now = world.now
+        penalty = world.scenario.service_level.penalty_cents.get(tx.family, 0)
+        loss = 0
+        if tx.is_fraud:
+            loss = tx.amount_cents + (
+                world.scenario.interchange.chargeback_fee_cents if tx.family == "card" else 0
+            )
+        best, best_val = eligible[0].index, -math.inf
+        for r in eligible:
+            p = r.success_probability(tx)
+            cost = r.cost_cents(tx)
+            fraud_loss = loss
+            if tx.is_fraud and tx.family != "card" and not r.irrevocable:
+                fraud_loss = loss * (
+                    1 - world.scenario.fraud.patterns[tx.pattern].recovery_probability_revocable
+                )
+            value = p * (tx.price_cents - cost - fraud_loss)
+            if tx.family != "card":
+                done = r.settlement_time(r.next_open_time(now) + r.latency_median_s)
+                if done > tx.deadline_t:
+                    value -= p * penalty
+            elif r.latency_s(tx.z_latency) > tx.deadline_t - now:
+                value -= penalty
+            if value > best_val:
+                best, best_val = r.index, value
+        return best, 1.0
+
+
+ROUTING_LEARNERS = {
+    "success_rate": SuccessRateRouter,
+    "cost_aware": CostAwareRouter,
+    "thompson": ThompsonRouter,
+    "ucb": UCBRouter,
+    "oracle": OracleRouter,
+}

@@ -1,0 +1,204 @@
+"""What a router or risk desk can see when it decides: observation vectors with named, scaled features.
+
+Only what a real PSP could observe goes in: the payment's attributes, the calendar, what each route has
+recently done (approval rate and count over its last outcomes, latency, queue), this payment's fee on each
+route, eligibility, and prefunded balances relative to their targets. Never the hidden route health, the true
+approval probabilities, or whether the payment is fraud.
+
+Every feature has a name, a unit, its scaling and its bounds (:class:`Feature`); the schema travels with
+exported policies so a reviewer can check a bundle against the scenario it was trained on.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from payroute.envs.scenarios.schema import INSTRUMENTS, URGENCIES
+from payroute.envs.world.clock import DAY_S
+
+if TYPE_CHECKING:
+    from payroute.envs.world.demand import Transaction
+    from payroute.envs.world.world import PaymentWorld
+
+_LOG_AMOUNT_SCALE = math.log1p(1e10)
+_LOG_DEADLINE_SCALE = math.log1p(7 * DAY_S)
+_LOG_LATENCY_SCALE = math.log1p(DAY_S)
+
+
+@dataclass(frozen=True)
+class Feature:
+    name: str
+    unit: str
+    scaling: str
+    low: float
+    high: float
+
+
+def _schema_dict(features: list[Feature]) -> list[dict]:
+    return [f.__dict__ | {} for f in features]
+
+
+class TransactionFeatures:
+    """The payment and the calendar: shared by the routing and risk observations."""
+
+    def __init__(self, world: PaymentWorld) -> None:
+        sc = world.scenario
+        self.world = world
+        self.segments = list(world.segments)
+        self.networks = sorted(set(sc.demand.credit_networks) | set(sc.demand.debit_networks))
+        f = [Feature("log_amount", "log(1+cents)", "/ log(1+1e10)", 0.0, 1.0)]
+        f += [Feature(f"segment={s}", "one-hot", "", 0.0, 1.0) for s in self.segments]
+        f += [Feature(f"instrument={i}", "one-hot", "", 0.0, 1.0) for i in INSTRUMENTS]
+        f += [Feature(f"network={n}", "one-hot", "", 0.0, 1.0) for n in self.networks]
+        f += [
+            Feature("cross_border", "flag", "", 0.0, 1.0),
+            Feature("foreign_card", "flag", "", 0.0, 1.0),
+        ]
+        f += [Feature(f"urgency={u}", "one-hot", "", 0.0, 1.0) for u in URGENCIES]
+        f += [
+            Feature("time_to_deadline", "log(1+s)", "/ log(1+7 days)", 0.0, 1.0),
+            Feature("risk_score", "probability", "", 0.0, 1.0),
+            Feature("hour_sin", "", "sin(2 pi hour/24)", -1.0, 1.0),
+            Feature("hour_cos", "", "cos(2 pi hour/24)", -1.0, 1.0),
+            Feature("weekday", "Mon=0..Sun=6", "/ 6", 0.0, 1.0),
+            Feature("business_day", "flag", "", 0.0, 1.0),
+        ]
+        self.features = f
+        self._seg_off = 1
+        self._inst_off = self._seg_off + len(self.segments)
+        self._net_off = self._inst_off + len(INSTRUMENTS)
+        self._net_index = {n: i for i, n in enumerate(self.networks)}
+        self._xb_off = self._net_off + len(self.networks)
+        self._urg_off = self._xb_off + 2
+        self._urg_index = {u: i for i, u in enumerate(URGENCIES)}
+        self._inst_index = {n: i for i, n in enumerate(INSTRUMENTS)}
+        self.size = len(f)
+
+    def fill(self, out: np.ndarray, tx: Transaction, now: float) -> None:
+        """Write the features into ``out[: self.size]`` (``out`` is zeroed by the caller)."""
+        out[0] = min(math.log1p(tx.amount_cents) / _LOG_AMOUNT_SCALE, 1.0)
+        out[self._seg_off + tx.segment] = 1.0
+        out[self._inst_off + self._inst_index[tx.instrument]] = 1.0
+        net = self._net_index.get(tx.network)
+        if net is not None:
+            out[self._net_off + net] = 1.0
+        out[self._xb_off] = 1.0 if tx.cross_border else 0.0
+        out[self._xb_off + 1] = 1.0 if tx.foreign_card else 0.0
+        urg = self._urg_index.get(tx.urgency)
+        if urg is not None:
+            out[self._urg_off + urg] = 1.0
+        k = self._urg_off + len(URGENCIES)
+        out[k] = min(math.log1p(max(tx.deadline_t - now, 0.0)) / _LOG_DEADLINE_SCALE, 1.0)
+        out[k + 1] = tx.risk_score
+        angle = 2.0 * math.pi * (now % DAY_S) / DAY_S
+        out[k + 2] = math.sin(angle)
+        out[k + 3] = math.cos(angle)
+        cal = self.world.calendar
+        day = int(now // DAY_S)
+        out[k + 4] = cal.weekday(now) / 6.0
+        out[k + 5] = 1.0 if cal.is_business_day(day) else 0.0
+
+
+class RoutingFeatures:
+    """The routing observation: payment, calendar, per-route view, prefunded balances."""
+
+    PER_ROUTE = (
+        "recent_approval",
+        "recent_count",
+        "recent_latency",
+        "queue",
+        "fee_bps",
+        "time_to_cutoff",
+        "eligible",
+    )
+
+    def __init__(self, world: PaymentWorld) -> None:
+        self.world = world
+        self.tx_features = TransactionFeatures(world)
+        self.routes = world.routes
+        self.accounts = list(world.accounts.values())
+        f = list(self.tx_features.features)
+        for r in self.routes:
+            f += [
+                Feature(
+                    f"{r.name}.recent_approval",
+                    "share",
+                    f"over the last {r.window} outcomes (0.5 if none)",
+                    0.0,
+                    1.0,
+                ),
+                Feature(f"{r.name}.recent_count", "outcomes", f"/ {r.window}", 0.0, 1.0),
+                Feature(f"{r.name}.recent_latency", "log(1+s)", "/ log(1+1 day)", 0.0, 1.0),
+                Feature(
+                    f"{r.name}.queue", "payments waiting", "/ capacity (or / 100), clipped to 5", 0.0, 5.0
+                ),
+                Feature(f"{r.name}.fee_bps", "bps of amount", "/ 10,000, clipped to 10", 0.0, 10.0),
+                Feature(
+                    f"{r.name}.time_to_cutoff", "hours", "/ 24, clipped to 1 (1 = round the clock)", 0.0, 1.0
+                ),
+                Feature(f"{r.name}.eligible", "flag", "", 0.0, 1.0),
+            ]
+        f += [
+            Feature(f"{a.name}.balance_to_target", "ratio", "balance / target, clipped to [-5, 5]", -5.0, 5.0)
+            for a in self.accounts
+        ]
+        self.features = f
+        self.size = len(f)
+        n = len(self.routes)
+        self._bits = np.arange(n, dtype=np.int64)
+        self._block = np.zeros((n, len(self.PER_ROUTE)), dtype=np.float64)
+        self._versions = [-1] * n
+        self._caps = [r.spec.capacity or 100 for r in self.routes]
+        self._queued = [r.index for r in self.routes if r.resource is not None]
+        self._timed = [r.index for r in self.routes if r.windows or r.hours_rule is not None]
+        self._cut_at = np.full(n, np.inf)
+        self._cut_valid = np.full(n, np.inf)
+        self._cut_valid[self._timed] = -np.inf
+        self._cut_valid_min = -np.inf
+        self.low = np.array([x.low for x in f], dtype=np.float32)
+        self.high = np.array([x.high for x in f], dtype=np.float32)
+        self.names = [x.name for x in f]
+
+    def schema(self) -> list[dict]:
+        return _schema_dict(self.features)
+
+    def build(self, tx: Transaction, now: float) -> np.ndarray:
+        out = np.zeros(self.size, dtype=np.float32)
+        self.tx_features.fill(out, tx, now)
+        block = self._block
+        # recent approval, count and latency change only when a route reports an outcome
+        for i, r in enumerate(self.routes):
+            if r.stats_version != self._versions[i]:
+                self._versions[i] = r.stats_version
+                n = r.recent_count
+                block[i, 0] = r.recent_approved / n if n else 0.5
+                block[i, 1] = n / r.window
+                mean_latency = r.recent_latency_sum / n if n else r.latency_median_s
+                block[i, 2] = min(math.log1p(mean_latency) / _LOG_LATENCY_SCALE, 1.0)
+        for i in self._queued:
+            block[i, 3] = min(self.routes[i].in_queue / self._caps[i], 5.0)
+        if now >= self._cut_valid_min:
+            for i in self._timed:
+                if now >= self._cut_valid[i]:
+                    self._cut_at[i], self._cut_valid[i] = self.routes[i].next_cutoff(now)
+            self._cut_valid_min = float(self._cut_valid.min())
+        block[:, 5] = np.clip((self._cut_at - now) / DAY_S, 0.0, 1.0)
+        eligible = (tx.eligible_mask >> self._bits) & 1
+        block[:, 6] = eligible
+        block[:, 4] = 0.0
+        amount = tx.amount_cents
+        for i in np.flatnonzero(eligible):
+            block[i, 4] = min(self.routes[i].cost_cents(tx) / amount, 10.0)
+        k = self.tx_features.size
+        out[k : k + block.size] = block.ravel()
+        for j, a in enumerate(self.accounts):
+            out[k + block.size + j] = max(min(a.balance / (a.target or 1), 5.0), -5.0)
+        return out
+
+    def mask(self, tx: Transaction) -> np.ndarray:
+        """The eligible-route mask of ``tx`` as int8 (1 = eligible), in route order."""
+        return ((tx.eligible_mask >> self._bits) & 1).astype(np.int8)

@@ -1,0 +1,122 @@
+"""``payroute/Risk-v0``: allow, challenge or block each payment."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+
+from payroute.envs.features import TransactionFeatures
+from payroute.envs.scenarios import Scenario
+from payroute.envs.transaction_env import TransactionDecisionEnv
+from payroute.envs.world import PaymentWorld
+from payroute.envs.world.decisions import RISK_ACTIONS, DecisionPoint
+
+
+class RiskEnv(TransactionDecisionEnv):
+    """Decide, for each payment, whether to allow it, challenge it (step-up authentication) or block it.
+
+    ## Description
+
+    Every payment that survives pricing reaches the risk desk with a risk score: a noisy signal of whether it is
+    fraud (``risk.separability`` in the scenario is its d'). Fraudsters run card testing, account takeover,
+    authorised push-payment scams and mule cash-outs. Allowed fraud that gets through becomes a loss when it
+    is discovered, days later (a chargeback, an unrecovered return, an APP reimbursement). A challenge stops
+    most fraud but some good customers abandon (about 25% of 3DS2 challenges, CALIBRATION.md) and it costs a
+    few cents. Blocking a good customer loses the sale. Routing and the other decisions are bound to baselines.
+
+    ## Action space
+
+    ``Discrete(3)``: 0 allow, 1 challenge, 2 block. Every action is always valid.
+
+    ## Observation space
+
+    ``Box(low, high, (n_features,), float32)`` with the payment and calendar features of Routing-v0
+    (``env.feature_names``): log amount, segment / instrument / network / urgency one-hots, cross-border,
+    foreign card, time to deadline, the risk score, hour sin/cos, weekday, business day. Never the hidden truth.
+
+    ## Rewards
+
+    Dollars (times ``reward_scale``): the ledger margin of the payments this agent passed whose outcomes resolved
+    since its previous step (fee revenue − route cost − fraud loss − SLA penalty − challenge cost − credit cost),
+    minus the margin lost on good customers it blocked (false declines) or who abandoned at its challenge
+    (friction): price − the cheapest eligible route's cost. Losses from fraud it let through arrive when the
+    fraud is discovered; what is still open when the day ends is paid in the last step's reward.
+
+    ## Starting state and episode end
+
+    As Routing-v0: one simulated day (``days``) from midnight of the scenario's start date; no truncation.
+
+    ## Arguments
+
+    ``gym.make("payroute/Risk-v0", scenario="fraud_surge", seed=0, days=1.0, scenario_overrides=None,
+    baselines={"route": "cheapest"}, reward_scale=1.0)``
+
+    ## Version history
+
+    * v0: initial release.
+    """
+
+    decision_kind = "risk"
+    action_names = RISK_ACTIONS
+
+    def __init__(
+        self,
+        scenario: str | Scenario = "default",
+        seed: int | None = None,
+        days: float = 1.0,
+        scenario_overrides: dict[str, Any] | None = None,
+        baselines: dict[str, str] | None = None,
+        reward_scale: float = 1.0,
+        render_mode: str | None = None,
+    ) -> None:
+        super().__init__(scenario, seed, days, scenario_overrides, baselines, reward_scale, render_mode)
+        self.features = TransactionFeatures(self._probe)
+        self.feature_names = [f.name for f in self.features.features]
+        low = np.array([f.low for f in self.features.features], dtype=np.float32)
+        high = np.array([f.high for f in self.features.features], dtype=np.float32)
+        self.observation_space = spaces.Box(low, high, dtype=np.float32)
+        self.action_space = spaces.Discrete(len(RISK_ACTIONS))
+
+    def feature_schema(self) -> list[dict]:
+        return [f.__dict__ for f in self.features.features]
+
+    def _on_new_world(self, world: PaymentWorld) -> None:
+        self.features = TransactionFeatures(world)
+        self._lost_cents = 0
+        world.terminal_listeners.append(self._on_terminal)
+
+    def _on_terminal(self, tx) -> None:
+        if tx.is_fraud or self.agent_id not in tx.agents:
+            return
+        if (tx.state == "blocked" and tx.reason == "risk") or (
+            tx.state == "abandoned" and tx.reason == "challenge"
+        ):
+            eligible = self.world.eligible_routes(tx)
+            cheapest = min((r.cost_cents(tx) for r in eligible), default=tx.price_cents)
+            self._lost_cents += max(tx.price_cents - cheapest, 0)
+
+    def _extra_total(self) -> float:
+        return -float(self._lost_cents)
+
+    def _observe(self, point: DecisionPoint) -> np.ndarray:
+        out = np.zeros(self.features.size, dtype=np.float32)
+        self.features.fill(out, point.payload, self.world.now)
+        return out
+
+    def _info(self, point: DecisionPoint) -> dict:
+        tx = point.payload
+        return {
+            "action_mask": np.ones(3, dtype=np.int8),
+            "risk_score": tx.risk_score,
+            "transaction": {"id": tx.id, "amount_cents": tx.amount_cents, "price_cents": tx.price_cents},
+        }
+
+    def step(self, action):
+        if self._point is None:
+            raise RuntimeError("step() called after the episode ended; call reset()")
+        a = int(np.asarray(action).item())
+        if a not in (0, 1, 2):
+            raise ValueError(f"risk action must be 0 (allow), 1 (challenge) or 2 (block), got {action!r}")
+        return self._advance(a)

@@ -1,0 +1,210 @@
+"""``payroute/Routing-v0``: route each payment to a processor or rail.
+
+The heart of payroute: a payment service provider's router, deciding for every payment which of the eligible
+routes carries it, on the SimPy payment world with every other decision (risk, pricing, treasury, fraud) bound
+to a baseline.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+
+from payroute.envs.features import RoutingFeatures
+from payroute.envs.scenarios import Scenario
+from payroute.envs.transaction_env import TransactionDecisionEnv
+from payroute.envs.world import PaymentWorld
+from payroute.envs.world.decisions import DecisionPoint
+
+DECLINE_ACTION = -1
+
+
+class RoutingEnv(TransactionDecisionEnv):
+    """Route each payment that needs a route.
+
+    ## Description
+
+    A payment service provider accepts card payments through three card processors and sends bank payouts on
+    ACH (standard and Same Day), Fedwire, RTP, FedNow and two cross-border routes. Each step is one payment
+    that has passed pricing and risk and now needs a route. Routes differ in cost (fee schedules, interchange),
+    approval by payer segment (drifting slowly), latency and capacity, hours and cut-offs, limits and liquidity,
+    and a hidden health process (up / degraded / down) the router sees only through outcomes.
+
+    ## Action space
+
+    ``Discrete(n_routes)``: the index of a route in the scenario's route order (``env.route_names``).
+    Ineligible routes (wrong instrument, corridor or currency, over the limit, outside hours for routes that
+    reject, not enough liquidity where the account fails when short) are masked. The mask is in
+    ``info["action_mask"]``, in ``env.action_masks()`` (sb3-contrib MaskablePPO), and, for RLlib's action
+    masking, in the ``action_mask`` key of the observation when ``dict_observation=True``.
+    A masked action raises ``ValueError`` unless ``invalid_action="penalize"``: then the payment is declined
+    (terminal state ``declined``, reason ``invalid_action``) and the reward is reduced by ``invalid_penalty_usd``.
+
+    ## Observation space
+
+    ``Box(low, high, (n_features,), float32)``; ``env.feature_names`` lists them, ``env.feature_schema()``
+    gives each one's unit and scaling. For the default scenario (10 routes, 3 accounts) there are 101:
+
+    | group            | features                                                                  | scaling |
+    |------------------|---------------------------------------------------------------------------|---------|
+    | payment          | log amount; segment, instrument, network, urgency one-hots; cross-border;  | log(1+cents)/log(1+1e10); flags |
+    |                  | foreign card; time to deadline; risk score                                 | log(1+s)/log(1+7 d); 0..1 |
+    | calendar         | hour sin/cos; weekday; business day                                       | -1..1; /6; flag |
+    | per route        | recent approval rate and count (last 200 outcomes), recent latency,       | share; /200; log(1+s)/log(1+1 d) |
+    |                  | queue length, this payment's cost in bps, time to next cut-off, eligible  | /capacity; bps/10,000; h/24 |
+    | liquidity        | each prefunded account's balance relative to its target                   | clipped to [-5, 5] |
+
+    Never the hidden route health, the true approval probabilities or whether the payment is fraud.
+
+    ## Rewards
+
+    Dollars (times ``reward_scale``): the margin of the payments this agent routed whose outcomes resolved
+    since its previous step — fee revenue − route cost − fraud loss (chargebacks, unrecovered returns, APP
+    reimbursements) − SLA penalty − intraday credit cost — and, when ``decline_cost=True`` (default), minus the
+    margin a declined or failed payment would have earned (price − its route cost): declines cost the margin
+    lost. Outcomes still open when the day ends (settlements, chargebacks) are resolved by draining the world
+    and paid in the last step's reward.
+
+    ## Starting state and episode end
+
+    ``reset`` starts a new world at midnight of the scenario's start date and runs to the first payment that
+    needs a route. The episode terminates after ``days`` of arrivals (default one simulated day, about 10^5
+    payments at ``volume_scale`` 1); there is no truncation.
+
+    ## Arguments
+
+    ``gym.make("payroute/Routing-v0", scenario="processor_outage", seed=3, days=1.0, scenario_overrides=None,
+    baselines={"risk": "threshold"}, invalid_action="raise", invalid_penalty_usd=1.0, decline_cost=True,
+    reward_scale=1.0, dict_observation=False)``
+
+    ## Version history
+
+    * v0: initial release.
+    """
+
+    decision_kind = "route"
+
+    def __init__(
+        self,
+        scenario: str | Scenario = "default",
+        seed: int | None = None,
+        days: float = 1.0,
+        scenario_overrides: dict[str, Any] | None = None,
+        baselines: dict[str, str] | None = None,
+        invalid_action: str = "raise",
+        invalid_penalty_usd: float = 1.0,
+        decline_cost: bool = True,
+        reward_scale: float = 1.0,
+        dict_observation: bool = False,
+        render_mode: str | None = None,
+    ) -> None:
+        if invalid_action not in ("raise", "penalize"):
+            raise ValueError(f"invalid_action must be 'raise' or 'penalize', got {invalid_action!r}")
+        self.invalid_action = invalid_action
+        self.invalid_penalty_cents = round(invalid_penalty_usd * 100)
+        self.decline_cost = decline_cost
+        self.dict_observation = dict_observation
+        super().__init__(scenario, seed, days, scenario_overrides, baselines, reward_scale, render_mode)
+        self.features = RoutingFeatures(self._probe)
+        self.route_names = [r.name for r in self._probe.routes]
+        self._latency_s = [r.latency_median_s for r in self._probe.routes]
+        self.feature_names = self.features.names
+        box = spaces.Box(self.features.low, self.features.high, dtype=np.float32)
+        n = len(self.route_names)
+        self.action_space = spaces.Discrete(n)
+        if dict_observation:
+            self.observation_space = spaces.Dict(
+                {"observations": box, "action_mask": spaces.Box(0.0, 1.0, (n,), dtype=np.float32)}
+            )
+        else:
+            self.observation_space = box
+
+    def feature_schema(self) -> list[dict]:
+        return self.features.schema()
+
+    # ------------------------------------------------------------------ world hooks
+    def _on_new_world(self, world: PaymentWorld) -> None:
+        self.features = RoutingFeatures(world)
+        self._lost_cents = 0
+        self._outcomes: list[dict] = []
+        world.outcome_listeners.append(self._on_outcome)
+
+    def _on_outcome(self, tx, route, approved: bool, reason: str) -> None:
+        if self.agent_id not in tx.agents:
+            return
+        if not approved and self.decline_cost:
+            self._lost_cents += max(tx.price_cents - route.cost_cents(tx), 0)
+        self._outcomes.append(
+            {
+                "route": route.index,
+                "approved": approved,
+                "reason": reason,
+                "segment_index": tx.segment,
+                "instrument": tx.instrument,
+                "network": tx.network,
+                "t": self.world.now,
+            }
+        )
+
+    def _extra_total(self) -> float:
+        return -float(self._lost_cents)
+
+    def _observe(self, point: DecisionPoint):
+        tx = point.payload
+        obs = self.features.build(tx, self.world.now)
+        if self.dict_observation:
+            return {"observations": obs, "action_mask": self.features.mask(tx).astype(np.float32)}
+        return obs
+
+    def _info(self, point: DecisionPoint) -> dict:
+        tx = point.payload
+        eligible = point.info["eligible"]
+        costs = [0] * len(self.route_names)
+        for r in eligible:
+            costs[r.index] = r.cost_cents(tx)
+        outcomes, self._outcomes = self._outcomes, []
+        return {
+            "action_mask": self.features.mask(tx),
+            "route_costs_cents": costs,
+            "transaction": {
+                "id": tx.id,
+                "amount_cents": tx.amount_cents,
+                "price_cents": tx.price_cents,
+                "segment_index": tx.segment,
+                "instrument": tx.instrument,
+                "network": tx.network,
+                "urgency": tx.urgency,
+                "cross_border": tx.cross_border,
+            },
+            "outcomes": outcomes,
+            "t": self.world.now,
+            "route_names": self.route_names,
+            "route_latency_s": self._latency_s,
+            "route_open": [r.hours_rule is None or r.is_open(self.world.now) for r in self.world.routes],
+        }
+
+    # ------------------------------------------------------------------ gym API
+    def action_masks(self) -> np.ndarray:
+        """The current eligible-route mask (bool), for sb3-contrib's MaskablePPO."""
+        if self._point is None:
+            return np.ones(self.action_space.n, dtype=bool)
+        return self.features.mask(self._point.payload).astype(bool)
+
+    def step(self, action):
+        if self._point is None:
+            raise RuntimeError("step() called after the episode ended; call reset()")
+        a = int(np.asarray(action).item())
+        tx = self._point.payload
+        if not (0 <= a < self.action_space.n) or not (tx.eligible_mask >> a) & 1:
+            eligible = [self.route_names[i] for i in np.flatnonzero(self.features.mask(tx))]
+            if self.invalid_action == "raise":
+                raise ValueError(
+                    f"action {a} ({self.route_names[a] if 0 <= a < self.action_space.n else 'out of range'}) is masked "
+                    f"for this payment; eligible routes: {eligible}. Use info['action_mask'] or env.action_masks(), "
+                    "or make the env with invalid_action='penalize'."
+                )
+            self._lost_cents += self.invalid_penalty_cents
+            return self._advance(DECLINE_ACTION)
+        return self._advance(a)

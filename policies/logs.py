@@ -1,0 +1,399 @@
+"""Logged routing decisions: reading and checking an event log before off-policy evaluation trusts it.
+
+A log is a Parquet file (or an in-memory Arrow table) in the event log schema of
+:mod:`payroute.envs.world.eventlog` — written by ``payroute simulate --log``, or brought by a user. Off-policy
+evaluation reads its ``transaction`` rows that were routed (``route_index >= 0``): the context, the route taken,
+the behaviour policy's propensity of it, the eligible-route mask, and the money the payment made or cost.
+
+:func:`read_logged_decisions` checks the schema first (every column OPE needs is present with a compatible
+type), then the values on the decision rows (no nulls, propensities in (0, 1], the mask contains the chosen
+route, amounts non-negative, one row per transaction), and raises :class:`~payroute.errors.PayrouteError`
+naming the column and the problem. The reward of a decision is the payment's margin in cents:
+
+    revenue - route cost - SLA penalty - liquidity cost - challenge cost - fraud loss
+
+where the fraud loss includes the chargebacks and reimbursements that arrived later as ``post_settlement`` rows
+with the same ``tx_id``.
+
+:func:`render_log_schema` writes the column-by-column documentation (``docs/log_schema.md``) from
+:data:`~payroute.envs.world.eventlog.LOG_COLUMNS`, so the documentation cannot drift from the code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from payroute.envs.world.eventlog import LOG_COLUMNS, LOG_SCHEMA_VERSION
+from payroute.errors import PayrouteError
+
+RECORD_KINDS = ("transaction", "post_settlement", "account", "decision")
+REWARD_COMPONENTS = (
+    ("revenue_cents", +1),
+    ("route_cost_cents", -1),
+    ("sla_penalty_cents", -1),
+    ("liquidity_cost_cents", -1),
+    ("challenge_cost_cents", -1),
+    ("fraud_loss_cents", -1),
+)
+DECISION_COLUMNS = ("record", "tx_id", "route_index", "route_propensity", "eligible_mask")
+CONTEXT_COLUMNS = ("t_arrival", "amount_cents", "cross_border", "instrument", "segment", "risk_score")
+REQUIRED_COLUMNS = (*DECISION_COLUMNS, *CONTEXT_COLUMNS, *(name for name, _ in REWARD_COMPONENTS))
+"""Columns :func:`read_logged_decisions` needs; every other schema column is optional (checked when present)."""
+OPTIONAL_CONTEXT_COLUMNS = ("foreign_card", "urgency", "currency", "route")
+MAX_ROUTES = 63  # eligible_mask is a signed 64-bit bitmask
+
+_TYPES = {name: typ for name, typ, _unit, _doc in LOG_COLUMNS}
+_DAY_S = 86_400.0
+
+
+@dataclass(frozen=True)
+class LoggedDecisions:
+    """The routed decisions of a log, as arrays aligned by row (one row per routed transaction)."""
+
+    tx_id: np.ndarray  # int64 (n,)
+    actions: np.ndarray  # int64 (n,): route index taken
+    propensities: np.ndarray  # float64 (n,): behaviour policy's probability of it
+    masks: np.ndarray  # bool (n, n_routes): eligible routes at decision time
+    rewards: np.ndarray  # float64 (n,): margin in cents, later losses included
+    features: np.ndarray  # float64 (n, d): context features for a reward model
+    feature_names: list[str]
+    route_names: list[str]  # by route index; "" where the log names no route for an index
+    table: pa.Table  # the routed transaction rows, in the same order
+
+    @property
+    def n(self) -> int:
+        return int(self.actions.shape[0])
+
+    @property
+    def n_routes(self) -> int:
+        return int(self.masks.shape[1])
+
+
+def read_logged_decisions(
+    source: str | Path | pa.Table, *, route_names: list[str] | None = None
+) -> LoggedDecisions:
+    """Read and check the routed decisions of an event log (Parquet path or Arrow table).
+
+    ``route_names`` (the scenario's route order) fixes the number of routes and is checked against the log's
+    ``route`` column where it has one; otherwise the routes are inferred from the indices and masks seen.
+    """
+    schema, label = _schema_of(source)
+    _check_schema(schema, label)
+    present = set(schema.names)
+    wanted = [c for c in (*REQUIRED_COLUMNS, *OPTIONAL_CONTEXT_COLUMNS) if c in present]
+    table = source.select(wanted) if isinstance(source, pa.Table) else _read_parquet(source, wanted, label)
+
+    records = table.column("record")
+    bad_record = pc.invert(pc.fill_null(pc.is_in(records, value_set=pa.array(RECORD_KINDS)), False))
+    if pc.any(bad_record).as_py():
+        first = table.filter(bad_record).column("record")[0].as_py()
+        raise PayrouteError(f"{label}: column record has value {first!r}; allowed: {', '.join(RECORD_KINDS)}")
+    tx_rows = table.filter(pc.equal(records, "transaction"))
+    _no_nulls(tx_rows, ("tx_id", "route_index"), label, "transaction rows")
+    routed = tx_rows.filter(pc.greater_equal(tx_rows.column("route_index"), 0))
+    if routed.num_rows == 0:
+        raise PayrouteError(f"{label}: no routed transaction rows (record = transaction, route_index >= 0)")
+    _no_nulls(routed, [c for c in REQUIRED_COLUMNS if c not in ("record",)], label, "routed transaction rows")
+
+    tx_id = _np(routed, "tx_id", np.int64)
+    all_tx = _np(tx_rows, "tx_id", np.int64)
+    uniq, counts = np.unique(all_tx, return_counts=True)
+    if (counts > 1).any():
+        raise PayrouteError(
+            f"{label}: column tx_id: transaction {int(uniq[counts > 1][0])} has more than one row"
+        )
+
+    actions = _np(routed, "route_index", np.int64)
+    props = _np(routed, "route_propensity", np.float64)
+    bitmask = _np(routed, "eligible_mask", np.int64)
+    _bad_rows(label, "route_propensity", ~((props > 0) & (props <= 1)), tx_id, props, "is outside (0, 1]")
+    _bad_rows(label, "route_index", actions > MAX_ROUTES - 1, tx_id, actions, f"exceeds {MAX_ROUTES - 1}")
+    _bad_rows(label, "eligible_mask", bitmask <= 0, tx_id, bitmask, "is not a positive bitmask")
+    contains = ((bitmask >> actions) & 1).astype(bool)
+    _bad_rows(label, "eligible_mask", ~contains, tx_id, bitmask, "does not contain the bit of route_index")
+
+    names = _route_names(routed, actions, label, route_names)
+    n_routes = len(names)
+    if route_names is not None:
+        _bad_rows(
+            label,
+            "route_index",
+            actions >= n_routes,
+            tx_id,
+            actions,
+            f"is not a route index 0..{n_routes - 1}",
+        )
+        _bad_rows(
+            label,
+            "eligible_mask",
+            bitmask >> n_routes != 0,
+            tx_id,
+            bitmask,
+            f"has bits beyond {n_routes} routes",
+        )
+    masks = ((bitmask[:, None] >> np.arange(n_routes)) & 1).astype(bool)
+
+    rewards = np.zeros(routed.num_rows)
+    for col, sign in REWARD_COMPONENTS:
+        amount = _np(routed, col, np.int64)
+        _bad_rows(
+            label,
+            col,
+            amount < 0,
+            tx_id,
+            amount,
+            "is negative (components are amounts, signed by the reward)",
+        )
+        rewards += sign * amount
+    rewards -= _later_losses(table, tx_id, label)
+
+    features, feature_names = context_features(routed)
+    return LoggedDecisions(tx_id, actions, props, masks, rewards, features, feature_names, names, routed)
+
+
+def context_features(rows: pa.Table) -> tuple[np.ndarray, list[str]]:
+    """Numeric context features of transaction rows for a reward model: log amount, hour of day (sine and
+    cosine), cross-border, risk score, and one-hot instrument and segment (plus foreign card, urgency and
+    currency where the log has them)."""
+    amount = _np(rows, "amount_cents", np.float64)
+    hour = (_np(rows, "t_arrival", np.float64) % _DAY_S) / _DAY_S * 2 * np.pi
+    cols = [np.log1p(np.maximum(amount, 0) / 100.0), np.sin(hour), np.cos(hour)]
+    names = ["log_amount_usd", "hour_sin", "hour_cos"]
+    for flag in ("cross_border", "foreign_card"):
+        if flag in rows.column_names:
+            cols.append(
+                pc.fill_null(rows.column(flag), False).to_numpy(zero_copy_only=False).astype(np.float64)
+            )
+            names.append(flag)
+    cols.append(_np(rows, "risk_score", np.float64))
+    names.append("risk_score")
+    for cat in ("instrument", "segment", "urgency", "currency"):
+        if cat not in rows.column_names:
+            continue
+        values = np.asarray(
+            pc.fill_null(rows.column(cat).cast(pa.string()), "").to_numpy(zero_copy_only=False)
+        )
+        for v in sorted(set(values.tolist())):
+            cols.append((values == v).astype(np.float64))
+            names.append(f"{cat}={v}")
+    return np.column_stack(cols), names
+
+
+# ---------------------------------------------------------------------- checks
+def _schema_of(source: str | Path | pa.Table) -> tuple[pa.Schema, str]:
+    if isinstance(source, pa.Table):
+        return source.schema, "log"
+    path = Path(source)
+    if not path.is_file():
+        raise PayrouteError(f"log file not found: {path}")
+    try:
+        return pq.read_schema(path), path.name
+    except (pa.ArrowInvalid, OSError) as err:
+        raise PayrouteError(f"{path.name} is not a readable Parquet file ({err})") from None
+
+
+def _read_parquet(path: str | Path, columns: list[str], label: str) -> pa.Table:
+    try:
+        return pq.read_table(path, columns=columns)
+    except (pa.ArrowInvalid, OSError) as err:
+        raise PayrouteError(f"{label}: could not read ({err})") from None
+
+
+def _compatible(expected: pa.DataType, actual: pa.DataType) -> bool:
+    if pa.types.is_dictionary(actual):
+        actual = actual.value_type
+    if pa.types.is_integer(expected):
+        return pa.types.is_integer(actual)
+    if pa.types.is_floating(expected):
+        return pa.types.is_floating(actual)
+    if pa.types.is_string(expected):
+        return pa.types.is_string(actual) or pa.types.is_large_string(actual)
+    return actual == expected
+
+
+def _type_words(t: pa.DataType) -> str:
+    if pa.types.is_integer(t):
+        return "an integer type (int64)"
+    if pa.types.is_floating(t):
+        return "a floating-point type (float64)"
+    if pa.types.is_string(t):
+        return "string"
+    return str(t)
+
+
+def _check_schema(schema: pa.Schema, label: str) -> None:
+    missing = [c for c in REQUIRED_COLUMNS if c not in schema.names]
+    if missing:
+        raise PayrouteError(
+            f"{label}: missing column(s) {', '.join(missing)}; see docs/log_schema.md for the event log schema"
+        )
+    for name in schema.names:
+        expected = _TYPES.get(name)
+        if expected is None:
+            continue  # extra columns are the user's business
+        actual = schema.field(name).type
+        if not _compatible(expected, actual):
+            raise PayrouteError(f"{label}: column {name} has type {actual}; expected {_type_words(expected)}")
+
+
+def _no_nulls(rows: pa.Table, columns: list[str] | tuple[str, ...], label: str, where: str) -> None:
+    for col in columns:
+        arr = rows.column(col)
+        nulls = arr.null_count
+        if nulls == 0 and pa.types.is_floating(arr.type):
+            nulls = pc.sum(pc.is_nan(arr)).as_py() or 0
+        if nulls:
+            raise PayrouteError(f"{label}: column {col}: {nulls} null or NaN value(s) on {where}")
+
+
+def _bad_rows(
+    label: str, column: str, bad: np.ndarray, tx_id: np.ndarray, values: np.ndarray, problem: str
+) -> None:
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise PayrouteError(
+            f"{label}: column {column}: {int(bad.sum())} row(s) where the value {problem} "
+            f"(first: tx_id {int(tx_id[i])}, value {values[i].item()!r})"
+        )
+
+
+def _route_names(routed: pa.Table, actions: np.ndarray, label: str, given: list[str] | None) -> list[str]:
+    n_seen = int(max(actions.max() + 1, int(_np(routed, "eligible_mask", np.int64).max()).bit_length()))
+    if given is not None and n_seen > len(given):
+        raise PayrouteError(
+            f"{label}: column route_index: the log uses route index {n_seen - 1}; the scenario has {len(given)} routes"
+        )
+    names = list(given) if given is not None else [""] * n_seen
+    if "route" not in routed.column_names:
+        return names
+    pairs = (
+        pa.table(
+            {
+                "i": routed.column("route_index"),
+                "name": pc.fill_null(routed.column("route").cast(pa.string()), ""),
+            }
+        )
+        .group_by(["i", "name"])
+        .aggregate([])
+        .sort_by([("i", "ascending"), ("name", "ascending")])
+    )
+    seen: dict[str, list[int]] = {}
+    for idx_text, name in zip(pairs.column("i").to_pylist(), pairs.column("name").to_pylist(), strict=True):
+        idx = int(idx_text)
+        if name == "":
+            continue  # the log does not name this row's route
+        if names[idx] == "" and given is None:
+            names[idx] = name
+        elif names[idx] != name:
+            raise PayrouteError(
+                f"{label}: column route: route_index {idx} is named {name!r} but also {names[idx]!r}"
+                + (" in the scenario" if given is not None else "")
+            )
+        seen[name] = [*seen.get(name, []), idx]
+    for name, indices in seen.items():
+        if len(indices) > 1:
+            raise PayrouteError(
+                f"{label}: column route: route name {name!r} is used for route_index "
+                + " and ".join(str(i) for i in indices)
+            )
+    return names
+
+
+def _later_losses(table: pa.Table, tx_id: np.ndarray, label: str) -> np.ndarray:
+    """Fraud losses booked on ``post_settlement`` rows, summed per routed transaction (aligned with ``tx_id``)."""
+    post = table.filter(pc.equal(table.column("record"), "post_settlement"))
+    if post.num_rows == 0:
+        return np.zeros(tx_id.shape[0])
+    _no_nulls(post, ("tx_id", "fraud_loss_cents"), label, "post_settlement rows")
+    ids = _np(post, "tx_id", np.int64)
+    loss = _np(post, "fraud_loss_cents", np.int64)
+    _bad_rows(label, "fraud_loss_cents", loss < 0, ids, loss, "is negative on a post_settlement row")
+    order = np.argsort(tx_id)
+    pos = np.searchsorted(tx_id, ids, sorter=order)
+    pos = np.minimum(pos, tx_id.shape[0] - 1)
+    hit = tx_id[order[pos]] == ids
+    out = np.zeros(tx_id.shape[0])
+    np.add.at(out, order[pos[hit]], loss[hit].astype(np.float64))
+    return out
+
+
+def _np(rows: pa.Table, column: str, dtype: type) -> np.ndarray:
+    col = rows.column(column)
+    if pa.types.is_dictionary(col.type):
+        col = col.cast(col.type.value_type)
+    return col.to_numpy(zero_copy_only=False).astype(dtype, copy=False)
+
+
+# ---------------------------------------------------------------------- documentation
+def render_log_schema() -> str:
+    """The event log schema as markdown, column by column (the content of ``docs/log_schema.md``)."""
+    lines = [
+        f"# Event log schema (version {LOG_SCHEMA_VERSION})",
+        "",
+        "<!-- Generated from payroute.envs.world.eventlog.LOG_COLUMNS by payroute.policies.logs.render_log_schema;",
+        "     regenerate with: python -m payroute.policies.logs docs/log_schema.md -->",
+        "",
+        "`payroute simulate ... --log FILE.parquet` writes every decision and outcome to one Parquet table, one row",
+        "per record. Bring your own logs in the same schema to evaluate a policy on your traffic. The `record`",
+        "column says which kind of row it is:",
+        "",
+        "* `transaction`: one row per transaction at its terminal state: attributes, hidden truth (simulated logs",
+        "  only), risk and route decisions with the behaviour policy's propensity and the eligible-route mask,",
+        "  terminal state, and the money it made or cost.",
+        "* `post_settlement`: a chargeback, return or reimbursement after settlement; `tx_id` joins it to its",
+        "  transaction.",
+        "* `account`: money that moved on a settlement account without a transaction.",
+        "* `decision`: a period decision (price, treasury, fraud) with its action as JSON and its propensity.",
+        "",
+        "Columns marked *required* must be present for off-policy evaluation; the others are optional, and",
+        "checked for type when present. Integer columns accept any integer width, float columns any float width.",
+        "",
+        "| column | type | unit / values | meaning | off-policy evaluation |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for name, typ, unit, doc in LOG_COLUMNS:
+        need = "required" if name in REQUIRED_COLUMNS else ""
+        unit_text, doc_text = (text.replace("|", " \\| ") for text in (unit, doc))
+        lines.append(f"| `{name}` | {typ} | {unit_text} | {doc_text} | {need} |")
+    reward = " ".join(f"{'+' if sign > 0 else '-'} `{col}`" for col, sign in REWARD_COMPONENTS).lstrip("+ ")
+    lines += [
+        "",
+        "## Logged decisions",
+        "",
+        "Off-policy evaluation reads the `transaction` rows with `route_index >= 0` (a route was chosen). A log",
+        "is refused, with a message naming the column, when:",
+        "",
+        "* a required column is missing, or any schema column has an incompatible type;",
+        "* `record` holds a value other than " + ", ".join(f"`{k}`" for k in RECORD_KINDS) + ";",
+        "* a required column is null or NaN on a routed transaction row;",
+        "* `route_propensity` is outside (0, 1];",
+        f"* `eligible_mask` is not a positive bitmask, or does not contain bit `route_index` (routes 0..{MAX_ROUTES - 1});",
+        "* a reward component is negative (components are amounts; the reward gives them their sign);",
+        "* a `tx_id` has more than one `transaction` row;",
+        "* `route` names one `route_index` two ways, or disagrees with the scenario's route order.",
+        "",
+        "The reward of a decision is the payment's margin in cents:",
+        "",
+        f"> reward = {reward}",
+        "",
+        "where `fraud_loss_cents` also sums the `post_settlement` rows with the same `tx_id` (chargebacks and",
+        "reimbursements that arrived after settlement).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_log_schema(path: str | Path) -> None:
+    Path(path).write_text(render_log_schema())
+
+
+if __name__ == "__main__":
+    import sys
+
+    write_log_schema(sys.argv[1] if len(sys.argv) > 1 else "docs/log_schema.md")

@@ -1,0 +1,489 @@
+r"""Off-policy evaluation: what a target policy would have earned, estimated from decisions another policy logged.
+
+The log holds, for each decision :math:`i = 1..n`: the context features :math:`x_i`, the action :math:`a_i` the
+behaviour policy :math:`\mu` took, its probability :math:`p_i = \mu(a_i \mid x_i)` (the propensity), the reward
+:math:`r_i`, and optionally the mask of allowed actions. The target policy :math:`\pi` gives its action
+probabilities :math:`\pi(a \mid x_i)` on every logged context. With the importance weight
+:math:`w_i = \pi(a_i \mid x_i) / p_i` (optionally clipped at :math:`M`: :math:`\min(w_i, M)`) and a reward model
+:math:`\hat q(x, a)` fitted on the log (:func:`fit_reward_model`: ridge regression per action, cross-fitted), and
+:math:`\hat v_i = \sum_a \pi(a \mid x_i)\, \hat q(x_i, a)`:
+
+==================  ===============================================================================================
+estimator           value per decision
+==================  ===============================================================================================
+``ips``             :math:`\frac1n \sum_i w_i r_i` — unbiased when propensities are right and :math:`\mu` covers
+                    :math:`\pi`; variance grows with the weights.
+``snips``           :math:`\sum_i w_i r_i \,/\, \sum_i w_i` — self-normalised: slightly biased, far less variance.
+``dm``              :math:`\frac1n \sum_i \hat v_i` — direct method: low variance, biased as far as the model is.
+``dr``              :math:`\frac1n \sum_i [\hat v_i + w_i (r_i - \hat q(x_i, a_i))]` — doubly robust: unbiased if
+                    either the propensities or the reward model are right.
+``sndr``            :math:`\frac1n \sum_i \hat v_i + \sum_i w_i (r_i - \hat q(x_i, a_i)) \,/\, \sum_i w_i`
+                    — DR with a self-normalised correction.
+``switch_dr``       :math:`\frac1n \sum_i [\hat v_i + w_i (r_i - \hat q(x_i, a_i))\, 1\{w_i \le \tau\}]` — DR where the
+                    weight is small, the model alone where the weight exceeds :math:`\tau` (Wang et al., 2017).
+==================  ===============================================================================================
+
+Intervals are bootstrap percentile intervals: :math:`B` multinomial resamples of the :math:`n` decisions (counts
+:math:`c_{bi}`), each estimator recomputed from the resampled column sums. The reward model is held fixed across
+resamples (its fitting noise is not in the interval; cross-fitting keeps its own-sample bias out of DR). The
+resampling is vectorised: counts for a chunk of draws are one ``bincount``, and every estimator's sums for the
+chunk are one matrix product.
+
+Diagnostics: the smallest propensity, the largest and mean weight (near 1 when the propensities are right and the
+behaviour policy covers the target), the effective sample size :math:`(\sum_i w_i)^2 / \sum_i w_i^2`, the share
+of weights clipped at :math:`M`, and the share of decisions where switch-DR used the model alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from payroute.errors import PayrouteError
+
+ESTIMATORS = ("ips", "snips", "dm", "dr", "sndr", "switch_dr")
+MODEL_ESTIMATORS = ("dm", "dr", "sndr", "switch_dr")
+PROB_SUM_TOL = 1e-4  # target probabilities from float32 softmaxes sum to 1 within this
+MASKED_PROB_TOL = 1e-6
+_BOOTSTRAP_CHUNK_ELEMENTS = (
+    1 << 22
+)  # resampled rows per chunk (~32 MiB per array): memory stays flat at any n
+
+# columns of the per-decision term matrix whose sums every estimator is a function of
+_ONE, _WR, _W, _V, _WRES, _SWITCH, _R = range(7)
+
+
+# ====================================================================== results
+@dataclass(frozen=True)
+class Estimate:
+    """One estimator's value per decision with its bootstrap standard error and percentile interval."""
+
+    estimator: str
+    value: float
+    std_error: float
+    ci_low: float
+    ci_high: float
+
+    def covers(self, value: float) -> bool:
+        return self.ci_low <= value <= self.ci_high
+
+
+@dataclass(frozen=True)
+class PropensityDiagnostics:
+    """How trustworthy the weights are (see the module docstring)."""
+
+    n: int
+    min_propensity: float
+    max_weight: float
+    mean_weight: float
+    effective_sample_size: float
+    effective_sample_share: float
+    clip_weight: float | None
+    clipped_share: float
+    switch_tau: float
+    switch_model_share: float
+
+
+@dataclass(frozen=True)
+class OPEResult:
+    """Estimates of the target policy's value per decision, the behaviour policy's logged mean, diagnostics."""
+
+    estimates: dict[str, Estimate]
+    logged_mean: Estimate
+    diagnostics: PropensityDiagnostics
+    confidence: float
+    n_bootstrap: int
+    seed: int
+
+    def __getitem__(self, estimator: str) -> Estimate:
+        return self.estimates[estimator]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "estimates": {k: asdict(v) for k, v in self.estimates.items()},
+            "logged_mean": asdict(self.logged_mean),
+            "diagnostics": asdict(self.diagnostics),
+            "confidence": self.confidence,
+            "n_bootstrap": self.n_bootstrap,
+            "seed": self.seed,
+        }
+
+
+# ====================================================================== reward model
+@dataclass(frozen=True)
+class RidgeRewardModel:
+    r"""Per-action linear reward model :math:`\hat q(x, a) = \beta_a^\top z(x) + b_a` on standardised features
+    :math:`z`, fitted by ridge regression (penalty ``alpha`` on :math:`\beta_a`, none on the intercept). An action
+    never logged predicts the mean logged reward."""
+
+    coef: np.ndarray  # (n_actions, d)
+    intercept: np.ndarray  # (n_actions,)
+    feature_mean: np.ndarray
+    feature_scale: np.ndarray
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        """Predicted reward of every action, ``(n, n_actions)``."""
+        z = (np.asarray(features, dtype=np.float64) - self.feature_mean) / self.feature_scale
+        return z @ self.coef.T + self.intercept
+
+
+def fit_ridge(
+    features: np.ndarray, actions: np.ndarray, rewards: np.ndarray, n_actions: int, alpha: float = 1.0
+) -> RidgeRewardModel:
+    r"""Ridge regression per action: :math:`\beta_a = (Z_a^\top Z_a + \alpha I)^{-1} Z_a^\top (r_a - \bar r_a)`
+    on the centred rows that took action :math:`a`, intercept :math:`b_a = \bar r_a - \beta_a^\top \bar z_a`."""
+    x = np.asarray(features, dtype=np.float64)
+    n, d = x.shape
+    mean = x.mean(axis=0) if n else np.zeros(d)
+    scale = x.std(axis=0) if n else np.ones(d)
+    scale = np.where(scale > 0, scale, 1.0)
+    z = (x - mean) / scale
+    overall = float(rewards.mean()) if n else 0.0
+    coef = np.zeros((n_actions, d))
+    intercept = np.full(n_actions, overall)
+    order = np.argsort(actions, kind="stable")
+    bounds = np.searchsorted(actions[order], np.arange(n_actions + 1))
+    for a in range(n_actions):
+        rows = order[bounds[a] : bounds[a + 1]]
+        if rows.size == 0:
+            continue
+        za, ra = z[rows], rewards[rows]
+        zbar, rbar = za.mean(axis=0), float(ra.mean())
+        zc = za - zbar
+        beta = np.linalg.solve(zc.T @ zc + alpha * np.eye(d), zc.T @ (ra - rbar)) if d else np.zeros(0)
+        coef[a] = beta
+        intercept[a] = rbar - beta @ zbar
+    return RidgeRewardModel(coef, intercept, mean, scale)
+
+
+def fit_reward_model(
+    features: np.ndarray | None,
+    actions: np.ndarray,
+    rewards: np.ndarray,
+    n_actions: int,
+    *,
+    alpha: float = 1.0,
+    folds: int = 2,
+    seed: int = 0,
+) -> np.ndarray:
+    r"""Cross-fitted reward estimates :math:`\hat q(x_i, a)` for every logged decision and action, ``(n, A)``.
+
+    The log is split into ``folds`` random parts; each part is predicted by a :func:`fit_ridge` model fitted on the
+    others, so no decision's own reward enters its estimate (``folds=1`` fits and predicts on the whole log).
+    ``features=None`` gives the per-action mean reward.
+    """
+    actions = np.asarray(actions, dtype=np.int64)
+    rewards = np.asarray(rewards, dtype=np.float64)
+    n = actions.shape[0]
+    x = np.zeros((n, 0)) if features is None else np.asarray(features, dtype=np.float64)
+    if folds < 1:
+        raise PayrouteError(f"folds must be >= 1, got {folds}")
+    if folds == 1 or n < 2 * folds:
+        return fit_ridge(x, actions, rewards, n_actions, alpha).predict(x)
+    part = np.empty(n, dtype=np.int64)
+    part[np.random.default_rng(seed).permutation(n)] = np.arange(n) % folds
+    out = np.empty((n, n_actions))
+    for k in range(folds):
+        test = part == k
+        train = ~test
+        out[test] = fit_ridge(x[train], actions[train], rewards[train], n_actions, alpha).predict(x[test])
+    return out
+
+
+# ====================================================================== point estimators
+def importance_weights(actions: np.ndarray, propensities: np.ndarray, target_probs: np.ndarray) -> np.ndarray:
+    r""":math:`w_i = \pi(a_i \mid x_i) / \mu(a_i \mid x_i)`."""
+    return target_probs[np.arange(actions.shape[0]), actions] / propensities
+
+
+def _clip(w: np.ndarray, max_weight: float | None) -> np.ndarray:
+    return w if max_weight is None else np.minimum(w, max_weight)
+
+
+def ips(rewards, actions, propensities, target_probs, *, max_weight: float | None = None) -> float:
+    r"""Inverse propensity scoring: :math:`\frac1n \sum_i w_i r_i`."""
+    r, a, p, pi, _ = validate_logged_arrays(rewards, actions, propensities, target_probs)
+    return float(np.mean(_clip(importance_weights(a, p, pi), max_weight) * r))
+
+
+def snips(rewards, actions, propensities, target_probs, *, max_weight: float | None = None) -> float:
+    r"""Self-normalised IPS: :math:`\sum_i w_i r_i / \sum_i w_i` (NaN when every weight is 0)."""
+    r, a, p, pi, _ = validate_logged_arrays(rewards, actions, propensities, target_probs)
+    w = _clip(importance_weights(a, p, pi), max_weight)
+    return _ratio(np.sum(w * r), np.sum(w))
+
+
+def dm(target_probs, reward_estimates) -> float:
+    r"""Direct method: :math:`\frac1n \sum_i \sum_a \pi(a \mid x_i)\, \hat q(x_i, a)`."""
+    pi = np.asarray(target_probs, dtype=np.float64)
+    q = _reward_estimates(reward_estimates, pi.shape)
+    return float(np.mean(np.sum(pi * q, axis=1)))
+
+
+def dr(
+    rewards, actions, propensities, target_probs, reward_estimates, *, max_weight: float | None = None
+) -> float:
+    r"""Doubly robust: :math:`\frac1n \sum_i [\hat v_i + w_i (r_i - \hat q(x_i, a_i))]`."""
+    t = _checked_terms(rewards, actions, propensities, target_probs, reward_estimates, max_weight, np.inf)
+    return float(np.mean(t[:, _V] + t[:, _WRES]))
+
+
+def sndr(
+    rewards, actions, propensities, target_probs, reward_estimates, *, max_weight: float | None = None
+) -> float:
+    r"""Self-normalised DR: :math:`\frac1n \sum_i \hat v_i + \sum_i w_i (r_i - \hat q(x_i, a_i)) / \sum_i w_i`."""
+    t = _checked_terms(rewards, actions, propensities, target_probs, reward_estimates, max_weight, np.inf)
+    return float(np.mean(t[:, _V])) + _ratio(float(t[:, _WRES].sum()), float(t[:, _W].sum()))
+
+
+def switch_dr(rewards, actions, propensities, target_probs, reward_estimates, *, tau: float = 10.0) -> float:
+    r"""Switch-DR: :math:`\frac1n \sum_i [\hat v_i + w_i (r_i - \hat q(x_i, a_i)) 1\{w_i \le \tau\}]`."""
+    t = _checked_terms(rewards, actions, propensities, target_probs, reward_estimates, None, tau)
+    return float(np.mean(t[:, _V] + t[:, _SWITCH]))
+
+
+def _ratio(num: Any, den: Any) -> Any:
+    """num / den, NaN where den is 0 (a self-normalised estimator when every weight is 0)."""
+    num, den = np.asarray(num, dtype=np.float64), np.asarray(den, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.where(den != 0, num / den, np.nan)
+    return out if out.ndim else float(out)
+
+
+def _reward_estimates(reward_estimates: Any, shape: tuple[int, ...]) -> np.ndarray:
+    q = np.asarray(reward_estimates, dtype=np.float64)
+    if q.shape != shape or not np.isfinite(q).all():
+        raise PayrouteError(
+            f"reward_estimates must be a finite {shape} array like target_probs, got shape {q.shape}"
+        )
+    return q
+
+
+def _checked_terms(
+    rewards: Any,
+    actions: Any,
+    propensities: Any,
+    target_probs: Any,
+    reward_estimates: Any,
+    max_weight: Any,
+    tau: float,
+) -> np.ndarray:
+    r, a, p, pi, _ = validate_logged_arrays(rewards, actions, propensities, target_probs)
+    return _terms(r, a, p, pi, _reward_estimates(reward_estimates, pi.shape), max_weight, tau)
+
+
+def _terms(
+    rewards: np.ndarray,
+    actions: np.ndarray,
+    propensities: np.ndarray,
+    target_probs: np.ndarray,
+    reward_estimates: np.ndarray | None,
+    max_weight: float | None,
+    tau: float,
+) -> np.ndarray:
+    """Per-decision terms, one column each: 1, w r, w, v_hat, w (r - q_hat), switch correction, r."""
+    n = rewards.shape[0]
+    raw = importance_weights(actions, propensities, target_probs)
+    w = _clip(raw, max_weight)
+    t = np.empty((n, 7))
+    t[:, _ONE] = 1.0
+    t[:, _WR] = w * rewards
+    t[:, _W] = w
+    t[:, _R] = rewards
+    if reward_estimates is None:
+        t[:, _V] = t[:, _WRES] = t[:, _SWITCH] = np.nan
+        return t
+    t[:, _V] = np.einsum("ij,ij->i", target_probs, reward_estimates)
+    residual = rewards - reward_estimates[np.arange(n), actions]
+    t[:, _WRES] = w * residual
+    t[:, _SWITCH] = np.where(raw <= tau, raw * residual, 0.0)
+    return t
+
+
+def _estimates_from_sums(s: np.ndarray) -> dict[str, np.ndarray]:
+    """Every estimator (and the logged mean) from the column sums of the term matrix; ``s`` is ``(..., 7)``."""
+    n = s[..., _ONE]
+    return {
+        "ips": s[..., _WR] / n,
+        "snips": _ratio(s[..., _WR], s[..., _W]),
+        "dm": s[..., _V] / n,
+        "dr": (s[..., _V] + s[..., _WRES]) / n,
+        "sndr": s[..., _V] / n + _ratio(s[..., _WRES], s[..., _W]),
+        "switch_dr": (s[..., _V] + s[..., _SWITCH]) / n,
+        "logged_mean": s[..., _R] / n,
+    }
+
+
+# ====================================================================== the whole evaluation
+def evaluate_policy(
+    rewards: np.ndarray,
+    actions: np.ndarray,
+    propensities: np.ndarray,
+    target_probs: np.ndarray,
+    *,
+    features: np.ndarray | None = None,
+    reward_estimates: np.ndarray | None = None,
+    masks: np.ndarray | None = None,
+    estimators: Sequence[str] = ESTIMATORS,
+    n_bootstrap: int = 200,
+    confidence: float = 0.95,
+    seed: int = 0,
+    max_weight: float | None = None,
+    switch_tau: float = 10.0,
+    ridge_alpha: float = 1.0,
+    cross_fit_folds: int = 2,
+) -> OPEResult:
+    """Estimate the target policy's value per decision on a log, with bootstrap intervals and diagnostics.
+
+    Args:
+        rewards: ``(n,)`` reward of each logged decision.
+        actions: ``(n,)`` logged action indices.
+        propensities: ``(n,)`` behaviour policy's probability of the logged action, in (0, 1].
+        target_probs: ``(n, A)`` target policy's action probabilities on each logged context (rows sum to 1).
+        features: ``(n, d)`` context features for the reward model (``None``: per-action mean reward).
+        reward_estimates: ``(n, A)`` reward model predictions to use instead of fitting one.
+        masks: ``(n, A)`` allowed actions; the logged action must be allowed and the target must put no
+            probability on a disallowed one.
+        estimators: which of :data:`ESTIMATORS` to compute.
+        n_bootstrap: bootstrap resamples (0: no intervals, NaN bounds).
+        confidence: interval coverage.
+        seed: seeds the bootstrap and the cross-fitting folds (same seed, same numbers).
+        max_weight: clip importance weights at this value (``None``: no clipping) in ips, snips, dr and sndr.
+        switch_tau: switch-DR's weight threshold.
+        ridge_alpha, cross_fit_folds: the reward model (:func:`fit_reward_model`).
+    """
+    unknown = sorted(set(estimators) - set(ESTIMATORS))
+    if unknown:
+        raise PayrouteError(f"unknown estimators {unknown}; available: {', '.join(ESTIMATORS)}")
+    if not 0 < confidence < 1:
+        raise PayrouteError(f"confidence must be in (0, 1), got {confidence}")
+    if n_bootstrap < 0:
+        raise PayrouteError(f"n_bootstrap must be >= 0, got {n_bootstrap}")
+    if max_weight is not None and not max_weight > 0:
+        raise PayrouteError(f"max_weight must be > 0 or None, got {max_weight}")
+    r, a, p, pi, m = validate_logged_arrays(rewards, actions, propensities, target_probs, masks)
+    n, n_actions = pi.shape
+    q = None
+    if any(e in MODEL_ESTIMATORS for e in estimators):
+        if reward_estimates is not None:
+            q = _reward_estimates(reward_estimates, (n, n_actions))
+        else:
+            if features is not None:
+                features = np.asarray(features, dtype=np.float64)
+                if features.ndim != 2 or features.shape[0] != n or not np.isfinite(features).all():
+                    raise PayrouteError(
+                        f"features must be a finite ({n}, d) array, got shape {features.shape}"
+                    )
+            q = fit_reward_model(
+                features, a, r, n_actions, alpha=ridge_alpha, folds=cross_fit_folds, seed=seed
+            )
+    terms = _terms(r, a, p, pi, q, max_weight, switch_tau)
+
+    point = _estimates_from_sums(terms.sum(axis=0))
+    boot = _bootstrap_sums(terms, n_bootstrap, seed)
+    draws = _estimates_from_sums(boot)
+    alpha = 1.0 - confidence
+
+    def summarise(name: str) -> Estimate:
+        values = draws[name]
+        if n_bootstrap == 0 or np.isnan(point[name]):
+            return Estimate(name, float(point[name]), float("nan"), float("nan"), float("nan"))
+        lo, hi = np.nanquantile(values, [alpha / 2, 1 - alpha / 2])
+        return Estimate(name, float(point[name]), float(np.nanstd(values, ddof=1)), float(lo), float(hi))
+
+    raw = importance_weights(a, p, pi)
+    w = _clip(raw, max_weight)
+    sum_w2 = float(np.sum(w * w))
+    ess = float(np.sum(w)) ** 2 / sum_w2 if sum_w2 > 0 else 0.0
+    diagnostics = PropensityDiagnostics(
+        n=n,
+        min_propensity=float(p.min()),
+        max_weight=float(raw.max()),
+        mean_weight=float(raw.mean()),
+        effective_sample_size=ess,
+        effective_sample_share=ess / n,
+        clip_weight=max_weight,
+        clipped_share=float(np.mean(raw > max_weight)) if max_weight is not None else 0.0,
+        switch_tau=switch_tau,
+        switch_model_share=float(np.mean(raw > switch_tau)),
+    )
+    return OPEResult(
+        estimates={e: summarise(e) for e in estimators},
+        logged_mean=summarise("logged_mean"),
+        diagnostics=diagnostics,
+        confidence=confidence,
+        n_bootstrap=n_bootstrap,
+        seed=seed,
+    )
+
+
+def _bootstrap_sums(terms: np.ndarray, n_bootstrap: int, seed: int) -> np.ndarray:
+    """Column sums of ``terms`` under ``n_bootstrap`` multinomial resamples of its rows, ``(B, k)``.
+
+    Chunks of draws are sized from ``n`` alone, so the numbers depend on the seed only.
+    """
+    n, k = terms.shape
+    out = np.empty((n_bootstrap, k))
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1,)))
+    # NaN columns (no reward model) would poison the matrix product; their draws stay NaN
+    finite_cols = ~np.isnan(terms).any(axis=0)
+    t = np.ascontiguousarray(terms[:, finite_cols])
+    out[:, ~finite_cols] = np.nan
+    chunk = max(1, min(n_bootstrap, _BOOTSTRAP_CHUNK_ELEMENTS // max(n, 1)))
+    offsets = None
+    for start in range(0, n_bootstrap, chunk):
+        b = min(chunk, n_bootstrap - start)
+        idx = rng.integers(0, n, size=(b, n))
+        if offsets is None or offsets.shape[0] != b:
+            offsets = (np.arange(b, dtype=np.int64) * n)[:, None]
+        counts = np.bincount((idx + offsets).ravel(), minlength=b * n).reshape(b, n)
+        out[start : start + b, finite_cols] = counts.astype(np.float64) @ t
+    return out
+
+
+def validate_logged_arrays(
+    rewards: Any, actions: Any, propensities: Any, target_probs: Any, masks: Any = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """Check and convert OPE inputs; a problem raises :class:`PayrouteError` naming the argument and the first row."""
+    pi = np.asarray(target_probs, dtype=np.float64)
+    if pi.ndim != 2 or pi.shape[0] == 0 or pi.shape[1] < 1:
+        raise PayrouteError(f"target_probs must be an (n, n_actions) array with n > 0, got shape {pi.shape}")
+    n, n_actions = pi.shape
+    r = np.asarray(rewards, dtype=np.float64)
+    p = np.asarray(propensities, dtype=np.float64)
+    a_raw = np.asarray(actions)
+    for name, arr in (("rewards", r), ("actions", a_raw), ("propensities", p)):
+        if arr.shape != (n,):
+            raise PayrouteError(f"{name} must have shape ({n},) like target_probs' rows, got {arr.shape}")
+    if not np.issubdtype(a_raw.dtype, np.integer):
+        raise PayrouteError(f"actions must be integers, got dtype {a_raw.dtype}")
+    a = a_raw.astype(np.int64)
+    _first_bad("rewards", ~np.isfinite(r), r, "is not finite")
+    _first_bad("actions", (a < 0) | (a >= n_actions), a, f"is outside 0..{n_actions - 1}")
+    _first_bad("propensities", ~((p > 0) & (p <= 1)), p, "is outside (0, 1]")
+    _first_bad(
+        "target_probs", ~np.isfinite(pi).all(axis=1) | (pi < 0).any(axis=1), pi, "has a negative or NaN entry"
+    )
+    _first_bad("target_probs", np.abs(pi.sum(axis=1) - 1) > PROB_SUM_TOL, pi, "does not sum to 1")
+    m = None
+    if masks is not None:
+        m = np.asarray(masks)
+        if m.shape != (n, n_actions):
+            raise PayrouteError(f"masks must have shape {(n, n_actions)}, got {m.shape}")
+        m = m.astype(bool)
+        _first_bad("masks", ~m[np.arange(n), a], a, "does not allow the logged action")
+        _first_bad(
+            "target_probs", (pi * ~m).sum(axis=1) > MASKED_PROB_TOL, pi, "puts probability on a masked action"
+        )
+    return r, a, p, pi, m
+
+
+def _first_bad(name: str, bad: np.ndarray, values: np.ndarray, problem: str) -> None:
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise PayrouteError(
+            f"{name}: {int(bad.sum())} row(s) where the value {problem} (first: row {i}, {values[i].tolist()!r})"
+        )

@@ -1,0 +1,171 @@
+"""Routing-v0 and Risk-v0: Gymnasium and SB3 API compliance, masking, determinism, bounds."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+import payroute  # noqa: F401  (registers the environments)
+from payroute.agents.registry import make_policy
+from payroute.envs.scenarios import available_scenarios
+
+SMALL = {"volume_scale": 0.02}
+
+
+@pytest.mark.parametrize("scenario", available_scenarios())
+@pytest.mark.parametrize("env_id", ["payroute/Routing-v0", "payroute/Risk-v0"])
+def test_env_passes_gymnasium_and_sb3_checkers(env_id, scenario):
+    kwargs = {"scenario": scenario, "scenario_overrides": SMALL, "seed": 1}
+    if env_id == "payroute/Routing-v0":
+        kwargs["invalid_action"] = "penalize"  # the checkers sample actions without a mask
+    env = gym.make(env_id, **kwargs)
+    check_env(env.unwrapped, skip_render_check=True)
+    sb3_check_env(gym.make(env_id, **kwargs).unwrapped, warn=False)
+
+
+def _rollout(env, seed, n_steps, pick):
+    obs, info = env.reset(seed=seed)
+    trajectory = [obs.copy()]
+    rewards = []
+    for _ in range(n_steps):
+        obs, reward, terminated, truncated, info = env.step(pick(info))
+        trajectory.append(obs.copy())
+        rewards.append(reward)
+        if terminated or truncated:
+            break
+    return np.array(trajectory), np.array(rewards)
+
+
+def _first_eligible(info):
+    return int(np.flatnonzero(info["action_mask"])[0])
+
+
+def test_same_seed_same_trajectory_for_the_same_actions():
+    env = gym.make("payroute/Routing-v0", scenario_overrides=SMALL)
+    a_obs, a_rew = _rollout(env, 7, 400, _first_eligible)
+    b_obs, b_rew = _rollout(env, 7, 400, _first_eligible)
+    np.testing.assert_array_equal(a_obs, b_obs)
+    np.testing.assert_array_equal(a_rew, b_rew)
+    c_obs, _ = _rollout(env, 8, 400, _first_eligible)
+    assert not np.array_equal(a_obs[:50], c_obs[:50])
+
+
+def test_constructor_seed_is_used_by_the_first_reset():
+    a = gym.make("payroute/Routing-v0", scenario_overrides=SMALL, seed=5)
+    b = gym.make("payroute/Routing-v0", scenario_overrides=SMALL)
+    np.testing.assert_array_equal(a.reset()[0], b.reset(seed=5)[0])
+
+
+def test_a_masked_route_raises_a_clear_error_by_default():
+    env = gym.make("payroute/Routing-v0", scenario_overrides=SMALL, seed=0)
+    _obs, info = env.reset()
+    masked = int(np.flatnonzero(info["action_mask"] == 0)[0])
+    with pytest.raises(ValueError, match="masked for this payment; eligible routes"):
+        env.step(masked)
+
+
+def test_penalize_mode_declines_the_payment_and_charges_the_penalty():
+    env = gym.make(
+        "payroute/Routing-v0",
+        scenario_overrides=SMALL,
+        seed=0,
+        invalid_action="penalize",
+        invalid_penalty_usd=5.0,
+    )
+    _obs, info = env.reset()
+    masked = int(np.flatnonzero(info["action_mask"] == 0)[0])
+    _obs, reward, *_ = env.step(masked)
+    assert reward <= -5.0
+    world = env.unwrapped.world
+    assert world.terminal["declined"] >= 1
+
+
+def test_action_masks_matches_info_and_rllib_dict_form():
+    env = gym.make("payroute/Routing-v0", scenario_overrides=SMALL, seed=0, dict_observation=True)
+    obs, info = env.reset()
+    assert set(obs) == {"observations", "action_mask"}
+    np.testing.assert_array_equal(obs["action_mask"], info["action_mask"].astype(np.float32))
+    np.testing.assert_array_equal(env.unwrapped.action_masks(), info["action_mask"].astype(bool))
+    assert env.observation_space.contains(obs)
+
+
+def test_async_vector_env_runs():
+    envs = gym.make_vec(
+        "payroute/Routing-v0",
+        num_envs=2,
+        vectorization_mode="async",
+        scenario_overrides=SMALL,
+        invalid_action="penalize",
+    )
+    try:
+        obs, infos = envs.reset(seed=3)
+        assert obs.shape[0] == 2
+        for _ in range(50):
+            actions = np.array([int(np.flatnonzero(m)[0]) for m in infos["action_mask"]])
+            obs, rewards, term, trunc, infos = envs.step(actions)
+            assert np.all(np.isfinite(rewards))
+    finally:
+        envs.close()
+
+
+@pytest.mark.parametrize(
+    "name", ["cheapest", "fastest", "priority", "success_rate", "cost_aware", "thompson", "ucb"]
+)
+def test_plain_policy_baselines_never_pick_a_masked_route(name):
+    env = gym.make("payroute/Routing-v0", scenario="processor_outage", scenario_overrides=SMALL, seed=2)
+    policy = make_policy("route", name)
+    obs, info = env.reset()
+    done = False
+    steps = 0
+    while not done:
+        action = policy.act(obs, info)
+        assert info["action_mask"][action] == 1
+        obs, _r, done, _t, info = env.step(action)
+        steps += 1
+    assert steps > 500
+
+
+def test_the_episode_is_one_day_and_pays_out_what_is_still_open_at_the_end():
+    env = gym.make("payroute/Routing-v0", scenario_overrides=SMALL, seed=4)
+    _obs, info = env.reset()
+    total = 0.0
+    done = False
+    while not done:
+        _obs, r, done, _t, info = env.step(_first_eligible(info))
+        total += r
+    world = env.unwrapped.world
+    assert world.in_flight == 0
+    assert world.now >= 86_400
+    assert "kpis" in info
+    assert total != 0.0
+
+
+@settings(max_examples=8, deadline=None)
+@given(seed=st.integers(0, 10_000), scenario=st.sampled_from(available_scenarios()))
+def test_observations_stay_finite_and_inside_the_space_over_random_runs(seed, scenario):
+    env = gym.make("payroute/Routing-v0", scenario=scenario, scenario_overrides=SMALL, seed=seed)
+    rng = np.random.default_rng(seed)
+    obs, info = env.reset()
+    for _ in range(1500):
+        assert np.all(np.isfinite(obs))
+        assert env.observation_space.contains(obs), dict(zip(env.unwrapped.feature_names, obs, strict=True))
+        eligible = np.flatnonzero(info["action_mask"])
+        obs, r, done, _t, info = env.step(int(rng.choice(eligible)))
+        assert np.isfinite(r)
+        if done:
+            break
+
+
+def test_risk_env_blocking_everything_loses_the_margin_of_good_customers():
+    env = gym.make("payroute/Risk-v0", scenario_overrides=SMALL, seed=0)
+    env.reset()
+    rewards = [env.step(2)[1] for _ in range(300)]
+    assert sum(rewards) < 0  # false declines cost the margin lost
+    env.reset(seed=0)
+    allow = [env.step(0)[1] for _ in range(300)]
+    assert sum(allow) > sum(rewards)
