@@ -8,7 +8,9 @@ late outcomes such as settlements and chargebacks reach the last step).
 
 Seeding follows Gymnasium: ``reset(seed=s)`` runs the world of seed ``s`` (the same customers as
 ``payroute simulate --seed s``); ``reset()`` without a seed draws the next world seed from ``self.np_random``;
-a ``seed`` given to the constructor is used by the first ``reset()`` that has none.
+a ``seed`` given to the constructor is used by the first ``reset()`` that has none. The constructor's
+arguments mirror the per-transaction environments': ``scenario``, ``seed``, ``days``, ``scenario_overrides``,
+``baselines`` (baseline names for the other decision kinds) and ``reward_scale`` (rewards are dollars times it).
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from payroute.agents.registry import bound_policies
 from payroute.envs.scenarios import Scenario, load_scenario
 from payroute.envs.world import DecisionPoint, PaymentWorld
 from payroute.envs.world.clock import DAY_S, HOUR_S
@@ -33,6 +34,12 @@ CALENDAR_FEATURES = (
     "business_day",
     "episode_progress",
 )
+
+
+def _bound_policies(names: dict[str, str | None]) -> dict[str, Any]:
+    from payroute.agents.registry import bound_policies  # baselines live in agents; imported lazily
+
+    return bound_policies(**names)
 
 
 def calendar_features(world: PaymentWorld) -> np.ndarray:
@@ -56,10 +63,11 @@ class PeriodDecisionEnv(gym.Env, ABC):
     def __init__(
         self,
         scenario: str | Path | Scenario = "default",
-        overrides: dict[str, Any] | None = None,
-        days: float = 1.0,
         seed: int | None = None,
+        days: float = 1.0,
+        scenario_overrides: dict[str, Any] | None = None,
         baselines: dict[str, str] | None = None,
+        reward_scale: float = 1.0,
         render_mode: str | None = None,
     ) -> None:
         if render_mode is not None:
@@ -69,8 +77,9 @@ class PeriodDecisionEnv(gym.Env, ABC):
         if days <= 0:
             raise ValueError(f"days must be > 0, got {days}")
         self.render_mode = render_mode
-        self.scenario = load_scenario(scenario, overrides)
+        self.scenario = load_scenario(scenario, scenario_overrides)
         self.days = days
+        self.reward_scale = float(reward_scale)
         self._default_seed = seed
         names = dict(baselines or {})
         if self.decision_kind in names:
@@ -79,7 +88,7 @@ class PeriodDecisionEnv(gym.Env, ABC):
             )
         names[self.decision_kind] = None
         self.baselines = names
-        bound_policies(**names)  # unknown kinds or names fail here, at construction
+        _bound_policies(names)  # unknown kinds or names fail here, at construction
         self.world: PaymentWorld | None = None
         self._point: DecisionPoint | None = None
 
@@ -90,7 +99,7 @@ class PeriodDecisionEnv(gym.Env, ABC):
         super().reset(seed=seed)
         world_seed = int(seed) if seed is not None else int(self.np_random.integers(0, 2**31 - 1))
         self.world = PaymentWorld(
-            self.scenario, seed=world_seed, policies=bound_policies(**self.baselines), days=self.days
+            self.scenario, seed=world_seed, policies=_bound_policies(self.baselines), days=self.days
         )
         self._start_episode()
         self._point = self._next_point()
@@ -103,7 +112,7 @@ class PeriodDecisionEnv(gym.Env, ABC):
             raise RuntimeError("the episode is over (or never started): call reset()")
         self._point.resolve(self._to_world_action(action))
         self._point = self._next_point()
-        reward = self._reward()
+        reward = self._reward() * self.reward_scale
         terminated = self._point is None
         return self._observe(), reward, terminated, False, self._info()
 

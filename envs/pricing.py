@@ -27,8 +27,8 @@ class PricingEnv(PeriodDecisionEnv):
     ## Description
 
     A day (or several) of the payment world of ``scenario``. At the start of each pricing period
-    (``prices.period_s`` of the scenario: a day by default, an hour with ``overrides={"prices": {"period_s":
-    3600}}``) the agent sets, for each payer segment (``consumer``, ``small_business``, ``enterprise`` in the
+    (``prices.period_s`` of the scenario: a day by default, an hour with ``scenario_overrides={"prices":
+    {"period_s": 3600}}``) the agent sets, for each payer segment (``consumer``, ``small_business``, ``enterprise`` in the
     default scenario) and each product family (``card``, ``bank``, ``cross_border``), the multiplier of the
     list price the PSP quotes. The world clips it to ``[prices.min_multiplier, prices.max_multiplier]`` and then
     applies ``prices.caps`` to every single payment whatever the multiplier (default: a credit-card surcharge of
@@ -83,13 +83,15 @@ class PricingEnv(PeriodDecisionEnv):
 
     ## Arguments
 
-    ``gym.make("payroute/Pricing-v0", scenario="default", overrides=None, days=7, seed=None, baselines=None)``
+    ``gym.make("payroute/Pricing-v0", scenario="default", seed=None, days=7, scenario_overrides=None,
+    baselines=None, reward_scale=1.0)``
 
     * ``scenario``: a shipped scenario name, a YAML path or a :class:`Scenario`.
-    * ``overrides``: nested overrides merged into the scenario (e.g. ``{"volume_scale": 0.05}``).
-    * ``days``: days of arrivals per episode (7 daily pricing decisions by default).
     * ``seed``: the seed of the first ``reset()`` that passes none (``reset(seed=s)`` runs world seed ``s``).
+    * ``days``: days of arrivals per episode (7 daily pricing decisions by default).
+    * ``scenario_overrides``: nested overrides merged into the scenario (e.g. ``{"volume_scale": 0.05}``).
     * ``baselines``: baseline names for the other decision kinds, e.g. ``{"route": "fastest"}``.
+    * ``reward_scale``: the reward is the profit in dollars times this.
 
     ## Version history
 
@@ -101,13 +103,14 @@ class PricingEnv(PeriodDecisionEnv):
     def __init__(
         self,
         scenario: str | Path | Scenario = "default",
-        overrides: dict[str, Any] | None = None,
-        days: float = 7.0,
         seed: int | None = None,
+        days: float = 7.0,
+        scenario_overrides: dict[str, Any] | None = None,
         baselines: dict[str, str] | None = None,
+        reward_scale: float = 1.0,
         render_mode: str | None = None,
     ) -> None:
-        super().__init__(scenario, overrides, days, seed, baselines, render_mode)
+        super().__init__(scenario, seed, days, scenario_overrides, baselines, reward_scale, render_mode)
         sc = self.scenario
         self.segments = sc.segments
         self.families = FAMILIES

@@ -87,8 +87,10 @@ class TreasuryEnv(PeriodDecisionEnv):
 
     ## Arguments
 
-    ``gym.make("payroute/Treasury-v0", scenario="default", overrides=None, days=1, seed=None, baselines=None,
-    forecast_hours=6, min_transfer_fraction=0.01)``; ``baselines`` defaults to ``{"route": "fastest"}``.
+    ``gym.make("payroute/Treasury-v0", scenario="default", seed=None, days=1, scenario_overrides=None,
+    baselines=None, reward_scale=1.0, forecast_hours=6, min_transfer_fraction=0.01)``, as in Pricing-v0;
+    ``baselines`` defaults to ``{"route": "fastest"}``. The reward is minus the costs in dollars times
+    ``reward_scale``.
 
     ## Version history
 
@@ -100,17 +102,17 @@ class TreasuryEnv(PeriodDecisionEnv):
     def __init__(
         self,
         scenario: str | Path | Scenario = "default",
-        overrides: dict[str, Any] | None = None,
-        days: float = 1.0,
         seed: int | None = None,
+        days: float = 1.0,
+        scenario_overrides: dict[str, Any] | None = None,
         baselines: dict[str, str] | None = None,
+        reward_scale: float = 1.0,
         forecast_hours: int = 6,
         min_transfer_fraction: float = 0.01,
         render_mode: str | None = None,
     ) -> None:
-        super().__init__(
-            scenario, overrides, days, seed, {"route": "fastest", **(baselines or {})}, render_mode
-        )
+        baselines = {"route": "fastest", **(baselines or {})}
+        super().__init__(scenario, seed, days, scenario_overrides, baselines, reward_scale, render_mode)
         if forecast_hours < 1:
             raise ValueError(f"forecast_hours must be >= 1, got {forecast_hours}")
         if not 0.0 <= min_transfer_fraction < 1.0:

@@ -28,7 +28,9 @@ SMALL = {"volume_scale": 0.02, "prices": {"period_s": 3600}}
 
 
 def small_env(**kwargs) -> PricingEnv:
-    return PricingEnv(overrides=kwargs.pop("overrides", SMALL), days=kwargs.pop("days", 0.25), **kwargs)
+    return PricingEnv(
+        scenario_overrides=kwargs.pop("overrides", SMALL), days=kwargs.pop("days", 0.25), **kwargs
+    )
 
 
 def rollout(env, seed, actions):
@@ -56,7 +58,7 @@ def test_sb3_check_env_passes():
 
 
 def test_registered_and_made_by_id():
-    env = gym.make("payroute/Pricing-v0", overrides=SMALL, days=0.25)
+    env = gym.make("payroute/Pricing-v0", scenario_overrides=SMALL, days=0.25)
     obs, _ = env.reset(seed=0)
     assert env.observation_space.contains(obs)
     assert env.action_space.shape == (3, len(FAMILIES))
@@ -99,11 +101,11 @@ def test_a_non_finite_action_is_refused():
 
 def test_bad_constructor_arguments_are_refused():
     with pytest.raises(ValueError, match="render_mode"):
-        PricingEnv(overrides=SMALL, render_mode="human")
+        PricingEnv(scenario_overrides=SMALL, render_mode="human")
     with pytest.raises(ValueError, match="own decision"):
-        PricingEnv(overrides=SMALL, baselines={"price": "static_pricing"})
+        PricingEnv(scenario_overrides=SMALL, baselines={"price": "static_pricing"})
     with pytest.raises(payroute.errors.PayrouteError, match="unknown route policy"):
-        PricingEnv(overrides=SMALL, baselines={"route": "teleport"})
+        PricingEnv(scenario_overrides=SMALL, baselines={"route": "teleport"})
 
 
 # ---------------------------------------------------------------------- customers respond
@@ -332,3 +334,10 @@ def test_cost_plus_prices_above_cost_within_bounds_and_rise_with_the_markup():
     card = FAMILIES.index("card")
     # list card pricing (2.9% + 30c) is well above interchange-plus cost: cost-plus 10% undercuts it
     assert np.all(low.multipliers[:, card] < 1.0) and np.all(low.multipliers[:, card] > lo)
+
+
+def test_reward_scale_scales_the_dollar_reward():
+    actions = [np.full((3, 3), 1.2, np.float32)] * 6
+    _, dollars, _ = rollout(small_env(), 6, actions)
+    _, scaled, _ = rollout(small_env(reward_scale=0.001), 6, actions)
+    assert np.allclose(scaled, dollars * 0.001)

@@ -28,7 +28,9 @@ TIGHT = {
 
 
 def small_env(**kwargs) -> TreasuryEnv:
-    return TreasuryEnv(overrides=kwargs.pop("overrides", SMALL), days=kwargs.pop("days", 0.25), **kwargs)
+    return TreasuryEnv(
+        scenario_overrides=kwargs.pop("overrides", SMALL), days=kwargs.pop("days", 0.25), **kwargs
+    )
 
 
 def rollout(env, seed, actions):
@@ -54,7 +56,7 @@ def test_sb3_check_env_passes():
 
 
 def test_registered_and_made_by_id():
-    env = gym.make("payroute/Treasury-v0", overrides=SMALL, days=0.25)
+    env = gym.make("payroute/Treasury-v0", scenario_overrides=SMALL, days=0.25)
     obs, _ = env.reset(seed=0)
     assert env.observation_space.contains(obs)
     assert env.unwrapped.action_names == (
@@ -209,7 +211,7 @@ def test_money_is_conserved_across_transfers_and_credit_draws():
 
 
 def test_env_keeps_the_books_balanced_under_random_actions():
-    env = TreasuryEnv(overrides=TIGHT, days=0.25, seed=8)
+    env = TreasuryEnv(scenario_overrides=TIGHT, days=0.25, seed=8)
     env.action_space.seed(8)
     env.reset()
     done = False
