@@ -465,6 +465,8 @@ class FeeChange(Model):
 
 
 class Scenario(Model):
+    """A whole payment world: calendar, demand, routes, accounts, costs, fraud, prices and incidents."""
+
     name: str
     description: str = ""
     start_date: dt.date = dt.date(2026, 3, 2)
