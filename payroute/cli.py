@@ -156,6 +156,9 @@ def baselines(
     volume_scale: Annotated[float | None, typer.Option(help="Override the scenario's volume_scale.")] = None,
     workers: Annotated[int, typer.Option(min=1, help="Processes to run seeds in parallel.")] = 1,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    markdown: Annotated[
+        bool, typer.Option("--markdown", help="Print the summary as a Markdown table.")
+    ] = False,
     out: Annotated[Path | None, typer.Option(help="Write the per-seed runs to this Parquet file.")] = None,
 ) -> None:
     """Every routing baseline and the oracle on the same seeds: KPIs with paired 95% intervals."""
@@ -167,7 +170,7 @@ def baselines(
     if "cheapest" not in names:
         raise PayrouteError("--policies must include 'cheapest' (the reference of the paired intervals)")
     overrides = {"volume_scale": volume_scale} if volume_scale is not None else None
-    with Progress(console=err_console, transient=True, disable=json_out) as bar:
+    with Progress(console=err_console, transient=True, disable=json_out or markdown) as bar:
         task = bar.add_task(f"{scenario}: {len(names)} policies x {seeds} seeds", total=len(names) * seeds)
         runs = run_paired(
             scenario,
@@ -184,6 +187,11 @@ def baselines(
         runs.to_parquet(out)
     if json_out:
         sys.stdout.write(table.to_json(orient="records", indent=2) + "\n")
+        return
+    if markdown:
+        from payroute.agents.compare import markdown_table
+
+        sys.stdout.write(markdown_table(table) + "\n")
         return
     _print_baselines(scenario, seeds, days, table)
 
