@@ -27,10 +27,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from payroute.agents.registry import bound_policies, make_policy
+from payroute.agents.registry import bound_policies
 from payroute.envs.scenarios import Scenario, load_scenario
 from payroute.envs.world import PaymentWorld
 from payroute.errors import PayrouteError
+from payroute.simulate import route_policy
 from payroute.stats import paired_interval
 
 DEFAULT_METRICS = (
@@ -41,13 +42,14 @@ DEFAULT_METRICS = (
     "sla_misses",
     "liquidity_cost_usd",
 )
-PolicySpec = str | Callable[[], Any]
+PolicySpec = str | Callable[[], Any]  # a routing baseline name, a bundle path, or a factory
 
 
-def _route_policy(spec: PolicySpec) -> Any:
+def _route_policy(spec: PolicySpec, scenario: Scenario) -> Any:
+    """A fresh route policy from a baseline name, a bundle path, or a zero-argument factory."""
     if callable(spec):
         return spec()
-    return make_policy("route", spec)
+    return route_policy(spec, scenario)
 
 
 def run(
@@ -61,7 +63,7 @@ def run(
     """One finished world: ``policy`` routing ``scenario`` (with ``changes`` merged in) on ``seed``."""
     sc = load_scenario(scenario, changes)
     policies = bound_policies(risk=risk)
-    policies["route"] = _route_policy(policy)
+    policies["route"] = _route_policy(policy, sc)
     world = PaymentWorld(sc, seed=seed, policies=policies, days=days)
     world.run()
     return world
