@@ -302,13 +302,49 @@ class FraudPatternSpec(Model):
     discovery_sigma: NonNegFloat = 0.6
     recovery_probability_revocable: Probability = 0.5
     challenge_pass_probability: Probability = 0.1
+    # the fraudster's own economics (what a learning fraudster maximises)
+    proceeds_share: Probability = 1.0
+    """Share of an approved fraud's amount the fraudster keeps (goods resold at a discount, the mule's cut)."""
+    proceeds_per_success_cents: NonNegInt = 0
+    """Value of each approved attempt besides its amount (card testing: a card number known to work)."""
+    attempt_cost_cents: NonNegInt = 0
+    """Cost of one attempt: stolen credentials or card data, bot traffic, a scam's calls, a mule's fee."""
+    blocked_cost_cents: NonNegInt = 0
+    """Extra cost when the risk desk blocks the attempt or a challenge stops it: the card or account is burned."""
+    detection_cost_cents: NonNegInt = 0
+    """Extra cost when the fraud is discovered later: the card stops working, the mule account is closed."""
     source: str = ""
 
 
 class Fraud(Model):
+    """Fraud patterns, and how a learning fraudster's choices change what the defender sees.
+
+    A learning fraudster (the ``fraud`` decision) sets per pattern an intensity (times the pattern's
+    ``attacks_per_day``; its action space goes up to ``max_intensity``) and an amount multiplier (the pattern's
+    amount band, median, min and max, scaled; its action space spans ``amount_multiplier_range``). Attacking
+    faster or bigger than usual stands out: the fraud's risk-score signal (d', ``risk.separability``) moves by
+    ``velocity_separability_per_log_intensity * ln(intensity)`` (intensity floored at 0.1) plus
+    ``amount_separability_per_log_multiplier * ln(amount multiplier)``; at intensity 1 and multiplier 1
+    (the scripted fraudster) nothing changes.
+    """
+
     patterns: dict[FraudPattern, FraudPatternSpec]
     app_reimbursement_share: Probability = 0.5
+    max_intensity: Annotated[float, Field(gt=0.0, le=100.0)] = 5.0
+    amount_multiplier_range: tuple[Annotated[float, Field(gt=0.0)], Annotated[float, Field(gt=0.0)]] = (
+        0.25,
+        4.0,
+    )
+    velocity_separability_per_log_intensity: NonNegFloat = 0.5
+    amount_separability_per_log_multiplier: NonNegFloat = 0.5
     source: str = ""
+
+    @model_validator(mode="after")
+    def _check(self) -> Fraud:
+        lo, hi = self.amount_multiplier_range
+        if not lo <= 1.0 <= hi:
+            raise ValueError(f"amount_multiplier_range must contain 1.0 (min <= 1 <= max), got {[lo, hi]}")
+        return self
 
 
 class RiskScore(Model):
