@@ -7,9 +7,9 @@ observation); every other role uses PPO's default module.
 
 Opponent freezing (``freeze_fraudster_every=K``): a second fraudster module, ``fraudster_frozen``, is never
 trained; it starts as a copy of ``fraudster`` and every ``K`` training iterations it is overwritten with the
-current ``fraudster``'s weights. Half of the episodes (by episode id) the fraudster agent is played by the
-frozen snapshot, so the defenders train against an opponent that stands still for ``K`` iterations, while the
-other half keeps training the live fraudster — training does not chase its own tail.
+current ``fraudster``'s weights. Every other episode the fraudster agent is played by the frozen snapshot,
+so the defenders train against an opponent that stands still for ``K`` iterations half of the time, while
+the other half keeps training the live fraudster — training does not chase its own tail.
 
 Usage::
 
@@ -25,7 +25,7 @@ Usage::
 from __future__ import annotations
 
 import functools
-import zlib
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
@@ -42,13 +42,30 @@ from payroute.envs.ecosystem import ROLES, PaymentEcosystemEnv
 FROZEN_FRAUDSTER = "fraudster_frozen"
 
 
-def role_to_module(agent_id: str, episode: Any = None, *, frozen_share: bool = False, **kwargs: Any) -> str:
-    """The policy mapping: each agent to its role's module; with ``frozen_share`` the fraudster of every
-    other episode (by a stable hash of the episode id) to the frozen snapshot."""
-    if frozen_share and agent_id == "fraudster" and episode is not None:
-        if zlib.crc32(str(episode.id_).encode()) % 2:
-            return FROZEN_FRAUDSTER
+def role_to_module(agent_id: str, episode: Any = None, **kwargs: Any) -> str:
+    """The policy mapping without freezing: each agent to its role's module."""
     return agent_id
+
+
+class AlternatingOpponent:
+    """The policy mapping with freezing: each agent to its role's module, except the fraudster, which the live
+    module plays in the 1st, 3rd, 5th ... episode an env runner starts and the frozen snapshot in the others
+    (deterministic, unlike a hash of RLlib's random episode ids)."""
+
+    def __init__(self) -> None:
+        self._choice: OrderedDict[str, str] = OrderedDict()
+        self._started = 0
+
+    def __call__(self, agent_id: str, episode: Any = None, **kwargs: Any) -> str:
+        if agent_id != "fraudster" or episode is None:
+            return agent_id
+        key = str(episode.id_)
+        if key not in self._choice:
+            self._choice[key] = "fraudster" if self._started % 2 == 0 else FROZEN_FRAUDSTER
+            self._started += 1
+            while len(self._choice) > 1000:
+                self._choice.popitem(last=False)
+        return self._choice[key]
 
 
 class FreezeFraudster(RLlibCallback):
@@ -63,7 +80,9 @@ class FreezeFraudster(RLlibCallback):
         self.last_snapshot = 0
 
     def _snapshot(self, algorithm) -> None:
-        state = algorithm.get_module("fraudster").get_state()
+        state = algorithm.learner_group.get_weights(["fraudster"])[
+            "fraudster"
+        ]  # the full module, value head too
         algorithm.set_state({"learner_group": {"learner": {"rl_module": {FROZEN_FRAUDSTER: state}}}})
 
     def on_algorithm_init(self, *, algorithm, metrics_logger=None, **kwargs) -> None:
@@ -113,6 +132,8 @@ def ecosystem_ppo_config(
         "baselines": dict(baselines or {}),
         "reward_scale": reward_scale,
         "router_mask_in_observation": True,
+        # the masking module never samples a masked route; RLlib's env pre-check samples unmasked actions
+        "router_invalid_action": "decline",
     }
     model_config = DefaultModelConfig(fcnet_hiddens=list(hidden), fcnet_activation="tanh")
     probe = PaymentEcosystemEnv(env_config)  # the spaces of every role, so each module's spec is explicit
@@ -141,7 +162,7 @@ def ecosystem_ppo_config(
         )
         .multi_agent(
             policies=set(specs),
-            policy_mapping_fn=functools.partial(role_to_module, frozen_share=freeze),
+            policy_mapping_fn=AlternatingOpponent() if freeze else role_to_module,
             policies_to_train=list(learning),
             count_steps_by="agent_steps",
         )

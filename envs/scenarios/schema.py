@@ -323,9 +323,10 @@ class Fraud(Model):
     ``attacks_per_day``; its action space goes up to ``max_intensity``) and an amount multiplier (the pattern's
     amount band, median, min and max, scaled; its action space spans ``amount_multiplier_range``). Attacking
     faster or bigger than usual stands out: the fraud's risk-score signal (d', ``risk.separability``) moves by
-    ``velocity_separability_per_log_intensity * ln(intensity)`` (intensity floored at 0.1) plus
-    ``amount_separability_per_log_multiplier * ln(amount multiplier)``; at intensity 1 and multiplier 1
-    (the scripted fraudster) nothing changes.
+    ``velocity_separability_per_log_intensity * ln(max(intensity, 1))`` plus
+    ``amount_separability_per_log_multiplier * ln(max(amount multiplier, 1))``: slower or smaller than usual
+    does not hide an attack any better, and at intensity 1 and multiplier 1 (the scripted fraudster) nothing
+    changes.
     """
 
     patterns: dict[FraudPattern, FraudPatternSpec]

@@ -13,8 +13,9 @@ Four patterns (the scenario's ``fraud.patterns``):
 Each pattern attacks as a Poisson stream whose hourly rate is the scenario's ``attacks_per_day / 24``
 times the intensity the ``fraud`` decision sets (1.0 for the scripted fraudster), with amounts from the
 pattern's band times the decision's amount multiplier (1.0 for the scripted fraudster). Attacking faster or
-bigger than the pattern's usual stands out: the fraud's risk-score signal moves with the log of both (the
-scenario's ``fraud.velocity_separability_per_log_intensity`` and ``amount_separability_per_log_multiplier``).
+bigger than the pattern's usual stands out: the fraud's risk-score signal moves with the log of both above
+1 (the scenario's ``fraud.velocity_separability_per_log_intensity`` and
+``amount_separability_per_log_multiplier``); slower or smaller than usual does not hide it any better.
 Losses surface after a lognormal discovery delay; on revocable rails within their return window some are
 recovered.
 
@@ -29,7 +30,7 @@ import math
 
 import numpy as np
 
-from payroute.envs.scenarios.schema import FRAUD_PATTERNS, FraudPatternSpec, Scenario
+from payroute.envs.scenarios.schema import FAMILIES, FRAUD_PATTERNS, FraudPatternSpec, Scenario
 from payroute.envs.world.clock import DAY_S, HOUR_S
 from payroute.envs.world.decisions import BLOCK, CHALLENGE
 from payroute.envs.world.demand import Transaction, TransactionFactory
@@ -89,11 +90,12 @@ class FraudStreams:
                 cross_border=cross_border,
                 urgency=spec.urgency,
             )
-            if level != 1.0 or mult != 1.0:
-                # faster or bigger than usual stands out to the risk score (z gets separability added later)
+            if level > 1.0 or mult > 1.0:
+                # faster or bigger than usual stands out to the risk score (z gets separability added later);
+                # slower or smaller than usual does not hide an attack any better
                 cols["z_risk"] += fraud.velocity_separability_per_log_intensity * math.log(
-                    max(level, 0.1)
-                ) + fraud.amount_separability_per_log_multiplier * math.log(mult)
+                    max(level, 1.0)
+                ) + fraud.amount_separability_per_log_multiplier * math.log(max(mult, 1.0))
             out.append((name, cols))
         return out
 
@@ -128,8 +130,9 @@ class FraudsterBook:
       (chargeback, return or reimbursement: the card stops working, the mule account is closed).
 
     ``net_cents`` = proceeds - recovered - costs. Counts (``COUNTS``) and money (``MONEY``) are arrays
-    (row per item, column per pattern in ``pattern_names`` order); ``net_by_period[p]`` is the net of the
-    attempts launched in fraud period ``p``, whenever their money moved (a detection weeks later included).
+    (row per item, column per pattern in ``pattern_names`` order); ``net_by_period[p]`` is the net per pattern
+    of the attempts launched in fraud period ``p``, whenever their money moved (a detection weeks later
+    included); ``attempts_by_family`` counts attempts by product family (``card``, ``bank``, ``cross_border``).
     """
 
     COUNTS = ("attempts", "challenged", "blocked", "approved", "failed", "detected", "recovered")
@@ -148,13 +151,14 @@ class FraudsterBook:
         self.counts = np.zeros((len(self.COUNTS), len(pattern_names)), dtype=np.int64)
         self.money = np.zeros((len(self.MONEY), len(pattern_names)), dtype=np.int64)
         self.period = -1
-        self.net_by_period: list[int] = []
+        self.net_by_period: list[np.ndarray] = []
+        self.attempts_by_family: dict[str, int] = dict.fromkeys(FAMILIES, 0)
         self._period_of: dict[int, int] = {}
 
     # ------------------------------------------------------------------ events
     def new_period(self) -> None:
         self.period += 1
-        self.net_by_period.append(0)
+        self.net_by_period.append(np.zeros(len(self.pattern_names), dtype=np.int64))
 
     def proceeds_of(self, tx: Transaction) -> int:
         spec = self.specs[self.index[tx.pattern]]
@@ -167,12 +171,13 @@ class FraudsterBook:
         if cents:
             self.money[money, k] += cents
             period = self._period_of.get(tx.id, max(self.period, 0))
-            self.net_by_period[period] += sign * cents
+            self.net_by_period[period][k] += sign * cents
 
     def attempt(self, tx: Transaction) -> None:
         if self.period < 0:
             self.new_period()
         self._period_of[tx.id] = self.period
+        self.attempts_by_family[tx.family] += 1
         self._add(tx, 0, 2, self.specs[self.index[tx.pattern]].attempt_cost_cents, -1)
 
     def on_outcome(self, tx: Transaction, route, approved: bool, reason: str) -> None:
