@@ -94,13 +94,18 @@ class FraudPolicyGradient:
         return self.action(self.mean)[self.n_patterns :]
 
 
+ROUTER = "fastest"
+"""The PSP's router in the demo: payouts go on the fastest rail (RTP: instant and irrevocable), as an
+instant-payout product sends them."""
+
+
 def make_env(defender: str, overrides: dict[str, Any] | None = None) -> PaymentEcosystemEnv:
     """The ecosystem with the fraudster learning and everyone else bound (``defender`` = risk baseline)."""
     return PaymentEcosystemEnv(
         scenario="default",
         scenario_overrides=DEMO_OVERRIDES if overrides is None else overrides,
         learning=["fraudster"],
-        baselines={"risk": defender},
+        baselines={"risk": defender, "router": ROUTER},
     )
 
 

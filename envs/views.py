@@ -101,10 +101,12 @@ class AgentView:
 
     def bind(self, world: PaymentWorld) -> None:
         self.world = world
+        self._margin = world.agent_margin
+        self._agent_id = world.hub.agent_ids[ROLE_KINDS[self.role]]
 
     def money_cents(self) -> int:
         """The agent's money so far this episode (cents): what its rewards add up to."""
-        return int(self.world.agent_margin[self.world.hub.agent_ids[ROLE_KINDS[self.role]]])
+        return self._margin[self._agent_id]
 
     def observe(self, point: DecisionPoint) -> Any:
         raise NotImplementedError
@@ -166,12 +168,13 @@ class RouterView(AgentView):
     def observe(self, point: DecisionPoint) -> Any:
         tx = point.payload
         obs = self._features.build(tx, self.world.now)
+        self._mask = self._features.mask(tx)
         if self.mask_in_observation:
-            return {"observations": obs, "action_mask": self._features.mask(tx).astype(np.float32)}
+            return {"observations": obs, "action_mask": self._mask.astype(np.float32)}
         return obs
 
     def info(self, point: DecisionPoint) -> dict:
-        return {"action_mask": self._features.mask(point.payload)}
+        return {"action_mask": self._mask}
 
     def to_world(self, action: Any, point: DecisionPoint) -> int:
         a = int(np.asarray(action).item())
