@@ -40,7 +40,9 @@ _OPTIONS = {
     "reward_scale": 1.0,
     "router_mask_in_observation": False,
     "router_invalid_action": "raise",
+    "reward_split": "shared",
 }
+_KIND_ROLES = {kind: role for role, kind in ROLE_KINDS.items()}
 
 
 def _bound_policies(learning: tuple[str, ...], baselines: dict[str, str]) -> dict[str, Any]:
@@ -92,6 +94,12 @@ class PaymentEcosystemEnv:
     ledger's profit. The fraudster: its proceeds not recovered minus its costs (attempts, blocked attempts,
     discovered frauds): not PSP money, it is the other side of the PSP's fraud loss.
 
+    The attribution is the single-agent environments' (``PaymentWorld.agent_margin``); with
+    ``reward_split="full"`` every deciding agent is credited a payment's whole margin, as Routing-v0 and
+    Risk-v0 credit their one agent (then the agents' money no longer adds up to the ledger). The opportunity
+    costs those environments add (the margin a decline or a false block forgoes) are not ledger money and are
+    not paid here.
+
     ## Episode end
 
     After ``days`` of arrivals, once the world has drained: every agent that has acted gets a final
@@ -103,11 +111,12 @@ class PaymentEcosystemEnv:
 
     ``PaymentEcosystemEnv(config=None, *, scenario="default", scenario_overrides=None, days=1.0, seed=None,
     learning=("router", "risk", "fraudster"), baselines=None, reward_scale=1.0,
-    router_mask_in_observation=False, router_invalid_action="raise")``; ``config`` (a mapping of the same
-    keys, as RLlib passes ``env_config``) and keyword arguments merge. ``router_invalid_action="decline"``
-    declines a payment whose route is masked instead of raising. ``reset(seed=s)`` runs world seed ``s``;
-    without one it draws the next from the generator seeded by the first seed given (``seed`` here, or the
-    first ``reset``).
+    router_mask_in_observation=False, router_invalid_action="raise", reward_split="shared")``; ``config`` (a
+    mapping of the same keys, as RLlib passes ``env_config``) and keyword arguments merge. ``baselines`` maps
+    an agent (``"risk"``) or its decision kind (``"route"``) to a baseline name
+    (:mod:`payroute.agents.baselines`). ``router_invalid_action="decline"`` declines a payment whose route is
+    masked instead of raising. ``reset(seed=s)`` runs world seed ``s``; without one it draws the next from the
+    generator seeded by the first seed given (``seed`` here, or the first ``reset``).
 
     ## Version history
 
@@ -128,10 +137,14 @@ class PaymentEcosystemEnv:
             raise ValueError(
                 f"learning must name one or more distinct agents of {list(ROLES)}, got {list(learning)}"
             )
-        baselines = dict(options["baselines"] or {})
+        # baselines by agent (``router``) or by the decision kind it answers (``route``)
+        baselines = {_KIND_ROLES.get(k, k): v for k, v in dict(options["baselines"] or {}).items()}
         bad = sorted(set(baselines) - set(ROLES))
         if bad:
             raise ValueError(f"baselines names unknown agents {bad}; agents: {list(ROLES)}")
+        if options["reward_split"] not in ("shared", "full"):
+            raise ValueError(f"reward_split must be 'shared' or 'full', got {options['reward_split']!r}")
+        self.reward_split = options["reward_split"]
         clash = sorted(set(baselines) & set(learning))
         if clash:
             raise ValueError(f"{clash} cannot both learn and be bound to a baseline")
@@ -177,7 +190,7 @@ class PaymentEcosystemEnv:
     def _new_world(self, seed: int) -> PaymentWorld:
         policies = _bound_policies(tuple(self.possible_agents), self.baselines)
         return PaymentWorld(
-            self.scenario, seed=seed, policies=policies, days=self.days, reward_split="shared"
+            self.scenario, seed=seed, policies=policies, days=self.days, reward_split=self.reward_split
         )
 
     @property

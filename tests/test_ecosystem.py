@@ -196,3 +196,34 @@ def test_pettingzoo_rewards_add_up_over_an_episode():
     psp = sum(v for a, v in totals.items() if a != "fraudster")
     assert psp * 100 == pytest.approx(_ledger_profit_cents(world), abs=1e-4)
     assert totals["fraudster"] * 100 == pytest.approx(world.fraudster.net_cents, abs=1e-4)
+
+
+def test_period_agents_actions_reach_the_world():
+    env = PaymentEcosystemEnv(scenario_overrides=SMALL, learning=["pricer", "treasury"])
+    obs, _ = env.reset(seed=0)
+    credit = env.views["treasury"].credit_accounts
+    assert credit
+    for _ in range(6):
+        ((agent, _),) = obs.items()
+        if agent == "pricer":
+            action = np.full(env.action_spaces[agent].shape, 1.5, np.float32)
+        else:  # no transfers, no intraday credit
+            action = np.zeros(env.action_spaces[agent].shape, np.float32)
+        obs, *_ = env.step({agent: action})
+    np.testing.assert_allclose(env.world.price_multipliers, 1.5)
+    assert all(env.world.accounts[a].credit_line == 0 for a in credit)
+
+
+def test_full_split_credits_each_deciding_agent_the_whole_payment():
+    envs = {
+        split: PaymentEcosystemEnv(scenario_overrides=SMALL, learning=["risk"], reward_split=split)
+        for split in ("shared", "full")
+    }
+    totals = {split: _random_episode(env, seed=5)[0]["risk"] for split, env in envs.items()}
+    full = envs["full"].world
+    # every payment with money passed the risk desk: credited in full, it holds all of the payments' money
+    # (the ledger's profit less the treasury's period costs)
+    assert totals["full"] * 100 == pytest.approx(
+        _ledger_profit_cents(full) - full.agent_margin["treasury"], abs=1e-4
+    )
+    assert totals["full"] > 2 * totals["shared"] > 0

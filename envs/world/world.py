@@ -10,6 +10,10 @@ fails. Approved card payments settle in the processor's batch a day or two later
 their rail settles (ACH at its window). Fraud that got through surfaces days later as a chargeback, a return,
 or a reimbursement. Treasury moves money between accounts, which takes time and costs.
 
+The fraudster keeps its own books (``world.fraudster``, a :class:`~payroute.envs.world.fraud.FraudsterBook`):
+what it makes on approved attacks and what attacking costs it; that money is not the PSP's and never enters
+its ledger.
+
 Every transaction ends in exactly one terminal state (``settled``, ``declined``, ``failed``, ``expired``,
 ``blocked``, ``abandoned``), so at every instant ``arrivals == sum(terminal) + in_flight``; every money
 movement is a balanced posting in the :class:`~payroute.envs.world.ledger.Ledger`.
