@@ -11,6 +11,10 @@ current ``fraudster``'s weights. Every other episode the fraudster agent is play
 so the defenders train against an opponent that stands still for ``K`` iterations half of the time, while
 the other half keeps training the live fraudster — training does not chase its own tail.
 
+Command (prints each module's mean episode return per iteration)::
+
+    python -m payroute.agents.adversarial --iterations 10 --freeze-every 2 --volume-scale 0.01
+
 Usage::
 
     from payroute.agents.adversarial import ecosystem_ppo_config
@@ -172,3 +176,51 @@ def ecosystem_ppo_config(
     if freeze:
         config.callbacks(functools.partial(FreezeFraudster, every=freeze_fraudster_every))
     return config
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    import ray
+
+    parser = argparse.ArgumentParser(
+        prog="python -m payroute.agents.adversarial",
+        description="Multi-agent PPO: the PSP's router and risk desk against a learning fraudster.",
+    )
+    parser.add_argument("--learning", nargs="+", default=["router", "risk", "fraudster"], choices=list(ROLES))
+    parser.add_argument("--iterations", type=int, default=10)
+    parser.add_argument(
+        "--freeze-every", type=int, default=None, help="snapshot the fraudster every K iterations"
+    )
+    parser.add_argument("--scenario", default="default")
+    parser.add_argument("--volume-scale", type=float, default=0.01)
+    parser.add_argument("--batch", type=int, default=4000, help="agent steps per training batch")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    ray.init(include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
+    config = ecosystem_ppo_config(
+        args.learning,
+        scenario=args.scenario,
+        scenario_overrides={"volume_scale": args.volume_scale},
+        train_batch_size=args.batch,
+        minibatch_size=max(args.batch // 8, 32),
+        freeze_fraudster_every=args.freeze_every,
+        seed=args.seed,
+    )
+    algo = config.build_algo()
+    try:
+        for _ in range(args.iterations):
+            result = algo.train()
+            returns = result["env_runners"].get("module_episode_returns_mean", {})
+            shown = ", ".join(f"{m} {v:,.2f}" for m, v in sorted(returns.items()))
+            print(
+                f"iteration {result['training_iteration']}: mean episode return ($) {shown or '(no episode ended yet)'}"
+            )
+    finally:
+        algo.stop()
+        ray.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -84,7 +84,10 @@ def main() -> None:
         f"{total:,} agent-steps in {seconds:.2f} s = {rate:,.0f} agent-steps/s (target 10,000)"
     )
     print("  decisions: " + ", ".join(f"{a} {n:,}" for a, n in steps.items()))
-    print(f"  bare world, every decision bound in-process: {bare:,.0f} payments/s")
+    print(
+        f"  bare world, every decision bound in-process: {bare:,.0f} payments/s "
+        f"(agent-steps/s per bare payment/s: {rate / bare:.2f})"
+    )
     record = {
         "benchmark": "ecosystem",
         "volume_scale": args.volume_scale,
