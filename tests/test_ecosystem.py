@@ -227,3 +227,24 @@ def test_full_split_credits_each_deciding_agent_the_whole_payment():
         _ledger_profit_cents(full) - full.agent_margin["treasury"], abs=1e-4
     )
     assert totals["full"] > 2 * totals["shared"] > 0
+
+
+def test_the_fraudster_sees_its_own_attempts_and_money_per_pattern():
+    env = PaymentEcosystemEnv(
+        scenario_overrides={"demand": {"transactions_per_day": 300}}, learning=["fraudster"]
+    )
+    view = env.views["fraudster"]
+    names = view.pattern_names
+    obs, _ = env.reset(seed=6)
+    action = np.array([0.0, 0.0, 0.0, 5.0] + [1.0] * 4, dtype=np.float32)  # mule cash-outs only, 5x the rate
+    totals = np.zeros(2)
+    for _ in range(6):
+        obs, rewards, *_ = env.step({"fraudster": action})
+        o = dict(zip(view.feature_names, obs["fraudster"], strict=True))
+        assert o["attempts[card_testing]"] == 0 and o["proceeds[card_testing]"] == 0
+        assert o["intensity[mule_cashout]"] == pytest.approx(1.0) and o["intensity[app_scam]"] == 0
+        totals += [o["attempts[mule_cashout]"], rewards["fraudster"]]
+    assert totals[0] > 0  # about 5 per hour relative to the scenario's rate, clipped to 2 x max_intensity
+    book = env.world.fraudster.summary()
+    assert book["mule_cashout"]["attempts"] > 0 and all(book[n]["attempts"] == 0 for n in names[:3])
+    assert totals[1] * 100 == pytest.approx(env.world.fraudster.net_cents, abs=1e-4)
