@@ -212,10 +212,8 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(args.iterations):
             result = algo.train()
             returns = result["env_runners"].get("module_episode_returns_mean", {})
-            shown = ", ".join(f"{m} {v:,.2f}" for m, v in sorted(returns.items()))
-            print(
-                f"iteration {result['training_iteration']}: mean episode return ($) {shown or '(no episode ended yet)'}"
-            )
+            shown = ", ".join(f"{m} {v:,.2f}" for m, v in sorted(returns.items())) or "(no episode ended yet)"
+            print(f"iteration {result['training_iteration']}: mean episode return ($) {shown}")
     finally:
         algo.stop()
         ray.shutdown()

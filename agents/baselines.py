@@ -14,8 +14,10 @@ name                      kind      what it does
 ``threshold``             risk      challenges above one risk score, blocks above another
 ``card_blocker``          risk      blocks card payments from a lower risk score; thresholds elsewhere
 ``static_pricing``        price     the scenario's list prices, always
+``cost_plus``             price     the cheapest route's cost plus a markup, per segment x family
 ``target_balance``        treasury  tops accounts up to their target, sweeps the excess back
 ``scripted_fraud``        fraud     the scenario's attack mix at intensity 1
+``post_all`` ...          rtgs      banks of the RTGS liquidity game (:mod:`payroute.agents.rtgs_baselines`)
 ========================  ========  ===============================================================
 """
 
@@ -26,7 +28,9 @@ from typing import Any
 import numpy as np
 
 from payroute.agents.routing import ROUTING_LEARNERS
+from payroute.agents.rtgs_baselines import RTGS_BASELINES
 from payroute.envs.world.decisions import ALLOW, BLOCK, CHALLENGE, TreasuryAction
+from payroute.envs.world.world import FAMILY_INDEX
 
 
 class CheapestRoute:
@@ -170,6 +174,53 @@ class StaticPricing:
         return np.full(world.price_multipliers.shape, self.level), 1.0
 
 
+class CostPlusPricing:
+    """Cost-plus pricing: each segment x family pays ``1 + markup`` times what carrying its payments costs.
+
+    The cost of a payment is what its cheapest eligible route charges for it (processor or rail fee, plus
+    interchange and network assessment on cards). At bind time the policy draws ``sample_size`` payments from
+    the scenario's demand (with the world's pricing-policy generator, so the demand stream is untouched) and sets
+    each cell's multiplier to ``(1 + markup) * total cost / total list price``, within the scenario's bounds.
+    """
+
+    kind = "price"
+
+    def __init__(self, markup: float = 0.3, sample_size: int = 4000) -> None:
+        if markup < 0:
+            raise ValueError(f"markup must be >= 0, got {markup}")
+        if sample_size < 1:
+            raise ValueError(f"sample_size must be >= 1, got {sample_size}")
+        self.markup = markup
+        self.sample_size = sample_size
+        self.multipliers: np.ndarray | None = None
+
+    def bind(self, world: Any) -> None:
+        rng = world.policy_rng("price")
+        cols = world.factory.block(rng, np.zeros(self.sample_size))
+        cost = np.zeros(world.price_multipliers.shape)
+        listed = np.zeros_like(cost)
+        for i in range(self.sample_size):
+            tx = world.factory.make(cols, i, False, "")
+            corridor = "cross_border" if tx.cross_border else "domestic"
+            routes = [
+                r for r in world.routes
+                if tx.instrument in r.instruments and corridor in r.corridors and tx.currency in r.currencies
+            ]  # fmt: skip
+            if not routes:
+                continue
+            cell = (tx.segment, FAMILY_INDEX[tx.family])
+            cost[cell] += min(r.cost_cents(tx) for r in routes)
+            listed[cell] += world.price_book.list_price(tx.family, tx.urgency, tx.amount_cents)
+        prices = world.scenario.prices
+        ratio = np.divide(cost, listed, out=np.ones_like(cost), where=listed > 0)
+        self.multipliers = np.clip((1.0 + self.markup) * ratio, prices.min_multiplier, prices.max_multiplier)
+
+    def decide(self, world: Any, payload: Any) -> tuple[np.ndarray, float]:
+        if self.multipliers is None:
+            self.bind(world)
+        return self.multipliers.copy(), 1.0
+
+
 class TargetBalanceTreasury:
     """Keeps each fundable account near its target: tops up below ``low`` x target, sweeps above ``high`` x target."""
 
@@ -210,7 +261,7 @@ ROUTE_BASELINES = {
     **ROUTING_LEARNERS,
 }
 RISK_BASELINES = {"allow_all": AllowAll, "threshold": RiskThreshold, "card_blocker": CardBlocker}
-PRICE_BASELINES = {"static_pricing": StaticPricing}
+PRICE_BASELINES = {"static_pricing": StaticPricing, "cost_plus": CostPlusPricing}
 TREASURY_BASELINES = {"target_balance": TargetBalanceTreasury}
 FRAUD_BASELINES = {"scripted_fraud": ScriptedFraud}
 BASELINES_BY_KIND = {
@@ -219,6 +270,7 @@ BASELINES_BY_KIND = {
     "price": PRICE_BASELINES,
     "treasury": TREASURY_BASELINES,
     "fraud": FRAUD_BASELINES,
+    "rtgs": RTGS_BASELINES,
 }
 DEFAULT_BASELINES = {
     "route": "cheapest",

@@ -109,3 +109,20 @@ def summarise(runs: pd.DataFrame, reference: str = "cheapest", oracle: str = "or
             row["oracle_share"] = d.mean / gap if gap and abs(gap) > 1e-12 else np.nan
         out.append(row)
     return pd.DataFrame(out)
+
+
+def markdown_table(table: pd.DataFrame) -> str:
+    """The summary as a Markdown table (what the README shows)."""
+    head = (
+        "| policy | margin/tx ($) | Δ margin/tx vs cheapest [95% CI] | approval | Δ approval, points [95% CI] "
+        "| oracle share | route cost (bps) | fraud loss (bps) | SLA misses |"
+    )
+    lines = [head, "|" + " --- |" * 9]
+    for r in table.itertuples():
+        lines.append(
+            f"| {r.policy} | {r.margin_per_tx_usd:.4f} | {r.margin_diff:+.4f} [{r.margin_diff_low:+.4f}, "
+            f"{r.margin_diff_high:+.4f}] | {r.approval_rate:.2%} | {r.approval_diff * 100:+.2f} "
+            f"[{r.approval_diff_low * 100:+.2f}, {r.approval_diff_high * 100:+.2f}] | {r.oracle_share:.0%} | "
+            f"{r.route_cost_bps:.1f} | {r.fraud_loss_bps:.2f} | {r.sla_misses:,.0f} |"
+        )
+    return "\n".join(lines)

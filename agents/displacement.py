@@ -2,8 +2,8 @@
 
 Scenario: the PSP's risk desk adopts a rule that blocks card payments with a risk score of 0.8 or more
 (the ``card_blocker`` baseline: most card fraud, and some good card customers, are stopped; bank payouts,
-instant rails included, are judged by the usual thresholds). A fraudster that learns — choosing each hour how
-hard to attack with each pattern and at which amounts — is trained against it. Before training it attacks
+instant rails included, are judged by the usual thresholds). A fraudster that learns — choosing each hour
+how hard to attack with each pattern and at which amounts — is trained against it. Before training it attacks
 with the scenario's scripted mix; after training, on the same evaluation seeds, its mix has moved away from
 card patterns toward the bank rails left open (APP scams and mule cash-outs on irrevocable instant rails).
 The same training against the ordinary ``threshold`` defender is the control: there the fraudster keeps

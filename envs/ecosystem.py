@@ -62,13 +62,13 @@ class PaymentEcosystemEnv:
     One episode is ``days`` of the scenario's payment world (then the world drains: every payment ends,
     every chargeback arrives). Agents (roles) and their decisions:
 
-    | agent       | decides                                   | when                          | view                    |
-    |-------------|-------------------------------------------|-------------------------------|-------------------------|
-    | ``router``  | which eligible route carries a payment    | per payment past risk         | Routing-v0's            |
-    | ``risk``    | allow / challenge / block a payment       | per payment past pricing      | Risk-v0's               |
-    | ``pricer``  | fee multipliers per segment x family      | per pricing period (a day)    | :class:`PricerView`     |
-    | ``treasury``| transfers and intraday credit lines       | per treasury period (an hour) | :class:`TreasuryView`   |
-    | ``fraudster``| attack intensity and amounts per pattern | per fraud period (an hour)    | :class:`FraudsterView`  |
+    | agent         | decides                                 | when                     | view          |
+    |---------------|-----------------------------------------|--------------------------|---------------|
+    | ``router``    | which eligible route carries a payment  | per payment past risk    | Routing-v0's  |
+    | ``risk``      | allow / challenge / block a payment     | per payment past pricing | Risk-v0's     |
+    | ``pricer``    | fee multipliers per segment x family    | pricing period (a day)   | PricerView    |
+    | ``treasury``  | transfers and intraday credit lines     | treasury period (1 h)    | TreasuryView  |
+    | ``fraudster`` | attack intensity and amounts by pattern | fraud period (1 h)       | FraudsterView |
 
     ``learning`` names the agents this environment hands decisions to; every other role is answered in
     process by the baseline ``baselines`` names (defaults: ``cheapest`` routing, ``threshold`` risk,

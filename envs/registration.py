@@ -12,6 +12,8 @@ import gymnasium as gym
 ENVIRONMENTS: dict[str, str] = {
     "payroute/Routing-v0": "payroute.envs.routing:RoutingEnv",
     "payroute/Risk-v0": "payroute.envs.risk:RiskEnv",
+    "payroute/Pricing-v0": "payroute.envs.pricing:PricingEnv",
+    "payroute/Treasury-v0": "payroute.envs.treasury:TreasuryEnv",
 }
 
 

@@ -9,10 +9,10 @@ into the world's action, and reads the agent's money from the world:
   agents that decided on it, so all agents' money adds up to the ledger's profit);
 * the fraudster is paid its own net (``PaymentWorld.fraudster``): proceeds not recovered, minus its costs.
 
-The router and risk views reuse the Routing-v0 and Risk-v0 features (:mod:`payroute.envs.features`). The
-pricer and treasury views follow the action conventions of Pricing-v0 and Treasury-v0 (fee multipliers per
-segment x family, row-major; transfers as fractions of the target balance in [-1, 1] and credit lines as
-fractions of the limit in [0, 1]); their observations are built here from what the world exposes.
+The router and risk views reuse the Routing-v0 and Risk-v0 features (:mod:`payroute.envs.features`); the
+pricer and treasury views reuse Pricing-v0's and Treasury-v0's observations and actions (the pricer's
+``(segments, families)`` action flattened row-major, since trainers want a 1-D ``Box``). An agent sees in
+the ecosystem exactly what it sees in its single-agent environment.
 
 Observations contain only what that agent could see in practice: never a route's hidden health, the true
 approval probabilities, or whether a payment is fraud; the fraudster sees only its own attempts and money.
@@ -27,9 +27,10 @@ import numpy as np
 from gymnasium import spaces
 
 from payroute.envs.features import Feature, RoutingFeatures, TransactionFeatures
-from payroute.envs.scenarios.schema import FAMILIES
+from payroute.envs.pricing import PricingEnv
+from payroute.envs.treasury import TreasuryEnv
 from payroute.envs.world.clock import DAY_S, HOUR_S
-from payroute.envs.world.decisions import RISK_ACTIONS, FraudAction, TreasuryAction
+from payroute.envs.world.decisions import RISK_ACTIONS, FraudAction
 from payroute.envs.world.fraud import FraudsterBook
 
 if TYPE_CHECKING:
@@ -238,176 +239,78 @@ class PeriodView(AgentView):
         pass
 
 
-class PricerView(PeriodView):
-    """Fee multipliers per payer segment x product family (the Pricing-v0 action, flattened).
+class _PeriodEnvView(AgentView):
+    """The observation and action of a per-period Gymnasium environment (Pricing-v0, Treasury-v0), reused as is:
+    that environment, never reset, keeps its per-period bookkeeping on the ecosystem's world. One code path:
+    the agent sees in the ecosystem exactly what it sees alone."""
 
-    Action: ``Box(min_multiplier, max_multiplier, (S * 3,))``, row-major (segment, family), families
-    ``card, bank, cross_border``; 1.0 charges the list price. Observation, per cell for the period since the
-    last pricing decision (counted when payments end): payments quoted relative to the scenario's expected
-    arrivals of that cell (clipped to 5), share abandoned at the price, share settled, fee revenue per quote
-    (dollars / 100, clipped to 1), the multiplier in force; then the calendar.
+    env_class: type = object
+
+    def __init__(self, probe: PaymentWorld) -> None:
+        super().__init__(probe)
+        self._env = self.env_class(scenario=probe.scenario, days=probe.days)
+        self.observation_space = self._env.observation_space
+        self.features = [Feature(name, "", "", -math.inf, math.inf) for name in self._env.observation_names]
+
+    def bind(self, world: PaymentWorld) -> None:
+        super().bind(world)
+        self._env.world = world
+        self._env._start_episode()
+        self._first = True
+
+    def observe(self, point: DecisionPoint | None) -> np.ndarray:
+        if not self._first:
+            self._env._reward()  # closes the period that just ended (what the environment's step() does)
+        self._first = False
+        return self._env._observe()
+
+    def final_observation(self, last: Any) -> np.ndarray:
+        return self.observe(None)
+
+    def to_world(self, action: Any, point: DecisionPoint) -> Any:
+        return self._env._to_world_action(action)
+
+
+class PricerView(_PeriodEnvView):
+    """Pricing-v0's observation and action, the action flattened for trainers that need a 1-D ``Box``.
+
+    Action: ``Box(min_multiplier, max_multiplier, (S * 3,))``, row-major (segment, family) — Pricing-v0's
+    ``(S, 3)`` action, flattened; families ``card, bank, cross_border``; 1.0 charges the list price.
+    Observation: Pricing-v0's (:class:`~payroute.envs.pricing.PricingEnv`): volumes, mix, abandonment,
+    switching, approval, own and competitor prices, churn, profit per payment of the period since the last
+    pricing decision, calendar.
     """
 
     role = "pricer"
 
+    env_class = PricingEnv
+
     def __init__(self, probe: PaymentWorld) -> None:
         super().__init__(probe)
-        sc = probe.scenario
+        box = self._env.action_space
         self.segments = list(probe.segments)
-        self._shape = (len(self.segments), len(FAMILIES))
-        lo, hi = sc.prices.min_multiplier, sc.prices.max_multiplier
-        cells = [f"{s}.{f}" for s in self.segments for f in FAMILIES]
-        f: list[Feature] = []
-        f += [
-            Feature(f"quotes[{c}]", "payments", "/ expected arrivals of the cell, clipped to 5", 0, 5)
-            for c in cells
-        ]
-        f += [Feature(f"abandon_rate[{c}]", "share", "of quotes", 0, 1) for c in cells]
-        f += [Feature(f"settled_rate[{c}]", "share", "of quotes", 0, 1) for c in cells]
-        f += [Feature(f"revenue_per_quote[{c}]", "dollars", "/ 100, clipped to 1", 0, 1) for c in cells]
-        f += [Feature(f"price_multiplier[{c}]", "x list price", "", lo, hi) for c in cells]
-        self.features = f + list(CALENDAR)
-        self.observation_space = _box(self.features)
-        n = len(cells)
-        self.action_space = spaces.Box(
-            np.full(n, lo, np.float32), np.full(n, hi, np.float32), dtype=np.float32
-        )
-        d = sc.demand
-        mix = {k: v / sum(d.instrument_mix.values()) for k, v in d.instrument_mix.items()}
-        bank = mix.get("bank_account", 0.0)
-        family_share = np.array(
-            [mix.get("card_credit", 0.0) + mix.get("card_debit", 0.0), bank * (1 - d.cross_border_share),
-             bank * d.cross_border_share]
-        )  # fmt: skip
-        seg = np.array([d.segment_mix[s] for s in self.segments], dtype=float)
-        self._cell_share = np.outer(seg / seg.sum(), family_share)
-        self._family_index = {name: i for i, name in enumerate(FAMILIES)}
-
-    def bind(self, world: PaymentWorld) -> None:
-        super().bind(world)
-        self._counts = np.zeros((4, *self._shape))  # quoted, abandoned at the price, settled, revenue cents
-        self._t0 = 0.0
-        world.terminal_listeners.append(self._on_terminal)
-
-    def _on_terminal(self, tx) -> None:
-        c = self._counts
-        s, f = tx.segment, self._family_index[tx.family]
-        c[0, s, f] += 1
-        if tx.state == "abandoned" and tx.reason == "price":
-            c[1, s, f] += 1
-        elif tx.state == "settled":
-            c[2, s, f] += 1
-            c[3, s, f] += tx.revenue_cents
-
-    def _observe(self) -> np.ndarray:
-        w = self.world
-        c = self._counts
-        t1 = min(w.now, w.horizon_s)
-        hours = range(int(self._t0 // HOUR_S), int(math.ceil(t1 / HOUR_S)))
-        expected = sum(w.demand.hourly_rate(h) for h in hours) * self._cell_share
-        parts = [
-            np.clip(_ratio(c[0], expected), 0, 5),
-            _ratio(c[1], c[0]),
-            _ratio(c[2], c[0]),
-            np.clip(_ratio(c[3], c[0]) / 100.0 / 100.0, 0, 1),
-            w.price_multipliers,
-        ]
-        out = np.empty(self.observation_space.shape, dtype=np.float32)
-        k = 0
-        for p in parts:
-            out[k : k + p.size] = p.ravel()
-            k += p.size
-        _calendar(w, out, k)
-        return out
-
-    def _close_period(self) -> None:
-        self._counts[:] = 0
-        self._t0 = self.world.now
-
-    def to_world(self, action: Any, point: DecisionPoint) -> np.ndarray:
-        a = np.asarray(action, dtype=np.float64).reshape(-1)
-        if a.size != self._shape[0] * self._shape[1] or not np.all(np.isfinite(a)):
-            raise ValueError(
-                f"pricer action must be {self._shape[0] * self._shape[1]} finite multipliers "
-                f"(segments {self.segments} x families {list(FAMILIES)}, row-major), got {action!r}"
-            )
-        return a.reshape(self._shape)
+        self.action_space = spaces.Box(box.low.ravel(), box.high.ravel(), dtype=np.float32)
 
 
-class TreasuryView(PeriodView):
-    """Transfers and intraday credit lines (the Treasury-v0 action convention).
+class TreasuryView(_PeriodEnvView):
+    """Treasury-v0's observation and action (:class:`~payroute.envs.treasury.TreasuryEnv`).
 
-    Action: ``Box``: one entry per account that has a funding account, the transfer as a fraction of its
-    target balance in [-1, 1] (negative sweeps back; ``|a| < 0.01`` moves nothing); then one per account
-    allowed intraday credit, the credit line as a fraction of the scenario's limit in [0, 1]. Observation, per
-    account, money divided by max(target, opening balance, $100): balance (clipped to [-10, 10]), transfers
-    in transit and payouts queued for funds (clipped to [0, 10]), the credit line in force / the limit; then
-    the calendar.
+    Action: ``Box``: per fundable account the transfer as a fraction of its target balance in [-1, 1], then per
+    credit account the intraday credit line as a fraction of its limit in [0, 1] (``action_names``).
+    Observation: balances, transfers in transit, queued payouts, credit lines, value queued per prefunded route,
+    expected inflows and payouts for the next hours, calendar.
     """
 
     role = "treasury"
-    MIN_TRANSFER_FRACTION = 0.01
+
+    env_class = TreasuryEnv
 
     def __init__(self, probe: PaymentWorld) -> None:
         super().__init__(probe)
-        sc = probe.scenario
-        self.accounts = list(sc.accounts)
-        self.fundable = [n for n, a in sc.accounts.items() if a.funded_from is not None]
-        self.credit_accounts = [
-            n for n, a in sc.accounts.items() if a.when_short == "credit" and a.credit_limit_cents > 0
-        ]
-        self._scale = np.array(
-            [max(a.target_balance_cents, a.opening_balance_cents, 10_000) for a in sc.accounts.values()],
-            dtype=float,
-        )
-        f: list[Feature] = []
-        f += [Feature(f"balance[{a}]", "x scale", "clipped to [-10, 10]", -10, 10) for a in self.accounts]
-        f += [Feature(f"in_transit[{a}]", "x scale", "clipped to 10", 0, 10) for a in self.accounts]
-        f += [Feature(f"queued[{a}]", "x scale", "clipped to 10", 0, 10) for a in self.accounts]
-        f += [Feature(f"credit_line[{a}]", "share of limit", "", 0, 1) for a in self.accounts]
-        self.features = f + list(CALENDAR)
-        self.observation_space = _box(self.features)
-        self.action_names = [f"transfer[{n}]" for n in self.fundable] + [
-            f"credit_line[{n}]" for n in self.credit_accounts
-        ]
-        low = [-1.0] * len(self.fundable) + [0.0] * len(self.credit_accounts)
-        self.action_space = spaces.Box(
-            np.array(low, np.float32), np.ones(len(low), np.float32), dtype=np.float32
-        )
-
-    def _observe(self) -> np.ndarray:
-        w = self.world
-        accts = [w.accounts[n] for n in self.accounts]
-        n = len(accts)
-        out = np.empty(self.observation_space.shape, dtype=np.float32)
-        for i, a in enumerate(accts):
-            queued = sum(tx.amount_cents for tx, _ in a.waiters if not tx.state)
-            out[i] = min(max(a.balance / self._scale[i], -10.0), 10.0)
-            out[n + i] = min(a.in_transit / self._scale[i], 10.0)
-            out[2 * n + i] = min(queued / self._scale[i], 10.0)
-            out[3 * n + i] = a.credit_line / a.credit_limit if a.credit_limit > 0 else 0.0
-        _calendar(w, out, 4 * n)
-        return out
-
-    def to_world(self, action: Any, point: DecisionPoint) -> TreasuryAction:
-        a = np.asarray(action, dtype=np.float64).reshape(-1)
-        if a.shape != self.action_space.shape or not np.all(np.isfinite(a)):
-            raise ValueError(
-                f"treasury action must be {len(self.action_names)} finite numbers {self.action_names}"
-            )
-        a = np.clip(a, self.action_space.low, self.action_space.high)
-        sc = self.world.scenario
-        k = len(self.fundable)
-        transfers = {
-            name: int(round(x * sc.accounts[name].target_balance_cents))
-            for name, x in zip(self.fundable, a[:k], strict=True)
-            if abs(x) >= self.MIN_TRANSFER_FRACTION
-        }
-        credit = {
-            name: int(round(x * sc.accounts[name].credit_limit_cents))
-            for name, x in zip(self.credit_accounts, a[k:], strict=True)
-        }
-        return TreasuryAction(transfers=transfers, credit_lines=credit)
+        self.action_space = self._env.action_space
+        self.action_names = list(self._env.action_names)
+        self.credit_accounts = list(self._env.credit_accounts)
+        self.fundable = list(self._env.fundable)
 
 
 class FraudsterView(PeriodView):

@@ -101,11 +101,21 @@ def scenarios_show(
 @user_errors
 def simulate(
     scenario: Annotated[str, typer.Argument(help="Scenario name (see `payroute scenarios`) or a YAML path.")],
-    policy: Annotated[str, typer.Option(help="Routing policy: a baseline name.")] = "cheapest",
+    policy: Annotated[
+        str, typer.Option(help="Routing policy: a baseline name, or a policy bundle (directory or .zip).")
+    ] = "cheapest",
     risk: Annotated[str, typer.Option(help="Risk policy: a baseline name.")] = "threshold",
     days: Annotated[float, typer.Option(min=0.01, help="Days of arrivals to simulate.")] = 1.0,
     seed: Annotated[int, typer.Option(help="Episode seed.")] = 0,
     log: Annotated[Path | None, typer.Option(help="Write the event log to this Parquet file.")] = None,
+    explore: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Epsilon-greedy exploration around the routing policy (logged propensities).",
+        ),
+    ] = None,
     json_out: Annotated[
         bool, typer.Option("--json", help="Print one JSON object instead of tables.")
     ] = False,
@@ -113,7 +123,7 @@ def simulate(
         bool, typer.Option(help="After the last arrival, run until every payment has ended.")
     ] = True,
 ) -> None:
-    """Simulate SCENARIO with baseline policies and print the KPIs."""
+    """Simulate SCENARIO with a routing baseline or bundle and print the KPIs."""
     from payroute.simulate import run_simulation
 
     summary = run_simulation(
@@ -125,6 +135,7 @@ def simulate(
         log_path=log,
         drain=drain,
         progress=not json_out,
+        explore=explore,
     )
     if json_out:
         sys.stdout.write(json.dumps(summary, indent=2, sort_keys=True) + "\n")
@@ -145,6 +156,9 @@ def baselines(
     volume_scale: Annotated[float | None, typer.Option(help="Override the scenario's volume_scale.")] = None,
     workers: Annotated[int, typer.Option(min=1, help="Processes to run seeds in parallel.")] = 1,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    markdown: Annotated[
+        bool, typer.Option("--markdown", help="Print the summary as a Markdown table.")
+    ] = False,
     out: Annotated[Path | None, typer.Option(help="Write the per-seed runs to this Parquet file.")] = None,
 ) -> None:
     """Every routing baseline and the oracle on the same seeds: KPIs with paired 95% intervals."""
@@ -156,7 +170,7 @@ def baselines(
     if "cheapest" not in names:
         raise PayrouteError("--policies must include 'cheapest' (the reference of the paired intervals)")
     overrides = {"volume_scale": volume_scale} if volume_scale is not None else None
-    with Progress(console=err_console, transient=True, disable=json_out) as bar:
+    with Progress(console=err_console, transient=True, disable=json_out or markdown) as bar:
         task = bar.add_task(f"{scenario}: {len(names)} policies x {seeds} seeds", total=len(names) * seeds)
         runs = run_paired(
             scenario,
@@ -174,7 +188,77 @@ def baselines(
     if json_out:
         sys.stdout.write(table.to_json(orient="records", indent=2) + "\n")
         return
+    if markdown:
+        from payroute.agents.compare import markdown_table
+
+        sys.stdout.write(markdown_table(table) + "\n")
+        return
     _print_baselines(scenario, seeds, days, table)
+
+
+@app.command()
+def review(
+    bundle: Annotated[Path, typer.Argument(help="The policy bundle to review (a directory or .zip).")],
+    logs: Annotated[
+        Path | None,
+        typer.Option(help="Logged decisions (Parquet, event log schema) for off-policy evaluation."),
+    ] = None,
+    champion: Annotated[
+        Path | None, typer.Option(help="A champion bundle the stress suite also compares with.")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="Review thresholds (YAML); default: the shipped review_default.yaml.")
+    ] = None,
+    report: Annotated[Path | None, typer.Option(help="Write the HTML report here.")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the JSON summary here.")] = None,
+) -> None:
+    """Review a policy bundle: integrity, off-policy estimates, stress suite, constraints. Exit 0 pass, 1 fail,
+    2 could not review."""
+    from rich.progress import Progress
+
+    from payroute.policies.review import EXIT_ERROR, error_summary, load_review_config, review_bundle
+
+    try:
+        cfg = load_review_config(config)
+        with Progress(console=err_console, transient=True) as bar:
+            tasks: dict[str, int] = {}
+
+            def progress(stage: str, done: int, total: int) -> None:
+                if stage not in tasks:
+                    tasks[stage] = bar.add_task(stage, total=total)
+                bar.update(tasks[stage], completed=done, total=total)
+
+            result = review_bundle(bundle, logs=logs, champion=champion, config=cfg, progress=progress)
+    except PayrouteError as exc:
+        err_console.print(f"[bold red]could not review:[/] {exc}", highlight=False, soft_wrap=True)
+        if json_out is not None:
+            json_out.write_text(json.dumps(error_summary(bundle, str(exc)), indent=2) + "\n")
+        raise typer.Exit(code=EXIT_ERROR) from None
+    if report is not None:
+        from payroute.policies.report import write_html
+
+        write_html(result, report)
+    if json_out is not None:
+        result.write_json(json_out)
+    _print_review(result, report, json_out)
+    raise typer.Exit(code=result.exit_code)
+
+
+def _print_review(result, report: Path | None, json_out: Path | None) -> None:
+    t = Table(title=f"review of {result.bundle}")
+    for col in ("result", "section", "check", "what was found"):
+        t.add_column(col, overflow="fold")
+    styles = {"pass": "green", "fail": "bold red"}
+    for c in result.checks:
+        t.add_row(f"[{styles.get(c.status, 'dim')}]{c.status.upper()}[/]", c.section, c.name, c.summary)
+    wide_console.print(t)
+    word = (
+        "[bold green]PASS[/]" if result.passed else f"[bold red]FAIL[/] ({len(result.failed)} checks failed)"
+    )
+    console.print(f"verdict: {word} in {result.wall_s:.0f} s")
+    for path, what in ((report, "report"), (json_out, "summary")):
+        if path is not None:
+            console.print(f"{what}: {path}")
 
 
 def _print_baselines(scenario: str, seeds: int, days: float, table) -> None:
@@ -227,6 +311,10 @@ def _print_summary(summary: dict) -> None:
     console.print(k)
     console.print(f"[dim]{summary['arrivals']:,} transactions in {summary['wall_s']:.2f} s "
                   f"({summary['arrivals'] / max(summary['wall_s'], 1e-9):,.0f} tx/s)[/]")  # fmt: skip
+    if summary.get("exploration"):
+        ex = summary["exploration"]
+        console.print(f"exploration: epsilon {ex['epsilon']:g}, {ex['explored']:,} of {ex['decisions']:,} "
+                      "routing decisions drawn uniformly from the eligible routes")  # fmt: skip
     if summary.get("log"):
         console.print(f"event log: {summary['log']}")
 

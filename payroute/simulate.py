@@ -1,4 +1,10 @@
-"""Run the payment world with baseline policies: what ``payroute simulate`` does, as a function."""
+"""Run the payment world with baseline policies or a policy bundle: what ``payroute simulate`` does, as a function.
+
+The router is a baseline by name, or a policy bundle (a directory or ``.zip``) bound as the route policy. With
+``explore`` it is wrapped in epsilon-greedy exploration (:class:`~payroute.agents.exploration.EpsilonGreedyRoute`),
+so the log holds the behaviour propensity of every decision. A log also records the routing observation of every
+decision (``obs.<feature>`` columns, :mod:`payroute.policies.recording`), so a bundle can be evaluated on it.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +13,45 @@ import time
 from pathlib import Path
 from typing import Any
 
-from payroute.agents.registry import bound_policies
-from payroute.envs.scenarios import load_scenario
+from payroute.agents.exploration import EpsilonGreedyRoute
+from payroute.agents.registry import bound_policies, policy_names
+from payroute.envs.features import RoutingFeatures
+from payroute.envs.scenarios import Scenario, load_scenario
 from payroute.envs.world import EventLog, PaymentWorld
+from payroute.errors import PayrouteError
+
+
+def is_bundle_path(route: str | Path) -> bool:
+    """Whether ``--policy`` names a bundle rather than a baseline: not a baseline name, and an existing path or
+    one that looks like a path (a ``/`` in it, or a ``.zip`` ending)."""
+    text = str(route)
+    if text in policy_names("route"):
+        return False
+    return Path(text).exists() or text.endswith(".zip") or "/" in text
+
+
+def route_policy(route: str | Path, scenario: Scenario) -> Any:
+    """A fresh route policy: the baseline named ``route``, or the bundle at that path bound with its observation."""
+    if not is_bundle_path(route):
+        if route not in policy_names("route"):
+            raise PayrouteError(
+                f"unknown route policy {route!r}; available: {', '.join(policy_names('route'))}, "
+                "or the path of a policy bundle (a directory or .zip)"
+            )
+        return bound_policies(route=str(route))["route"]
+    from payroute.policies import load_bundle
+    from payroute.policies.binding import bound_bundle, check_bundle_fits_world
+
+    policy = load_bundle(route)
+    if policy.decision_kind != "route":
+        raise PayrouteError(f"bundle {Path(route).name} decides {policy.decision_kind!r}, not 'route'")
+    check_bundle_fits_world(policy, _probe_world(scenario))
+    return bound_bundle(policy)
+
+
+def _probe_world(scenario: Scenario) -> PaymentWorld:
+    """A world that is never run: it sizes the observation (feature names) before the real one starts."""
+    return PaymentWorld(scenario, seed=0, policies=bound_policies(), days=1)
 
 
 def run_simulation(
@@ -22,11 +64,29 @@ def run_simulation(
     drain: bool = True,
     progress: bool = False,
     overrides: dict[str, Any] | None = None,
+    explore: float | None = None,
+    log_observations: bool = True,
 ) -> dict[str, Any]:
-    """Simulate ``days`` of ``scenario`` with the named baselines; return the summary (counts, KPIs, wall time)."""
+    """Simulate ``days`` of ``scenario``; return the summary (counts, KPIs, wall time).
+
+    ``route`` is a routing baseline name or a bundle path; ``explore`` (epsilon in [0, 1]) wraps the router in
+    epsilon-greedy exploration. With ``log_path`` every decision and outcome is logged, and with
+    ``log_observations`` each routed transaction's row also holds the routing observation it was decided on.
+    """
     sc = load_scenario(scenario, overrides)
-    policies = bound_policies(route=route, risk=risk)
-    log = EventLog(log_path) if log_path is not None else None
+    policies = bound_policies(risk=risk)
+    router = route_policy(route, sc)
+    if explore is not None:
+        router = EpsilonGreedyRoute(router, explore)
+    log: EventLog | None = None
+    if log_path is not None and log_observations:
+        from payroute.policies.recording import ObservationLog, RecordingRoute
+
+        log = ObservationLog(log_path, RoutingFeatures(_probe_world(sc)).names)
+        router = RecordingRoute(router, log)
+    elif log_path is not None:
+        log = EventLog(log_path)
+    policies["route"] = router
     start = time.perf_counter()
     world = PaymentWorld(sc, seed=seed, policies=policies, days=days, log=log, drain=drain)
     if progress:
@@ -37,7 +97,13 @@ def run_simulation(
         log.close()
     wall = time.perf_counter() - start
     summary = world.summary()
-    summary.update(policy=route, risk_policy=risk, wall_s=wall, log=str(log_path) if log_path else None)
+    summary.update(policy=str(route), risk_policy=risk, wall_s=wall, log=str(log_path) if log_path else None)
+    if explore is not None:
+        summary["exploration"] = {
+            "epsilon": explore,
+            "decisions": router.decisions,
+            "explored": router.explored,
+        }
     return summary
 
 

@@ -9,7 +9,8 @@ file                   what it holds
                        batch x actions), output ``logits`` (float32, batch x actions) with every masked action's
                        logit replaced by :data:`MASKED_LOGIT`. ONNX opset :data:`ONNX_OPSET`, ``onnx.checker`` clean.
 ``card.json``          the model card and reward report (:class:`PolicyCard`): decision kind, observation schema
-                       (feature names, units, scaling), action names, reward definition, scenario and experiment
+                       (feature names, units, scaling), action names (and, for level-setting kinds such as
+                       price, the numeric value of each action), reward definition, scenario and experiment
                        config with their sha256 hashes, seeds, package versions, git commit, training summary,
                        evaluation against baselines with intervals.
 ``golden.json``        golden vectors: observations and masks with the logits the exporter's runtime produced.
@@ -29,7 +30,11 @@ world as the in-process policy for its decision kind via :meth:`BundlePolicy.bou
 :class:`ObservationBuilder` that turns ``(world, payload)`` into the observation the policy was trained on.
 
 Invalid inputs are refused, never guessed at: an observation with the wrong number of features, a NaN or an
-infinity, or an action mask row with no allowed action raises :class:`~payroute.errors.PayrouteError`.
+infinity, or an action mask row with no allowed action raises :class:`~payroute.errors.PayrouteError`
+naming the row and feature. A finite value outside its feature's declared ``[low, high]`` is passed to the
+network unchanged (neither clipped nor refused: a payment larger than any seen in training is still a payment);
+the network must still give finite logits and an allowed action, which ``payroute review`` checks
+(:mod:`payroute.policies.constraints`).
 """
 
 from __future__ import annotations
@@ -125,6 +130,11 @@ class PolicyCard(_Strict):
     agent_id: str | None = None
     observation: list[FeatureSpec] = Field(min_length=1)
     actions: list[str] = Field(min_length=2)
+    action_values: list[float] | None = Field(
+        default=None,
+        description="the numeric setting each action stands for, where it has one (a price bundle's fee "
+        "multiplier per action); review checks the chosen values against caps",
+    )
     reward: dict[str, Any] = Field(default_factory=dict)
     scenario: ConfigRecord | None = None
     experiment: ConfigRecord | None = None
@@ -156,6 +166,10 @@ class PolicyCard(_Strict):
         if self.io.n_actions != len(self.actions):
             raise ValueError(
                 f"io.n_actions is {self.io.n_actions} but actions lists {len(self.actions)} names"
+            )
+        if self.action_values is not None and len(self.action_values) != len(self.actions):
+            raise ValueError(
+                f"action_values lists {len(self.action_values)} values for {len(self.actions)} actions"
             )
         for field in ("scenario", "experiment"):
             rec = getattr(self, field)
@@ -532,7 +546,14 @@ class BoundBundlePolicy:
         self._rng: np.random.Generator | None = None
 
     def bind(self, world: Any) -> None:
-        """Check the bundle against the world it joins: action names, and the builder's feature names."""
+        """Check the bundle against the world it joins: action names, and the builder's feature names.
+
+        A builder (or mask builder) with a ``bind(world)`` method is bound first, so it can set up its
+        per-world state (and its ``feature_names``) before the check."""
+        for builder in (self.observation_builder, self.mask_builder):
+            builder_bind = getattr(builder, "bind", None)
+            if callable(builder_bind):
+                builder_bind(world)
         expected = [r.name for r in world.routes] if self.kind == "route" else list(RISK_ACTIONS)
         if self.policy.action_names != expected:
             raise PayrouteError(

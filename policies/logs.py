@@ -47,6 +47,8 @@ REQUIRED_COLUMNS = (*DECISION_COLUMNS, *CONTEXT_COLUMNS, *(name for name, _ in R
 """Columns :func:`read_logged_decisions` needs; every other schema column is optional (checked when present)."""
 OPTIONAL_CONTEXT_COLUMNS = ("foreign_card", "urgency", "currency", "route")
 MAX_ROUTES = 63  # eligible_mask is a signed 64-bit bitmask
+OBS_PREFIX = "obs."
+"""Prefix of the observation columns: ``obs.<feature>`` holds a routing feature as the router saw it."""
 
 _TYPES = {name: typ for name, typ, _unit, _doc in LOG_COLUMNS}
 _DAY_S = 86_400.0
@@ -65,6 +67,7 @@ class LoggedDecisions:
     feature_names: list[str]
     route_names: list[str]  # by route index; "" where the log names no route for an index
     table: pa.Table  # the routed transaction rows, in the same order
+    observations: np.ndarray | None = None  # float32 (n, len(observation_names)) when asked for
 
     @property
     def n(self) -> int:
@@ -76,17 +79,24 @@ class LoggedDecisions:
 
 
 def read_logged_decisions(
-    source: str | Path | pa.Table, *, route_names: list[str] | None = None
+    source: str | Path | pa.Table,
+    *,
+    route_names: list[str] | None = None,
+    observation_names: list[str] | None = None,
 ) -> LoggedDecisions:
     """Read and check the routed decisions of an event log (Parquet path or Arrow table).
 
     ``route_names`` (the scenario's route order) fixes the number of routes and is checked against the log's
     ``route`` column where it has one; otherwise the routes are inferred from the indices and masks seen.
+    ``observation_names`` (a policy's feature names) also reads the observation of every decision from the
+    ``obs.<feature>`` columns (float, no nulls or NaN on routed rows) into ``observations``.
     """
     schema, label = _schema_of(source)
     _check_schema(schema, label)
     present = set(schema.names)
-    wanted = [c for c in (*REQUIRED_COLUMNS, *OPTIONAL_CONTEXT_COLUMNS) if c in present]
+    obs_columns = [OBS_PREFIX + n for n in observation_names or ()]
+    _check_observation_schema(schema, obs_columns, label)
+    wanted = [c for c in (*REQUIRED_COLUMNS, *OPTIONAL_CONTEXT_COLUMNS, *obs_columns) if c in present]
     table = source.select(wanted) if isinstance(source, pa.Table) else _read_parquet(source, wanted, label)
 
     records = table.column("record")
@@ -154,7 +164,17 @@ def read_logged_decisions(
     rewards -= _later_losses(table, tx_id, label)
 
     features, feature_names = context_features(routed)
-    return LoggedDecisions(tx_id, actions, props, masks, rewards, features, feature_names, names, routed)
+    observations = None
+    if obs_columns:
+        _no_nulls(routed, obs_columns, label, "routed transaction rows")
+        observations = np.column_stack([_np(routed, c, np.float32) for c in obs_columns])
+        finite = np.isfinite(observations)
+        if not finite.all():
+            col = int(np.argmax(~finite.all(axis=0)))
+            _bad_rows(label, obs_columns[col], ~finite[:, col], tx_id, observations[:, col], "is not finite")
+    return LoggedDecisions(
+        tx_id, actions, props, masks, rewards, features, feature_names, names, routed, observations
+    )
 
 
 def context_features(rows: pa.Table) -> tuple[np.ndarray, list[str]]:
@@ -240,6 +260,22 @@ def _check_schema(schema: pa.Schema, label: str) -> None:
         actual = schema.field(name).type
         if not _compatible(expected, actual):
             raise PayrouteError(f"{label}: column {name} has type {actual}; expected {_type_words(expected)}")
+
+
+def _check_observation_schema(schema: pa.Schema, obs_columns: list[str], label: str) -> None:
+    missing = [c for c in obs_columns if c not in schema.names]
+    if missing:
+        raise PayrouteError(
+            f"{label}: missing observation column {missing[0]}"
+            + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
+            + "; evaluating a policy on a log needs the observation it would have seen on every decision "
+            "(payroute simulate --log writes obs.<feature> columns; see docs/log_schema.md)"
+        )
+    for c in obs_columns:
+        if not pa.types.is_floating(schema.field(c).type):
+            raise PayrouteError(
+                f"{label}: column {c} has type {schema.field(c).type}; expected float32 or float64"
+            )
 
 
 def _no_nulls(rows: pa.Table, columns: list[str] | tuple[str, ...], label: str, where: str) -> None:
@@ -384,6 +420,22 @@ def render_log_schema() -> str:
         "",
         "where `fraud_loss_cents` also sums the `post_settlement` rows with the same `tx_id` (chargebacks and",
         "reimbursements that arrived after settlement).",
+        "",
+        "## Observation columns",
+        "",
+        "To evaluate a policy bundle on a log, every routed decision's row must also hold the observation the",
+        f"bundle would have seen: one float column per feature, named `{OBS_PREFIX}<feature>` in the order of the",
+        "bundle's `card.json` observation (for the routing observation: `obs.log_amount`, `obs.segment=...`, ...,",
+        "`obs.<route>.fee_bps`, ..., `obs.<account>.balance_to_target`; the names, units and scaling are the",
+        "`payroute/Routing-v0` observation table). `payroute simulate --log` writes them, recorded at the moment",
+        "each route was chosen, and leaves them null on rows without a routing decision. A log without them, or",
+        "with a null, NaN or infinite value on a routed row, is refused naming the column.",
+        "",
+        "## Exploration",
+        "",
+        "`payroute simulate --policy NAME --explore EPS --log FILE.parquet` routes with epsilon-greedy",
+        "exploration around the policy (a baseline name or a bundle path) and logs each decision's exact",
+        "behaviour propensity: `(1 - EPS) * 1[route = the policy's choice] + EPS / (number of eligible routes)`.",
         "",
     ]
     return "\n".join(lines)

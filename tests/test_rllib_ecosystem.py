@@ -27,7 +27,10 @@ COMBINATIONS = [
 
 @pytest.fixture(scope="module")
 def ray_session():
-    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
+    # a new local cluster even if a `ray start` cluster is around (tests must not join a shared one)
+    ray.init(
+        address="local", num_cpus=1, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True
+    )
     yield
     ray.shutdown()
 

@@ -202,7 +202,11 @@ class Inflow(Model):
 
 
 class SettlementAccount(Model):
-    """A prefunded account a rail draws on when it sends (Fed master account, RTP prefunding, nostro)."""
+    """A prefunded account a rail draws on when it sends (Fed master account, RTP prefunding, nostro).
+
+    ``queue_delay_cost_bps_per_hour`` prices waiting: payouts queued for funds cost this many bps of their value
+    per hour they wait (an economic cost, charged each treasury period).
+    """
 
     opening_balance_cents: NonNegInt
     target_balance_cents: NonNegInt
@@ -214,6 +218,7 @@ class SettlementAccount(Model):
     funded_from: str | None = None
     transfer_delay_s: NonNegInt = 3600
     transfer_fee_cents: NonNegInt = 0
+    queue_delay_cost_bps_per_hour: NonNegFloat = 0.0
     source: str = ""
 
 
@@ -291,7 +296,8 @@ class Demand(Model):
 
 
 class FraudPatternSpec(Model):
-    """A scripted fraudster's pattern: how often it attacks, on what, and when its losses surface."""
+    """A fraud pattern: how often it attacks, on what, when its losses surface, and what it earns and costs
+    the fraudster."""
 
     attacks_per_day: NonNegFloat
     instruments: tuple[Instrument, ...]
@@ -303,16 +309,25 @@ class FraudPatternSpec(Model):
     recovery_probability_revocable: Probability = 0.5
     challenge_pass_probability: Probability = 0.1
     # the fraudster's own economics (what a learning fraudster maximises)
-    proceeds_share: Probability = 1.0
-    """Share of an approved fraud's amount the fraudster keeps (goods resold at a discount, the mule's cut)."""
-    proceeds_per_success_cents: NonNegInt = 0
-    """Value of each approved attempt besides its amount (card testing: a card number known to work)."""
-    attempt_cost_cents: NonNegInt = 0
-    """Cost of one attempt: stolen credentials or card data, bot traffic, a scam's calls, a mule's fee."""
-    blocked_cost_cents: NonNegInt = 0
-    """Extra cost when the risk desk blocks the attempt or a challenge stops it: the card or account is burned."""
-    detection_cost_cents: NonNegInt = 0
-    """Extra cost when the fraud is discovered later: the card stops working, the mule account is closed."""
+    proceeds_share: Probability = Field(
+        1.0,
+        description="share of an approved attempt's amount the fraudster keeps (resale discount, mule's cut)",
+    )
+    proceeds_per_success_cents: NonNegInt = Field(
+        0,
+        description="value of each approved attempt besides its amount (card testing: a card known to work)",
+    )
+    attempt_cost_cents: NonNegInt = Field(
+        0, description="cost of one attempt: stolen credentials or card data, bot traffic, a scam's calls"
+    )
+    blocked_cost_cents: NonNegInt = Field(
+        0,
+        description="extra cost when the risk desk or a challenge stops the attempt (card or account burned)",
+    )
+    detection_cost_cents: NonNegInt = Field(
+        0,
+        description="extra cost when the fraud is discovered later (card stops working, mule account closed)",
+    )
     source: str = ""
 
 
@@ -320,9 +335,10 @@ class Fraud(Model):
     """Fraud patterns, and how a learning fraudster's choices change what the defender sees.
 
     A learning fraudster (the ``fraud`` decision) sets per pattern an intensity (times the pattern's
-    ``attacks_per_day``; its action space goes up to ``max_intensity``) and an amount multiplier (the pattern's
-    amount band, median, min and max, scaled; its action space spans ``amount_multiplier_range``). Attacking
-    faster or bigger than usual stands out: the fraud's risk-score signal (d', ``risk.separability``) moves by
+    ``attacks_per_day``; its action space goes up to ``max_intensity``) and an amount multiplier (the
+    pattern's amount band, median, min and max, scaled; its action space spans ``amount_multiplier_range``).
+    Attacking faster or bigger than usual stands out: the fraud's risk-score signal (d',
+    ``risk.separability``) moves by
     ``velocity_separability_per_log_intensity * ln(max(intensity, 1))`` plus
     ``amount_separability_per_log_multiplier * ln(max(amount multiplier, 1))``: slower or smaller than usual
     does not hide an attack any better, and at intensity 1 and multiplier 1 (the scripted fraudster) nothing
@@ -331,13 +347,19 @@ class Fraud(Model):
 
     patterns: dict[FraudPattern, FraudPatternSpec]
     app_reimbursement_share: Probability = 0.5
-    max_intensity: Annotated[float, Field(gt=0.0, le=100.0)] = 5.0
-    amount_multiplier_range: tuple[Annotated[float, Field(gt=0.0)], Annotated[float, Field(gt=0.0)]] = (
-        0.25,
-        4.0,
+    max_intensity: Annotated[float, Field(gt=0.0, le=100.0)] = Field(
+        5.0,
+        description="a learning fraudster's highest intensity per pattern, x the pattern's attacks_per_day",
     )
-    velocity_separability_per_log_intensity: NonNegFloat = 0.5
-    amount_separability_per_log_multiplier: NonNegFloat = 0.5
+    amount_multiplier_range: tuple[Annotated[float, Field(gt=0.0)], Annotated[float, Field(gt=0.0)]] = Field(
+        (0.25, 4.0), description="a learning fraudster's [min, max] multiplier of each pattern's amount band"
+    )
+    velocity_separability_per_log_intensity: NonNegFloat = Field(
+        0.5, description="rise of the fraud's risk-score d' per log unit of intensity above 1"
+    )
+    amount_separability_per_log_multiplier: NonNegFloat = Field(
+        0.5, description="rise of the fraud's risk-score d' per log unit of amount multiplier above 1"
+    )
     source: str = ""
 
     @model_validator(mode="after")
@@ -363,8 +385,66 @@ class RiskScore(Model):
 # --------------------------------------------------------------------------- pricing and customers
 
 
+PriceCapBasis = Literal["total", "above_list"]
+
+
+class PriceCap(Model):
+    """A regulatory ceiling on what may be charged for the payments it matches, whatever the pricing decision.
+
+    The ceiling is ``max_fixed_cents + max_bps * amount`` (rounded down to a whole cent). ``basis: total`` caps
+    the whole fee (``0`` and ``0`` make a zero-fee rail, e.g. UPI in India); ``basis: above_list`` caps only
+    what is charged above the list price, i.e. the surcharge the payer sees (e.g. Visa US: at most 3% on credit;
+    ``0`` forbids any surcharge, e.g. on debit). A field left ``null`` matches every value.
+    """
+
+    instrument: Instrument | None = None
+    family: Family | None = None
+    network: str | None = None
+    urgency: Urgency | None = None
+    basis: PriceCapBasis = "total"
+    max_fixed_cents: NonNegInt = 0
+    max_bps: NonNegFloat = 0.0
+    source: str = ""
+
+    def matches(self, family: str, instrument: str, network: str, urgency: str) -> bool:
+        return (
+            (self.instrument is None or self.instrument == instrument)
+            and (self.family is None or self.family == family)
+            and (self.network is None or self.network == network)
+            and (self.urgency is None or self.urgency == urgency)
+        )
+
+
+class CompetitorPrices(Model):
+    """The competitor's price level per product family, as a multiplier of our list price.
+
+    A mean-reverting random walk in log space (Ornstein-Uhlenbeck), stepped at each pricing period:
+    ``log m`` reverts to ``log mean_multiplier`` at ``mean_reversion_per_day`` and moves with
+    ``volatility_per_sqrt_day``, clipped to ``[min_multiplier, max_multiplier]``. Disabled, customers compare
+    our price with our own list price.
+    """
+
+    enabled: bool = False
+    mean_multiplier: Annotated[float, Field(gt=0.0)] = 1.0
+    mean_reversion_per_day: NonNegFloat = 0.2
+    volatility_per_sqrt_day: NonNegFloat = 0.05
+    min_multiplier: Annotated[float, Field(gt=0.0)] = 0.5
+    max_multiplier: Annotated[float, Field(gt=0.0)] = 2.0
+    source: str = "assumed"
+
+    @model_validator(mode="after")
+    def _check(self) -> CompetitorPrices:
+        if not self.min_multiplier <= self.mean_multiplier <= self.max_multiplier:
+            raise ValueError("need min_multiplier <= mean_multiplier <= max_multiplier")
+        return self
+
+
 class PriceList(Model):
-    """What the PSP charges per transaction, by product family: fixed + bps, capped."""
+    """What the PSP charges per transaction, by product family: fixed + bps, capped.
+
+    A pricing decision multiplies the list price of each payer segment x family by a factor within
+    ``[min_multiplier, max_multiplier]``; the regulatory ``caps`` then apply whatever the factor.
+    """
 
     card: FeeSchedule
     bank: FeeSchedule
@@ -373,18 +453,41 @@ class PriceList(Model):
     period_s: PosInt = 86400
     min_multiplier: Annotated[float, Field(gt=0.0)] = 0.5
     max_multiplier: Annotated[float, Field(gt=0.0)] = 2.0
+    caps: tuple[PriceCap, ...] = ()
+    competitor: CompetitorPrices = CompetitorPrices()
     source: str = ""
+
+    @model_validator(mode="after")
+    def _check(self) -> PriceList:
+        if self.min_multiplier > self.max_multiplier:
+            raise ValueError(
+                f"min_multiplier ({self.min_multiplier}) must be <= max_multiplier ({self.max_multiplier})"
+            )
+        return self
 
     def for_family(self, family: str) -> FeeSchedule:
         return getattr(self, family)
 
 
 class CustomerResponse(Model):
-    """Logit abandonment: P(abandon) = sigmoid(logit(base) + slope * (fee_bps - list_fee_bps))."""
+    """How payers answer a price (see :mod:`payroute.envs.world.customers` for the model).
+
+    At checkout a nested logit: buy with the intended method, buy with a cheaper method the payer also has
+    (credit -> debit, instant -> standard payout), or walk away. ``P(abandon)`` at the reference price is
+    ``base_abandon_probability`` and rises with ``abandon_slope_per_bps`` per basis point charged above it;
+    a payer with an alternative switches with ``switch_probability_at_list`` at list prices, more steeply
+    (slope ``abandon_slope_per_bps / switch_nest_lambda``) as the price gap between the methods widens.
+    Over days, a segment that pays more than the reference loses ``churn_per_day_per_bps`` of its customers
+    per day per bp of premium, and wins back ``winback_per_day`` of those it lost.
+    """
 
     base_abandon_probability: Probability = 0.02
     abandon_slope_per_bps: NonNegFloat = 0.01
+    credit_holds_debit_probability: Probability = 0.8
+    switch_probability_at_list: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.002
+    switch_nest_lambda: Annotated[float, Field(gt=0.0, le=1.0)] = 0.2
     churn_per_day_per_bps: NonNegFloat = 0.0
+    winback_per_day: Probability = 0.1
     source: str = "assumed: no public elasticity figure (CALIBRATION.md, Pricing)"
 
 
@@ -416,6 +519,8 @@ class FeeChange(Model):
 
 
 class Scenario(Model):
+    """A whole payment world: calendar, demand, routes, accounts, costs, fraud, prices and incidents."""
+
     name: str
     description: str = ""
     start_date: dt.date = dt.date(2026, 3, 2)
@@ -459,6 +564,12 @@ class Scenario(Model):
             if inc.route not in self.routes:
                 raise ValueError(
                     f"incidents.{i}.route: {inc.route!r} is not a route; routes: {sorted(self.routes)}"
+                )
+        networks = set(self.demand.credit_networks) | set(self.demand.debit_networks)
+        for i, cap in enumerate(self.prices.caps):
+            if cap.network is not None and cap.network not in networks:
+                raise ValueError(
+                    f"prices.caps.{i}.network: {cap.network!r} is not a card network; networks: {sorted(networks)}"
                 )
         for i, fc in enumerate(self.fee_changes):
             if fc.route not in self.routes:

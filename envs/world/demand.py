@@ -32,7 +32,7 @@ class Transaction:
     __slots__ = (
         "id", "t_arrival", "amount_cents", "currency", "cross_border", "segment", "category", "instrument",
         "network", "foreign_card", "urgency", "deadline_t", "family", "is_fraud", "pattern", "month_key",
-        "u_approve", "u_abandon", "u_challenge", "z_latency", "z_discover", "u_recover", "risk_score",
+        "u_approve", "u_abandon", "u_challenge", "z_latency", "z_discover", "u_recover", "u_switch", "risk_score",
         "price_cents", "route", "route_propensity", "eligible_mask", "risk_action", "risk_propensity",
         "state", "reason", "t_terminal", "t_settled", "latency_s", "revenue_cents", "route_cost_cents",
         "fraud_loss_cents", "sla_penalty_cents", "liquidity_cost_cents", "challenge_cost_cents", "agents",
@@ -61,6 +61,7 @@ class Transaction:
         self.post_state = ""
         self.features = None
         self.cost_quotes: dict[int, int] | None = None
+        self.u_switch = 1.0  # set for genuine payers: the draw behind switching to a cheaper method
 
     @property
     def margin_cents(self) -> int:

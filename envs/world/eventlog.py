@@ -17,6 +17,7 @@ they do. Off-policy evaluation reads ``transaction`` rows.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import pyarrow as pa
@@ -83,15 +84,32 @@ LOG_SCHEMA = pa.schema(
 
 
 class EventLog:
-    """Buffers rows column-wise and streams them to a Parquet file in row groups (memory stays flat)."""
+    """Buffers rows column-wise and streams them to a Parquet file in row groups (memory stays flat).
+
+    ``extra_fields`` appends columns after :data:`LOG_COLUMNS` (``payroute simulate`` adds the routing
+    observation this way); rows that do not fill them hold nulls.
+    """
 
     def __init__(
-        self, path: str | Path | None = None, flush_rows: int = 65_536, keep_in_memory: bool = False
+        self,
+        path: str | Path | None = None,
+        flush_rows: int = 65_536,
+        keep_in_memory: bool = False,
+        extra_fields: Sequence[pa.Field] = (),
     ) -> None:
         self.path = Path(path) if path is not None else None
         self.flush_rows = flush_rows
         self.keep_in_memory = keep_in_memory or self.path is None
-        self._cols: dict[str, list] = {name: [] for name in LOG_COLUMN_NAMES}
+        clash = sorted({f.name for f in extra_fields} & set(LOG_COLUMN_NAMES))
+        if clash:
+            raise ValueError(f"extra log columns {clash} clash with the event log schema")
+        self.schema = (
+            pa.schema([*LOG_SCHEMA, *extra_fields], metadata=LOG_SCHEMA.metadata)
+            if extra_fields
+            else LOG_SCHEMA
+        )
+        self.column_names = list(self.schema.names)
+        self._cols: dict[str, list] = {name: [] for name in self.column_names}
         self._n = 0
         self._writer: pq.ParquetWriter | None = None
         self._tables: list[pa.Table] = []
@@ -99,7 +117,7 @@ class EventLog:
 
     def append(self, row: dict) -> None:
         cols = self._cols
-        for name in LOG_COLUMN_NAMES:
+        for name in self.column_names:
             cols[name].append(row.get(name))
         self._n += 1
         if self._n >= self.flush_rows:
@@ -108,14 +126,14 @@ class EventLog:
     def flush(self) -> None:
         if self._n == 0:
             return
-        table = pa.Table.from_pydict(self._cols, schema=LOG_SCHEMA)
-        self._cols = {name: [] for name in LOG_COLUMN_NAMES}
+        table = pa.Table.from_pydict(self._cols, schema=self.schema)
+        self._cols = {name: [] for name in self.column_names}
         self.rows_written += self._n
         self._n = 0
         if self.path is not None:
             if self._writer is None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._writer = pq.ParquetWriter(self.path, LOG_SCHEMA, compression="zstd")
+                self._writer = pq.ParquetWriter(self.path, self.schema, compression="zstd")
             self._writer.write_table(table)
         if self.keep_in_memory:
             self._tables.append(table)
@@ -132,7 +150,7 @@ class EventLog:
         if not self.keep_in_memory:
             raise RuntimeError("this log streams to disk only; read it with read_log(path)")
         if not self._tables:
-            return LOG_SCHEMA.empty_table()
+            return self.schema.empty_table()
         return pa.concat_tables(self._tables)
 
 

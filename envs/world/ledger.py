@@ -15,6 +15,7 @@ so the sum of all account balances is zero at every instant. Accounts the world 
 ``fee_revenue``                   what we charge (credit balance)
 ``route_cost`` ...                costs: route fees, fraud losses, SLA penalties, liquidity, challenges
 ``memo:opportunity``              contra account of opportunity cost (economic, not cash)
+``memo:delay``                    contra account of the delay cost of payouts queued for funds (economic)
 ================================  ===============================================================
 
 A settlement account may not go below zero unless its scenario allows intraday credit
@@ -40,6 +41,7 @@ COST_ACCOUNTS = (
     "liquidity_cost",
     "challenge_cost",
     "treasury_cost",
+    "delay_cost",
 )
 
 
@@ -106,6 +108,22 @@ class SettlementAccountState:
         self.waiters: deque = deque()  # (amount, event) waiting for funds, first come first served
         self.target = spec.target_balance_cents
         self.in_transit = 0
+        self.queued_cents = 0  # value of payments waiting for funds
+        self.queued_value_s = 0.0  # integral of queued value over time since last taken (cent-seconds)
+        self._queue_t = 0.0
+        self.paid_out_cents = 0  # payouts drawn from the account, net of reversals
+
+    def queue_change(self, delta_cents: int, now: float) -> None:
+        """A payment joins (+) or leaves (-) the queue for funds at ``now``."""
+        self.queued_value_s += self.queued_cents * (now - self._queue_t)
+        self._queue_t = now
+        self.queued_cents += delta_cents
+
+    def take_queued_value_s(self, now: float) -> float:
+        """Cent-seconds of waiting since the last call (what the delay cost is charged on)."""
+        self.queue_change(0, now)
+        value, self.queued_value_s = self.queued_value_s, 0.0
+        return value
 
     @property
     def balance(self) -> int:
@@ -149,5 +167,6 @@ class SettlementAccountState:
             if not self.can_cover(tx.amount_cents):
                 break
             self.waiters.popleft()
+            self.queue_change(-tx.amount_cents, self.env.now)
             draw(tx, self)
             event.succeed()

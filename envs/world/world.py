@@ -2,7 +2,8 @@
 
 Scenario: a payment service provider accepts card payments for merchants (through card processors) and sends
 bank payouts for customers (ACH, Fedwire, RTP, FedNow, a cross-border corridor). Customers arrive, see a
-price, and some walk away. The risk desk allows, challenges or blocks each payment on a noisy risk score.
+price (within the regulatory caps), and some walk away or pay with a cheaper method they also have; a segment
+that is overcharged day after day loses customers (:mod:`payroute.envs.world.customers`). The risk desk allows, challenges or blocks each payment on a noisy risk score.
 The router picks a route among the eligible ones. The route takes its time (queues form when it is busy),
 approves or declines by the payer's segment, or fails when its hidden health is bad. Prefunded rails draw
 on a settlement account, which may be short: then the payment waits, borrows priced intraday credit, or
@@ -21,6 +22,8 @@ movement is a balanced posting in the :class:`~payroute.envs.world.ledger.Ledger
 Randomness: one ``SeedSequence(seed)`` spawns one generator per component, in a fixed order. Demand (arrivals,
 attributes, hidden truth, the per-transaction uniforms behind approval, abandonment, challenge, latency and
 discovery) never depends on what policies do, so two policies on one seed are compared on the same customers.
+Churn thins arrivals with a uniform drawn for every potential arrival from a side stream (as is the draw behind
+switching methods), so at different prices the customers who still come are the same ones.
 """
 
 from __future__ import annotations
@@ -34,8 +37,9 @@ from typing import Any
 import numpy as np
 import simpy
 
-from payroute.envs.scenarios.schema import FAMILIES, Scenario, hhmm_to_s
+from payroute.envs.scenarios.schema import FAMILIES, URGENCIES, Scenario, hhmm_to_s
 from payroute.envs.world.clock import DAY_S, HOUR_S, YEAR_S, Calendar
+from payroute.envs.world.customers import CustomerModel, QuoteStats
 from payroute.envs.world.decisions import (
     ALLOW,
     BLOCK,
@@ -49,11 +53,14 @@ from payroute.envs.world.demand import LegitimateDemand, Transaction, Transactio
 from payroute.envs.world.eventlog import EventLog
 from payroute.envs.world.fraud import FraudsterBook, FraudStreams
 from payroute.envs.world.ledger import Ledger, SettlementAccountState
-from payroute.envs.world.rails import DEGRADED, DOWN, HEALTH_NAMES, RouteState, fee_cents
+from payroute.envs.world.prices import CompetitorProcess, PriceBook
+from payroute.envs.world.rails import DEGRADED, DOWN, HEALTH_NAMES, RouteState
 
 TERMINAL_STATES = ("settled", "declined", "failed", "expired", "blocked", "abandoned")
 FAMILY_INDEX = {f: i for i, f in enumerate(FAMILIES)}
 _RNG_STREAMS = ("demand", "fraud", "inflows", "health", "policy")
+# side streams spawned by key, so adding them left every stream above unchanged
+_CUSTOMER_STREAM, _COMPETITOR_STREAM = 2000, 2001
 
 
 class InvalidActionError(ValueError):
@@ -117,6 +124,13 @@ class PaymentWorld:
         self.segments = self.factory.segments
         self.demand = LegitimateDemand(scenario, self.calendar, self.factory)
         self.fraud = FraudStreams(scenario, self.factory)
+        self.price_book = PriceBook(scenario.prices)
+        self.customers = CustomerModel(
+            scenario.customers, self.price_book, self.factory.debit_nets, len(self.segments)
+        )
+        self.quote_stats = QuoteStats(len(self.segments))
+        self.competitor = CompetitorProcess(scenario.prices.competitor, self._side_rng(_COMPETITOR_STREAM))
+        self._customer_rng = self._side_rng(_CUSTOMER_STREAM)
         fee_mult = {fc.route: fc.multiplier for fc in scenario.fee_changes}
         self.routes: list[RouteState] = [
             RouteState(
@@ -163,6 +177,7 @@ class PaymentWorld:
         # called as listener(tx) when a transaction reaches its terminal state
         self.terminal_listeners: list[Callable[[Transaction], None]] = [self.fraudster.on_terminal]
         self._opportunity_carry: dict[str, float] = {name: 0.0 for name in self.accounts}
+        self._delay_carry: dict[str, float] = {name: 0.0 for name in self.accounts}
 
         prices_active = self.policies.get("price") is not None or self.hub.is_external("price")
         self._pricing_agents: tuple[str, ...] = (self.hub.agent_ids["price"],) if prices_active else ()
@@ -202,9 +217,13 @@ class PaymentWorld:
             self.policies.get("price") is not None or self.hub.is_external("price")
         ):
             env.process(self._pricing())
+            env.process(self._customer_churn())
 
     def _is_open(self) -> bool:
         return self.arrivals_open
+
+    def _side_rng(self, key: int) -> np.random.Generator:
+        return np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(key,)))
 
     def policy_rng(self, kind: str) -> np.random.Generator:
         """A generator for a bound policy's own randomness (exploration), independent of demand."""
@@ -261,6 +280,8 @@ class PaymentWorld:
 
     def _arrive(self, cols: dict, i: int, is_fraud: bool, pattern: str):
         tx = self.factory.make(cols, i, is_fraud, pattern)
+        if not is_fraud:
+            tx.u_switch = float(cols["u_switch"][i])
         tx.id = self.next_id
         self.next_id += 1
         self.arrivals += 1
@@ -273,15 +294,25 @@ class PaymentWorld:
         rng = self.rngs["demand"]
         env = self.env
         hours = math.ceil(self.horizon_s / HOUR_S)
+        stats = self.quote_stats
         for h in range(hours):
             cols = self.demand.hour_block(rng, h)
             times = cols["t"]
+            # two uniforms for every potential arrival, whatever happens to it: staying (churn), switching
+            u_stay, cols["u_switch"] = self._customer_rng.random((2, len(times)))
+            segments = cols["segment"]
             for i in range(len(times)):
                 t = float(times[i])
                 if t >= self.horizon_s:
                     return
                 if t > env.now:
                     yield env.timeout(t - env.now)
+                seg = segments[i]
+                stats.potential[seg] += 1
+                kept = self.demand.segment_multiplier
+                if kept is not None and u_stay[i] >= kept[seg]:
+                    stats.churned[seg] += 1  # this customer has left us (churn): they never arrive
+                    continue
                 yield from self._arrive(cols, i, False, "")
 
     def _fraud_arrivals(self):
@@ -343,24 +374,49 @@ class PaymentWorld:
 
     # ------------------------------------------------------------------ one payment
     def price_for(self, tx: Transaction, multiplier: float | None = None) -> int:
-        """What the PSP charges for ``tx`` at a multiplier of its list price (the one in force by default)."""
+        """What the PSP charges for ``tx`` at a multiplier of its list price (the one in force by default),
+        within the scenario's regulatory caps whatever the multiplier."""
         if multiplier is None:
             multiplier = self.price_multipliers[tx.segment, FAMILY_INDEX[tx.family]]
-        prices = self.scenario.prices
-        fee = fee_cents(prices.for_family(tx.family), tx.amount_cents, 0, multiplier)
-        if tx.urgency == "instant":
-            fee += round(prices.instant_surcharge_cents * multiplier)
-        return int(fee)
+        return self.price_book.price(
+            tx.family, tx.instrument, tx.network, tx.urgency, tx.amount_cents, multiplier
+        )
+
+    def offer(self, tx: Transaction):
+        """The quote for ``tx`` at the prices in force and how its payer answers it (probabilities)."""
+        f = FAMILY_INDEX[tx.family]
+        return self.customers.offer(
+            tx.family, tx.instrument, tx.network, tx.urgency, tx.amount_cents,
+            self.price_multipliers[tx.segment, f], self.competitor.multipliers[f],
+        )  # fmt: skip
 
     def abandon_probability(self, tx: Transaction) -> float:
-        c = self.scenario.customers
-        base = c.base_abandon_probability
-        mult = self.price_multipliers[tx.segment, FAMILY_INDEX[tx.family]]
-        if mult == 1.0 or c.abandon_slope_per_bps == 0.0:
-            return base
-        extra_bps = (tx.price_cents - self.price_for(tx, 1.0)) / tx.amount_cents * 10_000.0
-        z = math.log(max(base, 1e-9) / max(1 - base, 1e-9)) + c.abandon_slope_per_bps * extra_bps
-        return 1.0 / (1.0 + math.exp(-z))
+        """Probability the payer of ``tx`` walks away at the prices in force."""
+        return self.offer(tx).p_abandon
+
+    def _quote(self, tx: Transaction) -> bool:
+        """Quote a genuine payer; they pay (maybe with a cheaper method they also have) or walk away (False)."""
+        offer = self.offer(tx)
+        stats, s = self.quote_stats, tx.segment
+        cell = s * len(FAMILIES) + FAMILY_INDEX[tx.family]
+        self.customers.record_quote(s, offer.premium_bps)
+        stats.quoted[cell] += 1
+        stats.amount_cents[cell] += tx.amount_cents
+        stats.list_cents[cell] += offer.list_cents
+        stats.price_cents[cell] += offer.price_cents
+        tx.price_cents = offer.price_cents
+        if tx.u_abandon < offer.p_abandon:
+            stats.abandoned[cell] += 1
+            self._terminate(tx, "abandoned", "price")
+            return False
+        if offer.p_switch > 0.0 and tx.u_switch * (1.0 - offer.p_abandon) < offer.p_switch:
+            alt = offer.alternative
+            stats.switched[cell] += 1
+            tx.instrument, tx.network, tx.price_cents = alt.instrument, alt.network, offer.alt_price_cents
+            if alt.urgency != tx.urgency:
+                tx.urgency = alt.urgency
+                tx.deadline_t = tx.t_arrival + self.factory.deadline_by_urgency[URGENCIES.index(alt.urgency)]
+        return True
 
     def eligible_routes(self, tx: Transaction) -> list[RouteState]:
         """Routes that may carry ``tx`` now: instrument, corridor, currency, limit, hours, liquidity."""
@@ -389,9 +445,9 @@ class PaymentWorld:
     def _admit(self, tx: Transaction):
         """Price, risk and route decisions (no simulated time passes), then hand the payment to its route."""
         hub = self.hub
-        tx.price_cents = self.price_for(tx)
-        if not tx.is_fraud and tx.u_abandon < self.abandon_probability(tx):
-            self._terminate(tx, "abandoned", "price")
+        if tx.is_fraud:
+            tx.price_cents = self.price_for(tx)
+        elif not self._quote(tx):
             return
 
         # risk
@@ -471,13 +527,17 @@ class PaymentWorld:
                 if acct.when_short == "queue" or acct.when_short == "credit":
                     funded = env.event()
                     acct.waiters.append((tx, funded))
+                    acct.queue_change(tx.amount_cents, env.now)
                     wait = max(tx.deadline_t - env.now, 0.0)
                     yield funded | env.timeout(wait)
                     if not funded.triggered:
+                        acct.queue_change(-tx.amount_cents, env.now)
+                        self._count_liquidity_failure(tx)
                         self._expire(tx, "liquidity")  # its waiter entry is dropped when it reaches the head
                         acct.wake_waiters(self._fund_waiter)
                         return
                 else:
+                    self._count_liquidity_failure(tx)
                     self._terminate(tx, "failed", "liquidity")
                     return
             else:
@@ -578,15 +638,24 @@ class PaymentWorld:
         t = self.env.now
         return (math.floor(t / DAY_S) + 1) * DAY_S - t
 
+    def _count_liquidity_failure(self, tx: Transaction) -> None:
+        """A payment that ended for lack of funds: counted with the service-level cost of failing it."""
+        self.totals["liquidity_failures"] += 1
+        self.totals["liquidity_failure_cost_cents"] += self.scenario.service_level.penalty_cents.get(
+            tx.family, 0
+        )
+
     def _draw(self, tx: Transaction, acct: SettlementAccountState) -> None:
         """Funds leave the settlement account when the payout is submitted (credit priced if it overdraws)."""
         cost = acct.overdraft_cost_cents(tx.amount_cents, self._seconds_to_close())
         self.ledger.transfer(self.env.now, "payout_submit", "payouts_in_flight", acct.key, tx.amount_cents)
+        acct.paid_out_cents += tx.amount_cents
         if cost:
             self._book(tx, "liquidity_cost", cost, acct.key)
 
     def _undraw(self, tx: Transaction, acct: SettlementAccountState) -> None:
         self.ledger.transfer(self.env.now, "payout_reversed", acct.key, "payouts_in_flight", tx.amount_cents)
+        acct.paid_out_cents -= tx.amount_cents
         acct.wake_waiters(self._fund_waiter)
 
     def _fund_waiter(self, tx: Transaction, acct: SettlementAccountState) -> None:
@@ -620,11 +689,12 @@ class PaymentWorld:
                 yield env.timeout(h * HOUR_S - env.now)
 
     def _treasury_and_liquidity(self):
-        """Each treasury period: charge the opportunity cost of idle balances, then take the treasury decision."""
+        """Each treasury period: take the treasury decision, then charge the opportunity cost of idle balances
+        and the delay cost of payments that waited for funds."""
         env = self.env
         period = float(self.scenario.treasury_period_s)
         has_treasury = self.policies.get("treasury") is not None or self.hub.is_external("treasury")
-        while self.arrivals_open:
+        while self.arrivals_open and env.now < self.horizon_s:
             if has_treasury:
                 yield from self._decide_treasury()
             yield env.timeout(period)
@@ -632,9 +702,7 @@ class PaymentWorld:
                 exact = (
                     max(acct.balance, 0) * acct.spec.opportunity_rate_bps_annual / 10_000.0 * period / YEAR_S
                 )
-                carry = self._opportunity_carry[name] + exact
-                cents = int(carry)
-                self._opportunity_carry[name] = carry - cents
+                cents = self._carry_cents(self._opportunity_carry, name, exact)
                 if cents:
                     self.ledger.transfer(
                         env.now, "opportunity_cost", "liquidity_cost", "memo:opportunity", cents
@@ -642,6 +710,22 @@ class PaymentWorld:
                     self.totals["liquidity_cost"] += cents
                     self.agent_margin[self.hub.agent_ids["treasury"]] -= cents
                     self._log_account(name, "opportunity_cost", cents)
+                waited = acct.take_queued_value_s(env.now)
+                exact = waited * acct.spec.queue_delay_cost_bps_per_hour / 10_000.0 / HOUR_S
+                cents = self._carry_cents(self._delay_carry, name, exact)
+                if cents:
+                    self.ledger.transfer(env.now, "delay_cost", "delay_cost", "memo:delay", cents)
+                    self.totals["delay_cost"] += cents
+                    self.agent_margin[self.hub.agent_ids["treasury"]] -= cents
+                    self._log_account(name, "delay_cost", cents)
+
+    @staticmethod
+    def _carry_cents(carry: dict[str, float], name: str, exact: float) -> int:
+        """Whole cents of an accruing cost; the fraction carries to the next period."""
+        total = carry[name] + exact
+        cents = int(total)
+        carry[name] = total - cents
+        return cents
 
     def _decide_treasury(self):
         kind = "treasury"
@@ -702,10 +786,16 @@ class PaymentWorld:
         dst.wake_waiters(self._fund_waiter)
 
     def _pricing(self):
+        """Each pricing period: the competitor moves, then the price decision sets this period's multipliers
+        (clipped to the scenario's bounds; the regulatory caps apply per payment in :meth:`price_for`)."""
         env = self.env
         period = float(self.scenario.prices.period_s)
         lo, hi = self.scenario.prices.min_multiplier, self.scenario.prices.max_multiplier
-        while self.arrivals_open:
+        first = True
+        while self.arrivals_open and env.now < self.horizon_s:
+            if not first:
+                self.competitor.step(period)
+            first = False
             kind = "price"
             if self.hub.is_external(kind):
                 point = self.hub.open(kind, self, {})
@@ -721,6 +811,13 @@ class PaymentWorld:
             self.price_multipliers = np.clip(mult, lo, hi)
             self._log_decision(kind, self.price_multipliers.tolist(), prop)
             yield env.timeout(period)
+
+    def _customer_churn(self):
+        """At each midnight, segments quoted a premium lose customers; those quoted none win some back."""
+        env = self.env
+        while self.arrivals_open and env.now < self.horizon_s:
+            yield env.timeout(DAY_S - env.now % DAY_S)
+            self.demand.segment_multiplier = self.customers.end_of_day().copy()
 
     # ------------------------------------------------------------------ fraud losses
     def _schedule_discovery(self, tx: Transaction, route: RouteState) -> None:
@@ -882,6 +979,7 @@ class PaymentWorld:
             - sum(tot[k] for k in cost_keys)
             - tot["liquidity_cost"]
             - tot["treasury_cost"]
+            - tot["delay_cost"]
         )
         return {
             "approval_rate": tot["approved"] / submitted if submitted else 0.0,
@@ -894,6 +992,7 @@ class PaymentWorld:
             "liquidity_cost_usd": (tot["liquidity_cost_cents"] + tot["liquidity_cost"] + tot["treasury_cost"])
             / 100.0,
             "settled_value_usd": tot["settled_value_cents"] / 100.0,
+            "delay_cost_usd": tot["delay_cost"] / 100.0,
         }
 
     def summary(self) -> dict[str, Any]:

@@ -1,0 +1,132 @@
+"""Bundles inside the payment world: the observation a bound bundle sees, built from the world it joins.
+
+A route bundle sees what ``payroute/Routing-v0`` shows a learning router (:class:`~payroute.envs.features.RoutingFeatures`:
+the payment, the calendar, each route's recent record, this payment's fee on each route, eligibility and prefunded
+balances); a risk bundle sees what ``payroute/Risk-v0`` shows (:class:`~payroute.envs.features.TransactionFeatures`).
+The builders here are :class:`~payroute.policies.bundle.ObservationBuilder` objects: each world gets its own
+feature state when the bundle is bound into it, so one loaded bundle can drive many worlds, one after another.
+
+:func:`bound_bundle` is the one call the simulator, the stress suite and the constraint checks use::
+
+    policy = load_bundle("router.zip")
+    world = PaymentWorld(scenario, seed=0, policies={**bound_policies(), "route": bound_bundle(policy)})
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from payroute.envs.features import Feature, RoutingFeatures, TransactionFeatures
+from payroute.errors import PayrouteError
+from payroute.policies.bundle import BundlePolicy, FeatureSpec
+
+
+class RoutingObservation:
+    """The routing observation of a ``route`` decision (payload ``(transaction, eligible routes)``)."""
+
+    def __init__(self) -> None:
+        self.features: RoutingFeatures | None = None
+        self.feature_names: list[str] | None = None
+        self._world: Any = None
+
+    def bind(self, world: Any) -> None:
+        self.features = RoutingFeatures(world)
+        self.feature_names = self.features.names
+        self._world = world
+
+    def __call__(self, world: Any, payload: Any) -> np.ndarray:
+        if world is not self._world:
+            self.bind(world)
+        tx, _eligible = payload
+        return self.features.build(tx, world.now)
+
+
+class RiskObservation:
+    """The transaction observation of a ``risk`` decision (payload: the transaction)."""
+
+    def __init__(self) -> None:
+        self.features: TransactionFeatures | None = None
+        self.feature_names: list[str] | None = None
+        self._world: Any = None
+
+    def bind(self, world: Any) -> None:
+        self.features = TransactionFeatures(world)
+        self.feature_names = [f.name for f in self.features.features]
+        self._world = world
+
+    def __call__(self, world: Any, payload: Any) -> np.ndarray:
+        if world is not self._world:
+            self.bind(world)
+        out = np.zeros(self.features.size, dtype=np.float32)
+        self.features.fill(out, payload, world.now)
+        return out
+
+
+OBSERVATIONS = {"route": RoutingObservation, "risk": RiskObservation}
+
+
+def observation_features(kind: str, world: Any) -> list[Feature]:
+    """The observation schema a ``kind`` bundle must have to act in ``world`` (names, units, scaling, bounds)."""
+    if kind == "route":
+        return list(RoutingFeatures(world).features)
+    if kind == "risk":
+        return list(TransactionFeatures(world).features)
+    raise PayrouteError(f"no world observation for {kind!r} decisions; bindable kinds: {list(OBSERVATIONS)}")
+
+
+def check_bundle_fits_world(policy: BundlePolicy, world: Any) -> None:
+    """Raise unless the bundle's card matches the world: the observation names in order, and units, scaling and
+    bounds wherever the card declares them, and the action names."""
+    expected = observation_features(policy.decision_kind, world)
+    have = policy.card.observation
+    problems = []
+    if len(have) != len(expected):
+        problems.append(
+            f"the bundle has {len(have)} features, this scenario's observation has {len(expected)}"
+        )
+    for i, (got, want) in enumerate(zip(have, expected, strict=False)):
+        if got.name != want.name:
+            problems.append(f"feature {i} is {got.name!r}, the scenario's is {want.name!r}")
+            continue
+        for attr in ("unit", "scaling", "low", "high"):
+            declared = getattr(got, attr)
+            if declared not in (None, "") and declared != getattr(want, attr):
+                problems.append(
+                    f"feature {got.name!r} {attr} is {declared!r}, the scenario's is {getattr(want, attr)!r}"
+                )
+    names = [r.name for r in world.routes] if policy.decision_kind == "route" else None
+    if names is not None and policy.action_names != names:
+        problems.append(f"actions {policy.action_names} are not this scenario's routes {names}")
+    if problems:
+        shown = "; ".join(problems[:4]) + (f"; and {len(problems) - 4} more" if len(problems) > 4 else "")
+        raise PayrouteError(
+            f"bundle {policy.source.name}: card.json does not fit scenario {world.scenario.name!r}: {shown}"
+        )
+
+
+def feature_specs(kind: str, world: Any) -> list[FeatureSpec]:
+    """:func:`observation_features` as card feature specs (what an exporter writes into ``card.json``)."""
+    return [FeatureSpec(**f.__dict__) for f in observation_features(kind, world)]
+
+
+def bound_bundle(policy: BundlePolicy, *, sample: bool = False) -> Any:
+    """The bundle as the world's policy for its decision kind, seeing the observation of the matching env."""
+    builder = OBSERVATIONS.get(policy.decision_kind)
+    if builder is None:
+        raise PayrouteError(
+            f"a {policy.decision_kind!r} bundle cannot act in the world yet; bindable kinds: {list(OBSERVATIONS)}"
+        )
+    return policy.bound(builder(), sample=sample)
+
+
+__all__ = [
+    "OBSERVATIONS",
+    "RiskObservation",
+    "RoutingObservation",
+    "bound_bundle",
+    "check_bundle_fits_world",
+    "feature_specs",
+    "observation_features",
+]

@@ -1,0 +1,592 @@
+"""``payroute review``: everything a reviewer checks before a policy bundle goes near real payments.
+
+The review runs on the core install (onnxruntime, numpy, pyarrow, matplotlib; no Ray, no torch) in this order:
+
+1. **Integrity.** :func:`~payroute.policies.bundle.load_bundle` verifies the files against their checksums, the
+   card's schema version, the ONNX graph and the golden vectors; the card's observation schema and action names
+   must fit the review scenario and every stress scenario. A champion bundle, when given, is verified the same way.
+2. **Logged decisions** (``--logs``): read and checked (:mod:`payroute.policies.logs`), with the observation of
+   every decision (``obs.<feature>`` columns).
+3. **Stress suite** (:mod:`payroute.policies.stress`): the bundle against the baselines (and the champion) on the
+   stress scenarios with common random numbers. Gate, per scenario: the lower bound of the paired interval of
+   (bundle - best reference) margin per transaction is at least ``stress.min_margin_diff_vs_best_usd``, and the
+   same for the approval rate with ``stress.min_approval_diff_vs_best`` (a non-inferiority test: a wide
+   interval fails, and the report says to run more seeds).
+4. **Off-policy evaluation** (:mod:`payroute.policies.ope`) on the log: every estimator with bootstrap intervals.
+   Gates: the chosen estimator's lower bound minus the logged mean reward per decision is at least
+   ``ope.min_lower_bound_vs_logged_cents``; the effective sample size is at least
+   ``ope.min_effective_sample_size``; the mean importance weight is within ``ope.max_mean_weight_deviation``
+   of 1 (it is 1 in expectation when the logged propensities are right).
+5. **Constraint checks** (:mod:`payroute.policies.constraints`): masked actions, malformed inputs, caps, latency.
+
+Thresholds live in a review YAML (:class:`ReviewConfig`; the shipped defaults are ``review_default.yaml`` next
+to this module). The verdict: exit code 0 when every check passed (checks that did not apply do not count), 1 when
+any failed, 2 when the review could not be done (:class:`~payroute.errors.PayrouteError`: a tampered or
+incomplete bundle, a malformed log, a bad config; the message names the file, column or field).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata, resources
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from payroute.envs.scenarios import Scenario, available_scenarios, load_scenario
+from payroute.envs.world import PaymentWorld
+from payroute.errors import ConfigError, PayrouteError, format_validation_error
+from payroute.policies.binding import check_bundle_fits_world
+from payroute.policies.bundle import BundlePolicy, load_bundle
+from payroute.policies.checks import FAIL, NOT_RUN, PASS, Check, status
+from payroute.policies.constraints import ConstraintConfig, ConstraintResult, Contexts, run_constraint_checks
+from payroute.policies.logs import LoggedDecisions, read_logged_decisions
+from payroute.policies.ope import ESTIMATORS, OPEResult, evaluate_policy
+from payroute.policies.stress import StressConfig, StressResult, run_stress_suite
+
+DEFAULT_CONFIG_FILE = "review_default.yaml"
+EXIT_PASS, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
+
+
+# ====================================================================== config
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class OPEReviewConfig(_Strict):
+    """Off-policy evaluation on the logs: estimator settings and gates (rewards are cents per decision)."""
+
+    estimator: Literal["ips", "snips", "dm", "dr", "sndr", "switch_dr"] = "dr"
+    min_lower_bound_vs_logged_cents: float = -5.0
+    min_effective_sample_size: float = Field(default=100.0, ge=0)
+    max_mean_weight_deviation: float | None = Field(default=0.25, gt=0)
+    required: bool = False
+    n_bootstrap: int = Field(default=200, ge=20)
+    confidence: float = Field(default=0.95, gt=0, lt=1)
+    max_weight: float | None = Field(default=None, gt=0)
+    switch_tau: float = Field(default=10.0, gt=0)
+    seed: int = Field(default=0, ge=0)
+
+
+class StressReviewConfig(StressConfig):
+    """The stress suite's runs (:class:`~payroute.policies.stress.StressConfig`) and its gates."""
+
+    min_margin_diff_vs_best_usd: float = -0.05
+    min_approval_diff_vs_best: float | None = -0.02
+    enabled: bool = True
+
+
+class ReviewConfig(_Strict):
+    """A review's thresholds and settings (``review.yaml``)."""
+
+    scenario: str | None = Field(
+        default=None,
+        description="the scenario the bundle must fit; null: the card's scenario if shipped, else default",
+    )
+    stress: StressReviewConfig = StressReviewConfig()
+    ope: OPEReviewConfig = OPEReviewConfig()
+    constraints: ConstraintConfig = ConstraintConfig()
+
+
+def default_config_path() -> Path:
+    return Path(str(resources.files("payroute.policies") / DEFAULT_CONFIG_FILE))
+
+
+def load_review_config(path: str | Path | None = None) -> ReviewConfig:
+    """The review config in ``path`` (fields left out take the shipped defaults), or the shipped defaults."""
+    source = Path(path) if path is not None else default_config_path()
+    if not source.is_file():
+        raise ConfigError(f"review config not found: {source}")
+    try:
+        data = yaml.safe_load(source.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{source.name} is not valid YAML ({err})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source.name} must hold a mapping of review settings")
+    try:
+        return ReviewConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(source.name, err)) from None
+
+
+# ====================================================================== result
+@dataclass
+class ReviewResult:
+    """Everything the review found; :attr:`exit_code` is the verdict."""
+
+    bundle: str
+    bundle_path: str
+    card: dict[str, Any]
+    scenario: str
+    config: ReviewConfig
+    checks: list[Check]
+    champion: str | None = None
+    logs: str | None = None
+    ope: OPEResult | None = None
+    ope_weights: np.ndarray | None = None
+    stress: StressResult | None = None
+    constraints: ConstraintResult | None = None
+    started: str = ""
+    wall_s: float = 0.0
+    versions: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> list[Check]:
+        return [c for c in self.checks if c.failed]
+
+    @property
+    def passed(self) -> bool:
+        return not self.failed
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_PASS if self.passed else EXIT_FAIL
+
+    @property
+    def verdict(self) -> str:
+        return "pass" if self.passed else "fail"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "verdict": self.verdict,
+            "exit_code": self.exit_code,
+            "bundle": self.bundle,
+            "bundle_path": self.bundle_path,
+            "champion": self.champion,
+            "logs": self.logs,
+            "scenario": self.scenario,
+            "started": self.started,
+            "wall_s": self.wall_s,
+            "versions": self.versions,
+            "failed": [f"{c.section}/{c.name}: {c.summary}" for c in self.failed],
+            "checks": [c.to_dict() for c in self.checks],
+            "card": self.card,
+            "ope": None if self.ope is None else _clean(self.ope.to_dict()),
+            "stress": None if self.stress is None else _clean(self.stress.to_dict()),
+            "constraints": None if self.constraints is None else _clean(self.constraints.to_dict()),
+            "config": self.config.model_dump(mode="json"),
+        }
+
+    def write_json(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=False, allow_nan=False) + "\n")
+
+
+def _clean(obj: Any) -> Any:
+    """JSON-safe: NaN and infinities become null, numpy scalars plain numbers."""
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    return obj
+
+
+def error_summary(bundle: str | Path, message: str) -> dict[str, Any]:
+    """The JSON summary of a review that could not be done (exit code 2)."""
+    return {"verdict": "error", "exit_code": EXIT_ERROR, "bundle": Path(bundle).name, "error": message}
+
+
+# ====================================================================== the review
+def review_bundle(
+    bundle: str | Path,
+    *,
+    logs: str | Path | None = None,
+    champion: str | Path | None = None,
+    config: ReviewConfig | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> ReviewResult:
+    """Review a bundle; raises :class:`~payroute.errors.PayrouteError` when it cannot be reviewed."""
+    config = config or load_review_config()
+    start = time.perf_counter()
+    started = datetime.now(UTC).isoformat(timespec="seconds")
+    checks: list[Check] = []
+
+    # 1. integrity: refuses (exit 2) a bundle that is tampered with, incomplete, or does not fit the world
+    policy = load_bundle(bundle)
+    checks.append(
+        Check(
+            "integrity",
+            "bundle",
+            PASS,
+            f"{policy.source.name}: every file matches checksums.sha256; card schema version "
+            f"{policy.card.bundle_schema_version}; ONNX opset {policy.card.io.opset} checker-clean; "
+            "golden vectors reproduce",
+        )
+    )
+    champ = load_bundle(champion) if champion is not None else None
+    if champ is not None:
+        checks.append(
+            Check("integrity", "champion", PASS, f"champion {champ.source.name} verified the same way")
+        )
+    scenario_name = _scenario_name(policy, config)
+    scenario = load_scenario(scenario_name)
+    if policy.decision_kind in ("route", "risk"):
+        _check_fits(policy, champ, scenario, config)
+        checks.append(
+            Check(
+                "integrity",
+                "observation_schema",
+                PASS,
+                f"the card's {policy.obs_dim} features and {policy.n_actions} actions match scenario "
+                f"{scenario_name!r}" + (" and every stress scenario" if config.stress.enabled else ""),
+            )
+        )
+    else:
+        checks.append(
+            Check(
+                "integrity",
+                "observation_schema",
+                NOT_RUN,
+                f"a {policy.decision_kind} bundle's observation is not built here, so it is not matched to a scenario",
+            )
+        )
+
+    # 2. the log, read before anything long runs (a malformed log is exit 2)
+    logged = None
+    if logs is not None:
+        if policy.decision_kind != "route":
+            raise PayrouteError(
+                f"--logs holds routing decisions; bundle {policy.source.name} decides {policy.decision_kind!r}"
+            )
+        logged = read_logged_decisions(
+            logs,
+            route_names=[r.name for r in _probe(scenario).routes],
+            observation_names=policy.feature_names,
+        )
+
+    # 3. stress suite
+    stress = None
+    if policy.decision_kind not in ("route", "risk"):
+        checks.append(
+            Check(
+                "stress",
+                "stress_suite",
+                NOT_RUN,
+                f"a {policy.decision_kind} bundle cannot act in the world yet (its environment is not bound here); "
+                "its card and network are checked by the constraint checks",
+            )
+        )
+    elif config.stress.enabled:
+        stress_progress = None if progress is None else (lambda d, t: progress("stress suite", d, t))
+        stress = run_stress_suite(policy, config.stress, champion=champ, progress=stress_progress)
+        checks += stress_checks(stress, config.stress)
+    else:
+        checks.append(Check("stress", "stress_suite", NOT_RUN, "disabled in the review config"))
+
+    # 4. off-policy evaluation
+    ope = weights = None
+    if logged is not None:
+        if progress is not None:
+            progress("off-policy evaluation", 0, 1)
+        ope, weights = _evaluate_on_log(policy, logged, config.ope)
+        checks += ope_checks(ope, config.ope)
+    elif config.ope.required:
+        checks.append(
+            Check(
+                "ope",
+                "logged_decisions",
+                FAIL,
+                "the review config requires off-policy evaluation; pass --logs",
+            )
+        )
+    else:
+        checks.append(Check("ope", "logged_decisions", NOT_RUN, "no logs given (--logs FILE.parquet)"))
+
+    # 5. constraints
+    if progress is not None:
+        progress("constraint checks", 0, 1)
+    sim = config.constraints.simulated
+    sim_scenario = _scaled(load_scenario(sim.scenario or scenario_name), sim.volume_multiplier)
+    logged_ctx = None if logged is None else Contexts("logged", logged.observations, logged.masks)
+    constraints = run_constraint_checks(policy, config.constraints, sim_scenario, logged_ctx)
+    checks += constraints.checks
+
+    return ReviewResult(
+        bundle=policy.source.name,
+        bundle_path=str(policy.source),
+        card=policy.card.model_dump(mode="json", exclude={"scenario": {"config"}, "experiment": {"config"}}),
+        scenario=scenario_name,
+        config=config,
+        checks=checks,
+        champion=None if champ is None else champ.source.name,
+        logs=None if logs is None else str(logs),
+        ope=ope,
+        ope_weights=weights,
+        stress=stress,
+        constraints=constraints,
+        started=started,
+        wall_s=time.perf_counter() - start,
+        versions=_versions(),
+    )
+
+
+def _scenario_name(policy: BundlePolicy, config: ReviewConfig) -> str:
+    if config.scenario is not None:
+        return config.scenario
+    rec = policy.card.scenario
+    if rec is not None and rec.name in available_scenarios():
+        return rec.name
+    return "default"
+
+
+def _probe(scenario: Scenario) -> PaymentWorld:
+    from payroute.agents.registry import bound_policies
+
+    return PaymentWorld(scenario, seed=0, policies=bound_policies(), days=1)
+
+
+def _scaled(scenario: Scenario, multiplier: float) -> Scenario:
+    return load_scenario(scenario, {"volume_scale": scenario.volume_scale * multiplier})
+
+
+def _check_fits(
+    policy: BundlePolicy, champ: BundlePolicy | None, scenario: Scenario, config: ReviewConfig
+) -> None:
+    if policy.decision_kind not in ("route", "risk"):
+        return  # not bindable: checked on the card alone
+    names = [scenario.name] + (list(config.stress.scenarios) if config.stress.enabled else [])
+    for name in dict.fromkeys(names):
+        world = _probe(scenario if name == scenario.name else load_scenario(name))
+        check_bundle_fits_world(policy, world)
+        if champ is not None:
+            check_bundle_fits_world(champ, world)
+
+
+def _versions() -> dict[str, str]:
+    out = {}
+    for pkg in ("payroute", "numpy", "onnxruntime", "onnx", "pyarrow", "matplotlib"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+# ---------------------------------------------------------------------- stress gates
+def stress_checks(stress: StressResult, cfg: StressReviewConfig) -> list[Check]:
+    checks = []
+    for scenario in cfg.scenarios:
+        if scenario in stress.errors:
+            checks.append(
+                Check(
+                    "stress",
+                    f"{scenario}",
+                    FAIL,
+                    f"on {scenario} the bundle could not finish a run: {stress.errors[scenario]}",
+                )
+            )
+            continue
+        ref = stress.best[scenario]
+        row = stress.comparison(scenario, ref)
+        checks.append(_margin_check(stress, scenario, ref, row, cfg))
+        if cfg.min_approval_diff_vs_best is not None:
+            checks.append(_approval_check(scenario, ref, row, cfg))
+    return checks
+
+
+def _means(stress: StressResult, scenario: str, policy: str) -> dict[str, float]:
+    runs = stress.runs
+    rows = runs[(runs.scenario == scenario) & (runs.policy == policy)]
+    return {
+        k: float(rows[k].mean()) for k in ("route_cost_bps", "fraud_loss_bps", "sla_misses", "approval_rate")
+    }
+
+
+def _margin_check(stress: StressResult, scenario: str, ref: str, row: Any, cfg: StressReviewConfig) -> Check:
+    thr = cfg.min_margin_diff_vs_best_usd
+    conf = f"{cfg.confidence:.0%}"
+    low, high, diff = row.margin_diff_low, row.margin_diff_high, row.margin_diff
+    said = (
+        f"on {scenario} the bundle earned {_usd(row.candidate_margin_per_tx_usd)} per transaction, "
+        f"{_usd(diff, sign=True)} against {ref} (the best reference, "
+        f"{_usd(row.reference_margin_per_tx_usd)}); paired {conf} interval [{low:+.4f}, {high:+.4f}] over "
+        f"{int(row.seeds)} seeds"
+    )
+    ok = low >= thr
+    if ok:
+        summary = f"{said}; the lower bound is at least the allowed {thr:+.4f}"
+    elif diff >= thr:
+        summary = (
+            f"{said}; the lower bound is below the allowed {thr:+.4f}: the interval is too wide to show the "
+            "bundle is no worse, so run more seeds or more volume (stress.seeds, stress.volume_multiplier)"
+        )
+    else:
+        summary = f"{said}; it is worse than the allowed {thr:+.4f}" + _why(stress, scenario, ref)
+    return Check(
+        "stress",
+        f"margin vs best: {scenario}",
+        status(ok),
+        summary,
+        float(low),
+        thr,
+        {"reference": ref, "mean": float(diff), "low": float(low), "high": float(high)},
+    )
+
+
+def _usd(x: float, sign: bool = False) -> str:
+    return f"{'-' if x < 0 else '+' if sign else ''}${abs(x):.4f}"
+
+
+def _why(stress: StressResult, scenario: str, ref: str) -> str:
+    """The KPIs that moved most against the reference, in words."""
+    cand, base = _means(stress, scenario, "candidate"), _means(stress, scenario, ref)
+    reasons = []
+    if cand["route_cost_bps"] > base["route_cost_bps"] * 1.05 + 0.5:
+        reasons.append(
+            f"route cost {cand['route_cost_bps']:.1f} bps of settled value against {base['route_cost_bps']:.1f} bps"
+        )
+    if cand["approval_rate"] < base["approval_rate"] - 0.005:
+        reasons.append(f"approval {cand['approval_rate']:.2%} against {base['approval_rate']:.2%}")
+    if cand["fraud_loss_bps"] > base["fraud_loss_bps"] * 1.05 + 0.5:
+        reasons.append(
+            f"fraud loss {cand['fraud_loss_bps']:.1f} bps against {base['fraud_loss_bps']:.1f} bps"
+        )
+    if cand["sla_misses"] > base["sla_misses"] * 1.1 + 1:
+        reasons.append(f"{cand['sla_misses']:.0f} missed deadlines per run against {base['sla_misses']:.0f}")
+    return ": " + "; ".join(reasons) if reasons else ""
+
+
+def _approval_check(scenario: str, ref: str, row: Any, cfg: StressReviewConfig) -> Check:
+    thr = cfg.min_approval_diff_vs_best
+    low, high, diff = row.approval_diff_low, row.approval_diff_high, row.approval_diff
+    said = (
+        f"on {scenario} the bundle's approval rate was {row.candidate_approval_rate:.2%} against "
+        f"{row.reference_approval_rate:.2%} for {ref}: {diff * 100:+.2f} points, paired {cfg.confidence:.0%} "
+        f"interval [{low * 100:+.2f}, {high * 100:+.2f}]"
+    )
+    ok = low >= thr
+    verdict = "at least" if ok else "below"
+    summary = f"{said}; the lower bound is {verdict} the allowed {thr * 100:+.2f} points"
+    if not ok and diff >= thr:
+        summary += " (the interval is too wide: run more seeds or volume)"
+    return Check(
+        "stress",
+        f"approval vs best: {scenario}",
+        status(ok),
+        summary,
+        float(low),
+        thr,
+        {"reference": ref, "mean": float(diff), "low": float(low), "high": float(high)},
+    )
+
+
+# ---------------------------------------------------------------------- off-policy evaluation
+def _evaluate_on_log(
+    policy: BundlePolicy, logged: LoggedDecisions, cfg: OPEReviewConfig
+) -> tuple[OPEResult, np.ndarray]:
+    chunks = [
+        policy.action_probs(logged.observations[i : i + 8192], logged.masks[i : i + 8192])
+        for i in range(0, logged.n, 8192)
+    ]
+    target = np.concatenate(chunks)
+    result = evaluate_policy(
+        logged.rewards,
+        logged.actions,
+        logged.propensities,
+        target,
+        features=logged.features,
+        masks=logged.masks,
+        estimators=ESTIMATORS,
+        n_bootstrap=cfg.n_bootstrap,
+        confidence=cfg.confidence,
+        seed=cfg.seed,
+        max_weight=cfg.max_weight,
+        switch_tau=cfg.switch_tau,
+    )
+    weights = target[np.arange(logged.n), logged.actions] / logged.propensities
+    return result, weights
+
+
+def ope_checks(result: OPEResult, cfg: OPEReviewConfig) -> list[Check]:
+    est = result[cfg.estimator]
+    logged = result.logged_mean.value
+    diag = result.diagnostics
+    conf = f"{result.confidence:.0%}"
+    gap = est.ci_low - logged
+    ok = bool(np.isfinite(gap) and gap >= cfg.min_lower_bound_vs_logged_cents)
+    said = (
+        f"{cfg.estimator.upper()} estimates the bundle at {est.value:.2f} cents per decision ({conf} interval "
+        f"[{est.ci_low:.2f}, {est.ci_high:.2f}]) against {logged:.2f} cents logged, over {diag.n:,} decisions"
+    )
+    if ok:
+        summary = f"{said}; the lower bound is {gap:+.2f} cents from the logged value, within the allowed {cfg.min_lower_bound_vs_logged_cents:+.2f}"
+    elif not np.isfinite(gap):
+        summary = f"{said}; the estimate has no interval (the target never agrees with the logged actions)"
+    else:
+        summary = (
+            f"{said}; the lower bound is {gap:+.2f} cents from the logged value, below the allowed "
+            f"{cfg.min_lower_bound_vs_logged_cents:+.2f}: the bundle may earn less than the logging policy"
+            + (
+                " (the estimate itself is above the logged value: more logged decisions would narrow the interval)"
+                if est.value >= logged
+                else ""
+            )
+        )
+    checks = [
+        Check("ope", f"{cfg.estimator} vs logged", status(ok), summary, float(gap), cfg.min_lower_bound_vs_logged_cents,
+              {"estimate": est.value, "low": est.ci_low, "high": est.ci_high, "logged_mean": logged})
+    ]  # fmt: skip
+    ess_ok = diag.effective_sample_size >= cfg.min_effective_sample_size
+    checks.append(
+        Check(
+            "ope",
+            "effective sample size",
+            status(ess_ok),
+            f"effective sample size {diag.effective_sample_size:,.0f} of {diag.n:,} decisions "
+            f"({diag.effective_sample_share:.1%}); "
+            + (
+                f"at least the required {cfg.min_effective_sample_size:,.0f}"
+                if ess_ok
+                else f"below the required {cfg.min_effective_sample_size:,.0f}: the bundle disagrees with the "
+                "logging policy so often that few logged decisions inform the estimate; log with more exploration"
+            ),
+            diag.effective_sample_size,
+            cfg.min_effective_sample_size,
+        )
+    )
+    if cfg.max_mean_weight_deviation is not None:
+        dev = abs(diag.mean_weight - 1.0)
+        w_ok = dev <= cfg.max_mean_weight_deviation
+        checks.append(
+            Check(
+                "ope",
+                "mean importance weight",
+                status(w_ok),
+                f"mean importance weight {diag.mean_weight:.3f} (1 in expectation when the logged propensities "
+                f"are right and cover the bundle's actions); smallest propensity {diag.min_propensity:.4f}"
+                + (
+                    ""
+                    if w_ok
+                    else f"; more than {cfg.max_mean_weight_deviation:g} from 1: check the log's propensities"
+                ),
+                diag.mean_weight,
+                cfg.max_mean_weight_deviation,
+            )
+        )
+    return checks
+
+
+__all__ = [
+    "EXIT_ERROR",
+    "EXIT_FAIL",
+    "EXIT_PASS",
+    "OPEReviewConfig",
+    "ReviewConfig",
+    "ReviewResult",
+    "StressReviewConfig",
+    "error_summary",
+    "load_review_config",
+    "ope_checks",
+    "review_bundle",
+    "stress_checks",
+]

@@ -1,0 +1,324 @@
+"""The stress suite: a policy bundle against the baselines (and a champion bundle) on the stress scenarios.
+
+Each stress scenario is a day the policy was probably not trained on: a processor outage in the afternoon peak
+(``processor_outage``), five times the fraud (``fraud_surge``), prefunded accounts nearly empty
+(``liquidity_crunch``), a processor raising its fees (``fee_hike``), Black Friday after Thanksgiving
+(``holiday_peak``). On every scenario the candidate bundle, every reference policy (routing baselines, a
+champion bundle when given) and the oracle run on the same seeds. The world's demand does not depend on the
+policies, so runs on one seed see the same payments (common random numbers) and the comparison is paired: for
+each reference, the mean over seeds of (candidate - reference) with a Student-t interval
+(:func:`payroute.stats.paired_interval`), for margin per transaction (USD) and for the approval rate.
+
+The *best reference* of a scenario is the reference with the highest mean margin per transaction there; the
+review gates on the candidate's paired interval against it. Choosing the best on the same seeds favours the
+reference slightly, which errs on the side of caution. The oracle (knows the hidden truth) is reported for
+scale, as the share of the oracle's uplift over the cheapest route that the candidate captures; it is never a
+reference.
+
+Volume: ``volume_multiplier`` multiplies each scenario's own ``volume_scale`` (``holiday_peak`` stays 2.5
+times the default). Runs are independent, so ``workers`` > 1 runs them in processes (each process loads and
+verifies the bundles itself) with the same numbers as one worker.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from payroute.envs.scenarios import Scenario, available_scenarios, load_scenario
+from payroute.envs.world import PaymentWorld
+from payroute.errors import PayrouteError
+from payroute.policies.binding import bound_bundle, check_bundle_fits_world
+from payroute.policies.bundle import BundlePolicy, load_bundle
+from payroute.stats import paired_interval
+
+STRESS_SCENARIOS = ("processor_outage", "fraud_surge", "liquidity_crunch", "fee_hike", "holiday_peak")
+DEFAULT_REFERENCES = {
+    "route": ("cheapest", "fastest", "priority", "success_rate", "cost_aware", "thompson", "ucb"),
+    "risk": ("allow_all", "threshold"),
+}
+CANDIDATE, CHAMPION, BASELINE, ORACLE = "candidate", "champion", "baseline", "oracle"
+KPIS = (
+    "margin_per_tx_usd",
+    "approval_rate",
+    "route_cost_bps",
+    "fraud_loss_bps",
+    "sla_misses",
+    "liquidity_cost_usd",
+)
+
+
+class StressConfig(BaseModel):
+    """Which scenarios, references, seeds and volume the stress suite runs."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    scenarios: list[str] = Field(default=list(STRESS_SCENARIOS), min_length=1)
+    baselines: list[str] | None = Field(
+        default=None, description="reference baselines of the bundle's decision kind; null = every one"
+    )
+    include_oracle: bool = True
+    seeds: int = Field(
+        default=5, ge=2, description="seeds first_seed .. first_seed + seeds - 1, shared by all"
+    )
+    first_seed: int = Field(default=0, ge=0)
+    days: float = Field(default=1.0, gt=0, le=30)
+    volume_multiplier: float = Field(default=0.1, gt=0, le=10)
+    other_policies: dict[str, str] = Field(
+        default_factory=lambda: {"risk": "threshold", "route": "cheapest"},
+        description="baselines bound for the decision kinds the bundle does not make",
+    )
+    confidence: float = Field(default=0.95, gt=0, lt=1)
+    workers: int = Field(default=1, ge=0, description="processes; 0 = one per CPU")
+
+    @field_validator("scenarios")
+    @classmethod
+    def _known_scenarios(cls, v: list[str]) -> list[str]:
+        known = set(available_scenarios())
+        for name in v:
+            if name not in known and not Path(name).is_file():
+                raise ValueError(
+                    f"unknown scenario {name!r}; shipped: {', '.join(sorted(known))}, or a YAML path"
+                )
+        if len(set(v)) != len(v):
+            raise ValueError("scenarios are listed twice")
+        return v
+
+    @property
+    def seed_list(self) -> list[int]:
+        return list(range(self.first_seed, self.first_seed + self.seeds))
+
+
+@dataclass(frozen=True)
+class _Job:
+    scenario: Scenario
+    label: str
+    role: str
+    seed: int
+    days: float
+    kind: str
+    policy: str  # baseline name, or the path of a bundle
+    others: tuple[tuple[str, str], ...]
+
+
+@dataclass
+class StressResult:
+    """Per-run KPIs, the paired comparisons per scenario and reference, and the best reference per scenario."""
+
+    config: StressConfig
+    candidate: str  # the bundle's file name; its runs are labelled "candidate" (a champion's "champion")
+    runs: pd.DataFrame  # scenario, policy, role, seed, KPIs, arrivals, wall_s, error
+    comparisons: pd.DataFrame  # scenario, reference, role, diff mean/low/high of margin and approval, is_best
+    best: dict[str, str] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)  # scenario -> what went wrong with the candidate
+
+    def comparison(self, scenario: str, reference: str) -> pd.Series:
+        rows = self.comparisons
+        return rows[(rows.scenario == scenario) & (rows.reference == reference)].iloc[0]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "config": self.config.model_dump(mode="json"),
+            "candidate": self.candidate,
+            "best_reference": self.best,
+            "errors": self.errors,
+            "comparisons": _records(self.comparisons),
+            "means": _records(
+                self.runs.groupby(["scenario", "policy", "role"], sort=False)[list(KPIS)].mean().reset_index()
+            ),
+        }
+
+
+def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
+    out = []
+    for row in df.to_dict(orient="records"):
+        out.append({k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in row.items()})
+    return out
+
+
+# ---------------------------------------------------------------------- running
+_LOADED: dict[str, BundlePolicy] = {}  # per process: bundles verified once, then reused by every run
+
+
+def _bundle(path: str) -> BundlePolicy:
+    policy = _LOADED.get(path)
+    if policy is None:
+        policy = _LOADED[path] = load_bundle(path)
+    return policy
+
+
+def _policies(job: _Job) -> dict[str, Any]:
+    from payroute.agents.registry import bound_policies  # baselines; agents never import ray at module level
+
+    names: dict[str, str | None] = dict(job.others)
+    if job.role in (CANDIDATE, CHAMPION):
+        names.pop(job.kind, None)
+        policies = bound_policies(**names)
+        policies[job.kind] = bound_bundle(_bundle(job.policy))
+        return policies
+    names[job.kind] = job.policy
+    return bound_policies(**names)
+
+
+def _run(job: _Job) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "scenario": job.scenario.name,
+        "policy": job.label,
+        "role": job.role,
+        "seed": job.seed,
+    }
+    start = time.perf_counter()
+    try:
+        world = PaymentWorld(job.scenario, seed=job.seed, policies=_policies(job), days=job.days)
+        world.run()
+    except (PayrouteError, ValueError, RuntimeError) as err:
+        if job.role == BASELINE or job.role == ORACLE:
+            raise
+        row.update({k: np.nan for k in KPIS}, arrivals=0, wall_s=time.perf_counter() - start)
+        row["error"] = f"{type(err).__name__}: {err}"
+        return row
+    row.update(world.kpis(), arrivals=world.arrivals, wall_s=time.perf_counter() - start, error="")
+    return row
+
+
+def _scenario(name: str, multiplier: float) -> Scenario:
+    base = load_scenario(name)
+    return load_scenario(base, {"volume_scale": base.volume_scale * multiplier})
+
+
+def run_stress_suite(
+    candidate: BundlePolicy | str | Path,
+    config: StressConfig | None = None,
+    *,
+    champion: BundlePolicy | str | Path | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> StressResult:
+    """Run the candidate bundle, the references and the oracle on every stress scenario and seed; compare paired."""
+    from payroute.agents.registry import bound_policies
+
+    config = config or StressConfig()
+    cand = candidate if isinstance(candidate, BundlePolicy) else load_bundle(candidate)
+    kind = cand.decision_kind
+    _LOADED[str(cand.source)] = cand
+    champ = None
+    if champion is not None:
+        champ = champion if isinstance(champion, BundlePolicy) else load_bundle(champion)
+        if champ.decision_kind != kind:
+            raise PayrouteError(
+                f"champion {champ.source.name} decides {champ.decision_kind!r}; the candidate decides {kind!r}"
+            )
+        _LOADED[str(champ.source)] = champ
+    references = _references(kind, config)
+    others = tuple(sorted((k, v) for k, v in config.other_policies.items() if k != kind))
+
+    jobs: list[_Job] = []
+    for name in config.scenarios:
+        sc = _scenario(name, config.volume_multiplier)
+        probe = PaymentWorld(sc, seed=0, policies=bound_policies(), days=1)  # never run: checks the schemas
+        check_bundle_fits_world(cand, probe)
+        if champ is not None:
+            check_bundle_fits_world(champ, probe)
+        entries = [(CANDIDATE, CANDIDATE, str(cand.source))]
+        if champ is not None:
+            entries.append((CHAMPION, CHAMPION, str(champ.source)))
+        entries += [(r, BASELINE, r) for r in references]
+        if config.include_oracle and kind == "route":
+            entries.append(("oracle", ORACLE, "oracle"))
+        for seed in config.seed_list:
+            jobs += [
+                _Job(sc, label, role, seed, config.days, kind, pol, others) for label, role, pol in entries
+            ]
+
+    runs = pd.DataFrame(_execute(jobs, config.workers, progress))
+    return _compare(runs, cand.source.name, config)
+
+
+def _references(kind: str, config: StressConfig) -> list[str]:
+    from payroute.agents.registry import policy_names
+
+    if kind not in DEFAULT_REFERENCES:
+        raise PayrouteError(f"the stress suite runs route and risk bundles; this bundle decides {kind!r}")
+    names = list(config.baselines) if config.baselines is not None else list(DEFAULT_REFERENCES[kind])
+    known = [n for n in policy_names(kind) if n != "oracle"]
+    unknown = [n for n in names if n not in known]
+    if unknown or not names:
+        raise PayrouteError(
+            f"stress.baselines {unknown or names} are not {kind} baselines; available: {', '.join(known)}"
+        )
+    return names
+
+
+def _execute(jobs: list[_Job], workers: int, progress: Callable[[int, int], None] | None) -> list[dict]:
+    n = workers or os.cpu_count() or 1
+    rows: list[dict] = []
+    if n <= 1 or len(jobs) <= 1:
+        for i, job in enumerate(jobs):
+            rows.append(_run(job))
+            if progress:
+                progress(i + 1, len(jobs))
+        return rows
+    # spawned processes: onnxruntime sessions must not cross a fork
+    with ProcessPoolExecutor(max_workers=min(n, len(jobs)), mp_context=get_context("spawn")) as pool:
+        for i, row in enumerate(pool.map(_run, jobs, chunksize=max(1, len(jobs) // (8 * n)))):
+            rows.append(row)
+            if progress:
+                progress(i + 1, len(jobs))
+    return rows
+
+
+def _compare(runs: pd.DataFrame, bundle_name: str, config: StressConfig) -> StressResult:
+    candidate = CANDIDATE
+    comparisons, best, errors = [], {}, {}
+    for scenario, group in runs.groupby("scenario", sort=False):
+        failed = group[(group.policy == candidate) & (group.error != "")]
+        if len(failed):
+            first = failed.iloc[0]
+            errors[scenario] = f"seed {int(first.seed)}: {first.error}"
+            continue
+        margin = group.pivot(index="seed", columns="policy", values="margin_per_tx_usd")
+        approval = group.pivot(index="seed", columns="policy", values="approval_rate")
+        roles = dict(zip(group.policy, group.role, strict=False))
+        refs = [p for p, r in roles.items() if r in (BASELINE, CHAMPION)]
+        best[scenario] = max(refs, key=lambda p: (float(margin[p].mean()), -refs.index(p)))
+        share = np.nan
+        if "oracle" in margin and "cheapest" in margin:
+            gap = float((margin["oracle"] - margin["cheapest"]).mean())
+            if gap > 1e-12:  # a share of nothing (or of a loss) means nothing
+                share = float((margin[candidate] - margin["cheapest"]).mean()) / gap
+        for ref in refs:
+            m = paired_interval(margin[candidate].to_numpy(), margin[ref].to_numpy(), config.confidence)
+            a = paired_interval(approval[candidate].to_numpy(), approval[ref].to_numpy(), config.confidence)
+            comparisons.append(
+                {
+                    "scenario": scenario,
+                    "reference": ref,
+                    "role": roles[ref],
+                    "is_best": ref == best[scenario],
+                    "candidate_margin_per_tx_usd": float(margin[candidate].mean()),
+                    "reference_margin_per_tx_usd": float(margin[ref].mean()),
+                    "margin_diff": m.mean,
+                    "margin_diff_low": m.low,
+                    "margin_diff_high": m.high,
+                    "candidate_approval_rate": float(approval[candidate].mean()),
+                    "reference_approval_rate": float(approval[ref].mean()),
+                    "approval_diff": a.mean,
+                    "approval_diff_low": a.low,
+                    "approval_diff_high": a.high,
+                    "oracle_share": share,
+                    "seeds": m.n,
+                }
+            )
+    return StressResult(config, bundle_name, runs, pd.DataFrame(comparisons), best, errors)
+
+
+__all__ = ["STRESS_SCENARIOS", "StressConfig", "StressResult", "run_stress_suite"]
