@@ -1,13 +1,13 @@
 """Displacement: close one door and a learning fraudster walks to the next.
 
-Scenario: the PSP's risk desk adopts a rule that blocks card payments with a risk score of 0.8 or more
-(the ``card_blocker`` baseline: most card fraud, and some good card customers, are stopped; bank payouts,
-instant rails included, are judged by the usual thresholds). A fraudster that learns — choosing each hour
-how hard to attack with each pattern and at which amounts — is trained against it. Before training it attacks
-with the scenario's scripted mix; after training, on the same evaluation seeds, its mix has moved away from
-card patterns toward the bank rails left open (APP scams and mule cash-outs on irrevocable instant rails).
-The same training against the ordinary ``threshold`` defender is the control: there the fraudster keeps
-attacking cards, so the shift is the card blocker's doing, not a taste of the learner.
+Scenario: the PSP's risk desk adopts a rule that blocks card payments with a risk score of 0.8 or more (the
+``card_blocker`` baseline: most card fraud, and some good card customers, are stopped; bank payouts, instant
+rails included, are judged by the usual thresholds). A fraudster that learns — choosing each hour how hard to
+attack with each pattern and at which amounts — is trained against it. Before training it attacks with the
+scenario's scripted mix; after training, on the same evaluation seeds, its mix has moved away from card
+patterns toward the bank rails left open (APP scams and mule cash-outs on irrevocable instant rails). The same
+training against the ordinary ``threshold`` defender is the control: there the fraudster keeps attacking
+cards, so the shift is the card blocker's doing, not a taste of the learner.
 
 The learner is a small numpy policy gradient (REINFORCE with antithetic pairs), fast enough to run in a
 couple of minutes on a laptop: per pattern a Gaussian over (log intensity, log amount multiplier) with a
@@ -244,7 +244,7 @@ def markdown(rows: list[dict[str, Any]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m payroute.agents.displacement",
-        description="Train a fraudster against a card-blocking defender (and a control) and show its mix shift.",
+        description="Train a fraudster against a card-blocking defender (and a control); show its mix shift.",
     )
     parser.add_argument("--iterations", type=int, default=40, help="policy-gradient iterations per defender")
     parser.add_argument("--episodes", type=int, default=4, help="simulated days per iteration (even)")

@@ -9,8 +9,8 @@ through ``step()`` (observation built, action turned into the world's, the world
 reward paid). The process is pinned to one CPU where the OS allows it. For scale, the same run times the bare
 world with every decision bound in-process (no environment).
 
-Run: ``python benchmarks/ecosystem.py [--volume-scale 0.1] [--episodes 3] [--seed 0]``. Prints the timings and a
-JSON line.
+Run: ``python benchmarks/ecosystem.py [--volume-scale 0.1] [--episodes 3] [--seed 0]``. Prints the timings
+and a JSON line.
 """
 
 from __future__ import annotations

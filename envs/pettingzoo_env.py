@@ -26,10 +26,10 @@ Usage::
 
 Agents, spaces, rewards and episode end are those of :class:`~payroute.envs.ecosystem.PaymentEcosystemEnv`
 (same arguments): ``agents`` are the learning agents, all alive until the world has drained;
-``observe(agent)`` is the agent's latest observation (a blank one inside its space before its first decision); ``rewards`` are
-each agent's money since the previous step, so ``last()`` gives the selected agent everything since it last
-acted. The router's action mask is in ``info["action_mask"]``. At the end every agent is terminated (no
-truncation) and, as PettingZoo requires, steps once with ``None`` to leave.
+``observe(agent)`` is the agent's latest observation (a blank one inside its space before its first decision);
+``rewards`` are each agent's money since the previous step, so ``last()`` gives the selected agent everything
+since it last acted. The router's action mask is in ``info["action_mask"]``. At the end every agent is
+terminated (no truncation) and, as PettingZoo requires, steps once with ``None`` to leave.
 """
 
 from __future__ import annotations

@@ -240,9 +240,9 @@ class PeriodView(AgentView):
 
 
 class _PeriodEnvView(AgentView):
-    """The observation and action of a per-period Gymnasium environment (Pricing-v0, Treasury-v0), reused as is:
-    that environment, never reset, keeps its per-period bookkeeping on the ecosystem's world. One code path:
-    the agent sees in the ecosystem exactly what it sees alone."""
+    """The observation and action of a per-period Gymnasium environment (Pricing-v0, Treasury-v0), reused
+    as is: that environment, never reset, keeps its per-period bookkeeping on the ecosystem's world. One code
+    path: the agent sees in the ecosystem exactly what it sees alone."""
 
     env_class: type = object
 
@@ -295,10 +295,10 @@ class PricerView(_PeriodEnvView):
 class TreasuryView(_PeriodEnvView):
     """Treasury-v0's observation and action (:class:`~payroute.envs.treasury.TreasuryEnv`).
 
-    Action: ``Box``: per fundable account the transfer as a fraction of its target balance in [-1, 1], then per
-    credit account the intraday credit line as a fraction of its limit in [0, 1] (``action_names``).
-    Observation: balances, transfers in transit, queued payouts, credit lines, value queued per prefunded route,
-    expected inflows and payouts for the next hours, calendar.
+    Action: ``Box``: per fundable account the transfer as a fraction of its target balance in [-1, 1], then
+    per credit account the intraday credit line as a fraction of its limit in [0, 1] (``action_names``).
+    Observation: balances, transfers in transit, queued payouts, credit lines, value queued per prefunded
+    route, expected inflows and payouts for the next hours, calendar.
     """
 
     role = "treasury"

@@ -13,7 +13,7 @@ from ray.rllib.env.multi_agent_episode import MultiAgentEpisode  # noqa: E402
 from payroute.agents.adversarial import FROZEN_FRAUDSTER, ecosystem_ppo_config  # noqa: E402
 from payroute.agents.rllib_env import RLlibPaymentEcosystem  # noqa: E402
 
-# a few hundred payments a day (a whole episode in one small batch), hourly pricing so the pricer decides often
+# a few hundred payments a day (a whole episode in one small batch); hourly pricing: the pricer decides often
 TINY = {"volume_scale": 0.002, "prices": {"period_s": 3600}}
 COMBINATIONS = [
     ("router", "risk", "fraudster"),

@@ -132,7 +132,8 @@ class FraudsterBook:
     ``net_cents`` = proceeds - recovered - costs. Counts (``COUNTS``) and money (``MONEY``) are arrays
     (row per item, column per pattern in ``pattern_names`` order); ``net_by_period[p]`` is the net per pattern
     of the attempts launched in fraud period ``p``, whenever their money moved (a detection weeks later
-    included); ``attempts_by_family`` counts attempts by product family (``card``, ``bank``, ``cross_border``).
+    included); ``attempts_by_family`` counts attempts by product family (``card``, ``bank``,
+    ``cross_border``).
     """
 
     COUNTS = ("attempts", "challenged", "blocked", "approved", "failed", "detected", "recovered")
@@ -186,7 +187,7 @@ class FraudsterBook:
             self._add(tx, 3, 0, self.proceeds_of(tx), +1)
 
     def on_terminal(self, tx: Transaction) -> None:
-        """An attempt ended (a terminal listener of the world): challenged, blocked, or failed on its route."""
+        """An attempt ended (a terminal listener of the world): challenged, blocked, or failed on a route."""
         if not tx.is_fraud:
             return
         if tx.risk_action == CHALLENGE:
