@@ -12,6 +12,7 @@ name                      kind      what it does
 ``priority``              route     a fixed preference list (the scenario's route order by default)
 ``allow_all``             risk      allows every payment
 ``threshold``             risk      challenges above one risk score, blocks above another
+``card_blocker``          risk      blocks card payments from a lower risk score; thresholds elsewhere
 ``static_pricing``        price     the scenario's list prices, always
 ``cost_plus``             price     the cheapest route's cost plus a markup, per segment x family
 ``target_balance``        treasury  tops accounts up to their target, sweeps the excess back
@@ -133,6 +134,34 @@ class RiskThreshold:
         return ALLOW
 
 
+class CardBlocker(RiskThreshold):
+    """A defender that closes the card door: blocks card payments whose risk score is at least ``card_block_at``
+    (lower than the general threshold, so most card fraud and some good card customers are stopped), and
+    treats every other payment like :class:`RiskThreshold`. Bank payouts (instant rails included) stay as open
+    as before, which is where a fraudster that learns goes next (``payroute.agents.displacement``)."""
+
+    kind = "risk"
+
+    def __init__(
+        self, card_block_at: float = 0.8, challenge_at: float = 0.97, block_at: float = 0.995
+    ) -> None:
+        super().__init__(challenge_at, block_at)
+        if not 0.0 <= card_block_at <= 1.0:
+            raise ValueError(f"card_block_at must be in [0, 1], got {card_block_at}")
+        self.card_block_at = card_block_at
+
+    def decide(self, world: Any, payload: Any) -> tuple[int, float]:
+        if payload.family == "card" and payload.risk_score >= self.card_block_at:
+            return BLOCK, 1.0
+        return self._by_score(payload.risk_score), 1.0
+
+    def act(self, observation: Any, info: dict) -> int:
+        card = info["transaction"]["instrument"].startswith("card")
+        if card and info["risk_score"] >= self.card_block_at:
+            return BLOCK
+        return self._by_score(info["risk_score"])
+
+
 class StaticPricing:
     """Charges the scenario's list price (multiplier ``level`` on every segment and family)."""
 
@@ -231,7 +260,7 @@ ROUTE_BASELINES = {
     "priority": PriorityRoute,
     **ROUTING_LEARNERS,
 }
-RISK_BASELINES = {"allow_all": AllowAll, "threshold": RiskThreshold}
+RISK_BASELINES = {"allow_all": AllowAll, "threshold": RiskThreshold, "card_blocker": CardBlocker}
 PRICE_BASELINES = {"static_pricing": StaticPricing, "cost_plus": CostPlusPricing}
 TREASURY_BASELINES = {"target_balance": TargetBalanceTreasury}
 FRAUD_BASELINES = {"scripted_fraud": ScriptedFraud}

@@ -110,7 +110,12 @@ class RiskEnv(TransactionDecisionEnv):
         return {
             "action_mask": np.ones(3, dtype=np.int8),
             "risk_score": tx.risk_score,
-            "transaction": {"id": tx.id, "amount_cents": tx.amount_cents, "price_cents": tx.price_cents},
+            "transaction": {
+                "id": tx.id,
+                "amount_cents": tx.amount_cents,
+                "price_cents": tx.price_cents,
+                "instrument": tx.instrument,
+            },
         }
 
     def step(self, action):

@@ -36,7 +36,10 @@ def test_adapter_follows_the_game_and_ends_with_all():
 def test_ppo_with_one_policy_per_bank_builds_and_trains():
     import ray
 
-    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
+    # a new local cluster even if a `ray start` cluster is around (tests must not join a shared one)
+    ray.init(
+        address="local", num_cpus=1, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True
+    )
     try:
         config = ppo_config({"n_periods": 4}, seed=0).training(
             train_batch_size_per_learner=100, minibatch_size=50, num_epochs=1

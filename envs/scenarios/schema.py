@@ -296,7 +296,8 @@ class Demand(Model):
 
 
 class FraudPatternSpec(Model):
-    """A scripted fraudster's pattern: how often it attacks, on what, and when its losses surface."""
+    """A fraud pattern: how often it attacks, on what, when its losses surface, and what it earns and costs
+    the fraudster."""
 
     attacks_per_day: NonNegFloat
     instruments: tuple[Instrument, ...]
@@ -307,13 +308,66 @@ class FraudPatternSpec(Model):
     discovery_sigma: NonNegFloat = 0.6
     recovery_probability_revocable: Probability = 0.5
     challenge_pass_probability: Probability = 0.1
+    # the fraudster's own economics (what a learning fraudster maximises)
+    proceeds_share: Probability = Field(
+        1.0,
+        description="share of an approved attempt's amount the fraudster keeps (resale discount, mule's cut)",
+    )
+    proceeds_per_success_cents: NonNegInt = Field(
+        0,
+        description="value of each approved attempt besides its amount (card testing: a card known to work)",
+    )
+    attempt_cost_cents: NonNegInt = Field(
+        0, description="cost of one attempt: stolen credentials or card data, bot traffic, a scam's calls"
+    )
+    blocked_cost_cents: NonNegInt = Field(
+        0,
+        description="extra cost when the risk desk or a challenge stops the attempt (card or account burned)",
+    )
+    detection_cost_cents: NonNegInt = Field(
+        0,
+        description="extra cost when the fraud is discovered later (card stops working, mule account closed)",
+    )
     source: str = ""
 
 
 class Fraud(Model):
+    """Fraud patterns, and how a learning fraudster's choices change what the defender sees.
+
+    A learning fraudster (the ``fraud`` decision) sets per pattern an intensity (times the pattern's
+    ``attacks_per_day``; its action space goes up to ``max_intensity``) and an amount multiplier (the
+    pattern's amount band, median, min and max, scaled; its action space spans ``amount_multiplier_range``).
+    Attacking faster or bigger than usual stands out: the fraud's risk-score signal (d',
+    ``risk.separability``) moves by
+    ``velocity_separability_per_log_intensity * ln(max(intensity, 1))`` plus
+    ``amount_separability_per_log_multiplier * ln(max(amount multiplier, 1))``: slower or smaller than usual
+    does not hide an attack any better, and at intensity 1 and multiplier 1 (the scripted fraudster) nothing
+    changes.
+    """
+
     patterns: dict[FraudPattern, FraudPatternSpec]
     app_reimbursement_share: Probability = 0.5
+    max_intensity: Annotated[float, Field(gt=0.0, le=100.0)] = Field(
+        5.0,
+        description="a learning fraudster's highest intensity per pattern, x the pattern's attacks_per_day",
+    )
+    amount_multiplier_range: tuple[Annotated[float, Field(gt=0.0)], Annotated[float, Field(gt=0.0)]] = Field(
+        (0.25, 4.0), description="a learning fraudster's [min, max] multiplier of each pattern's amount band"
+    )
+    velocity_separability_per_log_intensity: NonNegFloat = Field(
+        0.5, description="rise of the fraud's risk-score d' per log unit of intensity above 1"
+    )
+    amount_separability_per_log_multiplier: NonNegFloat = Field(
+        0.5, description="rise of the fraud's risk-score d' per log unit of amount multiplier above 1"
+    )
     source: str = ""
+
+    @model_validator(mode="after")
+    def _check(self) -> Fraud:
+        lo, hi = self.amount_multiplier_range
+        if not lo <= 1.0 <= hi:
+            raise ValueError(f"amount_multiplier_range must contain 1.0 (min <= 1 <= max), got {[lo, hi]}")
+        return self
 
 
 class RiskScore(Model):

@@ -1,6 +1,6 @@
 """The SimPy payment world: calendar, demand, rails, ledger and liquidity, fraud, outcomes, event log."""
 
-from payroute.envs.world.decisions import DECISION_KINDS, DecisionPoint, TreasuryAction
+from payroute.envs.world.decisions import DECISION_KINDS, DecisionPoint, FraudAction, TreasuryAction
 from payroute.envs.world.eventlog import LOG_COLUMNS, LOG_SCHEMA_VERSION, EventLog, read_log
 from payroute.envs.world.world import TERMINAL_STATES, InvalidActionError, PaymentWorld
 
@@ -11,6 +11,7 @@ __all__ = [
     "TERMINAL_STATES",
     "DecisionPoint",
     "EventLog",
+    "FraudAction",
     "InvalidActionError",
     "PaymentWorld",
     "TreasuryAction",

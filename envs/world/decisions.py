@@ -15,7 +15,7 @@ kind          when                action
 ``risk``      per transaction     0 allow, 1 challenge (step-up), 2 block
 ``price``     per pricing period  fee multipliers, array (segments x families)
 ``treasury``  per period          :class:`TreasuryAction`
-``fraud``     per period          attack intensity multiplier per fraud pattern, array
+``fraud``     per period          :class:`FraudAction`, or an array of intensities per fraud pattern
 ============  ==================  ============================================================
 
 A bound policy implements ``decide(world, payload) -> (action, propensity)``; the propensity is the
@@ -54,6 +54,16 @@ class TreasuryAction:
 
     transfers: dict[str, int] = field(default_factory=dict)
     credit_lines: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FraudAction:
+    """What a fraudster does in the coming fraud period, per pattern (the world's ``fraud.pattern_names`` order):
+    ``intensity`` times the scenario's attack rate (0 = no attacks), and ``amount_multiplier`` on the pattern's
+    amount band (``None``: 1.0, the usual amounts). A plain array as the ``fraud`` action means intensities only."""
+
+    intensity: tuple[float, ...]
+    amount_multiplier: tuple[float, ...] | None = None
 
 
 class DecisionPoint:

@@ -11,17 +11,29 @@ Four patterns (the scenario's ``fraud.patterns``):
 * **mule cash-out** — laundering through payouts to mule accounts, domestic and cross-border.
 
 Each pattern attacks as a Poisson stream whose hourly rate is the scenario's ``attacks_per_day / 24``
-times the intensity the ``fraud`` decision sets (1.0 for the scripted fraudster). Losses surface after a
-lognormal discovery delay; on revocable rails within their return window some are recovered.
+times the intensity the ``fraud`` decision sets (1.0 for the scripted fraudster), with amounts from the
+pattern's band times the decision's amount multiplier (1.0 for the scripted fraudster). Attacking faster or
+bigger than the pattern's usual stands out: the fraud's risk-score signal moves with the log of both above
+1 (the scenario's ``fraud.velocity_separability_per_log_intensity`` and
+``amount_separability_per_log_multiplier``); slower or smaller than usual does not hide it any better.
+Losses surface after a lognormal discovery delay; on revocable rails within their return window some are
+recovered.
+
+The fraudster keeps its own books (:class:`FraudsterBook`): what it makes on approved attempts, what
+recoveries take back, and what attacking costs it (every attempt, blocked attempts, discovered frauds).
+That money never enters the PSP's ledger; the PSP's side of the same events is its fraud loss.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from payroute.envs.scenarios.schema import FRAUD_PATTERNS, FraudPatternSpec, Scenario
+from payroute.envs.scenarios.schema import FAMILIES, FRAUD_PATTERNS, FraudPatternSpec, Scenario
 from payroute.envs.world.clock import DAY_S, HOUR_S
-from payroute.envs.world.demand import TransactionFactory
+from payroute.envs.world.decisions import BLOCK, CHALLENGE
+from payroute.envs.world.demand import Transaction, TransactionFactory
 
 MAX_DISCOVERY_S = 180 * DAY_S
 
@@ -45,13 +57,20 @@ class FraudStreams:
             self._instrument_p[name] = w / w.sum()
 
     def hour_blocks(
-        self, rng: np.random.Generator, hour_index: int, intensity: np.ndarray
+        self,
+        rng: np.random.Generator,
+        hour_index: int,
+        intensity: np.ndarray,
+        amount_multiplier: np.ndarray | None = None,
     ) -> list[tuple[str, dict[str, np.ndarray]]]:
-        """Per pattern, the attributes of this hour's attacks (``intensity`` multiplies each rate)."""
+        """Per pattern, the attributes of this hour's attacks (``intensity`` multiplies each rate,
+        ``amount_multiplier`` each amount band)."""
         out = []
         scale = self.scenario.volume_scale
+        fraud = self.scenario.fraud
         for k, (name, spec) in enumerate(self.patterns):
-            n = int(rng.poisson(spec.attacks_per_day * scale * float(intensity[k]) / 24.0))
+            level = float(intensity[k])
+            n = int(rng.poisson(spec.attacks_per_day * scale * level / 24.0))
             if n == 0:
                 continue
             times = np.sort(hour_index * HOUR_S + rng.random(n) * HOUR_S)
@@ -62,14 +81,21 @@ class FraudStreams:
                 0.5 if len(spec.corridors) == 2 else (1.0 if spec.corridors == ("cross_border",) else 0.0)
             )
             cross_border = (inst == "bank_account") & (rng.random(n) < xb_share)
+            mult = 1.0 if amount_multiplier is None else float(amount_multiplier[k])
             cols = self.factory.block(
                 rng,
                 times,
                 instruments=inst,
-                amount_override=spec.amount,
+                amount_override=spec.amount if mult == 1.0 else _scaled_band(spec, mult),
                 cross_border=cross_border,
                 urgency=spec.urgency,
             )
+            if level > 1.0 or mult > 1.0:
+                # faster or bigger than usual stands out to the risk score (z gets separability added later);
+                # slower or smaller than usual does not hide an attack any better
+                cols["z_risk"] += fraud.velocity_separability_per_log_intensity * math.log(
+                    max(level, 1.0)
+                ) + fraud.amount_separability_per_log_multiplier * math.log(max(mult, 1.0))
             out.append((name, cols))
         return out
 
@@ -79,3 +105,130 @@ class FraudStreams:
         return float(
             min(spec.discovery_median_days * DAY_S * np.exp(spec.discovery_sigma * z), MAX_DISCOVERY_S)
         )
+
+
+def _scaled_band(spec: FraudPatternSpec, multiplier: float):
+    a = spec.amount
+    return a.model_copy(
+        update={
+            "median_cents": max(1, round(a.median_cents * multiplier)),
+            "min_cents": max(1, round(a.min_cents * multiplier)),
+            "max_cents": max(1, round(a.max_cents * multiplier)),
+        }
+    )
+
+
+class FraudsterBook:
+    """The fraudster's money and what it can see of its own attacks, per pattern, in integer cents.
+
+    * **proceeds**: when a route approves an attempt, ``proceeds_share`` x its amount +
+      ``proceeds_per_success_cents`` (a card payment: goods to resell, or a card number known to work;
+      a payout: money in a mule account).
+    * **recovered**: a fraudulent payout returned on a revocable rail takes those proceeds back.
+    * **costs**: ``attempt_cost_cents`` for every attempt, ``blocked_cost_cents`` more when the risk desk
+      blocks it or a challenge stops it, ``detection_cost_cents`` more when it is discovered later
+      (chargeback, return or reimbursement: the card stops working, the mule account is closed).
+
+    ``net_cents`` = proceeds - recovered - costs. Counts (``COUNTS``) and money (``MONEY``) are arrays
+    (row per item, column per pattern in ``pattern_names`` order); ``net_by_period[p]`` is the net per pattern
+    of the attempts launched in fraud period ``p``, whenever their money moved (a detection weeks later
+    included); ``attempts_by_family`` counts attempts by product family (``card``, ``bank``,
+    ``cross_border``).
+    """
+
+    COUNTS = ("attempts", "challenged", "blocked", "approved", "failed", "detected", "recovered")
+    MONEY = (
+        "proceeds_cents",
+        "recovered_cents",
+        "attempt_cost_cents",
+        "blocked_cost_cents",
+        "detection_cost_cents",
+    )
+
+    def __init__(self, scenario: Scenario, pattern_names: tuple[str, ...]) -> None:
+        self.pattern_names = pattern_names
+        self.index = {name: k for k, name in enumerate(pattern_names)}
+        self.specs = [scenario.fraud.patterns[name] for name in pattern_names]
+        self.counts = np.zeros((len(self.COUNTS), len(pattern_names)), dtype=np.int64)
+        self.money = np.zeros((len(self.MONEY), len(pattern_names)), dtype=np.int64)
+        self.period = -1
+        self.net_by_period: list[np.ndarray] = []
+        self.attempts_by_family: dict[str, int] = dict.fromkeys(FAMILIES, 0)
+        self._period_of: dict[int, int] = {}
+
+    # ------------------------------------------------------------------ events
+    def new_period(self) -> None:
+        self.period += 1
+        self.net_by_period.append(np.zeros(len(self.pattern_names), dtype=np.int64))
+
+    def proceeds_of(self, tx: Transaction) -> int:
+        spec = self.specs[self.index[tx.pattern]]
+        return round(tx.amount_cents * spec.proceeds_share) + spec.proceeds_per_success_cents
+
+    def _add(self, tx: Transaction, count: int, money: int, cents: int, sign: int) -> None:
+        k = self.index[tx.pattern]
+        if count >= 0:
+            self.counts[count, k] += 1
+        if cents:
+            self.money[money, k] += cents
+            period = self._period_of.get(tx.id, max(self.period, 0))
+            self.net_by_period[period][k] += sign * cents
+
+    def attempt(self, tx: Transaction) -> None:
+        if self.period < 0:
+            self.new_period()
+        self._period_of[tx.id] = self.period
+        self.attempts_by_family[tx.family] += 1
+        self._add(tx, 0, 2, self.specs[self.index[tx.pattern]].attempt_cost_cents, -1)
+
+    def on_outcome(self, tx: Transaction, route, approved: bool, reason: str) -> None:
+        """A route answered (an outcome listener of the world): approved attempts pay."""
+        if tx.is_fraud and approved:
+            self._add(tx, 3, 0, self.proceeds_of(tx), +1)
+
+    def on_terminal(self, tx: Transaction) -> None:
+        """An attempt ended (a terminal listener of the world): challenged, blocked, or failed on a route."""
+        if not tx.is_fraud:
+            return
+        if tx.risk_action == CHALLENGE:
+            self.counts[1, self.index[tx.pattern]] += 1
+        if tx.state == "blocked" and (tx.risk_action == BLOCK or tx.reason == "challenge_failed"):
+            self._add(tx, 2, 3, self.specs[self.index[tx.pattern]].blocked_cost_cents, -1)
+        elif tx.state in ("declined", "failed", "expired"):
+            self.counts[4, self.index[tx.pattern]] += 1
+
+    def discovered(self, tx: Transaction, kind: str) -> None:
+        """A fraud came to light (``kind`` as in the post-settlement log rows)."""
+        if kind == "undisputed":
+            return
+        spec = self.specs[self.index[tx.pattern]]
+        if kind == "return":
+            self._add(tx, 6, 1, self.proceeds_of(tx), -1)
+        self._add(tx, 5, 4, spec.detection_cost_cents, -1)
+
+    # ------------------------------------------------------------------ totals
+    @property
+    def proceeds_cents(self) -> int:
+        return int(self.money[0].sum())
+
+    @property
+    def recovered_cents(self) -> int:
+        return int(self.money[1].sum())
+
+    @property
+    def cost_cents(self) -> int:
+        return int(self.money[2:].sum())
+
+    @property
+    def net_cents(self) -> int:
+        return self.proceeds_cents - self.recovered_cents - self.cost_cents
+
+    def summary(self) -> dict[str, dict[str, int]]:
+        """Per pattern: every count and money item, and the net."""
+        out = {}
+        for k, name in enumerate(self.pattern_names):
+            row = {c: int(self.counts[i, k]) for i, c in enumerate(self.COUNTS)}
+            row |= {m: int(self.money[i, k]) for i, m in enumerate(self.MONEY)}
+            row["net_cents"] = int(self.money[0, k] - self.money[1:, k].sum())
+            out[name] = row
+        return out

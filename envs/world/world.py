@@ -11,6 +11,10 @@ fails. Approved card payments settle in the processor's batch a day or two later
 their rail settles (ACH at its window). Fraud that got through surfaces days later as a chargeback, a return,
 or a reimbursement. Treasury moves money between accounts, which takes time and costs.
 
+The fraudster keeps its own books (``world.fraudster``, a :class:`~payroute.envs.world.fraud.FraudsterBook`):
+what it makes on approved attacks and what attacking costs it; that money is not the PSP's and never enters
+its ledger.
+
 Every transaction ends in exactly one terminal state (``settled``, ``declined``, ``failed``, ``expired``,
 ``blocked``, ``abandoned``), so at every instant ``arrivals == sum(terminal) + in_flight``; every money
 movement is a balanced posting in the :class:`~payroute.envs.world.ledger.Ledger`.
@@ -36,10 +40,18 @@ import simpy
 from payroute.envs.scenarios.schema import FAMILIES, URGENCIES, Scenario, hhmm_to_s
 from payroute.envs.world.clock import DAY_S, HOUR_S, YEAR_S, Calendar
 from payroute.envs.world.customers import CustomerModel, QuoteStats
-from payroute.envs.world.decisions import ALLOW, BLOCK, CHALLENGE, RISK_ACTIONS, DecisionHub, TreasuryAction
+from payroute.envs.world.decisions import (
+    ALLOW,
+    BLOCK,
+    CHALLENGE,
+    RISK_ACTIONS,
+    DecisionHub,
+    FraudAction,
+    TreasuryAction,
+)
 from payroute.envs.world.demand import LegitimateDemand, Transaction, TransactionFactory
 from payroute.envs.world.eventlog import EventLog
-from payroute.envs.world.fraud import FraudStreams
+from payroute.envs.world.fraud import FraudsterBook, FraudStreams
 from payroute.envs.world.ledger import Ledger, SettlementAccountState
 from payroute.envs.world.prices import CompetitorProcess, PriceBook
 from payroute.envs.world.rails import DEGRADED, DOWN, HEALTH_NAMES, RouteState
@@ -140,6 +152,9 @@ class PaymentWorld:
         # decisions in force
         self.price_multipliers = np.ones((len(self.segments), len(FAMILIES)))
         self.fraud_intensity = np.ones(len(self.fraud.pattern_names))
+        self.fraud_amount_multiplier = np.ones(len(self.fraud.pattern_names))
+        # the fraudster's own money and view of its attacks (never part of the PSP's ledger)
+        self.fraudster = FraudsterBook(scenario, self.fraud.pattern_names)
 
         # accounting of outcomes
         self.next_id = 0
@@ -156,9 +171,11 @@ class PaymentWorld:
         self.on_hour: Callable[[PaymentWorld], None] | None = None
         # called as listener(tx, route, approved, reason) when a route answers; bound policies that learn
         # from outcomes (success-rate routing, bandits) subscribe here in their bind()
-        self.outcome_listeners: list[Callable[[Transaction, RouteState, bool, str], None]] = []
+        self.outcome_listeners: list[Callable[[Transaction, RouteState, bool, str], None]] = [
+            self.fraudster.on_outcome
+        ]
         # called as listener(tx) when a transaction reaches its terminal state
-        self.terminal_listeners: list[Callable[[Transaction], None]] = []
+        self.terminal_listeners: list[Callable[[Transaction], None]] = [self.fraudster.on_terminal]
         self._opportunity_carry: dict[str, float] = {name: 0.0 for name in self.accounts}
         self._delay_carry: dict[str, float] = {name: 0.0 for name in self.accounts}
 
@@ -269,6 +286,8 @@ class PaymentWorld:
         self.next_id += 1
         self.arrivals += 1
         self.live[tx.id] = tx
+        if is_fraud:
+            self.fraudster.attempt(tx)
         return self._admit(tx)
 
     def _legit_arrivals(self):
@@ -305,9 +324,11 @@ class PaymentWorld:
             if env.now < h * HOUR_S:
                 yield env.timeout(h * HOUR_S - env.now)
             if h % period_h == 0:
+                self.fraudster.new_period()
                 yield from self._decide_fraud()
             events = []
-            for pattern, cols in self.fraud.hour_blocks(rng, h, self.fraud_intensity):
+            blocks = self.fraud.hour_blocks(rng, h, self.fraud_intensity, self.fraud_amount_multiplier)
+            for pattern, cols in blocks:
                 events.extend((float(t), pattern, cols, i) for i, t in enumerate(cols["t"]))
             events.sort(key=lambda e: (e[0], e[1]))
             for t, pattern, cols, i in events:
@@ -327,17 +348,29 @@ class PaymentWorld:
             action, prop = self.policies[kind].decide(self, None)
         else:
             return
-        intensity = np.asarray(action, dtype=float).reshape(-1)
+        n = len(self.fraud_intensity)
+        if isinstance(action, FraudAction):
+            intensity = np.asarray(action.intensity, dtype=float).reshape(-1)
+            amount = np.ones(n) if action.amount_multiplier is None else action.amount_multiplier
+            amount = np.asarray(amount, dtype=float).reshape(-1)
+            logged = {"intensity": intensity, "amount_multiplier": amount}
+        else:
+            intensity, amount, logged = np.asarray(action, dtype=float).reshape(-1), np.ones(n), action
         if (
-            intensity.shape != self.fraud_intensity.shape
+            intensity.shape != (n,)
+            or amount.shape != (n,)
             or not np.all(np.isfinite(intensity))
+            or not np.all(np.isfinite(amount))
             or np.any(intensity < 0)
+            or np.any(amount <= 0)
         ):
             raise InvalidActionError(
-                f"fraud action must be {len(self.fraud_intensity)} finite intensities >= 0, got {action!r}"
+                f"fraud action must be {n} finite intensities >= 0 (and {n} amount multipliers > 0), "
+                f"one per pattern {list(self.fraud.pattern_names)}; got {action!r}"
             )
         self.fraud_intensity = intensity
-        self._log_decision(kind, action, prop)
+        self.fraud_amount_multiplier = amount
+        self._log_decision(kind, logged, prop)
 
     # ------------------------------------------------------------------ one payment
     def price_for(self, tx: Transaction, multiplier: float | None = None) -> int:
@@ -875,6 +908,8 @@ class PaymentWorld:
 
     def _post_event(self, tx: Transaction, kind: str, loss: int) -> None:
         self.post_settlement[kind] += 1
+        if tx.is_fraud:
+            self.fraudster.discovered(tx, kind)
         if self.log is not None:
             self.log.append(
                 {"record": "post_settlement", "t": self.env.now, "tx_id": tx.id, "t_arrival": tx.t_arrival,
