@@ -16,6 +16,7 @@ name                      kind      what it does
 ``static_pricing``        price     the scenario's list prices, always
 ``cost_plus``             price     the cheapest route's cost plus a markup, per segment x family
 ``target_balance``        treasury  tops accounts up to their target, sweeps the excess back
+``hold``                  treasury  no transfers at all (the do-nothing reference)
 ``scripted_fraud``        fraud     the scenario's attack mix at intensity 1
 ``post_all`` ...          rtgs      banks of the RTGS liquidity game (:mod:`payroute.agents.rtgs_baselines`)
 ========================  ========  ===============================================================
@@ -262,7 +263,16 @@ ROUTE_BASELINES = {
 }
 RISK_BASELINES = {"allow_all": AllowAll, "threshold": RiskThreshold, "card_blocker": CardBlocker}
 PRICE_BASELINES = {"static_pricing": StaticPricing, "cost_plus": CostPlusPricing}
-TREASURY_BASELINES = {"target_balance": TargetBalanceTreasury}
+class HoldTreasury:
+    """Does nothing: no transfers, the scenario's credit lines. What treasury is worth is measured against it."""
+
+    kind = "treasury"
+
+    def decide(self, world: Any, payload: Any) -> tuple[TreasuryAction, float]:
+        return TreasuryAction(), 1.0
+
+
+TREASURY_BASELINES = {"target_balance": TargetBalanceTreasury, "hold": HoldTreasury}
 FRAUD_BASELINES = {"scripted_fraud": ScriptedFraud}
 BASELINES_BY_KIND = {
     "route": ROUTE_BASELINES,
