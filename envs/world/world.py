@@ -115,6 +115,7 @@ class PaymentWorld:
         for r in self.routes:
             r.account = self.accounts[r.prefunded_account] if r.prefunded_account else None
             r.unsettled = deque()
+            r.settling = False  # is the route's batch settlement process running
         self._static_eligible: dict[tuple[str, bool, str], list[RouteState]] = {}
 
         # decisions in force
@@ -156,7 +157,7 @@ class PaymentWorld:
             env.process(r.drift_process(self._is_open))
             env.process(r.health_process(self._is_open))
             if r.is_card:
-                env.process(self._card_settlement(r))
+                self._start_card_settlement(r)
         for inc in self.scenario.incidents:
             r = self.routes[self.route_index[inc.route]]
             start = inc.day * DAY_S + hhmm_to_s(inc.at)
@@ -480,6 +481,8 @@ class PaymentWorld:
             self._attribute(tx, "revenue_cents", tx.price_cents)
             self._attribute(tx, "route_cost_cents", -cost)
             route.unsettled.append((env.now + route.spec.settlement_delay_s, tx, cost))
+            if not route.settling:  # the batch process ended with the queue empty after arrivals closed
+                self._start_card_settlement(route)
             return
         # bank payout: settles when the rail settles (ACH at its window)
         settle_at = route.settlement_time(env.now)
@@ -501,12 +504,16 @@ class PaymentWorld:
         if tx.is_fraud:
             self._schedule_discovery(tx, route)
 
+    def _start_card_settlement(self, route: RouteState) -> None:
+        route.settling = True
+        self.env.process(self._card_settlement(route))
+
     def _card_settlement(self, route: RouteState):
-        """The processor pays out its batch every hour for captures whose settlement delay has passed."""
+        """The processor pays out its batch on every hour for captures whose settlement delay has passed."""
         env = self.env
         q = route.unsettled
         while self.arrivals_open or q or self.hub.pending:
-            yield env.timeout(HOUR_S)
+            yield env.timeout((math.floor(env.now / HOUR_S) + 1) * HOUR_S - env.now)
             total = 0
             while q and q[0][0] <= env.now:
                 _, tx, cost = q.popleft()
@@ -520,6 +527,7 @@ class PaymentWorld:
                 self.ledger.transfer(
                     env.now, "card_settlement", "bank:operating", f"receivable:{route.name}", total
                 )
+        route.settling = False
 
     # ------------------------------------------------------------------ liquidity
     def _seconds_to_close(self) -> float:
@@ -530,8 +538,9 @@ class PaymentWorld:
         """Funds leave the settlement account when the payout is submitted (credit priced if it overdraws)."""
         cost = acct.overdraft_cost_cents(tx.amount_cents, self._seconds_to_close())
         self.ledger.transfer(self.env.now, "payout_submit", "payouts_in_flight", acct.key, tx.amount_cents)
-        if cost:
-            self._book(tx, "liquidity_cost", cost, acct.key)
+        # the price of credit is paid from the operating account: drawn on the settlement account it would
+        # take the balance past its credit line
+        self._book(tx, "liquidity_cost", cost, "bank:operating")
 
     def _undraw(self, tx: Transaction, acct: SettlementAccountState) -> None:
         self.ledger.transfer(self.env.now, "payout_reversed", acct.key, "payouts_in_flight", tx.amount_cents)
@@ -633,7 +642,7 @@ class PaymentWorld:
         credit = src.overdraft_cost_cents(cents + fee, self._seconds_to_close())
         self.ledger.transfer(now, "transfer_out", "transit", src.key, cents)
         self.ledger.transfer(now, "transfer_fee", "treasury_cost", src.key, fee)
-        self.ledger.transfer(now, "credit_cost", "liquidity_cost", src.key, credit)
+        self.ledger.transfer(now, "credit_cost", "liquidity_cost", "bank:operating", credit)
         self.totals["treasury_cost"] += fee
         self.totals["liquidity_cost"] += credit
         self.agent_margin[self.hub.agent_ids["treasury"]] -= fee + credit
