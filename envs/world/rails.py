@@ -109,6 +109,8 @@ class RouteState:
             self.close_s = hhmm_to_s(h.close)
             self.shift = calendar.shift_s(h.utc_offset_h)
             self.reject_outside = h.outside_hours == "reject"
+        # the cached interval answers for times in [_asked_at, _open_until): closed before _open_from, open after
+        self._asked_at = 0.0
         self._open_from = 0.0
         self._open_until = -1.0
         self.windows = [(hhmm_to_s(w.submit_by), hhmm_to_s(w.settle_at)) for w in spec.windows]
@@ -120,6 +122,7 @@ class RouteState:
 
     # ------------------------------------------------------------------ hours
     def _refresh_hours(self, t: float) -> None:
+        self._asked_at = t
         self._open_from, self._open_until = self.calendar.next_open(
             t, self.open_s, self.close_s, self.hours_rule, self.shift
         )
@@ -127,7 +130,7 @@ class RouteState:
     def is_open(self, t: float) -> bool:
         if self.hours_rule is None:
             return True
-        if t >= self._open_until:
+        if t >= self._open_until or t < self._asked_at:
             self._refresh_hours(t)
         return self._open_from <= t
 
@@ -135,7 +138,7 @@ class RouteState:
         """Now if open, else the time the route next opens."""
         if self.hours_rule is None:
             return t
-        if t >= self._open_until:
+        if t >= self._open_until or t < self._asked_at:
             self._refresh_hours(t)
         return max(self._open_from, t)
 
