@@ -102,7 +102,7 @@ def load_scenario(
     try:
         return Scenario.model_validate(data)
     except ValidationError as err:
-        raise ConfigError(format_validation_error(source, err)) from None
+        raise ConfigError(format_validation_error(source, err, Scenario)) from None
 
 
 def scenario_summary(name: str) -> str:
