@@ -53,6 +53,14 @@ def logit(p: float) -> float:
     return math.log(p / (1 - p))
 
 
+def sigmoid(z: float) -> float:
+    """1 / (1 + e^-z), without overflow for large negative ``z``."""
+    if z >= 0.0:
+        return 1.0 / (1.0 + math.exp(-z))
+    e = math.exp(z)
+    return e / (1.0 + e)
+
+
 class RouteState:
     """One route in the running world."""
 
@@ -212,7 +220,7 @@ class RouteState:
             z += self.fraud_offset
         if self.health_now == DEGRADED:
             z += self.spec.health.degraded_approval_logit_offset
-        return 1.0 / (1.0 + math.exp(-z))
+        return sigmoid(z)
 
     def success_probability(self, tx: Transaction) -> float:
         """P(approved) including technical failure from the current health state."""

@@ -37,7 +37,7 @@ from payroute.envs.world.demand import LegitimateDemand, Transaction, Transactio
 from payroute.envs.world.eventlog import EventLog
 from payroute.envs.world.fraud import FraudStreams
 from payroute.envs.world.ledger import Ledger, SettlementAccountState
-from payroute.envs.world.rails import DEGRADED, DOWN, HEALTH_NAMES, RouteState, fee_cents
+from payroute.envs.world.rails import DEGRADED, DOWN, HEALTH_NAMES, RouteState, fee_cents, sigmoid
 
 TERMINAL_STATES = ("settled", "declined", "failed", "expired", "blocked", "abandoned")
 FAMILY_INDEX = {f: i for i, f in enumerate(FAMILIES)}
@@ -315,7 +315,7 @@ class PaymentWorld:
             return base
         extra_bps = (tx.price_cents - self.price_for(tx, 1.0)) / tx.amount_cents * 10_000.0
         z = math.log(max(base, 1e-9) / max(1 - base, 1e-9)) + c.abandon_slope_per_bps * extra_bps
-        return 1.0 / (1.0 + math.exp(-z))
+        return sigmoid(z)
 
     def eligible_routes(self, tx: Transaction) -> list[RouteState]:
         """Routes that may carry ``tx`` now: instrument, corridor, currency, limit, hours, liquidity."""
