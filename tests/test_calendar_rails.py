@@ -89,7 +89,7 @@ def test_same_day_ach_settles_at_its_window_or_the_next_business_day(scenario, s
     ("submit", "settles"),
     [
         (0 * DAY_S + 20 * H, 1 * DAY_S + 8.5 * H),  # Monday before 21:00: Tuesday 08:30
-        (0 * DAY_S + 22 * H, 2 * DAY_S + 8.5 * H),  # missed Monday's file: submitted Tuesday, settles Wednesday
+        (0 * DAY_S + 22 * H, 2 * DAY_S + 8.5 * H),  # missed Monday's file: goes Tuesday, settles Wednesday
         (2 * DAY_S + 12 * H, 4 * DAY_S + 8.5 * H),  # Wednesday: Friday, Thanksgiving is no business day
         (4 * DAY_S + 12 * H, 7 * DAY_S + 8.5 * H),  # Friday: Monday
     ],
@@ -153,7 +153,9 @@ def test_fedwire_is_open_business_days_until_18_and_holds_outside(scenario):
 
 def test_in_the_world_fedwire_holds_evening_payouts_until_monday_or_lets_them_expire():
     """A Friday, every payout on Fedwire: after 18:00 standard payouts wait for Monday, instant ones expire."""
-    world, tx = _world_with("default", {"volume_scale": 0.05, "start_date": "2026-03-06"}, ["fedwire"], seed=1)
+    world, tx = _world_with(
+        "default", {"volume_scale": 0.05, "start_date": "2026-03-06"}, ["fedwire"], seed=1
+    )
     wire = tx[tx.route == "fedwire"]
     evening = wire[wire.t_arrival >= 18 * H]
     standard = evening[evening.urgency == "standard"]
@@ -222,7 +224,9 @@ def test_a_payment_above_a_routes_limit_is_never_eligible_or_sent_there():
         assert ((above.eligible_mask & bit) == 0).all(), name
         assert len(routed[(routed.route == name)]) > 0, name
     # with these preferences a payout over RTP's limit lands on the next route that can take it
-    over_rtp = routed[(routed.instrument == "bank_account") & ~routed.cross_border & (routed.amount_cents > 80_000)]
+    over_rtp = routed[
+        (routed.instrument == "bank_account") & ~routed.cross_border & (routed.amount_cents > 80_000)
+    ]
     assert len(over_rtp) > 10
     assert not over_rtp.route.isin(["rtp", "fednow", "ach_same_day"]).any()
 
@@ -249,7 +253,8 @@ def test_fee_schedules_clip_to_min_and_max_and_apply_volume_tiers():
     assert fee_cents(sched, 1_000_000) == 500
     assert fee_cents(sched, 10_000, multiplier=1.5) == 480
     tiered = FeeSchedule(
-        fixed_cents=92, tiers=(VolumeTier(from_count=14_000, fixed_cents=29), VolumeTier(from_count=90_000, fixed_cents=18))
+        fixed_cents=92,
+        tiers=(VolumeTier(from_count=14_000, fixed_cents=29), VolumeTier(from_count=90_000, fixed_cents=18)),
     )
     assert [fee_cents(tiered, 10**6, n) for n in (0, 13_999, 14_000, 89_999, 90_000)] == [92, 92, 29, 29, 18]
     discounted = FeeSchedule(fixed_cents=10, bps=15.0, tiers=(VolumeTier(from_count=100, bps_discount=3.0),))

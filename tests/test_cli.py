@@ -45,7 +45,9 @@ def test_simulate_json_prints_one_object_with_the_counts_and_kpis(small_yaml):
 
 
 def test_simulate_default_without_json_prints_the_kpi_table():
-    result = runner.invoke(app, ["simulate", "default", "--days", "0.05", "--seed", "1", "--policy", "fastest"])
+    result = runner.invoke(
+        app, ["simulate", "default", "--days", "0.05", "--seed", "1", "--policy", "fastest"]
+    )
     assert result.exit_code == 0, result.output
     for text in ("arrivals", "settled", "approval rate", "margin per transaction", "route cost", "fraud loss",
                  "SLA misses", "liquidity cost"):  # fmt: skip
@@ -78,7 +80,9 @@ BAD_SCENARIOS = [
 
 
 @pytest.mark.parametrize(("name", "overrides", "path", "value", "allowed"), BAD_SCENARIOS)
-def test_a_bad_scenario_file_is_a_short_error_with_exit_code_2(tmp_path, name, overrides, path, value, allowed):
+def test_a_bad_scenario_file_is_a_short_error_with_exit_code_2(
+    tmp_path, name, overrides, path, value, allowed
+):
     bad = _variant(tmp_path, name, overrides)
     result = runner.invoke(app, ["simulate", str(bad), "--days", "0.1"])
     assert result.exit_code == 2
@@ -94,9 +98,18 @@ def test_a_bad_scenario_file_is_a_short_error_with_exit_code_2(tmp_path, name, o
 @pytest.mark.parametrize(
     ("args", "says"),
     [
-        (["simulate", "no_such_scenario"], ["unknown scenario 'no_such_scenario'", "default", "processor_outage"]),
-        (["simulate", "default", "--policy", "smartest"], ["unknown route policy 'smartest'", "cheapest", "priority"]),
-        (["simulate", "default", "--risk", "paranoid"], ["unknown risk policy 'paranoid'", "allow_all", "threshold"]),
+        (
+            ["simulate", "no_such_scenario"],
+            ["unknown scenario 'no_such_scenario'", "default", "processor_outage"],
+        ),
+        (
+            ["simulate", "default", "--policy", "smartest"],
+            ["unknown route policy 'smartest'", "cheapest", "priority"],
+        ),
+        (
+            ["simulate", "default", "--risk", "paranoid"],
+            ["unknown risk policy 'paranoid'", "allow_all", "threshold"],
+        ),
         (["simulate", "missing.yaml"], ["scenario file not found", "missing.yaml"]),
         (["scenarios", "show", "nope"], ["unknown scenario 'nope'", "liquidity_crunch"]),
     ],
@@ -121,7 +134,11 @@ def test_a_real_process_prints_no_traceback(tmp_path):
     bad = _variant(tmp_path, "typed_limit", '  routes:\n    rtp:\n      limit_cents: "lots"\n')
     for args in (["simulate", str(bad)], ["simulate", "default", "--policy", "smartest"]):
         proc = subprocess.run(
-            [sys.executable, "-m", "payroute.cli", *args], capture_output=True, text=True, timeout=120, check=False
+            [sys.executable, "-m", "payroute.cli", *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
         )
         assert proc.returncode == 2
         assert "Traceback" not in proc.stderr and "Traceback" not in proc.stdout

@@ -25,7 +25,9 @@ DEMAND_COLUMNS = [
 @pytest.fixture
 def small_yaml(tmp_path: Path) -> Path:
     path = tmp_path / "small.yaml"
-    path.write_text("name: small\nbase: default\ndescription: default at 3% volume\noverrides: {volume_scale: 0.03}\n")
+    path.write_text(
+        "name: small\nbase: default\ndescription: default at 3% volume\noverrides: {volume_scale: 0.03}\n"
+    )
     return path
 
 

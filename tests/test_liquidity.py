@@ -26,7 +26,9 @@ class WatchedLedger(Ledger):
                 low[account] = min(low.get(account, 0), self.balances[account])
 
 
-def _rtp_world(monkeypatch, mode: str, *, inflow_per_hour: float = 2.0, credit_cents: int = 5_000_000, seed=1):
+def _rtp_world(
+    monkeypatch, mode: str, *, inflow_per_hour: float = 2.0, credit_cents: int = 5_000_000, seed=1
+):
     """The default world at 3% volume, every domestic payout on RTP (fastest route), a thin RTP prefund."""
     WatchedLedger.lowest = {}
     monkeypatch.setattr(world_module, "Ledger", WatchedLedger)

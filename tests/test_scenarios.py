@@ -95,7 +95,8 @@ def test_fraud_surge_multiplies_attacks(default):
         assert factor == (10 if instant_rail_only else 5)  # APP scams and mule cash-outs: ten times
     runs = {}
     for sc in (default, surge):
-        world = PaymentWorld(sc.model_copy(update={"volume_scale": 0.05}), seed=1, policies=bound_policies(), days=1)
+        small = load_scenario(sc, {"volume_scale": 0.05})
+        world = PaymentWorld(small, seed=1, policies=bound_policies(), days=1)
         world.run()
         runs[sc.name] = world
     assert runs["fraud_surge"].post_settlement.total() > 2 * runs["default"].post_settlement.total()
@@ -111,7 +112,7 @@ def test_liquidity_crunch_thins_the_accounts_and_payments_wait(default):
     starved = {}
     for sc in (default, crunch):
         log = EventLog()
-        sc = sc.model_copy(update={"volume_scale": 0.05})
+        sc = load_scenario(sc, {"volume_scale": 0.05})
         world = PaymentWorld(sc, seed=3, policies=bound_policies(route="cheapest"), days=1, log=log)
         world.run()
         tx = log_rows(log, "transaction")
@@ -148,7 +149,7 @@ def test_holiday_peak_is_black_friday_at_two_and_a_half_times_the_volume(default
 def test_cross_border_sends_more_payouts_abroad(default):
     xb = load_scenario("cross_border", {"volume_scale": 0.05})
     shares = {}
-    for sc in (default.model_copy(update={"volume_scale": 0.05}), xb):
+    for sc in (load_scenario(default, {"volume_scale": 0.05}), xb):
         log = EventLog()
         world = PaymentWorld(sc, seed=4, policies=bound_policies(), days=1, log=log)
         world.run()

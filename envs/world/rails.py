@@ -48,6 +48,12 @@ def fee_cents(schedule: FeeSchedule, amount_cents: int, month_count: int = 0, mu
     return int(fee)
 
 
+def _flat(schedule: FeeSchedule) -> tuple[int, float, int, int | None] | None:
+    if schedule.tiers:
+        return None
+    return schedule.fixed_cents, schedule.bps, schedule.min_cents, schedule.max_cents
+
+
 def logit(p: float) -> float:
     p = min(max(p, 1e-6), 1 - 1e-6)
     return math.log(p / (1 - p))
@@ -122,6 +128,11 @@ class RouteState:
         self._open_from = 0.0
         self._open_until = -1.0
         self.windows = [(hhmm_to_s(w.submit_by), hhmm_to_s(w.settle_at)) for w in spec.windows]
+        # fee schedules without volume tiers, unpacked for cost_cents (None: evaluate with fee_cents)
+        self._flat_fee = _flat(spec.fee)
+        self._flat_credit = _flat(interchange.credit)
+        self._flat_debit = _flat(interchange.debit_regulated)
+        self._assessment_bps: dict[tuple[str, bool], float] = {}
         self.window_shift = calendar.shift_s(h.utc_offset_h) if h is not None else 0.0
         # what a router can observe: a window of recent outcomes and latencies
         self.recent_outcomes: list[int] = []
@@ -186,18 +197,45 @@ class RouteState:
 
     # ------------------------------------------------------------------ money
     def cost_cents(self, tx: Transaction) -> int:
-        """What sending ``tx`` on this route costs the PSP, in cents (interchange included for cards)."""
-        month = tx.month_key
-        count = self.month_count if month == self.month_key else 0
-        cost = fee_cents(self.spec.fee, tx.amount_cents, count, self.fee_multiplier)
+        """What sending ``tx`` on this route costs the PSP, in cents (interchange included for cards).
+
+        Routers call this for every eligible route of every payment, so schedules without volume tiers are
+        evaluated inline (the same arithmetic as :func:`fee_cents`, to the cent).
+        """
+        amount = tx.amount_cents
+        flat = self._flat_fee
+        if flat is None:
+            count = self.month_count if tx.month_key == self.month_key else 0
+            cost = fee_cents(self.spec.fee, amount, count, self.fee_multiplier)
+        else:
+            fixed, bps, lo, hi = flat
+            cost = round((fixed + amount * bps / 10_000.0) * self.fee_multiplier)
+            if cost < lo:
+                cost = lo
+            if hi is not None and cost > hi:
+                cost = hi
         if self.is_card:
             ic = self.interchange
-            schedule = ic.debit_regulated if tx.instrument == "card_debit" else ic.credit
-            cost += fee_cents(schedule, tx.amount_cents)
-            bps = ic.network_assessment_bps.get(tx.network, 0.0)
-            if tx.foreign_card:
-                bps += ic.foreign_card_bps
-            cost += round(tx.amount_cents * bps / 10_000.0)
+            debit = tx.instrument == "card_debit"
+            flat = self._flat_debit if debit else self._flat_credit
+            if flat is None:
+                cost += fee_cents(ic.debit_regulated if debit else ic.credit, amount)
+            else:
+                fixed, bps, lo, hi = flat
+                fee = round(fixed + amount * bps / 10_000.0)
+                if fee < lo:
+                    fee = lo
+                if hi is not None and fee > hi:
+                    fee = hi
+                cost += fee
+            key = (tx.network, tx.foreign_card)
+            bps = self._assessment_bps.get(key)
+            if bps is None:
+                bps = ic.network_assessment_bps.get(tx.network, 0.0)
+                if tx.foreign_card:
+                    bps += ic.foreign_card_bps
+                self._assessment_bps[key] = bps
+            cost += round(amount * bps / 10_000.0)
         return int(cost)
 
     def count_submission(self, month_key: int) -> None:

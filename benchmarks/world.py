@@ -1,0 +1,151 @@
+"""Benchmarks of the payment world: throughput against a bare SimPy loop, and memory over long horizons.
+
+Scenario: ``payroute simulate default --policy cheapest`` — one simulated day of the default scenario (about
+10^5 payments) with the cheapest-route and threshold-risk baselines, no event log, on one core. In the same
+run, a bare SimPy loop pushes the same number of payments through the least a discrete-event payment model
+needs — one arrival timeout, one resource request and one processing timeout each — and our rate is reported
+as a share of that rate.
+
+Memory: the default scenario for 3, 10 and 30 simulated days with the event log streamed to Parquet, each
+horizon in a fresh process, reporting the peak resident set size; it should stay under 1 GB and not grow
+with the number of days.
+
+Run ``python benchmarks/world.py`` (or ``python benchmarks/run.py`` for the table and ``--json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import simpy
+
+THROUGHPUT_TARGET_TX_S = 20_000
+MEMORY_TARGET_MB = 1024
+MEMORY_HORIZONS_DAYS = (3, 10, 30)
+
+
+def world_throughput(days: float = 1.0, seed: int = 0, repeats: int = 3) -> dict[str, Any]:
+    """Transactions per second of ``payroute simulate default --policy cheapest`` (best of ``repeats``)."""
+    from payroute.agents.registry import bound_policies
+    from payroute.envs.scenarios import load_scenario
+    from payroute.envs.world import PaymentWorld
+
+    scenario = load_scenario("default")
+    best = None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        world = PaymentWorld(scenario, seed=seed, policies=bound_policies(route="cheapest"), days=days)
+        world.run()
+        wall = time.perf_counter() - start
+        if best is None or wall < best[0]:
+            best = (wall, world.arrivals, world.in_flight)
+    wall, arrivals, in_flight = best
+    assert in_flight == 0
+    return {"transactions": arrivals, "wall_s": wall, "tx_per_s": arrivals / wall, "days": days, "seed": seed}
+
+
+def bare_simpy_throughput(n: int, seed: int = 0, capacity: int = 100, repeats: int = 3) -> dict[str, Any]:
+    """The same number of payments through a bare SimPy loop: arrival timeout, resource request, service timeout."""
+    rng = np.random.default_rng(seed)
+    gaps = rng.exponential(86_400.0 / n, n).tolist()
+    service = rng.lognormal(0.0, 0.5, n).tolist()
+    best = None
+    for _ in range(repeats):
+        env = simpy.Environment()
+        processor = simpy.Resource(env, capacity=capacity)
+
+        def payment(service_s: float, env=env, processor=processor):
+            with processor.request() as req:
+                yield req
+                yield env.timeout(service_s)
+
+        def arrivals(env=env):
+            for gap, service_s in zip(gaps, service, strict=True):
+                yield env.timeout(gap)
+                env.process(payment(service_s))
+
+        start = time.perf_counter()
+        env.process(arrivals())
+        env.run()
+        wall = time.perf_counter() - start
+        best = wall if best is None else min(best, wall)
+    return {"transactions": n, "wall_s": best, "tx_per_s": n / best}
+
+
+def throughput() -> dict[str, Any]:
+    ours = world_throughput()
+    bare = bare_simpy_throughput(ours["transactions"])
+    return {
+        "command": "payroute simulate default --policy cheapest --days 1 --seed 0 (no log)",
+        "world": ours,
+        "bare_simpy": bare,
+        "ratio_to_bare_simpy": ours["tx_per_s"] / bare["tx_per_s"],
+        "target_tx_per_s": THROUGHPUT_TARGET_TX_S,
+        "meets_target": ours["tx_per_s"] >= THROUGHPUT_TARGET_TX_S,
+    }
+
+
+def _memory_child(days: float, log_path: str) -> None:
+    """Run in a fresh process: simulate ``days`` with the log streamed to Parquet, print peak RSS as JSON."""
+    from payroute.simulate import run_simulation
+
+    summary = run_simulation("default", route="cheapest", days=days, seed=0, log_path=log_path)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux reports KiB
+    out = {
+        "days": days,
+        "transactions": summary["arrivals"],
+        "wall_s": summary["wall_s"],
+        "peak_rss_mb": peak_mb,
+        "log_mb": Path(log_path).stat().st_size / 2**20,
+    }
+    print(json.dumps(out))
+
+
+def memory(horizons: tuple[float, ...] = MEMORY_HORIZONS_DAYS) -> dict[str, Any]:
+    """Peak memory per horizon, each in its own process."""
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for days in horizons:
+            log_path = str(Path(tmp) / f"log-{days}d.parquet")
+            cmd = [sys.executable, __file__, "--memory-child", str(days), "--log", log_path]
+            proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
+            rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    peaks = [r["peak_rss_mb"] for r in rows]
+    growth = peaks[-1] / peaks[0] if peaks[0] else float("inf")
+    return {
+        "command": "payroute simulate default --policy cheapest --days N --log FILE.parquet",
+        "runs": rows,
+        "peak_rss_mb": max(peaks),
+        "growth_first_to_last": growth,
+        "target_mb": MEMORY_TARGET_MB,
+        # flat: the longest horizon needs at most 25% more than the shortest although it runs 10x the days
+        "meets_target": max(peaks) < MEMORY_TARGET_MB and growth < 1.25,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--memory-child", type=float, help=argparse.SUPPRESS)
+    parser.add_argument("--log", help=argparse.SUPPRESS)
+    parser.add_argument("--skip-memory", action="store_true", help="only the throughput benchmark")
+    args = parser.parse_args(argv)
+    if args.memory_child is not None:
+        _memory_child(args.memory_child, args.log)
+        return
+    result = {"throughput": throughput()}
+    if not args.skip_memory:
+        result["memory"] = memory()
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
