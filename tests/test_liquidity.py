@@ -7,7 +7,7 @@ import simpy
 import payroute.envs.world.world as world_module
 from payroute.agents.registry import bound_policies
 from payroute.envs.scenarios import load_scenario
-from payroute.envs.world import EventLog, PaymentWorld
+from payroute.envs.world import EventLog, PaymentWorld, TreasuryAction
 from payroute.envs.world.clock import YEAR_S
 from payroute.envs.world.ledger import Ledger, SettlementAccountState
 from tests.conftest import log_rows
@@ -181,3 +181,51 @@ def test_waiters_are_funded_first_come_first_served_and_ended_ones_are_dropped()
     state.wake_waiters(draw)
     assert drawn == [300, 500] and events[2].triggered and not events[1].triggered
     assert not state.waiters and state.balance == 0
+
+
+class CreditLineTreasury:
+    """Closes the RTP prefund's credit line for the first hours of the day, then opens it in full."""
+
+    kind = "treasury"
+
+    def __init__(self, open_at_s: float) -> None:
+        self.open_at_s = open_at_s
+
+    def decide(self, world, payload):
+        line = 0 if world.now < self.open_at_s else 10**12
+        return TreasuryAction(credit_lines={"rtp_prefund": line}), 1.0
+
+
+def test_raising_a_credit_line_releases_the_payments_queued_for_funds(monkeypatch):
+    """Payouts queued while the line was shut go out the moment the treasury opens it, not at the next inflow."""
+    WatchedLedger.lowest = {}
+    monkeypatch.setattr(world_module, "Ledger", WatchedLedger)
+    sc = load_scenario(
+        "default",
+        {
+            "volume_scale": 0.05,
+            "accounts": {
+                "rtp_prefund": {
+                    "opening_balance_cents": 0,
+                    "when_short": "credit",
+                    "credit_limit_cents": 10**10,
+                    "inflow": {"per_hour": 0.0},
+                }
+            },
+            "demand": {"deadline_s": {"standard": 259200, "same_day": 86400, "instant": 86400}},
+        },
+    )
+    policies = bound_policies(route="fastest")
+    opens = 10 * 3600.0
+    policies["treasury"] = CreditLineTreasury(opens)
+    log = EventLog()
+    world = PaymentWorld(sc, seed=2, policies=policies, days=1, log=log)
+    world.run()
+    assert 0 > WatchedLedger.lowest["bank:rtp_prefund"]
+    tx = log_rows(log, "transaction")
+    early = tx[(tx.route == "rtp") & (tx.t_arrival < opens - 600) & (tx.state == "settled")]
+    assert len(early) > 20, "payouts queued before the line opened must still go out"
+    # they went out when the line opened (the hour's treasury decision), within RTP's seconds
+    sent = early.t_arrival + early.latency_s
+    assert (sent >= opens).all()
+    assert (sent < opens + 120).all()

@@ -619,7 +619,9 @@ class PaymentWorld:
                 raise InvalidActionError(
                     f"treasury credit line for unknown account {name!r}; accounts: {sorted(self.accounts)}"
                 )
-            self.accounts[name].credit_limit_override = max(0, int(cents))
+            acct = self.accounts[name]
+            acct.credit_limit_override = max(0, int(cents))
+            acct.wake_waiters(self._fund_waiter)  # a wider line funds payments queued for funds now
         for name, cents in action.transfers.items():
             if name not in self.accounts or self.accounts[name].spec.funded_from is None:
                 raise InvalidActionError(f"treasury transfer to {name!r}: not an account that can be funded")
