@@ -91,26 +91,27 @@ class EventLog:
         self.path = Path(path) if path is not None else None
         self.flush_rows = flush_rows
         self.keep_in_memory = keep_in_memory or self.path is None
-        self._rows: list[dict] = []  # turned into columns at each flush (cheaper than per row)
+        self._cols: dict[str, list] = {name: [] for name in LOG_COLUMN_NAMES}
+        self._n = 0
         self._writer: pq.ParquetWriter | None = None
         self._tables: list[pa.Table] = []
         self.rows_written = 0
 
     def append(self, row: dict) -> None:
-        """Add one row; columns it does not name are null."""
-        rows = self._rows
-        rows.append(row)
-        if len(rows) >= self.flush_rows:
+        cols = self._cols
+        for name in LOG_COLUMN_NAMES:
+            cols[name].append(row.get(name))
+        self._n += 1
+        if self._n >= self.flush_rows:
             self.flush()
 
     def flush(self) -> None:
-        rows = self._rows
-        if not rows:
+        if self._n == 0:
             return
-        cols = {name: [row.get(name) for row in rows] for name in LOG_COLUMN_NAMES}
-        table = pa.Table.from_pydict(cols, schema=LOG_SCHEMA)
-        self.rows_written += len(rows)
-        self._rows = []
+        table = pa.Table.from_pydict(self._cols, schema=LOG_SCHEMA)
+        self._cols = {name: [] for name in LOG_COLUMN_NAMES}
+        self.rows_written += self._n
+        self._n = 0
         if self.path is not None:
             if self._writer is None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
