@@ -120,6 +120,7 @@ class PaymentWorld:
 
         # decisions in force
         self.price_multipliers = np.ones((len(self.segments), len(FAMILIES)))
+        self._price_lists = {family: scenario.prices.for_family(family) for family in FAMILIES}
         self.fraud_intensity = np.ones(len(self.fraud.pattern_names))
 
         # accounting of outcomes
@@ -305,10 +306,9 @@ class PaymentWorld:
         """What the PSP charges for ``tx`` at a multiplier of its list price (the one in force by default)."""
         if multiplier is None:
             multiplier = self.price_multipliers[tx.segment, FAMILY_INDEX[tx.family]]
-        prices = self.scenario.prices
-        fee = fee_cents(prices.for_family(tx.family), tx.amount_cents, 0, multiplier)
+        fee = fee_cents(self._price_lists[tx.family], tx.amount_cents, 0, multiplier)
         if tx.urgency == "instant":
-            fee += round(prices.instant_surcharge_cents * multiplier)
+            fee += round(self.scenario.prices.instant_surcharge_cents * multiplier)
         return int(fee)
 
     def abandon_probability(self, tx: Transaction) -> float:
@@ -354,7 +354,8 @@ class PaymentWorld:
             return
 
         # risk
-        if hub.is_external("risk"):
+        external = hub.external
+        if "risk" in external:
             point = hub.open("risk", tx, {})
             action = yield point.event
             prop = point.propensity
@@ -390,7 +391,7 @@ class PaymentWorld:
         if not eligible:
             self._terminate(tx, "failed", "no_route")
             return
-        if hub.is_external("route"):
+        if "route" in external:
             point = hub.open("route", tx, {"eligible": eligible})
             action = yield point.event
             prop = point.propensity
