@@ -205,3 +205,31 @@ def test_card_payments_in_process_at_the_horizon_still_settle(days):
         _counts_add_up(world)
         assert world.ledger.total() == 0
         assert all(world.ledger.balance(f"receivable:{r.name}") == 0 for r in world.routes)
+
+
+def test_conservation_holds_when_outside_agents_answer_route_risk_and_treasury(small_scenario):
+    """The decision-point path (what Gymnasium environments drive) keeps every invariant too."""
+    from payroute.envs.world import TreasuryAction
+
+    policies = bound_policies(route=None, risk=None, treasury=None)
+    world = PaymentWorld(small_scenario, seed=9, policies=policies, days=0.5)
+    rng = np.random.default_rng(0)
+    answered = {"route": 0, "risk": 0, "treasury": 0}
+    while (point := world.run_until_decision()) is not None:
+        answered[point.kind] += 1
+        if point.kind == "route":
+            eligible = point.info["eligible"]
+            pick = eligible[int(rng.integers(len(eligible)))]
+            point.resolve(pick.index, 1.0 / len(eligible))
+        elif point.kind == "risk":
+            point.resolve(int(rng.choice([0, 0, 0, 1, 2])), 0.2)
+        else:
+            point.resolve(TreasuryAction(transfers={"rtp_prefund": int(rng.integers(-(10**6), 10**6))}), 1.0)
+        if answered["route"] % 250 == 0:
+            _counts_add_up(world)
+            assert world.ledger.total() == 0
+    assert answered["route"] > 500 and answered["risk"] > answered["route"] and answered["treasury"] >= 12
+    assert world.done and world.in_flight == 0
+    _counts_add_up(world)
+    assert world.ledger.total() == 0
+    assert world.agent_margin["router"] != 0 and world.agent_margin["risk"] != 0
