@@ -144,3 +144,36 @@ def test_a_real_process_prints_no_traceback(tmp_path):
         assert "Traceback" not in proc.stderr and "Traceback" not in proc.stdout
         assert proc.stderr.startswith("error:")
         assert proc.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("name: x\nbase: 3\noverrides: {}\n", ["base = 3", "allowed: a shipped scenario name", "default"]),
+        ("name: x\nbase: default\noverrides: [1, 2]\n", ["overrides = [1, 2]", "allowed: a mapping"]),
+        ("name: x\nbase: default\nextends: fee_hike\n", ["a variant takes only", "extends"]),
+        ("- just\n- a list\n", ["expected a mapping at the top level"]),
+        ("name: x\nbase: default\noverrides: {volume_scale: 0}\n", ["volume_scale = 0", "greater than 0"]),
+    ],
+)
+def test_a_malformed_variant_file_is_a_short_error(tmp_path, text, says):
+    path = tmp_path / "variant.yaml"
+    path.write_text(text)
+    result = runner.invoke(app, ["simulate", str(path), "--days", "0.1"])
+    assert result.exit_code == 2
+    assert isinstance(result.exception, SystemExit)
+    for part in says:
+        assert part in result.stderr
+
+
+def test_a_variant_finds_its_base_file_next_to_it(tmp_path, monkeypatch):
+    folder = tmp_path / "my_scenarios"
+    folder.mkdir()
+    (folder / "base.yaml").write_text("name: base\nbase: default\noverrides: {volume_scale: 0.02}\n")
+    (folder / "variant.yaml").write_text(
+        "name: variant\nbase: base.yaml\noverrides: {start_date: 2026-03-06}\n"
+    )
+    monkeypatch.chdir(tmp_path)  # not the folder the files are in
+    result = runner.invoke(app, ["scenarios", "show", str(folder / "variant.yaml")])
+    assert result.exit_code == 0, result.output
+    assert "volume_scale: 0.02" in result.stdout and "start_date: '2026-03-06'" in result.stdout
