@@ -123,10 +123,19 @@ def test_unknown_names_are_a_short_error_listing_what_exists(args, says):
     assert result.stdout == ""
 
 
-def test_a_bad_option_value_exits_2():
-    result = runner.invoke(app, ["simulate", "default", "--days", "0"])
+@pytest.mark.parametrize(("option", "value"), [("--days", "0"), ("--days", "soon"), ("--seed", "-1")])
+def test_a_bad_option_value_exits_2(option, value):
+    result = runner.invoke(app, ["simulate", "default", option, value])
     assert result.exit_code == 2
-    assert "--days" in result.output
+    assert isinstance(result.exception, SystemExit)
+    assert option in result.output
+
+
+def test_a_log_path_that_is_a_folder_is_a_short_error(tmp_path):
+    result = runner.invoke(app, ["simulate", "default", "--days", "0.01", "--log", str(tmp_path)])
+    assert result.exit_code == 2
+    assert isinstance(result.exception, SystemExit)
+    assert "--log" in result.stderr and "is a folder" in result.stderr
 
 
 def test_a_real_process_prints_no_traceback(tmp_path):
