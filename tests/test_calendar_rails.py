@@ -273,3 +273,15 @@ def test_a_card_routes_cost_adds_interchange_and_network_assessment(scenario):
     assert gamma.cost_cents(Tx()) == 15 + 27 + 14
     Tx.foreign_card = True  # plus 100 bps cross-border assessment
     assert gamma.cost_cents(Tx()) == 15 + 27 + 14 + 100
+
+
+def test_a_correspondent_abroad_keeps_its_own_hours_and_weekdays(scenario):
+    """SWIFT correspondent: 08:00-17:00 CET (UTC+1) on weekdays, i.e. 02:00-11:00 ET, US holidays included."""
+    swift = _route(scenario, "swift_correspondent", THANKSGIVING_WEEK)
+    assert not swift.is_open(1.5 * H) and swift.is_open(2 * H) and swift.is_open(10.9 * H)
+    assert not swift.is_open(11 * H)
+    assert swift.next_open_time(12 * H) == DAY_S + 2 * H
+    assert swift.is_open(3 * DAY_S + 4 * H), "Thanksgiving is a US holiday, not a holiday in Frankfurt"
+    assert swift.next_open_time(4 * DAY_S + 12 * H) == 7 * DAY_S + 2 * H  # Friday afternoon -> Monday
+    # Sunday 20:00 ET is Monday 02:00 CET: still closed until 08:00 CET
+    assert swift.next_open_time(6 * DAY_S + 20 * H) == 7 * DAY_S + 2 * H
