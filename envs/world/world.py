@@ -21,6 +21,8 @@ discovery) never depends on what policies do, so two policies on one seed are co
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import math
 from collections import Counter, deque
@@ -190,17 +192,18 @@ class PaymentWorld:
         """Run with bound policies only (raises if an outside decision is needed)."""
         stop = until if until is not None else math.inf
         peek, step, pending = self.env.peek, self.env.step, self.hub.pending
-        if not self.hub.external:  # no decision can wait for an outside agent: the tight loop
+        with _fewer_collections():
+            if not self.hub.external:  # no decision can wait for an outside agent: the tight loop
+                while (t := peek()) != math.inf and t <= stop:
+                    step()
+                return
             while (t := peek()) != math.inf and t <= stop:
                 step()
-            return
-        while (t := peek()) != math.inf and t <= stop:
-            step()
-            if pending:
-                raise RuntimeError(
-                    f"an outside agent must answer a {pending[0].kind!r} decision: "
-                    "use run_until_decision() or bind a policy to it"
-                )
+                if pending:
+                    raise RuntimeError(
+                        f"an outside agent must answer a {pending[0].kind!r} decision: "
+                        "use run_until_decision() or bind a policy to it"
+                    )
 
     def run_until_decision(self, until: float | None = None):
         """Step the simulation until an outside decision is pending (returned) or the episode ends (``None``)."""
@@ -857,6 +860,23 @@ class PaymentWorld:
             "kpis": self.kpis(),
             "route_mix": dict(self.route_counts),
         }
+
+
+@contextlib.contextmanager
+def _fewer_collections(young_threshold: int = 50_000):
+    """Run the cyclic garbage collector's young generation less often while the world runs.
+
+    Every payment allocates a few dozen short-lived containers (events, tuples, generator frames) that
+    reference counting frees at once; with the default threshold of 700 allocations the collector would
+    still sweep them thousands of times a simulated day, about a tenth of the run time. The previous
+    thresholds are restored on the way out.
+    """
+    before = gc.get_threshold()
+    gc.set_threshold(max(before[0], young_threshold), *before[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
 
 
 def _as_lists(cols: dict[str, np.ndarray]) -> dict[str, list]:
