@@ -233,3 +233,16 @@ def test_conservation_holds_when_outside_agents_answer_route_risk_and_treasury(s
     _counts_add_up(world)
     assert world.ledger.total() == 0
     assert world.agent_margin["router"] != 0 and world.agent_margin["risk"] != 0
+
+
+def test_running_the_world_leaves_the_garbage_collector_as_it_was(small_scenario):
+    import gc
+
+    before = gc.get_threshold()
+    world = PaymentWorld(small_scenario, seed=1, policies=bound_policies(), days=0.1)
+    world.run()
+    assert gc.get_threshold() == before
+    waiting = PaymentWorld(small_scenario, seed=1, policies=bound_policies(route=None), days=0.1)
+    with pytest.raises(RuntimeError, match="outside agent"):
+        waiting.run()
+    assert gc.get_threshold() == before
