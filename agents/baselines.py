@@ -263,6 +263,8 @@ ROUTE_BASELINES = {
 }
 RISK_BASELINES = {"allow_all": AllowAll, "threshold": RiskThreshold, "card_blocker": CardBlocker}
 PRICE_BASELINES = {"static_pricing": StaticPricing, "cost_plus": CostPlusPricing}
+
+
 class HoldTreasury:
     """Does nothing: no transfers, the scenario's credit lines. What treasury is worth is measured against it."""
 

@@ -106,7 +106,7 @@ def simulate(
     ] = "cheapest",
     risk: Annotated[str, typer.Option(help="Risk policy: a baseline name.")] = "threshold",
     days: Annotated[float, typer.Option(min=0.01, help="Days of arrivals to simulate.")] = 1.0,
-    seed: Annotated[int, typer.Option(help="Episode seed.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="Episode seed (an integer >= 0).")] = 0,
     log: Annotated[Path | None, typer.Option(help="Write the event log to this Parquet file.")] = None,
     explore: Annotated[
         float | None,
@@ -126,6 +126,8 @@ def simulate(
     """Simulate SCENARIO with a routing baseline or bundle and print the KPIs."""
     from payroute.simulate import run_simulation
 
+    if log is not None and log.is_dir():
+        raise PayrouteError(f"--log = {str(log)!r}: is a folder; allowed: a file path such as day.parquet")
     summary = run_simulation(
         scenario,
         route=policy,

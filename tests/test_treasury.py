@@ -151,8 +151,7 @@ def _reconcile_with_log(world: PaymentWorld, log: EventLog) -> dict[str, int]:
         "transfer_in": 1,
         "transfer_out": -1,
         "transfer_fee": -1,
-        "credit_cost": -1,
-    }
+    }  # intraday credit is paid for from the operating account, not from the account that borrowed
     for r in rows[rows.record == "account"].itertuples():
         if r.kind in sign:
             balance[r.account] += sign[r.kind] * int(r.amount_cents)
@@ -162,7 +161,6 @@ def _reconcile_with_log(world: PaymentWorld, log: EventLog) -> dict[str, int]:
             continue
         if r.state == "settled":
             balance[acct] -= int(r.amount_cents)  # the payout left the account
-        balance[acct] -= int(r.liquidity_cost_cents)  # intraday credit it paid for
     for r in rows[(rows.record == "post_settlement") & (rows.kind == "return")].itertuples():
         acct = route_account.get(r.route)
         if acct is not None:

@@ -74,8 +74,20 @@ def resolve_scenario_dict(name_or_path: str | Path, _seen: tuple[Path, ...] = ()
         raise ConfigError(
             f"{path}: a variant takes only name, base, description, overrides; unknown: {unknown}"
         )
-    base = resolve_scenario_dict(data["base"], (*_seen, path))
-    merged = deep_merge(base, data.get("overrides") or {})
+    base_ref, overrides = data["base"], data.get("overrides") or {}
+    if not isinstance(base_ref, str) or not base_ref:
+        raise ConfigError(
+            f"{path}: base = {base_ref!r}: allowed: a shipped scenario name "
+            f"({', '.join(available_scenarios())}) or a path to a .yaml file"
+        )
+    if not isinstance(overrides, dict):
+        raise ConfigError(f"{path}: overrides = {overrides!r}: allowed: a mapping of the fields to change")
+    if Path(base_ref).suffix in (".yaml", ".yml") and not Path(base_ref).is_absolute():
+        beside = path.parent / base_ref  # a base named by a relative path is found next to the variant
+        if beside.exists():
+            base_ref = str(beside)
+    base = resolve_scenario_dict(base_ref, (*_seen, path))
+    merged = deep_merge(base, overrides)
     merged["name"] = data.get("name", path.stem)
     if "description" in data:
         merged["description"] = data["description"]
@@ -102,7 +114,7 @@ def load_scenario(
     try:
         return Scenario.model_validate(data)
     except ValidationError as err:
-        raise ConfigError(format_validation_error(source, err)) from None
+        raise ConfigError(format_validation_error(source, err, Scenario)) from None
 
 
 def scenario_summary(name: str) -> str:

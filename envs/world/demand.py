@@ -110,6 +110,7 @@ class TransactionFactory:
         self.deadline_by_urgency = [d.deadline_s[u] for u in URGENCIES]
         self.card_deadline_s = d.card_deadline_s
         self.separability = scenario.risk.separability
+        self._month_key: dict[int, int] = {}  # day index -> year * 12 + month
 
     def block(
         self,
@@ -199,8 +200,11 @@ class TransactionFactory:
         tx.is_fraud = is_fraud
         tx.pattern = pattern
         day = int(t // DAY_S)
-        d = self.calendar.date(day)
-        tx.month_key = d.year * 12 + d.month
+        month_key = self._month_key.get(day)
+        if month_key is None:
+            d = self.calendar.date(day)
+            month_key = self._month_key[day] = d.year * 12 + d.month
+        tx.month_key = month_key
         tx.u_approve = float(cols["u_approve"][i])
         tx.u_abandon = float(cols["u_abandon"][i])
         tx.u_challenge = float(cols["u_challenge"][i])

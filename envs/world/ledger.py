@@ -19,7 +19,8 @@ so the sum of all account balances is zero at every instant. Accounts the world 
 ================================  ===============================================================
 
 A settlement account may not go below zero unless its scenario allows intraday credit
-(``when_short: credit``), and then every draw on credit pays for it.
+(``when_short: credit``), and then never below its credit line; every draw on credit pays for it, from
+``bank:operating`` (so the price of credit never pushes the account past its line).
 """
 
 from __future__ import annotations

@@ -50,9 +50,23 @@ def fee_cents(schedule: FeeSchedule, amount_cents: int, month_count: int = 0, mu
     return int(fee)
 
 
+def _flat(schedule: FeeSchedule) -> tuple[int, float, int, int | None] | None:
+    if schedule.tiers:
+        return None
+    return schedule.fixed_cents, schedule.bps, schedule.min_cents, schedule.max_cents
+
+
 def logit(p: float) -> float:
     p = min(max(p, 1e-6), 1 - 1e-6)
     return math.log(p / (1 - p))
+
+
+def sigmoid(z: float) -> float:
+    """1 / (1 + e^-z), without overflow for large negative ``z``."""
+    if z >= 0.0:
+        return 1.0 / (1.0 + math.exp(-z))
+    e = math.exp(z)
+    return e / (1.0 + e)
 
 
 class RouteState:
@@ -111,9 +125,16 @@ class RouteState:
             self.close_s = hhmm_to_s(h.close)
             self.shift = calendar.shift_s(h.utc_offset_h)
             self.reject_outside = h.outside_hours == "reject"
+        # the cached interval answers for times in [_asked_at, _open_until): closed before _open_from, open after
+        self._asked_at = 0.0
         self._open_from = 0.0
         self._open_until = -1.0
         self.windows = [(hhmm_to_s(w.submit_by), hhmm_to_s(w.settle_at)) for w in spec.windows]
+        # fee schedules without volume tiers, unpacked for cost_cents (None: evaluate with fee_cents)
+        self._flat_fee = _flat(spec.fee)
+        self._flat_credit = _flat(interchange.credit)
+        self._flat_debit = _flat(interchange.debit_regulated)
+        self._assessment_bps: dict[tuple[str, bool], float] = {}
         self.window_shift = calendar.shift_s(h.utc_offset_h) if h is not None else 0.0
         # what a router can observe: a sliding window of recent outcomes and latencies
         self.window = OBSERVATION_WINDOW
@@ -125,6 +146,7 @@ class RouteState:
 
     # ------------------------------------------------------------------ hours
     def _refresh_hours(self, t: float) -> None:
+        self._asked_at = t
         self._open_from, self._open_until = self.calendar.next_open(
             t, self.open_s, self.close_s, self.hours_rule, self.shift
         )
@@ -132,7 +154,7 @@ class RouteState:
     def is_open(self, t: float) -> bool:
         if self.hours_rule is None:
             return True
-        if t >= self._open_until:
+        if t >= self._open_until or t < self._asked_at:
             self._refresh_hours(t)
         return self._open_from <= t
 
@@ -140,7 +162,7 @@ class RouteState:
         """Now if open, else the time the route next opens."""
         if self.hours_rule is None:
             return t
-        if t >= self._open_until:
+        if t >= self._open_until or t < self._asked_at:
             self._refresh_hours(t)
         return max(self._open_from, t)
 
@@ -213,6 +235,8 @@ class RouteState:
         """What sending ``tx`` on this route costs the PSP, in cents (interchange included for cards).
 
         Quoted once per transaction and route (the volume tier in force when first asked), then remembered.
+        Routers call this for every eligible route of every payment, so schedules without volume tiers are
+        evaluated inline (the same arithmetic as :func:`fee_cents`, to the cent).
         """
         quotes = tx.cost_quotes
         if quotes is None:
@@ -221,17 +245,40 @@ class RouteState:
             cached = quotes.get(self.index)
             if cached is not None:
                 return cached
-        month = tx.month_key
-        count = self.month_count if month == self.month_key else 0
-        cost = fee_cents(self.spec.fee, tx.amount_cents, count, self.fee_multiplier)
+        amount = tx.amount_cents
+        flat = self._flat_fee
+        if flat is None:
+            count = self.month_count if tx.month_key == self.month_key else 0
+            cost = fee_cents(self.spec.fee, amount, count, self.fee_multiplier)
+        else:
+            fixed, bps, lo, hi = flat
+            cost = round((fixed + amount * bps / 10_000.0) * self.fee_multiplier)
+            if cost < lo:
+                cost = lo
+            if hi is not None and cost > hi:
+                cost = hi
         if self.is_card:
             ic = self.interchange
-            schedule = ic.debit_regulated if tx.instrument == "card_debit" else ic.credit
-            cost += fee_cents(schedule, tx.amount_cents)
-            bps = ic.network_assessment_bps.get(tx.network, 0.0)
-            if tx.foreign_card:
-                bps += ic.foreign_card_bps
-            cost += round(tx.amount_cents * bps / 10_000.0)
+            debit = tx.instrument == "card_debit"
+            flat = self._flat_debit if debit else self._flat_credit
+            if flat is None:
+                cost += fee_cents(ic.debit_regulated if debit else ic.credit, amount)
+            else:
+                fixed, bps, lo, hi = flat
+                fee = round(fixed + amount * bps / 10_000.0)
+                if fee < lo:
+                    fee = lo
+                if hi is not None and fee > hi:
+                    fee = hi
+                cost += fee
+            key = (tx.network, tx.foreign_card)
+            bps = self._assessment_bps.get(key)
+            if bps is None:
+                bps = ic.network_assessment_bps.get(tx.network, 0.0)
+                if tx.foreign_card:
+                    bps += ic.foreign_card_bps
+                self._assessment_bps[key] = bps
+            cost += round(amount * bps / 10_000.0)
         quotes[self.index] = cost = int(cost)
         return cost
 
@@ -255,7 +302,7 @@ class RouteState:
             z += self.fraud_offset
         if self.health_now == DEGRADED:
             z += self.spec.health.degraded_approval_logit_offset
-        return 1.0 / (1.0 + math.exp(-z))
+        return sigmoid(z)
 
     def success_probability(self, tx: Transaction) -> float:
         """P(approved) including technical failure from the current health state."""
