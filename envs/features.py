@@ -77,30 +77,44 @@ class TransactionFeatures:
         self._urg_index = {u: i for i, u in enumerate(URGENCIES)}
         self._inst_index = {n: i for i, n in enumerate(INSTRUMENTS)}
         self.size = len(f)
+        self._day = -1  # calendar features are the same all day: computed once per day
+        self._weekday = self._business = 0.0
 
-    def fill(self, out: np.ndarray, tx: Transaction, now: float) -> None:
-        """Write the features into ``out[: self.size]`` (``out`` is zeroed by the caller)."""
-        out[0] = min(math.log1p(tx.amount_cents) / _LOG_AMOUNT_SCALE, 1.0)
-        out[self._seg_off + tx.segment] = 1.0
-        out[self._inst_off + self._inst_index[tx.instrument]] = 1.0
+    def values(self, tx: Transaction, now: float) -> list[float]:
+        """The features as a list of floats, in :attr:`features` order."""
+        v = [0.0] * self.size
+        v[0] = min(math.log1p(tx.amount_cents) / _LOG_AMOUNT_SCALE, 1.0)
+        v[self._seg_off + tx.segment] = 1.0
+        v[self._inst_off + self._inst_index[tx.instrument]] = 1.0
         net = self._net_index.get(tx.network)
         if net is not None:
-            out[self._net_off + net] = 1.0
-        out[self._xb_off] = 1.0 if tx.cross_border else 0.0
-        out[self._xb_off + 1] = 1.0 if tx.foreign_card else 0.0
+            v[self._net_off + net] = 1.0
+        if tx.cross_border:
+            v[self._xb_off] = 1.0
+        if tx.foreign_card:
+            v[self._xb_off + 1] = 1.0
         urg = self._urg_index.get(tx.urgency)
         if urg is not None:
-            out[self._urg_off + urg] = 1.0
+            v[self._urg_off + urg] = 1.0
         k = self._urg_off + len(URGENCIES)
-        out[k] = min(math.log1p(max(tx.deadline_t - now, 0.0)) / _LOG_DEADLINE_SCALE, 1.0)
-        out[k + 1] = tx.risk_score
-        angle = 2.0 * math.pi * (now % DAY_S) / DAY_S
-        out[k + 2] = math.sin(angle)
-        out[k + 3] = math.cos(angle)
-        cal = self.world.calendar
+        v[k] = min(math.log1p(max(tx.deadline_t - now, 0.0)) / _LOG_DEADLINE_SCALE, 1.0)
+        v[k + 1] = tx.risk_score
         day = int(now // DAY_S)
-        out[k + 4] = cal.weekday(now) / 6.0
-        out[k + 5] = 1.0 if cal.is_business_day(day) else 0.0
+        if day != self._day:
+            self._day = day
+            cal = self.world.calendar
+            self._weekday = cal.weekday(now) / 6.0
+            self._business = 1.0 if cal.is_business_day(day) else 0.0
+        angle = 2.0 * math.pi * (now - day * DAY_S) / DAY_S
+        v[k + 2] = math.sin(angle)
+        v[k + 3] = math.cos(angle)
+        v[k + 4] = self._weekday
+        v[k + 5] = self._business
+        return v
+
+    def fill(self, out: np.ndarray, tx: Transaction, now: float) -> None:
+        """Write the features into ``out[: self.size]``."""
+        out[: self.size] = self.values(tx, now)
 
 
 class RoutingFeatures:
@@ -150,15 +164,18 @@ class RoutingFeatures:
         self.size = len(f)
         n = len(self.routes)
         self._bits = np.arange(n, dtype=np.int64)
-        self._block = np.zeros((n, len(self.PER_ROUTE)), dtype=np.float64)
+        self._block = [0.0] * (n * len(self.PER_ROUTE))
+        for i in range(n):
+            self._block[i * len(self.PER_ROUTE) + 5] = 1.0  # round-the-clock routes: no cut-off
         self._versions = [-1] * n
         self._caps = [r.spec.capacity or 100 for r in self.routes]
         self._queued = [r.index for r in self.routes if r.resource is not None]
         self._timed = [r.index for r in self.routes if r.windows or r.hours_rule is not None]
-        self._cut_at = np.full(n, np.inf)
-        self._cut_valid = np.full(n, np.inf)
-        self._cut_valid[self._timed] = -np.inf
-        self._cut_valid_min = -np.inf
+        self._cut_at = [math.inf] * n
+        self._cut_valid = [-math.inf] * n
+        self._cut_valid_min = -math.inf if self._timed else math.inf
+        self._width = len(self.PER_ROUTE)
+        self._last_eligible: list[int] = []
         self.low = np.array([x.low for x in f], dtype=np.float32)
         self.high = np.array([x.high for x in f], dtype=np.float32)
         self.names = [x.name for x in f]
@@ -167,37 +184,46 @@ class RoutingFeatures:
         return _schema_dict(self.features)
 
     def build(self, tx: Transaction, now: float) -> np.ndarray:
-        out = np.zeros(self.size, dtype=np.float32)
-        self.tx_features.fill(out, tx, now)
-        block = self._block
+        block = self._block  # flat list, PER_ROUTE values per route
+        width = self._width
+        routes = self.routes
         # recent approval, count and latency change only when a route reports an outcome
-        for i, r in enumerate(self.routes):
-            if r.stats_version != self._versions[i]:
-                self._versions[i] = r.stats_version
+        versions = self._versions
+        for i, r in enumerate(routes):
+            if r.stats_version != versions[i]:
+                versions[i] = r.stats_version
                 n = r.recent_count
-                block[i, 0] = r.recent_approved / n if n else 0.5
-                block[i, 1] = n / r.window
+                j = i * width
+                block[j] = r.recent_approved / n if n else 0.5
+                block[j + 1] = n / r.window
                 mean_latency = r.recent_latency_sum / n if n else r.latency_median_s
-                block[i, 2] = min(math.log1p(mean_latency) / _LOG_LATENCY_SCALE, 1.0)
+                block[j + 2] = min(math.log1p(mean_latency) / _LOG_LATENCY_SCALE, 1.0)
         for i in self._queued:
-            block[i, 3] = min(self.routes[i].in_queue / self._caps[i], 5.0)
+            block[i * width + 3] = min(routes[i].in_queue / self._caps[i], 5.0)
         if now >= self._cut_valid_min:
+            cut_at, cut_valid = self._cut_at, self._cut_valid
             for i in self._timed:
-                if now >= self._cut_valid[i]:
-                    self._cut_at[i], self._cut_valid[i] = self.routes[i].next_cutoff(now)
-            self._cut_valid_min = float(self._cut_valid.min())
-        block[:, 5] = np.clip((self._cut_at - now) / DAY_S, 0.0, 1.0)
-        eligible = (tx.eligible_mask >> self._bits) & 1
-        block[:, 6] = eligible
-        block[:, 4] = 0.0
+                if now >= cut_valid[i]:
+                    cut_at[i], cut_valid[i] = routes[i].next_cutoff(now)
+            self._cut_valid_min = min(cut_valid[i] for i in self._timed)
+        for i in self._timed:
+            block[i * width + 5] = min(max((self._cut_at[i] - now) / DAY_S, 0.0), 1.0)
+        # this payment's cost and eligibility: clear the last payment's eligible routes, fill this one's
+        for j in self._last_eligible:
+            block[j + 4] = 0.0
+            block[j + 6] = 0.0
+        mask = tx.eligible_mask
         amount = tx.amount_cents
-        for i in np.flatnonzero(eligible):
-            block[i, 4] = min(self.routes[i].cost_cents(tx) / amount, 10.0)
-        k = self.tx_features.size
-        out[k : k + block.size] = block.ravel()
-        for j, a in enumerate(self.accounts):
-            out[k + block.size + j] = max(min(a.balance / (a.target or 1), 5.0), -5.0)
-        return out
+        eligible = []
+        for i, r in enumerate(routes):
+            if (mask >> i) & 1:
+                j = i * width
+                block[j + 4] = min(r.cost_cents(tx) / amount, 10.0)
+                block[j + 6] = 1.0
+                eligible.append(j)
+        self._last_eligible = eligible
+        accounts = [max(min(a.balance / (a.target or 1), 5.0), -5.0) for a in self.accounts]
+        return np.array(self.tx_features.values(tx, now) + block + accounts, dtype=np.float32)
 
     def mask(self, tx: Transaction) -> np.ndarray:
         """The eligible-route mask of ``tx`` as int8 (1 = eligible), in route order."""

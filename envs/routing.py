@@ -127,6 +127,8 @@ class RoutingEnv(TransactionDecisionEnv):
     # ------------------------------------------------------------------ world hooks
     def _on_new_world(self, world: PaymentWorld) -> None:
         self.features = RoutingFeatures(world)
+        self._timed_routes = [r for r in world.routes if r.hours_rule is not None]
+        self._open_template = [True] * len(world.routes)
         self._lost_cents = 0
         self._outcomes: list[dict] = []
         world.outcome_listeners.append(self._on_outcome)
@@ -150,6 +152,13 @@ class RoutingEnv(TransactionDecisionEnv):
 
     def _extra_total(self) -> float:
         return -float(self._lost_cents)
+
+    def _route_open(self) -> list[bool]:
+        now = self.world.now
+        is_open = self._open_template.copy()
+        for r in self._timed_routes:
+            is_open[r.index] = r.is_open(now)
+        return is_open
 
     def _observe(self, point: DecisionPoint):
         tx = point.payload
@@ -182,7 +191,7 @@ class RoutingEnv(TransactionDecisionEnv):
             "t": self.world.now,
             "route_names": self.route_names,
             "route_latency_s": self._latency_s,
-            "route_open": [r.hours_rule is None or r.is_open(self.world.now) for r in self.world.routes],
+            "route_open": self._route_open(),
         }
 
     # ------------------------------------------------------------------ gym API

@@ -257,12 +257,13 @@ class PaymentWorld:
     def run_until_decision(self, until: float | None = None):
         """Step the simulation until an outside decision is pending (returned) or the episode ends (``None``)."""
         stop = until if until is not None else math.inf
-        env, pending = self.env, self.hub.pending
+        peek, step, pending = self.env.peek, self.env.step, self.hub.pending
+        inf = math.inf
         while not pending:
-            t = env.peek()
-            if t == math.inf or t > stop:
+            t = peek()
+            if t == inf or t > stop:
                 return None
-            env.step()
+            step()
         return pending.pop(0)
 
     @property
