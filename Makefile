@@ -27,7 +27,7 @@ test: $(STAMP) lint
 	$(BIN)/python -m pytest -n 2 tests
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/run.py
+	$(BIN)/payroute bench
 
 clean:
 	rm -rf $(VENV) build *.egg-info

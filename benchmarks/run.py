@@ -9,12 +9,77 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import subprocess
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import world as world_bench  # noqa: E402  (benchmarks/world.py, next to this file)
+
+HERE = Path(__file__).resolve().parent
+# the other benchmarks run as scripts in their own process; each prints a JSON record as its last line
+SCRIPTS = ("routing_env", "ecosystem", "bundle_latency", "ope")
+
+
+def run_script(name: str) -> dict:
+    out = subprocess.run(
+        [sys.executable, str(HERE / f"{name}.py")], capture_output=True, text=True, check=False
+    )
+    lines = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
+    if out.returncode != 0 or not lines:
+        return {
+            "benchmark": name,
+            "error": (out.stderr or out.stdout).strip().splitlines()[-1:] or ["failed"],
+        }
+    return json.loads(lines[-1])
+
+
+def _script_rows(results: dict, add) -> None:
+    r = results.get("routing_env")
+    if r and "error" not in r:
+        add(
+            f"Routing-v0, random valid policy ({r['steps']:,} steps)",
+            f"{r['steps_per_s']:,} steps/s",
+            f">= {r['target_steps_per_s']:,}",
+            r["passed"],
+        )
+        add("Routing-v0 / bare SimPy loop", f"{r['ratio_to_bare_simpy']:.2f}", "", None)
+        add("Routing-v0, async vector of 2 (wall)", f"{r['async_vector_2_steps_per_s']:,} steps/s", "", None)
+    r = results.get("ecosystem")
+    if r and "error" not in r:
+        add(
+            f"multi-agent ecosystem, 5 random agents ({r['agent_steps']:,} agent-steps)",
+            f"{r['agent_steps_per_s']:,} agent-steps/s",
+            f">= {r['target_agent_steps_per_s']:,}",
+            r["passed"],
+        )
+    r = results.get("bundle_latency")
+    if r and "error" not in r:
+        add("bundle on onnxruntime, single decision p50", f"{r['single_p50_ms']:.3f} ms", "", None)
+        add(
+            "bundle on onnxruntime, single decision p99",
+            f"{r['single_p99_ms']:.3f} ms",
+            "< 1 ms",
+            r["single_p99_ms"] < 1,
+        )
+        add(
+            "bundle on onnxruntime, batches of 1,024",
+            f"{r['batch_decisions_per_s']:,} decisions/s",
+            ">= 100,000",
+            r["batch_decisions_per_s"] >= 100_000,
+        )
+    r = results.get("ope")
+    if r and "error" not in r:
+        add(
+            f"OPE, {r['n']:,} logged decisions, {r['n_bootstrap']} bootstrap draws, 6 estimators",
+            f"{r['seconds']:.1f} s",
+            f"< {r['target_seconds']:.0f} s",
+            r["passed"],
+        )
+    for name, r in results.items():
+        if "error" in r:
+            add(f"{name} (failed to run)", " ".join(r["error"]), "", False)
 
 
 def _table(result: dict) -> None:
@@ -31,6 +96,10 @@ def _table(result: dict) -> None:
     table.add_column("target", justify="right")
     table.add_column("met", justify="center")
     ok = {True: "[green]yes[/]", False: "[red]no[/]"}
+
+    def add(name: str, value: str, target: str, met: bool | None) -> None:
+        table.add_row(name, value, target, "" if met is None else ok[met])
+
     w, bare = tp["world"], tp["bare_simpy"]
     table.add_row(
         f"world throughput ({w['transactions']:,} tx, {w['cpu_s']:.2f} CPU s, {w['wall_s']:.2f} wall s)",
@@ -64,6 +133,7 @@ def _table(result: dict) -> None:
             f"< {world_bench.FLAT_GROWTH_LIMIT:.2f}x (flat)",
             ok[mem["meets_target"]],
         )
+    _script_rows(result.get("scripts", {}), add)
     console.print(table)
     console.print(
         f"[dim]{tp['command']}; rates per CPU-second of one process, best of 5 runs taken in turns[/]"
@@ -76,8 +146,14 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="payroute benchmarks")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     parser.add_argument("--skip-memory", action="store_true", help="skip the multi-day memory benchmark")
+    parser.add_argument("--only-world", action="store_true", help="only the world throughput (and memory)")
     args = parser.parse_args(argv)
-    result = {"throughput": world_bench.throughput()}
+    result = {
+        "machine": {"python": platform.python_version(), "cpu": platform.processor() or platform.machine()}
+    }
+    result["throughput"] = world_bench.throughput()
+    if not args.only_world:
+        result["scripts"] = {name: run_script(name) for name in SCRIPTS}
     if not args.skip_memory:
         result["memory"] = world_bench.memory()
     if args.json:

@@ -283,6 +283,32 @@ def _print_baselines(scenario: str, seeds: int, days: float, table) -> None:
     wide_console.print(t)
 
 
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+@user_errors
+def bench(
+    ctx: typer.Context,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object instead of the table.")
+    ] = False,
+    skip_memory: Annotated[
+        bool, typer.Option("--skip-memory", help="Skip the 3/10/30-day memory runs.")
+    ] = False,
+) -> None:
+    """Every benchmark in one table: world, Routing-v0, ecosystem, bundle latency, OPE, memory (= make bench)."""
+    import subprocess
+
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "run.py"
+    if not script.exists():
+        raise PayrouteError(f"benchmarks not found at {script}: run `payroute bench` from a source checkout")
+    args = [
+        sys.executable,
+        str(script),
+        *(["--json"] if json_out else []),
+        *(["--skip-memory"] if skip_memory else []),
+    ]
+    raise typer.Exit(subprocess.run([*args, *ctx.args], check=False).returncode)
+
+
 def _print_summary(summary: dict) -> None:
     kpis = summary["kpis"]
     head = Table(
