@@ -52,6 +52,14 @@ class PolicySpec:
     trainer: str = ""
     meta: dict = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # numpy integers from gym spaces would not survive JSON
+        for name in ("obs_dim", "n_actions"):
+            object.__setattr__(self, name, int(getattr(self, name)))
+        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
+        object.__setattr__(self, "feature_names", tuple(str(n) for n in self.feature_names))
+        object.__setattr__(self, "action_names", tuple(str(n) for n in self.action_names))
+
 
 class PolicyNet(nn.Module):
     """Observation (batch x obs_dim, float32) -> logits (batch x n_actions)."""
@@ -117,9 +125,6 @@ def save_policy(net: PolicyNet, folder: Path) -> Path:
 def load_policy(folder: Path) -> PolicyNet:
     """Rebuild the network saved by :func:`save_policy` (weights only, never unpickles code)."""
     raw = json.loads((Path(folder) / SPEC_FILE).read_text())
-    raw["hidden"] = tuple(raw["hidden"])
-    raw["feature_names"] = tuple(raw.get("feature_names", ()))
-    raw["action_names"] = tuple(raw.get("action_names", ()))
     net = PolicyNet(PolicySpec(**raw))
     state = torch.load(Path(folder) / WEIGHTS_FILE, map_location="cpu", weights_only=True)
     net.net.load_state_dict(state)

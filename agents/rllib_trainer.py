@@ -298,18 +298,17 @@ class RLlibTrainer:
     def iteration(self) -> int:
         return int(self.algo.iteration)
 
-    @property
-    def env_steps(self) -> int:
-        return int(self._env_steps)
-
-    _env_steps = 0
+    env_steps = 0  # sampled so far, counted here (and restored from the checkpoint record on resume)
 
     def train_iteration(self) -> IterationReport:
         result = self.algo.train()
         runners = result.get("env_runners", {})
-        self._env_steps = int(
-            result.get("num_env_steps_sampled_lifetime", runners.get("num_env_steps_sampled_lifetime", 0))
-        )
+        sampled = _finite(runners.get("num_env_steps_sampled"))
+        if sampled is None:  # seen as NaN in the first iteration after a restore
+            sampled = _finite(
+                result.get("learners", {}).get("__all_modules__", {}).get("num_env_steps_trained")
+            )
+        self.env_steps += int(sampled or 0)
         scalars: dict[str, float] = {}
         for k in KPI_KEYS:
             v = runners.get("kpi", {}).get(k)
@@ -327,7 +326,7 @@ class RLlibTrainer:
         kept = {k: v for k, v in runners.items() if k in _ENV_RUNNER_STATS}
         scalars.update(flatten_scalars("rllib/env_runners", kept))
         scalars["rllib/time_this_iter_s"] = float(result.get("time_this_iter_s", 0.0))
-        episodes = int(runners.get("kpi_episodes", 0) or 0)
+        episodes = int(_finite(runners.get("kpi_episodes")) or 0)
         return IterationReport(self.iteration, self.env_steps, scalars, episodes)
 
     def _role_of(self, module_id: str) -> str:
@@ -337,13 +336,9 @@ class RLlibTrainer:
     def save(self, folder: Path) -> None:
         self.algo.save_to_path(str(Path(folder).resolve() / "algorithm"))
 
-    def restore(self, folder: Path) -> None:
+    def restore(self, folder: Path, env_steps: int = 0) -> None:
         self.algo.restore_from_path(str(Path(folder).resolve() / "algorithm"))
-        self._env_steps = int(
-            self.algo.metrics.peek("num_env_steps_sampled_lifetime", default=0)
-            if hasattr(self.algo, "metrics")
-            else 0
-        )
+        self.env_steps = int(env_steps)
 
     def _module(self, role: str) -> Any:
         mid = role if self.multi_agent else DEFAULT_MODULE
@@ -379,6 +374,14 @@ class RLlibTrainer:
         finally:
             if self._owns_ray and ray.is_initialized():
                 ray.shutdown()
+
+
+def _finite(value: Any) -> float | None:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
 
 
 def _action_names(env: Any) -> list[str]:

@@ -195,10 +195,12 @@ class SB3Trainer:
         return IterationReport(self.iteration, self.env_steps, scalars, episodes)
 
     def save(self, folder: Path) -> None:
-        self.model.save(Path(folder) / MODEL_FILE)
+        # our epsilon schedule holds the model itself: rebuilt on restore, never pickled
+        exclude = ["exploration_schedule"] if self.exp.trainer.algorithm == "DQN" else None
+        self.model.save(Path(folder) / MODEL_FILE, exclude=exclude)
         (Path(folder) / "iteration.txt").write_text(str(self.iteration))
 
-    def restore(self, folder: Path) -> None:
+    def restore(self, folder: Path, env_steps: int = 0) -> None:
         self.model = self.algo_cls.load(Path(folder) / MODEL_FILE, env=self.venv, device="cpu")
         if self.exp.trainer.algorithm == "DQN":
             hp = self.exp.trainer.hyperparameters

@@ -239,7 +239,7 @@ def train(
 
     trainer = make_trainer(exp, ray_address)
     if checkpoint is not None:
-        trainer.restore(checkpoint[0])
+        trainer.restore(checkpoint[0], env_steps=start_steps)
         _truncate_history(run_dir, start_iteration)
     writer = SummaryWriter(str(run_dir / TB_DIR), purge_step=start_steps + 1 if checkpoint else None)
     if checkpoint is None:
