@@ -18,6 +18,7 @@ Ray starts locally unless ``resources.ray_address`` (or ``--ray-address``) names
 from __future__ import annotations
 
 import inspect
+import logging
 import math
 from pathlib import Path
 from typing import Any
@@ -172,15 +173,21 @@ class RLlibTrainer:
         address = ray_address or exp.resources.ray_address
         # inside a Tune trial Ray is already up, and not ours to stop
         self._owns_ray = not ray.is_initialized()
+        logging.getLogger("ray").setLevel(logging.ERROR)
         if self._owns_ray:
-            init: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
-            if address:
-                init["address"] = address
-            else:
-                if exp.resources.num_cpus:
-                    init["num_cpus"] = exp.resources.num_cpus
+            init: dict[str, Any] = {
+                "include_dashboard": False,
+                "log_to_driver": False,
+                "logging_level": logging.ERROR,
+            }
+            # "local": always a fresh local instance, never a cluster some other program left running
+            init["address"] = address or "local"
+            if not address and exp.resources.num_cpus:
+                init["num_cpus"] = exp.resources.num_cpus
             ray.init(**init)
         self.multi_agent = is_multi_agent(exp.env.id)
+        if self.multi_agent and exp.env.credit == "decision":
+            raise ValueError("env.credit 'decision' is for the single-agent routing environment")
         self.env_config = self._env_config()
         self.probe = self._probe_env()
         self.config = self._algorithm_config()
@@ -273,6 +280,9 @@ class RLlibTrainer:
                 num_env_runners=res.num_env_runners,
                 num_envs_per_env_runner=1 if self.multi_agent else res.num_envs_per_env_runner,
                 batch_mode="complete_episodes" if exp.env.credit == "decision" else "truncate_episodes",
+                # a complete simulated day can take longer than RLlib's default 60 s sample timeout, after
+                # which it would silently train on nothing: wait for the episodes instead
+                **({"sample_timeout_s": None} if exp.env.credit == "decision" else {}),
             )
             .callbacks(KPICallbacks)
             .debugging(seed=exp.seed, log_level="ERROR")

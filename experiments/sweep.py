@@ -122,9 +122,9 @@ def sweep(
     address = ray_address or exp.resources.ray_address
     if not ray.is_initialized():
         init: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
-        if address:
-            init["address"] = address
-        elif exp.resources.num_cpus:
+        # "local": always a fresh local instance, never a cluster some other program left running
+        init["address"] = address or "local"
+        if not address and exp.resources.num_cpus:
             init["num_cpus"] = exp.resources.num_cpus
         ray.init(**init)
     param_space: dict[str, Any] = {path: _domain(d) for path, d in spec.space.items()}

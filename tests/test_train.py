@@ -212,3 +212,18 @@ def _check_sb3_network_matches_model(run_dir, algorithm, net):
     else:
         theirs, _ = model.predict(obs, deterministic=True)
     assert np.array_equal(mine, theirs)
+
+
+def test_several_learning_agents_get_one_module_each(tmp_path):
+    data = tiny_experiment("two_desks", stopping={"iterations": 2})
+    data["env"] = {"id": "tests.ma_env:TwoRouters", "kpi_every_steps": 0}
+    data["agents"] = {"learn": ["router_a", "router_b"]}
+    data["trainer"]["hyperparameters"]["batch_size"] = 2400
+    run_dir = train(write_experiment(tmp_path, data), runs_root=tmp_path / "runs", progress=False)
+    _exp, record = read_run(run_dir)
+    assert record["status"] == "finished"
+    a, b = load_policy(run_dir / "policy" / "router_a"), load_policy(run_dir / "policy" / "router_b")
+    assert not all(torch.equal(x, y) for x, y in zip(a.parameters(), b.parameters(), strict=True))
+    tags = _tb_tags(run_dir)
+    assert {"agent/router_a/episode_return", "agent/router_b/episode_return", "kpi/margin_per_tx_usd"} <= tags
+    assert "rllib/learners/router_a/policy_loss" in tags and "rllib/learners/router_b/policy_loss" in tags
