@@ -200,12 +200,17 @@ def evaluate_run(
         "days": ev.days,
         "scenario_overrides": ev.scenario_overrides,
         "policies": [TRAINED, *names],
+        "best_heuristic": {sc: best_heuristic(t) for sc, t in summary.groupby("scenario", sort=False)},
         "summary": json.loads(summary.to_json(orient="records")),
         "versus": json.loads(vs.to_json(orient="records")),
     }
     (out / "summary.json").write_text(json.dumps(meta, indent=2))
     (out / "report.md").write_text(markdown_report(exp, meta, summary, vs, figures, out))
     return Evaluation(run_dir, out, runs, summary, vs, figures)
+
+
+def _share(x: float) -> str:
+    return "—" if x != x else f"{x:.0%}"
 
 
 def best_heuristic(summary: pd.DataFrame) -> str | None:
@@ -239,10 +244,11 @@ def markdown_report(
             lines.append(
                 f"| {r.policy} | {r.margin_per_tx_usd:.4f} | {r.margin_diff:+.4f} [{r.margin_diff_low:+.4f}, "
                 f"{r.margin_diff_high:+.4f}] | {r.approval_rate:.2%} | {r.approval_diff * 100:+.2f} "
-                f"[{r.approval_diff_low * 100:+.2f}, {r.approval_diff_high * 100:+.2f}] | {r.oracle_share:.0%} | "
+                f"[{r.approval_diff_low * 100:+.2f}, {r.approval_diff_high * 100:+.2f}] | {_share(r.oracle_share)} | "
                 f"{r.fraud_loss_bps:.2f} | {r.sla_misses:,.0f} |"
             )
-        lines += ["", f"Trained policy minus each other policy ({scenario}):", ""]
+        best = best_heuristic(table)
+        lines += ["", f"Trained policy minus each other policy ({scenario}; best heuristic: {best}):", ""]
         lines += [
             "| versus | Δ margin/tx $ [95% CI] | excludes 0 | Δ approval pt [95% CI] |",
             "|---|---:|:-:|---:|",

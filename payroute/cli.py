@@ -261,6 +261,16 @@ def print_evaluation(result) -> None:
                 f"{r.approval_rate_diff * 100:+.2f} pt [{r.approval_rate_low * 100:+.2f}, {r.approval_rate_high * 100:+.2f}]",
             )
         wide_console.print(t)
+        from payroute.experiments.evaluate import best_heuristic
+
+        best = best_heuristic(table)
+        if best is not None:
+            r = vs[vs.versus == best].iloc[0]
+            verdict = "beats" if r.margin_per_tx_usd_low > 0 else "does not beat"
+            console.print(
+                f"{scenario}: the trained policy {verdict} the best heuristic ({best}) on margin per transaction: "
+                f"{r.margin_per_tx_usd_diff:+.4f} [{r.margin_per_tx_usd_low:+.4f}, {r.margin_per_tx_usd_high:+.4f}]"
+            )
     console.print(f"report: {result.out / 'report.md'}  (Parquet, PNG plots and summary.json beside it)")
 
 
@@ -350,7 +360,7 @@ def _print_baselines(scenario: str, seeds: int, days: float, table) -> None:
             f"{r.margin_diff:+.4f} [{r.margin_diff_low:+.4f}, {r.margin_diff_high:+.4f}]",
             f"{r.approval_rate:.2%}",
             f"{r.approval_diff * 100:+.2f} pt [{r.approval_diff_low * 100:+.2f}, {r.approval_diff_high * 100:+.2f}]",
-            f"{r.oracle_share:.0%}",
+            "—" if r.oracle_share != r.oracle_share else f"{r.oracle_share:.0%}",  # NaN: no oracle in the run
             f"{r.route_cost_bps:.1f}",
             f"{r.fraud_loss_bps:.2f}",
             f"{r.sla_misses:,.0f}",

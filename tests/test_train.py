@@ -227,3 +227,18 @@ def test_several_learning_agents_get_one_module_each(tmp_path):
     tags = _tb_tags(run_dir)
     assert {"agent/router_a/episode_return", "agent/router_b/episode_return", "kpi/margin_per_tx_usd"} <= tags
     assert "rllib/learners/router_a/policy_loss" in tags and "rllib/learners/router_b/policy_loss" in tags
+
+
+def test_payroute_run_trains_evaluates_and_says_where_everything_is(tmp_path):
+    from typer.testing import CliRunner
+
+    from payroute.cli import app
+
+    path = write_experiment(tmp_path, tiny_experiment("tiny_run"))
+    result = CliRunner().invoke(app, ["run", "--experiment", str(path), "--runs", str(tmp_path / "runs")])
+    assert result.exit_code == 0, result.output[-3000:]
+    run_dir = next((tmp_path / "runs" / "tiny_run").iterdir())
+    out = result.output.replace("\n", "")
+    assert "trained policy minus each policy" in out
+    assert "report.md" in out and "tensorboard --logdir" in out
+    assert (run_dir / "eval" / "report.md").is_file() and (run_dir / "tb").is_dir()
