@@ -17,7 +17,7 @@ $(STAMP): $(BIN)/python pyproject.toml constraints.txt
 install: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/payroute simulate default --policy cheapest --days 1 --seed 0
+	$(BIN)/payroute run
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

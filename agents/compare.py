@@ -3,6 +3,9 @@
 ``payroute baselines SCENARIO --seeds N`` runs every routing baseline and the oracle through this module. The
 result table reports, per policy, KPI means and the 95% interval of the paired difference in margin per
 transaction against the cheapest route, and the oracle share: (policy - cheapest) / (oracle - cheapest).
+
+Policies are baseline names or :class:`NamedPolicy` entries (a trained network bound into the world, as
+``payroute evaluate`` does); :func:`versus` gives one policy's paired intervals against each of the others.
 """
 
 from __future__ import annotations
@@ -41,51 +44,158 @@ KPI_COLUMNS = (
 
 
 @dataclass(frozen=True)
+class NamedPolicy:
+    """A policy that is not a registered baseline (a trained network, say), under a label for the tables.
+
+    ``make`` builds a fresh bound policy for one run; it must pickle when seeds run in worker processes.
+    """
+
+    name: str
+    make: Callable[[], Any]
+
+
+PolicyRef = str | NamedPolicy
+
+
+def _label(p: PolicyRef) -> str:
+    return p.name if isinstance(p, NamedPolicy) else p
+
+
+@dataclass(frozen=True)
 class _Job:
     scenario: Scenario
-    policy: str
+    policy: PolicyRef
     seed: int
     days: float
     risk: str
+    kind: str = "route"
+    others: tuple[tuple[str, str], ...] = ()
+    detail: bool = False
 
 
 def _run_job(job: _Job) -> dict[str, Any]:
-    world = PaymentWorld(
-        job.scenario, seed=job.seed, policies=bound_policies(route=job.policy, risk=job.risk), days=job.days
-    )
+    names: dict[str, str | None] = {"risk": job.risk, **dict(job.others)}
+    if isinstance(job.policy, NamedPolicy):
+        names[job.kind] = None
+        policies = bound_policies(**names)
+        policies[job.kind] = job.policy.make()
+    else:
+        names[job.kind] = job.policy
+        policies = bound_policies(**names)
+    world = PaymentWorld(job.scenario, seed=job.seed, policies=policies, days=job.days)
+    margin_by_hour: list[float] = []
+    if job.detail:
+        world.on_hour = lambda w: margin_by_hour.append(w.kpis()["margin_usd"])
     world.run()
-    return {"policy": job.policy, "seed": job.seed, "arrivals": world.arrivals, **world.kpis()}
+    row = {"policy": _label(job.policy), "seed": job.seed, "arrivals": world.arrivals, **world.kpis()}
+    if not job.detail:
+        return row
+    return {
+        "row": row,
+        "hourly": {
+            "attempts": world.by_hour_attempts.tolist(),
+            "approved": world.by_hour_approved.tolist(),
+            "margin_usd_cum": [*margin_by_hour, world.kpis()["margin_usd"]],
+        },
+        "route_mix": dict(world.route_counts),
+    }
+
+
+@dataclass
+class PairedRuns:
+    """Per-run KPIs and, for plots: attempts and approvals by hour of day, the cumulative margin at the end
+    of each simulated hour (and once more after the world drained: ``drained``), and the route mix."""
+
+    runs: pd.DataFrame
+    hourly: pd.DataFrame
+    margin_curve: pd.DataFrame
+    route_mix: pd.DataFrame
 
 
 def run_paired(
     scenario: str | Scenario,
-    policies: tuple[str, ...] = ROUTING_BASELINE_ORDER,
+    policies: tuple[PolicyRef, ...] = ROUTING_BASELINE_ORDER,
     seeds: int | list[int] = 5,
     days: float = 1.0,
     risk: str = "threshold",
     overrides: dict[str, Any] | None = None,
     workers: int = 1,
     progress: Callable[[int, int], None] | None = None,
+    kind: str = "route",
+    others: dict[str, str] | None = None,
 ) -> pd.DataFrame:
-    """One row per (policy, seed) with the run's KPIs; every policy sees the same seeds."""
-    sc = load_scenario(scenario, overrides)
+    """One row per (policy, seed) with the run's KPIs; every policy sees the same seeds.
+
+    ``policies`` are baseline names for decision ``kind`` or :class:`NamedPolicy` entries; ``risk`` and
+    ``others`` (kind -> baseline name) bind every other decision.
+    """
+    return _run(scenario, policies, seeds, days, risk, overrides, workers, progress, kind, others, False).runs
+
+
+def run_paired_detailed(
+    scenario: str | Scenario,
+    policies: tuple[PolicyRef, ...],
+    seeds: int | list[int],
+    days: float = 1.0,
+    risk: str = "threshold",
+    overrides: dict[str, Any] | None = None,
+    workers: int = 1,
+    progress: Callable[[int, int], None] | None = None,
+    kind: str = "route",
+    others: dict[str, str] | None = None,
+) -> PairedRuns:
+    """:func:`run_paired` plus the hourly series and route mix of every run (long format)."""
+    return _run(scenario, policies, seeds, days, risk, overrides, workers, progress, kind, others, True)
+
+
+def _run(
+    scenario, policies, seeds, days, risk, overrides, workers, progress, kind, others, detail
+) -> PairedRuns:
+    sc = load_scenario(scenario, overrides) if not isinstance(scenario, Scenario) or overrides else scenario
     seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
-    for name in policies:  # fail fast on a bad name, before any work
-        bound_policies(route=name, risk=risk)
-    jobs = [_Job(sc, p, s, days, risk) for s in seed_list for p in policies]
-    rows: list[dict[str, Any]] = []
+    other = dict(others or {})
+    if kind == "risk":
+        other.pop("risk", None)
+    for p in policies:  # fail fast on a bad name, before any work
+        if not isinstance(p, NamedPolicy):
+            bound_policies(**{"risk": risk, **other, kind: p})
+    labels = [_label(p) for p in policies]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"policy labels must be unique, got {labels}")
+    others_t = tuple(sorted(other.items()))
+    jobs = [_Job(sc, p, s, days, risk, kind, others_t, detail) for s in seed_list for p in policies]
+    results: list[dict[str, Any]] = []
     if workers <= 1:
         for i, job in enumerate(jobs):
-            rows.append(_run_job(job))
+            results.append(_run_job(job))
             if progress:
                 progress(i + 1, len(jobs))
     else:
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            for i, row in enumerate(pool.map(_run_job, jobs)):
-                rows.append(row)
+            for i, res in enumerate(pool.map(_run_job, jobs)):
+                results.append(res)
                 if progress:
                     progress(i + 1, len(jobs))
-    return pd.DataFrame(rows)
+    if not detail:
+        return PairedRuns(pd.DataFrame(results), pd.DataFrame(), pd.DataFrame(), pd.DataFrame())
+    rows, hourly, curve, mix = [], [], [], []
+    for job, res in zip(jobs, results, strict=True):
+        rows.append(res["row"])
+        label, h = _label(job.policy), res["hourly"]
+        for hour in range(24):
+            hourly.append(
+                {"policy": label, "seed": job.seed, "hour": hour, "attempts": h["attempts"][hour],
+                 "approved": h["approved"][hour]}
+            )  # fmt: skip
+        last = len(h["margin_usd_cum"]) - 1
+        for step, m in enumerate(h["margin_usd_cum"]):
+            curve.append(
+                {"policy": label, "seed": job.seed, "hours": step + 1 if step < last else np.nan,
+                 "drained": step == last, "margin_usd_cum": m}
+            )  # fmt: skip
+        for name, count in res["route_mix"].items():
+            mix.append({"policy": label, "seed": job.seed, "route": name, "count": count})
+    return PairedRuns(pd.DataFrame(rows), pd.DataFrame(hourly), pd.DataFrame(curve), pd.DataFrame(mix))
 
 
 def summarise(runs: pd.DataFrame, reference: str = "cheapest", oracle: str = "oracle") -> pd.DataFrame:
@@ -126,3 +236,21 @@ def markdown_table(table: pd.DataFrame) -> str:
             f"{r.route_cost_bps:.1f} | {r.fraud_loss_bps:.2f} | {r.sla_misses:,.0f} |"
         )
     return "\n".join(lines)
+
+
+def versus(
+    runs: pd.DataFrame, policy: str, metrics: tuple[str, ...] = ("margin_per_tx_usd", "approval_rate")
+) -> pd.DataFrame:
+    """Paired intervals of ``policy`` minus each other policy, per metric (same seeds)."""
+    out = []
+    for other in runs["policy"].unique():
+        if other == policy:
+            continue
+        row: dict[str, Any] = {"policy": policy, "versus": other}
+        for m in metrics:
+            wide = runs.pivot(index="seed", columns="policy", values=m)
+            d = paired_interval(wide[policy].to_numpy(), wide[other].to_numpy())
+            row.update({f"{m}_diff": d.mean, f"{m}_low": d.low, f"{m}_high": d.high,
+                        f"{m}_excludes_zero": d.excludes_zero})  # fmt: skip
+        out.append(row)
+    return pd.DataFrame(out)

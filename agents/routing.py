@@ -304,7 +304,9 @@ class OracleRouter:
     """Routes by the true expected margin, knowing route health, approval probabilities and fraud.
 
     For each eligible route: P(success) x (price - cost - fraud loss if the payment is fraud)
-    - the SLA penalty if the route cannot meet the deadline. Only usable bound into the world.
+    - the SLA penalty if the route cannot meet the deadline; a payout sent to a route that stays closed
+    until after its deadline waits and expires unsent, which is worth - the SLA penalty only (for a fraud,
+    better than a loss). Only usable bound into the world.
     """
 
     kind = "route"
@@ -327,13 +329,18 @@ class OracleRouter:
                 fraud_loss = loss * (
                     1 - world.scenario.fraud.patterns[tx.pattern].recovery_probability_revocable
                 )
-            value = p * (tx.price_cents - cost - fraud_loss)
-            if tx.family != "card":
+            if tx.family != "card" and r.next_open_time(now) > tx.deadline_t:
+                # closed until after the deadline: the payment waits, then expires unsent (no money moves)
+                value = -penalty
+            elif tx.family != "card":
+                value = p * (tx.price_cents - cost - fraud_loss)
                 done = r.settlement_time(r.next_open_time(now) + r.latency_median_s)
                 if done > tx.deadline_t:
                     value -= p * penalty
-            elif r.latency_s(tx.z_latency) > tx.deadline_t - now:
-                value -= penalty
+            else:
+                value = p * (tx.price_cents - cost - fraud_loss)
+                if r.latency_s(tx.z_latency) > tx.deadline_t - now:
+                    value -= penalty
             if value > best_val:
                 best, best_val = r.index, value
         return best, 1.0

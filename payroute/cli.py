@@ -263,6 +263,177 @@ def _print_review(result, report: Path | None, json_out: Path | None) -> None:
             console.print(f"{what}: {path}")
 
 
+@app.command()
+@user_errors
+def train(
+    experiment: Annotated[
+        str | None,
+        typer.Argument(help="Experiment YAML (or a shipped name, e.g. quickstart); omit with --resume."),
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Override the experiment's seed.")] = None,
+    resume: Annotated[
+        Path | None, typer.Option(help="Continue this run folder from its last checkpoint.")
+    ] = None,
+    ray_address: Annotated[
+        str | None, typer.Option(help="Run on this Ray cluster (e.g. 10.0.0.5:6379) instead of a local Ray.")
+    ] = None,
+    runs: Annotated[Path, typer.Option(help="Folder that holds the run folders.")] = Path("runs"),
+    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+) -> None:
+    """Train an experiment: run folder with config + hash, TensorBoard logs, checkpoints, policy networks."""
+    from payroute.experiments.runner import train as run_train
+
+    run_dir = run_train(
+        experiment, seed=seed, resume=resume, ray_address=ray_address, runs_root=runs,
+        argv=["payroute", *sys.argv[1:]], console=err_console, progress=not quiet,
+    )  # fmt: skip
+    record = json.loads((run_dir / "run.json").read_text())
+    console.print(f"run folder: [bold]{run_dir}[/]  ({record.get('stop_reason')})")
+    console.print(f"TensorBoard: tensorboard --logdir {run_dir / 'tb'}")
+
+
+@app.command()
+@user_errors
+def evaluate(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder written by `payroute train`.")],
+    scenarios: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated scenarios (default: the experiment's evaluation.scenarios)."),
+    ] = None,
+    seeds: Annotated[
+        int | None, typer.Option(min=2, help="Number of held-out seeds (default: the experiment's).")
+    ] = None,
+    first_seed: Annotated[
+        int | None, typer.Option(help="First evaluation seed (default: the experiment's, >= 1e9).")
+    ] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="Processes running seeds in parallel.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Output folder (default: RUN_DIR/eval).")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """The trained policy, the baselines and the oracle on the same held-out seeds: KPIs with paired 95% intervals."""
+    from rich.progress import Progress
+
+    from payroute.experiments.evaluate import evaluate_run
+
+    names = [s.strip() for s in scenarios.split(",") if s.strip()] if scenarios else None
+    with Progress(console=err_console, transient=True, disable=json_out) as bar:
+        tasks: dict[str, int] = {}
+
+        def report(scenario: str, done: int, total: int) -> None:
+            if scenario not in tasks:
+                tasks[scenario] = bar.add_task(f"evaluating on {scenario}", total=total)
+            bar.update(tasks[scenario], completed=done)
+
+        result = evaluate_run(run_dir, names, seeds, first_seed, workers, out, report)
+    if json_out:
+        sys.stdout.write((result.out / "summary.json").read_text() + "\n")
+        return
+    print_evaluation(result)
+
+
+def print_evaluation(result) -> None:
+    n_seeds = result.runs["seed"].nunique()
+    for scenario, table in result.summary.groupby("scenario", sort=False):
+        _print_baselines(scenario, n_seeds, 1.0, table.drop(columns="scenario"))
+        vs = result.versus[result.versus.scenario == scenario]
+        t = Table(title=f"{scenario}: trained policy minus each policy (paired, {n_seeds} seeds)")
+        for col in ("versus", "Δ margin/tx $ [95% CI]", "excludes 0", "Δ approval [95% CI]"):
+            t.add_column(col, justify="left" if col == "versus" else "right")
+        for r in vs.itertuples():
+            t.add_row(
+                r.versus,
+                f"{r.margin_per_tx_usd_diff:+.4f} [{r.margin_per_tx_usd_low:+.4f}, {r.margin_per_tx_usd_high:+.4f}]",
+                "yes" if r.margin_per_tx_usd_excludes_zero else "no",
+                f"{r.approval_rate_diff * 100:+.2f} pt [{r.approval_rate_low * 100:+.2f}, {r.approval_rate_high * 100:+.2f}]",
+            )
+        wide_console.print(t)
+        from payroute.experiments.evaluate import best_heuristic
+
+        best = best_heuristic(table)
+        if best is not None:
+            r = vs[vs.versus == best].iloc[0]
+            verdict = "beats" if r.margin_per_tx_usd_low > 0 else "does not beat"
+            console.print(
+                f"{scenario}: the trained policy {verdict} the best heuristic ({best}) on margin per transaction: "
+                f"{r.margin_per_tx_usd_diff:+.4f} [{r.margin_per_tx_usd_low:+.4f}, {r.margin_per_tx_usd_high:+.4f}]"
+            )
+    console.print(f"report: {result.out / 'report.md'}  (Parquet, PNG plots and summary.json beside it)")
+
+
+@app.command()
+@user_errors
+def sweep(
+    experiment: Annotated[
+        str, typer.Argument(help="Experiment YAML with a 'sweep' section (or a shipped name).")
+    ],
+    samples: Annotated[int | None, typer.Option(min=1, help="Trials (default: sweep.num_samples).")] = None,
+    ray_address: Annotated[str | None, typer.Option(help="Run the trials on this Ray cluster.")] = None,
+    runs: Annotated[Path, typer.Option(help="Folder that holds the run folders.")] = Path("runs"),
+) -> None:
+    """A Ray Tune search over the experiment's sweep space; the best trial and its run folder."""
+    from payroute.experiments.sweep import sweep as run_sweep
+
+    result = run_sweep(experiment, runs_root=runs, ray_address=ray_address, num_samples=samples)
+    t = Table(title=f"sweep of {result.experiment}: {result.metric} ({result.mode})")
+    for col in result.trials.columns:
+        t.add_column(str(col), justify="right" if col != "run_dir" else "left")
+    for row in result.trials.itertuples(index=False):
+        t.add_row(*[f"{v:.4g}" if isinstance(v, float) else str(v) for v in row])
+    wide_console.print(t)
+    if result.best_run_dir is None:
+        raise PayrouteError("no trial reported the metric; see the Tune logs in " + str(result.tune_dir))
+    console.print(f"best: {result.metric} = {result.best_value:.4g} in [bold]{result.best_run_dir}[/]")
+    console.print(f"evaluate it: payroute evaluate {result.best_run_dir}")
+
+
+@app.command()
+@user_errors
+def run(
+    experiment: Annotated[str, typer.Option(help="Experiment to run end to end.")] = "quickstart",
+    runs: Annotated[Path, typer.Option(help="Folder that holds the run folders.")] = Path("runs"),
+    seed: Annotated[int | None, typer.Option(help="Override the experiment's seed.")] = None,
+) -> None:
+    """Quickstart end to end: train, evaluate on held-out seeds, print the results and where they are."""
+    import time
+
+    from rich.progress import Progress
+
+    from payroute.experiments.evaluate import evaluate_run
+    from payroute.experiments.runner import train as run_train
+
+    start = time.perf_counter()
+    console.rule(f"1/2 training {experiment}")
+    run_dir = run_train(
+        experiment, seed=seed, runs_root=runs, argv=["payroute", *sys.argv[1:]], console=err_console
+    )
+    trained_s = time.perf_counter() - start
+    console.rule("2/2 evaluating on held-out seeds")
+    with Progress(console=err_console, transient=True) as bar:
+        tasks: dict[str, int] = {}
+
+        def report(scenario: str, done: int, total: int) -> None:
+            if scenario not in tasks:
+                tasks[scenario] = bar.add_task(f"evaluating on {scenario}", total=total)
+            bar.update(tasks[scenario], completed=done)
+
+        result = evaluate_run(run_dir, progress=report)
+    print_evaluation(result)
+    record = json.loads((run_dir / "run.json").read_text())
+    summary = Table(title="payroute run: summary", show_header=False)
+    summary.add_column("what", style="bold")
+    summary.add_column("where")
+    summary.add_row("run folder", str(run_dir))
+    summary.add_row("training", f"{record.get('iterations')} iterations, {record.get('env_steps'):,} env steps, "
+                    f"{trained_s:.0f} s ({record.get('stop_reason')})")  # fmt: skip
+    summary.add_row("report", str(result.out / "report.md"))
+    summary.add_row("plots", ", ".join(p.name for p in result.plots))
+    summary.add_row("numbers (Parquet)", str(result.out))
+    summary.add_row("TensorBoard", f"tensorboard --logdir {run_dir / 'tb'}")
+    summary.add_row("policy network", str(run_dir / "policy"))
+    summary.add_row("total time", f"{time.perf_counter() - start:.0f} s")
+    wide_console.print(summary)
+
+
 def _print_baselines(scenario: str, seeds: int, days: float, table) -> None:
     t = Table(title=f"{scenario}: routing policies on {seeds} paired seeds x {days:g} day(s)")
     for col in ("policy", "margin/tx $", "Δ margin/tx vs cheapest [95% CI]", "approval", "Δ approval [95% CI]",
@@ -275,7 +446,7 @@ def _print_baselines(scenario: str, seeds: int, days: float, table) -> None:
             f"{r.margin_diff:+.4f} [{r.margin_diff_low:+.4f}, {r.margin_diff_high:+.4f}]",
             f"{r.approval_rate:.2%}",
             f"{r.approval_diff * 100:+.2f} pt [{r.approval_diff_low * 100:+.2f}, {r.approval_diff_high * 100:+.2f}]",
-            f"{r.oracle_share:.0%}",
+            "—" if r.oracle_share != r.oracle_share else f"{r.oracle_share:.0%}",  # NaN: no oracle in the run
             f"{r.route_cost_bps:.1f}",
             f"{r.fraud_loss_bps:.2f}",
             f"{r.sla_misses:,.0f}",

@@ -1,0 +1,219 @@
+"""The environment as a trainer sees it: a payroute environment plus what training needs and nothing else.
+
+:func:`make_env` builds any payroute environment from an experiment's ``env`` section (a Gymnasium id in
+the ``payroute/`` namespace, or a ``module:Class`` path for multi-agent environments) with the scenario, its
+overrides and the baselines bound to the agents that do not learn. :class:`TrainingEnv` wraps a single-agent
+one for training:
+
+* **held-out seeds.** Every episode's world seed is drawn below :data:`TRAIN_SEED_LIMIT`; evaluation seeds
+  start at that limit, so a policy is never evaluated on a world it was trained on.
+* **reward clipping** (optional, ``reward_clip_usd``): the final step of an episode carries everything that
+  resolves only when the world drains (fraud discovered days later, settlements after the last arrival): a
+  single reward thousands of times larger than a step's. Trainers that standardise advantages per batch
+  (RLlib PPO) would let it drown every other step's signal; clipping keeps the per-step signal.
+* **running KPIs.** Every ``kpi_every_steps`` steps ``info["kpis_running"]`` carries the world's KPIs so far,
+  so TensorBoard and the progress bar move during a long episode; the final step carries ``info["kpis"]``.
+* **decision credit** (``credit="decision"``, routing only): the final step's info also carries
+  ``decision_rewards``, one number per step: the margin that step's own payment finally earned or cost
+  (fee revenue - route cost - fraud loss - SLA penalty - credit cost, minus the lost margin of a decline),
+  known only once the world has drained. Their sum equals the episode's return; only the timing differs.
+  Routing is a contextual bandit with delayed feedback: a payout's SLA miss is booked when it settles the
+  next morning and a fraud loss when it is discovered days later, both in the last step of the episode,
+  where no per-step credit assignment can find the decision that caused them. A trainer that replaces
+  each step's reward by its decision reward (RLlib: :class:`payroute.agents.rllib_trainer.DecisionCredit`,
+  with complete episodes) learns from exact credit instead.
+
+No ray or stable_baselines3 import here: both trainers use this module.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+TRAIN_SEED_LIMIT = 1_000_000_000
+"""Training worlds use seeds in [0, TRAIN_SEED_LIMIT); evaluation seeds start here (held out)."""
+
+ROLE_TO_KIND = {
+    "router": "route",
+    "risk": "risk",
+    "pricer": "price",
+    "treasury": "treasury",
+    "fraudster": "fraud",
+}
+
+
+def resolve_entry_point(env_id: str) -> Any:
+    """The class (or factory) behind an experiment's ``env.id``: a registered gym id or ``module:Class``."""
+    import payroute  # noqa: F401  (registers the payroute/ gym ids)
+
+    if ":" in env_id:
+        module, _, name = env_id.partition(":")
+        try:
+            return getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError) as exc:
+            raise LookupError(f"cannot import {env_id!r}: {exc}") from None
+    if env_id not in gym.registry:
+        known = sorted(k for k in gym.registry if k.startswith("payroute/"))
+        raise LookupError(
+            f"environment {env_id!r} is not registered; registered payroute environments: {known}"
+        )
+    entry = gym.registry[env_id].entry_point
+    if callable(entry):
+        return entry
+    module, _, name = str(entry).partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def env_kwargs(
+    env_id: str,
+    scenario: str,
+    scenario_overrides: dict[str, Any] | None,
+    days: float,
+    baselines: dict[str, str],
+    extra: dict[str, Any],
+) -> dict[str, Any]:
+    """Constructor arguments for ``env_id``: the scenario under whichever name the class takes its overrides."""
+    cls = resolve_entry_point(env_id)
+    params = inspect.signature(cls).parameters
+    kw: dict[str, Any] = {}
+    if "scenario" in params:
+        kw["scenario"] = scenario
+    if scenario_overrides:
+        key = "scenario_overrides" if "scenario_overrides" in params else "overrides"
+        if key not in params:
+            raise LookupError(f"{env_id} takes no scenario overrides")
+        kw[key] = dict(scenario_overrides)
+    if "days" in params:
+        kw["days"] = days
+    if baselines and "baselines" in params:
+        kw["baselines"] = {ROLE_TO_KIND.get(k, k): v for k, v in baselines.items()}
+    kw.update(extra)
+    return kw
+
+
+def make_env(env_id: str, kwargs: dict[str, Any]) -> Any:
+    """The raw environment (no training wrappers)."""
+    cls = resolve_entry_point(env_id)
+    if ":" not in env_id:
+        return gym.make(env_id, **kwargs).unwrapped
+    return cls(**kwargs)
+
+
+class TrainingEnv(gym.Wrapper):
+    """A single-agent payroute environment with held-out seeds, optional reward clipping and running KPIs."""
+
+    def __init__(
+        self,
+        env: gym.Env,
+        seed: int = 0,
+        reward_clip_usd: float | None = None,
+        kpi_every_steps: int = 0,
+        credit: str = "resolved",
+    ) -> None:
+        super().__init__(env)
+        if credit not in ("resolved", "decision"):
+            raise ValueError(f"credit must be 'resolved' or 'decision', got {credit!r}")
+        if credit == "decision" and getattr(env.unwrapped, "decision_kind", None) != "route":
+            raise ValueError("credit='decision' is implemented for payroute/Routing-v0 only")
+        self.reward_clip = reward_clip_usd
+        self.kpi_every = int(kpi_every_steps)
+        self.credit = credit
+        self._seeds = np.random.default_rng(seed)
+        self._steps = 0
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        if seed is not None:
+            self._seeds = np.random.default_rng(seed)
+        world_seed = int(self._seeds.integers(0, TRAIN_SEED_LIMIT))
+        self._steps = 0
+        obs, info = self.env.reset(seed=world_seed, options=options)
+        if self.credit == "decision":
+            self._start_credit(info)
+        return obs, info
+
+    def step(self, action):
+        if self.credit == "decision":
+            self._note_decision(action)
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self._steps += 1
+        if self.reward_clip is not None:
+            reward = float(np.clip(reward, -self.reward_clip, self.reward_clip))
+        if self.kpi_every and self._steps % self.kpi_every == 0 and not terminated:
+            world = getattr(self.env.unwrapped, "world", None)
+            if world is not None:
+                info = {**info, "kpis_running": world.kpis()}
+        if self.credit == "decision":
+            if terminated or truncated:
+                info = {**info, "decision_rewards": self._decision_rewards()}
+            else:
+                self._pending = info["transaction"]["id"]
+        return obs, reward, terminated, truncated, info
+
+    # ------------------------------------------------------------------ decision credit
+    def _start_credit(self, info: dict) -> None:
+        env = self.env.unwrapped
+        self._decided: list[Any] = []  # the payment each step routed
+        self._penalty: list[int] = []  # invalid-action penalty of each step (cents)
+        self._lost: dict[int, int] = {}  # payment id -> margin lost to a decline (cents)
+        self._routed_ids: set[int] = set()
+        self._pending = info["transaction"]["id"]
+        if env.decline_cost:
+            env.world.outcome_listeners.append(self._on_outcome)
+
+    def _on_outcome(self, tx: Any, route: Any, approved: bool, reason: str) -> None:
+        # the lost margin exactly as RoutingEnv books it in its own reward
+        if not approved and tx.id in self._routed_ids:
+            self._lost[tx.id] = self._lost.get(tx.id, 0) + max(tx.price_cents - route.cost_cents(tx), 0)
+
+    def _note_decision(self, action: Any) -> None:
+        env = self.env.unwrapped
+        tx = env.world.live[self._pending]
+        a = int(np.asarray(action).item())
+        valid = 0 <= a < env.action_space.n and (tx.eligible_mask >> a) & 1
+        self._decided.append(tx)
+        self._routed_ids.add(tx.id)
+        self._penalty.append(0 if valid else env.invalid_penalty_cents)
+
+    def _decision_rewards(self) -> np.ndarray:
+        env = self.env.unwrapped
+        agent = env.agent_id
+        out = np.empty(len(self._decided), dtype=np.float64)
+        for i, tx in enumerate(self._decided):
+            # what the world attributed to the router for this payment (challenge costs are the risk desk's)
+            cents = tx.margin_cents + tx.challenge_cost_cents if agent in tx.agents else 0
+            out[i] = (cents - self._lost.get(tx.id, 0) - self._penalty[i]) / 100.0
+        out *= env.reward_scale
+        if self.reward_clip is not None:
+            np.clip(out, -self.reward_clip, self.reward_clip, out=out)
+        return out.astype(np.float32)
+
+    def action_masks(self) -> np.ndarray:
+        """The current action mask (sb3-contrib MaskablePPO reads it through the wrapper)."""
+        return self.env.unwrapped.action_masks()
+
+
+class ExperimentEnv(TrainingEnv):
+    """:class:`TrainingEnv` built from one config dict, the form RLlib's env runners construct envs from.
+
+    ``config``: ``env_id``, ``kwargs`` (constructor arguments, see :func:`env_kwargs`), ``seed``,
+    ``reward_clip_usd``, ``kpi_every_steps``, ``credit``. RLlib's ``EnvContext`` adds ``worker_index`` and
+    ``vector_index``; each sub-environment gets its own stream of world seeds from them.
+    """
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        worker = int(getattr(config, "worker_index", 0) or 0)
+        vector = int(getattr(config, "vector_index", 0) or 0)
+        env = make_env(config["env_id"], dict(config.get("kwargs", {})))
+        seed = np.random.SeedSequence([int(config.get("seed", 0)), worker, vector]).generate_state(1)[0]
+        super().__init__(
+            env,
+            seed=int(seed),
+            reward_clip_usd=config.get("reward_clip_usd"),
+            kpi_every_steps=int(config.get("kpi_every_steps", 0)),
+            credit=config.get("credit", "resolved"),
+        )

@@ -1,0 +1,192 @@
+"""A run folder: everything needed to reproduce, resume and judge one training run, and nothing else.
+
+``runs/<experiment>/<UTC timestamp>-<config hash>/``:
+
+====================  ==================================================================================
+``config.yaml``       the resolved experiment (every default filled in)
+``run.json``          config hash, the command, package versions, git commit, host, start time, status
+``tb/``               TensorBoard event files (library losses, ``kpi/...``, ``agent/<role>/...``)
+``metrics.csv``       one row per training iteration (the numbers behind the curves)
+``checkpoints/``      ``iter_000010/`` ... and ``latest.json`` naming the newest complete one
+``policy/<role>/``    the learned policy network per learning agent (``policy.pt`` + ``policy.json``)
+``eval/``             written by ``payroute evaluate``: tables, Parquet, plots
+====================  ==================================================================================
+
+Checkpoints are written into a temporary folder and renamed into place, and ``latest.json`` is replaced
+atomically after that, so a run killed at any instant (even ``kill -9``) leaves the previous complete
+checkpoint named in ``latest.json``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from payroute.errors import PayrouteError
+from payroute.experiments.schema import Experiment, experiment_from_dict
+
+CONFIG_FILE = "config.yaml"
+RUN_FILE = "run.json"
+CHECKPOINT_DIR = "checkpoints"
+LATEST_FILE = "latest.json"
+TB_DIR = "tb"
+POLICY_DIR = "policy"
+EVAL_DIR = "eval"
+METRICS_FILE = "metrics.csv"
+PACKAGES = (
+    "payroute",
+    "ray",
+    "torch",
+    "stable_baselines3",
+    "sb3_contrib",
+    "gymnasium",
+    "numpy",
+    "simpy",
+    "pydantic",
+    "tensorboard",
+)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that readers see the old file or the new one, never a torn one."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def package_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def git_commit() -> dict[str, Any]:
+    """The commit of the payroute source tree (and whether it had uncommitted changes), if it is a git checkout."""
+    src = Path(__file__).resolve().parent
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(src), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10
+        )
+        if head.returncode != 0:
+            return {"commit": None}
+        dirty = subprocess.run(
+            ["git", "-C", str(src), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        return {"commit": head.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None}
+
+
+def create_run_dir(exp: Experiment, root: Path, argv: list[str] | None = None) -> Path:
+    """A fresh run folder with the resolved config and the run record."""
+    config_hash = exp.config_hash()
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    run_dir = Path(root) / exp.name / f"{stamp}-{config_hash[:12]}"
+    run_dir.mkdir(parents=True, exist_ok=False)
+    atomic_write_text(run_dir / CONFIG_FILE, yaml.safe_dump(exp.resolved(), sort_keys=False, width=110))
+    record = {
+        "experiment": exp.name,
+        "config_hash": config_hash,
+        "command": " ".join(argv if argv is not None else sys.argv),
+        "argv": list(argv if argv is not None else sys.argv),
+        "cwd": os.getcwd(),
+        "started_utc": dt.datetime.now(dt.UTC).isoformat(),
+        "host": socket.gethostname(),
+        "platform": platform.platform(),
+        "packages": package_versions(),
+        "git": git_commit(),
+        "status": "running",
+        "resumes": [],
+    }
+    atomic_write_text(run_dir / RUN_FILE, json.dumps(record, indent=2))
+    return run_dir
+
+
+def read_run(run_dir: Path) -> tuple[Experiment, dict[str, Any]]:
+    """The experiment and run record of a run folder; checks the recorded hash against the config."""
+    run_dir = Path(run_dir)
+    if not (run_dir / CONFIG_FILE).is_file() or not (run_dir / RUN_FILE).is_file():
+        raise PayrouteError(f"{run_dir} is not a run folder (no {CONFIG_FILE} / {RUN_FILE})")
+    data = yaml.safe_load((run_dir / CONFIG_FILE).read_text())
+    exp = experiment_from_dict(data, source=str(run_dir / CONFIG_FILE))
+    record = json.loads((run_dir / RUN_FILE).read_text())
+    if exp.config_hash() != record.get("config_hash"):
+        raise PayrouteError(
+            f"{run_dir / CONFIG_FILE} does not match the hash in {RUN_FILE} "
+            f"({exp.config_hash()[:12]} != {str(record.get('config_hash'))[:12]}): the config was edited after the run"
+        )
+    return exp, record
+
+
+def update_run(run_dir: Path, **changes: Any) -> dict[str, Any]:
+    record = json.loads((Path(run_dir) / RUN_FILE).read_text())
+    record.update(changes)
+    atomic_write_text(Path(run_dir) / RUN_FILE, json.dumps(record, indent=2))
+    return record
+
+
+# ---------------------------------------------------------------------------- checkpoints
+def save_checkpoint(
+    run_dir: Path, iteration: int, write: Callable[[Path], None], info: dict[str, Any], keep_last: int
+) -> Path:
+    """Write a checkpoint with ``write(folder)``, rename it into place, then point ``latest.json`` at it."""
+    root = Path(run_dir) / CHECKPOINT_DIR
+    root.mkdir(exist_ok=True)
+    name = f"iter_{iteration:06d}"
+    final = root / name
+    tmp = root / f".tmp-{name}-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    write(tmp)
+    if final.exists():  # a checkpoint of this iteration from before a crash that never became "latest"
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    atomic_write_text(
+        root / LATEST_FILE, json.dumps({"iteration": iteration, "path": name, **info}, indent=2)
+    )
+    _prune(root, keep_last, keep=name)
+    return final
+
+
+def _prune(root: Path, keep_last: int, keep: str) -> None:
+    done = sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith("iter_"))
+    for old in done[:-keep_last]:
+        if old.name != keep:
+            shutil.rmtree(old, ignore_errors=True)
+    for stale in root.glob(".tmp-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def latest_checkpoint(run_dir: Path) -> tuple[Path, dict[str, Any]] | None:
+    """The newest complete checkpoint of a run and its record, or ``None`` if it has none."""
+    latest = Path(run_dir) / CHECKPOINT_DIR / LATEST_FILE
+    if not latest.is_file():
+        return None
+    info = json.loads(latest.read_text())
+    path = Path(run_dir) / CHECKPOINT_DIR / info["path"]
+    if not path.is_dir():
+        raise PayrouteError(f"{latest} names {info['path']}, which is missing")
+    return path, info

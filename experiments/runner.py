@@ -1,0 +1,323 @@
+"""``payroute train``: one experiment, from its YAML to a run folder with curves, checkpoints and policies.
+
+The loop is the whole story, CleanRL style::
+
+    run folder (config, hash, command, versions, commit)  ->  trainer (RLlib or SB3)
+    repeat: one training iteration -> TensorBoard + metrics.jsonl -> progress bar with KPIs
+            -> every N iterations an atomic checkpoint -> stop at the first limit reached
+    final checkpoint, the learned policy network of every learning agent, the run record closed
+
+``--resume RUN_DIR`` reads the run's own config (so the hash is the original one), restores the newest
+complete checkpoint, truncates the TensorBoard and metrics history after it, and carries on; the wall-time
+limit counts the time spent before the interruption.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from payroute.errors import PayrouteError
+from payroute.experiments.rundir import (
+    METRICS_FILE,
+    POLICY_DIR,
+    TB_DIR,
+    create_run_dir,
+    latest_checkpoint,
+    read_run,
+    save_checkpoint,
+    update_run,
+)
+from payroute.experiments.schema import Experiment, load_experiment
+
+METRICS_JSONL = METRICS_FILE.replace(".csv", ".jsonl")
+
+
+def make_trainer(exp: Experiment, ray_address: str | None = None) -> Any:
+    """The library adapter for ``exp.trainer.library`` (imported only when needed)."""
+    if exp.trainer.library == "rllib":
+        from payroute.agents.rllib_trainer import RLlibTrainer
+
+        return RLlibTrainer(exp, ray_address=ray_address)
+    from payroute.agents.sb3_trainer import SB3Trainer
+
+    return SB3Trainer(exp)
+
+
+def check_environment(exp: Experiment) -> None:
+    """Fail early, with a clear message, if the experiment's environment cannot be built."""
+    from payroute.agents.training_env import env_kwargs, make_env
+
+    try:
+        kwargs = env_kwargs(
+            exp.env.id, exp.scenario, exp.scenario_overrides, exp.env.days, exp.agents.baselines.named(),
+            dict(exp.env.kwargs),
+        )  # fmt: skip
+        env = make_env(exp.env.id, kwargs)
+    except LookupError as exc:
+        raise PayrouteError(f"env.id: {exc.args[0]}") from None
+    except (TypeError, ValueError) as exc:
+        raise PayrouteError(f"env: {exp.env.id} rejected its arguments: {exc}") from None
+    roles = set(getattr(env, "possible_agents", ()) or ())
+    if not roles:
+        kind = getattr(env, "decision_kind", None)
+        from payroute.experiments.schema import ROLE_KIND
+
+        roles = {r for r, k in ROLE_KIND.items() if k == kind}
+    unknown = sorted(set(exp.agents.learn) - roles)
+    if unknown and roles:
+        raise PayrouteError(
+            f"agents.learn = {exp.agents.learn}: {exp.env.id} has agents {sorted(roles)} only"
+        )
+    close = getattr(env, "close", None)
+    if close:
+        close()
+
+
+class _Progress:
+    """A rich progress bar over the first stopping limit, with the latest KPIs beside it."""
+
+    def __init__(self, exp: Experiment, console: Console | None, enabled: bool) -> None:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        s = exp.stopping
+        if s.env_steps:
+            self.unit, self.total = "env steps", s.env_steps
+        elif s.iterations:
+            self.unit, self.total = "iterations", s.iterations
+        else:
+            self.unit, self.total = "seconds", s.wall_time_s
+        self.bar = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.fields[where]}"),
+            TextColumn("{task.fields[kpis]}"),
+            TimeElapsedColumn(),
+            console=console,
+            disable=not enabled,
+            transient=False,
+        )
+        self.task = self.bar.add_task(f"training {exp.name}", total=self.total, where="", kpis="")
+
+    def __enter__(self) -> _Progress:
+        self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.bar.__exit__(*exc)
+
+    def update(self, iteration: int, env_steps: int, elapsed_s: float, scalars: dict[str, float]) -> None:
+        done = {"env steps": env_steps, "iterations": iteration, "seconds": elapsed_s}[self.unit]
+        self.bar.update(
+            self.task,
+            completed=min(done, self.total),
+            where=f"it {iteration} · {env_steps:,} steps",
+            kpis=format_kpis(scalars),
+        )
+
+
+def format_kpis(scalars: dict[str, float]) -> str:
+    """``margin/tx $1.0412 · approval 86.1% · fraud 11.2 bps · SLA misses 120`` from the latest numbers."""
+
+    def pick(name: str) -> float | None:
+        for prefix in ("kpi", "kpi_running"):
+            v = scalars.get(f"{prefix}/{name}")
+            if v is not None and not math.isnan(v):
+                return v
+        return None
+
+    parts = []
+    for name, fmt in (
+        ("margin_per_tx_usd", "margin/tx ${:.4f}"),
+        ("approval_rate", "approval {:.1%}"),
+        ("fraud_loss_bps", "fraud {:.1f} bps"),
+        ("sla_misses", "SLA misses {:,.0f}"),
+    ):
+        v = pick(name)
+        if v is not None:
+            parts.append(fmt.format(v))
+    final = any(not math.isnan(scalars.get(f"kpi/{k}", math.nan)) for k in ("margin_per_tx_usd",))
+    return " · ".join(parts) + ("" if final or not parts else " (episode so far)")
+
+
+def _stop_reason(exp: Experiment, iteration: int, env_steps: int, elapsed_s: float, kpis: dict) -> str | None:
+    s = exp.stopping
+    if s.iterations is not None and iteration >= s.iterations:
+        return f"reached {s.iterations} iterations"
+    if s.env_steps is not None and env_steps >= s.env_steps:
+        return f"reached {s.env_steps:,} env steps"
+    if s.wall_time_s is not None and elapsed_s >= s.wall_time_s:
+        return f"reached the wall-time limit of {s.wall_time_s:g} s"
+    if s.target is not None:
+        v = kpis.get(f"kpi/{s.target.kpi}")
+        if v is not None and not math.isnan(v):
+            hit = v >= s.target.value if s.target.mode == "max" else v <= s.target.value
+            if hit:
+                return f"{s.target.kpi} = {v:.4g} reached the target {s.target.value:g}"
+    return None
+
+
+def _truncate_history(run_dir: Path, iteration: int) -> None:
+    """Drop metrics rows written after the checkpoint we resume from (they will be recomputed)."""
+    path = run_dir / METRICS_JSONL
+    if not path.exists():
+        return
+    keep = [
+        line for line in path.read_text().splitlines() if line and json.loads(line)["iteration"] <= iteration
+    ]
+    path.write_text("".join(line + "\n" for line in keep))
+
+
+def _experiment(experiment: str | Path | Experiment, seed: int | None) -> Experiment:
+    changes = {"seed": seed} if seed is not None else None
+    if isinstance(experiment, Experiment):
+        return experiment.with_changes(changes) if changes else experiment
+    return load_experiment(experiment, changes)
+
+
+def train(
+    experiment: str | Path | Experiment | None = None,
+    *,
+    seed: int | None = None,
+    resume: Path | None = None,
+    ray_address: str | None = None,
+    runs_root: Path = Path("runs"),
+    argv: list[str] | None = None,
+    console: Console | None = None,
+    progress: bool = True,
+    on_iteration: Callable[[Any], None] | None = None,
+    on_start: Callable[[Path], None] | None = None,
+) -> Path:
+    """Train ``experiment`` (a YAML path or shipped name), or resume the run in ``resume``; the run folder."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    console = console or Console(stderr=True)
+    start_iteration, start_steps, elapsed_before = 0, 0, 0.0
+    checkpoint = None
+    if resume is not None:
+        run_dir = Path(resume)
+        exp, record = read_run(run_dir)
+        if experiment is not None:
+            given = _experiment(experiment, seed)
+            if given.config_hash() != exp.config_hash():
+                raise PayrouteError(
+                    f"{experiment} (hash {given.config_hash()[:12]}) is not the config of {run_dir} "
+                    f"(hash {exp.config_hash()[:12]}); resume with the run's own config (omit EXP.yaml)"
+                )
+        elif seed is not None and seed != exp.seed:
+            raise PayrouteError(
+                f"--seed {seed} differs from the run's seed {exp.seed}; a resumed run keeps its config"
+            )
+        checkpoint = latest_checkpoint(run_dir)
+        if checkpoint is not None:
+            info = checkpoint[1]
+            start_iteration, start_steps = int(info["iteration"]), int(info.get("env_steps", 0))
+            elapsed_before = float(info.get("elapsed_s", 0.0))
+        update_run(
+            run_dir,
+            status="running",
+            resumes=[*record.get("resumes", []), {
+                "at_utc": dt.datetime.now(dt.UTC).isoformat(), "from_iteration": start_iteration,
+                "command": " ".join(argv or []),
+            }],
+        )  # fmt: skip
+    else:
+        if experiment is None:
+            raise PayrouteError("give an experiment YAML, or --resume RUN_DIR")
+        exp = _experiment(experiment, seed)
+        check_environment(exp)
+        run_dir = create_run_dir(exp, runs_root, argv)
+    if on_start is not None:
+        on_start(run_dir)
+
+    trainer = make_trainer(exp, ray_address)
+    if checkpoint is not None:
+        trainer.restore(checkpoint[0], env_steps=start_steps)
+        _truncate_history(run_dir, start_iteration)
+    writer = SummaryWriter(str(run_dir / TB_DIR), purge_step=start_steps + 1 if checkpoint else None)
+    if checkpoint is None:
+        writer.add_text("config", "```yaml\n" + (run_dir / "config.yaml").read_text() + "\n```", 0)
+    t0 = time.perf_counter()
+    iteration, env_steps = start_iteration, start_steps
+    last_saved = start_iteration if checkpoint else -1
+    scalars: dict[str, float] = {}
+    reason = None
+
+    def elapsed() -> float:
+        return elapsed_before + time.perf_counter() - t0
+
+    def checkpoint_now() -> None:
+        nonlocal last_saved
+
+        def write(folder: Path) -> None:
+            trainer.save(folder)
+            for role, net in trainer.policy_nets().items():
+                from payroute.agents.networks import save_policy
+
+                save_policy(net, folder / POLICY_DIR / role)
+
+        save_checkpoint(
+            run_dir, iteration, write,
+            {"env_steps": env_steps, "elapsed_s": elapsed(),
+             "kpis": {k: v for k, v in scalars.items() if k.startswith("kpi") and not math.isnan(v)}},
+            exp.checkpoint.keep_last,
+        )  # fmt: skip
+        last_saved = iteration
+
+    try:
+        with _Progress(exp, console, progress) as bar, open(run_dir / METRICS_JSONL, "a") as metrics:
+            bar.update(iteration, env_steps, elapsed(), scalars)
+            while True:
+                report = trainer.train_iteration()
+                iteration, env_steps = report.iteration, report.env_steps
+                scalars = report.scalars
+                for tag, value in scalars.items():
+                    if not math.isnan(value):
+                        writer.add_scalar(tag, value, env_steps)
+                writer.add_scalar("charts/iteration", iteration, env_steps)
+                writer.flush()
+                row = {"iteration": iteration, "env_steps": env_steps, "elapsed_s": round(elapsed(), 3)}
+                row.update({k: v for k, v in scalars.items() if not math.isnan(v)})
+                metrics.write(json.dumps(row) + "\n")
+                metrics.flush()
+                bar.update(iteration, env_steps, elapsed(), scalars)
+                if on_iteration is not None:
+                    on_iteration(report)
+                reason = _stop_reason(exp, iteration, env_steps, elapsed(), scalars)
+                if reason is None and iteration % exp.checkpoint.every_iterations == 0:
+                    checkpoint_now()
+                if reason is not None:
+                    break
+        if last_saved != iteration:
+            checkpoint_now()
+        from payroute.agents.networks import save_policy
+
+        nets = trainer.policy_nets()
+        for role, net in nets.items():
+            save_policy(net, run_dir / POLICY_DIR / role)
+        update_run(
+            run_dir,
+            status="finished",
+            finished_utc=dt.datetime.now(dt.UTC).isoformat(),
+            stop_reason=reason,
+            iterations=iteration,
+            env_steps=env_steps,
+            train_wall_s=round(elapsed(), 2),
+            final_scalars={
+                k: v for k, v in scalars.items() if k.startswith(("kpi", "agent/")) and not math.isnan(v)
+            },
+        )
+    except KeyboardInterrupt:
+        update_run(run_dir, status="interrupted")
+        raise
+    finally:
+        writer.close()
+        trainer.close()
+    return run_dir

@@ -1,0 +1,171 @@
+"""Training wrappers and trained policies bound into the world: what evaluation numbers rest on."""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pytest
+import torch
+
+from payroute.agents.compare import NamedPolicy, run_paired
+from payroute.agents.learned import LearnedRoutePolicy, rollout_kpis
+from payroute.agents.networks import (
+    PolicyNet,
+    PolicySpec,
+    linear_stack,
+    load_policy,
+    policy_from_linears,
+    save_policy,
+)
+from payroute.agents.training_env import TRAIN_SEED_LIMIT, TrainingEnv, make_env
+from payroute.envs.scenarios import load_scenario
+
+SMALL = {"volume_scale": 0.02}
+
+
+def _routing_env(**kwargs):
+    return make_env("payroute/Routing-v0", {"scenario": "default", "scenario_overrides": SMALL, **kwargs})
+
+
+def _random_net(env, seed=0) -> PolicyNet:
+    torch.manual_seed(seed)
+    spec = PolicySpec(
+        obs_dim=env.observation_space.shape[0], n_actions=env.action_space.n, hidden=(16,), activation="tanh",
+        feature_names=tuple(env.feature_names), action_names=tuple(env.route_names),
+    )  # fmt: skip
+    net = PolicyNet(spec)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.mul_(5.0)  # a decisive random policy: it uses many different routes
+    return net.eval()
+
+
+def _play(env, policy, seed):
+    obs, info = env.reset(seed=seed)
+    rewards = []
+    while True:
+        obs, r, term, trunc, info = env.step(policy(obs, info))
+        rewards.append(r)
+        if term or trunc:
+            return np.array(rewards), info
+
+
+def _random_valid(rng):
+    return lambda obs, info: int(rng.choice(np.flatnonzero(info["action_mask"])))
+
+
+def test_decision_credit_pays_each_step_its_own_payment_and_adds_up_to_the_return():
+    env = TrainingEnv(_routing_env(), seed=1, credit="decision")
+    rewards, info = _play(env, _random_valid(np.random.default_rng(0)), seed=4)
+    credit = info["decision_rewards"]
+    assert len(credit) == len(rewards)
+    assert credit.sum() == pytest.approx(rewards.sum(), abs=0.05)
+    # per step the timing differs: the episode's own last reward carries the drained world, credit does not
+    assert abs(rewards[-1]) > 10 * np.abs(credit[-20:]).max()
+
+
+def test_decision_credit_counts_the_invalid_action_penalty():
+    env = TrainingEnv(
+        _routing_env(invalid_action="penalize", invalid_penalty_usd=2.0), seed=1, credit="decision"
+    )
+    rng = np.random.default_rng(1)
+
+    def sometimes_invalid(obs, info):
+        masked = np.flatnonzero(info["action_mask"] == 0)
+        if len(masked) and rng.random() < 0.05:
+            return int(masked[0])
+        return int(rng.choice(np.flatnonzero(info["action_mask"])))
+
+    rewards, info = _play(env, sometimes_invalid, seed=2)
+    assert info["decision_rewards"].sum() == pytest.approx(rewards.sum(), abs=0.05)
+    assert (info["decision_rewards"] <= -2.0).sum() > 0
+
+
+def test_training_worlds_use_seeds_below_the_held_out_range():
+    env = TrainingEnv(_routing_env(), seed=3)
+    seeds = []
+    for _ in range(5):
+        env.reset()
+        seeds.append(env.unwrapped.world.seed)
+    assert all(0 <= s < TRAIN_SEED_LIMIT for s in seeds)
+    assert len(set(seeds)) == 5
+    again = TrainingEnv(_routing_env(), seed=3)
+    assert [(again.reset(), again.unwrapped.world.seed)[1] for _ in range(5)] == seeds
+
+
+def test_running_kpis_and_clipping():
+    env = TrainingEnv(_routing_env(), seed=0, reward_clip_usd=3.0, kpi_every_steps=100)
+    rewards, info = _play(env, _random_valid(np.random.default_rng(0)), seed=1)
+    assert np.abs(rewards).max() <= 3.0
+    assert "kpis" in info and "margin_per_tx_usd" in info["kpis"]
+    obs, info = env.reset(seed=1)
+    for _ in range(100):
+        obs, r, term, trunc, info = env.step(int(np.flatnonzero(info["action_mask"])[0]))
+    assert set(info["kpis_running"]) >= {"approval_rate", "sla_misses", "fraud_loss_bps"}
+
+
+def test_a_bound_network_routes_exactly_as_it_does_through_the_environment():
+    """The evaluation binds the network into the world; it must see the observation Routing-v0 showed it."""
+    env = _routing_env()
+    net = _random_net(env)
+    seed = 1_000_000_007
+    via_env = rollout_kpis(env, net, seed)
+    runs = run_paired(
+        load_scenario("default", SMALL),
+        (NamedPolicy("trained", functools.partial(LearnedRoutePolicy, net)),),
+        [seed],
+    )
+    bound = runs.iloc[0].to_dict()
+    for key, value in via_env.items():
+        assert bound[key] == pytest.approx(value, rel=1e-12, abs=1e-9), key
+
+
+def test_bound_networks_run_in_worker_processes_with_the_same_numbers():
+    env = _routing_env()
+    entry = NamedPolicy("trained", functools.partial(LearnedRoutePolicy, _random_net(env, seed=2)))
+    sc = load_scenario("default", SMALL)
+    seeds = [1_000_000_000, 1_000_000_001]
+    serial = run_paired(sc, (entry, "cheapest"), seeds, workers=1)
+    parallel = run_paired(sc, (entry, "cheapest"), seeds, workers=2)
+    assert (
+        serial.sort_values(["policy", "seed"])
+        .reset_index(drop=True)
+        .equals(parallel.sort_values(["policy", "seed"]).reset_index(drop=True))
+    )
+
+
+def test_a_network_for_other_routes_is_refused_when_bound():
+    env = _routing_env()
+    spec = PolicySpec(obs_dim=7, n_actions=3, hidden=(4,), activation="tanh")
+    with pytest.raises(ValueError, match="expects 7 features"):
+        run_paired(
+            load_scenario("default", SMALL),
+            (NamedPolicy("bad", functools.partial(LearnedRoutePolicy, PolicyNet(spec))),),
+            [1],
+        )
+    assert env is not None
+
+
+def test_policy_networks_save_load_and_extract_from_any_mlp(tmp_path):
+    env = _routing_env()
+    net = _random_net(env)
+    save_policy(net, tmp_path / "router")
+    back = load_policy(tmp_path / "router")
+    x = torch.randn(32, net.spec.obs_dim)
+    assert torch.equal(net(x), back(x))
+    assert back.spec.feature_names == tuple(env.feature_names)
+    # a library's MLP split into a body and a head becomes the same plain network
+    body = torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.ReLU(), torch.nn.Linear(8, 8), torch.nn.ReLU())
+    head = torch.nn.Linear(8, 3)
+    linears, act = linear_stack(torch.nn.ModuleList([body, head]))
+    plain = policy_from_linears(linears, act)
+    y = torch.randn(10, 5)
+    assert act == "relu" and plain.spec.hidden == (8, 8)
+    assert torch.allclose(plain(y), head(body(y)))
+    with pytest.raises(ValueError, match="mixed activations"):
+        linear_stack(
+            torch.nn.Sequential(
+                torch.nn.Linear(2, 2), torch.nn.Tanh(), torch.nn.Linear(2, 2), torch.nn.ReLU()
+            )
+        )
