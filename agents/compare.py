@@ -151,7 +151,7 @@ def run_paired_detailed(
 def _run(
     scenario, policies, seeds, days, risk, overrides, workers, progress, kind, others, detail
 ) -> PairedRuns:
-    sc = load_scenario(scenario, overrides) if not isinstance(scenario, Scenario) or overrides else scenario
+    sc = load_scenario(scenario, overrides)
     seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
     other = dict(others or {})
     if kind == "risk":

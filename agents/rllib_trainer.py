@@ -275,7 +275,9 @@ class RLlibTrainer:
             config = config.reporting(min_sample_timesteps_per_iteration=hp.steps_per_iteration)
         env_cls = ExperimentMultiAgentEnv if self.multi_agent else ExperimentEnv
         config = (
-            config.environment(env=env_cls, env_config=self.env_config)
+            # RLlib's pre-check steps the env with unmasked random actions, which a masked env must refuse;
+            # payroute environments have their own checker tests
+            config.environment(env=env_cls, env_config=self.env_config, disable_env_checking=True)
             .env_runners(
                 num_env_runners=res.num_env_runners,
                 num_envs_per_env_runner=1 if self.multi_agent else res.num_envs_per_env_runner,
