@@ -17,6 +17,7 @@ from payroute.agents.rllib_env import RLlibPaymentEcosystem  # noqa: E402
 TINY = {"volume_scale": 0.002, "prices": {"period_s": 3600}}
 COMBINATIONS = [
     ("router", "risk", "fraudster"),
+    ("risk", "fraudster"),  # experiments/risk_vs_fraudster.yaml
     ("router",),
     ("fraudster",),
     ("risk",),
