@@ -40,7 +40,7 @@ KPI_KEYS = (
 class IterationReport:
     iteration: int
     env_steps: int
-    scalars: dict[str, float] = field(default_factory=dict)  # tag -> value, for TensorBoard and metrics.csv
+    scalars: dict[str, float] = field(default_factory=dict)  # tag -> value, for TensorBoard and metrics.jsonl
     episodes: int = 0  # episodes that ended during this iteration
 
     def kpi(self, name: str) -> float | None:

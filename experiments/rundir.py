@@ -6,7 +6,7 @@
 ``config.yaml``       the resolved experiment (every default filled in)
 ``run.json``          config hash, the command, package versions, git commit, host, start time, status
 ``tb/``               TensorBoard event files (library losses, ``kpi/...``, ``agent/<role>/...``)
-``metrics.csv``       one row per training iteration (the numbers behind the curves)
+``metrics.jsonl``     one JSON line per training iteration (the numbers behind the curves)
 ``checkpoints/``      ``iter_000010/`` ... and ``latest.json`` naming the newest complete one
 ``policy/<role>/``    the learned policy network per learning agent (``policy.pt`` + ``policy.json``)
 ``eval/``             written by ``payroute evaluate``: tables, Parquet, plots
@@ -44,7 +44,7 @@ LATEST_FILE = "latest.json"
 TB_DIR = "tb"
 POLICY_DIR = "policy"
 EVAL_DIR = "eval"
-METRICS_FILE = "metrics.csv"
+METRICS_FILE = "metrics.jsonl"
 PACKAGES = (
     "payroute",
     "ray",

@@ -37,8 +37,6 @@ from payroute.experiments.rundir import (
 )
 from payroute.experiments.schema import Experiment, load_experiment
 
-METRICS_JSONL = METRICS_FILE.replace(".csv", ".jsonl")
-
 
 def make_trainer(exp: Experiment, ray_address: str | None = None) -> Any:
     """The library adapter for ``exp.trainer.library`` (imported only when needed)."""
@@ -166,7 +164,7 @@ def _stop_reason(exp: Experiment, iteration: int, env_steps: int, elapsed_s: flo
 
 def _truncate_history(run_dir: Path, iteration: int) -> None:
     """Drop metrics rows written after the checkpoint we resume from (they will be recomputed)."""
-    path = run_dir / METRICS_JSONL
+    path = run_dir / METRICS_FILE
     if not path.exists():
         return
     keep = [
@@ -272,7 +270,7 @@ def train(
         last_saved = iteration
 
     try:
-        with _Progress(exp, console, progress) as bar, open(run_dir / METRICS_JSONL, "a") as metrics:
+        with _Progress(exp, console, progress) as bar, open(run_dir / METRICS_FILE, "a") as metrics:
             bar.update(iteration, env_steps, elapsed(), scalars)
             while True:
                 report = trainer.train_iteration()

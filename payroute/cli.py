@@ -331,6 +331,50 @@ def evaluate(
     print_evaluation(result)
 
 
+@app.command()
+@user_errors
+def export(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder written by `payroute train` (RLlib or SB3).")],
+    out: Annotated[
+        Path,
+        typer.Option(
+            help="Bundle path: a directory, or a .zip. A multi-agent run writes one bundle per role inside it."
+        ),
+    ],
+    checkpoint: Annotated[
+        int | None,
+        typer.Option(min=1, help="Export the checkpoint of this iteration (default: the final policy)."),
+    ] = None,
+    parity: Annotated[
+        int, typer.Option(min=1, help="Observations on which ONNX must reproduce the network within 1e-5.")
+    ] = 10_000,
+) -> None:
+    """Export a run's learned policies as bundles (ONNX + card.json + golden vectors + checksums), no pickle."""
+    from payroute.experiments.export import export_run
+
+    with err_console.status("exporting: ONNX, parity check, model card"):
+        written, skipped = export_run(run_dir, out, checkpoint, parity)
+    for role, path in written.items():
+        card = json.loads(
+            (path / "card.json").read_text() if path.is_dir() else _zip_member(path, "card.json")
+        )
+        par = card.get("parity", {})
+        console.print(
+            f"[bold]{role}[/] ({card['decision_kind']}): {path}  parity on {par.get('observations', 0):,} "
+            f"observations, max |Δlogit| {par.get('max_abs_diff', float('nan')):.2g}"
+        )
+    for why in skipped.values():
+        console.print(f"[yellow]not exported[/] {why}")
+    console.print(f"review it: payroute review {next(iter(written.values()))}")
+
+
+def _zip_member(path: Path, name: str) -> str:
+    import zipfile
+
+    with zipfile.ZipFile(path) as zf:
+        return zf.read(name).decode()
+
+
 def print_evaluation(result) -> None:
     n_seeds = result.runs["seed"].nunique()
     for scenario, table in result.summary.groupby("scenario", sort=False):

@@ -143,6 +143,11 @@ class PolicyCard(_Strict):
     git_commit: str | None = None
     training: dict[str, Any] = Field(default_factory=dict)
     evaluation: dict[str, Any] = Field(default_factory=dict)
+    parity: dict[str, Any] = Field(
+        default_factory=dict,
+        description="the exporter's check that the ONNX graph reproduces the trained network: how many "
+        "observations, where they came from, the largest absolute logit difference and the tolerance",
+    )
     io: PolicyIO
 
     @field_validator("observation")
@@ -206,6 +211,8 @@ def export_torch_policy(
     out: str | Path,
     *,
     golden_seed: int = 0,
+    parity: tuple[np.ndarray, np.ndarray] | None = None,
+    parity_source: str = "observations the policy met acting in its training scenario",
 ) -> Path:
     """Export a torch module (``obs -> logits``) as a bundle at ``out`` (a directory; a ``.zip`` if it ends so).
 
@@ -213,7 +220,9 @@ def export_torch_policy(
     the exporter writes; a ``scenario``/``experiment`` entry may give ``config`` without ``sha256`` (it is computed)
     and ``versions``/``git_commit`` are filled in when absent. The exported graph applies the mask itself, is
     checked with ``onnx.checker`` and compared with the torch module on the golden inputs before anything is
-    written. Returns the bundle path. Requires torch (the ``[train]`` install).
+    written. ``parity`` (observations, masks) is a larger set the graph must also reproduce within
+    ``GOLDEN_ATOL``; the result goes into the card's ``parity`` field. Returns the bundle path. Requires torch
+    (the ``[train]`` install).
     """
     import torch  # the only torch import in payroute.policies: exporting runs where training ran
 
@@ -236,6 +245,12 @@ def export_torch_policy(
         onnx_bytes, obs, mask, logits = _export_and_compare(
             torch, _MaskedPolicy(module).eval(), policy_card, golden_seed
         )
+        if parity is not None:
+            policy_card = policy_card.model_copy(
+                update={
+                    "parity": _parity(torch, _MaskedPolicy(module).eval(), onnx_bytes, *parity, parity_source)
+                }
+            )
     finally:
         module.train(was_training)
     golden = {
@@ -294,6 +309,32 @@ def _export_and_compare(torch: Any, wrapped: Any, card: PolicyCard, golden_seed:
             f"(tolerance {GOLDEN_ATOL}); the module may use an operation the exporter does not translate exactly"
         )
     return onnx_bytes, obs, mask, logits
+
+
+def _parity(
+    torch: Any, wrapped: Any, onnx_bytes: bytes, obs: np.ndarray, mask: np.ndarray, source: str
+) -> dict:
+    """ONNX against torch on ``obs``/``mask`` (batched); raises if they differ by more than ``GOLDEN_ATOL``."""
+    obs = np.ascontiguousarray(obs, dtype=np.float32)
+    mask = np.ascontiguousarray(mask, dtype=bool)
+    if obs.ndim != 2 or mask.ndim != 2 or len(mask) != len(obs):
+        raise PayrouteError(
+            f"parity inputs must be (n, obs_dim) observations and (n, n_actions) masks; got {obs.shape}, {mask.shape}"
+        )
+    session = _session(onnx_bytes, threads=1)
+    worst = 0.0
+    for start in range(0, len(obs), 4096):
+        o, m = obs[start : start + 4096], mask[start : start + 4096]
+        got = _run_session(session, o, m)
+        with torch.no_grad():
+            want = wrapped(torch.from_numpy(o), torch.from_numpy(m)).numpy()
+        worst = max(worst, float(np.max(np.abs(got - want))))
+    if not worst <= GOLDEN_ATOL:
+        raise PayrouteError(
+            f"the exported ONNX graph disagrees with the torch network by up to {worst:.3g} on {len(obs):,} "
+            f"{source} (tolerance {GOLDEN_ATOL})"
+        )
+    return {"observations": len(obs), "source": source, "max_abs_diff": worst, "atol": GOLDEN_ATOL}
 
 
 def _complete_card(card: Mapping[str, Any], obs_dim: int, n_actions: int) -> PolicyCard:
