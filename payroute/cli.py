@@ -216,34 +216,42 @@ def review(
 ) -> None:
     """Review a policy bundle: integrity, off-policy estimates, stress suite, constraints. Exit 0 pass, 1 fail,
     2 could not review."""
-    from rich.progress import Progress
-
-    from payroute.policies.review import EXIT_ERROR, error_summary, load_review_config, review_bundle
+    from payroute.policies.review import EXIT_ERROR, error_summary
 
     try:
-        cfg = load_review_config(config)
-        with Progress(console=err_console, transient=True) as bar:
-            tasks: dict[str, int] = {}
-
-            def progress(stage: str, done: int, total: int) -> None:
-                if stage not in tasks:
-                    tasks[stage] = bar.add_task(stage, total=total)
-                bar.update(tasks[stage], completed=done, total=total)
-
-            result = review_bundle(bundle, logs=logs, champion=champion, config=cfg, progress=progress)
+        result = _run_review(bundle, logs, champion, config, report, json_out)
     except PayrouteError as exc:
         err_console.print(f"[bold red]could not review:[/] {exc}", highlight=False, soft_wrap=True)
         if json_out is not None:
             json_out.write_text(json.dumps(error_summary(bundle, str(exc)), indent=2) + "\n")
         raise typer.Exit(code=EXIT_ERROR) from None
+    _print_review(result, report, json_out)
+    raise typer.Exit(code=result.exit_code)
+
+
+def _run_review(bundle: Path, logs, champion, config, report: Path | None, json_out: Path | None):
+    """Review with a progress bar; write the HTML report and the JSON summary where asked."""
+    from rich.progress import Progress
+
+    from payroute.policies.review import load_review_config, review_bundle
+
+    cfg = load_review_config(config)
+    with Progress(console=err_console, transient=True) as bar:
+        tasks: dict[str, int] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        result = review_bundle(bundle, logs=logs, champion=champion, config=cfg, progress=progress)
     if report is not None:
         from payroute.policies.report import write_html
 
         write_html(result, report)
     if json_out is not None:
         result.write_json(json_out)
-    _print_review(result, report, json_out)
-    raise typer.Exit(code=result.exit_code)
+    return result
 
 
 def _print_review(result, report: Path | None, json_out: Path | None) -> None:
@@ -436,22 +444,26 @@ def run(
     experiment: Annotated[str, typer.Option(help="Experiment to run end to end.")] = "quickstart",
     runs: Annotated[Path, typer.Option(help="Folder that holds the run folders.")] = Path("runs"),
     seed: Annotated[int | None, typer.Option(help="Override the experiment's seed.")] = None,
+    review_config: Annotated[
+        Path | None, typer.Option(help="Review thresholds (YAML); default: the shipped review_default.yaml.")
+    ] = None,
 ) -> None:
-    """Quickstart end to end: train, evaluate on held-out seeds, print the results and where they are."""
+    """Quickstart end to end: train, evaluate on held-out seeds, export the policy as a bundle and review it."""
     import time
 
     from rich.progress import Progress
 
     from payroute.experiments.evaluate import evaluate_run
+    from payroute.experiments.export import export_run
     from payroute.experiments.runner import train as run_train
 
     start = time.perf_counter()
-    console.rule(f"1/2 training {experiment}")
+    console.rule(f"1/4 training {experiment}")
     run_dir = run_train(
         experiment, seed=seed, runs_root=runs, argv=["payroute", *sys.argv[1:]], console=err_console
     )
     trained_s = time.perf_counter() - start
-    console.rule("2/2 evaluating on held-out seeds")
+    console.rule("2/4 evaluating on held-out seeds")
     with Progress(console=err_console, transient=True) as bar:
         tasks: dict[str, int] = {}
 
@@ -462,6 +474,18 @@ def run(
 
         result = evaluate_run(run_dir, progress=report)
     print_evaluation(result)
+    console.rule("3/4 exporting the policy bundle")
+    with err_console.status("exporting: ONNX, parity check, model card"):
+        written, _skipped = export_run(run_dir, run_dir / "bundle")
+    role, bundle = next(iter(written.items()))
+    console.print(f"{role}: {bundle}")
+    console.rule("4/4 reviewing the bundle (payroute review)")
+    review_dir = run_dir / "review"
+    review_dir.mkdir(exist_ok=True)
+    verdict = _run_review(
+        bundle, None, None, review_config, review_dir / "report.html", review_dir / "summary.json"
+    )
+    _print_review(verdict, None, None)
     record = json.loads((run_dir / "run.json").read_text())
     summary = Table(title="payroute run: summary", show_header=False)
     summary.add_column("what", style="bold")
@@ -469,11 +493,13 @@ def run(
     summary.add_row("run folder", str(run_dir))
     summary.add_row("training", f"{record.get('iterations')} iterations, {record.get('env_steps'):,} env steps, "
                     f"{trained_s:.0f} s ({record.get('stop_reason')})")  # fmt: skip
-    summary.add_row("report", str(result.out / "report.md"))
+    summary.add_row("evaluation report", str(result.out / "report.md"))
     summary.add_row("plots", ", ".join(p.name for p in result.plots))
     summary.add_row("numbers (Parquet)", str(result.out))
     summary.add_row("TensorBoard", f"tensorboard --logdir {run_dir / 'tb'}")
-    summary.add_row("policy network", str(run_dir / "policy"))
+    summary.add_row("policy bundle", str(bundle))
+    word = "PASS" if verdict.passed else f"FAIL ({len(verdict.failed)} checks failed)"
+    summary.add_row("review", f"{word}: {review_dir / 'report.html'}")
     summary.add_row("total time", f"{time.perf_counter() - start:.0f} s")
     wide_console.print(summary)
 

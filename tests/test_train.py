@@ -229,16 +229,34 @@ def test_several_learning_agents_get_one_module_each(tmp_path):
     assert "rllib/learners/router_a/policy_loss" in tags and "rllib/learners/router_b/policy_loss" in tags
 
 
-def test_payroute_run_trains_evaluates_and_says_where_everything_is(tmp_path):
+def test_payroute_run_trains_evaluates_exports_reviews_and_says_where_everything_is(tmp_path):
     from typer.testing import CliRunner
 
     from payroute.cli import app
+    from payroute.policies import load_bundle
 
     path = write_experiment(tmp_path, tiny_experiment("tiny_run"))
-    result = CliRunner().invoke(app, ["run", "--experiment", str(path), "--runs", str(tmp_path / "runs")])
+    review = tmp_path / "review.yaml"
+    review.write_text(yaml.safe_dump({
+        "stress": {"scenarios": ["processor_outage"], "baselines": ["cheapest"], "include_oracle": False,
+                   "seeds": 2, "volume_multiplier": 0.02},
+        "constraints": {"random_contexts": 200, "latency_decisions": 200, "latency_p99_ms": 50.0,
+                        "simulated": {"volume_multiplier": 0.02}},
+    }))  # fmt: skip
+    result = CliRunner().invoke(
+        app,
+        ["run", "--experiment", str(path), "--runs", str(tmp_path / "runs"), "--review-config", str(review)],
+    )
     assert result.exit_code == 0, result.output[-3000:]
     run_dir = next((tmp_path / "runs" / "tiny_run").iterdir())
     out = result.output.replace("\n", "")
     assert "trained policy minus each policy" in out
     assert "report.md" in out and "tensorboard --logdir" in out
     assert (run_dir / "eval" / "report.md").is_file() and (run_dir / "tb").is_dir()
+    bundle = load_bundle(run_dir / "bundle")
+    assert (
+        bundle.card.evaluation["policies"][0] == "trained"
+    )  # exported after the evaluation, which it records
+    summary = json.loads((run_dir / "review" / "summary.json").read_text())
+    assert (run_dir / "review" / "report.html").is_file()
+    assert summary["verdict"] in ("pass", "fail") and summary["verdict"].upper() in out
