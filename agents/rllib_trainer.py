@@ -187,7 +187,7 @@ class RLlibTrainer:
             ray.init(**init)
         self.multi_agent = is_multi_agent(exp.env.id)
         if self.multi_agent and exp.env.credit == "decision":
-            raise ValueError("env.credit 'decision' is for the single-agent routing environment")
+            raise ValueError("env.credit 'decision' is for the single-agent Routing-v0 and Risk-v0")
         self.env_config = self._env_config()
         self.probe = self._probe_env()
         self.config = self._algorithm_config()

@@ -13,7 +13,7 @@ one for training:
   (RLlib PPO) would let it drown every other step's signal; clipping keeps the per-step signal.
 * **running KPIs.** Every ``kpi_every_steps`` steps ``info["kpis_running"]`` carries the world's KPIs so far,
   so TensorBoard and the progress bar move during a long episode; the final step carries ``info["kpis"]``.
-* **decision credit** (``credit="decision"``, routing only): the final step's info also carries
+* **decision credit** (``credit="decision"``, routing and risk): the final step's info also carries
   ``decision_rewards``, one number per step: the margin that step's own payment finally earned or cost
   (fee revenue - route cost - fraud loss - SLA penalty - credit cost, minus the lost margin of a decline),
   known only once the world has drained. Their sum equals the episode's return; only the timing differs.
@@ -162,7 +162,7 @@ class TrainingEnv(gym.Wrapper):
         self._lost: dict[int, int] = {}  # payment id -> margin lost to a decline (cents)
         self._routed_ids: set[int] = set()
         self._pending = info["transaction"]["id"]
-        if env.decline_cost:
+        if getattr(env, "decline_cost", False):
             env.world.outcome_listeners.append(self._on_outcome)
 
     def _on_outcome(self, tx: Any, route: Any, approved: bool, reason: str) -> None:
@@ -174,7 +174,7 @@ class TrainingEnv(gym.Wrapper):
         env = self.env.unwrapped
         tx = env.world.live[self._pending]
         a = int(np.asarray(action).item())
-        valid = 0 <= a < env.action_space.n and (tx.eligible_mask >> a) & 1
+        valid = 0 <= a < env.action_space.n and (env.decision_kind != "route" or (tx.eligible_mask >> a) & 1)
         self._decided.append(tx)
         self._routed_ids.add(tx.id)
         self._penalty.append(0 if valid else env.invalid_penalty_cents)
@@ -183,9 +183,14 @@ class TrainingEnv(gym.Wrapper):
         env = self.env.unwrapped
         agent = env.agent_id
         out = np.empty(len(self._decided), dtype=np.float64)
+        # what the world attributed to the agent for this payment: a router is not charged the challenge costs
+        # (the risk desk's); a risk desk is paid the whole margin, challenge costs and fraud losses included
+        refund_challenge = env.decision_kind == "route"
         for i, tx in enumerate(self._decided):
-            # what the world attributed to the router for this payment (challenge costs are the risk desk's)
-            cents = tx.margin_cents + tx.challenge_cost_cents if agent in tx.agents else 0
+            if agent not in tx.agents:
+                cents = 0
+            else:
+                cents = tx.margin_cents + (tx.challenge_cost_cents if refund_challenge else 0)
             out[i] = (cents - self._lost.get(tx.id, 0) - self._penalty[i]) / 100.0
         out *= env.reward_scale
         if self.reward_clip is not None:

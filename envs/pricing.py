@@ -46,6 +46,11 @@ class PricingEnv(PeriodDecisionEnv):
     ``1.0`` charges the list price. The multiplier scales the whole list price (fixed part, percentage, min
     and max, instant surcharge).
 
+    With ``price_levels=[0.9, 1.0, 1.1, ...]``: ``Discrete(len(price_levels))`` instead, one price level for
+    every segment and family (action ``i`` sets every multiplier to ``price_levels[i]``); ``action_names``
+    are ``"x0.9"``, ``"x1"``, ... and ``action_values`` the levels. This is the form a policy bundle holds
+    (a discrete choice), and the one ``experiments/pricing_levels.yaml`` trains.
+
     ## Observation space
 
     A flat ``Box(float32)`` of :attr:`observation_names`; "last period" is the period that just ended (zeros
@@ -84,7 +89,7 @@ class PricingEnv(PeriodDecisionEnv):
     ## Arguments
 
     ``gym.make("payroute/Pricing-v0", scenario="default", seed=None, days=7, scenario_overrides=None,
-    baselines=None, reward_scale=1.0)``
+    baselines=None, reward_scale=1.0, price_levels=None)``
 
     * ``scenario``: a shipped scenario name, a YAML path or a :class:`Scenario`.
     * ``seed``: the seed of the first ``reset()`` that passes none (``reset(seed=s)`` runs world seed ``s``).
@@ -92,6 +97,8 @@ class PricingEnv(PeriodDecisionEnv):
     * ``scenario_overrides``: nested overrides merged into the scenario (e.g. ``{"volume_scale": 0.05}``).
     * ``baselines``: baseline names for the other decision kinds, e.g. ``{"route": "fastest"}``.
     * ``reward_scale``: the reward is the profit in dollars times this.
+    * ``price_levels``: a discrete action over these multipliers (each within the scenario's
+      ``[prices.min_multiplier, prices.max_multiplier]``, increasing), applied to every segment and family.
 
     ## Version history
 
@@ -109,6 +116,7 @@ class PricingEnv(PeriodDecisionEnv):
         baselines: dict[str, str] | None = None,
         reward_scale: float = 1.0,
         render_mode: str | None = None,
+        price_levels: list[float] | tuple[float, ...] | None = None,
     ) -> None:
         super().__init__(scenario, seed, days, scenario_overrides, baselines, reward_scale, render_mode)
         sc = self.scenario
@@ -117,7 +125,13 @@ class PricingEnv(PeriodDecisionEnv):
         n_s, n_f = len(self.segments), len(FAMILIES)
         self._shape = (n_s, n_f)
         lo, hi = sc.prices.min_multiplier, sc.prices.max_multiplier
-        self.action_space = spaces.Box(lo, hi, shape=self._shape, dtype=np.float32)
+        self.price_levels = None if price_levels is None else _check_levels(price_levels, lo, hi)
+        if self.price_levels is None:
+            self.action_space = spaces.Box(lo, hi, shape=self._shape, dtype=np.float32)
+        else:
+            self.action_space = spaces.Discrete(len(self.price_levels))
+            self.action_values = list(self.price_levels)
+            self.action_names = tuple(f"x{v:g}" for v in self.price_levels)
         cells = [f"{s}.{f}" for s in self.segments for f in FAMILIES]
         blocks: list[tuple[str, list[str], float, float]] = [
             ("volume_index", list(self.segments), 0.0, np.inf),
@@ -162,6 +176,18 @@ class PricingEnv(PeriodDecisionEnv):
         self._expected = np.zeros(len(self.segments))
 
     def _to_world_action(self, action: Any) -> np.ndarray:
+        if self.price_levels is not None:
+            a = np.asarray(action)
+            if (
+                a.size != 1
+                or not np.issubdtype(a.dtype, np.integer)
+                or not 0 <= int(a) < len(self.price_levels)
+            ):
+                raise ValueError(
+                    f"Pricing-v0 action must be a price level index in 0..{len(self.price_levels) - 1} "
+                    f"(levels {list(self.price_levels)}), got {action!r}"
+                )
+            return np.full(self._shape, self.price_levels[int(a)], dtype=np.float64)
         a = np.asarray(action, dtype=np.float64)
         if a.size != self._shape[0] * self._shape[1] or not np.all(np.isfinite(a)):
             raise ValueError(
@@ -234,3 +260,17 @@ class PricingEnv(PeriodDecisionEnv):
             "competitor_multipliers": w.competitor.multipliers.copy(),
             "kpis": w.kpis(),
         }
+
+
+def _check_levels(levels: Any, lo: float, hi: float) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in levels)
+    except (TypeError, ValueError):
+        raise ValueError(f"price_levels must be a list of numbers, got {levels!r}") from None
+    if len(values) < 2 or any(b <= a for a, b in zip(values, values[1:], strict=False)):
+        raise ValueError(f"price_levels must be at least two increasing multipliers, got {list(values)}")
+    if values[0] < lo or values[-1] > hi:
+        raise ValueError(
+            f"price_levels {list(values)} must lie within the scenario's multipliers [{lo}, {hi}]"
+        )
+    return values

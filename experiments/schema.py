@@ -79,7 +79,7 @@ class EnvSection(_Strict):
     credit: Literal["resolved", "decision"] = Field(
         "resolved",
         description="resolved: the env's own reward (money as it resolves); decision: each step is paid the final "
-        "margin of its own payment (routing; RLlib trains on complete episodes)",
+        "margin of its own payment (Routing-v0 and Risk-v0; RLlib trains on complete episodes)",
     )
 
     @field_validator("id")

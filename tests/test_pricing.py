@@ -341,3 +341,35 @@ def test_reward_scale_scales_the_dollar_reward():
     _, dollars, _ = rollout(small_env(), 6, actions)
     _, scaled, _ = rollout(small_env(reward_scale=0.001), 6, actions)
     assert np.allclose(scaled, dollars * 0.001)
+
+
+def test_price_levels_make_one_discrete_price_for_every_segment_and_family():
+    env = small_env(price_levels=[0.8, 1.0, 1.25])
+    check_env(env, skip_render_check=True)
+    assert env.action_space.n == 3 and env.action_names == ("x0.8", "x1", "x1.25")
+    assert env.action_values == [0.8, 1.0, 1.25]
+    env.reset(seed=4)
+    obs, *_ = env.step(2)
+    names = list(env.observation_names)
+    own = [obs[i] for i, n in enumerate(names) if n.startswith("price_multiplier[")]
+    assert np.allclose(own, 1.25)
+    # the same run as the Box action that sets every cell to the level
+    box = small_env()
+    assert np.array_equal(
+        rollout(env, 9, [0, 2, 1])[0], rollout(box, 9, [np.full((3, 3), v) for v in (0.8, 1.25, 1.0)])[0]
+    )
+    with pytest.raises(ValueError, match=r"price level index in 0..2"):
+        env.step(3)
+
+
+@pytest.mark.parametrize(
+    "levels, problem",
+    [
+        ([1.0], "at least two increasing"),
+        ([1.2, 1.0], "at least two increasing"),
+        ([0.1, 1.0], "within the scenario"),
+    ],
+)
+def test_bad_price_levels_are_refused(levels, problem):
+    with pytest.raises(ValueError, match=problem):
+        small_env(price_levels=levels)
