@@ -1,7 +1,8 @@
 """Reference documentation generated from the pydantic config models, so it cannot drift from the code.
 
 ``python -m payroute.reference`` rewrites every generated file under ``docs/`` (:data:`GENERATORS`): the
-scenario and experiment references from the pydantic models, the command-line reference from the typer app;
+scenario and experiment references from the pydantic models, the command-line reference from the typer app,
+the environment reference from the environments' feature schemas;
 ``tests/test_reference_docs.py`` fails when a committed file differs from what the code generates.
 """
 
@@ -145,10 +146,17 @@ def cli_reference() -> str:
     return render_cli_reference()
 
 
+def environment_reference() -> str:
+    from payroute.reference_envs import render_environment_reference
+
+    return render_environment_reference()
+
+
 GENERATORS: dict[str, Callable[[], str]] = {
     "scenario_reference.md": scenario_reference,
     "experiment_reference.md": experiment_reference,
     "cli.md": cli_reference,
+    "environments.md": environment_reference,
 }
 """File name under docs/ -> the function that generates it."""
 

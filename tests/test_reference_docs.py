@@ -53,3 +53,38 @@ def test_the_cli_reference_documents_every_command_and_option():
             if param.param_type_name == "option" and not param.hidden:
                 for opt in param.opts:
                     assert f"| `{opt}`" in section, f"{' '.join(path)} {opt} is missing from docs/cli.md"
+
+
+def test_the_environment_reference_lists_every_feature_of_every_environment_in_order():
+    import gymnasium as gym
+
+    from payroute.envs.registration import ENVIRONMENTS
+
+    text = GENERATORS["environments.md"]()
+    for env_id in ENVIRONMENTS:
+        heading = f"## `{env_id}`\n"
+        assert heading in text
+        section = text.split(heading, 1)[1].split("\n## ", 1)[0]
+        env = gym.make(env_id, scenario="default").unwrapped
+        schema = env.feature_schema()
+        assert len(schema) == env.observation_space.shape[0]
+        for i, f in enumerate(schema):
+            assert f"| {i} | `{f['name']}` | {f['unit']} |" in section, f"{env_id} feature {i} {f['name']}"
+
+
+def test_routing_docstring_counts_the_features_of_the_default_scenario():
+    import gymnasium as gym
+
+    env = gym.make("payroute/Routing-v0", scenario="default").unwrapped
+    assert f"there are {len(env.feature_names)}," in " ".join(type(env).__doc__.split())
+
+
+@pytest.mark.parametrize("env_id", ["payroute/Pricing-v0", "payroute/Treasury-v0"])
+def test_period_environments_give_a_unit_for_every_observation_entry(env_id):
+    import gymnasium as gym
+
+    env = gym.make(env_id, scenario="cross_border", scenario_overrides={"volume_scale": 0.05}).unwrapped
+    schema = env.feature_schema()
+    assert [f["name"] for f in schema] == list(env.observation_names)
+    assert all(f["unit"] or f["scaling"] for f in schema)
+    assert [f["low"] for f in schema] == env.observation_space.low.tolist()
