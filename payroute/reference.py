@@ -2,7 +2,8 @@
 
 ``python -m payroute.reference`` rewrites every generated file under ``docs/`` (:data:`GENERATORS`): the
 scenario and experiment references from the pydantic models, the command-line reference from the typer app,
-the environment reference from the environments' feature schemas;
+the environment reference from the environments' feature schemas, the bundle format from
+:mod:`payroute.policies.bundle`;
 ``tests/test_reference_docs.py`` fails when a committed file differs from what the code generates.
 """
 
@@ -152,11 +153,18 @@ def environment_reference() -> str:
     return render_environment_reference()
 
 
+def bundle_format() -> str:
+    from payroute.reference_bundle import render_bundle_format
+
+    return render_bundle_format()
+
+
 GENERATORS: dict[str, Callable[[], str]] = {
     "scenario_reference.md": scenario_reference,
     "experiment_reference.md": experiment_reference,
     "cli.md": cli_reference,
     "environments.md": environment_reference,
+    "bundle_format.md": bundle_format,
 }
 """File name under docs/ -> the function that generates it."""
 

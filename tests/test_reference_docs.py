@@ -88,3 +88,26 @@ def test_period_environments_give_a_unit_for_every_observation_entry(env_id):
     assert [f["name"] for f in schema] == list(env.observation_names)
     assert all(f["unit"] or f["scaling"] for f in schema)
     assert [f["low"] for f in schema] == env.observation_space.low.tolist()
+
+
+def test_the_bundle_format_documents_every_file_golden_key_and_card_field(tmp_path):
+    torch = pytest.importorskip("torch")
+    import json
+
+    from payroute.policies import export_torch_policy
+    from payroute.policies.bundle import ConfigRecord, FeatureSpec, PolicyCard, PolicyIO
+
+    text = GENERATORS["bundle_format.md"]()
+    torch.manual_seed(0)
+    features = [{"name": f"f{i}", "unit": "z", "scaling": "", "low": -1.0, "high": 1.0} for i in range(3)]
+    card = {"decision_kind": "risk", "observation": features, "actions": ["allow", "challenge", "block"]}
+    bundle = export_torch_policy(torch.nn.Linear(3, 3), 3, 3, card, tmp_path / "b")
+    for path in bundle.iterdir():
+        assert f"| `{path.name}` |" in text, f"bundle file {path.name} is not in docs/bundle_format.md"
+    for key in json.loads((bundle / "golden.json").read_text()):
+        assert f"`{key}`" in text.split("## Golden vectors", 1)[1], f"golden key {key} is not documented"
+    for model in (PolicyCard, FeatureSpec, ConfigRecord, PolicyIO):
+        section = text.split(f"### {model.__name__}\n", 1)[1].split("\n### ", 1)[0]
+        for name, field in model.model_fields.items():
+            assert f"| `{name}` |" in section
+            assert field.description, f"{model.__name__}.{name} has no description"
