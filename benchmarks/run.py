@@ -19,7 +19,7 @@ import world as world_bench  # noqa: E402  (benchmarks/world.py, next to this fi
 
 HERE = Path(__file__).resolve().parent
 # the other benchmarks run as scripts in their own process; each prints a JSON record as its last line
-SCRIPTS = ("routing_env", "ecosystem", "bundle_latency", "ope")
+SCRIPTS = ("routing_env", "ecosystem", "rllib_sampling", "bundle_latency", "ope")
 
 
 def run_script(name: str) -> dict:
@@ -53,6 +53,14 @@ def _script_rows(results: dict, add) -> None:
             f"{r['agent_steps_per_s']:,} agent-steps/s",
             f">= {r['target_agent_steps_per_s']:,}",
             r["passed"],
+        )
+    r = results.get("rllib_sampling")
+    if r and "error" not in r:
+        add(
+            f"RLlib PPO sampling, Routing-v0 ({r['experiment']}, num_env_runners=0, {r['env_steps']:,} steps)",
+            f"{r['env_steps_per_s']:,} env-steps/s ({r['env_steps_per_cpu_s']:,}/CPU s)",
+            "",
+            None,
         )
     r = results.get("bundle_latency")
     if r and "error" not in r:

@@ -34,6 +34,14 @@ CALENDAR_FEATURES = (
     "business_day",
     "episode_progress",
 )
+CALENDAR_UNITS: dict[str, tuple[str, str]] = {
+    "hour_sin": ("", "sin(2 pi hour/24)"),
+    "hour_cos": ("", "cos(2 pi hour/24)"),
+    **{name: ("one-hot", "day of week") for name in CALENDAR_FEATURES[2:9]},
+    "business_day": ("flag", "1 on a US business day"),
+    "episode_progress": ("share", "time / days of arrivals, clipped to 1"),
+}
+"""Calendar feature -> (unit, scaling), for :meth:`PeriodDecisionEnv.feature_schema`."""
 
 
 def _bound_policies(names: dict[str, str | None]) -> dict[str, Any]:
@@ -119,6 +127,20 @@ class PeriodDecisionEnv(gym.Env, ABC):
     def close(self) -> None:
         self.world = None
         self._point = None
+
+    OBSERVATION_UNITS: dict[str, tuple[str, str]] = {}
+    """Observation block (the name before ``[``) -> (unit, scaling); each environment fills it in."""
+
+    def feature_schema(self) -> list[dict]:
+        """Each observation entry's name, unit, scaling, low and high, in observation order (the form of
+        Routing-v0's ``feature_schema()``)."""
+        units = {**CALENDAR_UNITS, **self.OBSERVATION_UNITS}
+        space = self.observation_space
+        return [
+            {"name": name, "unit": units[name.split("[")[0]][0], "scaling": units[name.split("[")[0]][1],
+             "low": float(lo), "high": float(hi)}
+            for name, lo, hi in zip(self.observation_names, space.low, space.high, strict=True)
+        ]  # fmt: skip
 
     # ------------------------------------------------------------------ helpers
     def _next_point(self) -> DecisionPoint | None:

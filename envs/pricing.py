@@ -106,6 +106,22 @@ class PricingEnv(PeriodDecisionEnv):
     """
 
     decision_kind = "price"
+    OBSERVATION_UNITS = {
+        "volume_index": (
+            "x expected arrivals",
+            "payers quoted last period / expected arrivals (1 = full demand)",
+        ),
+        "mix": ("share", "of the segment's quotes in this family"),
+        "abandon_rate": ("share", "of quoted payers who walked away"),
+        "switch_rate": ("share", "of quoted payers who paid with the cheaper method"),
+        "approval_rate": ("share", "approved / submitted payments last period"),
+        "price_multiplier": ("x list price", "own multiplier in force (the last action, clipped)"),
+        "quoted_price_index": ("ratio", "quoted fees / list fees last period, after the caps"),
+        "fee_share": ("share of value", "quoted fees / payment value last period"),
+        "competitor_multiplier": ("x our list price", "competitor's price level (1 if disabled)"),
+        "active_customer_share": ("share", "of the segment's customers who have not churned"),
+        "profit_per_payment_usd": ("dollars", "last period's profit / payers quoted"),
+    }
 
     def __init__(
         self,

@@ -45,7 +45,8 @@ class RoutingEnv(TransactionDecisionEnv):
     ## Observation space
 
     ``Box(low, high, (n_features,), float32)``; ``env.feature_names`` lists them, ``env.feature_schema()``
-    gives each one's unit and scaling. For the default scenario (10 routes, 3 accounts) there are 101:
+    gives each one's unit and scaling. For the default scenario (10 routes, 3 accounts) there are 94, listed one
+    by one in ``docs/environments.md``:
 
     | group            | features                                                                  | scaling |
     |------------------|---------------------------------------------------------------------------|---------|

@@ -87,6 +87,16 @@ OBSERVATION_NAMES = (
     "new_requests",
     "received_last_period",
 )
+OBSERVATION_UNITS: tuple[tuple[str, str], ...] = (
+    ("flag", "1 at the morning step (posting), 0 afterwards"),
+    ("share", "t / T at the step of period t (0 in the morning)"),
+    ("x collateral", "liquidity posted this morning"),
+    ("x collateral", "balance available to pay now"),
+    ("x collateral", "everything the bank must still pay, this period's requests too"),
+    ("x collateral", "requests that arrived this period"),
+    ("x collateral", "payments received in the previous period"),
+)
+"""(unit, meaning) of each entry of :data:`OBSERVATION_NAMES`."""
 
 
 class RandomDemand(Model):

@@ -98,6 +98,15 @@ class TreasuryEnv(PeriodDecisionEnv):
     """
 
     decision_kind = "treasury"
+    OBSERVATION_UNITS = {
+        "balance": ("x account scale", "balance / max(target, opening balance, $100); < 0: credit in use"),
+        "in_transit": ("x account scale", "transfers on their way in"),
+        "queued": ("x account scale", "value of payouts waiting for funds"),
+        "credit_line": ("share", "credit line allowed now / the scenario's limit"),
+        "queued_on": ("x account scale", "value waiting on the prefunded route / its account's scale"),
+        "inflow_next": ("x account scale", "expected inflows in hour k = 1..H from now"),
+        "outflow_next": ("x account scale", "expected payouts in hour k = 1..H from now"),
+    }
 
     def __init__(
         self,

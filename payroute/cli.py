@@ -535,7 +535,8 @@ def bench(
         bool, typer.Option("--skip-memory", help="Skip the 3/10/30-day memory runs.")
     ] = False,
 ) -> None:
-    """Every benchmark in one table: world, Routing-v0, ecosystem, bundle latency, OPE, memory (= make bench)."""
+    """Every benchmark in one table: world, Routing-v0, ecosystem, RLlib sampling, bundle latency, OPE, memory
+    (= make bench)."""
     import subprocess
 
     script = Path(__file__).resolve().parent.parent / "benchmarks" / "run.py"

@@ -1,6 +1,9 @@
 """Reference documentation generated from the pydantic config models, so it cannot drift from the code.
 
-``python -m payroute.reference`` rewrites ``docs/scenario_reference.md`` (and the other model references);
+``python -m payroute.reference`` rewrites every generated file under ``docs/`` (:data:`GENERATORS`): the
+scenario and experiment references from the pydantic models, the command-line reference from the typer app,
+the environment reference from the environments' feature schemas, the bundle format from
+:mod:`payroute.policies.bundle`;
 ``tests/test_reference_docs.py`` fails when a committed file differs from what the code generates.
 """
 
@@ -10,6 +13,7 @@ import inspect
 import sys
 import types
 import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -116,28 +120,58 @@ def render_model_reference(root: type[BaseModel], title: str, intro: str) -> str
     return "\n".join(lines)
 
 
-def references() -> dict[str, str]:
-    """File name under docs/ -> generated content."""
+def scenario_reference() -> str:
     from payroute.envs.scenarios.schema import Scenario
 
-    out = {
-        "scenario_reference.md": render_model_reference(
-            Scenario,
-            "Scenario reference",
-            "Every field of a scenario YAML file (`envs/scenarios/*.yaml`). Unknown fields are errors; money is "
-            "integer cents, rates are bps or probabilities, durations carry their unit in the name.",
-        )
-    }
-    try:
-        from payroute.experiments.schema import Experiment
-    except ImportError:
-        return out
-    out["experiment_reference.md"] = render_model_reference(
+    return render_model_reference(
+        Scenario,
+        "Scenario reference",
+        "Every field of a scenario YAML file (`envs/scenarios/*.yaml`). Unknown fields are errors; money is "
+        "integer cents, rates are bps or probabilities, durations carry their unit in the name.",
+    )
+
+
+def experiment_reference() -> str:
+    from payroute.experiments.schema import Experiment
+
+    return render_model_reference(
         Experiment,
         "Experiment reference",
         "Every field of an experiment YAML file (`experiments/*.yaml`). Unknown fields are errors.",
     )
-    return out
+
+
+def cli_reference() -> str:
+    from payroute.reference_cli import render_cli_reference
+
+    return render_cli_reference()
+
+
+def environment_reference() -> str:
+    from payroute.reference_envs import render_environment_reference
+
+    return render_environment_reference()
+
+
+def bundle_format() -> str:
+    from payroute.reference_bundle import render_bundle_format
+
+    return render_bundle_format()
+
+
+GENERATORS: dict[str, Callable[[], str]] = {
+    "scenario_reference.md": scenario_reference,
+    "experiment_reference.md": experiment_reference,
+    "cli.md": cli_reference,
+    "environments.md": environment_reference,
+    "bundle_format.md": bundle_format,
+}
+"""File name under docs/ -> the function that generates it."""
+
+
+def references() -> dict[str, str]:
+    """File name under docs/ -> generated content."""
+    return {name: generate() for name, generate in GENERATORS.items()}
 
 
 def write_references(docs_dir: Path = DOCS) -> list[Path]:

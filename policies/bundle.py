@@ -71,6 +71,9 @@ GOLDEN_FILE = "golden.json"
 CHECKSUM_FILE = "checksums.sha256"
 BUNDLE_FILES = (POLICY_FILE, CARD_FILE, GOLDEN_FILE)
 OBS_INPUT, MASK_INPUT, LOGITS_OUTPUT = "obs", "action_mask", "logits"
+# the graph's interface: (name, dtype, width as a PolicyIO field); every tensor is (batch, width)
+ONNX_INPUTS = ((OBS_INPUT, "float32", "obs_dim"), (MASK_INPUT, "bool", "n_actions"))
+ONNX_OUTPUTS = ((LOGITS_OUTPUT, "float32", "n_actions"),)
 
 GOLDEN_ROWS = 64
 GOLDEN_ATOL = 1e-5
@@ -89,11 +92,13 @@ class _Strict(BaseModel):
 class FeatureSpec(_Strict):
     """One observation feature: its name, unit and how it was scaled into the network's input."""
 
-    name: str = Field(min_length=1)
-    unit: str = ""
-    scaling: str = ""
-    low: float | None = None
-    high: float | None = None
+    name: str = Field(
+        min_length=1, description="feature name, unique in the observation (`segment=consumer`)"
+    )
+    unit: str = Field("", description="unit of the raw quantity (`log(1+cents)`, `share`, `flag`, `one-hot`)")
+    scaling: str = Field("", description="how the raw quantity was scaled into the input (`/ log(1+1e10)`)")
+    low: float | None = Field(None, description="declared lower bound of the input; null: unbounded")
+    high: float | None = Field(None, description="declared upper bound of the input; null: unbounded")
 
     @model_validator(mode="after")
     def _range(self) -> FeatureSpec:
@@ -105,50 +110,70 @@ class FeatureSpec(_Strict):
 class ConfigRecord(_Strict):
     """A scenario or experiment config as trained on, with the sha256 of its canonical JSON (:func:`config_sha256`)."""
 
-    name: str
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-    config: dict[str, Any] | None = None
+    name: str = Field(description="the scenario's or experiment's name")
+    sha256: str = Field(
+        pattern=r"^[0-9a-f]{64}$",
+        description="sha256 of the config's canonical JSON (sorted keys, no whitespace); checked against config",
+    )
+    config: dict[str, Any] | None = Field(
+        None, description="the resolved config as trained on, when recorded"
+    )
 
 
 class PolicyIO(_Strict):
     """The network's interface, written by the exporter."""
 
-    opset: int
-    obs_input: Literal["obs"] = OBS_INPUT
-    mask_input: Literal["action_mask"] = MASK_INPUT
-    output: Literal["logits"] = LOGITS_OUTPUT
-    obs_dim: int = Field(gt=0)
-    n_actions: int = Field(gt=1)
-    masked_logit: float = MASKED_LOGIT
+    opset: int = Field(description="the ai.onnx opset of policy.onnx (the only opset domain allowed)")
+    obs_input: Literal["obs"] = Field(OBS_INPUT, description="name of the observation input")
+    mask_input: Literal["action_mask"] = Field(MASK_INPUT, description="name of the action-mask input")
+    output: Literal["logits"] = Field(LOGITS_OUTPUT, description="name of the logits output")
+    obs_dim: int = Field(gt=0, description="features per observation row; = the length of `observation`")
+    n_actions: int = Field(gt=1, description="actions per row; = the length of `actions`")
+    masked_logit: float = Field(MASKED_LOGIT, description="the logit the graph gives every masked action")
 
 
 class PolicyCard(_Strict):
     """``card.json``: what the policy decides, what it sees, what it was trained for and how it did."""
 
-    bundle_schema_version: Literal["1"] = BUNDLE_SCHEMA_VERSION
-    decision_kind: Literal["route", "risk", "price", "treasury", "fraud"]
-    agent_id: str | None = None
-    observation: list[FeatureSpec] = Field(min_length=1)
-    actions: list[str] = Field(min_length=2)
+    bundle_schema_version: Literal["1"] = Field(
+        BUNDLE_SCHEMA_VERSION, description="version of this format; a loader refuses any other"
+    )
+    decision_kind: Literal["route", "risk", "price", "treasury", "fraud"] = Field(
+        description="the world's decision the policy answers"
+    )
+    agent_id: str | None = Field(None, description="the agent that trained it, in multi-agent runs")
+    observation: list[FeatureSpec] = Field(
+        min_length=1, description="the observation schema, one entry per input column, in order"
+    )
+    actions: list[str] = Field(
+        min_length=2, description="action names in logit order (route names; allow, challenge, block)"
+    )
     action_values: list[float] | None = Field(
         default=None,
         description="the numeric setting each action stands for, where it has one (a price bundle's fee "
         "multiplier per action); review checks the chosen values against caps",
     )
-    reward: dict[str, Any] = Field(default_factory=dict)
-    scenario: ConfigRecord | None = None
-    experiment: ConfigRecord | None = None
-    seeds: dict[str, Any] = Field(default_factory=dict)
-    versions: dict[str, str] = Field(default_factory=dict)
-    git_commit: str | None = None
-    training: dict[str, Any] = Field(default_factory=dict)
-    evaluation: dict[str, Any] = Field(default_factory=dict)
+    reward: dict[str, Any] = Field(
+        default_factory=dict,
+        description="the reward definition it was trained on (environment, terms, scale)",
+    )
+    scenario: ConfigRecord | None = Field(None, description="the scenario trained on, with its hash")
+    experiment: ConfigRecord | None = Field(None, description="the experiment config, with its hash")
+    seeds: dict[str, Any] = Field(default_factory=dict, description="training and evaluation seeds")
+    versions: dict[str, str] = Field(
+        default_factory=dict, description="package versions at export (filled in by the exporter)"
+    )
+    git_commit: str | None = Field(None, description="the source commit at export, when in a git checkout")
+    training: dict[str, Any] = Field(default_factory=dict, description="training summary (steps, time, ...)")
+    evaluation: dict[str, Any] = Field(
+        default_factory=dict, description="evaluation against the baselines, with intervals"
+    )
     parity: dict[str, Any] = Field(
         default_factory=dict,
         description="the exporter's check that the ONNX graph reproduces the trained network: how many "
         "observations, where they came from, the largest absolute logit difference and the tolerance",
     )
-    io: PolicyIO
+    io: PolicyIO = Field(description="the network's interface; written by the exporter")
 
     @field_validator("observation")
     @classmethod
@@ -805,10 +830,8 @@ def _check_onnx(onnx_bytes: bytes, card: PolicyCard, name: str = "export") -> No
         raise fail(f"uses opsets {domains}; the card says ai.onnx opset {card.io.opset}")
     if any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer):
         raise fail("refers to external data files; a bundle's network must be self-contained")
-    want_inputs = [
-        (OBS_INPUT, onnx.TensorProto.FLOAT, card.io.obs_dim),
-        (MASK_INPUT, onnx.TensorProto.BOOL, card.io.n_actions),
-    ]
+    dtypes = {"float32": onnx.TensorProto.FLOAT, "bool": onnx.TensorProto.BOOL}
+    want_inputs = [(n, dtypes[d], getattr(card.io, width)) for n, d, width in ONNX_INPUTS]
     inputs = [i for i in model.graph.input if i.name not in {t.name for t in model.graph.initializer}]
     if [i.name for i in inputs] != [w[0] for w in want_inputs]:
         raise fail(f"has inputs {[i.name for i in inputs]}; expected {[w[0] for w in want_inputs]}")
@@ -817,7 +840,8 @@ def _check_onnx(onnx_bytes: bytes, card: PolicyCard, name: str = "export") -> No
     outputs = list(model.graph.output)
     if len(outputs) != 1 or outputs[0].name != LOGITS_OUTPUT:
         raise fail(f"has outputs {[o.name for o in outputs]}; expected ['{LOGITS_OUTPUT}']")
-    _check_value_info(outputs[0], onnx.TensorProto.FLOAT, card.io.n_actions, LOGITS_OUTPUT, fail)
+    ((_, out_dtype, out_width),) = ONNX_OUTPUTS
+    _check_value_info(outputs[0], dtypes[out_dtype], getattr(card.io, out_width), LOGITS_OUTPUT, fail)
 
 
 def _check_value_info(vi: Any, dtype: int, width: int, what: str, fail: Any) -> None:
