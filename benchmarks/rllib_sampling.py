@@ -27,6 +27,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--experiment", default="router_ppo")
     ap.add_argument("--episodes", type=int, default=2, help="complete episodes to time, after one warm-up")
+    ap.add_argument("--envs", type=int, default=1, help="num_envs_per_env_runner (a vector of environments)")
     args = ap.parse_args(argv)
 
     warnings.filterwarnings("ignore")
@@ -36,7 +37,7 @@ def main(argv: list[str] | None = None) -> None:
 
     exp = load_experiment(
         args.experiment,
-        {"resources.num_env_runners": 0, "resources.num_envs_per_env_runner": 1, "resources.num_cpus": 2},
+        {"resources.num_env_runners": 0, "resources.num_envs_per_env_runner": args.envs, "resources.num_cpus": 2},
     )
     t0 = time.perf_counter()
     trainer = RLlibTrainer(exp)
@@ -47,7 +48,7 @@ def main(argv: list[str] | None = None) -> None:
         def sample_episodes(n: int) -> int:
             steps = 0
             for _ in range(n):
-                episodes = runner.sample(num_episodes=1, random_actions=False)
+                episodes = runner.sample(num_episodes=args.envs, random_actions=False)
                 steps += sum(len(e) for e in episodes)
             return steps
 
@@ -59,8 +60,8 @@ def main(argv: list[str] | None = None) -> None:
         trainer.close()
     overrides = exp.scenario_overrides or {}
     print(
-        f"RLlib PPO sampling ({exp.name}, {exp.env.id}, num_env_runners=0): {steps:,} env steps in "
-        f"{args.episodes} episodes, {wall:.2f} s wall ({steps / wall:,.0f}/s), {cpu:.2f} CPU s "
+        f"RLlib PPO sampling ({exp.name}, {exp.env.id}, num_env_runners=0, {args.envs} env(s)): {steps:,} env "
+        f"steps in {args.episodes * args.envs} episodes, {wall:.2f} s wall ({steps / wall:,.0f}/s), {cpu:.2f} CPU s "
         f"({steps / cpu:,.0f}/s); algorithm built in {build_s:.1f} s"
     )
     record = {
@@ -71,6 +72,7 @@ def main(argv: list[str] | None = None) -> None:
         "volume_scale": overrides.get("volume_scale", 1.0),
         "algorithm": exp.trainer.algorithm,
         "num_env_runners": 0,
+        "num_envs_per_env_runner": args.envs,
         "episodes": args.episodes,
         "env_steps": steps,
         "wall_s": round(wall, 3),
