@@ -118,8 +118,8 @@ class TrainingEnv(gym.Wrapper):
         super().__init__(env)
         if credit not in ("resolved", "decision"):
             raise ValueError(f"credit must be 'resolved' or 'decision', got {credit!r}")
-        if credit == "decision" and getattr(env.unwrapped, "decision_kind", None) != "route":
-            raise ValueError("credit='decision' is implemented for payroute/Routing-v0 only")
+        if credit == "decision" and getattr(env.unwrapped, "decision_kind", None) not in ("route", "risk"):
+            raise ValueError("credit='decision' is implemented for payroute/Routing-v0 and Risk-v0 only")
         self.reward_clip = reward_clip_usd
         self.kpi_every = int(kpi_every_steps)
         self.credit = credit
@@ -156,19 +156,9 @@ class TrainingEnv(gym.Wrapper):
 
     # ------------------------------------------------------------------ decision credit
     def _start_credit(self, info: dict) -> None:
-        env = self.env.unwrapped
         self._decided: list[Any] = []  # the payment each step routed
         self._penalty: list[int] = []  # invalid-action penalty of each step (cents)
-        self._lost: dict[int, int] = {}  # payment id -> margin lost to a decline (cents)
-        self._routed_ids: set[int] = set()
         self._pending = info["transaction"]["id"]
-        if getattr(env, "decline_cost", False):
-            env.world.outcome_listeners.append(self._on_outcome)
-
-    def _on_outcome(self, tx: Any, route: Any, approved: bool, reason: str) -> None:
-        # the lost margin exactly as RoutingEnv books it in its own reward
-        if not approved and tx.id in self._routed_ids:
-            self._lost[tx.id] = self._lost.get(tx.id, 0) + max(tx.price_cents - route.cost_cents(tx), 0)
 
     def _note_decision(self, action: Any) -> None:
         env = self.env.unwrapped
@@ -176,7 +166,6 @@ class TrainingEnv(gym.Wrapper):
         a = int(np.asarray(action).item())
         valid = 0 <= a < env.action_space.n and (env.decision_kind != "route" or (tx.eligible_mask >> a) & 1)
         self._decided.append(tx)
-        self._routed_ids.add(tx.id)
         self._penalty.append(0 if valid else env.invalid_penalty_cents)
 
     def _decision_rewards(self) -> np.ndarray:
@@ -186,12 +175,14 @@ class TrainingEnv(gym.Wrapper):
         # what the world attributed to the agent for this payment: a router is not charged the challenge costs
         # (the risk desk's); a risk desk is paid the whole margin, challenge costs and fraud losses included
         refund_challenge = env.decision_kind == "route"
+        lost = env.lost_cents_by_tx
         for i, tx in enumerate(self._decided):
             if agent not in tx.agents:
                 cents = 0
             else:
                 cents = tx.margin_cents + (tx.challenge_cost_cents if refund_challenge else 0)
-            out[i] = (cents - self._lost.get(tx.id, 0) - self._penalty[i]) / 100.0
+            # the decline (route) or friction (risk) charge exactly as the environment booked it in its reward
+            out[i] = (cents - lost.get(tx.id, 0) - self._penalty[i]) / 100.0
         out *= env.reward_scale
         if self.reward_clip is not None:
             np.clip(out, -self.reward_clip, self.reward_clip, out=out)

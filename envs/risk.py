@@ -85,6 +85,7 @@ class RiskEnv(TransactionDecisionEnv):
     def _on_new_world(self, world: PaymentWorld) -> None:
         self.features = TransactionFeatures(world)
         self._lost_cents = 0
+        self.lost_cents_by_tx: dict[int, int] = {}  # the friction charge of each payment (decision credit reads it)
         world.terminal_listeners.append(self._on_terminal)
 
     def _on_terminal(self, tx) -> None:
@@ -95,7 +96,9 @@ class RiskEnv(TransactionDecisionEnv):
         ):
             eligible = self.world.eligible_routes(tx)
             cheapest = min((r.cost_cents(tx) for r in eligible), default=tx.price_cents)
-            self._lost_cents += max(tx.price_cents - cheapest, 0)
+            lost = max(tx.price_cents - cheapest, 0)
+            self._lost_cents += lost
+            self.lost_cents_by_tx[tx.id] = lost
 
     def _extra_total(self) -> float:
         return -float(self._lost_cents)

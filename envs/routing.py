@@ -131,6 +131,7 @@ class RoutingEnv(TransactionDecisionEnv):
         self._timed_routes = [r for r in world.routes if r.hours_rule is not None]
         self._open_template = [True] * len(world.routes)
         self._lost_cents = 0
+        self.lost_cents_by_tx: dict[int, int] = {}  # the decline charge of each payment (decision credit reads it)
         self._outcomes: list[dict] = []
         world.outcome_listeners.append(self._on_outcome)
 
@@ -138,7 +139,9 @@ class RoutingEnv(TransactionDecisionEnv):
         if self.agent_id not in tx.agents:
             return
         if not approved and self.decline_cost:
-            self._lost_cents += max(tx.price_cents - route.cost_cents(tx), 0)
+            lost = max(tx.price_cents - route.cost_cents(tx), 0)
+            self._lost_cents += lost
+            self.lost_cents_by_tx[tx.id] = self.lost_cents_by_tx.get(tx.id, 0) + lost
         self._outcomes.append(
             {
                 "route": route.index,

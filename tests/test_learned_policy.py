@@ -65,6 +65,22 @@ def test_decision_credit_pays_each_step_its_own_payment_and_adds_up_to_the_retur
     assert abs(rewards[-1]) > 10 * np.abs(credit[-20:]).max()
 
 
+def test_risk_decision_credit_pays_each_payment_its_margin_and_friction_and_adds_up_to_the_return():
+    from payroute.envs.risk import RiskEnv
+
+    env = TrainingEnv(
+        RiskEnv("fraud_surge", scenario_overrides={"volume_scale": 0.02}), seed=1, credit="decision"
+    )
+    rng = np.random.default_rng(3)
+    rewards, info = _play(env, lambda obs, info: int(rng.choice(3, p=[0.6, 0.2, 0.2])), seed=5)
+    credit = info["decision_rewards"]
+    assert len(credit) == len(rewards)
+    assert credit.sum() == pytest.approx(rewards.sum(), abs=0.05)
+    assert (credit < 0).any() and (
+        credit > 0
+    ).any()  # friction / fraud losses and earned margins, step by step
+
+
 def test_decision_credit_counts_the_invalid_action_penalty():
     env = TrainingEnv(
         _routing_env(invalid_action="penalize", invalid_penalty_usd=2.0), seed=1, credit="decision"
