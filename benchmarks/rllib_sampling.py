@@ -37,7 +37,11 @@ def main(argv: list[str] | None = None) -> None:
 
     exp = load_experiment(
         args.experiment,
-        {"resources.num_env_runners": 0, "resources.num_envs_per_env_runner": args.envs, "resources.num_cpus": 2},
+        {
+            "resources.num_env_runners": 0,
+            "resources.num_envs_per_env_runner": args.envs,
+            "resources.num_cpus": 2,
+        },
     )
     t0 = time.perf_counter()
     trainer = RLlibTrainer(exp)

@@ -85,7 +85,9 @@ class RiskEnv(TransactionDecisionEnv):
     def _on_new_world(self, world: PaymentWorld) -> None:
         self.features = TransactionFeatures(world)
         self._lost_cents = 0
-        self.lost_cents_by_tx: dict[int, int] = {}  # the friction charge of each payment (decision credit reads it)
+        self.lost_cents_by_tx: dict[
+            int, int
+        ] = {}  # the friction charge of each payment (decision credit reads it)
         world.terminal_listeners.append(self._on_terminal)
 
     def _on_terminal(self, tx) -> None:

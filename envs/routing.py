@@ -131,7 +131,9 @@ class RoutingEnv(TransactionDecisionEnv):
         self._timed_routes = [r for r in world.routes if r.hours_rule is not None]
         self._open_template = [True] * len(world.routes)
         self._lost_cents = 0
-        self.lost_cents_by_tx: dict[int, int] = {}  # the decline charge of each payment (decision credit reads it)
+        self.lost_cents_by_tx: dict[
+            int, int
+        ] = {}  # the decline charge of each payment (decision credit reads it)
         self._outcomes: list[dict] = []
         world.outcome_listeners.append(self._on_outcome)
 
