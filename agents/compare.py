@@ -32,6 +32,7 @@ ROUTING_BASELINE_ORDER = (
     "thompson",
     "ucb",
     "oracle",
+    "clairvoyant",
 )
 KPI_COLUMNS = (
     "margin_per_tx_usd",

@@ -17,8 +17,9 @@ classic bandits, each usable two ways:
                     cheaper route wins only when its expected margin is strictly higher
 ``thompson``        Thompson sampling per segment x route on Beta posteriors, maximising sampled margin
 ``ucb``             UCB1 per segment x route on approval, maximising optimistic margin
-``oracle``          knows the hidden truth (health, approval probabilities, fraud) and routes by the true
-                    expected margin: an upper bound for every policy
+``oracle``          knows every route's hidden state (health, this payment's approval probability, latency) and
+                    fraud as the risk score allows (a posterior); routes by expected margin: the bound for routing
+``clairvoyant``     the oracle that also knows whether the payment is fraud: a looser bound, for scale
 ==================  ==========================================================================================
 """
 
@@ -27,11 +28,14 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
 
 from payroute.envs.world.demand import Transaction
+
+_NORMAL = NormalDist()
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,34 +305,68 @@ class UCBRouter(_BanditRouter):
 
 
 class OracleRouter:
-    """Routes by the true expected margin, knowing route health, approval probabilities and fraud.
+    """Routes by the expected margin knowing every route's hidden state; fraud only as the risk score allows.
 
-    For each eligible route: P(success) x (price - cost - fraud loss if the payment is fraud)
-    - the SLA penalty if the route cannot meet the deadline; a payout sent to a route that stays closed
-    until after its deadline waits and expires unsent, which is worth - the SLA penalty only (for a fraud,
-    better than a loss). Only usable bound into the world.
+    The best a router could do if it saw everything about the routes: their hidden health, this payment's true
+    approval probability on each, the latency it would really see, hours and settlement. What no router can see
+    is whether this payment is fraud; the oracle knows what the risk desk knows: the posterior
+
+        P(fraud | score) = LR * prior / (LR * prior + 1 - prior),  LR = exp(d' z - d'^2 / 2),  z = Phi^-1(score)
+
+    with d' the scenario's ``risk.separability`` and the prior the base rate of fraud among the payments of the
+    same instrument, urgency and corridor so far (a population statistic a PSP knows from its history). For each
+    eligible route: P(success) x (price - cost - P(fraud | score) x the loss fraud would cause on that route: its
+    amount and the chargeback fee on cards, the unrecovered share on revocable rails) - the SLA penalty if the
+    route cannot meet the deadline; a payout sent to a route that stays closed until after its deadline waits and
+    expires unsent, which is worth - the SLA penalty only. It bounds what a routing policy can reach; the
+    :class:`ClairvoyantOracleRouter` also knows the fraud truth (its edge is the price of fraud uncertainty, a
+    risk decision rather than a routing one). Only usable bound into the world.
     """
 
     kind = "route"
 
+    def bind(self, world: Any) -> None:
+        self._cells: dict[
+            tuple, list[float]
+        ] = {}  # (instrument, urgency, corridor) -> [n, n_fraud, recovery sum]
+
+    def fraud_probability(self, world: Any, tx: Transaction) -> tuple[float, float]:
+        """P(fraud | risk score, base rate of the payment's cell) and the mean recovery share of fraud there."""
+        if not hasattr(self, "_cells"):
+            self.bind(world)
+        sc = world.scenario
+        cell = self._cells.setdefault((tx.instrument, tx.urgency, tx.cross_border), [0.0, 0.0, 0.0])
+        n, n_fraud, recovered = cell
+        prior = (n_fraud + 0.01) / (n + 1.0)
+        d = sc.risk.separability
+        z = _NORMAL.inv_cdf(min(max(tx.risk_score, 1e-12), 1.0 - 1e-12))
+        lr = math.exp(min(d * z - d * d / 2.0, 700.0))
+        p_fraud = lr * prior / (lr * prior + 1.0 - prior)
+        recovery = recovered / n_fraud if n_fraud else 0.5
+        cell[0] += 1.0  # this payment joins the cell's history
+        if tx.is_fraud:
+            cell[1] += 1.0
+            cell[2] += sc.fraud.patterns[tx.pattern].recovery_probability_revocable
+        return p_fraud, recovery
+
     def decide(self, world: Any, payload: Any) -> tuple[int, float]:
         tx, eligible = payload
+        p_fraud, recovery = self.fraud_probability(world, tx)
+        return self.best_route(world, tx, eligible, p_fraud, recovery), 1.0
+
+    @staticmethod
+    def best_route(world: Any, tx: Transaction, eligible: Any, p_fraud: float, recovery: float) -> int:
         now = world.now
-        penalty = world.scenario.service_level.penalty_cents.get(tx.family, 0)
-        loss = 0
-        if tx.is_fraud:
-            loss = tx.amount_cents + (
-                world.scenario.interchange.chargeback_fee_cents if tx.family == "card" else 0
-            )
+        sc = world.scenario
+        penalty = sc.service_level.penalty_cents.get(tx.family, 0)
+        loss = p_fraud * (
+            tx.amount_cents + (sc.interchange.chargeback_fee_cents if tx.family == "card" else 0)
+        )
         best, best_val = eligible[0].index, -math.inf
         for r in eligible:
             p = r.success_probability(tx)
             cost = r.cost_cents(tx)
-            fraud_loss = loss
-            if tx.is_fraud and tx.family != "card" and not r.irrevocable:
-                fraud_loss = loss * (
-                    1 - world.scenario.fraud.patterns[tx.pattern].recovery_probability_revocable
-                )
+            fraud_loss = loss if tx.family == "card" or r.irrevocable else loss * (1.0 - recovery)
             if tx.family != "card" and r.next_open_time(now) > tx.deadline_t:
                 # closed until after the deadline: the payment waits, then expires unsent (no money moves)
                 value = -penalty
@@ -343,7 +381,20 @@ class OracleRouter:
                     value -= penalty
             if value > best_val:
                 best, best_val = r.index, value
-        return best, 1.0
+        return best
+
+
+class ClairvoyantOracleRouter(OracleRouter):
+    """:class:`OracleRouter` that also knows whether this payment is fraud (and which pattern): a bound no
+    routing policy can reach, shown for scale. Sending a known fraud to a route that fails it is blocking by
+    routing, the risk desk's decision."""
+
+    def decide(self, world: Any, payload: Any) -> tuple[int, float]:
+        tx, eligible = payload
+        if not tx.is_fraud:
+            return self.best_route(world, tx, eligible, 0.0, 0.0), 1.0
+        recovery = world.scenario.fraud.patterns[tx.pattern].recovery_probability_revocable
+        return self.best_route(world, tx, eligible, 1.0, recovery), 1.0
 
 
 ROUTING_LEARNERS = {
@@ -352,4 +403,7 @@ ROUTING_LEARNERS = {
     "thompson": ThompsonRouter,
     "ucb": UCBRouter,
     "oracle": OracleRouter,
+    "clairvoyant": ClairvoyantOracleRouter,
 }
+ORACLES = ("oracle", "clairvoyant")
+"""Routers that see hidden state: bounds for scale, never references a policy must beat."""

@@ -36,6 +36,7 @@ from payroute.agents.compare import (
 from payroute.agents.learned import LEARNED_POLICIES, rollout_kpis
 from payroute.agents.networks import PolicyNet, load_policy
 from payroute.agents.registry import policy_names
+from payroute.agents.routing import ORACLES
 from payroute.errors import PayrouteError
 from payroute.experiments import plots
 from payroute.experiments.rundir import EVAL_DIR, POLICY_DIR, latest_checkpoint, read_run
@@ -215,7 +216,7 @@ def _share(x: float) -> str:
 
 def best_heuristic(summary: pd.DataFrame) -> str | None:
     """The baseline with the highest margin per transaction (not the trained policy, not the oracle)."""
-    pool = summary[~summary.policy.isin([TRAINED, "oracle"])]
+    pool = summary[~summary.policy.isin([TRAINED, *ORACLES])]
     if pool.empty:
         return None
     return str(pool.sort_values("margin_per_tx_usd", ascending=False).iloc[0]["policy"])

@@ -16,6 +16,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from scipy import stats  # noqa: E402
 
+from payroute.agents.routing import ORACLES
+
 _PANELS = (
     ("margin_per_tx_usd", "margin per transaction ($)"),
     ("approval_rate", "approval rate"),
@@ -25,7 +27,7 @@ _PANELS = (
 
 
 def _order(policies: list[str]) -> list[str]:
-    return sorted(policies, key=lambda p: (p != "trained", p == "oracle", p))
+    return sorted(policies, key=lambda p: (p != "trained", p in ORACLES, p))
 
 
 def _ci(values: np.ndarray) -> float:
@@ -42,7 +44,7 @@ def kpi_bars(runs: pd.DataFrame, title: str, path: Path) -> Path:
         means = [runs.loc[runs.policy == p, col].mean() for p in policies]
         errs = [_ci(runs.loc[runs.policy == p, col].to_numpy()) for p in policies]
         colors = [
-            "tab:red" if p == "trained" else "tab:gray" if p == "oracle" else "tab:blue" for p in policies
+            "tab:red" if p == "trained" else "tab:gray" if p in ORACLES else "tab:blue" for p in policies
         ]
         ax.bar(policies, means, yerr=errs, color=colors, capsize=3)
         ax.set_title(label)

@@ -245,11 +245,12 @@ def run_stress_suite(
 
 def _references(kind: str, config: StressConfig) -> list[str]:
     from payroute.agents.registry import policy_names
+    from payroute.agents.routing import ORACLES
 
     if kind not in DEFAULT_REFERENCES:
         raise PayrouteError(f"the stress suite runs route and risk bundles; this bundle decides {kind!r}")
     names = list(config.baselines) if config.baselines is not None else list(DEFAULT_REFERENCES[kind])
-    known = [n for n in policy_names(kind) if n != "oracle"]
+    known = [n for n in policy_names(kind) if n not in ORACLES]
     unknown = [n for n in names if n not in known]
     if unknown or not names:
         raise PayrouteError(
