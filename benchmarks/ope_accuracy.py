@@ -59,6 +59,12 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--seed", type=int, default=3_000_000_000)
     ap.add_argument("--days", type=int, default=1, help="seeds (one simulated day each)")
     ap.add_argument("--volume-scale", type=float, default=None)
+    ap.add_argument(
+        "--overrides",
+        type=json.loads,
+        default=None,
+        help="scenario overrides as JSON (a what-if for diagnosis)",
+    )
     ap.add_argument("--greedy", action="store_true", help="evaluate the argmax policy, not the softmax")
     ap.add_argument("--bootstrap", type=int, default=200)
     ap.add_argument("--json", type=Path, default=None)
@@ -69,7 +75,10 @@ def main(argv: list[str] | None = None) -> dict:
     from payroute.policies.logs import read_logged_decisions
     from payroute.policies.ope import evaluate_policy
 
-    overrides = None if args.volume_scale is None else {"volume_scale": args.volume_scale}
+    overrides = dict(args.overrides or {})
+    if args.volume_scale is not None:
+        overrides["volume_scale"] = args.volume_scale
+    overrides = overrides or None
     policy = load_bundle(args.bundle)
     start = time.perf_counter()
     behaviour, truth = [], []
@@ -115,6 +124,7 @@ def main(argv: list[str] | None = None) -> dict:
     record = {
         "bundle": str(args.bundle),
         "scenario": args.scenario,
+        "overrides": overrides,
         "behaviour": f"{args.behaviour} epsilon-greedy {args.epsilon}",
         "seeds": [args.seed, args.seed + args.days - 1],
         "logged_decisions": int(len(rewards)),
