@@ -169,6 +169,54 @@ GENERATORS: dict[str, Callable[[], str]] = {
 """File name under docs/ -> the function that generates it."""
 
 
+README = DOCS.parent / "README.md"
+
+
+def readme_log_columns() -> str:
+    from payroute.policies.logs import log_columns_table
+
+    return "\n".join(log_columns_table())
+
+
+def readme_commands() -> str:
+    """One row per CLI command: its usage and the first line of its help."""
+    import typer
+
+    from payroute.cli import app
+
+    root = typer.main.get_command(app)
+    rows = ["| command | what it does |", "| --- | --- |"]
+
+    def walk(cmd: Any, path: list[str]) -> None:
+        for name, child in sorted(getattr(cmd, "commands", {}).items()):
+            full = [*path, name]
+            doc = (child.help or "").strip().split("\n\n")[0].replace("\n", " ")
+            rows.append(f"| `{' '.join(full)}` | {doc} |")
+            walk(child, full)
+
+    walk(root, ["payroute"])
+    return "\n".join(rows)
+
+
+README_BLOCKS: dict[str, Callable[[], str]] = {
+    "log-columns": readme_log_columns,
+    "cli-commands": readme_commands,
+}
+"""Name -> generator of a README block between ``<!-- generated: NAME -->`` and ``<!-- end: NAME -->``."""
+
+
+def render_readme(text: str) -> str:
+    """``text`` (the README) with every generated block replaced by what the code generates now."""
+    for name, generate in README_BLOCKS.items():
+        start, end = f"<!-- generated: {name} (python -m payroute.reference) -->", f"<!-- end: {name} -->"
+        if start not in text or end not in text:
+            raise ValueError(f"README.md has no generated block {name!r} ({start} ... {end})")
+        head, rest = text.split(start, 1)
+        _old, tail = rest.split(end, 1)
+        text = f"{head}{start}\n{generate()}\n{end}{tail}"
+    return text
+
+
 def references() -> dict[str, str]:
     """File name under docs/ -> generated content."""
     return {name: generate() for name, generate in GENERATORS.items()}
@@ -181,6 +229,9 @@ def write_references(docs_dir: Path = DOCS) -> list[Path]:
         path = docs_dir / name
         path.write_text(text)
         written.append(path)
+    if docs_dir == DOCS:
+        README.write_text(render_readme(README.read_text()))
+        written.append(README)
     return written
 
 

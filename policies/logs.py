@@ -367,6 +367,19 @@ def _np(rows: pa.Table, column: str, dtype: type) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------- documentation
+def log_columns_table() -> list[str]:
+    """The markdown table of the log's columns (type, unit, meaning, whether OPE requires it)."""
+    lines = [
+        "| column | type | unit / values | meaning | off-policy evaluation |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for name, typ, unit, doc in LOG_COLUMNS:
+        need = "required" if name in REQUIRED_COLUMNS else ""
+        unit_text, doc_text = (text.replace("|", " \\| ") for text in (unit, doc))
+        lines.append(f"| `{name}` | {typ} | {unit_text} | {doc_text} | {need} |")
+    return lines
+
+
 def render_log_schema() -> str:
     """The event log schema as markdown, column by column (the content of ``docs/log_schema.md``)."""
     lines = [
@@ -390,13 +403,8 @@ def render_log_schema() -> str:
         "Columns marked *required* must be present for off-policy evaluation; the others are optional, and",
         "checked for type when present. Integer columns accept any integer width, float columns any float width.",
         "",
-        "| column | type | unit / values | meaning | off-policy evaluation |",
-        "| --- | --- | --- | --- | --- |",
+        *log_columns_table(),
     ]
-    for name, typ, unit, doc in LOG_COLUMNS:
-        need = "required" if name in REQUIRED_COLUMNS else ""
-        unit_text, doc_text = (text.replace("|", " \\| ") for text in (unit, doc))
-        lines.append(f"| `{name}` | {typ} | {unit_text} | {doc_text} | {need} |")
     reward = " ".join(f"{'+' if sign > 0 else '-'} `{col}`" for col, sign in REWARD_COMPONENTS).lstrip("+ ")
     lines += [
         "",

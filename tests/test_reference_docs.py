@@ -18,6 +18,15 @@ def test_committed_reference_matches_the_code(name):
     assert committed == GENERATORS[name](), f"docs/{name} is stale: run `python -m payroute.reference`"
 
 
+def test_the_readme_blocks_generated_from_the_code_are_current():
+    from payroute.reference import README, render_readme
+
+    text = README.read_text()
+    assert text == render_readme(text), (
+        "README.md's generated blocks are stale: run `python -m payroute.reference`"
+    )
+
+
 def test_the_scenario_reference_documents_every_field_of_a_route():
     from payroute.envs.scenarios.schema import Route
 
