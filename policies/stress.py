@@ -79,7 +79,7 @@ class StressConfig(BaseModel):
         description="baselines bound for the decision kinds the bundle does not make",
     )
     confidence: float = Field(default=0.95, gt=0, lt=1)
-    workers: int = Field(default=1, ge=0, description="processes; 0 = one per CPU")
+    workers: int = Field(default=0, ge=0, description="processes; 0 = one per CPU")
 
     @field_validator("scenarios")
     @classmethod
