@@ -22,6 +22,7 @@ from payroute.envs.world.clock import DAY_S
 
 if TYPE_CHECKING:
     from payroute.envs.world.demand import Transaction
+    from payroute.envs.world.rails import RouteState
     from payroute.envs.world.world import PaymentWorld
 
 _LOG_AMOUNT_SCALE = math.log1p(1e10)
@@ -163,19 +164,33 @@ class RoutingFeatures:
         self.features = f
         self.size = len(f)
         n = len(self.routes)
+        width = len(self.PER_ROUTE)
         self._bits = np.arange(n, dtype=np.int64)
-        self._block = [0.0] * (n * len(self.PER_ROUTE))
+        self._block = [0.0] * (n * width)
         for i in range(n):
-            self._block[i * len(self.PER_ROUTE) + 5] = 1.0  # round-the-clock routes: no cut-off
+            self._block[i * width + 5] = 1.0  # round-the-clock routes: no cut-off
         self._versions = [-1] * n
-        self._caps = [r.spec.capacity or 100 for r in self.routes]
-        self._queued = [r.index for r in self.routes if r.resource is not None]
+        # (route, its first slot in the block, ...) for the loops of build()
+        self._stat_slots = [(r, i * width) for i, r in enumerate(self.routes)]
+        self._queue_slots = [
+            (r, i * width + 3, r.spec.capacity or 100)
+            for i, r in enumerate(self.routes)
+            if r.resource is not None
+        ]
         self._timed = [r.index for r in self.routes if r.windows or r.hours_rule is not None]
+        self._cut_slots = [(i, i * width + 5) for i in self._timed]
         self._cut_at = [math.inf] * n
         self._cut_valid = [-math.inf] * n
         self._cut_valid_min = -math.inf if self._timed else math.inf
-        self._width = len(self.PER_ROUTE)
+        self._width = width
         self._last_eligible: list[int] = []
+        # eligible mask -> (index, route, first slot) of each eligible route
+        self._eligible_slots: dict[int, list[tuple[int, RouteState, int]]] = {}
+        self._balances = world.ledger.balances
+        self._account_keys = [(a.key, a.target or 1) for a in self.accounts]
+        self._mask_cache: dict[int, np.ndarray] = {}
+        self.last_tx: Transaction | None = None
+        self.last_costs: list[int] = [0] * n
         self.low = np.array([x.low for x in f], dtype=np.float32)
         self.high = np.array([x.high for x in f], dtype=np.float32)
         self.names = [x.name for x in f]
@@ -184,47 +199,66 @@ class RoutingFeatures:
         return _schema_dict(self.features)
 
     def build(self, tx: Transaction, now: float) -> np.ndarray:
+        """The observation of ``tx`` at ``now`` (float32, :attr:`names` order).
+
+        As a by-product, ``last_tx`` is ``tx`` and ``last_costs`` its cost in cents on each route (0 where
+        it is not eligible), so a caller that also reports costs need not ask the routes again.
+        """
         block = self._block  # flat list, PER_ROUTE values per route
-        width = self._width
-        routes = self.routes
         # recent approval, count and latency change only when a route reports an outcome
         versions = self._versions
-        for i, r in enumerate(routes):
+        i = 0
+        for r, j in self._stat_slots:
             if r.stats_version != versions[i]:
                 versions[i] = r.stats_version
                 n = r.recent_count
-                j = i * width
                 block[j] = r.recent_approved / n if n else 0.5
                 block[j + 1] = n / r.window
                 mean_latency = r.recent_latency_sum / n if n else r.latency_median_s
                 block[j + 2] = min(math.log1p(mean_latency) / _LOG_LATENCY_SCALE, 1.0)
-        for i in self._queued:
-            block[i * width + 3] = min(routes[i].in_queue / self._caps[i], 5.0)
+            i += 1
+        for r, j, cap in self._queue_slots:
+            block[j] = min(r.in_queue / cap, 5.0)
+        cut_at = self._cut_at
         if now >= self._cut_valid_min:
-            cut_at, cut_valid = self._cut_at, self._cut_valid
+            cut_valid, routes = self._cut_valid, self.routes
             for i in self._timed:
                 if now >= cut_valid[i]:
                     cut_at[i], cut_valid[i] = routes[i].next_cutoff(now)
             self._cut_valid_min = min(cut_valid[i] for i in self._timed)
-        for i in self._timed:
-            block[i * width + 5] = min(max((self._cut_at[i] - now) / DAY_S, 0.0), 1.0)
+        for i, j in self._cut_slots:
+            block[j] = min(max((cut_at[i] - now) / DAY_S, 0.0), 1.0)
         # this payment's cost and eligibility: clear the last payment's eligible routes, fill this one's
         for j in self._last_eligible:
             block[j + 4] = 0.0
             block[j + 6] = 0.0
         mask = tx.eligible_mask
+        slots = self._eligible_slots.get(mask)
+        if slots is None:
+            slots = self._eligible_slots[mask] = [
+                (i, r, i * self._width) for i, r in enumerate(self.routes) if (mask >> i) & 1
+            ]
         amount = tx.amount_cents
-        eligible = []
-        for i, r in enumerate(routes):
-            if (mask >> i) & 1:
-                j = i * width
-                block[j + 4] = min(r.cost_cents(tx) / amount, 10.0)
-                block[j + 6] = 1.0
-                eligible.append(j)
-        self._last_eligible = eligible
-        accounts = [max(min(a.balance / (a.target or 1), 5.0), -5.0) for a in self.accounts]
-        return np.array(self.tx_features.values(tx, now) + block + accounts, dtype=np.float32)
+        costs = [0] * len(versions)
+        last = []
+        for i, r, j in slots:
+            cost = costs[i] = r.cost_cents(tx)
+            block[j + 4] = min(cost / amount, 10.0)
+            block[j + 6] = 1.0
+            last.append(j)
+        self._last_eligible = last
+        self.last_tx, self.last_costs = tx, costs
+        values = self.tx_features.values(tx, now)
+        values += block
+        balances = self._balances
+        for key, target in self._account_keys:
+            values.append(max(min(balances.get(key, 0) / target, 5.0), -5.0))
+        return np.fromiter(values, np.float32, self.size)
 
     def mask(self, tx: Transaction) -> np.ndarray:
-        """The eligible-route mask of ``tx`` as int8 (1 = eligible), in route order."""
-        return ((tx.eligible_mask >> self._bits) & 1).astype(np.int8)
+        """The eligible-route mask of ``tx`` as int8 (1 = eligible), in route order (a new array)."""
+        bits = tx.eligible_mask
+        cached = self._mask_cache.get(bits)
+        if cached is None:
+            cached = self._mask_cache[bits] = ((bits >> self._bits) & 1).astype(np.int8)
+        return cached.copy()

@@ -58,6 +58,7 @@ class TransactionDecisionEnv(gym.Env):
         self._point: DecisionPoint | None = None
         self._last_obs: np.ndarray | None = None
         self._probe = self._new_world(0)  # sizes the spaces; never run
+        self._agent_id = self._probe.hub.agent_ids[self.decision_kind]
 
     # ------------------------------------------------------------------ world
     def _new_world(self, seed: int) -> PaymentWorld:
@@ -66,7 +67,7 @@ class TransactionDecisionEnv(gym.Env):
 
     @property
     def agent_id(self) -> str:
-        return self._probe.hub.agent_ids[self.decision_kind]
+        return self._agent_id
 
     def _episode_seed(self, seed: int | None) -> int:
         if seed is not None:
@@ -94,7 +95,7 @@ class TransactionDecisionEnv(gym.Env):
 
     def _collect_reward(self) -> float:
         """Ledger margin attributed to this agent since the last step, plus any shaping term, in dollars."""
-        margin = self.world.agent_margin[self.agent_id]
+        margin = self.world.agent_margin[self._agent_id]
         delta = margin - self._margin_seen
         self._margin_seen = margin
         extra = self._extra_total() - self._extra_seen
