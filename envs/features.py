@@ -78,27 +78,24 @@ class TransactionFeatures:
         self._urg_index = {u: i for i, u in enumerate(URGENCIES)}
         self._inst_index = {n: i for i, n in enumerate(INSTRUMENTS)}
         self.size = len(f)
+        self._cont_off = self._urg_off + len(URGENCIES)  # time to deadline, risk score, calendar
+        self._onehots: dict[tuple, list[float]] = {}
         self._day = -1  # calendar features are the same all day: computed once per day
         self._weekday = self._business = 0.0
 
     def values(self, tx: Transaction, now: float) -> list[float]:
         """The features as a list of floats, in :attr:`features` order."""
-        v = [0.0] * self.size
-        v[0] = min(math.log1p(tx.amount_cents) / _LOG_AMOUNT_SCALE, 1.0)
-        v[self._seg_off + tx.segment] = 1.0
-        v[self._inst_off + self._inst_index[tx.instrument]] = 1.0
-        net = self._net_index.get(tx.network)
-        if net is not None:
-            v[self._net_off + net] = 1.0
-        if tx.cross_border:
-            v[self._xb_off] = 1.0
-        if tx.foreign_card:
-            v[self._xb_off + 1] = 1.0
-        urg = self._urg_index.get(tx.urgency)
-        if urg is not None:
-            v[self._urg_off + urg] = 1.0
-        k = self._urg_off + len(URGENCIES)
-        v[k] = min(math.log1p(max(tx.deadline_t - now, 0.0)) / _LOG_DEADLINE_SCALE, 1.0)
+        key = (tx.segment, tx.instrument, tx.network, tx.cross_border, tx.foreign_card, tx.urgency)
+        onehots = self._onehots.get(key)
+        if onehots is None:
+            onehots = self._onehots[key] = self._categorical(tx)
+        v = onehots.copy()
+        x = math.log1p(tx.amount_cents) / _LOG_AMOUNT_SCALE
+        v[0] = x if x < 1.0 else 1.0
+        k = self._cont_off
+        left = tx.deadline_t - now
+        x = math.log1p(left) / _LOG_DEADLINE_SCALE if left > 0.0 else 0.0
+        v[k] = x if x < 1.0 else 1.0
         v[k + 1] = tx.risk_score
         day = int(now // DAY_S)
         if day != self._day:
@@ -111,6 +108,23 @@ class TransactionFeatures:
         v[k + 3] = math.cos(angle)
         v[k + 4] = self._weekday
         v[k + 5] = self._business
+        return v
+
+    def _categorical(self, tx: Transaction) -> list[float]:
+        """The one-hots and flags of ``tx`` (every other feature 0): the same for many payments, so cached."""
+        v = [0.0] * self.size
+        v[self._seg_off + tx.segment] = 1.0
+        v[self._inst_off + self._inst_index[tx.instrument]] = 1.0
+        net = self._net_index.get(tx.network)
+        if net is not None:
+            v[self._net_off + net] = 1.0
+        if tx.cross_border:
+            v[self._xb_off] = 1.0
+        if tx.foreign_card:
+            v[self._xb_off + 1] = 1.0
+        urg = self._urg_index.get(tx.urgency)
+        if urg is not None:
+            v[self._urg_off + urg] = 1.0
         return v
 
     def fill(self, out: np.ndarray, tx: Transaction, now: float) -> None:
@@ -218,7 +232,8 @@ class RoutingFeatures:
                 block[j + 2] = min(math.log1p(mean_latency) / _LOG_LATENCY_SCALE, 1.0)
             i += 1
         for r, j, cap in self._queue_slots:
-            block[j] = min(r.in_queue / cap, 5.0)
+            waiting = r.in_queue
+            block[j] = min(waiting / cap, 5.0) if waiting else 0.0
         cut_at = self._cut_at
         if now >= self._cut_valid_min:
             cut_valid, routes = self._cut_valid, self.routes
@@ -227,7 +242,8 @@ class RoutingFeatures:
                     cut_at[i], cut_valid[i] = routes[i].next_cutoff(now)
             self._cut_valid_min = min(cut_valid[i] for i in self._timed)
         for i, j in self._cut_slots:
-            block[j] = min(max((cut_at[i] - now) / DAY_S, 0.0), 1.0)
+            days = (cut_at[i] - now) / DAY_S  # clipped to [0, 1]
+            block[j] = (days if days < 1.0 else 1.0) if days > 0.0 else 0.0
         # this payment's cost and eligibility: clear the last payment's eligible routes, fill this one's
         for j in self._last_eligible:
             block[j + 4] = 0.0
@@ -243,7 +259,8 @@ class RoutingFeatures:
         last = []
         for i, r, j in slots:
             cost = costs[i] = r.cost_cents(tx)
-            block[j + 4] = min(cost / amount, 10.0)
+            share = cost / amount
+            block[j + 4] = share if share < 10.0 else 10.0
             block[j + 6] = 1.0
             last.append(j)
         self._last_eligible = last
@@ -252,7 +269,8 @@ class RoutingFeatures:
         values += block
         balances = self._balances
         for key, target in self._account_keys:
-            values.append(max(min(balances.get(key, 0) / target, 5.0), -5.0))
+            ratio = balances.get(key, 0) / target  # clipped to [-5, 5]
+            values.append((ratio if ratio < 5.0 else 5.0) if ratio > -5.0 else -5.0)
         return np.fromiter(values, np.float32, self.size)
 
     def mask(self, tx: Transaction) -> np.ndarray:
