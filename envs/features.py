@@ -85,11 +85,17 @@ class TransactionFeatures:
 
     def values(self, tx: Transaction, now: float) -> list[float]:
         """The features as a list of floats, in :attr:`features` order."""
+        v = [0.0] * self.size
+        self.write(v, tx, now)
+        return v
+
+    def write(self, v: list[float], tx: Transaction, now: float) -> None:
+        """Write the features into the list ``v``, at ``v[: self.size]``."""
         key = (tx.segment, tx.instrument, tx.network, tx.cross_border, tx.foreign_card, tx.urgency)
         onehots = self._onehots.get(key)
         if onehots is None:
             onehots = self._onehots[key] = self._categorical(tx)
-        v = onehots.copy()
+        v[: self.size] = onehots
         x = math.log1p(tx.amount_cents) / _LOG_AMOUNT_SCALE
         v[0] = x if x < 1.0 else 1.0
         k = self._cont_off
@@ -108,7 +114,6 @@ class TransactionFeatures:
         v[k + 3] = math.cos(angle)
         v[k + 4] = self._weekday
         v[k + 5] = self._business
-        return v
 
     def _categorical(self, tx: Transaction) -> list[float]:
         """The one-hots and flags of ``tx`` (every other feature 0): the same for many payments, so cached."""
@@ -180,19 +185,27 @@ class RoutingFeatures:
         n = len(self.routes)
         width = len(self.PER_ROUTE)
         self._bits = np.arange(n, dtype=np.int64)
-        self._block = [0.0] * (n * width)
+        # the observation as a list, kept between builds: the payment's features, then PER_ROUTE values per
+        # route from offset ``base``, then the accounts' balances from offset ``self._acct_off``
+        base = self.tx_features.size
+        self._vec = [0.0] * self.size
         for i in range(n):
-            self._block[i * width + 5] = 1.0  # round-the-clock routes: no cut-off
+            self._vec[base + i * width + 5] = 1.0  # round-the-clock routes: no cut-off
+        self._acct_off = base + n * width
+        self._base = base
         self._versions = [-1] * n
-        # (route, its first slot in the block, ...) for the loops of build()
-        self._stat_slots = [(r, i * width) for i, r in enumerate(self.routes)]
+        # routes that reported an outcome since the last build (all of them at first): only their recent
+        # approval, count and latency need computing again
+        self._stale = set(range(n))
+        world.outcome_listeners.append(self._on_outcome)
+        # (route, its first slot in the observation, ...) for the loops of build()
         self._queue_slots = [
-            (r, i * width + 3, r.spec.capacity or 100)
+            (r, base + i * width + 3, r.spec.capacity or 100)
             for i, r in enumerate(self.routes)
             if r.resource is not None
         ]
         self._timed = [r.index for r in self.routes if r.windows or r.hours_rule is not None]
-        self._cut_slots = [(i, i * width + 5) for i in self._timed]
+        self._cut_slots = [(i, base + i * width + 5) for i in self._timed]
         self._cut_at = [math.inf] * n
         self._cut_valid = [-math.inf] * n
         self._cut_valid_min = -math.inf if self._timed else math.inf
@@ -201,7 +214,7 @@ class RoutingFeatures:
         # eligible mask -> (index, route, first slot) of each eligible route
         self._eligible_slots: dict[int, list[tuple[int, RouteState, int]]] = {}
         self._balances = world.ledger.balances
-        self._account_keys = [(a.key, a.target or 1) for a in self.accounts]
+        self._account_keys = [(k, a.key, a.target or 1) for k, a in enumerate(self.accounts, self._acct_off)]
         self._mask_cache: dict[int, np.ndarray] = {}
         self.last_tx: Transaction | None = None
         self.last_costs: list[int] = [0] * n
@@ -218,22 +231,25 @@ class RoutingFeatures:
         As a by-product, ``last_tx`` is ``tx`` and ``last_costs`` its cost in cents on each route (0 where
         it is not eligible), so a caller that also reports costs need not ask the routes again.
         """
-        block = self._block  # flat list, PER_ROUTE values per route
+        vec = self._vec
         # recent approval, count and latency change only when a route reports an outcome
-        versions = self._versions
-        i = 0
-        for r, j in self._stat_slots:
-            if r.stats_version != versions[i]:
-                versions[i] = r.stats_version
-                n = r.recent_count
-                block[j] = r.recent_approved / n if n else 0.5
-                block[j + 1] = n / r.window
-                mean_latency = r.recent_latency_sum / n if n else r.latency_median_s
-                block[j + 2] = min(math.log1p(mean_latency) / _LOG_LATENCY_SCALE, 1.0)
-            i += 1
+        stale = self._stale
+        if stale:
+            versions, routes, width, base = self._versions, self.routes, self._width, self._base
+            for i in stale:
+                r = routes[i]
+                if r.stats_version != versions[i]:
+                    versions[i] = r.stats_version
+                    n = r.recent_count
+                    j = base + i * width
+                    vec[j] = r.recent_approved / n if n else 0.5
+                    vec[j + 1] = n / r.window
+                    mean_latency = r.recent_latency_sum / n if n else r.latency_median_s
+                    vec[j + 2] = min(math.log1p(mean_latency) / _LOG_LATENCY_SCALE, 1.0)
+            stale.clear()
         for r, j, cap in self._queue_slots:
             waiting = r.in_queue
-            block[j] = min(waiting / cap, 5.0) if waiting else 0.0
+            vec[j] = min(waiting / cap, 5.0) if waiting else 0.0
         cut_at = self._cut_at
         if now >= self._cut_valid_min:
             cut_valid, routes = self._cut_valid, self.routes
@@ -243,35 +259,37 @@ class RoutingFeatures:
             self._cut_valid_min = min(cut_valid[i] for i in self._timed)
         for i, j in self._cut_slots:
             days = (cut_at[i] - now) / DAY_S  # clipped to [0, 1]
-            block[j] = (days if days < 1.0 else 1.0) if days > 0.0 else 0.0
+            vec[j] = (days if days < 1.0 else 1.0) if days > 0.0 else 0.0
         # this payment's cost and eligibility: clear the last payment's eligible routes, fill this one's
         for j in self._last_eligible:
-            block[j + 4] = 0.0
-            block[j + 6] = 0.0
+            vec[j + 4] = 0.0
+            vec[j + 6] = 0.0
         mask = tx.eligible_mask
         slots = self._eligible_slots.get(mask)
         if slots is None:
             slots = self._eligible_slots[mask] = [
-                (i, r, i * self._width) for i, r in enumerate(self.routes) if (mask >> i) & 1
+                (i, r, self._base + i * self._width) for i, r in enumerate(self.routes) if (mask >> i) & 1
             ]
         amount = tx.amount_cents
-        costs = [0] * len(versions)
+        costs = [0] * len(self.routes)
         last = []
         for i, r, j in slots:
             cost = costs[i] = r.cost_cents(tx)
             share = cost / amount
-            block[j + 4] = share if share < 10.0 else 10.0
-            block[j + 6] = 1.0
+            vec[j + 4] = share if share < 10.0 else 10.0
+            vec[j + 6] = 1.0
             last.append(j)
         self._last_eligible = last
         self.last_tx, self.last_costs = tx, costs
-        values = self.tx_features.values(tx, now)
-        values += block
+        self.tx_features.write(vec, tx, now)
         balances = self._balances
-        for key, target in self._account_keys:
+        for k, key, target in self._account_keys:
             ratio = balances.get(key, 0) / target  # clipped to [-5, 5]
-            values.append((ratio if ratio < 5.0 else 5.0) if ratio > -5.0 else -5.0)
-        return np.fromiter(values, np.float32, self.size)
+            vec[k] = (ratio if ratio < 5.0 else 5.0) if ratio > -5.0 else -5.0
+        return np.fromiter(vec, np.float32, self.size)
+
+    def _on_outcome(self, tx: Transaction, route: RouteState, approved: bool, reason: str) -> None:
+        self._stale.add(route.index)
 
     def mask(self, tx: Transaction) -> np.ndarray:
         """The eligible-route mask of ``tx`` as int8 (1 = eligible), in route order (a new array)."""
