@@ -211,8 +211,8 @@ class RoutingFeatures:
         self._cut_valid_min = -math.inf if self._timed else math.inf
         self._width = width
         self._last_eligible: list[int] = []
-        # eligible mask -> (index, route, first slot) of each eligible route
-        self._eligible_slots: dict[int, list[tuple[int, RouteState, int]]] = {}
+        # eligible mask -> ((index, route, first slot) of each eligible route, their first slots)
+        self._eligible_slots: dict[int, tuple[list[tuple[int, RouteState, int]], list[int]]] = {}
         self._balances = world.ledger.balances
         self._account_keys = [(k, a.key, a.target or 1) for k, a in enumerate(self.accounts, self._acct_off)]
         self._mask_cache: dict[int, np.ndarray] = {}
@@ -265,21 +265,20 @@ class RoutingFeatures:
             vec[j + 4] = 0.0
             vec[j + 6] = 0.0
         mask = tx.eligible_mask
-        slots = self._eligible_slots.get(mask)
-        if slots is None:
-            slots = self._eligible_slots[mask] = [
+        known = self._eligible_slots.get(mask)
+        if known is None:
+            slots = [
                 (i, r, self._base + i * self._width) for i, r in enumerate(self.routes) if (mask >> i) & 1
             ]
+            known = self._eligible_slots[mask] = (slots, [j for _i, _r, j in slots])
+        slots, self._last_eligible = known
         amount = tx.amount_cents
         costs = [0] * len(self.routes)
-        last = []
         for i, r, j in slots:
             cost = costs[i] = r.cost_cents(tx)
             share = cost / amount
             vec[j + 4] = share if share < 10.0 else 10.0
             vec[j + 6] = 1.0
-            last.append(j)
-        self._last_eligible = last
         self.last_tx, self.last_costs = tx, costs
         self.tx_features.write(vec, tx, now)
         balances = self._balances

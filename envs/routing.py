@@ -7,6 +7,7 @@ to a baseline.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -127,8 +128,9 @@ class RoutingEnv(TransactionDecisionEnv):
     # ------------------------------------------------------------------ world hooks
     def _on_new_world(self, world: PaymentWorld) -> None:
         self.features = RoutingFeatures(world)
-        self._timed_routes = [(r.index, r.is_open) for r in world.routes if r.hours_rule is not None]
-        self._open_template = [True] * len(world.routes)
+        self._timed_routes = [(r.index, r.open_state) for r in world.routes if r.hours_rule is not None]
+        self._route_open_now = [True] * len(world.routes)
+        self._route_open_for = (math.inf, -math.inf)  # the times [from, until) _route_open_now holds for
         self._lost_cents = 0
         self._outcomes: list[dict] = []
         self._env = world.env
@@ -156,10 +158,15 @@ class RoutingEnv(TransactionDecisionEnv):
 
     def _route_open(self) -> list[bool]:
         now = self._env.now
-        is_open = self._open_template.copy()
-        for i, route_is_open in self._timed_routes:
-            is_open[i] = route_is_open(now)
-        return is_open
+        since, until = self._route_open_for
+        if not since <= now < until:
+            is_open, until = self._route_open_now, math.inf
+            for i, open_state in self._timed_routes:
+                is_open[i], route_until = open_state(now)
+                if route_until < until:
+                    until = route_until
+            self._route_open_for = (now, until)
+        return self._route_open_now.copy()
 
     def _observe(self, point: DecisionPoint):
         tx = point.payload

@@ -158,6 +158,16 @@ class RouteState:
             self._refresh_hours(t)
         return self._open_from <= t
 
+    def open_state(self, t: float) -> tuple[bool, float]:
+        """``(is_open(t), until)``: whether the route is open at ``t``, and until when that answer holds."""
+        if self.hours_rule is None:
+            return True, math.inf
+        if t >= self._open_until or t < self._asked_at:
+            self._refresh_hours(t)
+        if self._open_from <= t:
+            return True, self._open_until
+        return False, self._open_from
+
     def next_open_time(self, t: float) -> float:
         """Now if open, else the time the route next opens."""
         if self.hours_rule is None:
