@@ -12,6 +12,7 @@ exported policies so a reviewer can check a bundle against the scenario it was t
 from __future__ import annotations
 
 import math
+import struct
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -192,6 +193,7 @@ class RoutingFeatures:
         for i in range(n):
             self._vec[base + i * width + 5] = 1.0  # round-the-clock routes: no cut-off
         self._acct_off = base + n * width
+        self._pack = struct.Struct(f"={self.size}f").pack
         self._base = base
         self._versions = [-1] * n
         # routes that reported an outcome since the last build (all of them at first): only their recent
@@ -285,7 +287,9 @@ class RoutingFeatures:
         for k, key, target in self._account_keys:
             ratio = balances.get(key, 0) / target  # clipped to [-5, 5]
             vec[k] = (ratio if ratio < 5.0 else 5.0) if ratio > -5.0 else -5.0
-        return np.fromiter(vec, np.float32, self.size)
+        # packed to float32 by struct and wrapped, writable, without a copy: cheaper than np.array or np.fromiter
+        # from a list (the same rounding; every feature is clipped far inside float32's range)
+        return np.frombuffer(bytearray(self._pack(*vec)), np.float32)
 
     def _on_outcome(self, tx: Transaction, route: RouteState, approved: bool, reason: str) -> None:
         self._stale.add(route.index)
