@@ -12,6 +12,7 @@ exported policies so a reviewer can check a bundle against the scenario it was t
 from __future__ import annotations
 
 import math
+import struct
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -22,6 +23,7 @@ from payroute.envs.world.clock import DAY_S
 
 if TYPE_CHECKING:
     from payroute.envs.world.demand import Transaction
+    from payroute.envs.world.rails import RouteState
     from payroute.envs.world.world import PaymentWorld
 
 _LOG_AMOUNT_SCALE = math.log1p(1e10)
@@ -77,27 +79,30 @@ class TransactionFeatures:
         self._urg_index = {u: i for i, u in enumerate(URGENCIES)}
         self._inst_index = {n: i for i, n in enumerate(INSTRUMENTS)}
         self.size = len(f)
+        self._cont_off = self._urg_off + len(URGENCIES)  # time to deadline, risk score, calendar
+        self._onehots: dict[tuple, list[float]] = {}
         self._day = -1  # calendar features are the same all day: computed once per day
         self._weekday = self._business = 0.0
 
     def values(self, tx: Transaction, now: float) -> list[float]:
         """The features as a list of floats, in :attr:`features` order."""
         v = [0.0] * self.size
-        v[0] = min(math.log1p(tx.amount_cents) / _LOG_AMOUNT_SCALE, 1.0)
-        v[self._seg_off + tx.segment] = 1.0
-        v[self._inst_off + self._inst_index[tx.instrument]] = 1.0
-        net = self._net_index.get(tx.network)
-        if net is not None:
-            v[self._net_off + net] = 1.0
-        if tx.cross_border:
-            v[self._xb_off] = 1.0
-        if tx.foreign_card:
-            v[self._xb_off + 1] = 1.0
-        urg = self._urg_index.get(tx.urgency)
-        if urg is not None:
-            v[self._urg_off + urg] = 1.0
-        k = self._urg_off + len(URGENCIES)
-        v[k] = min(math.log1p(max(tx.deadline_t - now, 0.0)) / _LOG_DEADLINE_SCALE, 1.0)
+        self.write(v, tx, now)
+        return v
+
+    def write(self, v: list[float], tx: Transaction, now: float) -> None:
+        """Write the features into the list ``v``, at ``v[: self.size]``."""
+        key = (tx.segment, tx.instrument, tx.network, tx.cross_border, tx.foreign_card, tx.urgency)
+        onehots = self._onehots.get(key)
+        if onehots is None:
+            onehots = self._onehots[key] = self._categorical(tx)
+        v[: self.size] = onehots
+        x = math.log1p(tx.amount_cents) / _LOG_AMOUNT_SCALE
+        v[0] = x if x < 1.0 else 1.0
+        k = self._cont_off
+        left = tx.deadline_t - now
+        x = math.log1p(left) / _LOG_DEADLINE_SCALE if left > 0.0 else 0.0
+        v[k] = x if x < 1.0 else 1.0
         v[k + 1] = tx.risk_score
         day = int(now // DAY_S)
         if day != self._day:
@@ -110,6 +115,22 @@ class TransactionFeatures:
         v[k + 3] = math.cos(angle)
         v[k + 4] = self._weekday
         v[k + 5] = self._business
+
+    def _categorical(self, tx: Transaction) -> list[float]:
+        """The one-hots and flags of ``tx`` (every other feature 0): the same for many payments, so cached."""
+        v = [0.0] * self.size
+        v[self._seg_off + tx.segment] = 1.0
+        v[self._inst_off + self._inst_index[tx.instrument]] = 1.0
+        net = self._net_index.get(tx.network)
+        if net is not None:
+            v[self._net_off + net] = 1.0
+        if tx.cross_border:
+            v[self._xb_off] = 1.0
+        if tx.foreign_card:
+            v[self._xb_off + 1] = 1.0
+        urg = self._urg_index.get(tx.urgency)
+        if urg is not None:
+            v[self._urg_off + urg] = 1.0
         return v
 
     def fill(self, out: np.ndarray, tx: Transaction, now: float) -> None:
@@ -163,19 +184,42 @@ class RoutingFeatures:
         self.features = f
         self.size = len(f)
         n = len(self.routes)
+        width = len(self.PER_ROUTE)
         self._bits = np.arange(n, dtype=np.int64)
-        self._block = [0.0] * (n * len(self.PER_ROUTE))
+        # the observation as a list, kept between builds: the payment's features, then PER_ROUTE values per
+        # route from offset ``base``, then the accounts' balances from offset ``self._acct_off``
+        base = self.tx_features.size
+        self._vec = [0.0] * self.size
         for i in range(n):
-            self._block[i * len(self.PER_ROUTE) + 5] = 1.0  # round-the-clock routes: no cut-off
+            self._vec[base + i * width + 5] = 1.0  # round-the-clock routes: no cut-off
+        self._acct_off = base + n * width
+        self._pack = struct.Struct(f"={self.size}f").pack
+        self._base = base
         self._versions = [-1] * n
-        self._caps = [r.spec.capacity or 100 for r in self.routes]
-        self._queued = [r.index for r in self.routes if r.resource is not None]
+        # routes that reported an outcome since the last build (all of them at first): only their recent
+        # approval, count and latency need computing again
+        self._stale = set(range(n))
+        world.outcome_listeners.append(self._on_outcome)
+        # (route, its first slot in the observation, ...) for the loops of build()
+        self._queue_slots = [
+            (r, base + i * width + 3, r.spec.capacity or 100)
+            for i, r in enumerate(self.routes)
+            if r.resource is not None
+        ]
         self._timed = [r.index for r in self.routes if r.windows or r.hours_rule is not None]
+        self._cut_slots = [(i, base + i * width + 5) for i in self._timed]
         self._cut_at = [math.inf] * n
         self._cut_valid = [-math.inf] * n
         self._cut_valid_min = -math.inf if self._timed else math.inf
-        self._width = len(self.PER_ROUTE)
+        self._width = width
         self._last_eligible: list[int] = []
+        # eligible mask -> ((index, route, first slot) of each eligible route, their first slots)
+        self._eligible_slots: dict[int, tuple[list[tuple[int, RouteState, int]], list[int]]] = {}
+        self._balances = world.ledger.balances
+        self._account_keys = [(k, a.key, a.target or 1) for k, a in enumerate(self.accounts, self._acct_off)]
+        self._mask_cache: dict[int, np.ndarray] = {}
+        self.last_tx: Transaction | None = None
+        self.last_costs: list[int] = [0] * n
         self.low = np.array([x.low for x in f], dtype=np.float32)
         self.high = np.array([x.high for x in f], dtype=np.float32)
         self.names = [x.name for x in f]
@@ -184,47 +228,76 @@ class RoutingFeatures:
         return _schema_dict(self.features)
 
     def build(self, tx: Transaction, now: float) -> np.ndarray:
-        block = self._block  # flat list, PER_ROUTE values per route
-        width = self._width
-        routes = self.routes
+        """The observation of ``tx`` at ``now`` (float32, :attr:`names` order).
+
+        As a by-product, ``last_tx`` is ``tx`` and ``last_costs`` its cost in cents on each route (0 where
+        it is not eligible), so a caller that also reports costs need not ask the routes again.
+        """
+        vec = self._vec
         # recent approval, count and latency change only when a route reports an outcome
-        versions = self._versions
-        for i, r in enumerate(routes):
-            if r.stats_version != versions[i]:
-                versions[i] = r.stats_version
-                n = r.recent_count
-                j = i * width
-                block[j] = r.recent_approved / n if n else 0.5
-                block[j + 1] = n / r.window
-                mean_latency = r.recent_latency_sum / n if n else r.latency_median_s
-                block[j + 2] = min(math.log1p(mean_latency) / _LOG_LATENCY_SCALE, 1.0)
-        for i in self._queued:
-            block[i * width + 3] = min(routes[i].in_queue / self._caps[i], 5.0)
+        stale = self._stale
+        if stale:
+            versions, routes, width, base = self._versions, self.routes, self._width, self._base
+            for i in stale:
+                r = routes[i]
+                if r.stats_version != versions[i]:
+                    versions[i] = r.stats_version
+                    n = r.recent_count
+                    j = base + i * width
+                    vec[j] = r.recent_approved / n if n else 0.5
+                    vec[j + 1] = n / r.window
+                    mean_latency = r.recent_latency_sum / n if n else r.latency_median_s
+                    vec[j + 2] = min(math.log1p(mean_latency) / _LOG_LATENCY_SCALE, 1.0)
+            stale.clear()
+        for r, j, cap in self._queue_slots:
+            waiting = r.in_queue
+            vec[j] = min(waiting / cap, 5.0) if waiting else 0.0
+        cut_at = self._cut_at
         if now >= self._cut_valid_min:
-            cut_at, cut_valid = self._cut_at, self._cut_valid
+            cut_valid, routes = self._cut_valid, self.routes
             for i in self._timed:
                 if now >= cut_valid[i]:
                     cut_at[i], cut_valid[i] = routes[i].next_cutoff(now)
             self._cut_valid_min = min(cut_valid[i] for i in self._timed)
-        for i in self._timed:
-            block[i * width + 5] = min(max((self._cut_at[i] - now) / DAY_S, 0.0), 1.0)
+        for i, j in self._cut_slots:
+            days = (cut_at[i] - now) / DAY_S  # clipped to [0, 1]
+            vec[j] = (days if days < 1.0 else 1.0) if days > 0.0 else 0.0
         # this payment's cost and eligibility: clear the last payment's eligible routes, fill this one's
         for j in self._last_eligible:
-            block[j + 4] = 0.0
-            block[j + 6] = 0.0
+            vec[j + 4] = 0.0
+            vec[j + 6] = 0.0
         mask = tx.eligible_mask
+        known = self._eligible_slots.get(mask)
+        if known is None:
+            slots = [
+                (i, r, self._base + i * self._width) for i, r in enumerate(self.routes) if (mask >> i) & 1
+            ]
+            known = self._eligible_slots[mask] = (slots, [j for _i, _r, j in slots])
+        slots, self._last_eligible = known
         amount = tx.amount_cents
-        eligible = []
-        for i, r in enumerate(routes):
-            if (mask >> i) & 1:
-                j = i * width
-                block[j + 4] = min(r.cost_cents(tx) / amount, 10.0)
-                block[j + 6] = 1.0
-                eligible.append(j)
-        self._last_eligible = eligible
-        accounts = [max(min(a.balance / (a.target or 1), 5.0), -5.0) for a in self.accounts]
-        return np.array(self.tx_features.values(tx, now) + block + accounts, dtype=np.float32)
+        costs = [0] * len(self.routes)
+        for i, r, j in slots:
+            cost = costs[i] = r.cost_cents(tx)
+            share = cost / amount
+            vec[j + 4] = share if share < 10.0 else 10.0
+            vec[j + 6] = 1.0
+        self.last_tx, self.last_costs = tx, costs
+        self.tx_features.write(vec, tx, now)
+        balances = self._balances
+        for k, key, target in self._account_keys:
+            ratio = balances.get(key, 0) / target  # clipped to [-5, 5]
+            vec[k] = (ratio if ratio < 5.0 else 5.0) if ratio > -5.0 else -5.0
+        # packed to float32 by struct and wrapped, writable, without a copy: cheaper than np.array or np.fromiter
+        # from a list (the same rounding; every feature is clipped far inside float32's range)
+        return np.frombuffer(bytearray(self._pack(*vec)), np.float32)
+
+    def _on_outcome(self, tx: Transaction, route: RouteState, approved: bool, reason: str) -> None:
+        self._stale.add(route.index)
 
     def mask(self, tx: Transaction) -> np.ndarray:
-        """The eligible-route mask of ``tx`` as int8 (1 = eligible), in route order."""
-        return ((tx.eligible_mask >> self._bits) & 1).astype(np.int8)
+        """The eligible-route mask of ``tx`` as int8 (1 = eligible), in route order (a new array)."""
+        bits = tx.eligible_mask
+        cached = self._mask_cache.get(bits)
+        if cached is None:
+            cached = self._mask_cache[bits] = ((bits >> self._bits) & 1).astype(np.int8)
+        return cached.copy()

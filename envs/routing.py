@@ -7,6 +7,7 @@ to a baseline.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -113,7 +114,7 @@ class RoutingEnv(TransactionDecisionEnv):
         self._latency_s = [r.latency_median_s for r in self._probe.routes]
         self.feature_names = self.features.names
         box = spaces.Box(self.features.low, self.features.high, dtype=np.float32)
-        n = len(self.route_names)
+        n = self._n_routes = len(self.route_names)
         self.action_space = spaces.Discrete(n)
         if dict_observation:
             self.observation_space = spaces.Dict(
@@ -128,17 +129,19 @@ class RoutingEnv(TransactionDecisionEnv):
     # ------------------------------------------------------------------ world hooks
     def _on_new_world(self, world: PaymentWorld) -> None:
         self.features = RoutingFeatures(world)
-        self._timed_routes = [r for r in world.routes if r.hours_rule is not None]
-        self._open_template = [True] * len(world.routes)
+        self._timed_routes = [(r.index, r.open_state) for r in world.routes if r.hours_rule is not None]
+        self._route_open_now = [True] * len(world.routes)
+        self._route_open_for = (math.inf, -math.inf)  # the times [from, until) _route_open_now holds for
         self._lost_cents = 0
         self.lost_cents_by_tx: dict[
             int, int
         ] = {}  # the decline charge of each payment (decision credit reads it)
         self._outcomes: list[dict] = []
+        self._env = world.env
         world.outcome_listeners.append(self._on_outcome)
 
     def _on_outcome(self, tx, route, approved: bool, reason: str) -> None:
-        if self.agent_id not in tx.agents:
+        if self._agent_id not in tx.agents:
             return
         if not approved and self.decline_cost:
             lost = max(tx.price_cents - route.cost_cents(tx), 0)
@@ -152,7 +155,7 @@ class RoutingEnv(TransactionDecisionEnv):
                 "segment_index": tx.segment,
                 "instrument": tx.instrument,
                 "network": tx.network,
-                "t": self.world.now,
+                "t": self._env.now,
             }
         )
 
@@ -160,28 +163,36 @@ class RoutingEnv(TransactionDecisionEnv):
         return -float(self._lost_cents)
 
     def _route_open(self) -> list[bool]:
-        now = self.world.now
-        is_open = self._open_template.copy()
-        for r in self._timed_routes:
-            is_open[r.index] = r.is_open(now)
-        return is_open
+        now = self._env.now
+        since, until = self._route_open_for
+        if not since <= now < until:
+            is_open, until = self._route_open_now, math.inf
+            for i, open_state in self._timed_routes:
+                is_open[i], route_until = open_state(now)
+                if route_until < until:
+                    until = route_until
+            self._route_open_for = (now, until)
+        return self._route_open_now.copy()
 
     def _observe(self, point: DecisionPoint):
         tx = point.payload
-        obs = self.features.build(tx, self.world.now)
+        obs = self.features.build(tx, self._env.now)
         if self.dict_observation:
             return {"observations": obs, "action_mask": self.features.mask(tx).astype(np.float32)}
         return obs
 
     def _info(self, point: DecisionPoint) -> dict:
         tx = point.payload
-        eligible = point.info["eligible"]
-        costs = [0] * len(self.route_names)
-        for r in eligible:
-            costs[r.index] = r.cost_cents(tx)
+        features = self.features
+        if features.last_tx is tx:  # _observe has just priced this payment on its eligible routes
+            costs = features.last_costs
+        else:
+            costs = [0] * len(self.route_names)
+            for r in point.info["eligible"]:
+                costs[r.index] = r.cost_cents(tx)
         outcomes, self._outcomes = self._outcomes, []
         return {
-            "action_mask": self.features.mask(tx),
+            "action_mask": features.mask(tx),
             "route_costs_cents": costs,
             "transaction": {
                 "id": tx.id,
@@ -194,7 +205,7 @@ class RoutingEnv(TransactionDecisionEnv):
                 "cross_border": tx.cross_border,
             },
             "outcomes": outcomes,
-            "t": self.world.now,
+            "t": self._env.now,
             "route_names": self.route_names,
             "route_latency_s": self._latency_s,
             "route_open": self._route_open(),
@@ -210,9 +221,9 @@ class RoutingEnv(TransactionDecisionEnv):
     def step(self, action):
         if self._point is None:
             raise RuntimeError("step() called after the episode ended; call reset()")
-        a = int(np.asarray(action).item())
+        a = action if type(action) is int else int(np.asarray(action).item())  # noqa: E721 - not bool
         tx = self._point.payload
-        if not (0 <= a < self.action_space.n) or not (tx.eligible_mask >> a) & 1:
+        if not (0 <= a < self._n_routes) or not (tx.eligible_mask >> a) & 1:
             eligible = [self.route_names[i] for i in np.flatnonzero(self.features.mask(tx))]
             if self.invalid_action == "raise":
                 raise ValueError(

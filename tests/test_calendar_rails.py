@@ -295,3 +295,18 @@ def test_a_correspondent_abroad_keeps_its_own_hours_and_weekdays(scenario):
     assert swift.next_open_time(4 * DAY_S + 12 * H) == 7 * DAY_S + 2 * H  # Friday afternoon -> Monday
     # Sunday 20:00 ET is Monday 02:00 CET: still closed until 08:00 CET
     assert swift.next_open_time(6 * DAY_S + 20 * H) == 7 * DAY_S + 2 * H
+
+
+@pytest.mark.parametrize("name", ["fedwire", "swift_correspondent", "rtp"])
+def test_open_state_says_how_long_a_routes_hours_answer_holds(scenario, name):
+    rail = _route(scenario, name, THANKSGIVING_WEEK)
+    fresh = _route(scenario, name, THANKSGIVING_WEEK)
+    for t in np.arange(0.0, 9 * DAY_S, 0.25 * H):
+        is_open, until = rail.open_state(t)
+        assert until > t and is_open == fresh.is_open(t)
+        if until < 10 * DAY_S:  # the answer holds to just before ``until`` and flips there
+            assert fresh.is_open(until - 1.0) == is_open and fresh.is_open(until) != is_open
+    if name == "fedwire":  # closed all Thanksgiving, until Friday's session
+        assert fresh.open_state(3 * DAY_S + 10 * H) == (False, 4 * DAY_S)
+    if name == "rtp":  # round the clock
+        assert fresh.open_state(5 * DAY_S) == (True, float("inf"))

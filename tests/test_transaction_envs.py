@@ -169,3 +169,27 @@ def test_risk_env_blocking_everything_loses_the_margin_of_good_customers():
     env.reset(seed=0)
     allow = [env.step(0)[1] for _ in range(300)]
     assert sum(allow) > sum(rewards)
+
+
+def test_episodes_collect_garbage_less_often_and_give_the_thresholds_back():
+    import gc
+
+    gc.collect()  # envs other tests left mid-episode give their claims back
+    before = gc.get_threshold()
+    routing = gym.make("payroute/Routing-v0", scenario_overrides=SMALL, seed=0, days=0.1)
+    risk = gym.make("payroute/Risk-v0", scenario_overrides=SMALL, seed=1)
+    _obs, info = routing.reset()
+    risk.reset()
+    assert gc.get_threshold()[0] >= 50_000 and gc.get_threshold()[1:] == before[1:]
+    risk.close()  # closed mid-episode: the routing episode still runs, so the threshold stays raised
+    assert gc.get_threshold()[0] >= 50_000
+    done = False
+    while not done:
+        _obs, _r, done, _t, info = routing.step(_first_eligible(info))
+    assert gc.get_threshold() == before
+    dropped = gym.make("payroute/Routing-v0", scenario_overrides=SMALL, seed=2)
+    dropped.reset()
+    assert gc.get_threshold()[0] >= 50_000
+    del dropped
+    gc.collect()  # an env dropped mid-episode gives its claim back when it is collected
+    assert gc.get_threshold() == before

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from payroute.envs.world.demand import Transaction
 
 UP, DEGRADED, DOWN = 0, 1, 2
+_CARD_NETWORK_QUOTE = -1  # key of a payment's interchange and assessment among its cost quotes (not a route)
 OBSERVATION_WINDOW = 200  # outcomes per route a router can see (recent approval rate and latency)
 HEALTH_NAMES = ("up", "degraded", "down")
 RAIL_FAMILY = {
@@ -158,6 +159,16 @@ class RouteState:
             self._refresh_hours(t)
         return self._open_from <= t
 
+    def open_state(self, t: float) -> tuple[bool, float]:
+        """``(is_open(t), until)``: whether the route is open at ``t``, and until when that answer holds."""
+        if self.hours_rule is None:
+            return True, math.inf
+        if t >= self._open_until or t < self._asked_at:
+            self._refresh_hours(t)
+        if self._open_from <= t:
+            return True, self._open_until
+        return False, self._open_from
+
     def next_open_time(self, t: float) -> float:
         """Now if open, else the time the route next opens."""
         if self.hours_rule is None:
@@ -258,29 +269,37 @@ class RouteState:
             if hi is not None and cost > hi:
                 cost = hi
         if self.is_card:
-            ic = self.interchange
-            debit = tx.instrument == "card_debit"
-            flat = self._flat_debit if debit else self._flat_credit
-            if flat is None:
-                cost += fee_cents(ic.debit_regulated if debit else ic.credit, amount)
-            else:
-                fixed, bps, lo, hi = flat
-                fee = round(fixed + amount * bps / 10_000.0)
-                if fee < lo:
-                    fee = lo
-                if hi is not None and fee > hi:
-                    fee = hi
-                cost += fee
-            key = (tx.network, tx.foreign_card)
-            bps = self._assessment_bps.get(key)
-            if bps is None:
-                bps = ic.network_assessment_bps.get(tx.network, 0.0)
-                if tx.foreign_card:
-                    bps += ic.foreign_card_bps
-                self._assessment_bps[key] = bps
-            cost += round(amount * bps / 10_000.0)
+            # interchange and network assessment are the same on every card route: priced once per payment
+            network_cents = quotes.get(_CARD_NETWORK_QUOTE)
+            if network_cents is None:
+                network_cents = quotes[_CARD_NETWORK_QUOTE] = self._card_network_cents(tx)
+            cost += network_cents
         quotes[self.index] = cost = int(cost)
         return cost
+
+    def _card_network_cents(self, tx: Transaction) -> int:
+        """Interchange plus network assessment for ``tx``, in cents."""
+        ic = self.interchange
+        amount = tx.amount_cents
+        debit = tx.instrument == "card_debit"
+        flat = self._flat_debit if debit else self._flat_credit
+        if flat is None:
+            cost = fee_cents(ic.debit_regulated if debit else ic.credit, amount)
+        else:
+            fixed, bps, lo, hi = flat
+            cost = round(fixed + amount * bps / 10_000.0)
+            if cost < lo:
+                cost = lo
+            if hi is not None and cost > hi:
+                cost = hi
+        key = (tx.network, tx.foreign_card)
+        bps = self._assessment_bps.get(key)
+        if bps is None:
+            bps = ic.network_assessment_bps.get(tx.network, 0.0)
+            if tx.foreign_card:
+                bps += ic.foreign_card_bps
+            self._assessment_bps[key] = bps
+        return cost + round(amount * bps / 10_000.0)
 
     def count_submission(self, month_key: int) -> None:
         if month_key != self.month_key:
