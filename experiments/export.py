@@ -263,10 +263,11 @@ class _Recorder:
     """The network as the world's policy for its decision kind, keeping each observation and mask it saw."""
 
     def __init__(self, net: PolicyNet, kind: str, limit: int) -> None:
+        from payroute.agents.learned import NumpyForward
         from payroute.policies.binding import OBSERVATIONS
         from payroute.policies.bundle import risk_action_mask, route_action_mask
 
-        self.net, self.kind, self.limit = net, kind, limit
+        self.forward, self.kind, self.limit = NumpyForward(net), kind, limit
         self.observe = OBSERVATIONS[kind]()
         self.mask = route_action_mask if kind == "route" else risk_action_mask
         self.obs: list[np.ndarray] = []
@@ -276,15 +277,12 @@ class _Recorder:
         self.observe.bind(world)
 
     def decide(self, world: Any, payload: Any) -> tuple[int, float]:
-        import torch
-
         obs = np.asarray(self.observe(world, payload), dtype=np.float32)
         mask = self.mask(world, payload)
         if len(self.obs) < self.limit:
             self.obs.append(obs.copy())
             self.masks.append(mask)
-        with torch.inference_mode():
-            logits = self.net(torch.from_numpy(obs).unsqueeze(0))[0].numpy()
+        logits = self.forward(obs)
         return int(np.argmax(np.where(mask, logits, -np.inf))), 1.0
 
 
