@@ -384,9 +384,16 @@ def _zip_member(path: Path, name: str) -> str:
 
 
 def print_evaluation(result) -> None:
+    from payroute.experiments.evaluate import REFERENCE
+
     n_seeds = result.runs["seed"].nunique()
+    meta = json.loads((result.out / "summary.json").read_text())
+    kind = meta.get("decision_kind", "route")
     for scenario, table in result.summary.groupby("scenario", sort=False):
-        _print_baselines(scenario, n_seeds, 1.0, table.drop(columns="scenario"))
+        reference = REFERENCE.get(kind, str(meta.get("policies", ["", "cheapest"])[1]))
+        _print_baselines(
+            scenario, n_seeds, float(meta.get("days", 1.0)), table.drop(columns="scenario"), kind, reference
+        )
         vs = result.versus[result.versus.scenario == scenario]
         t = Table(title=f"{scenario}: trained policy minus each policy (paired, {n_seeds} seeds)")
         for col in ("versus", "Δ margin/tx $ [95% CI]", "excludes 0", "Δ approval [95% CI]"):
@@ -504,9 +511,12 @@ def run(
     wide_console.print(summary)
 
 
-def _print_baselines(scenario: str, seeds: int, days: float, table) -> None:
-    t = Table(title=f"{scenario}: routing policies on {seeds} paired seeds x {days:g} day(s)")
-    for col in ("policy", "margin/tx $", "Δ margin/tx vs cheapest [95% CI]", "approval", "Δ approval [95% CI]",
+def _print_baselines(
+    scenario: str, seeds: int, days: float, table, kind: str = "route", reference: str = "cheapest"
+) -> None:
+    what = {"route": "routing", "risk": "risk", "price": "pricing"}.get(kind, kind)
+    t = Table(title=f"{scenario}: {what} policies on {seeds} paired seeds x {days:g} day(s)")
+    for col in ("policy", "margin/tx $", f"Δ margin/tx vs {reference} [95% CI]", "approval", "Δ approval [95% CI]",
                 "oracle share", "cost bps", "fraud bps", "SLA misses"):  # fmt: skip
         t.add_column(col, justify="left" if col == "policy" else "right")
     for r in table.itertuples():
