@@ -20,7 +20,7 @@ import pandas as pd
 
 from payroute.agents.registry import bound_policies
 from payroute.envs.scenarios import Scenario, load_scenario
-from payroute.envs.world import PaymentWorld
+from payroute.envs.world import HEADLINE_KPIS, PaymentWorld
 from payroute.stats import paired_interval
 
 ROUTING_BASELINE_ORDER = (
@@ -34,14 +34,7 @@ ROUTING_BASELINE_ORDER = (
     "oracle",
     "clairvoyant",
 )
-KPI_COLUMNS = (
-    "margin_per_tx_usd",
-    "approval_rate",
-    "route_cost_bps",
-    "fraud_loss_bps",
-    "sla_misses",
-    "liquidity_cost_usd",
-)
+KPI_COLUMNS = HEADLINE_KPIS
 
 
 @dataclass(frozen=True)

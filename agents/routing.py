@@ -332,8 +332,6 @@ class OracleRouter:
 
     def fraud_probability(self, world: Any, tx: Transaction) -> tuple[float, float]:
         """P(fraud | risk score, base rate of the payment's cell) and the mean recovery share of fraud there."""
-        if not hasattr(self, "_cells"):
-            self.bind(world)
         sc = world.scenario
         cell = self._cells.setdefault((tx.instrument, tx.urgency, tx.cross_border), [0.0, 0.0, 0.0])
         n, n_fraud, recovered = cell

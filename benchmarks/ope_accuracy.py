@@ -29,25 +29,11 @@ from pathlib import Path
 import numpy as np
 
 
-def _log(scenario, route, seed, path, explore=None, sample=False, overrides=None):
-    """Simulate one day and log it; ``route`` is a baseline name or a bound bundle policy."""
-    from payroute.agents.exploration import EpsilonGreedyRoute
-    from payroute.agents.registry import bound_policies
-    from payroute.envs.features import RoutingFeatures
-    from payroute.envs.scenarios import load_scenario
-    from payroute.envs.world import PaymentWorld
-    from payroute.policies.recording import ObservationLog, RecordingRoute
+def _log(scenario, route, seed, path, explore=None, overrides=None):
+    """Simulate one day and log it with the routing observations; ``route`` is a baseline name or a bound policy."""
+    from payroute.simulate import run_simulation
 
-    sc = load_scenario(scenario, overrides)
-    policies = bound_policies(risk="threshold")
-    router = bound_policies(route=route)["route"] if isinstance(route, str) else route
-    if explore is not None:
-        router = EpsilonGreedyRoute(router, explore)
-    probe = PaymentWorld(sc, seed=0, policies=bound_policies(), days=1)
-    log = ObservationLog(path, RoutingFeatures(probe).names)
-    policies["route"] = RecordingRoute(router, log)
-    PaymentWorld(sc, seed=seed, policies=policies, days=1, log=log).run()
-    log.close()
+    run_simulation(scenario, route=route, seed=seed, log_path=path, overrides=overrides, explore=explore)
 
 
 def main(argv: list[str] | None = None) -> dict:

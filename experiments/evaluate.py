@@ -55,6 +55,7 @@ class Evaluation:
     summary: pd.DataFrame
     versus: pd.DataFrame
     plots: list[Path]
+    meta: dict[str, Any]  # what summary.json holds: agent, decision kind, seeds, days, policies, ...
 
 
 def load_run_policies(run_dir: Path) -> dict[str, PolicyNet]:
@@ -207,7 +208,7 @@ def evaluate_run(
     }
     (out / "summary.json").write_text(json.dumps(meta, indent=2))
     (out / "report.md").write_text(markdown_report(exp, meta, summary, vs, figures, out))
-    return Evaluation(run_dir, out, runs, summary, vs, figures)
+    return Evaluation(run_dir, out, runs, summary, vs, figures, meta)
 
 
 def _share(x: float) -> str:

@@ -150,10 +150,11 @@ def bundle_card(
     spec = net.spec
     kind = spec.decision_kind or ROLE_KIND.get(role, "")
     scenario = _scenario(exp)
+    env = None if kind in ("route", "risk") else _single_env(exp, kind)  # once: schema and action values
     card: dict[str, Any] = {
         "decision_kind": kind,
         "agent_id": role,
-        "observation": observation_schema(exp, kind, spec),
+        "observation": observation_schema(exp, kind, spec, env),
         "actions": list(spec.action_names),
         "reward": {
             "definition": REWARDS.get(kind, f"the {exp.env.id} reward of the {role} agent"),
@@ -175,7 +176,7 @@ def bundle_card(
         "training": training_summary(exp, record, run_dir, role, spec, label),
         "evaluation": evaluation_summary(run_dir, role),
     }
-    values = None if kind in ("route", "risk") else getattr(_single_env(exp, kind), "action_values", None)
+    values = getattr(env, "action_values", None)
     if values is not None:
         card["action_values"] = [float(v) for v in values]
     return card
@@ -187,7 +188,7 @@ def _scenario(exp: Experiment) -> Any:
     return load_scenario(exp.scenario, dict(exp.scenario_overrides) or None)
 
 
-def observation_schema(exp: Experiment, kind: str, spec: Any) -> list[dict[str, Any]]:
+def observation_schema(exp: Experiment, kind: str, spec: Any, env: Any = None) -> list[dict[str, Any]]:
     """The feature specs of the observation the network was trained on, checked against its recorded names."""
     if kind in ("route", "risk"):
         from payroute.agents.registry import bound_policies
@@ -197,7 +198,7 @@ def observation_schema(exp: Experiment, kind: str, spec: Any) -> list[dict[str, 
         world = PaymentWorld(_scenario(exp), seed=0, policies=bound_policies(), days=1)
         specs = [f.model_dump() for f in feature_specs(kind, world)]
     else:
-        env = _single_env(exp, kind)
+        env = env if env is not None else _single_env(exp, kind)
         names = list(getattr(env, "observation_names", None) or getattr(env, "feature_names", None) or [])
         space = env.observation_space
         specs = [
@@ -259,53 +260,27 @@ def evaluation_summary(run_dir: Path, role: str) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------- parity contexts
-class _Recorder:
-    """The network as the world's policy for its decision kind, keeping each observation and mask it saw."""
-
-    def __init__(self, net: PolicyNet, kind: str, limit: int) -> None:
-        from payroute.agents.learned import NumpyForward
-        from payroute.policies.binding import OBSERVATIONS
-        from payroute.policies.bundle import risk_action_mask, route_action_mask
-
-        self.forward, self.kind, self.limit = NumpyForward(net), kind, limit
-        self.observe = OBSERVATIONS[kind]()
-        self.mask = route_action_mask if kind == "route" else risk_action_mask
-        self.obs: list[np.ndarray] = []
-        self.masks: list[np.ndarray] = []
-
-    def bind(self, world: Any) -> None:
-        self.observe.bind(world)
-
-    def decide(self, world: Any, payload: Any) -> tuple[int, float]:
-        obs = np.asarray(self.observe(world, payload), dtype=np.float32)
-        mask = self.mask(world, payload)
-        if len(self.obs) < self.limit:
-            self.obs.append(obs.copy())
-            self.masks.append(mask)
-        logits = self.forward(obs)
-        return int(np.argmax(np.where(mask, logits, -np.inf))), 1.0
-
-
 def parity_contexts(exp: Experiment, net: PolicyNet, kind: str, n: int) -> tuple[np.ndarray, np.ndarray]:
     """``n`` observations (and masks) the policy meets acting in its training scenario, on held-out worlds."""
     if kind in ("route", "risk"):
-        from payroute.agents.registry import bound_policies
-        from payroute.envs.world import PaymentWorld
+        import itertools
 
-        recorder = _Recorder(net, kind, n)
-        scenario = _scenario(exp)
-        seed = PARITY_SEED
-        while len(recorder.obs) < n:
-            policies = bound_policies()
-            policies[kind] = recorder
-            before = len(recorder.obs)
-            PaymentWorld(scenario, seed=seed, policies=policies, days=exp.env.days).run()
-            if len(recorder.obs) == before:
-                raise PayrouteError(
-                    f"scenario {exp.scenario!r} gives no {kind} decisions to check the export on"
-                )
-            seed += 1
-        return np.stack(recorder.obs), np.stack(recorder.masks)
+        from payroute.agents.learned import NumpyForward
+        from payroute.policies.constraints import record_contexts
+
+        forward = NumpyForward(net)
+
+        def greedy(obs: np.ndarray, mask: np.ndarray) -> int:
+            return int(np.argmax(np.where(mask, forward(obs), -np.inf)))
+
+        contexts = record_contexts(
+            kind, greedy, _scenario(exp), itertools.count(PARITY_SEED), exp.env.days, limit=n
+        )
+        if contexts.n < n:
+            raise PayrouteError(
+                f"scenario {exp.scenario!r} gave only {contexts.n:,} {kind} decisions to check the export on"
+            )
+        return contexts.obs[:n], contexts.masks[:n]
     return _env_contexts(exp, kind, net, n)
 
 

@@ -362,32 +362,25 @@ def export(
 
     with err_console.status("exporting: ONNX, parity check, model card"):
         written, skipped = export_run(run_dir, out, checkpoint, parity)
+    from payroute.policies import load_bundle
+
     for role, path in written.items():
-        card = json.loads(
-            (path / "card.json").read_text() if path.is_dir() else _zip_member(path, "card.json")
-        )
-        par = card.get("parity", {})
+        card = load_bundle(path).card  # read back as a reviewer will: checksums, schema, golden vectors
+        par = card.parity
         console.print(
-            f"[bold]{role}[/] ({card['decision_kind']}): {path}  parity on {par.get('observations', 0):,} "
-            f"observations, max |Δlogit| {par.get('max_abs_diff', float('nan')):.2g}"
+            f"[bold]{role}[/] ({card.decision_kind}): {path}  parity on {par['observations']:,} "
+            f"observations, max |Δlogit| {par['max_abs_diff']:.2g}"
         )
     for why in skipped.values():
         console.print(f"[yellow]not exported[/] {why}")
     console.print(f"review it: payroute review {next(iter(written.values()))}")
 
 
-def _zip_member(path: Path, name: str) -> str:
-    import zipfile
-
-    with zipfile.ZipFile(path) as zf:
-        return zf.read(name).decode()
-
-
 def print_evaluation(result) -> None:
     from payroute.experiments.evaluate import REFERENCE
 
     n_seeds = result.runs["seed"].nunique()
-    meta = json.loads((result.out / "summary.json").read_text())
+    meta = result.meta
     kind = meta.get("decision_kind", "route")
     for scenario, table in result.summary.groupby("scenario", sort=False):
         reference = REFERENCE.get(kind, str(meta.get("policies", ["", "cheapest"])[1]))

@@ -30,8 +30,11 @@ def is_bundle_path(route: str | Path) -> bool:
     return Path(text).exists() or text.endswith(".zip") or "/" in text
 
 
-def route_policy(route: str | Path, scenario: Scenario) -> Any:
-    """A fresh route policy: the baseline named ``route``, or the bundle at that path bound with its observation."""
+def route_policy(route: Any, scenario: Scenario) -> Any:
+    """A fresh route policy: the baseline named ``route``, or the bundle at that path bound with its observation;
+    a policy object (one with ``decide``) is used as it is."""
+    if hasattr(route, "decide"):
+        return route
     if not is_bundle_path(route):
         if route not in policy_names("route"):
             raise PayrouteError(
@@ -56,7 +59,7 @@ def _probe_world(scenario: Scenario) -> PaymentWorld:
 
 def run_simulation(
     scenario: str | Path,
-    route: str = "cheapest",
+    route: Any = "cheapest",
     risk: str = "threshold",
     days: float = 1.0,
     seed: int = 0,
@@ -69,7 +72,7 @@ def run_simulation(
 ) -> dict[str, Any]:
     """Simulate ``days`` of ``scenario``; return the summary (counts, KPIs, wall time).
 
-    ``route`` is a routing baseline name or a bundle path; ``explore`` (epsilon in [0, 1]) wraps the router in
+    ``route`` is a routing baseline name, a bundle path or a bound route policy; ``explore`` (epsilon in [0, 1]) wraps the router in
     epsilon-greedy exploration. With ``log_path`` every decision and outcome is logged, and with
     ``log_observations`` each routed transaction's row also holds the routing observation it was decided on.
     """

@@ -29,19 +29,12 @@ import pandas as pd
 
 from payroute.agents.registry import bound_policies
 from payroute.envs.scenarios import Scenario, load_scenario
-from payroute.envs.world import PaymentWorld
+from payroute.envs.world import HEADLINE_KPIS, PaymentWorld
 from payroute.errors import PayrouteError
 from payroute.simulate import route_policy
 from payroute.stats import paired_interval
 
-DEFAULT_METRICS = (
-    "margin_per_tx_usd",
-    "approval_rate",
-    "route_cost_bps",
-    "fraud_loss_bps",
-    "sla_misses",
-    "liquidity_cost_usd",
-)
+DEFAULT_METRICS = HEADLINE_KPIS
 PolicySpec = str | Callable[[], Any]  # a routing baseline name, a bundle path, or a factory
 
 

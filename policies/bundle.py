@@ -267,17 +267,13 @@ def export_torch_policy(
 
     was_training = bool(getattr(module, "training", False))
     try:
-        onnx_bytes, obs, mask, logits = _export_and_compare(
-            torch, _MaskedPolicy(module).eval(), policy_card, golden_seed
+        onnx_bytes, obs, mask, logits, checked = _export_and_compare(
+            torch, _MaskedPolicy(module).eval(), policy_card, golden_seed, parity
         )
-        if parity is not None:
-            policy_card = policy_card.model_copy(
-                update={
-                    "parity": _parity(torch, _MaskedPolicy(module).eval(), onnx_bytes, *parity, parity_source)
-                }
-            )
     finally:
         module.train(was_training)
+    if checked is not None:
+        policy_card = policy_card.model_copy(update={"parity": {**checked, "source": parity_source}})
     golden = {
         "seed": golden_seed,
         "atol": GOLDEN_ATOL,
@@ -301,8 +297,15 @@ def export_torch_policy(
     return out
 
 
-def _export_and_compare(torch: Any, wrapped: Any, card: PolicyCard, golden_seed: int) -> tuple:
-    """Trace the masked policy to ONNX and check the graph reproduces torch on the golden inputs."""
+def _export_and_compare(
+    torch: Any,
+    wrapped: Any,
+    card: PolicyCard,
+    golden_seed: int,
+    parity: tuple[np.ndarray, np.ndarray] | None = None,
+) -> tuple:
+    """Trace the masked policy to ONNX and check the graph reproduces torch on the golden inputs and, when given,
+    on the ``parity`` observations and masks (the largest absolute difference at most ``GOLDEN_ATOL``)."""
     param = next(iter(wrapped.parameters()), None)
     device = param.device if param is not None else torch.device("cpu")
     obs_dim, n_actions = card.io.obs_dim, card.io.n_actions
@@ -322,44 +325,41 @@ def _export_and_compare(torch: Any, wrapped: Any, card: PolicyCard, golden_seed:
         )  # fmt: skip
     onnx_bytes = buf.getvalue()
     _check_onnx(onnx_bytes, card)
+    session = _session(onnx_bytes, threads=1)
+
+    def both(o: np.ndarray, m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        with torch.no_grad():
+            want = wrapped(torch.from_numpy(o).to(device), torch.from_numpy(m).to(device)).cpu().numpy()
+        return _run_session(session, o, m), want
 
     obs, mask = _golden_inputs(card, golden_seed)
-    logits = _run_session(_session(onnx_bytes, threads=1), obs, mask)
-    with torch.no_grad():
-        expected = wrapped(torch.from_numpy(obs).to(device), torch.from_numpy(mask).to(device)).cpu().numpy()
+    logits, expected = both(obs, mask)
     if not np.allclose(logits, expected, atol=GOLDEN_ATOL, rtol=GOLDEN_RTOL):
         worst = float(np.max(np.abs(logits - expected)))
         raise PayrouteError(
             f"the exported ONNX graph disagrees with the torch module by up to {worst:.3g} on the golden inputs "
             f"(tolerance {GOLDEN_ATOL}); the module may use an operation the exporter does not translate exactly"
         )
-    return onnx_bytes, obs, mask, logits
-
-
-def _parity(
-    torch: Any, wrapped: Any, onnx_bytes: bytes, obs: np.ndarray, mask: np.ndarray, source: str
-) -> dict:
-    """ONNX against torch on ``obs``/``mask`` (batched); raises if they differ by more than ``GOLDEN_ATOL``."""
-    obs = np.ascontiguousarray(obs, dtype=np.float32)
-    mask = np.ascontiguousarray(mask, dtype=bool)
-    if obs.ndim != 2 or mask.ndim != 2 or len(mask) != len(obs):
+    if parity is None:
+        return onnx_bytes, obs, mask, logits, None
+    p_obs = np.ascontiguousarray(parity[0], dtype=np.float32)
+    p_mask = np.ascontiguousarray(parity[1], dtype=bool)
+    if p_obs.ndim != 2 or p_mask.ndim != 2 or len(p_mask) != len(p_obs):
         raise PayrouteError(
-            f"parity inputs must be (n, obs_dim) observations and (n, n_actions) masks; got {obs.shape}, {mask.shape}"
+            f"parity inputs must be (n, obs_dim) observations and (n, n_actions) masks; got {p_obs.shape}, "
+            f"{p_mask.shape}"
         )
-    session = _session(onnx_bytes, threads=1)
     worst = 0.0
-    for start in range(0, len(obs), 4096):
-        o, m = obs[start : start + 4096], mask[start : start + 4096]
-        got = _run_session(session, o, m)
-        with torch.no_grad():
-            want = wrapped(torch.from_numpy(o), torch.from_numpy(m)).numpy()
+    for start in range(0, len(p_obs), 4096):
+        got, want = both(p_obs[start : start + 4096], p_mask[start : start + 4096])
         worst = max(worst, float(np.max(np.abs(got - want))))
     if not worst <= GOLDEN_ATOL:
         raise PayrouteError(
-            f"the exported ONNX graph disagrees with the torch network by up to {worst:.3g} on {len(obs):,} "
-            f"{source} (tolerance {GOLDEN_ATOL})"
+            f"the exported ONNX graph disagrees with the torch network by up to {worst:.3g} on {len(p_obs):,} "
+            f"parity observations (tolerance {GOLDEN_ATOL})"
         )
-    return {"observations": len(obs), "source": source, "max_abs_diff": worst, "atol": GOLDEN_ATOL}
+    checked = {"observations": len(p_obs), "max_abs_diff": worst, "atol": GOLDEN_ATOL}
+    return onnx_bytes, obs, mask, logits, checked
 
 
 def _complete_card(card: Mapping[str, Any], obs_dim: int, n_actions: int) -> PolicyCard:
@@ -476,7 +476,7 @@ def risk_action_mask(world: Any, payload: Any) -> np.ndarray:
     return np.ones(len(RISK_ACTIONS), dtype=bool)
 
 
-_DEFAULT_MASKS: dict[str, ActionMaskBuilder] = {"route": route_action_mask, "risk": risk_action_mask}
+DEFAULT_MASKS: dict[str, ActionMaskBuilder] = {"route": route_action_mask, "risk": risk_action_mask}
 
 
 class BundlePolicy:
@@ -552,7 +552,7 @@ class BundlePolicy:
                 "observation_builder must be callable as builder(world, payload) -> np.ndarray"
             )
         return BoundBundlePolicy(
-            self, observation_builder, mask_builder or _DEFAULT_MASKS[self.decision_kind], sample
+            self, observation_builder, mask_builder or DEFAULT_MASKS[self.decision_kind], sample
         )
 
     # ---------------------------------------------------------------- input checks

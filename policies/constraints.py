@@ -33,6 +33,7 @@ check                  what it asserts
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,8 +43,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from payroute.envs.scenarios import Scenario
 from payroute.envs.world import PaymentWorld
 from payroute.errors import PayrouteError
-from payroute.policies.binding import OBSERVATIONS, bound_bundle
-from payroute.policies.bundle import BundlePolicy
+from payroute.policies.binding import OBSERVATIONS
+from payroute.policies.bundle import DEFAULT_MASKS, BundlePolicy
 from payroute.policies.checks import FAIL, NOT_RUN, Check, status
 
 MASKED_PROB_TOL = 1e-6
@@ -123,42 +124,62 @@ def random_contexts(policy: BundlePolicy, n: int, seed: int) -> Contexts:
     return Contexts("random", obs.astype(np.float32), masks)
 
 
-class _ContextRecorder:
-    """A bound bundle that also keeps every observation and mask it decided on."""
+class ContextRecorder:
+    """The world's policy for decision ``kind``: ``choose(observation, mask) -> action`` decides, and every
+    observation and mask it decided on is kept (up to ``limit``)."""
 
-    def __init__(self, bound: Any) -> None:
-        self.bound = bound
-        self.kind = bound.kind
+    def __init__(self, kind: str, choose: Callable[[np.ndarray, np.ndarray], int], limit: int | None = None):
+        self.kind = kind
+        self.choose = choose
+        self.limit = limit
+        self.observe = OBSERVATIONS[kind]()
+        self.mask = DEFAULT_MASKS[kind]
         self.obs: list[np.ndarray] = []
         self.masks: list[np.ndarray] = []
 
     def bind(self, world: Any) -> None:
-        self.bound.bind(world)
+        self.observe.bind(world)
 
     def decide(self, world: Any, payload: Any) -> tuple[Any, float]:
-        obs = np.asarray(self.bound.observation_builder(world, payload), dtype=np.float32)
-        mask = np.asarray(self.bound.mask_builder(world, payload), dtype=bool)
-        self.obs.append(obs)
-        self.masks.append(mask)
-        return int(self.bound.policy.act(obs, mask)), 1.0
+        obs = np.asarray(self.observe(world, payload), dtype=np.float32)
+        mask = np.asarray(self.mask(world, payload), dtype=bool)
+        if self.limit is None or len(self.obs) < self.limit:
+            self.obs.append(obs.copy())
+            self.masks.append(mask)
+        return int(self.choose(obs, mask)), 1.0
+
+
+def record_contexts(
+    kind: str,
+    choose: Callable[[np.ndarray, np.ndarray], int],
+    scenario: Scenario,
+    seeds: Iterable[int],
+    days: float,
+    limit: int | None = None,
+    source: str = "simulated",
+) -> Contexts:
+    """The contexts a policy (``choose``) meets as the world's ``kind`` policy on ``seeds``, the others bound to
+    their baselines; stops after the world that reaches ``limit`` contexts."""
+    from payroute.agents.registry import bound_policies
+
+    recorder = ContextRecorder(kind, choose, limit)
+    for seed in seeds:
+        policies = bound_policies()
+        policies[kind] = recorder
+        before = len(recorder.obs)
+        PaymentWorld(scenario, seed=seed, policies=policies, days=days).run()
+        if limit is not None and (len(recorder.obs) >= limit or len(recorder.obs) == before):
+            break  # enough, or this scenario gives no such decisions (an endless supply of seeds would not help)
+    if not recorder.obs:
+        raise PayrouteError(f"scenario {scenario.name!r} gave the policy no {kind} decisions")
+    return Contexts(source, np.stack(recorder.obs), np.stack(recorder.masks))
 
 
 def simulated_contexts(policy: BundlePolicy, scenario: Scenario, seeds: list[int], days: float) -> Contexts:
     """The contexts the bundle meets when it is the world's policy for its decision kind."""
-    from payroute.agents.registry import bound_policies
-
-    recorder_obs: list[np.ndarray] = []
-    recorder_masks: list[np.ndarray] = []
-    for seed in seeds:
-        recorder = _ContextRecorder(bound_bundle(policy))
-        policies = bound_policies()
-        policies[policy.decision_kind] = recorder
-        PaymentWorld(scenario, seed=seed, policies=policies, days=days).run()
-        recorder_obs += recorder.obs
-        recorder_masks += recorder.masks
-    if not recorder_obs:
-        raise PayrouteError(f"scenario {scenario.name!r} gave the bundle no {policy.decision_kind} decisions")
-    return Contexts("simulated", np.stack(recorder_obs), np.stack(recorder_masks))
+    return record_contexts(
+        policy.decision_kind, lambda obs, mask: policy.act(obs, mask), scenario, seeds, days
+    )
 
 
 # ---------------------------------------------------------------------- checks

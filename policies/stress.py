@@ -36,7 +36,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from payroute.envs.scenarios import Scenario, available_scenarios, load_scenario
-from payroute.envs.world import PaymentWorld
+from payroute.envs.world import HEADLINE_KPIS, PaymentWorld
 from payroute.errors import PayrouteError
 from payroute.policies.binding import bound_bundle, check_bundle_fits_world
 from payroute.policies.bundle import BundlePolicy, load_bundle
@@ -48,14 +48,7 @@ DEFAULT_REFERENCES = {
     "risk": ("allow_all", "threshold"),
 }
 CANDIDATE, CHAMPION, BASELINE, ORACLE = "candidate", "champion", "baseline", "oracle"
-KPIS = (
-    "margin_per_tx_usd",
-    "approval_rate",
-    "route_cost_bps",
-    "fraud_loss_bps",
-    "sla_misses",
-    "liquidity_cost_usd",
-)
+KPIS = HEADLINE_KPIS
 
 
 class StressConfig(BaseModel):

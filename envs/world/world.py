@@ -69,6 +69,17 @@ class InvalidActionError(ValueError):
     """An outside agent chose an action the world cannot take (a masked route, an unknown risk action)."""
 
 
+HEADLINE_KPIS = (
+    "margin_per_tx_usd",
+    "approval_rate",
+    "route_cost_bps",
+    "fraud_loss_bps",
+    "sla_misses",
+    "liquidity_cost_usd",
+)
+"""The keys of :meth:`PaymentWorld.kpis` that comparisons report (tables, paired intervals, what-ifs)."""
+
+
 class PaymentWorld:
     """One episode of the payment world.
 
