@@ -23,6 +23,7 @@ from payroute.envs.world.customers import CustomerModel, Quote, expected_purchas
 from payroute.envs.world.demand import TransactionFactory
 from payroute.envs.world.prices import PriceBook, cap_ceiling_cents
 from payroute.errors import ConfigError
+from tests.env_util import rollout
 
 SMALL = {"volume_scale": 0.02, "prices": {"period_s": 3600}}
 
@@ -31,19 +32,6 @@ def small_env(**kwargs) -> PricingEnv:
     return PricingEnv(
         scenario_overrides=kwargs.pop("overrides", SMALL), days=kwargs.pop("days", 0.25), **kwargs
     )
-
-
-def rollout(env, seed, actions):
-    obs, _ = env.reset(seed=seed)
-    out = [obs]
-    rewards = []
-    for a in actions:
-        obs, r, term, trunc, _ = env.step(a)
-        out.append(obs)
-        rewards.append(r)
-        if term:
-            break
-    return np.array(out), np.array(rewards), term
 
 
 # ---------------------------------------------------------------------- the environment

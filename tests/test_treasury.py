@@ -14,6 +14,7 @@ from payroute.agents.registry import bound_policies
 from payroute.envs.scenarios import load_scenario
 from payroute.envs.treasury import TreasuryEnv
 from payroute.envs.world import EventLog, PaymentWorld, TreasuryAction
+from tests.env_util import rollout
 
 SMALL = {"volume_scale": 0.02}
 # a day of heavy payouts and thin prefunding: queues, expiries and overdrafts all happen
@@ -31,18 +32,6 @@ def small_env(**kwargs) -> TreasuryEnv:
     return TreasuryEnv(
         scenario_overrides=kwargs.pop("overrides", SMALL), days=kwargs.pop("days", 0.25), **kwargs
     )
-
-
-def rollout(env, seed, actions):
-    obs, _ = env.reset(seed=seed)
-    out, rewards = [obs], []
-    for a in actions:
-        obs, r, term, _, _ = env.step(a)
-        out.append(obs)
-        rewards.append(r)
-        if term:
-            break
-    return np.array(out), np.array(rewards), term
 
 
 def test_gymnasium_check_env_passes():
