@@ -123,7 +123,7 @@ def _kpis_in(infos: Any, key: str) -> dict[str, float] | None:
 class KPICallbacks(RLlibCallback):
     """Logs ``kpi/<name>`` at each episode's end and ``kpi_running/<name>`` from the running snapshots.
 
-    With ``credit: decision`` in the env config it also applies decision credit: when an episode ends, each
+    With ``credit: decision`` (or ``expected``) in the env config it also applies decision credit: when an episode ends, each
     step's reward is replaced by the margin its own payment finally made
     (``info["decision_rewards"]``, see :mod:`payroute.agents.training_env`). That needs the whole episode in
     one piece, so the trainer samples complete episodes (``batch_mode="complete_episodes"``).
@@ -186,8 +186,8 @@ class RLlibTrainer:
                 init["num_cpus"] = exp.resources.num_cpus
             ray.init(**init)
         self.multi_agent = is_multi_agent(exp.env.id)
-        if self.multi_agent and exp.env.credit == "decision":
-            raise ValueError("env.credit 'decision' is for the single-agent Routing-v0 and Risk-v0")
+        if self.multi_agent and exp.env.credit != "resolved":
+            raise ValueError(f"env.credit {exp.env.credit!r} is for the single-agent Routing-v0 and Risk-v0")
         self.env_config = self._env_config()
         self.probe = self._probe_env()
         self.config = self._algorithm_config()
@@ -281,10 +281,10 @@ class RLlibTrainer:
             .env_runners(
                 num_env_runners=res.num_env_runners,
                 num_envs_per_env_runner=1 if self.multi_agent else res.num_envs_per_env_runner,
-                batch_mode="complete_episodes" if exp.env.credit == "decision" else "truncate_episodes",
+                batch_mode="truncate_episodes" if exp.env.credit == "resolved" else "complete_episodes",
                 # a complete simulated day can take longer than RLlib's default 60 s sample timeout, after
                 # which it would silently train on nothing: wait for the episodes instead
-                **({"sample_timeout_s": None} if exp.env.credit == "decision" else {}),
+                **({} if exp.env.credit == "resolved" else {"sample_timeout_s": None}),
             )
             .callbacks(KPICallbacks)
             .debugging(seed=exp.seed, log_level="ERROR")

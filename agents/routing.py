@@ -304,34 +304,24 @@ class UCBRouter(_BanditRouter):
         return best, 1.0
 
 
-class OracleRouter:
-    """Routes by the expected margin knowing every route's hidden state; fraud only as the risk score allows.
-
-    The best a router could do if it saw everything about the routes: their hidden health, this payment's true
-    approval probability on each, the latency it would really see, hours and settlement. What no router can see
-    is whether this payment is fraud; the oracle knows what the risk desk knows: the posterior
+class FraudPosterior:
+    """P(fraud | risk score) for each payment, as a risk desk that knows its model's calibration computes it.
 
         P(fraud | score) = LR * prior / (LR * prior + 1 - prior),  LR = exp(d' z - d'^2 / 2),  z = Phi^-1(score)
 
     with d' the scenario's ``risk.separability`` and the prior the base rate of fraud among the payments of the
-    same instrument, urgency and corridor so far (a population statistic a PSP knows from its history). For each
-    eligible route: P(success) x (price - cost - P(fraud | score) x the loss fraud would cause on that route: its
-    amount and the chargeback fee on cards, the unrecovered share on revocable rails) - the SLA penalty if the
-    route cannot meet the deadline; a payout sent to a route that stays closed until after its deadline waits and
-    expires unsent, which is worth - the SLA penalty only. It bounds what a routing policy can reach; the
-    :class:`ClairvoyantOracleRouter` also knows the fraud truth (its edge is the price of fraud uncertainty, a
-    risk decision rather than a routing one). Only usable bound into the world.
+    same instrument, urgency and corridor so far (a population statistic a PSP knows from its history). Also the
+    mean share of a fraud that a revocable rail gets back in that cell. Call it once per payment, in arrival
+    order: each payment joins its cell's history after it is scored.
     """
 
-    kind = "route"
-
-    def bind(self, world: Any) -> None:
+    def __init__(self) -> None:
         self._cells: dict[
             tuple, list[float]
-        ] = {}  # (instrument, urgency, corridor) -> [n, n_fraud, recovery sum]
+        ] = {}  # (instrument, urgency, corridor) -> [n, n_fraud, recovery]
 
-    def fraud_probability(self, world: Any, tx: Transaction) -> tuple[float, float]:
-        """P(fraud | risk score, base rate of the payment's cell) and the mean recovery share of fraud there."""
+    def __call__(self, world: Any, tx: Transaction) -> tuple[float, float]:
+        """(P(fraud | score, cell), mean recovery share of fraud on revocable rails in the cell)."""
         sc = world.scenario
         cell = self._cells.setdefault((tx.instrument, tx.urgency, tx.cross_border), [0.0, 0.0, 0.0])
         n, n_fraud, recovered = cell
@@ -347,6 +337,40 @@ class OracleRouter:
             cell[2] += sc.fraud.patterns[tx.pattern].recovery_probability_revocable
         return p_fraud, recovery
 
+
+def expected_fraud_loss_cents(
+    world: Any, tx: Transaction, route: Any, p_fraud: float, recovery: float
+) -> float:
+    """What sending ``tx`` on ``route`` is expected to lose to fraud, given P(fraud) and the recovery share.
+
+    Cards: the amount and the chargeback fee; irrevocable rails: the amount; revocable rails: the share a
+    return does not bring back.
+    """
+    if tx.family == "card":
+        return p_fraud * (tx.amount_cents + world.scenario.interchange.chargeback_fee_cents)
+    loss = p_fraud * tx.amount_cents
+    return loss if route.irrevocable else loss * (1.0 - recovery)
+
+
+class OracleRouter:
+    """Routes by the expected margin knowing every route's hidden state; fraud only as the risk score allows.
+
+    The best a router could do if it saw everything about the routes: their hidden health, this payment's true
+    approval probability on each, the latency it would really see, hours and settlement. What no router can see
+    is whether this payment is fraud; the oracle knows what the risk desk knows: the posterior of
+    :class:`FraudPosterior`. For each eligible route: P(success) x (price - cost - the expected fraud loss on
+    that route, :func:`expected_fraud_loss_cents`) - the SLA penalty if the route cannot meet the deadline; a
+    payout sent to a route that stays closed until after its deadline waits and expires unsent, which is worth
+    - the SLA penalty only. It bounds what a routing policy can reach; the :class:`ClairvoyantOracleRouter` also
+    knows the fraud truth (its edge is the price of fraud uncertainty, a risk decision rather than a routing
+    one). Only usable bound into the world.
+    """
+
+    kind = "route"
+
+    def bind(self, world: Any) -> None:
+        self.fraud_probability = FraudPosterior()
+
     def decide(self, world: Any, payload: Any) -> tuple[int, float]:
         tx, eligible = payload
         p_fraud, recovery = self.fraud_probability(world, tx)
@@ -357,14 +381,11 @@ class OracleRouter:
         now = world.now
         sc = world.scenario
         penalty = sc.service_level.penalty_cents.get(tx.family, 0)
-        loss = p_fraud * (
-            tx.amount_cents + (sc.interchange.chargeback_fee_cents if tx.family == "card" else 0)
-        )
         best, best_val = eligible[0].index, -math.inf
         for r in eligible:
             p = r.success_probability(tx)
             cost = r.cost_cents(tx)
-            fraud_loss = loss if tx.family == "card" or r.irrevocable else loss * (1.0 - recovery)
+            fraud_loss = expected_fraud_loss_cents(world, tx, r, p_fraud, recovery)
             if tx.family != "card" and r.next_open_time(now) > tx.deadline_t:
                 # closed until after the deadline: the payment waits, then expires unsent (no money moves)
                 value = -penalty

@@ -22,6 +22,17 @@ one for training:
   where no per-step credit assignment can find the decision that caused them. A trainer that replaces
   each step's reward by its decision reward (RLlib: :class:`payroute.agents.rllib_trainer.DecisionCredit`,
   with complete episodes) learns from exact credit instead.
+* **expected fraud credit** (``credit="expected"``, routing and risk): decision credit where the fraud loss of
+  each sent payment is its expectation instead of its realisation: P(fraud | risk score, the
+  payment's cell) x the loss fraud would cause on the route it took (:class:`payroute.agents.routing.FraudPosterior`,
+  :func:`~payroute.agents.routing.expected_fraud_loss_cents`; what the oracle routes by). Fraud is a few
+  payments in ten thousand and its losses are heavy-tailed: a choice for a risky payout is charged thousands of
+  dollars on the rare day the payment turns out to be fraud and nothing on the others. The expectation charges
+  every risky payment its expected cost, every time: the same mean (the posterior is calibrated) and a far
+  smaller variance. For the risk desk a payment it challenged keeps its realised loss: passing a challenge is
+  evidence the score's posterior leaves out, and what a challenge stops is the desk's to learn. The router
+  values every payment by the score's posterior, as the oracle does. Training signal only: evaluation counts
+  the realised losses.
 
 No ray or stable_baselines3 import here: both trainers use this module.
 """
@@ -34,6 +45,11 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+
+from payroute.envs.world.decisions import ALLOW
+
+CREDITS = ("resolved", "decision", "expected")
+"""How a single-agent environment's steps are paid (see the module docstring)."""
 
 TRAIN_SEED_LIMIT = 1_000_000_000
 """Training worlds use seeds in [0, TRAIN_SEED_LIMIT); evaluation seeds start here (held out)."""
@@ -116,13 +132,15 @@ class TrainingEnv(gym.Wrapper):
         credit: str = "resolved",
     ) -> None:
         super().__init__(env)
-        if credit not in ("resolved", "decision"):
-            raise ValueError(f"credit must be 'resolved' or 'decision', got {credit!r}")
-        if credit == "decision" and getattr(env.unwrapped, "decision_kind", None) not in ("route", "risk"):
-            raise ValueError("credit='decision' is implemented for payroute/Routing-v0 and Risk-v0 only")
+        if credit not in CREDITS:
+            raise ValueError(f"credit must be one of {', '.join(CREDITS)}, got {credit!r}")
+        kind = getattr(env.unwrapped, "decision_kind", None)
+        if credit != "resolved" and kind not in ("route", "risk"):
+            raise ValueError(f"credit={credit!r} is implemented for payroute/Routing-v0 and Risk-v0 only")
         self.reward_clip = reward_clip_usd
         self.kpi_every = int(kpi_every_steps)
         self.credit = credit
+        self._per_decision = credit in ("decision", "expected")
         self._seeds = np.random.default_rng(seed)
         self._steps = 0
 
@@ -132,12 +150,12 @@ class TrainingEnv(gym.Wrapper):
         world_seed = int(self._seeds.integers(0, TRAIN_SEED_LIMIT))
         self._steps = 0
         obs, info = self.env.reset(seed=world_seed, options=options)
-        if self.credit == "decision":
+        if self._per_decision:
             self._start_credit(info)
         return obs, info
 
     def step(self, action):
-        if self.credit == "decision":
+        if self._per_decision:
             self._note_decision(action)
         obs, reward, terminated, truncated, info = self.env.step(action)
         self._steps += 1
@@ -147,7 +165,7 @@ class TrainingEnv(gym.Wrapper):
             world = getattr(self.env.unwrapped, "world", None)
             if world is not None:
                 info = {**info, "kpis_running": world.kpis()}
-        if self.credit == "decision":
+        if self._per_decision:
             if terminated or truncated:
                 info = {**info, "decision_rewards": self._decision_rewards()}
             else:
@@ -159,6 +177,11 @@ class TrainingEnv(gym.Wrapper):
         self._decided: list[Any] = []  # the payment each step routed
         self._penalty: list[int] = []  # invalid-action penalty of each step (cents)
         self._pending = info["transaction"]["id"]
+        if self.credit == "expected":
+            from payroute.agents.routing import FraudPosterior
+
+            self._posterior = FraudPosterior()
+            self._p_fraud: list[tuple[float, float]] = []  # (P(fraud | score, cell), recovery share)
 
     def _note_decision(self, action: Any) -> None:
         env = self.env.unwrapped
@@ -167,6 +190,8 @@ class TrainingEnv(gym.Wrapper):
         valid = 0 <= a < env.action_space.n and (env.decision_kind != "route" or (tx.eligible_mask >> a) & 1)
         self._decided.append(tx)
         self._penalty.append(0 if valid else env.invalid_penalty_cents)
+        if self.credit == "expected":
+            self._p_fraud.append(self._posterior(env.world, tx))
 
     def _decision_rewards(self) -> np.ndarray:
         env = self.env.unwrapped
@@ -176,11 +201,21 @@ class TrainingEnv(gym.Wrapper):
         # (the risk desk's); a risk desk is paid the whole margin, challenge costs and fraud losses included
         refund_challenge = env.decision_kind == "route"
         lost = env.lost_cents_by_tx
+        expected = self.credit == "expected"
+        if expected:
+            from payroute.agents.routing import expected_fraud_loss_cents
+
+            routes = env.world.routes
         for i, tx in enumerate(self._decided):
             if agent not in tx.agents:
                 cents = 0
             else:
                 cents = tx.margin_cents + (tx.challenge_cost_cents if refund_challenge else 0)
+                if expected and (refund_challenge or tx.risk_action == ALLOW):
+                    # the realised loss out, the expected loss of a sent payment on its route in
+                    cents += tx.fraud_loss_cents
+                    if tx.state == "settled":
+                        cents -= expected_fraud_loss_cents(env.world, tx, routes[tx.route], *self._p_fraud[i])
             # the decline (route) or friction (risk) charge exactly as the environment booked it in its reward
             out[i] = (cents - lost.get(tx.id, 0) - self._penalty[i]) / 100.0
         out *= env.reward_scale

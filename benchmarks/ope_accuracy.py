@@ -53,13 +53,19 @@ def main(argv: list[str] | None = None) -> dict:
     )
     ap.add_argument("--greedy", action="store_true", help="evaluate the argmax policy, not the softmax")
     ap.add_argument("--bootstrap", type=int, default=200)
+    ap.add_argument(
+        "--no-fraud-model",
+        action="store_true",
+        help="ridge reward model alone (not fraud-aware), to see what the fraud model contributes",
+    )
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
 
+    from payroute.envs.scenarios import load_scenario
     from payroute.policies import load_bundle
     from payroute.policies.binding import bound_bundle
-    from payroute.policies.logs import read_logged_decisions
-    from payroute.policies.ope import evaluate_policy
+    from payroute.policies.logs import read_logged_decisions, route_loss_classes
+    from payroute.policies.ope import FraudLabels, evaluate_policy
 
     overrides = dict(args.overrides or {})
     if args.volume_scale is not None:
@@ -84,6 +90,17 @@ def main(argv: list[str] | None = None) -> dict:
         cat("propensities", behaviour),
     )
     features = cat("features", behaviour) if len({x.features.shape[1] for x in behaviour}) == 1 else None
+    fraud = None
+    if not args.no_fraud_model and all(x.is_fraud is not None and x.sent is not None for x in behaviour):
+        classes = route_loss_classes(load_scenario(args.scenario, overrides).routes.values())
+        labels = [x.fraud_labels(classes) for x in behaviour]
+        fraud = FraudLabels(
+            np.concatenate([x.is_fraud for x in labels]),
+            np.concatenate([x.sent for x in labels]),
+            np.concatenate([x.amounts for x in labels]),
+            np.concatenate([x.losses for x in labels]),
+            labels[0].action_groups,
+        )
     if args.greedy:
         logits = np.concatenate(
             [policy.logits(obs[i : i + 8192], masks[i : i + 8192]) for i in range(0, len(obs), 8192)]
@@ -95,7 +112,15 @@ def main(argv: list[str] | None = None) -> dict:
             [policy.action_probs(obs[i : i + 8192], masks[i : i + 8192]) for i in range(0, len(obs), 8192)]
         ).astype(np.float64)
     result = evaluate_policy(
-        rewards, actions, props, target, features=features, masks=masks, n_bootstrap=args.bootstrap, seed=0
+        rewards,
+        actions,
+        props,
+        target,
+        features=features,
+        masks=masks,
+        n_bootstrap=args.bootstrap,
+        seed=0,
+        fraud=fraud,
     )
     true_value = float(cat("rewards", truth).mean())
     rows = {}
@@ -115,6 +140,7 @@ def main(argv: list[str] | None = None) -> dict:
         "seeds": [args.seed, args.seed + args.days - 1],
         "logged_decisions": int(len(rewards)),
         "target": "argmax" if args.greedy else "softmax",
+        "reward_model": "ridge" if fraud is None else "fraud-aware",
         "logged_mean_cents": float(rewards.mean()),
         "true_value_cents": true_value,
         "true_decisions": int(sum(x.n for x in truth)),

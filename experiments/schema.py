@@ -76,10 +76,12 @@ class EnvSection(_Strict):
     kwargs: dict[str, Any] = Field(default_factory=dict)
     reward_clip_usd: PosFloat | None = None
     kpi_every_steps: NonNegInt = 2000
-    credit: Literal["resolved", "decision"] = Field(
+    credit: Literal["resolved", "decision", "expected"] = Field(
         "resolved",
         description="resolved: the env's own reward (money as it resolves); decision: each step is paid the final "
-        "margin of its own payment (Routing-v0 and Risk-v0; RLlib trains on complete episodes)",
+        "margin of its own payment (Routing-v0 and Risk-v0; RLlib trains on complete episodes); expected: decision "
+        "credit with each sent payment's fraud loss replaced by its expectation under the risk-score posterior "
+        "(Routing-v0 and Risk-v0, where a challenged payment keeps its realised loss; lower variance, same mean)",
     )
 
     @field_validator("id")
@@ -390,10 +392,10 @@ class Experiment(_Strict):
 
     @model_validator(mode="after")
     def _library_resources(self) -> Experiment:
-        if self.env.credit == "decision" and (
+        if self.env.credit != "resolved" and (
             self.trainer.library != "rllib" or self.trainer.algorithm == "DQN"
         ):
-            raise ValueError("env.credit 'decision' needs trainer.library 'rllib' with PPO or APPO")
+            raise ValueError(f"env.credit {self.env.credit!r} needs trainer.library 'rllib' with PPO or APPO")
         if self.trainer.library == "sb3" and self.resources.num_env_runners:
             raise ValueError(
                 "resources.num_env_runners must be 0 with sb3 (Stable-Baselines3 trains in one process; "

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -31,6 +32,7 @@ import pyarrow.parquet as pq
 
 from payroute.envs.world.eventlog import LOG_COLUMNS, LOG_SCHEMA_VERSION
 from payroute.errors import PayrouteError
+from payroute.policies.ope import FraudLabels
 
 RECORD_KINDS = ("transaction", "post_settlement", "account", "decision")
 REWARD_COMPONENTS = (
@@ -45,7 +47,7 @@ DECISION_COLUMNS = ("record", "tx_id", "route_index", "route_propensity", "eligi
 CONTEXT_COLUMNS = ("t_arrival", "amount_cents", "cross_border", "instrument", "segment", "risk_score")
 REQUIRED_COLUMNS = (*DECISION_COLUMNS, *CONTEXT_COLUMNS, *(name for name, _ in REWARD_COMPONENTS))
 """Columns :func:`read_logged_decisions` needs; every other schema column is optional (checked when present)."""
-OPTIONAL_CONTEXT_COLUMNS = ("foreign_card", "urgency", "currency", "route")
+OPTIONAL_CONTEXT_COLUMNS = ("foreign_card", "urgency", "currency", "route", "is_fraud", "state")
 MAX_ROUTES = 63  # eligible_mask is a signed 64-bit bitmask
 OBS_PREFIX = "obs."
 """Prefix of the observation columns: ``obs.<feature>`` holds a routing feature as the router saw it."""
@@ -68,6 +70,19 @@ class LoggedDecisions:
     route_names: list[str]  # by route index; "" where the log names no route for an index
     table: pa.Table  # the routed transaction rows, in the same order
     observations: np.ndarray | None = None  # float32 (n, len(observation_names)) when asked for
+    fraud_losses: np.ndarray | None = None  # float64 (n,): the fraud loss inside each reward (cents, >= 0)
+    is_fraud: np.ndarray | None = None  # bool (n,): the payment was fraud (column is_fraud), if the log says
+    sent: np.ndarray | None = None  # bool (n,): its money moved (column state: settled), if the log says
+
+    def fraud_labels(self, action_groups: np.ndarray | list[int]) -> FraudLabels | None:
+        """Labels for the fraud-aware reward model (:class:`~payroute.policies.ope.FraudLabels`), given each
+        route's loss class (:func:`route_loss_classes`); ``None`` when the log does not say which payments were
+        fraud (column ``is_fraud``) and which were sent (column ``state``)."""
+        if self.is_fraud is None or self.sent is None or self.fraud_losses is None:
+            return None
+        amounts = _np(self.table, "amount_cents", np.float64)
+        groups = np.asarray(action_groups, dtype=np.int64)
+        return FraudLabels(self.is_fraud, self.sent, amounts, self.fraud_losses, groups)
 
     @property
     def n(self) -> int:
@@ -150,6 +165,7 @@ def read_logged_decisions(
     masks = ((bitmask[:, None] >> np.arange(n_routes)) & 1).astype(bool)
 
     rewards = np.zeros(routed.num_rows)
+    fraud_losses = np.zeros(routed.num_rows)
     for col, sign in REWARD_COMPONENTS:
         amount = _np(routed, col, np.int64)
         _bad_rows(
@@ -161,7 +177,17 @@ def read_logged_decisions(
             "is negative (components are amounts, signed by the reward)",
         )
         rewards += sign * amount
-    rewards -= _later_losses(table, tx_id, label)
+        if col == "fraud_loss_cents":
+            fraud_losses += amount
+    later = _later_losses(table, tx_id, label)
+    rewards -= later
+    fraud_losses += later
+    # fraud labels for the fraud-aware reward model, where the log has them on every routed row
+    is_fraud = sent = None
+    if "is_fraud" in routed.column_names and routed.column("is_fraud").null_count == 0:
+        is_fraud = routed.column("is_fraud").to_numpy(zero_copy_only=False).astype(bool)
+    if "state" in routed.column_names and routed.column("state").null_count == 0:
+        sent = pc.equal(routed.column("state"), "settled").to_numpy(zero_copy_only=False).astype(bool)
 
     features, feature_names = context_features(routed)
     observations = None
@@ -173,8 +199,31 @@ def read_logged_decisions(
             col = int(np.argmax(~finite.all(axis=0)))
             _bad_rows(label, obs_columns[col], ~finite[:, col], tx_id, observations[:, col], "is not finite")
     return LoggedDecisions(
-        tx_id, actions, props, masks, rewards, features, feature_names, names, routed, observations
+        tx_id,
+        actions,
+        props,
+        masks,
+        rewards,
+        features,
+        feature_names,
+        names,
+        routed,
+        observations,
+        fraud_losses,
+        is_fraud,
+        sent,
     )
+
+
+def route_loss_classes(routes: Any) -> list[int]:
+    """Each route's fraud-loss class for the fraud-aware reward model, in route order: 0 cards (a chargeback:
+    the amount and its fee), 1 irrevocable rails (the amount), 2 revocable rails (what a return does not bring
+    back). ``routes``: the scenario's route specs (``scenario.routes.values()``) or the world's routes."""
+    out = []
+    for r in routes:
+        spec = getattr(r, "spec", r)
+        out.append(0 if spec.rail == "card" else 1 if spec.irrevocable else 2)
+    return out
 
 
 def context_features(rows: pa.Table) -> tuple[np.ndarray, list[str]]:

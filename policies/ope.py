@@ -5,8 +5,8 @@ behaviour policy :math:`\mu` took, its probability :math:`p_i = \mu(a_i \mid x_i
 :math:`r_i`, and optionally the mask of allowed actions. The target policy :math:`\pi` gives its action
 probabilities :math:`\pi(a \mid x_i)` on every logged context. With the importance weight
 :math:`w_i = \pi(a_i \mid x_i) / p_i` (optionally clipped at :math:`M`: :math:`\min(w_i, M)`) and a reward model
-:math:`\hat q(x, a)` fitted on the log (:func:`fit_reward_model`: ridge regression per action, cross-fitted), and
-:math:`\hat v_i = \sum_a \pi(a \mid x_i)\, \hat q(x_i, a)`:
+:math:`\hat q(x, a)` fitted on the log (:func:`fit_reward_model`: ridge regression per action, cross-fitted; fraud-aware
+when the log says which payments were fraud, see below), and :math:`\hat v_i = \sum_a \pi(a \mid x_i)\, \hat q(x_i, a)`:
 
 ==================  ===============================================================================================
 estimator           value per decision
@@ -22,6 +22,28 @@ estimator           value per decision
 ``switch_dr``       :math:`\frac1n \sum_i [\hat v_i + w_i (r_i - \hat q(x_i, a_i))\, 1\{w_i \le \tau\}]` — DR where the
                     weight is small, the model alone where the weight exceeds :math:`\tau` (Wang et al., 2017).
 ==================  ===============================================================================================
+
+**Fraud-aware reward model.** Fraud is a few payments in ten thousand and its losses are heavy-tailed, thousands
+of times a routing margin: the few fraud payments decide a policy's value, and a log rarely shows the target's
+choice for them (an epsilon-greedy logger explores each route for a fraud payment with probability about
+:math:`\epsilon / k`). No estimator can learn "what fraud costs on this route" from payments that never went
+there; a model can, if it shares what routes have in common. With :class:`FraudLabels` (which payments were
+fraud, which were sent, their amounts, the fraud loss inside each reward, and each action's loss class: cards,
+irrevocable rails, revocable rails) the model is
+
+.. math::
+
+    \hat q(x, a) = \beta_a^\top z(x) + b_a \;-\; 1\{\text{fraud}\}\,\text{amount}\;\hat p_a(x)\;\hat s_{g(a)},
+    \qquad \hat s_g = \frac{L_g + k \bar s \bar A}{A_g + k \bar A}
+
+with the ridge part fitted on the rewards without their fraud losses; :math:`\hat p_a(x)` the probability that
+action :math:`a` sends the payment (its money moves: approved, not expired; a ridge model per action on the
+0/1 outcome of every logged payment, clipped to [0, 1]); and :math:`\hat s_g` the share of a sent fraud's
+amount that class :math:`g` lost (:math:`L_g` losses over :math:`A_g` amounts of the logged frauds sent that
+way), shrunk towards the share over all classes :math:`\bar s` by :math:`k` = :data:`FRAUD_PRIOR_PAYMENTS`
+payments of the mean fraud amount :math:`\bar A`. Whether a payment is fraud is settled before it is routed
+and no route changes it, so it is context like any other (known by the time the losses are); DR stays unbiased
+whatever the model, and the model carries what fraud costs to the routes the log never tried with it.
 
 Intervals are bootstrap percentile intervals: :math:`B` multinomial resamples of the :math:`n` decisions (counts
 :math:`c_{bi}`), each estimator recomputed from the resampled column sums. The reward model is held fixed across
@@ -51,6 +73,9 @@ MASKED_PROB_TOL = 1e-6
 _BOOTSTRAP_CHUNK_ELEMENTS = (
     1 << 22
 )  # resampled rows per chunk (~32 MiB per array): memory stays flat at any n
+
+FRAUD_PRIOR_PAYMENTS = 3.0
+"""Shrinkage of a loss class's fraud-loss share towards the pooled share, in payments of the mean fraud amount."""
 
 # columns of the per-decision term matrix whose sums every estimator is a function of
 _ONE, _WR, _W, _V, _WRES, _SWITCH, _R = range(7)
@@ -159,6 +184,77 @@ def fit_ridge(
     return RidgeRewardModel(coef, intercept, mean, scale)
 
 
+@dataclass(frozen=True)
+class FraudLabels:
+    """What the fraud-aware reward model needs beyond the context (see the module docstring).
+
+    ``is_fraud`` (n,) bool: the payment was fraud; ``sent`` (n,) bool: its money moved on the logged route;
+    ``amounts`` (n,) its amount; ``losses`` (n,) the fraud loss inside its reward (``reward = the rest - loss``;
+    >= 0); ``action_groups`` (A,) int: each action's loss class (actions whose fraud losses behave alike).
+    """
+
+    is_fraud: np.ndarray
+    sent: np.ndarray
+    amounts: np.ndarray
+    losses: np.ndarray
+    action_groups: np.ndarray
+
+    def checked(self, n: int, n_actions: int) -> FraudLabels:
+        fraud = np.asarray(self.is_fraud)
+        sent = np.asarray(self.sent)
+        amounts = np.asarray(self.amounts, dtype=np.float64)
+        losses = np.asarray(self.losses, dtype=np.float64)
+        groups = np.asarray(self.action_groups)
+        for name, arr in (("is_fraud", fraud), ("sent", sent), ("amounts", amounts), ("losses", losses)):
+            if arr.shape != (n,):
+                raise PayrouteError(f"fraud labels: {name} must have shape ({n},), got {arr.shape}")
+        if groups.shape != (n_actions,) or not np.issubdtype(groups.dtype, np.integer) or (groups < 0).any():
+            raise PayrouteError(
+                f"fraud labels: action_groups must be {n_actions} non-negative integers, got {groups.tolist()!r}"
+            )
+        _first_bad("fraud labels: amounts", ~(np.isfinite(amounts) & (amounts >= 0)), amounts, "is not >= 0")
+        _first_bad("fraud labels: losses", ~(np.isfinite(losses) & (losses >= 0)), losses, "is not >= 0")
+        return FraudLabels(fraud.astype(bool), sent.astype(bool), amounts, losses, groups.astype(np.int64))
+
+
+def fraud_loss_shares(labels: FraudLabels, actions: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+    r"""The share of a sent fraud's amount lost on each loss class, :math:`\hat s_g` (module docstring), from
+    ``rows``."""
+    rows = np.arange(actions.shape[0]) if rows is None else rows
+    fraud = rows[labels.is_fraud[rows] & labels.sent[rows]]
+    n_groups = int(labels.action_groups.max()) + 1
+    if fraud.size == 0:
+        return np.zeros(n_groups)
+    group = labels.action_groups[actions[fraud]]
+    amount, loss = labels.amounts[fraud], labels.losses[fraud]
+    pooled = loss.sum() / amount.sum() if amount.sum() > 0 else 0.0
+    prior = FRAUD_PRIOR_PAYMENTS * amount.mean()
+    lost = np.bincount(group, weights=loss, minlength=n_groups)
+    sent = np.bincount(group, weights=amount, minlength=n_groups)
+    return (lost + prior * pooled) / (sent + prior) if prior > 0 else np.full(n_groups, pooled)
+
+
+def _fit_predict(
+    x: np.ndarray,
+    actions: np.ndarray,
+    rewards: np.ndarray,
+    n_actions: int,
+    alpha: float,
+    fraud: FraudLabels | None,
+    train: np.ndarray,
+    test: np.ndarray,
+) -> np.ndarray:
+    if fraud is None:
+        return fit_ridge(x[train], actions[train], rewards[train], n_actions, alpha).predict(x[test])
+    rest = rewards + np.where(fraud.is_fraud, fraud.losses, 0.0)  # the reward without its fraud loss
+    q = fit_ridge(x[train], actions[train], rest[train], n_actions, alpha).predict(x[test])
+    sent = fit_ridge(x[train], actions[train], fraud.sent[train].astype(np.float64), n_actions, alpha)
+    p_sent = np.clip(sent.predict(x[test]), 0.0, 1.0)
+    share = fraud_loss_shares(fraud, actions, train)[fraud.action_groups]
+    exposed = np.where(fraud.is_fraud[test], fraud.amounts[test], 0.0)
+    return q - exposed[:, None] * p_sent * share[None, :]
+
+
 def fit_reward_model(
     features: np.ndarray | None,
     actions: np.ndarray,
@@ -168,28 +264,35 @@ def fit_reward_model(
     alpha: float = 1.0,
     folds: int = 2,
     seed: int = 0,
+    fraud: FraudLabels | None = None,
 ) -> np.ndarray:
     r"""Cross-fitted reward estimates :math:`\hat q(x_i, a)` for every logged decision and action, ``(n, A)``.
 
     The log is split into ``folds`` random parts; each part is predicted by a :func:`fit_ridge` model fitted on the
     others, so no decision's own reward enters its estimate (``folds=1`` fits and predicts on the whole log).
-    ``features=None`` gives the per-action mean reward.
+    ``features=None`` gives the per-action mean reward. With ``fraud`` labels the model is fraud-aware (module
+    docstring): the ridge part on the rewards without their fraud losses, minus each fraud's expected loss on
+    each action: the probability that the action sends it times its loss class's share of the amount.
     """
     actions = np.asarray(actions, dtype=np.int64)
     rewards = np.asarray(rewards, dtype=np.float64)
     n = actions.shape[0]
     x = np.zeros((n, 0)) if features is None else np.asarray(features, dtype=np.float64)
+    if fraud is not None:
+        fraud = fraud.checked(n, n_actions)
     if folds < 1:
         raise PayrouteError(f"folds must be >= 1, got {folds}")
+    everything = np.arange(n)
     if folds == 1 or n < 2 * folds:
-        return fit_ridge(x, actions, rewards, n_actions, alpha).predict(x)
+        return _fit_predict(x, actions, rewards, n_actions, alpha, fraud, everything, everything)
     part = np.empty(n, dtype=np.int64)
     part[np.random.default_rng(seed).permutation(n)] = np.arange(n) % folds
     out = np.empty((n, n_actions))
     for k in range(folds):
         test = part == k
-        train = ~test
-        out[test] = fit_ridge(x[train], actions[train], rewards[train], n_actions, alpha).predict(x[test])
+        out[test] = _fit_predict(
+            x, actions, rewards, n_actions, alpha, fraud, everything[~test], everything[test]
+        )
     return out
 
 
@@ -335,6 +438,7 @@ def evaluate_policy(
     switch_tau: float = 10.0,
     ridge_alpha: float = 1.0,
     cross_fit_folds: int = 2,
+    fraud: FraudLabels | None = None,
 ) -> OPEResult:
     """Estimate the target policy's value per decision on a log, with bootstrap intervals and diagnostics.
 
@@ -354,6 +458,7 @@ def evaluate_policy(
         max_weight: clip importance weights at this value (``None``: no clipping) in ips, snips, dr and sndr.
         switch_tau: switch-DR's weight threshold.
         ridge_alpha, cross_fit_folds: the reward model (:func:`fit_reward_model`).
+        fraud: fraud labels for a fraud-aware reward model (:class:`FraudLabels`; ``None``: ridge alone).
     """
     unknown = sorted(set(estimators) - set(ESTIMATORS))
     if unknown:
@@ -378,7 +483,7 @@ def evaluate_policy(
                         f"features must be a finite ({n}, d) array, got shape {features.shape}"
                     )
             q = fit_reward_model(
-                features, a, r, n_actions, alpha=ridge_alpha, folds=cross_fit_folds, seed=seed
+                features, a, r, n_actions, alpha=ridge_alpha, folds=cross_fit_folds, seed=seed, fraud=fraud
             )
     terms = _terms(r, a, p, pi, q, max_weight, switch_tau)
 

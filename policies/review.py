@@ -47,7 +47,7 @@ from payroute.policies.binding import check_bundle_fits_world
 from payroute.policies.bundle import BundlePolicy, load_bundle
 from payroute.policies.checks import FAIL, NOT_RUN, PASS, Check, status
 from payroute.policies.constraints import ConstraintConfig, ConstraintResult, Contexts, run_constraint_checks
-from payroute.policies.logs import LoggedDecisions, read_logged_decisions
+from payroute.policies.logs import LoggedDecisions, read_logged_decisions, route_loss_classes
 from payroute.policies.ope import ESTIMATORS, OPEResult, evaluate_policy
 from payroute.policies.stress import StressConfig, StressResult, run_stress_suite
 
@@ -288,7 +288,9 @@ def review_bundle(
     if logged is not None:
         if progress is not None:
             progress("off-policy evaluation", 0, 1)
-        ope, weights = _evaluate_on_log(policy, logged, config.ope)
+        ope, weights = _evaluate_on_log(
+            policy, logged, config.ope, route_loss_classes(scenario.routes.values())
+        )
         checks += ope_checks(ope, config.ope)
     elif config.ope.required:
         checks.append(
@@ -482,7 +484,7 @@ def _approval_check(scenario: str, ref: str, row: Any, cfg: StressReviewConfig) 
 
 # ---------------------------------------------------------------------- off-policy evaluation
 def _evaluate_on_log(
-    policy: BundlePolicy, logged: LoggedDecisions, cfg: OPEReviewConfig
+    policy: BundlePolicy, logged: LoggedDecisions, cfg: OPEReviewConfig, loss_classes: list[int]
 ) -> tuple[OPEResult, np.ndarray]:
     chunks = [
         policy.action_probs(logged.observations[i : i + 8192], logged.masks[i : i + 8192])
@@ -502,6 +504,7 @@ def _evaluate_on_log(
         seed=cfg.seed,
         max_weight=cfg.max_weight,
         switch_tau=cfg.switch_tau,
+        fraud=logged.fraud_labels(loss_classes),
     )
     weights = target[np.arange(logged.n), logged.actions] / logged.propensities
     return result, weights

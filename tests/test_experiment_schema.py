@@ -103,6 +103,8 @@ def test_decision_credit_needs_rllib_policy_gradient():
     data["env"]["credit"] = "decision"
     data["trainer"] = {"library": "sb3", "algorithm": "MaskablePPO"}
     assert "env.credit 'decision' needs trainer.library 'rllib' with PPO or APPO" in _error(data)
+    data["env"]["credit"] = "expected"
+    assert "env.credit 'expected' needs trainer.library 'rllib' with PPO or APPO" in _error(data)
 
 
 def test_hash_is_of_the_result_not_of_where_it_runs():

@@ -65,6 +65,31 @@ def test_decision_credit_pays_each_step_its_own_payment_and_adds_up_to_the_retur
     assert abs(rewards[-1]) > 10 * np.abs(credit[-20:]).max()
 
 
+def test_expected_fraud_credit_swaps_realised_fraud_losses_for_their_expectation_only():
+    def play(credit):
+        env = TrainingEnv(_routing_env(), seed=1, credit=credit)
+        rewards, info = _play(env, _random_valid(np.random.default_rng(0)), seed=4)
+        return env, info["decision_rewards"].astype(np.float64)
+
+    env, expected = play("expected")
+    _, realised = play("decision")  # the same world, the same choices
+    txs = env._decided
+    sent = np.array([tx.state == "settled" for tx in txs])
+    fraud_loss = np.array([tx.fraud_loss_cents for tx in txs]) / 100.0
+    amount = np.array([tx.amount_cents for tx in txs]) / 100.0
+    score = np.array([tx.risk_score for tx in txs])
+    charge = expected - realised - fraud_loss  # minus the expected loss of each sent payment
+    # payments that were never sent owe no fraud, realised or expected
+    assert not sent.all() and np.allclose(charge[~sent], 0.0, atol=1e-3)
+    # every sent payment pays its expected loss, the riskier the dearer per dollar
+    assert (charge[sent] < 0).all()
+    per_dollar = -charge[sent] / amount[sent]
+    assert np.corrcoef(score[sent], np.log(per_dollar))[0, 1] > 0.5
+    # never more than fraud could cost (the amount and a chargeback fee), and far less on all but the riskiest
+    assert (-charge[sent] <= amount[sent] + 15.0 + 1e-3).all()
+    assert np.median(per_dollar) < 0.01
+
+
 def test_risk_decision_credit_pays_each_payment_its_margin_and_friction_and_adds_up_to_the_return():
     from payroute.envs.risk import RiskEnv
 
@@ -79,6 +104,27 @@ def test_risk_decision_credit_pays_each_payment_its_margin_and_friction_and_adds
     assert (credit < 0).any() and (
         credit > 0
     ).any()  # friction / fraud losses and earned margins, step by step
+
+
+def test_the_risk_desks_expected_credit_keeps_the_realised_loss_of_what_it_challenged():
+    from payroute.envs.risk import RiskEnv
+
+    def play(credit):
+        env = TrainingEnv(
+            RiskEnv("fraud_surge", scenario_overrides={"volume_scale": 0.02}), seed=1, credit=credit
+        )
+        rng = np.random.default_rng(3)
+        _, info = _play(env, lambda obs, info: int(rng.choice(3, p=[0.6, 0.2, 0.2])), seed=5)
+        return env, info["decision_rewards"].astype(np.float64)
+
+    env, expected = play("expected")
+    _, realised = play("decision")
+    action = np.array([tx.risk_action for tx in env._decided])
+    sent = np.array([tx.state == "settled" for tx in env._decided])
+    changed = expected != realised
+    # a payment it let through pays its expected fraud loss (a few are too small to show in float32)
+    assert changed[(action == 0) & sent].mean() > 0.9
+    assert not changed[action != 0].any()  # challenged (or blocked): what really happened
 
 
 def test_decision_credit_counts_the_invalid_action_penalty():

@@ -94,6 +94,32 @@ def test_rewards_subtract_later_losses_and_unrouted_rows_are_not_decisions():
     assert d.route_names == ROUTES
 
 
+def test_fraud_labels_come_from_is_fraud_state_and_the_fraud_losses_of_each_decision():
+    rows = good_rows()
+    for i, (fraud, state) in enumerate([(False, "settled"), (True, "settled"), (False, "declined")]):
+        rows[i] = {**rows[i], "is_fraud": fraud, "state": state}
+    d = read_logged_decisions(make_log(rows))
+    labels = d.fraud_labels([0, 1, 1])
+    assert labels.is_fraud.tolist() == [False, True, False]
+    assert labels.sent.tolist() == [True, True, False]
+    assert labels.losses.tolist() == [0, 500, 0]  # the later chargeback, on its own decision
+    assert labels.amounts.tolist() == [10_000] * 3
+    assert labels.action_groups.tolist() == [0, 1, 1]
+    # a log that does not say which payments were fraud gets the plain reward model
+    rows[0] = {**rows[0], "is_fraud": None}
+    assert read_logged_decisions(make_log(rows)).fraud_labels([0, 1, 1]) is None
+
+
+def test_route_loss_classes_follow_the_rail_and_its_revocability():
+    from payroute.envs.scenarios import load_scenario
+    from payroute.policies.logs import route_loss_classes
+
+    routes = load_scenario("default").routes
+    classes = dict(zip(routes, route_loss_classes(routes.values()), strict=True))
+    assert classes["card_alpha"] == 0 and classes["rtp"] == 1 and classes["fedwire"] == 1
+    assert classes["ach_standard"] == 2
+
+
 def test_narrower_integer_and_dictionary_string_columns_are_accepted(tmp_path):
     table = make_log(good_rows())
     i = table.schema.get_field_index("route_index")

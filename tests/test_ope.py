@@ -8,11 +8,13 @@ import pytest
 from payroute.errors import PayrouteError
 from payroute.policies.ope import (
     ESTIMATORS,
+    FraudLabels,
     dm,
     dr,
     evaluate_policy,
     fit_reward_model,
     fit_ridge,
+    fraud_loss_shares,
     ips,
     sndr,
     snips,
@@ -163,6 +165,61 @@ def test_dr_is_unbiased_when_the_reward_model_is_wrong_but_propensities_are_righ
     result = evaluate_policy(r, a, p, target(x), reward_estimates=wrong(x), switch_tau=np.inf, seed=1)
     assert result["dr"].covers(truth) and result["switch_dr"].covers(truth)
     assert not result["dm"].covers(truth)
+
+
+def _fraud_log(n=60_000, seed=11):
+    """Four routes in three loss classes (0: cards, 1: irrevocable, 2: revocable); 1% of payments are fraud
+    with heavy-tailed amounts; a fraud sent on a class loses ``SHARE[class]`` of its amount. Route 2 sends a
+    payment with a probability that depends on the context (closed hours, say), the others always. The logger
+    almost never uses route 2 (1%), the target always does: the log holds a handful of frauds on route 2."""
+    rng = np.random.default_rng(seed)
+    world = LinearWorld(n_actions=4, d=3, seed=seed)
+    x = world.contexts(n, rng)
+    fraud = rng.random(n) < 0.01
+    amount = np.exp(rng.normal(5.0, 1.0, n))  # a median of about 150, the largest thousands
+    mu = np.tile([0.45, 0.45, 0.01, 0.09], (n, 1))
+    a = draw(mu, rng)
+    groups = np.array([0, 1, 1, 2])
+    sends_on_2 = rng.random(n) < np.clip(0.6 + 0.2 * x[:, 0], 0.0, 1.0)
+    sent = np.where(a == 2, sends_on_2, True)
+    loss = np.where(fraud & sent, amount * SHARE[groups[a]], 0.0)
+    r = world.mean_reward(x)[np.arange(n), a] + 0.5 * rng.standard_normal(n) - loss
+    target = np.tile([0.0, 0.0, 1.0, 0.0], (n, 1))
+    truth = float(np.mean(world.mean_reward(x)[:, 2] - np.where(fraud & sends_on_2, amount * SHARE[1], 0.0)))
+    return x, a, mu[np.arange(n), a], r, target, FraudLabels(fraud, sent, amount, loss, groups), truth
+
+
+SHARE = np.array([0.2, 1.0, 0.5])
+
+
+def test_the_fraud_aware_model_carries_what_fraud_costs_to_a_route_the_log_rarely_tried():
+    x, a, p, r, target, labels, truth = _fraud_log()
+    shares = fraud_loss_shares(labels, a)
+    assert shares == pytest.approx(SHARE, abs=0.06)  # each class's share, learnt on its other routes too
+    aware = evaluate_policy(r, a, p, target, features=x, fraud=labels, n_bootstrap=300, seed=1)
+    plain = evaluate_policy(r, a, p, target, features=x, n_bootstrap=300, seed=1)
+    for name in ("dm", "switch_dr"):  # the model where the weights are 100
+        assert aware[name].covers(truth) and abs(aware[name].value - truth) < 0.05 * abs(truth), name
+    # DR still corrects with the few frauds route 2 got, weighted 100x: unbiased, noisier, but far less so
+    assert aware["dr"].covers(truth) and aware["sndr"].covers(truth)
+    assert plain["dr"].std_error > 2 * aware["dr"].std_error
+    # the ridge model alone cannot see fraud at all
+    assert not plain["dm"].covers(truth) and abs(plain["dm"].value - truth) > 20 * abs(
+        aware["dm"].value - truth
+    )
+
+
+def test_fraud_labels_of_the_wrong_shape_are_refused():
+    x, a, p, r, target, labels, _ = _fraud_log(n=2_000)
+    bad = FraudLabels(labels.is_fraud[:-1], labels.sent, labels.amounts, labels.losses, labels.action_groups)
+    with pytest.raises(PayrouteError, match=r"is_fraud must have shape \(2000,\)"):
+        evaluate_policy(r, a, p, target, features=x, fraud=bad, n_bootstrap=0)
+    bad = FraudLabels(labels.is_fraud, labels.sent, labels.amounts, labels.losses, np.array([0, 1]))
+    with pytest.raises(PayrouteError, match="action_groups must be 4 non-negative integers"):
+        evaluate_policy(r, a, p, target, features=x, fraud=bad, n_bootstrap=0)
+    bad = FraudLabels(labels.is_fraud, labels.sent, labels.amounts, -labels.losses - 1, labels.action_groups)
+    with pytest.raises(PayrouteError, match="losses"):
+        evaluate_policy(r, a, p, target, features=x, fraud=bad, n_bootstrap=0)
 
 
 def test_same_seed_same_intervals_and_another_seed_other_draws():
