@@ -122,6 +122,7 @@ class OPEResult:
     confidence: float
     n_bootstrap: int
     seed: int
+    reward_model: str = "none"  # none | given | ridge | per-action mean | fraud-aware ridge
 
     def __getitem__(self, estimator: str) -> Estimate:
         return self.estimates[estimator]
@@ -133,6 +134,7 @@ class OPEResult:
             "diagnostics": asdict(self.diagnostics),
             "confidence": self.confidence,
             "n_bootstrap": self.n_bootstrap,
+            "reward_model": self.reward_model,
             "seed": self.seed,
         }
 
@@ -472,10 +474,17 @@ def evaluate_policy(
     r, a, p, pi, m = validate_logged_arrays(rewards, actions, propensities, target_probs, masks)
     n, n_actions = pi.shape
     q = None
+    model = "none"
     if any(e in MODEL_ESTIMATORS for e in estimators):
         if reward_estimates is not None:
             q = _reward_estimates(reward_estimates, (n, n_actions))
+            model = "given"
         else:
+            model = (
+                ("ridge" if features is not None else "per-action mean")
+                if fraud is None
+                else "fraud-aware ridge"
+            )
             if features is not None:
                 features = np.asarray(features, dtype=np.float64)
                 if features.ndim != 2 or features.shape[0] != n or not np.isfinite(features).all():
@@ -522,6 +531,7 @@ def evaluate_policy(
         confidence=confidence,
         n_bootstrap=n_bootstrap,
         seed=seed,
+        reward_model=model,
     )
 
 

@@ -276,7 +276,14 @@ def _ope_section(result: ReviewResult) -> list[str]:
     out.append(
         f"<p>Value per logged decision in cents (the payment's margin), estimated for the bundle from "
         f"{d.n:,} logged routing decisions, with {ope.confidence:.0%} bootstrap intervals ({ope.n_bootstrap} "
-        "resamples). The logging policy's own mean is the dashed line.</p>"
+        f"resamples). The logging policy's own mean is the dashed line. Reward model: {ope.reward_model}"
+        + (
+            " (the log says which payments were fraud and which were sent; fraud losses are shared across "
+            "routes of the same loss class)"
+            if ope.reward_model == "fraud-aware ridge"
+            else ""
+        )
+        + ".</p>"
     )
     out.append(_img(_ope_plot(result), "off-policy estimates"))
     rows = [

@@ -198,6 +198,7 @@ def test_the_fraud_aware_model_carries_what_fraud_costs_to_a_route_the_log_rarel
     assert shares == pytest.approx(SHARE, abs=0.06)  # each class's share, learnt on its other routes too
     aware = evaluate_policy(r, a, p, target, features=x, fraud=labels, n_bootstrap=300, seed=1)
     plain = evaluate_policy(r, a, p, target, features=x, n_bootstrap=300, seed=1)
+    assert (aware.reward_model, plain.reward_model) == ("fraud-aware ridge", "ridge")
     for name in ("dm", "switch_dr"):  # the model where the weights are 100
         assert aware[name].covers(truth) and abs(aware[name].value - truth) < 0.05 * abs(truth), name
     # DR still corrects with the few frauds route 2 got, weighted 100x: unbiased, noisier, but far less so
