@@ -24,7 +24,8 @@ one for training:
   with complete episodes) learns from exact credit instead.
 * **expected fraud credit** (``credit="expected"``, routing and risk): decision credit where the fraud loss of
   each sent payment is its expectation instead of its realisation: P(fraud | risk score, the
-  payment's cell) x the loss fraud would cause on the route it took (:class:`payroute.agents.routing.FraudPosterior`,
+  payment's cell, its base rate over every day this environment has simulated) x the loss fraud would cause on
+  the route it took (:class:`payroute.agents.routing.FraudPosterior`,
   :func:`~payroute.agents.routing.expected_fraud_loss_cents`; what the oracle routes by). Fraud is a few
   payments in ten thousand and its losses are heavy-tailed: a choice for a risky payout is charged thousands of
   dollars on the rare day the payment turns out to be fraud and nothing on the others. The expectation charges
@@ -180,7 +181,11 @@ class TrainingEnv(gym.Wrapper):
         if self.credit == "expected":
             from payroute.agents.routing import FraudPosterior
 
-            self._posterior = FraudPosterior()
+            if getattr(self, "_posterior", None) is None:
+                # one history for the environment's whole life: the base rates a PSP knows from its past days
+                # (a fresh one each day would start every cell near zero fraud until its first fraud arrives,
+                # most of a tenth-volume day for the rare instant-payout scams)
+                self._posterior = FraudPosterior()
             self._p_fraud: list[tuple[float, float]] = []  # (P(fraud | score, cell), recovery share)
 
     def _note_decision(self, action: Any) -> None:

@@ -88,6 +88,10 @@ def test_expected_fraud_credit_swaps_realised_fraud_losses_for_their_expectation
     # never more than fraud could cost (the amount and a chargeback fee), and far less on all but the riskiest
     assert (-charge[sent] <= amount[sent] + 15.0 + 1e-3).all()
     assert np.median(per_dollar) < 0.01
+    # the base rates behind the posterior are the environment's whole history, not one day's
+    history = env._posterior
+    env.reset(seed=5)
+    assert env._posterior is history
 
 
 def test_risk_decision_credit_pays_each_payment_its_margin_and_friction_and_adds_up_to_the_return():
