@@ -89,7 +89,9 @@ def main(argv: list[str] | None = None) -> dict:
         cat("actions", behaviour),
         cat("propensities", behaviour),
     )
-    features = cat("features", behaviour) if len({x.features.shape[1] for x in behaviour}) == 1 else None
+    features = (
+        cat("model_features", behaviour) if len({x.features.shape[1] for x in behaviour}) == 1 else None
+    )
     fraud = None
     if not args.no_fraud_model and all(x.is_fraud is not None and x.sent is not None for x in behaviour):
         classes = route_loss_classes(load_scenario(args.scenario, overrides).routes.values())

@@ -85,6 +85,14 @@ class LoggedDecisions:
         return FraudLabels(self.is_fraud, self.sent, amounts, self.fraud_losses, groups)
 
     @property
+    def model_features(self) -> np.ndarray:
+        """Features for a reward model: the context features, and the policy's observations when read (they carry
+        the routes' state at decision time: hours to cut-off, queues, recent approval, fees)."""
+        if self.observations is None:
+            return self.features
+        return np.hstack([self.features, self.observations.astype(np.float64)])
+
+    @property
     def n(self) -> int:
         return int(self.actions.shape[0])
 

@@ -496,7 +496,7 @@ def _evaluate_on_log(
         logged.actions,
         logged.propensities,
         target,
-        features=logged.features,
+        features=logged.model_features,
         masks=logged.masks,
         estimators=ESTIMATORS,
         n_bootstrap=cfg.n_bootstrap,
