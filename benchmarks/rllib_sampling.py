@@ -1,8 +1,8 @@
 """RLlib sampling on Routing-v0: environment steps sampled per second by ``EnvRunner.sample()``.
 
 Scenario: the RLlib PPO config the ``router_ppo`` experiment trains with (``RLlibTrainer``: ``ExperimentEnv``
-around Routing-v0 on the default scenario at ``volume_scale`` 0.1, about 10^4 routing decisions per simulated
-day, the masked actor-critic module, decision credit, so complete episodes), changed to
+around Routing-v0 on the default scenario, the masked actor-critic module, decision credit, so complete
+episodes), at ``--volume-scale`` (default 0.1: about 10^4 routing decisions per simulated day), changed to
 ``num_env_runners=0`` and one environment per runner: sampling happens in this process, on the local
 EnvRunner, with the module's forward pass for exploration and RLlib's connectors, the callbacks that log KPIs
 and decision credit included. Learner updates are excluded: the benchmark calls ``sample()`` only, never
@@ -28,6 +28,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--experiment", default="router_ppo")
     ap.add_argument("--episodes", type=int, default=2, help="complete episodes to time, after one warm-up")
     ap.add_argument("--envs", type=int, default=1, help="num_envs_per_env_runner (a vector of environments)")
+    ap.add_argument(
+        "--volume-scale", type=float, default=0.1, help="the scenario's volume_scale (episode length)"
+    )
     args = ap.parse_args(argv)
 
     warnings.filterwarnings("ignore")
@@ -41,6 +44,7 @@ def main(argv: list[str] | None = None) -> None:
             "resources.num_env_runners": 0,
             "resources.num_envs_per_env_runner": args.envs,
             "resources.num_cpus": 2,
+            "scenario_overrides.volume_scale": args.volume_scale,
         },
     )
     t0 = time.perf_counter()
