@@ -41,7 +41,12 @@ LOG_COLUMNS: list[tuple[str, pa.DataType, str, str]] = [
     ("foreign_card", pa.bool_(), "", "card issued outside the US"),
     ("urgency", pa.string(), "standard|same_day|instant", "payout speed asked for (empty for cards)"),
     ("deadline_t", pa.float64(), "s", "time by which the customer expects the payment done"),
-    ("is_fraud", pa.bool_(), "", "hidden truth: fraudulent"),
+    (
+        "is_fraud",
+        pa.bool_(),
+        "",
+        "hidden truth: fraudulent (in a real log: reported fraud, known once the losses are; the fraud-aware OPE reward model reads it)",
+    ),
     ("fraud_pattern", pa.string(), "", "hidden truth: the fraud pattern (empty if genuine)"),
     ("risk_score", pa.float64(), "0..1", "the defender's noisy risk score"),
     ("price_cents", pa.int64(), "cents", "what the PSP quoted the customer"),
