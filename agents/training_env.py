@@ -47,6 +47,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from payroute.agents.routing import FraudPosterior, expected_fraud_loss_cents
 from payroute.envs.world.decisions import ALLOW
 
 CREDITS = ("resolved", "decision", "expected")
@@ -142,6 +143,9 @@ class TrainingEnv(gym.Wrapper):
         self.kpi_every = int(kpi_every_steps)
         self.credit = credit
         self._per_decision = credit in ("decision", "expected")
+        # one fraud history for the environment's whole life: the base rates a PSP knows from its past days (a
+        # fresh one each day would start every cell near zero fraud until its first fraud arrives)
+        self._posterior = FraudPosterior() if credit == "expected" else None
         self._seeds = np.random.default_rng(seed)
         self._steps = 0
 
@@ -179,13 +183,6 @@ class TrainingEnv(gym.Wrapper):
         self._penalty: list[int] = []  # invalid-action penalty of each step (cents)
         self._pending = info["transaction"]["id"]
         if self.credit == "expected":
-            from payroute.agents.routing import FraudPosterior
-
-            if getattr(self, "_posterior", None) is None:
-                # one history for the environment's whole life: the base rates a PSP knows from its past days
-                # (a fresh one each day would start every cell near zero fraud until its first fraud arrives,
-                # most of a tenth-volume day for the rare instant-payout scams)
-                self._posterior = FraudPosterior()
             self._p_fraud: list[tuple[float, float]] = []  # (P(fraud | score, cell), recovery share)
 
     def _note_decision(self, action: Any) -> None:
@@ -204,19 +201,17 @@ class TrainingEnv(gym.Wrapper):
         out = np.empty(len(self._decided), dtype=np.float64)
         # what the world attributed to the agent for this payment: a router is not charged the challenge costs
         # (the risk desk's); a risk desk is paid the whole margin, challenge costs and fraud losses included
-        refund_challenge = env.decision_kind == "route"
+        router = env.decision_kind == "route"
         lost = env.lost_cents_by_tx
         expected = self.credit == "expected"
-        if expected:
-            from payroute.agents.routing import expected_fraud_loss_cents
-
-            routes = env.world.routes
+        routes = env.world.routes
         for i, tx in enumerate(self._decided):
             if agent not in tx.agents:
                 cents = 0
             else:
-                cents = tx.margin_cents + (tx.challenge_cost_cents if refund_challenge else 0)
-                if expected and (refund_challenge or tx.risk_action == ALLOW):
+                cents = tx.margin_cents + (tx.challenge_cost_cents if router else 0)
+                # expected fraud credit: a router for every payment; a risk desk for what it did not challenge
+                if expected and (router or tx.risk_action == ALLOW):
                     # the realised loss out, the expected loss of a sent payment on its route in
                     cents += tx.fraud_loss_cents
                     if tx.state == "settled":

@@ -96,13 +96,8 @@ def main(argv: list[str] | None = None) -> dict:
     if not args.no_fraud_model and all(x.is_fraud is not None and x.sent is not None for x in behaviour):
         classes = route_loss_classes(load_scenario(args.scenario, overrides).routes.values())
         labels = [x.fraud_labels(classes) for x in behaviour]
-        fraud = FraudLabels(
-            np.concatenate([x.is_fraud for x in labels]),
-            np.concatenate([x.sent for x in labels]),
-            np.concatenate([x.amounts for x in labels]),
-            np.concatenate([x.losses for x in labels]),
-            labels[0].action_groups,
-        )
+        columns = (cat(name, labels) for name in ("is_fraud", "sent", "amounts", "losses"))
+        fraud = FraudLabels(*columns, labels[0].action_groups)
     if args.greedy:
         logits = np.concatenate(
             [policy.logits(obs[i : i + 8192], masks[i : i + 8192]) for i in range(0, len(obs), 8192)]
@@ -142,7 +137,7 @@ def main(argv: list[str] | None = None) -> dict:
         "seeds": [args.seed, args.seed + args.days - 1],
         "logged_decisions": int(len(rewards)),
         "target": "argmax" if args.greedy else "softmax",
-        "reward_model": "ridge" if fraud is None else "fraud-aware",
+        "reward_model": result.reward_model,
         "logged_mean_cents": float(rewards.mean()),
         "true_value_cents": true_value,
         "true_decisions": int(sum(x.n for x in truth)),
