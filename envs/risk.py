@@ -34,7 +34,8 @@ class RiskEnv(TransactionDecisionEnv):
 
     ``Box(low, high, (n_features,), float32)`` with the payment and calendar features of Routing-v0
     (``env.feature_names``): log amount, segment / instrument / network / urgency one-hots, cross-border,
-    foreign card, time to deadline, the risk score, hour sin/cos, weekday, business day. Never the hidden truth.
+    foreign card, time to deadline, the risk score (also as its normal quantile, ``risk_z``: the evidence it
+    carries is linear there), hour sin/cos, weekday, business day. Never the hidden truth.
 
     ## Rewards
 
@@ -55,7 +56,8 @@ class RiskEnv(TransactionDecisionEnv):
 
     ## Version history
 
-    * v0: initial release.
+    * v0: initial release; the ``risk_z`` feature (the score's normal quantile) added before the first tagged
+      release. Bundles carry their feature names, and a bundle from before it is refused with the difference.
     """
 
     decision_kind = "risk"

@@ -46,13 +46,13 @@ class RoutingEnv(TransactionDecisionEnv):
     ## Observation space
 
     ``Box(low, high, (n_features,), float32)``; ``env.feature_names`` lists them, ``env.feature_schema()``
-    gives each one's unit and scaling. For the default scenario (10 routes, 3 accounts) there are 94, listed one
+    gives each one's unit and scaling. For the default scenario (10 routes, 3 accounts) there are 95, listed one
     by one in ``docs/environments.md``:
 
     | group            | features                                                                  | scaling |
     |------------------|---------------------------------------------------------------------------|---------|
     | payment          | log amount; segment, instrument, network, urgency one-hots; cross-border;  | log(1+cents)/log(1+1e10); flags |
-    |                  | foreign card; time to deadline; risk score                                 | log(1+s)/log(1+7 d); 0..1 |
+    |                  | foreign card; time to deadline; risk score, and as a normal quantile       | log(1+s)/log(1+7 d); 0..1; Phi^-1/8 |
     | calendar         | hour sin/cos; weekday; business day                                       | -1..1; /6; flag |
     | per route        | recent approval rate and count (last 200 outcomes), recent latency,       | share; /200; log(1+s)/log(1+1 d) |
     |                  | queue length, this payment's cost in bps, time to next cut-off, eligible  | /capacity; bps/10,000; h/24 |
@@ -83,7 +83,8 @@ class RoutingEnv(TransactionDecisionEnv):
 
     ## Version history
 
-    * v0: initial release.
+    * v0: initial release; the ``risk_z`` feature (the score's normal quantile) added before the first tagged
+      release. Bundles carry their feature names, and a bundle from before it is refused with the difference.
     """
 
     decision_kind = "route"

@@ -76,12 +76,14 @@ class EnvSection(_Strict):
     kwargs: dict[str, Any] = Field(default_factory=dict)
     reward_clip_usd: PosFloat | None = None
     kpi_every_steps: NonNegInt = 2000
-    credit: Literal["resolved", "decision", "expected"] = Field(
+    credit: Literal["resolved", "decision", "expected", "expected_outcome"] = Field(
         "resolved",
         description="resolved: the env's own reward (money as it resolves); decision: each step is paid the final "
         "margin of its own payment (Routing-v0 and Risk-v0; RLlib trains on complete episodes); expected: decision "
         "credit with each sent payment's fraud loss replaced by its expectation under the risk-score posterior "
-        "(Routing-v0 and Risk-v0, where a challenged payment keeps its realised loss; lower variance, same mean)",
+        "(Routing-v0 and Risk-v0, where a challenged payment keeps its realised loss; lower variance, same mean); "
+        "expected_outcome: expected credit where the route's approve-or-decline is also taken at its expectation "
+        "(the true P(success) when the route answered; same mean, far less noise)",
     )
 
     @field_validator("id")

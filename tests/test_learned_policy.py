@@ -94,6 +94,32 @@ def test_expected_fraud_credit_swaps_realised_fraud_losses_for_their_expectation
     assert env._posterior is history
 
 
+def test_expected_outcome_credit_takes_the_routes_answer_at_its_expectation_keeping_the_mean():
+    def play(credit):
+        env = TrainingEnv(_routing_env(), seed=1, credit=credit)
+        _, info = _play(env, _random_valid(np.random.default_rng(0)), seed=4)
+        return env, info["decision_rewards"].astype(np.float64)
+
+    env, outcome = play("expected_outcome")
+    _, expected = play("expected")  # the same world, the same choices
+    txs = env._decided
+    answered = np.array([tx.id in env._answers for tx in txs])
+    yes = np.array([tx.state == "settled" for tx in txs])
+    card = np.array([tx.family == "card" for tx in txs])
+    shift = outcome - expected
+    # a payment no route answered (expired, closed, short of funds) keeps its credit
+    assert not answered.all() and np.allclose(shift[~answered], 0.0, atol=1e-3)
+    # an approval gives back what it was lucky to get, a decline is paid what it was unlucky to lose (the
+    # other way round only where a success is worth less than nothing: a fee above the price)
+    assert (shift[answered & yes] < 0).mean() > 0.9 and (shift[answered & ~yes] > 0.01).mean() > 0.9
+    # the added term has mean zero: within three standard errors over this day's answers
+    s = shift[answered]
+    assert abs(s.mean()) < 3 * s.std() / np.sqrt(len(s))
+    # and it takes out the coin: card payments' credits spread far less around their mean per dollar
+    per_dollar = lambda c: c[card] / np.array([tx.amount_cents for tx in txs])[card]  # noqa: E731
+    assert per_dollar(outcome).std() < 0.6 * per_dollar(expected).std()
+
+
 def test_risk_decision_credit_pays_each_payment_its_margin_and_friction_and_adds_up_to_the_return():
     from payroute.envs.risk import RiskEnv
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from statistics import NormalDist
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -193,3 +195,25 @@ def test_episodes_collect_garbage_less_often_and_give_the_thresholds_back():
     del dropped
     gc.collect()  # an env dropped mid-episode gives its claim back when it is collected
     assert gc.get_threshold() == before
+
+
+def test_the_risk_score_is_also_seen_as_its_normal_quantile_where_the_evidence_is_linear():
+    from payroute.envs.features import risk_z
+
+    env = gym.make("payroute/Routing-v0", scenario_overrides=SMALL, seed=3)
+    obs, info = env.reset()
+    names = list(env.unwrapped.feature_names)
+    score, z = names.index("risk_score"), names.index("risk_z")
+    seen = []
+    for _ in range(300):
+        seen.append((obs[score], obs[z]))
+        obs, _r, done, _t, info = env.step(int(np.flatnonzero(info["action_mask"])[0]))
+    s, q = np.array(seen, dtype=np.float64).T
+    # the same payments' scores, as quantiles: the same order, z = Phi^-1(score) / 8
+    assert np.all(np.diff(q[np.argsort(s, kind="stable")]) >= -1e-6)
+    mid = (s > 1e-3) & (s < 0.999)  # where the float32 score itself still has the digits
+    assert mid.sum() > 250
+    assert np.allclose(q[mid] * 8.0, [NormalDist().inv_cdf(x) for x in s[mid]], atol=1e-3)
+    # the top of the score, where a posterior goes from 1% to 50%, is spread out rather than squeezed
+    assert risk_z(0.99999) - risk_z(0.99) > 0.15 > 0.01 > 0.99999 - 0.99
+    assert risk_z(0.0) == -1.0 and risk_z(1.0) == 1.0
