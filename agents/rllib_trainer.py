@@ -212,6 +212,7 @@ class RLlibTrainer:
             "seed": exp.seed,
             "reward_clip_usd": exp.env.reward_clip_usd,
             "kpi_every_steps": exp.env.kpi_every_steps,
+            "train_scenarios": [[name, w] for name, w in exp.train_scenarios.items()],
             "credit": exp.env.credit,
         }
 

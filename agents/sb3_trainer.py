@@ -107,6 +107,7 @@ class SB3Trainer:
             "seed": exp.seed,
             "reward_clip_usd": exp.env.reward_clip_usd,
             "kpi_every_steps": exp.env.kpi_every_steps,
+            "train_scenarios": [[name, w] for name, w in exp.train_scenarios.items()],
         }
 
     def _make_venv(self) -> DummyVecEnv:

@@ -139,6 +139,7 @@ class TrainingEnv(gym.Wrapper):
         reward_clip_usd: float | None = None,
         kpi_every_steps: int = 0,
         credit: str = "resolved",
+        scenarios: list[tuple[Any, float]] | None = None,
     ) -> None:
         super().__init__(env)
         if credit not in CREDITS:
@@ -157,11 +158,19 @@ class TrainingEnv(gym.Wrapper):
         self._posterior = FraudPosterior() if self._expected_fraud else None
         self._seeds = np.random.default_rng(seed)
         self._steps = 0
+        self._mix: tuple[list[Any], np.ndarray] | None = None
+        if scenarios:
+            weights = np.array([w for _, w in scenarios], dtype=np.float64)
+            self._mix = ([sc for sc, _ in scenarios], weights / weights.sum())
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         if seed is not None:
             self._seeds = np.random.default_rng(seed)
         world_seed = int(self._seeds.integers(0, TRAIN_SEED_LIMIT))
+        if self._mix is not None:
+            # the day's scenario, from the same stream of draws as its seed
+            mix, p = self._mix
+            self.env.unwrapped.scenario = mix[int(self._seeds.choice(len(mix), p=p))]
         self._steps = 0
         obs, info = self.env.reset(seed=world_seed, options=options)
         if self._per_decision:
@@ -264,8 +273,10 @@ class ExperimentEnv(TrainingEnv):
     """:class:`TrainingEnv` built from one config dict, the form RLlib's env runners construct envs from.
 
     ``config``: ``env_id``, ``kwargs`` (constructor arguments, see :func:`env_kwargs`), ``seed``,
-    ``reward_clip_usd``, ``kpi_every_steps``, ``credit``. RLlib's ``EnvContext`` adds ``worker_index`` and
-    ``vector_index``; each sub-environment gets its own stream of world seeds from them.
+    ``reward_clip_usd``, ``kpi_every_steps``, ``credit`` and ``train_scenarios`` (``[[name, weight], ...]``:
+    each day's scenario drawn by weight, the kwargs' scenario overrides applied to each). RLlib's
+    ``EnvContext`` adds ``worker_index`` and ``vector_index``; each sub-environment gets its own stream of world
+    seeds from them.
     """
 
     def __init__(self, config: dict[str, Any]) -> None:
@@ -279,4 +290,34 @@ class ExperimentEnv(TrainingEnv):
             reward_clip_usd=config.get("reward_clip_usd"),
             kpi_every_steps=int(config.get("kpi_every_steps", 0)),
             credit=config.get("credit", "resolved"),
+            scenarios=training_mix(config, env) if config.get("train_scenarios") else None,
         )
+
+
+def training_mix(config: dict[str, Any], env: Any) -> list[tuple[Any, float]]:
+    """The scenarios of ``config["train_scenarios"]`` with their weights, each checked to fit ``env``.
+
+    A day of any of them must look the same to the policy as a day of the experiment's scenario: the same
+    observation entries (route names, accounts, segments) and the same actions; a scenario that does not is
+    refused here, by name, rather than feeding a network entries it was not built for.
+    """
+    from payroute.envs.scenarios import load_scenario
+
+    kwargs = dict(config.get("kwargs", {}))
+    overrides = kwargs.get("scenario_overrides") or kwargs.get("overrides")
+    base = env.unwrapped
+    names = tuple(getattr(base, "feature_names", ()) or ())
+    out = []
+    for name, weight in config["train_scenarios"]:
+        other = make_env(config["env_id"], {**kwargs, "scenario": name})
+        if (
+            other.observation_space != base.observation_space
+            or other.action_space != base.action_space
+            or tuple(getattr(other, "feature_names", ()) or ()) != names
+        ):
+            raise ValueError(
+                f"train_scenarios: {name!r} does not give the observation and actions of "
+                f"{base.scenario.name!r} (its routes, accounts or segments differ); mix only scenarios that do"
+            )
+        out.append((load_scenario(name, overrides), float(weight)))
+    return out

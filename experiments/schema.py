@@ -321,12 +321,8 @@ class EvaluationSection(_Strict):
     @field_validator("scenarios")
     @classmethod
     def _known_scenarios(cls, v: list[str]) -> list[str]:
-        from payroute.envs.scenarios import available_scenarios
-
-        shipped = available_scenarios()
         for name in v:
-            if name not in shipped and not name.endswith((".yaml", ".yml")):
-                raise ValueError(f"unknown scenario {name!r}; allowed: {', '.join(shipped)} or a .yaml path")
+            _check_scenario_name(name)
         return v
 
 
@@ -366,11 +362,26 @@ class SweepSection(_Strict):
 
 
 # ---------------------------------------------------------------------------- the experiment
+def _check_scenario_name(name: str) -> None:
+    from payroute.envs.scenarios import available_scenarios
+
+    if name not in available_scenarios() and not name.endswith((".yaml", ".yml")):
+        raise ValueError(
+            f"unknown scenario {name!r}; allowed: {', '.join(available_scenarios())} or a .yaml path"
+        )
+
+
 class Experiment(_Strict):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$", max_length=80)]
     description: str = ""
     scenario: str = "default"
     scenario_overrides: dict[str, Any] = Field(default_factory=dict)
+    train_scenarios: dict[str, PosFloat] = Field(
+        default_factory=dict,
+        description="each training day's scenario drawn from these by weight (scenario_overrides apply to "
+        "each; single-agent environments; every one must give the same observation and actions as "
+        "`scenario`); empty: every training day is `scenario`. Evaluation stays on evaluation.scenarios",
+    )
     env: EnvSection = Field(default_factory=EnvSection)
     agents: AgentsSection = Field(default_factory=AgentsSection)
     trainer: TrainerSection = Field(default_factory=TrainerSection)
@@ -384,13 +395,23 @@ class Experiment(_Strict):
     @field_validator("scenario")
     @classmethod
     def _scenario_exists(cls, v: str) -> str:
-        from payroute.envs.scenarios import available_scenarios
-
-        if v not in available_scenarios() and not v.endswith((".yaml", ".yml")):
-            raise ValueError(
-                f"unknown scenario {v!r}; allowed: {', '.join(available_scenarios())} or a .yaml path"
-            )
+        _check_scenario_name(v)
         return v
+
+    @field_validator("train_scenarios")
+    @classmethod
+    def _train_scenarios_exist(cls, v: dict[str, float]) -> dict[str, float]:
+        for name in v:
+            _check_scenario_name(name)
+        return v
+
+    @model_validator(mode="after")
+    def _mix_single_agent(self) -> Experiment:
+        if self.train_scenarios and not self.env.id.startswith("payroute/"):
+            raise ValueError(
+                f"train_scenarios needs a single-agent payroute/ environment, not {self.env.id!r}"
+            )
+        return self
 
     @model_validator(mode="after")
     def _library_resources(self) -> Experiment:
@@ -409,8 +430,15 @@ class Experiment(_Strict):
 
     # ------------------------------------------------------------------ derived
     def resolved(self) -> dict[str, Any]:
-        """The full config with every default filled in (what a run folder records)."""
-        return self.model_dump(mode="json")
+        """The full config with every default filled in (what a run folder records).
+
+        An empty ``train_scenarios`` (every training day is ``scenario``) is left out, so configs written
+        before the field existed keep their hash.
+        """
+        data = self.model_dump(mode="json")
+        if not data["train_scenarios"]:
+            del data["train_scenarios"]
+        return data
 
     def config_hash(self) -> str:
         """sha256 of what determines the result: the resolved config, without where it ran (ray_address)."""

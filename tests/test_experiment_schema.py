@@ -134,3 +134,50 @@ def test_cli_names_a_missing_environment_before_any_training(tmp_path):
     result = CliRunner().invoke(app, ["train", str(path), "--runs", str(tmp_path / "runs")])
     assert result.exit_code == 2
     assert "env.id: environment 'payroute/Settlement-v9' is not registered" in result.output
+
+
+def test_training_days_can_be_drawn_from_several_scenarios_that_fit_the_same_policy(tmp_path):
+    import yaml
+
+    from payroute.agents.rllib_trainer import RLlibTrainer  # noqa: F401  (the trainer passes the mix through)
+    from payroute.agents.training_env import ExperimentEnv
+    from payroute.envs.scenarios import load_scenario
+
+    data = tiny_experiment()
+    data["train_scenarios"] = {"default": 1.0, "processor_outage": 1.0, "fraud_surge": 2.0}
+    exp = experiment_from_dict(data)
+    assert exp.resolved()["train_scenarios"] == {"default": 1.0, "processor_outage": 1.0, "fraud_surge": 2.0}
+    # a config without a mix hashes as it did before the field existed
+    assert "train_scenarios" not in experiment_from_dict(tiny_experiment()).resolved()
+    config = {
+        "env_id": "payroute/Routing-v0",
+        "kwargs": {"scenario": "default", "scenario_overrides": {"volume_scale": 0.002}},
+        "seed": 3,
+        "train_scenarios": [[k, v] for k, v in exp.train_scenarios.items()],
+    }
+    env = ExperimentEnv(config)
+    seen = []
+    for _ in range(40):
+        env.reset()
+        seen.append(env.unwrapped.world.scenario.name)
+        assert env.unwrapped.world.scenario.volume_scale == 0.002  # the overrides apply to every scenario
+    assert set(seen) == {"default", "processor_outage", "fraud_surge"}
+    assert seen.count("fraud_surge") > seen.count("default")
+    again = ExperimentEnv(config)
+    assert [again.reset() and again.unwrapped.world.scenario.name for _ in range(40)] == seen  # same seed
+
+    # a scenario whose days look different to the policy (one more route) is refused by name
+    extra = load_scenario("default").routes["card_alpha"].model_dump(mode="json")
+    wide = tmp_path / "wide.yaml"
+    wide.write_text(
+        yaml.safe_dump({"name": "wide", "base": "default", "overrides": {"routes": {"card_delta": extra}}})
+    )
+    with pytest.raises(
+        ValueError, match="'.*wide.yaml' does not give the observation and actions of 'default'"
+    ):
+        ExperimentEnv({**config, "train_scenarios": [["default", 1.0], [str(wide), 1.0]]})
+    bad = _error({**tiny_experiment(), "train_scenarios": {"nowhere": 1.0}})
+    assert "train_scenarios = {'nowhere': 1.0}: unknown scenario 'nowhere'; allowed: default," in bad
+    assert "train_scenarios.fraud_surge = -1" in _error(
+        {**tiny_experiment(), "train_scenarios": {"fraud_surge": -1}}
+    )
