@@ -39,6 +39,17 @@ def test_a_zoo_bundle_loads_and_its_card_records_the_hash_of_a_shipped_experimen
     assert card.training["status"] == "finished"
 
 
+def test_zoo_names_the_installed_reference_bundles_and_refuses_others():
+    from payroute.errors import PayrouteError
+    from payroute.policies import ZOO_BUNDLES, zoo
+
+    assert set(ZOO_BUNDLES) == set(BUNDLES)
+    for name in ZOO_BUNDLES:
+        assert load_bundle(zoo(name)).card.decision_kind == BUNDLES[name]
+    with pytest.raises(PayrouteError, match="no reference bundle 'fraud'; the zoo has router, risk, pricing"):
+        zoo("fraud")
+
+
 PASSING_REVIEW = ("pricing",)
 
 
