@@ -230,8 +230,6 @@ class TrainingEnv(gym.Wrapper):
         router = env.decision_kind == "route"
         lost = env.lost_cents_by_tx
         routes = env.world.routes
-        # what a decline is charged on top of the margin it did not earn (Routing-v0 with decline_cost)
-        decline_charge = router and getattr(env, "decline_cost", False)
         for i, tx in enumerate(self._decided):
             if agent not in tx.agents:
                 cents = 0
@@ -239,23 +237,24 @@ class TrainingEnv(gym.Wrapper):
                 cents = tx.margin_cents + (tx.challenge_cost_cents if router else 0)
                 # expected fraud credit: a router for every payment; a risk desk for what it did not challenge
                 own_fraud = self._expected_fraud and (router or tx.risk_action == ALLOW)
+                answer = self._answers.get(tx.id) if self._expected_approval else None
+                route = routes[tx.route] if tx.route >= 0 else None
+                fraud_cents = 0.0  # the expected fraud loss of the payment sent on its route
+                if own_fraud and route is not None and (answer is not None or tx.state == "settled"):
+                    fraud_cents = expected_fraud_loss_cents(env.world, tx, route, *self._p_fraud[i])
                 if own_fraud:
                     # the realised loss out, the expected loss of a sent payment on its route in
                     cents += tx.fraud_loss_cents
                     if tx.state == "settled":
-                        cents -= expected_fraud_loss_cents(env.world, tx, routes[tx.route], *self._p_fraud[i])
-                answer = self._answers.get(tx.id) if self._expected_approval else None
+                        cents -= fraud_cents
                 if answer is not None:
                     # expected approval credit: the route's yes/no is a coin with a known bias at the instant it
                     # is tossed; adding (P(yes) - 1{yes}) x what a yes is worth over a no keeps the mean (the
                     # term's expectation is zero whatever it multiplies) and takes out most of the coin's noise
                     p_yes, yes = answer
-                    route = routes[tx.route]
-                    worth = tx.price_cents - route.cost_cents(tx)
-                    if decline_charge:
-                        worth += max(worth, 0)
-                    if own_fraud:
-                        worth -= expected_fraud_loss_cents(env.world, tx, route, *self._p_fraud[i])
+                    worth = tx.price_cents - route.cost_cents(tx) - fraud_cents
+                    if router:
+                        worth += env.decline_charge_cents(tx, route)
                     cents += (p_yes - (1.0 if yes else 0.0)) * worth
             # the decline (route) or friction (risk) charge exactly as the environment booked it in its reward
             out[i] = (cents - lost.get(tx.id, 0) - self._penalty[i]) / 100.0
@@ -301,10 +300,7 @@ def training_mix(config: dict[str, Any], env: Any) -> list[tuple[Any, float]]:
     observation entries (route names, accounts, segments) and the same actions; a scenario that does not is
     refused here, by name, rather than feeding a network entries it was not built for.
     """
-    from payroute.envs.scenarios import load_scenario
-
     kwargs = dict(config.get("kwargs", {}))
-    overrides = kwargs.get("scenario_overrides") or kwargs.get("overrides")
     base = env.unwrapped
     names = tuple(getattr(base, "feature_names", ()) or ())
     out = []
@@ -319,5 +315,5 @@ def training_mix(config: dict[str, Any], env: Any) -> list[tuple[Any, float]]:
                 f"train_scenarios: {name!r} does not give the observation and actions of "
                 f"{base.scenario.name!r} (its routes, accounts or segments differ); mix only scenarios that do"
             )
-        out.append((load_scenario(name, overrides), float(weight)))
+        out.append((other.scenario, float(weight)))  # loaded with the experiment's overrides
     return out

@@ -141,11 +141,16 @@ class RoutingEnv(TransactionDecisionEnv):
         self._env = world.env
         world.outcome_listeners.append(self._on_outcome)
 
+    def decline_charge_cents(self, tx, route) -> int:
+        """What a decline of ``tx`` on ``route`` is charged on top of the margin it did not earn (0 without
+        ``decline_cost``): the margin the payment would have made there."""
+        return max(tx.price_cents - route.cost_cents(tx), 0) if self.decline_cost else 0
+
     def _on_outcome(self, tx, route, approved: bool, reason: str) -> None:
         if self._agent_id not in tx.agents:
             return
         if not approved and self.decline_cost:
-            lost = max(tx.price_cents - route.cost_cents(tx), 0)
+            lost = self.decline_charge_cents(tx, route)
             self._lost_cents += lost
             self.lost_cents_by_tx[tx.id] = self.lost_cents_by_tx.get(tx.id, 0) + lost
         self._outcomes.append(

@@ -139,7 +139,6 @@ def test_cli_names_a_missing_environment_before_any_training(tmp_path):
 def test_training_days_can_be_drawn_from_several_scenarios_that_fit_the_same_policy(tmp_path):
     import yaml
 
-    from payroute.agents.rllib_trainer import RLlibTrainer  # noqa: F401  (the trainer passes the mix through)
     from payroute.agents.training_env import ExperimentEnv
     from payroute.envs.scenarios import load_scenario
 

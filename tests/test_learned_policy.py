@@ -65,14 +65,16 @@ def test_decision_credit_pays_each_step_its_own_payment_and_adds_up_to_the_retur
     assert abs(rewards[-1]) > 10 * np.abs(credit[-20:]).max()
 
 
-def test_expected_fraud_credit_swaps_realised_fraud_losses_for_their_expectation_only():
-    def play(credit):
-        env = TrainingEnv(_routing_env(), seed=1, credit=credit)
-        rewards, info = _play(env, _random_valid(np.random.default_rng(0)), seed=4)
-        return env, info["decision_rewards"].astype(np.float64)
+def _credit_on_the_same_day(credit):
+    """A random valid router's day under ``credit``: the same world and the same choices for every credit."""
+    env = TrainingEnv(_routing_env(), seed=1, credit=credit)
+    _, info = _play(env, _random_valid(np.random.default_rng(0)), seed=4)
+    return env, info["decision_rewards"].astype(np.float64)
 
-    env, expected = play("expected")
-    _, realised = play("decision")  # the same world, the same choices
+
+def test_expected_fraud_credit_swaps_realised_fraud_losses_for_their_expectation_only():
+    env, expected = _credit_on_the_same_day("expected")
+    _, realised = _credit_on_the_same_day("decision")  # the same world, the same choices
     txs = env._decided
     sent = np.array([tx.state == "settled" for tx in txs])
     fraud_loss = np.array([tx.fraud_loss_cents for tx in txs]) / 100.0
@@ -95,13 +97,8 @@ def test_expected_fraud_credit_swaps_realised_fraud_losses_for_their_expectation
 
 
 def test_expected_outcome_credit_takes_the_routes_answer_at_its_expectation_keeping_the_mean():
-    def play(credit):
-        env = TrainingEnv(_routing_env(), seed=1, credit=credit)
-        _, info = _play(env, _random_valid(np.random.default_rng(0)), seed=4)
-        return env, info["decision_rewards"].astype(np.float64)
-
-    env, outcome = play("expected_outcome")
-    _, expected = play("expected")  # the same world, the same choices
+    env, outcome = _credit_on_the_same_day("expected_outcome")
+    _, expected = _credit_on_the_same_day("expected")  # the same world, the same choices
     txs = env._decided
     answered = np.array([tx.id in env._answers for tx in txs])
     yes = np.array([tx.state == "settled" for tx in txs])
