@@ -391,8 +391,7 @@ class OracleRouter:
                 value = -penalty
             elif tx.family != "card":
                 value = p * (tx.price_cents - cost - fraud_loss)
-                done = r.settlement_time(r.next_open_time(now) + r.latency_median_s)
-                if done > tx.deadline_t:
+                if r.expected_done_time(now) > tx.deadline_t:
                     value -= p * penalty
             else:
                 value = p * (tx.price_cents - cost - fraud_loss)

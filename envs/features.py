@@ -2,7 +2,8 @@
 
 Only what a real PSP could observe goes in: the payment's attributes, the calendar, what each route has
 recently done (approval rate and count over its last outcomes, latency, queue), this payment's fee on each
-route, eligibility, and prefunded balances relative to their targets. Never the hidden route health, the true
+route, eligibility, whether the route's published hours, windows and median latency get this payment done by
+its deadline, and prefunded balances relative to their targets. Never the hidden route health, the true
 approval probabilities, or whether the payment is fraud.
 
 Every feature has a name, a unit, its scaling and its bounds (:class:`Feature`); the schema travels with
@@ -34,6 +35,16 @@ _LOG_LATENCY_SCALE = math.log1p(DAY_S)
 
 _NORMAL = NormalDist()
 _Z_SCALE = 8.0
+
+
+def signed_log_days(seconds: float) -> float:
+    """A signed time span on a log scale, in [-1, 1]: sign(s) log(1 + |s|) / log(1 + 7 days), clipped.
+
+    Seconds and days both stay visible: a card's deadline is seconds away, a payout's days.
+    """
+    x = math.log1p(abs(seconds)) / _LOG_DEADLINE_SCALE
+    x = x if x < 1.0 else 1.0
+    return x if seconds >= 0.0 else -x
 
 
 def risk_z(score: float) -> float:
@@ -172,6 +183,7 @@ class RoutingFeatures:
         "fee_bps",
         "time_to_cutoff",
         "eligible",
+        "deadline_slack",
     )
 
     def __init__(self, world: PaymentWorld) -> None:
@@ -199,6 +211,15 @@ class RoutingFeatures:
                     f"{r.name}.time_to_cutoff", "hours", "/ 24, clipped to 1 (1 = round the clock)", 0.0, 1.0
                 ),
                 Feature(f"{r.name}.eligible", "flag", "", 0.0, 1.0),
+                Feature(
+                    f"{r.name}.deadline_slack",
+                    "log(1+s), signed",
+                    "deadline - when sent now it is done at the median latency by the published hours and"
+                    " windows (cards: answered; bank rails: settled); sign(s) log(1+|s|) / log(1+7 days);"
+                    " 0 where not eligible",
+                    -1.0,
+                    1.0,
+                ),
             ]
         f += [
             Feature(f"{a.name}.balance_to_target", "ratio", "balance / target, clipped to [-5, 5]", -5.0, 5.0)
@@ -289,6 +310,7 @@ class RoutingFeatures:
         for j in self._last_eligible:
             vec[j + 4] = 0.0
             vec[j + 6] = 0.0
+            vec[j + 7] = 0.0
         mask = tx.eligible_mask
         known = self._eligible_slots.get(mask)
         if known is None:
@@ -298,12 +320,14 @@ class RoutingFeatures:
             known = self._eligible_slots[mask] = (slots, [j for _i, _r, j in slots])
         slots, self._last_eligible = known
         amount = tx.amount_cents
+        deadline = tx.deadline_t
         costs = [0] * len(self.routes)
         for i, r, j in slots:
             cost = costs[i] = r.cost_cents(tx)
             share = cost / amount
             vec[j + 4] = share if share < 10.0 else 10.0
             vec[j + 6] = 1.0
+            vec[j + 7] = signed_log_days(deadline - r.expected_done_time(now))
         self.last_tx, self.last_costs = tx, costs
         self.tx_features.write(vec, tx, now)
         balances = self._balances

@@ -217,3 +217,30 @@ def test_the_risk_score_is_also_seen_as_its_normal_quantile_where_the_evidence_i
     # the top of the score, where a posterior goes from 1% to 50%, is spread out rather than squeezed
     assert risk_z(0.99999) - risk_z(0.99) > 0.15 > 0.01 > 0.99999 - 0.99
     assert risk_z(0.0) == -1.0 and risk_z(1.0) == 1.0
+
+
+def test_each_route_shows_whether_it_gets_the_payment_done_by_its_deadline():
+    """deadline_slack > 0 on ACH: the payout settles in time (at the median latency); < 0: it settles late."""
+    env = gym.make("payroute/Routing-v0", scenario_overrides={"volume_scale": 0.05}, seed=4)
+    obs, info = env.reset()
+    names = list(env.unwrapped.feature_names)
+    ach, ach_ok = names.index("ach_standard.deadline_slack"), names.index("ach_standard.eligible")
+    ach_index = list(info["route_names"]).index("ach_standard")
+    sent, done = [], False
+    while not done:
+        action = int(np.flatnonzero(info["action_mask"])[0])
+        if obs[ach_ok] == 1.0:
+            action = ach_index
+            sent.append((float(obs[ach]), env.unwrapped.features.last_tx))
+        else:
+            # a route that cannot take the payment shows no slack
+            assert obs[ach] == 0.0
+        obs, _r, done, _t, info = env.step(action)
+    settled = [(s, tx.t_settled > tx.deadline_t) for s, tx in sent if tx.state == "settled"]
+    assert len(settled) > 300
+    early = [late for s, late in settled if s > 0.0]
+    behind = [late for s, late in settled if s < 0.0]
+    # both kinds occur on an ordinary day: a quarter of ACH payouts cannot settle by their deadline
+    assert len(early) > 100 and len(behind) > 50
+    assert np.mean(early) < 0.02 and np.mean(behind) > 0.98
+    assert np.all(np.abs([s for s, _ in sent]) <= 1.0)

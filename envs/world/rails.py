@@ -211,6 +211,16 @@ class RouteState:
         )
         return cal.at(settle_day, self.windows[0][1], shift)
 
+    def expected_done_time(self, t: float) -> float:
+        """When a payment sent at ``t`` is done if it takes the median latency, by the published hours and windows.
+
+        Cards: when the processor answers. Bank rails: when the payment settles (waiting for the route to
+        open, then the median latency, then the settlement window). Public knowledge: hours, windows and the
+        median latency are published; the hidden health and this payment's own latency are not used.
+        """
+        done = self.next_open_time(t) + self.latency_median_s
+        return done if self.is_card else self.settlement_time(done)
+
     def next_cutoff(self, t: float) -> tuple[float, float]:
         """``(cutoff, valid_until)``: when this route next stops taking work for its batch or session.
 
