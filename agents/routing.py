@@ -28,14 +28,12 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass
-from statistics import NormalDist
 from typing import Any
 
 import numpy as np
 
 from payroute.envs.world.demand import Transaction
-
-_NORMAL = NormalDist()
+from payroute.envs.world.fraud import FraudPosterior, expected_fraud_loss_cents
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,54 +300,6 @@ class UCBRouter(_BanditRouter):
             if val > best_val:
                 best, best_val = r, val
         return best, 1.0
-
-
-class FraudPosterior:
-    """P(fraud | risk score) for each payment, as a risk desk that knows its model's calibration computes it.
-
-        P(fraud | score) = LR * prior / (LR * prior + 1 - prior),  LR = exp(d' z - d'^2 / 2),  z = Phi^-1(score)
-
-    with d' the scenario's ``risk.separability`` and the prior the base rate of fraud among the payments of the
-    same instrument, urgency and corridor so far (a population statistic a PSP knows from its history). Also the
-    mean share of a fraud that a revocable rail gets back in that cell. Call it once per payment, in arrival
-    order: each payment joins its cell's history after it is scored.
-    """
-
-    def __init__(self) -> None:
-        self._cells: dict[
-            tuple, list[float]
-        ] = {}  # (instrument, urgency, corridor) -> [n, n_fraud, recovery]
-
-    def __call__(self, world: Any, tx: Transaction) -> tuple[float, float]:
-        """(P(fraud | score, cell), mean recovery share of fraud on revocable rails in the cell)."""
-        sc = world.scenario
-        cell = self._cells.setdefault((tx.instrument, tx.urgency, tx.cross_border), [0.0, 0.0, 0.0])
-        n, n_fraud, recovered = cell
-        prior = (n_fraud + 0.01) / (n + 1.0)
-        d = sc.risk.separability
-        z = _NORMAL.inv_cdf(min(max(tx.risk_score, 1e-12), 1.0 - 1e-12))
-        lr = math.exp(min(d * z - d * d / 2.0, 700.0))
-        p_fraud = lr * prior / (lr * prior + 1.0 - prior)
-        recovery = recovered / n_fraud if n_fraud else 0.5
-        cell[0] += 1.0  # this payment joins the cell's history
-        if tx.is_fraud:
-            cell[1] += 1.0
-            cell[2] += sc.fraud.patterns[tx.pattern].recovery_probability_revocable
-        return p_fraud, recovery
-
-
-def expected_fraud_loss_cents(
-    world: Any, tx: Transaction, route: Any, p_fraud: float, recovery: float
-) -> float:
-    """What sending ``tx`` on ``route`` is expected to lose to fraud, given P(fraud) and the recovery share.
-
-    Cards: the amount and the chargeback fee; irrevocable rails: the amount; revocable rails: the share a
-    return does not bring back.
-    """
-    if tx.family == "card":
-        return p_fraud * (tx.amount_cents + world.scenario.interchange.chargeback_fee_cents)
-    loss = p_fraud * tx.amount_cents
-    return loss if route.irrevocable else loss * (1.0 - recovery)
 
 
 class OracleRouter:

@@ -54,8 +54,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from payroute.agents.routing import FraudPosterior, expected_fraud_loss_cents
 from payroute.envs.world.decisions import ALLOW
+from payroute.envs.world.fraud import FraudPosterior, expected_fraud_loss_cents
 
 CREDITS = ("resolved", "decision", "expected", "expected_outcome")
 """How a single-agent environment's steps are paid (see the module docstring)."""

@@ -3,7 +3,8 @@
 Only what a real PSP could observe goes in: the payment's attributes, the calendar, what each route has
 recently done (approval rate and count over its last outcomes, latency, queue), this payment's fee on each
 route, eligibility, whether the route's published hours, windows and median latency get this payment done by
-its deadline, and prefunded balances relative to their targets. Never the hidden route health, the true
+its deadline, what fraud is expected to cost on each route (the risk desk's calibrated probability that the
+payment is fraud times what a fraud loses there), and prefunded balances relative to their targets. Never the hidden route health, the true
 approval probabilities, or whether the payment is fraud.
 
 Every feature has a name, a unit, its scaling and its bounds (:class:`Feature`); the schema travels with
@@ -22,6 +23,7 @@ import numpy as np
 
 from payroute.envs.scenarios.schema import INSTRUMENTS, URGENCIES
 from payroute.envs.world.clock import DAY_S
+from payroute.envs.world.fraud import FraudPosterior, expected_fraud_loss_cents
 
 if TYPE_CHECKING:
     from payroute.envs.world.demand import Transaction
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
 _LOG_AMOUNT_SCALE = math.log1p(1e10)
 _LOG_DEADLINE_SCALE = math.log1p(7 * DAY_S)
 _LOG_LATENCY_SCALE = math.log1p(DAY_S)
+_LOG_LOSS_SCALE = math.log1p(100_000.0)  # dollars
 
 
 _NORMAL = NormalDist()
@@ -184,6 +187,7 @@ class RoutingFeatures:
         "time_to_cutoff",
         "eligible",
         "deadline_slack",
+        "expected_fraud_loss",
     )
 
     def __init__(self, world: PaymentWorld) -> None:
@@ -218,6 +222,15 @@ class RoutingFeatures:
                     " windows (cards: answered; bank rails: settled); sign(s) log(1+|s|) / log(1+7 days);"
                     " 0 where not eligible",
                     -1.0,
+                    1.0,
+                ),
+                Feature(
+                    f"{r.name}.expected_fraud_loss",
+                    "log(1+$)",
+                    "P(fraud | risk score, the payment's instrument, urgency and corridor) x what a fraud loses"
+                    " on this route (cards: amount + chargeback fee; irrevocable rails: the amount; revocable:"
+                    " the share returns do not recover); / log(1+$100,000), clipped to 1; 0 where not eligible",
+                    0.0,
                     1.0,
                 ),
             ]
@@ -263,6 +276,9 @@ class RoutingFeatures:
         self._account_keys = [(k, a.key, a.target or 1) for k, a in enumerate(self.accounts, self._acct_off)]
         self._mask_cache: dict[int, np.ndarray] = {}
         self.last_tx: Transaction | None = None
+        # the risk desk's posterior P(fraud | score, cell), with the base rates of this world's payments so far
+        self._posterior = FraudPosterior()
+        self._p_fraud = (0.0, 0.0)
         self.last_costs: list[int] = [0] * n
         self.low = np.array([x.low for x in f], dtype=np.float32)
         self.high = np.array([x.high for x in f], dtype=np.float32)
@@ -311,6 +327,7 @@ class RoutingFeatures:
             vec[j + 4] = 0.0
             vec[j + 6] = 0.0
             vec[j + 7] = 0.0
+            vec[j + 8] = 0.0
         mask = tx.eligible_mask
         known = self._eligible_slots.get(mask)
         if known is None:
@@ -321,6 +338,10 @@ class RoutingFeatures:
         slots, self._last_eligible = known
         amount = tx.amount_cents
         deadline = tx.deadline_t
+        world = self.world
+        if tx is not self.last_tx:  # each payment joins its cell's fraud history once
+            self._p_fraud = self._posterior(world, tx)
+        p_fraud, recovery = self._p_fraud
         costs = [0] * len(self.routes)
         for i, r, j in slots:
             cost = costs[i] = r.cost_cents(tx)
@@ -328,6 +349,11 @@ class RoutingFeatures:
             vec[j + 4] = share if share < 10.0 else 10.0
             vec[j + 6] = 1.0
             vec[j + 7] = signed_log_days(deadline - r.expected_done_time(now))
+            loss = (
+                math.log1p(expected_fraud_loss_cents(world, tx, r, p_fraud, recovery) / 100.0)
+                / _LOG_LOSS_SCALE
+            )
+            vec[j + 8] = loss if loss < 1.0 else 1.0
         self.last_tx, self.last_costs = tx, costs
         self.tx_features.write(vec, tx, now)
         balances = self._balances

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from statistics import NormalDist
 
 import gymnasium as gym
@@ -244,3 +245,32 @@ def test_each_route_shows_whether_it_gets_the_payment_done_by_its_deadline():
     assert len(early) > 100 and len(behind) > 50
     assert np.mean(early) < 0.02 and np.mean(behind) > 0.98
     assert np.all(np.abs([s for s, _ in sent]) <= 1.0)
+
+
+def test_each_route_shows_what_fraud_is_expected_to_cost_there():
+    """expected_fraud_loss: the risk desk's posterior times the route's loss; highest where money cannot come back."""
+    from payroute.envs.world.fraud import FraudPosterior, expected_fraud_loss_cents
+
+    env = gym.make("payroute/Routing-v0", scenario_overrides={"volume_scale": 0.05}, seed=6)
+    obs, info = env.reset()
+    base = env.unwrapped
+    names = list(base.feature_names)
+    routes = list(info["route_names"])
+    column = [names.index(f"{r}.expected_fraud_loss") for r in routes]
+    posterior, payouts, done = FraudPosterior(), [], False
+    while not done:
+        world, tx = base.world, base.features.last_tx
+        p, recovery = posterior(world, tx)  # the same payments, in the same order
+        mask = info["action_mask"]
+        for i, route in enumerate(world.routes):
+            want = math.log1p(expected_fraud_loss_cents(world, tx, route, p, recovery) / 100) / math.log1p(1e5)
+            assert obs[column[i]] == pytest.approx(min(want, 1.0), abs=1e-6) if mask[i] else obs[column[i]] == 0.0
+        if tx.family != "card" and mask[routes.index("rtp")] and mask[routes.index("ach_standard")]:
+            payouts.append((obs[column[routes.index("rtp")]], obs[column[routes.index("ach_standard")]], p))
+        obs, _r, done, _t, info = env.step(int(np.flatnonzero(mask)[0]))
+    rtp, ach, p = np.array(payouts).T
+    assert len(p) > 100
+    # the same payout costs more in fraud on an irrevocable rail than on one whose returns recover some of it
+    assert np.all(rtp >= ach) and np.mean(rtp > ach) > 0.9
+    # and the riskier the payment, the more it is expected to cost
+    assert np.corrcoef(np.log(p), rtp)[0, 1] > 0.3

@@ -27,6 +27,8 @@ That money never enters the PSP's ledger; the PSP's side of the same events is i
 from __future__ import annotations
 
 import math
+from statistics import NormalDist
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -34,6 +36,12 @@ from payroute.envs.scenarios.schema import FAMILIES, FRAUD_PATTERNS, FraudPatter
 from payroute.envs.world.clock import DAY_S, HOUR_S
 from payroute.envs.world.decisions import BLOCK, CHALLENGE
 from payroute.envs.world.demand import Transaction, TransactionFactory
+
+if TYPE_CHECKING:
+    from payroute.envs.world.rails import RouteState
+    from payroute.envs.world.world import PaymentWorld
+
+_NORMAL = NormalDist()
 
 MAX_DISCOVERY_S = 180 * DAY_S
 
@@ -232,3 +240,51 @@ class FraudsterBook:
             row["net_cents"] = int(self.money[0, k] - self.money[1:, k].sum())
             out[name] = row
         return out
+
+
+class FraudPosterior:
+    """P(fraud | risk score) for each payment, as a risk desk that knows its model's calibration computes it.
+
+        P(fraud | score) = LR * prior / (LR * prior + 1 - prior),  LR = exp(d' z - d'^2 / 2),  z = Phi^-1(score)
+
+    with d' the scenario's ``risk.separability`` and the prior the base rate of fraud among the payments of the
+    same instrument, urgency and corridor so far (a population statistic a PSP knows from its history). Also the
+    mean share of a fraud that a revocable rail gets back in that cell. Call it once per payment, in arrival
+    order: each payment joins its cell's history after it is scored.
+    """
+
+    def __init__(self) -> None:
+        self._cells: dict[
+            tuple, list[float]
+        ] = {}  # (instrument, urgency, corridor) -> [n, n_fraud, recovery]
+
+    def __call__(self, world: PaymentWorld, tx: Transaction) -> tuple[float, float]:
+        """(P(fraud | score, cell), mean recovery share of fraud on revocable rails in the cell)."""
+        sc = world.scenario
+        cell = self._cells.setdefault((tx.instrument, tx.urgency, tx.cross_border), [0.0, 0.0, 0.0])
+        n, n_fraud, recovered = cell
+        prior = (n_fraud + 0.01) / (n + 1.0)
+        d = sc.risk.separability
+        z = _NORMAL.inv_cdf(min(max(tx.risk_score, 1e-12), 1.0 - 1e-12))
+        lr = math.exp(min(d * z - d * d / 2.0, 700.0))
+        p_fraud = lr * prior / (lr * prior + 1.0 - prior)
+        recovery = recovered / n_fraud if n_fraud else 0.5
+        cell[0] += 1.0  # this payment joins the cell's history
+        if tx.is_fraud:
+            cell[1] += 1.0
+            cell[2] += sc.fraud.patterns[tx.pattern].recovery_probability_revocable
+        return p_fraud, recovery
+
+
+def expected_fraud_loss_cents(
+    world: PaymentWorld, tx: Transaction, route: RouteState, p_fraud: float, recovery: float
+) -> float:
+    """What sending ``tx`` on ``route`` is expected to lose to fraud, given P(fraud) and the recovery share.
+
+    Cards: the amount and the chargeback fee; irrevocable rails: the amount; revocable rails: the share a
+    return does not bring back.
+    """
+    if tx.family == "card":
+        return p_fraud * (tx.amount_cents + world.scenario.interchange.chargeback_fee_cents)
+    loss = p_fraud * tx.amount_cents
+    return loss if route.irrevocable else loss * (1.0 - recovery)
