@@ -4,8 +4,14 @@ Only what a real PSP could observe goes in: the payment's attributes, the calend
 recently done (approval rate and count over its last outcomes, latency, queue), this payment's fee on each
 route, eligibility, whether the route's published hours, windows and median latency get this payment done by
 its deadline, what fraud is expected to cost on each route (the risk desk's calibrated probability that the
-payment is fraud times what a fraud loses there), and prefunded balances relative to their targets. Never the hidden route health, the true
-approval probabilities, or whether the payment is fraud.
+payment is fraud times what a fraud loses there), and prefunded balances relative to their targets. Never the
+hidden route health, the true approval probabilities, or whether the payment is fraud.
+
+The fraud probability is :class:`~payroute.envs.world.fraud.FraudPosterior`, the oracle's: the score's
+likelihood ratio at the risk model's separability and the base rate of fraud in the payment's cell
+(instrument, urgency, corridor) among this world's earlier payments. A PSP learns its base rates as frauds
+surface, days later; here the earlier payments count at once (a simplification: one payment moves a cell's
+rate by 1/n, and the payment being routed is never in its own rate).
 
 Every feature has a name, a unit, its scaling and its bounds (:class:`Feature`); the schema travels with
 exported policies so a reviewer can check a bundle against the scenario it was trained on.

@@ -46,7 +46,7 @@ class RoutingEnv(TransactionDecisionEnv):
     ## Observation space
 
     ``Box(low, high, (n_features,), float32)``; ``env.feature_names`` lists them, ``env.feature_schema()``
-    gives each one's unit and scaling. For the default scenario (10 routes, 3 accounts) there are 105, listed one
+    gives each one's unit and scaling. For the default scenario (10 routes, 3 accounts) there are 115, listed one
     by one in ``docs/environments.md``:
 
     | group            | features                                                                  | scaling |
@@ -57,7 +57,9 @@ class RoutingEnv(TransactionDecisionEnv):
     | per route        | recent approval rate and count (last 200 outcomes), recent latency,       | share; /200; log(1+s)/log(1+1 d) |
     |                  | queue length, this payment's cost in bps, time to next cut-off, eligible, | /capacity; bps/10,000; h/24 |
     |                  | deadline slack: the deadline minus when the route gets it done (answered | signed log(1+s)/log(1+7 d); |
-    |                  | or settled) at its median latency, by its published hours and windows    | 0 where not eligible |
+    |                  | or settled) at its median latency, by its published hours and windows;   | 0 where not eligible |
+    |                  | expected fraud loss: the risk desk's P(fraud) given the score and the     | log(1+$)/log(1+$100k); |
+    |                  | payment's cell, x what a fraud loses on the route (irrevocable: all)      | 0 where not eligible |
     | liquidity        | each prefunded account's balance relative to its target                   | clipped to [-5, 5] |
 
     Never the hidden route health, the true approval probabilities or whether the payment is fraud.
@@ -87,7 +89,7 @@ class RoutingEnv(TransactionDecisionEnv):
 
     * v0: initial release; the ``risk_z`` feature (the score's normal quantile) and each route's
       ``deadline_slack`` (whether its published hours, settlement windows and median latency get the payment
-      done by its deadline) added before the first tagged release. Bundles carry their feature names, and a
+      done by its deadline) and ``expected_fraud_loss`` added before the first tagged release. Bundles carry their feature names, and a
       bundle from before them is refused with the difference.
     """
 
