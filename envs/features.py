@@ -349,17 +349,20 @@ class RoutingFeatures:
             self._p_fraud = self._posterior(world, tx)
         p_fraud, recovery = self._p_fraud
         costs = [0] * len(self.routes)
+        # what fraud loses depends only on the kind of route (card, irrevocable, revocable): once per kind
+        losses: dict[tuple[bool, bool], float] = {}
         for i, r, j in slots:
             cost = costs[i] = r.cost_cents(tx)
             share = cost / amount
             vec[j + 4] = share if share < 10.0 else 10.0
             vec[j + 6] = 1.0
             vec[j + 7] = signed_log_days(deadline - r.expected_done_time(now))
-            loss = (
-                math.log1p(expected_fraud_loss_cents(world, tx, r, p_fraud, recovery) / 100.0)
-                / _LOG_LOSS_SCALE
-            )
-            vec[j + 8] = loss if loss < 1.0 else 1.0
+            kind = (r.is_card, r.irrevocable)
+            loss = losses.get(kind)
+            if loss is None:
+                usd = expected_fraud_loss_cents(world, tx, r, p_fraud, recovery) / 100.0
+                loss = losses[kind] = min(math.log1p(usd) / _LOG_LOSS_SCALE, 1.0)
+            vec[j + 8] = loss
         self.last_tx, self.last_costs = tx, costs
         self.tx_features.write(vec, tx, now)
         balances = self._balances

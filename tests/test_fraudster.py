@@ -139,3 +139,40 @@ def test_a_learning_fraudster_moves_away_from_cards_when_the_defender_blocks_the
     card = learned.intensities[[0, 1]]  # card_testing, account_takeover
     bank = learned.intensities[[2, 3]]  # app_scam, mule_cashout on instant rails
     assert card.max() < 1.0 < bank.min()
+
+
+def test_the_fraud_posterior_prices_fraud_by_the_amount_as_well_as_the_score():
+    """P(fraud | score, cell) x amount adds up to the fraud that was really there: cards and instant payouts.
+
+    Card testing is a dollar or two and APP scams and mule cash-outs thousands: a base rate over all amounts
+    would make the expected fraud on cards several times too high and on instant payouts several times too low.
+    """
+    from payroute.agents.baselines import CheapestRoute
+    from payroute.envs.world.fraud import FraudPosterior
+
+    seen = []
+
+    class Recording(CheapestRoute):
+        def bind(self, world):
+            self.posterior = FraudPosterior()
+
+        def decide(self, world, payload):
+            tx, _eligible = payload
+            seen.append((tx.family, tx.urgency, tx.amount_cents, tx.is_fraud, self.posterior(world, tx)[0]))
+            return super().decide(world, payload)
+
+    for seed in range(3):
+        policies = bound_policies()
+        policies["route"] = Recording()
+        PaymentWorld(
+            load_scenario("default", {"volume_scale": 0.5}), seed=seed, policies=policies, days=1
+        ).run()
+    family, urgency, amount, fraud, p = (np.array(x) for x in zip(*seen, strict=True))
+    # cards within 30%; instant payouts within a factor of 2.5 (a new world learns the rate of its thin bands of
+    # large payouts from few frauds; a base rate over all amounts gave 1.5x on cards and 0.33x here)
+    for group, low, high in ((family == "card", 0.7, 1.3), (urgency == "instant", 0.4, 2.5)):
+        expected, real = (p * amount)[group].sum(), (fraud * amount)[group].sum()
+        assert fraud[group].sum() >= 10
+        assert low < expected / real < high, (expected, real)
+    # and in counts too: the probabilities add up to the frauds among the payments routed
+    assert 0.8 < p.sum() / fraud.sum() < 1.25

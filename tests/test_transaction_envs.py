@@ -263,8 +263,14 @@ def test_each_route_shows_what_fraud_is_expected_to_cost_there():
         p, recovery = posterior(world, tx)  # the same payments, in the same order
         mask = info["action_mask"]
         for i, route in enumerate(world.routes):
-            want = math.log1p(expected_fraud_loss_cents(world, tx, route, p, recovery) / 100) / math.log1p(1e5)
-            assert obs[column[i]] == pytest.approx(min(want, 1.0), abs=1e-6) if mask[i] else obs[column[i]] == 0.0
+            want = math.log1p(expected_fraud_loss_cents(world, tx, route, p, recovery) / 100) / math.log1p(
+                1e5
+            )
+            assert (
+                obs[column[i]] == pytest.approx(min(want, 1.0), abs=1e-6)
+                if mask[i]
+                else obs[column[i]] == 0.0
+            )
         if tx.family != "card" and mask[routes.index("rtp")] and mask[routes.index("ach_standard")]:
             payouts.append((obs[column[routes.index("rtp")]], obs[column[routes.index("ach_standard")]], p))
         obs, _r, done, _t, info = env.step(int(np.flatnonzero(mask)[0]))
