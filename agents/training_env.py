@@ -25,8 +25,8 @@ one for training:
 * **expected fraud credit** (``credit="expected"``, routing and risk): decision credit where the fraud loss of
   each sent payment is its expectation instead of its realisation: P(fraud | risk score, the
   payment's cell, its base rate over every day this environment has simulated) x the loss fraud would cause on
-  the route it took (:class:`payroute.agents.routing.FraudPosterior`,
-  :func:`~payroute.agents.routing.expected_fraud_loss_cents`; what the oracle routes by). Fraud is a few
+  the route it took (:class:`payroute.envs.world.fraud.FraudPosterior`,
+  :func:`~payroute.envs.world.fraud.expected_fraud_loss_cents`; what the oracle routes by). Fraud is a few
   payments in ten thousand and its losses are heavy-tailed: a choice for a risky payout is charged thousands of
   dollars on the rare day the payment turns out to be fraud and nothing on the others. The expectation charges
   every risky payment its expected cost, every time: the same mean (the posterior is calibrated) and a far
