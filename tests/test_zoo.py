@@ -5,8 +5,8 @@ YAML of the same name must still hash to it, so `payroute train experiments/<nam
 `payroute export` reproduces the bundle's recipe (policies/zoo/README.md). The review runs with the shipped
 thresholds (policies/review_default.yaml), as a reviewer would. The pricing bundle passes it; the risk desk
 passes every check but holiday_peak's margin gate, where 5 seeds leave an interval wider than the gate, and
-passes all of them with 10 seeds (policies/zoo/review.yaml, the same gates); the router loses to `priority` on
-fraud_surge (and two of its intervals are wider than the gates): open work (issue 8), policies/zoo/README.md
+passes all of them with 10 seeds (policies/zoo/review.yaml, the same gates); the router fails processor_outage
+(it never saw an outage in training) and fraud_surge on width: open work (issue 8), policies/zoo/README.md
 gives the reviews.
 """
 
