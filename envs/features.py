@@ -42,6 +42,9 @@ _LOG_LATENCY_SCALE = math.log1p(DAY_S)
 _LOG_LOSS_SCALE = math.log1p(100_000.0)  # dollars
 
 
+# (is_card, irrevocable) -> the kind of route a fraud loss is computed for: card, irrevocable, revocable
+_LOSS_KIND = {(True, False): 0, (True, True): 0, (False, True): 1, (False, False): 2}
+
 _NORMAL = NormalDist()
 _Z_SCALE = 8.0
 
@@ -338,9 +341,11 @@ class RoutingFeatures:
         known = self._eligible_slots.get(mask)
         if known is None:
             slots = [
-                (i, r, self._base + i * self._width) for i, r in enumerate(self.routes) if (mask >> i) & 1
+                (i, r, self._base + i * self._width, _LOSS_KIND[r.is_card, r.irrevocable])
+                for i, r in enumerate(self.routes)
+                if (mask >> i) & 1
             ]
-            known = self._eligible_slots[mask] = (slots, [j for _i, _r, j in slots])
+            known = self._eligible_slots[mask] = (slots, [slot[2] for slot in slots])
         slots, self._last_eligible = known
         amount = tx.amount_cents
         deadline = tx.deadline_t
@@ -350,16 +355,15 @@ class RoutingFeatures:
         p_fraud, recovery = self._p_fraud
         costs = [0] * len(self.routes)
         # what fraud loses depends only on the kind of route (card, irrevocable, revocable): once per kind
-        losses: dict[tuple[bool, bool], float] = {}
-        for i, r, j in slots:
+        losses = [-1.0, -1.0, -1.0]
+        for i, r, j, kind in slots:
             cost = costs[i] = r.cost_cents(tx)
             share = cost / amount
             vec[j + 4] = share if share < 10.0 else 10.0
             vec[j + 6] = 1.0
             vec[j + 7] = signed_log_days(deadline - r.expected_done_time(now))
-            kind = (r.is_card, r.irrevocable)
-            loss = losses.get(kind)
-            if loss is None:
+            loss = losses[kind]
+            if loss < 0.0:
                 usd = expected_fraud_loss_cents(world, tx, r, p_fraud, recovery) / 100.0
                 loss = losses[kind] = min(math.log1p(usd) / _LOG_LOSS_SCALE, 1.0)
             vec[j + 8] = loss

@@ -265,8 +265,12 @@ class FraudPosterior:
     def __call__(self, world: PaymentWorld, tx: Transaction) -> tuple[float, float]:
         """(P(fraud | score, cell), mean recovery share of fraud on revocable rails in the cell)."""
         sc = world.scenario
-        band = int(2.0 * math.log10(tx.amount_cents)) if tx.amount_cents > 0 else 0  # half decades of cents
-        cell = self._cells.setdefault((tx.instrument, tx.urgency, tx.cross_border, band), [0.0, 0.0, 0.0])
+        amount = tx.amount_cents
+        band = int(2.0 * math.log10(amount)) if amount > 0 else 0  # half decades of cents
+        key = (tx.instrument, tx.urgency, tx.cross_border, band)
+        cell = self._cells.get(key)
+        if cell is None:
+            cell = self._cells[key] = [0.0, 0.0, 0.0]
         n, n_fraud, recovered = cell
         prior = (n_fraud + 0.01) / (n + 1.0)
         d = sc.risk.separability

@@ -131,6 +131,11 @@ class RouteState:
         self._open_from = 0.0
         self._open_until = -1.0
         self.windows = [(hhmm_to_s(w.submit_by), hhmm_to_s(w.settle_at)) for w in spec.windows]
+        # open round the clock and without windows: expected_done_time(t) is t + latency + settlement delay,
+        # these two (else None); added in that order, to the bit the same as the general path
+        self.done_delays_s: tuple[float, float] | None = None
+        if self.hours_rule is None and not self.windows:
+            self.done_delays_s = (self.latency_median_s, 0 if self.is_card else spec.settlement_delay_s)
         # fee schedules without volume tiers, unpacked for cost_cents (None: evaluate with fee_cents)
         self._flat_fee = _flat(spec.fee)
         self._flat_credit = _flat(interchange.credit)
@@ -218,6 +223,9 @@ class RouteState:
         open, then the median latency, then the settlement window). Public knowledge: hours, windows and the
         median latency are published; the hidden health and this payment's own latency are not used.
         """
+        delays = self.done_delays_s
+        if delays is not None:
+            return t + delays[0] + delays[1]
         done = self.next_open_time(t) + self.latency_median_s
         return done if self.is_card else self.settlement_time(done)
 
