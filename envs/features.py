@@ -270,7 +270,7 @@ class RoutingFeatures:
         self._queue_slots = [
             (r, base + i * width + 3, r.spec.capacity or 100)
             for i, r in enumerate(self.routes)
-            if r.resource is not None
+            if r.slots is not None
         ]
         self._timed = [r.index for r in self.routes if r.windows or r.hours_rule is not None]
         self._cut_slots = [(i, base + i * width + 5) for i in self._timed]

@@ -14,7 +14,7 @@ from payroute.envs.scenarios import load_scenario
 from payroute.envs.scenarios.schema import FeeSchedule, VolumeTier
 from payroute.envs.world import EventLog, PaymentWorld
 from payroute.envs.world.clock import DAY_S, HOUR_S, Calendar, us_fed_holidays
-from payroute.envs.world.rails import RouteState, fee_cents
+from payroute.envs.world.rails import RouteState, Slots, fee_cents
 from tests.conftest import log_rows
 
 H = HOUR_S
@@ -241,6 +241,47 @@ def test_a_payout_no_route_may_carry_fails_with_no_route():
     assert len(reached_routing) > 10
     assert (reached_routing.state == "failed").all() and (reached_routing.reason == "no_route").all()
     assert (reached_routing.eligible_mask == 0).all() and (reached_routing.route == "").all()
+
+
+# ------------------------------------------------------------------ capacity
+
+
+def test_slots_serve_waiting_payments_first_come_first_served():
+    env = simpy.Environment()
+    slots = Slots(env, capacity=2)
+    started: list[tuple[str, float]] = []
+
+    def payment(name: str, arrive: float, work: float):
+        yield env.timeout(arrive)
+        turn = slots.take()
+        if turn is not None:
+            yield turn
+        started.append((name, env.now))
+        yield env.timeout(work)
+        slots.give_back()
+
+    for name, arrive, work in [("a", 0, 10), ("b", 1, 4), ("c", 2, 1), ("d", 3, 1), ("e", 20, 1)]:
+        env.process(payment(name, arrive, work))
+    env.run()
+    # a and b take both slots; c waits for b's (t=5), d for c's (t=6); e finds one free
+    assert started == [("a", 0), ("b", 1), ("c", 5), ("d", 6), ("e", 20)]
+    assert slots.busy == 0 and not slots.waiting
+
+
+def test_in_the_world_a_route_at_capacity_queues_payments_first_come_first_served():
+    """RTP with one slot and a 20-second median: domestic payouts queue, answered in arrival order."""
+    overrides = {
+        "volume_scale": 0.05,
+        "routes": {"rtp": {"capacity": 1, "latency": {"median_s": 20.0, "sigma": 0.5}}},
+    }
+    world, tx = _world_with("default", overrides, ["rtp"])
+    rtp = tx[(tx.route == "rtp") & tx.state.isin(["settled", "declined", "failed"])].sort_values("t_arrival")
+    assert len(rtp) > 100
+    answered = (rtp.t_arrival + rtp.latency_s).to_numpy()
+    assert (np.diff(answered) > 0).all()  # one at a time, first come first served
+    waited = np.maximum(answered[:-1] - rtp.t_arrival.to_numpy()[1:], 0.0)
+    assert (waited > 0).mean() > 0.2  # many found the slot busy
+    assert world.routes[world.route_index["rtp"]].slots.busy == 0  # every slot came back
 
 
 # ------------------------------------------------------------------ fees

@@ -1,8 +1,7 @@
 """Routes: the concrete ways a payment can travel, and what each costs and promises.
 
 A :class:`RouteState` is the live form of a scenario ``Route``: its fee schedule (with the month's volume
-tier), its opening hours and batch windows, its limit and eligibility, its capacity as a SimPy resource
-(so queues form under load), its approval model drifting slowly by payer segment, and a hidden health
+tier), its opening hours and batch windows, its limit and eligibility, its capacity (:class:`Slots`: so queues form under load), its approval model drifting slowly by payer segment, and a hidden health
 process (up / degraded / down) that agents never see directly, only through declines, failures and latency.
 """
 
@@ -70,6 +69,38 @@ def sigmoid(z: float) -> float:
     return e / (1.0 + e)
 
 
+class Slots:
+    """A route's capacity: at most ``capacity`` payments in processing at once; the rest wait, first come, first served.
+
+    What ``simpy.Resource`` does for this, without an event for a slot that is free when asked for or for a
+    release nobody waits on (the common case, and three SimPy events per payment otherwise).
+    """
+
+    __slots__ = ("env", "capacity", "busy", "waiting")
+
+    def __init__(self, env: simpy.Environment, capacity: int) -> None:
+        self.env = env
+        self.capacity = capacity
+        self.busy = 0
+        self.waiting: deque[simpy.Event] = deque()
+
+    def take(self) -> simpy.Event | None:
+        """Take a slot: ``None`` if one was free (it is now yours), else an event that fires when one is yours."""
+        if self.busy < self.capacity:
+            self.busy += 1
+            return None
+        turn = self.env.event()
+        self.waiting.append(turn)
+        return turn
+
+    def give_back(self) -> None:
+        """Give a slot back: to the payment waiting longest, if any."""
+        if self.waiting:
+            self.waiting.popleft().succeed()
+        else:
+            self.busy -= 1
+
+
 class RouteState:
     """One route in the running world."""
 
@@ -96,7 +127,7 @@ class RouteState:
         self.interchange = interchange
         self.fee_multiplier = fee_multiplier
         self.rng = rng
-        self.resource = simpy.Resource(env, capacity=spec.capacity) if spec.capacity else None
+        self.slots = Slots(env, spec.capacity) if spec.capacity else None
         self.limit_cents = spec.limit_cents
         self.prefunded_account = spec.prefunded_account
         self.irrevocable = spec.irrevocable

@@ -567,14 +567,16 @@ class PaymentWorld:
             else:
                 self._draw(tx, acct)
 
-        if route.resource is not None:
-            req = route.resource.request()
-            route.in_queue += 1
-            yield req
-            route.in_queue -= 1
+        slots = route.slots
+        if slots is not None:
+            turn = slots.take()
+            if turn is not None:  # every slot busy: wait in line
+                route.in_queue += 1
+                yield turn
+                route.in_queue -= 1
             latency = route.latency_s(tx.z_latency)
             yield env.timeout(latency)
-            route.resource.release(req)
+            slots.give_back()
         else:
             latency = route.latency_s(tx.z_latency)
             yield env.timeout(latency)
