@@ -161,6 +161,13 @@ def _integrity_section(result: ReviewResult) -> list[str]:
     return ["<h2>Integrity and model card</h2>", _table(["field", "value"], rows)]
 
 
+def _more_seeds(cfg) -> str:
+    """'(fraud_surge: 20) ' for the scenarios with their own number of seeds."""
+    if not cfg.seeds_by_scenario:
+        return ""
+    return "(" + ", ".join(f"{html.escape(k)}: {v}" for k, v in cfg.seeds_by_scenario.items()) + ") "
+
+
 def _stress_section(result: ReviewResult) -> list[str]:
     stress = result.stress
     out = ["<h2>Stress suite</h2>"]
@@ -169,7 +176,7 @@ def _stress_section(result: ReviewResult) -> list[str]:
     cfg = stress.config
     out.append(
         f"<p>The bundle ({html.escape(stress.candidate)}) and every reference ran on the same {cfg.seeds} seeds "
-        f"({cfg.days:g} day(s) each, volume {cfg.volume_multiplier:g}× each scenario's own) on "
+        f"{_more_seeds(cfg)}({cfg.days:g} day(s) each, volume {cfg.volume_multiplier:g}× each scenario's own) on "
         f"{len(cfg.scenarios)} scenarios. Differences are bundle minus reference, paired by seed, with "
         f"{cfg.confidence:.0%} Student-t intervals; the dashed red line is the gate against the best reference "
         "(drawn bold).</p>"

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from payroute.envs.scenarios import Scenario, available_scenarios, load_scenario
 from payroute.envs.world import HEADLINE_KPIS, PaymentWorld
@@ -64,6 +64,11 @@ class StressConfig(BaseModel):
     seeds: int = Field(
         default=5, ge=2, description="seeds first_seed .. first_seed + seeds - 1, shared by all"
     )
+    seeds_by_scenario: dict[str, int] = Field(
+        default_factory=dict,
+        description="more (or fewer) seeds for the scenarios named here, e.g. {fraud_surge: 20}: a day of "
+        "five times the fraud swings by a few large cash-outs, so its interval needs more days than the others",
+    )
     first_seed: int = Field(default=0, ge=0)
     days: float = Field(default=1.0, gt=0, le=30)
     volume_multiplier: float = Field(default=0.1, gt=0, le=10)
@@ -87,9 +92,25 @@ class StressConfig(BaseModel):
             raise ValueError("scenarios are listed twice")
         return v
 
-    @property
-    def seed_list(self) -> list[int]:
-        return list(range(self.first_seed, self.first_seed + self.seeds))
+    @model_validator(mode="after")
+    def _seeds_for_listed_scenarios(self) -> StressConfig:
+        for name, n in self.seeds_by_scenario.items():
+            if name not in self.scenarios:
+                raise ValueError(
+                    f"stress.seeds_by_scenario names {name!r}, which is not among stress.scenarios "
+                    f"{self.scenarios}"
+                )
+            if n < 2:
+                raise ValueError(f"stress.seeds_by_scenario.{name} is {n}: at least 2 seeds make an interval")
+        return self
+
+    def seeds_for(self, scenario: str) -> int:
+        """How many seeds ``scenario`` runs on."""
+        return self.seeds_by_scenario.get(scenario, self.seeds)
+
+    def seed_list(self, scenario: str) -> list[int]:
+        """The seeds ``scenario`` runs on: first_seed onwards."""
+        return list(range(self.first_seed, self.first_seed + self.seeds_for(scenario)))
 
 
 @dataclass(frozen=True)
@@ -227,7 +248,7 @@ def run_stress_suite(
         entries += [(r, BASELINE, r) for r in references]
         if config.include_oracle and kind == "route":
             entries.append(("oracle", ORACLE, "oracle"))
-        for seed in config.seed_list:
+        for seed in config.seed_list(name):
             jobs += [
                 _Job(sc, label, role, seed, config.days, kind, pol, others) for label, role, pol in entries
             ]

@@ -153,6 +153,12 @@ def test_a_bad_review_config_is_refused_naming_the_field(bundles, tmp_path):
     code, output = review(str(bundles["cheap"]), "--config", str(cfg))
     assert code == 2
     assert "stress.seeds" in output and "stress.volume_multipler" in output and "unknown field" in output
+    cfg.write_text("stress:\n  scenarios: [fee_hike]\n  seeds_by_scenario: {fraud_surge: 20}\n")
+    code, output = review(str(bundles["cheap"]), "--config", str(cfg))
+    assert code == 2
+    assert (
+        "seeds_by_scenario" in output and "'fraud_surge'" in output and "not among stress.scenarios" in output
+    )
 
 
 def test_the_shipped_review_config_is_the_documented_defaults():
@@ -198,6 +204,7 @@ def test_a_good_bundle_passes_a_lenient_review_on_the_core_install_without_ray_o
     lenient = {
         **SMALL_RUNS,
         "scenarios": ["processor_outage", "fee_hike"],
+        "seeds_by_scenario": {"fee_hike": 4},
         "min_margin_diff_vs_best_usd": -0.5,
         "min_approval_diff_vs_best": -0.2,
     }
@@ -218,6 +225,9 @@ def test_a_good_bundle_passes_a_lenient_review_on_the_core_install_without_ray_o
     # the cheapest-route bundle is the cheapest baseline, decision for decision: a paired difference of exactly 0
     comps = {(c["scenario"], c["reference"]): c for c in summary["stress"]["comparisons"]}
     assert comps[("fee_hike", "cheapest")]["margin_diff"] == 0.0
+    # fee_hike ran on its own number of seeds, the others on stress.seeds
+    assert comps[("fee_hike", "cheapest")]["seeds"] == 4
+    assert comps[("processor_outage", "cheapest")]["seeds"] == SMALL_RUNS["seeds"]
     # and it beats the most expensive route, the champion here
     assert comps[("fee_hike", "champion")]["margin_diff_low"] > 0
     # off-policy: the greedy cheapest policy avoids the exploration's detours, so it is valued above the log
