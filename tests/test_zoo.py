@@ -4,10 +4,9 @@ Each bundle's card records the experiment config it was trained with and that co
 YAML of the same name must still hash to it, so `payroute train experiments/<name>.yaml` followed by
 `payroute export` reproduces the bundle's recipe (policies/zoo/README.md). The review runs with the shipped
 thresholds (policies/review_default.yaml), as a reviewer would. The pricing bundle passes it; the risk desk
-passes every check but holiday_peak's margin gate, where 5 seeds leave an interval wider than the gate, and
-passes all of them with 10 seeds (policies/zoo/review.yaml, the same gates); the router fails processor_outage
-(it never saw an outage in training) and fraud_surge on width: open work (issue 8), policies/zoo/README.md
-gives the reviews.
+and the router pass every gate with more evidence (policies/zoo/review.yaml, the same gates): 10 seeds (the risk
+desk's holiday_peak interval is wider than the gate over 5) and 40 of fraud_surge (the router's is, over 5 and 20).
+policies/zoo/README.md gives the reviews.
 """
 
 from __future__ import annotations
@@ -51,14 +50,14 @@ def test_zoo_names_the_installed_reference_bundles_and_refuses_others():
         zoo("fraud")
 
 
-PASSING_REVIEW = {"pricing": None, "risk": ZOO / "review.yaml"}
+PASSING_REVIEW = {"pricing": None, "risk": ZOO / "review.yaml", "router": ZOO / "review.yaml"}
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(PASSING_REVIEW))
 def test_a_zoo_bundle_passes_review_with_the_shipped_thresholds(name, tmp_path):
-    # the risk desk with twice the seeds (policies/zoo/review.yaml): every gate as shipped, an interval narrow
-    # enough to decide holiday_peak
+    # the risk desk and the router with more seeds (policies/zoo/review.yaml): every gate as shipped, intervals
+    # narrow enough to decide holiday_peak and fraud_surge
     config = PASSING_REVIEW[name]
     args = ["review", str(ZOO / name), "--json", str(tmp_path / "review.json")]
     result = CliRunner().invoke(app, args + (["--config", str(config)] if config else []))
