@@ -272,6 +272,7 @@ class RoutingFeatures:
             for i, r in enumerate(self.routes)
             if r.slots is not None
         ]
+        self._queue_seen = -1
         self._timed = [r.index for r in self.routes if r.windows or r.hours_rule is not None]
         self._cut_slots = [(i, base + i * width + 5) for i in self._timed]
         self._cut_at = [math.inf] * n
@@ -318,9 +319,11 @@ class RoutingFeatures:
                     mean_latency = r.recent_latency_sum / n if n else r.latency_median_s
                     vec[j + 2] = min(math.log1p(mean_latency) / _LOG_LATENCY_SCALE, 1.0)
             stale.clear()
-        for r, j, cap in self._queue_slots:
-            waiting = r.in_queue
-            vec[j] = min(waiting / cap, 5.0) if waiting else 0.0
+        if self.world.queue_version != self._queue_seen:  # a queue changed since the last build
+            self._queue_seen = self.world.queue_version
+            for r, j, cap in self._queue_slots:
+                waiting = r.in_queue
+                vec[j] = min(waiting / cap, 5.0) if waiting else 0.0
         cut_at = self._cut_at
         if now >= self._cut_valid_min:
             cut_valid, routes = self._cut_valid, self.routes

@@ -182,6 +182,7 @@ class PaymentWorld:
         self.by_hour_attempts = np.zeros(24, dtype=np.int64)
         self.by_hour_approved = np.zeros(24, dtype=np.int64)
         self.route_counts = Counter()
+        self.queue_version = 0  # +1 whenever a payment joins or leaves a route's queue (observers skip re-reading)
         self.arrivals_open = True
         self.on_hour: Callable[[PaymentWorld], None] | None = None
         # called as listener(tx, route, approved, reason) when a route answers; bound policies that learn
@@ -572,8 +573,10 @@ class PaymentWorld:
             turn = slots.take()
             if turn is not None:  # every slot busy: wait in line
                 route.in_queue += 1
+                self.queue_version += 1
                 yield turn
                 route.in_queue -= 1
+                self.queue_version += 1
             latency = route.latency_s(tx.z_latency)
             yield env.timeout(latency)
             slots.give_back()
