@@ -182,7 +182,8 @@ class PaymentWorld:
         self.by_hour_attempts = np.zeros(24, dtype=np.int64)
         self.by_hour_approved = np.zeros(24, dtype=np.int64)
         self.route_counts = Counter()
-        self.queue_version = 0  # +1 whenever a payment joins or leaves a route's queue (observers skip re-reading)
+        # +1 whenever a payment joins or leaves a route's queue (observers skip re-reading unchanged queues)
+        self.queue_version = 0
         self.arrivals_open = True
         self.on_hour: Callable[[PaymentWorld], None] | None = None
         # called as listener(tx, route, approved, reason) when a route answers; bound policies that learn
