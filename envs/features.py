@@ -9,9 +9,9 @@ hidden route health, the true approval probabilities, or whether the payment is 
 
 The fraud probability is :class:`~payroute.envs.world.fraud.FraudPosterior`, the oracle's: the score's
 likelihood ratio at the risk model's separability and the base rate of fraud in the payment's cell
-(instrument, urgency, corridor, half decade of amount) among this world's earlier payments. A PSP learns its base rates as frauds
-surface, days later; here the earlier payments count at once (a simplification: one payment moves a cell's
-rate by 1/n, and the payment being routed is never in its own rate).
+(instrument, urgency, corridor, half decade of amount) among this world's earlier payments. A PSP learns its
+base rates as frauds surface, days later; here the earlier payments count at once (a simplification: one
+payment moves a cell's rate by 1/n, and the payment being routed is never in its own rate).
 
 Every feature has a name, a unit, its scaling and its bounds (:class:`Feature`); the schema travels with
 exported policies so a reviewer can check a bundle against the scenario it was trained on.
@@ -236,8 +236,8 @@ class RoutingFeatures:
                 Feature(
                     f"{r.name}.expected_fraud_loss",
                     "log(1+$)",
-                    "P(fraud | risk score, the payment's instrument, urgency, corridor and amount band) x what a fraud loses"
-                    " on this route (cards: amount + chargeback fee; irrevocable rails: the amount; revocable:"
+                    "P(fraud | risk score, the payment's instrument, urgency, corridor and amount band) x what a"
+                    " fraud loses on this route (cards: amount + chargeback fee; irrevocable rails: the amount; revocable:"
                     " the share returns do not recover); / log(1+$100,000), clipped to 1; 0 where not eligible",
                     0.0,
                     1.0,

@@ -22,6 +22,7 @@ from payroute.policies.checks import PASS, Check
 
 if TYPE_CHECKING:
     from payroute.policies.review import ReviewResult
+    from payroute.policies.stress import StressConfig
 
 _CSS = """
 body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2rem auto;max-width:1100px;color:#1d2330;
@@ -161,7 +162,7 @@ def _integrity_section(result: ReviewResult) -> list[str]:
     return ["<h2>Integrity and model card</h2>", _table(["field", "value"], rows)]
 
 
-def _more_seeds(cfg) -> str:
+def _more_seeds(cfg: StressConfig) -> str:
     """'(fraud_surge: 20) ' for the scenarios with their own number of seeds."""
     if not cfg.seeds_by_scenario:
         return ""

@@ -29,7 +29,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import pandas as pd
@@ -64,7 +64,7 @@ class StressConfig(BaseModel):
     seeds: int = Field(
         default=5, ge=2, description="seeds first_seed .. first_seed + seeds - 1, shared by all"
     )
-    seeds_by_scenario: dict[str, int] = Field(
+    seeds_by_scenario: dict[str, Annotated[int, Field(ge=2)]] = Field(
         default_factory=dict,
         description="more (or fewer) seeds for the scenarios named here, e.g. {fraud_surge: 20}: a day of "
         "five times the fraud swings by a few large cash-outs, so its interval needs more days than the others",
@@ -94,23 +94,19 @@ class StressConfig(BaseModel):
 
     @model_validator(mode="after")
     def _seeds_for_listed_scenarios(self) -> StressConfig:
-        for name, n in self.seeds_by_scenario.items():
+        for name in self.seeds_by_scenario:
             if name not in self.scenarios:
                 raise ValueError(
                     f"stress.seeds_by_scenario names {name!r}, which is not among stress.scenarios "
                     f"{self.scenarios}"
                 )
-            if n < 2:
-                raise ValueError(f"stress.seeds_by_scenario.{name} is {n}: at least 2 seeds make an interval")
         return self
 
-    def seeds_for(self, scenario: str) -> int:
-        """How many seeds ``scenario`` runs on."""
-        return self.seeds_by_scenario.get(scenario, self.seeds)
-
     def seed_list(self, scenario: str) -> list[int]:
-        """The seeds ``scenario`` runs on: first_seed onwards."""
-        return list(range(self.first_seed, self.first_seed + self.seeds_for(scenario)))
+        """The seeds ``scenario`` runs on: first_seed onwards, its own number of them or ``seeds``."""
+        return list(
+            range(self.first_seed, self.first_seed + self.seeds_by_scenario.get(scenario, self.seeds))
+        )
 
 
 @dataclass(frozen=True)

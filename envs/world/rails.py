@@ -1,8 +1,8 @@
 """Routes: the concrete ways a payment can travel, and what each costs and promises.
 
 A :class:`RouteState` is the live form of a scenario ``Route``: its fee schedule (with the month's volume
-tier), its opening hours and batch windows, its limit and eligibility, its capacity (:class:`Slots`: so queues form under load), its approval model drifting slowly by payer segment, and a hidden health
-process (up / degraded / down) that agents never see directly, only through declines, failures and latency.
+tier), its opening hours and batch windows, its limit and eligibility, its capacity (:class:`Slots`, so queues
+form under load), its approval model drifting slowly by payer segment, and a hidden health process (up / degraded / down) that agents never see directly, only through declines, failures and latency.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def sigmoid(z: float) -> float:
 
 
 class Slots:
-    """A route's capacity: at most ``capacity`` payments in processing at once; the rest wait, first come, first served.
+    """A route's capacity: at most ``capacity`` payments in processing at once; the rest wait their turn in order.
 
     What ``simpy.Resource`` does for this, without an event for a slot that is free when asked for or for a
     release nobody waits on (the common case, and three SimPy events per payment otherwise).
