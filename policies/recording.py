@@ -24,30 +24,51 @@ from payroute.policies.logs import OBS_PREFIX
 
 
 class ObservationLog(EventLog):
-    """An :class:`EventLog` whose transaction rows also carry the routing observation (``obs.<feature>``)."""
+    """An :class:`EventLog` whose transaction rows also carry the routing observation (``obs.<feature>``).
+
+    An observation waits, as the 4-byte floats of its vector, from the decision until its payment's terminal row,
+    and is written with the other buffered rows' as one float32 block per row group.
+    """
 
     def __init__(
         self,
         path: str | Path | None,
         feature_names: Sequence[str],
-        flush_rows: int = 65_536,
+        flush_rows: int | None = None,
         keep_in_memory: bool = False,
     ) -> None:
         self.observation_columns = [OBS_PREFIX + n for n in feature_names]
         fields = [pa.field(c, pa.float32(), nullable=True) for c in self.observation_columns]
-        super().__init__(path, flush_rows, keep_in_memory, extra_fields=fields)
-        self._pending: dict[int, np.ndarray] = {}
+        super().__init__(path, flush_rows, keep_in_memory, block_fields=fields)
+        self._width = len(self.observation_columns)
+        self._pending: dict[int, bytes] = {}
+        self._rows: list[bytes | None] = []  # per buffered row: its observation, or None
 
     def record(self, tx_id: int, observation: np.ndarray) -> None:
         """Remember the observation of transaction ``tx_id``; it is written with its terminal row."""
-        self._pending[tx_id] = observation
+        obs = np.asarray(observation, dtype=np.float32)
+        if obs.shape != (self._width,):
+            raise ValueError(f"observation of shape {obs.shape}; this log holds {self._width} features")
+        self._pending[tx_id] = obs.tobytes()
 
     def append(self, row: dict) -> None:
-        if row.get("record") == "transaction":
-            obs = self._pending.pop(row["tx_id"], None)
-            if obs is not None:
-                row.update(zip(self.observation_columns, obs.tolist(), strict=True))
+        obs = self._pending.pop(row["tx_id"], None) if row.get("record") == "transaction" else None
+        self._rows.append(obs)
         super().append(row)
+
+    def _flush_columns(self) -> dict[str, pa.Array]:
+        rows, self._rows = self._rows, []
+        have = np.fromiter((r is not None for r in rows), dtype=bool, count=len(rows))
+        block = np.zeros((len(rows), self._width), dtype=np.float32)
+        if have.any():
+            block[have] = np.frombuffer(b"".join(r for r in rows if r is not None), np.float32).reshape(
+                -1, self._width
+            )
+        missing = ~have
+        return {
+            name: pa.array(block[:, j], type=pa.float32(), mask=missing)
+            for j, name in enumerate(self.observation_columns)
+        }
 
 
 class RecordingRoute:

@@ -238,3 +238,45 @@ def test_the_committed_schema_doc_is_generated_from_the_log_columns():
         assert f"| `{name}` | {typ} |" in text and text.split(f"| `{name}` |")[1].split("\n")[0].endswith(
             f"| {required} |"
         )
+
+
+def test_observation_log_writes_each_observation_on_its_terminal_row_across_row_groups(tmp_path):
+    from payroute.policies.logs import OBS_PREFIX
+    from payroute.policies.recording import ObservationLog
+
+    names = ["a", "b", "c"]
+    path = tmp_path / "obs.parquet"
+    log = ObservationLog(path, names, flush_rows=4)
+    rng = np.random.default_rng(7)
+    seen = {}
+    for i in range(10):
+        if i % 3:  # every third payment is never routed, so has no observation
+            seen[i] = rng.normal(size=3).astype(np.float32)
+            log.record(i, seen[i])
+    for i in reversed(range(10)):  # terminal rows in another order than the decisions
+        log.append(tx_row(i, 0))
+        log.append({"record": "post_settlement", "t": 50.0 + i, "tx_id": i, "kind": "refund"})
+    log.close()
+    assert pq.ParquetFile(path).metadata.num_row_groups == 5  # 20 rows, 4 a group
+    table = pq.read_table(path)
+    got = np.column_stack([table.column(OBS_PREFIX + n).to_numpy(zero_copy_only=False) for n in names])
+    records, tx_ids = table["record"].to_pylist(), table["tx_id"].to_pylist()
+    for row, (record, tx_id) in enumerate(zip(records, tx_ids, strict=True)):
+        if record == "transaction" and tx_id in seen:
+            assert np.array_equal(got[row], seen[tx_id])  # float32 bit for bit
+        else:
+            assert all(table.column(OBS_PREFIX + n)[row].as_py() is None for n in names)
+    with pytest.raises(ValueError, match="this log holds 3 features"):
+        log.record(99, np.zeros(4, dtype=np.float32))
+
+
+def test_wide_logs_are_written_in_smaller_row_groups():
+    from payroute.policies.recording import ObservationLog
+
+    plain = EventLog()
+    wide = ObservationLog(None, [f"f{i}" for i in range(115)])
+    assert plain.flush_rows == 16_384
+    # the same number of values buffered per row group, whatever the width
+    assert abs(wide.flush_rows * len(wide.column_names) - plain.flush_rows * len(LOG_COLUMNS)) <= len(
+        wide.column_names
+    )
