@@ -240,13 +240,14 @@ def test_the_committed_schema_doc_is_generated_from_the_log_columns():
         )
 
 
-def test_observation_log_writes_each_observation_on_its_terminal_row_across_row_groups(tmp_path):
+def test_observation_log_writes_each_observation_on_its_terminal_row_across_flushes_and_row_groups(tmp_path):
     from payroute.policies.logs import OBS_PREFIX
     from payroute.policies.recording import ObservationLog
 
     names = ["a", "b", "c"]
     path = tmp_path / "obs.parquet"
     log = ObservationLog(path, names, flush_rows=4)
+    log.group_rows = 8
     rng = np.random.default_rng(7)
     seen = {}
     for i in range(10):
@@ -257,7 +258,9 @@ def test_observation_log_writes_each_observation_on_its_terminal_row_across_row_
         log.append(tx_row(i, 0))
         log.append({"record": "post_settlement", "t": 50.0 + i, "tx_id": i, "kind": "refund"})
     log.close()
-    assert pq.ParquetFile(path).metadata.num_row_groups == 5  # 20 rows, 4 a group
+    # 20 rows buffered 4 at a time, written 8 to a row group
+    meta = pq.ParquetFile(path).metadata
+    assert [meta.row_group(i).num_rows for i in range(meta.num_row_groups)] == [8, 8, 4]
     table = pq.read_table(path)
     got = np.column_stack([table.column(OBS_PREFIX + n).to_numpy(zero_copy_only=False) for n in names])
     records, tx_ids = table["record"].to_pylist(), table["tx_id"].to_pylist()

@@ -89,7 +89,10 @@ LOG_SCHEMA = pa.schema(
 )
 
 
-FLUSH_CELLS = 16_384 * len(LOG_COLUMNS)  # values buffered before a row group is written (16,384 plain rows)
+GROUP_ROWS = 65_536  # rows per Parquet row group (the last one of a file fewer)
+FLUSH_CELLS = 16_384 * len(
+    LOG_COLUMNS
+)  # values buffered as Python objects before they become Arrow (16,384 rows)
 
 
 class EventLog:
@@ -119,14 +122,19 @@ class EventLog:
         self.column_names = list(self.schema.names)
         # the columns filled from the row dicts passed to append()
         self._row_names = [*LOG_COLUMN_NAMES, *(f.name for f in extra_fields)]
-        # a row group holds about FLUSH_CELLS values however wide the rows are: buffering, encoding and
-        # compressing a row group is what sets the peak memory (3 days logged with the routing observation:
-        # 948 MB at 65,536 rows a group, 466 MB at 4,096)
+        # a buffer holds about FLUSH_CELLS values however wide the rows are: as Python objects (about 32 bytes
+        # each) they set the peak memory (3 days logged with the routing observation: 948 MB at 65,536 rows a
+        # buffer, 461 MB at 4,228)
         self.flush_rows = (
             flush_rows if flush_rows is not None else max(1024, FLUSH_CELLS // len(self.column_names))
         )
         self._cols: dict[str, list] = {name: [] for name in self._row_names}
         self._n = 0
+        # Parquet row groups are bigger than a buffer's worth: the writer keeps every column chunk's metadata
+        # (about 0.9 KB each) until it closes, so 4,000-row groups of 155 columns grew by 275 MB a month of days
+        self.group_rows = max(self.flush_rows, GROUP_ROWS)
+        self._unwritten: list[pa.Table] = []  # tables not yet written, less than group_rows rows together
+        self._unwritten_rows = 0
         self._writer: pq.ParquetWriter | None = None
         self._tables: list[pa.Table] = []
         self.rows_written = 0
@@ -140,27 +148,37 @@ class EventLog:
             self.flush()
 
     def flush(self) -> None:
-        if self._n == 0:
+        """Buffered rows -> an Arrow table; written out once a row group's worth has gathered."""
+        if self._n:
+            data: dict[str, Any] = {**self._cols, **self._flush_columns()}
+            table = pa.Table.from_pydict({name: data[name] for name in self.column_names}, schema=self.schema)
+            self._cols = {name: [] for name in self._row_names}
+            self.rows_written += self._n
+            self._n = 0
+            if self.path is not None:
+                self._unwritten.append(table)
+                self._unwritten_rows += table.num_rows
+            if self.keep_in_memory:
+                self._tables.append(table)
+        if self._unwritten_rows >= self.group_rows:
+            self._write()
+
+    def _write(self) -> None:
+        if not self._unwritten:
             return
-        data: dict[str, Any] = {**self._cols, **self._flush_columns()}
-        table = pa.Table.from_pydict({name: data[name] for name in self.column_names}, schema=self.schema)
-        self._cols = {name: [] for name in self._row_names}
-        self.rows_written += self._n
-        self._n = 0
-        if self.path is not None:
-            if self._writer is None:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._writer = pq.ParquetWriter(self.path, self.schema, compression="zstd")
-            self._writer.write_table(table)
-        if self.keep_in_memory:
-            self._tables.append(table)
+        if self._writer is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._writer = pq.ParquetWriter(self.path, self.schema, compression="zstd")
+        self._writer.write_table(pa.concat_tables(self._unwritten), row_group_size=self._unwritten_rows)
+        self._unwritten, self._unwritten_rows = [], 0
 
     def _flush_columns(self) -> dict[str, Any]:
-        """Columns of the buffered rows not filled from row dicts (none here); called once per row group."""
+        """Columns of the buffered rows not filled from row dicts (none here); called once per flush."""
         return {}
 
     def close(self) -> None:
         self.flush()
+        self._write()
         if self._writer is not None:
             self._writer.close()
             self._writer = None
