@@ -27,7 +27,7 @@ class ObservationLog(EventLog):
     """An :class:`EventLog` whose transaction rows also carry the routing observation (``obs.<feature>``).
 
     An observation waits, as the 4-byte floats of its vector, from the decision until its payment's terminal row,
-    and is written with the other buffered rows' as one float32 block per row group.
+    and is written with the other buffered rows' as one float32 block per flush.
     """
 
     def __init__(

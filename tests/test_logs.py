@@ -273,13 +273,13 @@ def test_observation_log_writes_each_observation_on_its_terminal_row_across_flus
         log.record(99, np.zeros(4, dtype=np.float32))
 
 
-def test_wide_logs_are_written_in_smaller_row_groups():
+def test_wide_logs_are_buffered_in_fewer_rows():
     from payroute.policies.recording import ObservationLog
 
     plain = EventLog()
     wide = ObservationLog(None, [f"f{i}" for i in range(115)])
     assert plain.flush_rows == 16_384
-    # the same number of values buffered per row group, whatever the width
+    # the same number of values buffered before each flush, whatever the width
     assert abs(wide.flush_rows * len(wide.column_names) - plain.flush_rows * len(LOG_COLUMNS)) <= len(
         wide.column_names
     )

@@ -90,17 +90,16 @@ LOG_SCHEMA = pa.schema(
 
 
 GROUP_ROWS = 65_536  # rows per Parquet row group (the last one of a file fewer)
-FLUSH_CELLS = 16_384 * len(
-    LOG_COLUMNS
-)  # values buffered as Python objects before they become Arrow (16,384 rows)
+# values (rows x columns) buffered before they become an Arrow table: 16,384 rows of the plain schema
+FLUSH_CELLS = 16_384 * len(LOG_COLUMNS)
 
 
 class EventLog:
     """Buffers rows column-wise and streams them to a Parquet file in row groups (memory stays flat).
 
     ``extra_fields`` appends columns after :data:`LOG_COLUMNS`, filled from the row dicts like them; rows that
-    do not fill them hold nulls. ``block_fields`` appends columns that a subclass builds for a whole row group
-    in :meth:`_flush_columns` (``payroute simulate`` adds the routing observation this way: one float32 vector
+    do not fill them hold nulls. ``block_fields`` appends columns that a subclass builds for all the buffered
+    rows at once in :meth:`_flush_columns` (``payroute simulate`` adds the routing observation this way: one float32 vector
     per row, not a Python object per value).
     """
 
@@ -122,8 +121,8 @@ class EventLog:
         self.column_names = list(self.schema.names)
         # the columns filled from the row dicts passed to append()
         self._row_names = [*LOG_COLUMN_NAMES, *(f.name for f in extra_fields)]
-        # a buffer holds about FLUSH_CELLS values however wide the rows are: as Python objects (about 32 bytes
-        # each) they set the peak memory (3 days logged with the routing observation: 948 MB at 65,536 rows a
+        # a buffer holds about FLUSH_CELLS values however wide the rows are: the row-dict ones are Python objects
+        # (about 32 bytes each), and the buffer sets the peak memory (3 days logged with the routing observation: 948 MB at 65,536 rows a
         # buffer, 461 MB at 4,228)
         self.flush_rows = (
             flush_rows if flush_rows is not None else max(1024, FLUSH_CELLS // len(self.column_names))
