@@ -214,6 +214,7 @@ class RLlibTrainer:
             "kpi_every_steps": exp.env.kpi_every_steps,
             "train_scenarios": [[name, w] for name, w in exp.train_scenarios.items()],
             "credit": exp.env.credit,
+            "baseline": exp.env.baseline,
         }
 
     def _probe_env(self) -> Any:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -302,6 +303,47 @@ class UCBRouter(_BanditRouter):
         return best, 1.0
 
 
+def route_values(
+    world: Any,
+    tx: Transaction,
+    eligible: Any,
+    p_fraud: float,
+    recovery: float,
+    decline_charge: Callable[[Transaction, Any], float] | None = None,
+) -> list[float]:
+    """The expected margin (cents) of sending ``tx`` to each of ``eligible`` now, knowing the routes' hidden state.
+
+    P(success) x (price - cost - the expected fraud loss on that route, :func:`expected_fraud_loss_cents`) - the
+    SLA penalty if the route cannot meet the deadline; a payout sent to a route that stays closed until after
+    its deadline waits and expires unsent, which is worth - the SLA penalty only. ``decline_charge(tx, route)``,
+    when given, is what a decline there costs on top (P(decline) x it is subtracted): Routing-v0's charge for
+    the margin a decline lost. What :class:`OracleRouter` maximises; the reference of a router's training credit
+    (:mod:`payroute.agents.training_env`).
+    """
+    now = world.now
+    penalty = world.scenario.service_level.penalty_cents.get(tx.family, 0)
+    out = []
+    for r in eligible:
+        p = r.success_probability(tx)
+        cost = r.cost_cents(tx)
+        fraud_loss = expected_fraud_loss_cents(world, tx, r, p_fraud, recovery)
+        if tx.family != "card" and r.next_open_time(now) > tx.deadline_t:
+            # closed until after the deadline: the payment waits, then expires unsent (no money moves)
+            value = -penalty
+        elif tx.family != "card":
+            value = p * (tx.price_cents - cost - fraud_loss)
+            if r.expected_done_time(now) > tx.deadline_t:
+                value -= p * penalty
+        else:
+            value = p * (tx.price_cents - cost - fraud_loss)
+            if r.latency_s(tx.z_latency) > tx.deadline_t - now:
+                value -= penalty
+        if decline_charge is not None and not (tx.family != "card" and r.next_open_time(now) > tx.deadline_t):
+            value -= (1.0 - p) * decline_charge(tx, r)
+        out.append(float(value))
+    return out
+
+
 class OracleRouter:
     """Routes by the expected margin knowing every route's hidden state; fraud only as the risk score allows.
 
@@ -328,28 +370,9 @@ class OracleRouter:
 
     @staticmethod
     def best_route(world: Any, tx: Transaction, eligible: Any, p_fraud: float, recovery: float) -> int:
-        now = world.now
-        sc = world.scenario
-        penalty = sc.service_level.penalty_cents.get(tx.family, 0)
-        best, best_val = eligible[0].index, -math.inf
-        for r in eligible:
-            p = r.success_probability(tx)
-            cost = r.cost_cents(tx)
-            fraud_loss = expected_fraud_loss_cents(world, tx, r, p_fraud, recovery)
-            if tx.family != "card" and r.next_open_time(now) > tx.deadline_t:
-                # closed until after the deadline: the payment waits, then expires unsent (no money moves)
-                value = -penalty
-            elif tx.family != "card":
-                value = p * (tx.price_cents - cost - fraud_loss)
-                if r.expected_done_time(now) > tx.deadline_t:
-                    value -= p * penalty
-            else:
-                value = p * (tx.price_cents - cost - fraud_loss)
-                if r.latency_s(tx.z_latency) > tx.deadline_t - now:
-                    value -= penalty
-            if value > best_val:
-                best, best_val = r.index, value
-        return best
+        values = route_values(world, tx, eligible, p_fraud, recovery)
+        best = max(range(len(values)), key=lambda i: (values[i], -i))  # the first of equals
+        return eligible[best].index
 
 
 class ClairvoyantOracleRouter(OracleRouter):

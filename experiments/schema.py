@@ -85,6 +85,14 @@ class EnvSection(_Strict):
         "expected_outcome: expected credit where the route's approve-or-decline is also taken at its expectation "
         "(the true P(success) when the route answered; same mean, far less noise)",
     )
+    baseline: Literal["none", "route_mean"] = Field(
+        "none",
+        description="none: each step is paid its credit; route_mean (Routing-v0 with credit expected or "
+        "expected_outcome): each step's credit minus the mean expected margin of the payment's eligible routes, "
+        "valued knowing the routes' hidden state as the oracle does (a baseline that does not depend on the "
+        "action: the same policy gradient in expectation, without the part of each payment's margin that no "
+        "route choice changes)",
+    )
 
     @field_validator("id")
     @classmethod
@@ -419,6 +427,13 @@ class Experiment(_Strict):
             self.trainer.library != "rllib" or self.trainer.algorithm == "DQN"
         ):
             raise ValueError(f"env.credit {self.env.credit!r} needs trainer.library 'rllib' with PPO or APPO")
+        if self.env.baseline != "none" and (
+            self.env.credit not in ("expected", "expected_outcome") or self.env.id != "payroute/Routing-v0"
+        ):
+            raise ValueError(
+                f"env.baseline {self.env.baseline!r} needs env.id 'payroute/Routing-v0' and env.credit "
+                f"'expected' or 'expected_outcome' (got {self.env.id!r}, {self.env.credit!r})"
+            )
         if self.trainer.library == "sb3" and self.resources.num_env_runners:
             raise ValueError(
                 "resources.num_env_runners must be 0 with sb3 (Stable-Baselines3 trains in one process; "
@@ -432,12 +447,14 @@ class Experiment(_Strict):
     def resolved(self) -> dict[str, Any]:
         """The full config with every default filled in (what a run folder records).
 
-        An empty ``train_scenarios`` (every training day is ``scenario``) is left out, so configs written
-        before the field existed keep their hash.
+        An empty ``train_scenarios`` (every training day is ``scenario``) and ``env.baseline: none`` are left
+        out, so configs written before those fields existed keep their hash.
         """
         data = self.model_dump(mode="json")
         if not data["train_scenarios"]:
             del data["train_scenarios"]
+        if data["env"]["baseline"] == "none":
+            del data["env"]["baseline"]
         return data
 
     def config_hash(self) -> str:

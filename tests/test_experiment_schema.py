@@ -107,6 +107,25 @@ def test_decision_credit_needs_rllib_policy_gradient():
     assert "env.credit 'expected' needs trainer.library 'rllib' with PPO or APPO" in _error(data)
 
 
+def test_the_route_baseline_needs_the_router_with_expected_credit():
+    data = tiny_experiment()
+    data["env"]["baseline"] = "route_mean"
+    assert "env.baseline 'route_mean' needs env.id 'payroute/Routing-v0' and env.credit" in _error(data)
+    data["env"]["baseline"] = "oracle"
+    assert "env.baseline" in _error(data) and "'none' or 'route_mean'" in _error(data)
+    data["env"].update(baseline="route_mean", credit="expected_outcome")
+    with_baseline = experiment_from_dict(data)
+    assert with_baseline.resolved()["env"]["baseline"] == "route_mean"
+    # a config without one hashes as it did before the field existed
+    without = experiment_from_dict(tiny_experiment())
+    assert "baseline" not in without.resolved()["env"]
+    no_key = {**data, "env": {k: v for k, v in data["env"].items() if k != "baseline"}}
+    assert with_baseline.with_changes({"env.baseline": "none"}).config_hash() == (
+        experiment_from_dict(no_key).config_hash()
+    )
+    assert with_baseline.config_hash() != experiment_from_dict(no_key).config_hash()
+
+
 def test_hash_is_of_the_result_not_of_where_it_runs():
     a = experiment_from_dict(tiny_experiment())
     b = experiment_from_dict(tiny_experiment(resources__ray_address="10.0.0.1:6379"))

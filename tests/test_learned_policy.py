@@ -65,9 +65,9 @@ def test_decision_credit_pays_each_step_its_own_payment_and_adds_up_to_the_retur
     assert abs(rewards[-1]) > 10 * np.abs(credit[-20:]).max()
 
 
-def _credit_on_the_same_day(credit):
+def _credit_on_the_same_day(credit, baseline="none"):
     """A random valid router's day under ``credit``: the same world and the same choices for every credit."""
-    env = TrainingEnv(_routing_env(), seed=1, credit=credit)
+    env = TrainingEnv(_routing_env(), seed=1, credit=credit, baseline=baseline)
     _, info = _play(env, _random_valid(np.random.default_rng(0)), seed=4)
     return env, info["decision_rewards"].astype(np.float64)
 
@@ -116,6 +116,51 @@ def test_expected_outcome_credit_takes_the_routes_answer_at_its_expectation_keep
     # this day; what remains is the expected fraud charge, which varies with the score and the amount's cell)
     per_dollar = lambda c: c[card] / np.array([tx.amount_cents for tx in txs])[card]  # noqa: E731
     assert per_dollar(outcome).std() < 0.75 * per_dollar(expected).std()
+
+
+def test_the_route_baseline_takes_out_what_no_route_choice_changes():
+    env, based = _credit_on_the_same_day("expected_outcome", baseline="route_mean")
+    _, credit = _credit_on_the_same_day("expected_outcome")  # the same world, the same choices
+    reference = np.array(env._reference) / 100.0
+    # each step is paid its credit minus its payment's reference, nothing else
+    assert np.allclose(credit - based, reference, rtol=1e-5, atol=1e-3)
+    # the reference values the eligible routes as the credit does: under a router that picks among them at
+    # random, credit and reference agree on average, to a tenth of the credit's own mean
+    assert abs(based.mean()) < 0.1 * abs(credit.mean())
+    # what remains is the difference between routes: on card payments a small share of the spread the
+    # payment's own margin gave (price and amount differ from payment to payment; the routes' costs barely)
+    card = np.array([tx.family == "card" for tx in env._decided])
+    assert based[card].var() < 0.05 * credit[card].var()
+
+
+def test_the_route_baseline_does_not_depend_on_the_action_it_is_paid_for():
+    """What makes it a baseline: the policy gradient keeps its mean only if the reference ignores the action."""
+
+    def day(last: int, pick_last: bool) -> TrainingEnv:
+        # the first eligible route at every step up to `last`; at `last`, the first or the last eligible one
+        env = TrainingEnv(_routing_env(), seed=1, credit="expected_outcome", baseline="route_mean")
+        _, info = env.reset(seed=4)
+        for i in range(last + 1):
+            eligible = np.flatnonzero(info["action_mask"])
+            _, _, _, _, info = env.step(int(eligible[-1] if pick_last and i == last else eligible[0]))
+        return env
+
+    env = TrainingEnv(_routing_env(), seed=1, credit="expected_outcome", baseline="route_mean")
+    _, info = env.reset(seed=4)
+    step = 0
+    while np.count_nonzero(info["action_mask"]) < 2:  # the first payment with more than one route
+        _, _, _, _, info = env.step(int(np.flatnonzero(info["action_mask"])[0]))
+        step += 1
+    one, other = day(step, pick_last=False), day(step, pick_last=True)
+    assert one._decided[step].route != other._decided[step].route
+    assert one._reference == other._reference  # every step's reference so far, the differing one's included
+
+
+def test_the_route_baseline_is_for_routers_with_expected_credit():
+    with pytest.raises(ValueError, match="baseline='route_mean' needs payroute/Routing-v0 with credit"):
+        TrainingEnv(_routing_env(), credit="decision", baseline="route_mean")
+    with pytest.raises(ValueError, match="baseline must be one of none, route_mean"):
+        TrainingEnv(_routing_env(), credit="expected", baseline="mean")
 
 
 def test_risk_decision_credit_pays_each_payment_its_margin_and_friction_and_adds_up_to_the_return():
