@@ -149,7 +149,16 @@ def simulate(
 @user_errors
 def baselines(
     scenario: Annotated[str, typer.Argument(help="Scenario name or YAML path.")],
-    seeds: Annotated[int, typer.Option(min=2, help="Number of seeds (0..N-1), shared by every policy.")] = 5,
+    seeds: Annotated[
+        int,
+        typer.Option(min=2, help="Number of seeds (first-seed .. first-seed+N-1), shared by every policy."),
+    ] = 5,
+    first_seed: Annotated[
+        int,
+        typer.Option(
+            min=0, help="First seed; 1000000000 gives the held-out days `payroute evaluate` uses by default."
+        ),
+    ] = 0,
     days: Annotated[float, typer.Option(min=0.01, help="Days per run.")] = 1.0,
     policies: Annotated[
         str, typer.Option(help="Comma-separated routing policies (default: every baseline and the oracle).")
@@ -177,7 +186,7 @@ def baselines(
         runs = run_paired(
             scenario,
             names,
-            seeds,
+            list(range(first_seed, first_seed + seeds)),
             days,
             risk,
             overrides,

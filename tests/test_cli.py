@@ -186,3 +186,31 @@ def test_a_variant_finds_its_base_file_next_to_it(tmp_path, monkeypatch):
     result = runner.invoke(app, ["scenarios", "show", str(folder / "variant.yaml")])
     assert result.exit_code == 0, result.output
     assert "volume_scale: 0.02" in result.stdout and "start_date: '2026-03-06'" in result.stdout
+
+
+def test_baselines_compare_on_the_seeds_asked_for_held_out_ones_included():
+    from payroute.agents.compare import run_paired, summarise
+
+    args = [
+        "baselines",
+        "default",
+        "--seeds",
+        "2",
+        "--volume-scale",
+        "0.01",
+        "--policies",
+        "cheapest,fastest",
+    ]
+    held_out = runner.invoke(app, [*args, "--first-seed", "1000000000", "--json"])
+    first = runner.invoke(app, [*args, "--json"])
+    assert held_out.exit_code == 0 and first.exit_code == 0, held_out.output + first.output
+    rows = {r["policy"]: r for r in json.loads(held_out.stdout)}
+    expected = summarise(
+        run_paired(
+            "default", ("cheapest", "fastest"), [1000000000, 1000000001], overrides={"volume_scale": 0.01}
+        )
+    ).set_index("policy")
+    assert rows["fastest"]["margin_diff"] == pytest.approx(expected.loc["fastest", "margin_diff"])
+    assert {r["policy"]: r for r in json.loads(first.stdout)}["fastest"]["margin_diff"] != pytest.approx(
+        rows["fastest"]["margin_diff"]
+    )
