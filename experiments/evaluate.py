@@ -39,7 +39,7 @@ from payroute.agents.registry import policy_names
 from payroute.agents.routing import ORACLES
 from payroute.errors import PayrouteError
 from payroute.experiments import plots
-from payroute.experiments.rundir import EVAL_DIR, POLICY_DIR, latest_checkpoint, read_run
+from payroute.experiments.rundir import EVAL_DIR, policy_folder, read_run
 from payroute.experiments.schema import ROLE_KIND, Experiment
 
 TRAINED = "trained"
@@ -58,14 +58,10 @@ class Evaluation:
     meta: dict[str, Any]  # what summary.json holds: agent, decision kind, seeds, days, policies, ...
 
 
-def load_run_policies(run_dir: Path) -> dict[str, PolicyNet]:
-    """The learned policy per agent: the final one, or the newest checkpoint's for an unfinished run."""
-    folder = Path(run_dir) / POLICY_DIR
-    if not folder.is_dir():
-        latest = latest_checkpoint(run_dir)
-        if latest is None:
-            raise PayrouteError(f"{run_dir} has no policy yet: it has neither finished nor checkpointed")
-        folder = latest[0] / POLICY_DIR
+def load_run_policies(run_dir: Path, checkpoint: int | None = None) -> dict[str, PolicyNet]:
+    """The learned policy per agent: checkpoint ``N``'s, or the final one, or the newest checkpoint's for an
+    unfinished run (:func:`~payroute.experiments.rundir.policy_folder`)."""
+    folder, _label = policy_folder(run_dir, checkpoint)
     nets = {p.name: load_policy(p) for p in sorted(folder.iterdir()) if (p / "policy.json").is_file()}
     if not nets:
         raise PayrouteError(f"no policy networks in {folder}")
@@ -116,10 +112,11 @@ def evaluate_run(
     workers: int | None = None,
     out: Path | None = None,
     progress: Callable[[str, int, int], None] | None = None,
+    checkpoint: int | None = None,
 ) -> Evaluation:
     run_dir = Path(run_dir)
     exp, _record = read_run(run_dir)
-    nets = load_run_policies(run_dir)
+    nets = load_run_policies(run_dir, checkpoint)
     if len(nets) != 1:
         raise PayrouteError(
             f"{run_dir} has {len(nets)} learning agents; evaluate compares one learned policy with the baselines"
@@ -135,7 +132,9 @@ def evaluate_run(
     names = _compared(exp, kind)
     others = {ROLE_KIND[r]: n for r, n in exp.agents.baselines.named().items() if ROLE_KIND[r] != kind}
     risk = others.pop("risk", "threshold")
-    out = Path(out) if out is not None else run_dir / EVAL_DIR
+    if out is None:  # a checkpoint's evaluation beside the final one's, not over it
+        out = run_dir / (EVAL_DIR if checkpoint is None else f"{EVAL_DIR}_checkpoint_{checkpoint}")
+    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     n_workers = workers or ev.workers
 

@@ -33,11 +33,9 @@ from payroute.agents.networks import PolicyNet, load_policy
 from payroute.agents.training_env import env_kwargs, make_env
 from payroute.errors import PayrouteError
 from payroute.experiments.rundir import (
-    CHECKPOINT_DIR,
     EVAL_DIR,
     METRICS_FILE,
-    POLICY_DIR,
-    latest_checkpoint,
+    policy_folder,
     read_run,
 )
 from payroute.experiments.schema import ROLE_KIND, Experiment
@@ -53,29 +51,6 @@ REWARDS = {
     "challenge friction",
     "price": "dollars of profit of each pricing period: fee revenue - route costs - fraud losses - penalties",
 }
-
-
-def policy_folder(run_dir: Path, checkpoint: int | None = None) -> tuple[Path, str]:
-    """Where the networks to export are, and a label: the final policy, checkpoint ``N``, or the newest one."""
-    run_dir = Path(run_dir)
-    if checkpoint is not None:
-        folder = run_dir / CHECKPOINT_DIR / f"iter_{checkpoint:06d}" / POLICY_DIR
-        if not folder.is_dir():
-            have = sorted(
-                int(p.name.removeprefix("iter_"))
-                for p in (run_dir / CHECKPOINT_DIR).glob("iter_*")
-                if p.is_dir() and p.name.removeprefix("iter_").isdigit()
-            )
-            raise PayrouteError(
-                f"{run_dir} has no checkpoint {checkpoint}; checkpoints kept: {have or 'none'}"
-            )
-        return folder, f"checkpoint {checkpoint}"
-    if (run_dir / POLICY_DIR).is_dir():
-        return run_dir / POLICY_DIR, "final"
-    latest = latest_checkpoint(run_dir)
-    if latest is None:
-        raise PayrouteError(f"{run_dir} has no policy yet: it has neither finished nor checkpointed")
-    return latest[0] / POLICY_DIR, f"checkpoint {latest[1]['iteration']} (the run did not finish)"
 
 
 def export_run(

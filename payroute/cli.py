@@ -324,7 +324,16 @@ def evaluate(
         int | None, typer.Option(help="First evaluation seed (default: the experiment's, >= 1e9).")
     ] = None,
     workers: Annotated[int | None, typer.Option(min=1, help="Processes running seeds in parallel.")] = None,
-    out: Annotated[Path | None, typer.Option(help="Output folder (default: RUN_DIR/eval).")] = None,
+    checkpoint: Annotated[
+        int | None,
+        typer.Option(help="Evaluate this checkpoint's policy (its iteration) instead of the final one."),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Output folder (default: RUN_DIR/eval, or RUN_DIR/eval_checkpoint_N with --checkpoint)."
+        ),
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """The trained policy, the baselines and the oracle on the same held-out seeds: KPIs with paired 95% intervals."""
@@ -341,7 +350,7 @@ def evaluate(
                 tasks[scenario] = bar.add_task(f"evaluating on {scenario}", total=total)
             bar.update(tasks[scenario], completed=done)
 
-        result = evaluate_run(run_dir, names, seeds, first_seed, workers, out, report)
+        result = evaluate_run(run_dir, names, seeds, first_seed, workers, out, report, checkpoint)
     if json_out:
         sys.stdout.write((result.out / "summary.json").read_text() + "\n")
         return

@@ -103,6 +103,30 @@ def test_evaluate_writes_tables_parquet_and_plots(ppo_run, tmp_path):
     assert summary["config_hash"] == read_run(ppo_run)[0].config_hash()
 
 
+def test_evaluate_a_checkpoint_beside_the_final_evaluation(ppo_run, tmp_path):
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from payroute.cli import app
+
+    run = tmp_path / ppo_run.name
+    shutil.copytree(ppo_run, run)
+    final = evaluate_run(run, out=tmp_path / "final").runs
+    # the last checkpoint holds the final policy: the same numbers, written to their own folder
+    cli = CliRunner().invoke(app, ["evaluate", str(run), "--checkpoint", "2", "--json"])
+    assert cli.exit_code == 0, cli.output
+    assert json.loads(cli.stdout)["run_dir"] == str(run)
+    second = pd.read_parquet(run / "eval_checkpoint_2" / "runs.parquet")
+    key = ["policy", "seed"]
+    pd.testing.assert_frame_equal(
+        final.sort_values(key).reset_index(drop=True), second.sort_values(key).reset_index(drop=True)
+    )
+    assert not (run / "eval").exists()
+    missing = CliRunner().invoke(app, ["evaluate", str(run), "--checkpoint", "99"])
+    assert missing.exit_code == 2 and "has no checkpoint 99; checkpoints kept: [" in missing.output
+
+
 def test_same_config_and_seed_give_the_same_evaluation_numbers(ppo_run, tmp_path):
     exp, _ = read_run(ppo_run)
     path = write_experiment(tmp_path, exp.resolved())
