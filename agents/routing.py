@@ -322,23 +322,22 @@ def route_values(
     """
     now = world.now
     penalty = world.scenario.service_level.penalty_cents.get(tx.family, 0)
+    card = tx.family == "card"
     out = []
     for r in eligible:
-        p = r.success_probability(tx)
-        cost = r.cost_cents(tx)
-        fraud_loss = expected_fraud_loss_cents(world, tx, r, p_fraud, recovery)
-        if tx.family != "card" and r.next_open_time(now) > tx.deadline_t:
+        cost = r.cost_cents(tx)  # quoted for every eligible route, as when the payment was offered them
+        if not card and r.next_open_time(now) > tx.deadline_t:
             # closed until after the deadline: the payment waits, then expires unsent (no money moves)
-            value = -penalty
-        elif tx.family != "card":
-            value = p * (tx.price_cents - cost - fraud_loss)
+            out.append(float(-penalty))
+            continue
+        p = r.success_probability(tx)
+        value = p * (tx.price_cents - cost - expected_fraud_loss_cents(world, tx, r, p_fraud, recovery))
+        if not card:
             if r.expected_done_time(now) > tx.deadline_t:
                 value -= p * penalty
-        else:
-            value = p * (tx.price_cents - cost - fraud_loss)
-            if r.latency_s(tx.z_latency) > tx.deadline_t - now:
-                value -= penalty
-        if decline_charge is not None and not (tx.family != "card" and r.next_open_time(now) > tx.deadline_t):
+        elif r.latency_s(tx.z_latency) > tx.deadline_t - now:
+            value -= penalty
+        if decline_charge is not None:
             value -= (1.0 - p) * decline_charge(tx, r)
         out.append(float(value))
     return out
@@ -371,8 +370,7 @@ class OracleRouter:
     @staticmethod
     def best_route(world: Any, tx: Transaction, eligible: Any, p_fraud: float, recovery: float) -> int:
         values = route_values(world, tx, eligible, p_fraud, recovery)
-        best = max(range(len(values)), key=lambda i: (values[i], -i))  # the first of equals
-        return eligible[best].index
+        return eligible[values.index(max(values))].index  # the first of equals
 
 
 class ClairvoyantOracleRouter(OracleRouter):
