@@ -5,7 +5,7 @@ the ``payroute/`` namespace, or a ``module:Class`` path for multi-agent environm
 overrides and the baselines bound to the agents that do not learn. :class:`TrainingEnv` wraps a single-agent
 one for training:
 
-* **held-out seeds.** Every episode's world seed is drawn below :data:`TRAIN_SEED_LIMIT`; evaluation seeds
+* **held-out seeds.** Every episode's world seed is drawn below :data:`HELD_OUT_SEED_START`; evaluation seeds
   start at that limit, so a policy is never evaluated on a world it was trained on.
 * **reward clipping** (optional, ``reward_clip_usd``): the final step of an episode carries everything that
   resolves only when the world drains (fraud discovered days later, settlements after the last arrival): a
@@ -44,7 +44,7 @@ one for training:
 * **route baseline** (``baseline="route_mean"``, routers with expected credit): each step's credit minus a
   reference that does not depend on the step's action: the mean, over the payment's eligible routes, of the
   expected margin of sending it there, valued at the instant of the decision knowing the routes' hidden state
-  (:func:`payroute.agents.routing.route_values`, what the oracle routes by; Routing-v0's decline charge
+  (:func:`payroute.envs.baselines.routers.route_values`, what the oracle routes by; Routing-v0's decline charge
   included). A baseline independent of the action leaves the policy gradient's mean unchanged; what it takes
   out is the part of each payment's margin that no route choice changes (its price, its size), which a critic
   must otherwise learn before the differences between routes show through: on a random router's day the
@@ -62,26 +62,16 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from payroute.agents.routing import route_values
+from payroute.envs.baselines.routers import route_values
 from payroute.envs.world.decisions import ALLOW
 from payroute.envs.world.fraud import FraudPosterior, expected_fraud_loss_cents
+from payroute.vocabulary import HELD_OUT_SEED_START, ROLE_KIND
 
 CREDITS = ("resolved", "decision", "expected", "expected_outcome")
 """How a single-agent environment's steps are paid (see the module docstring)."""
 
 BASELINES = ("none", "route_mean")
 """What a router's decision credit is measured against (see the module docstring, route baseline)."""
-
-TRAIN_SEED_LIMIT = 1_000_000_000
-"""Training worlds use seeds in [0, TRAIN_SEED_LIMIT); evaluation seeds start here (held out)."""
-
-ROLE_TO_KIND = {
-    "router": "route",
-    "risk": "risk",
-    "pricer": "price",
-    "treasury": "treasury",
-    "fraudster": "fraud",
-}
 
 
 def resolve_entry_point(env_id: str) -> Any:
@@ -128,7 +118,7 @@ def env_kwargs(
     if "days" in params:
         kw["days"] = days
     if baselines and "baselines" in params:
-        kw["baselines"] = {ROLE_TO_KIND.get(k, k): v for k, v in baselines.items()}
+        kw["baselines"] = {ROLE_KIND.get(k, k): v for k, v in baselines.items()}
     kw.update(extra)
     return kw
 
@@ -186,7 +176,7 @@ class TrainingEnv(gym.Wrapper):
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         if seed is not None:
             self._seeds = np.random.default_rng(seed)
-        world_seed = int(self._seeds.integers(0, TRAIN_SEED_LIMIT))
+        world_seed = int(self._seeds.integers(0, HELD_OUT_SEED_START))
         if self._mix is not None:
             # the day's scenario, from the same stream of draws as its seed
             mix, p = self._mix

@@ -23,7 +23,7 @@ import time
 
 import numpy as np
 
-from payroute.agents.registry import bound_policies
+from payroute.envs.baselines import bound_policies
 from payroute.envs.ecosystem import ROLES, PaymentEcosystemEnv
 from payroute.envs.world import PaymentWorld
 

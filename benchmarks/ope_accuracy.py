@@ -31,7 +31,7 @@ import numpy as np
 
 def _log(scenario, route, seed, path, explore=None, overrides=None):
     """Simulate one day and log it with the routing observations; ``route`` is a baseline name or a bound policy."""
-    from payroute.simulate import run_simulation
+    from payroute.experiments.simulate import run_simulation
 
     run_simulation(scenario, route=route, seed=seed, log_path=path, overrides=overrides, explore=explore)
 

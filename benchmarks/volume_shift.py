@@ -21,12 +21,14 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 from scipy import stats
 
-FIRST_SEED = 1_000_000_000  # the held-out evaluation seeds of the routing experiments
+from payroute.vocabulary import HELD_OUT_SEED_START
+
+FIRST_SEED = HELD_OUT_SEED_START  # the held-out evaluation seeds of the routing experiments
 REFERENCES = ("cheapest", "ucb", "oracle")
 
 
 def _margin(args: tuple[str, float, int]) -> float:
-    from payroute.whatif import run
+    from payroute.experiments.whatif import run
 
     policy, volume, seed = args
     return float(run(policy, "default", {"volume_scale": volume}, seed).kpis()["margin_per_tx_usd"])

@@ -42,7 +42,7 @@ def _timed(fn) -> tuple[float, float, Any]:
 
 
 def _one_world_day(scenario, days: float, seed: int) -> int:
-    from payroute.agents.registry import bound_policies
+    from payroute.envs.baselines import bound_policies
     from payroute.envs.world import PaymentWorld
 
     world = PaymentWorld(scenario, seed=seed, policies=bound_policies(route="cheapest"), days=days)
@@ -116,7 +116,7 @@ def throughput(days: float = 1.0, seed: int = 0, repeats: int = 5) -> dict[str, 
 
 def _memory_child(days: float, log_path: str) -> None:
     """Run in a fresh process: simulate ``days`` with the log streamed to Parquet, print peak RSS as JSON."""
-    from payroute.simulate import run_simulation
+    from payroute.experiments.simulate import run_simulation
 
     summary = run_simulation("default", route="cheapest", days=days, seed=0, log_path=log_path)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux reports KiB

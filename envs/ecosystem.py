@@ -22,13 +22,12 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.utils import seeding
 
+from payroute.envs.baselines import bound_policies
 from payroute.envs.scenarios import Scenario, load_scenario
-from payroute.envs.views import ROLE_KINDS, VIEWS, AgentView, FraudsterView, RouterView
+from payroute.envs.views import VIEWS, AgentView, FraudsterView, RouterView
 from payroute.envs.world import PaymentWorld
 from payroute.envs.world.decisions import DecisionPoint
-
-ROLES: tuple[str, ...] = tuple(ROLE_KINDS)
-"""Every role, in the order agents are listed: router, risk, pricer, treasury, fraudster."""
+from payroute.vocabulary import KIND_ROLE, ROLE_KIND, ROLES
 
 _OPTIONS = {
     "scenario": "default",
@@ -42,15 +41,13 @@ _OPTIONS = {
     "router_invalid_action": "raise",
     "reward_split": "shared",
 }
-_KIND_ROLES = {kind: role for role, kind in ROLE_KINDS.items()}
 
 
 def _bound_policies(learning: tuple[str, ...], baselines: dict[str, str]) -> dict[str, Any]:
-    from payroute.agents.registry import bound_policies  # baselines live in agents; imported lazily
 
-    names: dict[str, str | None] = {ROLE_KINDS[role]: name for role, name in baselines.items()}
+    names: dict[str, str | None] = {ROLE_KIND[role]: name for role, name in baselines.items()}
     for role in learning:
-        names[ROLE_KINDS[role]] = None
+        names[ROLE_KIND[role]] = None
     return bound_policies(**names)
 
 
@@ -114,7 +111,7 @@ class PaymentEcosystemEnv:
     router_mask_in_observation=False, router_invalid_action="raise", reward_split="shared")``; ``config`` (a
     mapping of the same keys, as RLlib passes ``env_config``) and keyword arguments merge. ``baselines`` maps
     an agent (``"risk"``) or its decision kind (``"route"``) to a baseline name
-    (:mod:`payroute.agents.baselines`). ``router_invalid_action="decline"`` declines a payment whose route is
+    (:mod:`payroute.envs.baselines`). ``router_invalid_action="decline"`` declines a payment whose route is
     masked instead of raising. ``reset(seed=s)`` runs world seed ``s``; without one it draws the next from the
     generator seeded by the first seed given (``seed`` here, or the first ``reset``).
 
@@ -138,7 +135,7 @@ class PaymentEcosystemEnv:
                 f"learning must name one or more distinct agents of {list(ROLES)}, got {list(learning)}"
             )
         # baselines by agent (``router``) or by the decision kind it answers (``route``)
-        baselines = {_KIND_ROLES.get(k, k): v for k, v in dict(options["baselines"] or {}).items()}
+        baselines = {KIND_ROLE.get(k, k): v for k, v in dict(options["baselines"] or {}).items()}
         bad = sorted(set(baselines) - set(ROLES))
         if bad:
             raise ValueError(f"baselines names unknown agents {bad}; agents: {list(ROLES)}")

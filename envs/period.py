@@ -23,6 +23,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from payroute.envs.baselines import bound_policies
 from payroute.envs.scenarios import Scenario, load_scenario
 from payroute.envs.world import DecisionPoint, PaymentWorld
 from payroute.envs.world.clock import DAY_S, HOUR_S
@@ -45,7 +46,6 @@ CALENDAR_UNITS: dict[str, tuple[str, str]] = {
 
 
 def _bound_policies(names: dict[str, str | None]) -> dict[str, Any]:
-    from payroute.agents.registry import bound_policies  # baselines live in agents; imported lazily
 
     return bound_policies(**names)
 

@@ -22,13 +22,13 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from payroute.envs.baselines import bound_policies
 from payroute.envs.scenarios import Scenario, load_scenario
 from payroute.envs.world import PaymentWorld
 from payroute.envs.world.decisions import DecisionPoint
 
 
 def _bound_baselines(kind: str, others: dict[str, str]) -> dict[str, Any]:
-    from payroute.agents.registry import bound_policies  # baselines live in agents; imported lazily
 
     names: dict[str, str | None] = dict(others)
     names[kind] = None

@@ -32,19 +32,12 @@ from payroute.envs.treasury import TreasuryEnv
 from payroute.envs.world.clock import DAY_S, HOUR_S
 from payroute.envs.world.decisions import RISK_ACTIONS, FraudAction
 from payroute.envs.world.fraud import FraudsterBook
+from payroute.vocabulary import ROLE_KIND
 
 if TYPE_CHECKING:
     from payroute.envs.world.decisions import DecisionPoint
     from payroute.envs.world.world import PaymentWorld
 
-ROLE_KINDS = {
-    "router": "route",
-    "risk": "risk",
-    "pricer": "price",
-    "treasury": "treasury",
-    "fraudster": "fraud",
-}
-"""Agent id (role) -> the world's decision kind it answers."""
 
 DECLINE_ACTION = -1
 
@@ -103,7 +96,7 @@ class AgentView:
     def bind(self, world: PaymentWorld) -> None:
         self.world = world
         self._margin = world.agent_margin
-        self._agent_id = world.hub.agent_ids[ROLE_KINDS[self.role]]
+        self._agent_id = world.hub.agent_ids[ROLE_KIND[self.role]]
 
     def money_cents(self) -> int:
         """The agent's money so far this episode (cents): what its rewards add up to."""

@@ -5,7 +5,7 @@ seeds below that), so their differences are paired (common random numbers). For 
 
 * ``summary``: KPI means per policy, the paired 95% interval of margin per transaction and of approval
   against the reference baseline (``cheapest`` for routing), and the oracle share
-  (policy - cheapest) / (oracle - cheapest) — :func:`payroute.agents.compare.summarise`;
+  (policy - cheapest) / (oracle - cheapest) — :func:`payroute.policies.compare.summarise`;
 * ``versus``: the trained policy minus each other policy, with paired intervals;
 * plots: KPIs by policy, approval by hour, cumulative margin, route mix.
 
@@ -26,21 +26,21 @@ from typing import Any
 
 import pandas as pd
 
-from payroute.agents.compare import (
+from payroute.agents.learned import LEARNED_POLICIES, rollout_kpis
+from payroute.agents.networks import PolicyNet, load_policy
+from payroute.envs.baselines import policy_names
+from payroute.envs.baselines.routers import ORACLES
+from payroute.errors import PayrouteError
+from payroute.experiments import plots
+from payroute.experiments.rundir import EVAL_DIR, policy_folder, read_run
+from payroute.experiments.schema import ROLE_KIND, Experiment
+from payroute.policies.compare import (
     NamedPolicy,
     PairedRuns,
     run_paired_detailed,
     summarise,
     versus,
 )
-from payroute.agents.learned import LEARNED_POLICIES, rollout_kpis
-from payroute.agents.networks import PolicyNet, load_policy
-from payroute.agents.registry import policy_names
-from payroute.agents.routing import ORACLES
-from payroute.errors import PayrouteError
-from payroute.experiments import plots
-from payroute.experiments.rundir import EVAL_DIR, policy_folder, read_run
-from payroute.experiments.schema import ROLE_KIND, Experiment
 
 TRAINED = "trained"
 REFERENCE = {"route": "cheapest", "risk": "threshold"}

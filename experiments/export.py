@@ -166,7 +166,7 @@ def _scenario(exp: Experiment) -> Any:
 def observation_schema(exp: Experiment, kind: str, spec: Any, env: Any = None) -> list[dict[str, Any]]:
     """The feature specs of the observation the network was trained on, checked against its recorded names."""
     if kind in ("route", "risk"):
-        from payroute.agents.registry import bound_policies
+        from payroute.envs.baselines import bound_policies
         from payroute.envs.world import PaymentWorld
         from payroute.policies.binding import feature_specs
 

@@ -1,6 +1,6 @@
 """The evaluation plots (PNG, matplotlib): KPIs by policy, approval by hour, cumulative margin, route mix.
 
-Each function takes the long-format frames of :class:`~payroute.agents.compare.PairedRuns` for one scenario
+Each function takes the long-format frames of :class:`~payroute.policies.compare.PairedRuns` for one scenario
 and writes one figure; nothing here computes a statistic the tables do not also report.
 """
 
@@ -16,7 +16,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from payroute.agents.routing import ORACLES
+from payroute.envs.baselines.routers import ORACLES
 
 _PANELS = (
     ("margin_per_tx_usd", "margin per transaction ($)"),

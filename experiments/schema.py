@@ -33,29 +33,12 @@ from pydantic import (
 )
 
 from payroute.errors import ConfigError, PayrouteError, format_validation_error
+from payroute.vocabulary import HELD_OUT_SEED_START, KPI_NAMES, ROLE_KIND
 
 EXPERIMENT_DIR = Path(__file__).parent
-HELD_OUT_SEED_START = 1_000_000_000  # == payroute.agents.training_env.TRAIN_SEED_LIMIT (no torch import here)
 
-ROLES = ("router", "risk", "pricer", "treasury", "fraudster")
-ROLE_KIND = {
-    "router": "route",
-    "risk": "risk",
-    "pricer": "price",
-    "treasury": "treasury",
-    "fraudster": "fraud",
-}
 ALGORITHMS = {"rllib": ("PPO", "APPO", "DQN"), "sb3": ("PPO", "MaskablePPO", "DQN", "A2C")}
 HP_FAMILY = {"PPO": "PPO", "MaskablePPO": "PPO", "APPO": "APPO", "A2C": "A2C", "DQN": "DQN"}
-KPI_NAMES = (
-    "margin_per_tx_usd",
-    "approval_rate",
-    "fraud_loss_bps",
-    "sla_misses",
-    "liquidity_cost_usd",
-    "route_cost_bps",
-    "margin_usd",
-)
 
 PosInt = Annotated[int, Field(gt=0)]
 NonNegInt = Annotated[int, Field(ge=0)]
@@ -131,7 +114,7 @@ class BaselinesSection(_Strict):
     @field_validator("router", "risk", "pricer", "treasury", "fraudster")
     @classmethod
     def _known(cls, v: str | None, info) -> str | None:
-        from payroute.agents.registry import policy_names
+        from payroute.envs.baselines import policy_names
 
         allowed = policy_names(ROLE_KIND[info.field_name])
         if v is not None and v not in allowed:

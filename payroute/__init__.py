@@ -4,7 +4,7 @@ __version__ = "0.1.0"
 
 
 def _register() -> None:
-    from payroute.envs.registration import register_all
+    from payroute.registration import register_all
 
     register_all()
 

@@ -29,7 +29,7 @@ ZOO_BUNDLES = ("router", "risk", "pricing")
 def zoo(name: str) -> str:
     """The path of a reference bundle: ``zoo("router")`` can go wherever a bundle path goes.
 
-    >>> from payroute import whatif
+    >>> from payroute.experiments import whatif
     >>> whatif.run(zoo("router"), "processor_outage")  # doctest: +SKIP
     """
     from pathlib import Path

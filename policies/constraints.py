@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from payroute.envs.baselines import bound_policies
 from payroute.envs.scenarios import Scenario
 from payroute.envs.world import PaymentWorld
 from payroute.errors import PayrouteError
@@ -160,7 +161,6 @@ def record_contexts(
 ) -> Contexts:
     """The contexts a policy (``choose``) meets as the world's ``kind`` policy on ``seeds``, the others bound to
     their baselines; stops after the world that reaches ``limit`` contexts."""
-    from payroute.agents.registry import bound_policies
 
     recorder = ContextRecorder(kind, choose, limit)
     for seed in seeds:

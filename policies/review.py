@@ -40,6 +40,7 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from payroute.envs.baselines import bound_policies
 from payroute.envs.scenarios import Scenario, available_scenarios, load_scenario
 from payroute.envs.world import PaymentWorld
 from payroute.errors import ConfigError, PayrouteError, format_validation_error
@@ -342,7 +343,6 @@ def _scenario_name(policy: BundlePolicy, config: ReviewConfig) -> str:
 
 
 def _probe(scenario: Scenario) -> PaymentWorld:
-    from payroute.agents.registry import bound_policies
 
     return PaymentWorld(scenario, seed=0, policies=bound_policies(), days=1)
 

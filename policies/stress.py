@@ -35,12 +35,15 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from payroute.envs.baselines import bound_policies, policy_names
+from payroute.envs.baselines.routers import ORACLES
 from payroute.envs.scenarios import Scenario, available_scenarios, load_scenario
-from payroute.envs.world import HEADLINE_KPIS, PaymentWorld
+from payroute.envs.world import PaymentWorld
 from payroute.errors import PayrouteError
 from payroute.policies.binding import bound_bundle, check_bundle_fits_world
 from payroute.policies.bundle import BundlePolicy, load_bundle
 from payroute.stats import paired_interval
+from payroute.vocabulary import HEADLINE_KPIS
 
 STRESS_SCENARIOS = ("processor_outage", "fraud_surge", "liquidity_crunch", "fee_hike", "holiday_peak")
 DEFAULT_REFERENCES = {
@@ -168,7 +171,6 @@ def _bundle(path: str) -> BundlePolicy:
 
 
 def _policies(job: _Job) -> dict[str, Any]:
-    from payroute.agents.registry import bound_policies  # baselines; agents never import ray at module level
 
     names: dict[str, str | None] = dict(job.others)
     if job.role in (CANDIDATE, CHAMPION):
@@ -214,7 +216,6 @@ def run_stress_suite(
     progress: Callable[[int, int], None] | None = None,
 ) -> StressResult:
     """Run the candidate bundle, the references and the oracle on every stress scenario and seed; compare paired."""
-    from payroute.agents.registry import bound_policies
 
     config = config or StressConfig()
     cand = candidate if isinstance(candidate, BundlePolicy) else load_bundle(candidate)
@@ -254,8 +255,6 @@ def run_stress_suite(
 
 
 def _references(kind: str, config: StressConfig) -> list[str]:
-    from payroute.agents.registry import policy_names
-    from payroute.agents.routing import ORACLES
 
     if kind not in DEFAULT_REFERENCES:
         raise PayrouteError(f"the stress suite runs route and risk bundles; this bundle decides {kind!r}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from payroute.agents.registry import bound_policies
+from payroute.envs.baselines import bound_policies
 from payroute.envs.scenarios import load_scenario
 from payroute.envs.world import PaymentWorld
 

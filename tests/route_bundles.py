@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from payroute.agents.registry import bound_policies
+from payroute.envs.baselines import bound_policies
 from payroute.envs.scenarios import load_scenario
 from payroute.envs.world import PaymentWorld
 from payroute.policies import export_torch_policy

@@ -16,8 +16,8 @@ from typing import get_args
 import numpy as np
 import pytest
 
-from payroute.agents.registry import bound_policies
-from payroute.envs.world import DECISION_KINDS, EventLog, PaymentWorld
+from payroute.envs.baselines import bound_policies
+from payroute.envs.world import EventLog, PaymentWorld
 from payroute.errors import PayrouteError
 from payroute.policies import (
     MASKED_LOGIT,
@@ -28,6 +28,7 @@ from payroute.policies import (
     load_bundle,
 )
 from payroute.policies.logs import read_logged_decisions
+from payroute.vocabulary import DECISION_KINDS
 
 torch = pytest.importorskip("torch")
 

@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 import simpy
 
-from payroute.agents.baselines import PriorityRoute
-from payroute.agents.registry import bound_policies
+from payroute.envs.baselines import PriorityRoute, bound_policies
 from payroute.envs.scenarios import load_scenario
 from payroute.envs.scenarios.schema import FeeSchedule, VolumeTier
 from payroute.envs.world import EventLog, PaymentWorld

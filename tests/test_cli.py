@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from payroute.cli import app
-from payroute.envs.world import TERMINAL_STATES
+from payroute.experiments.cli import app
+from payroute.vocabulary import TERMINAL_STATES
 
 runner = CliRunner()
 
@@ -143,7 +143,7 @@ def test_a_real_process_prints_no_traceback(tmp_path):
     bad = _variant(tmp_path, "typed_limit", '  routes:\n    rtp:\n      limit_cents: "lots"\n')
     for args in (["simulate", str(bad)], ["simulate", "default", "--policy", "smartest"]):
         proc = subprocess.run(
-            [sys.executable, "-m", "payroute.cli", *args],
+            [sys.executable, "-m", "payroute.experiments.cli", *args],
             capture_output=True,
             text=True,
             timeout=120,
@@ -189,7 +189,7 @@ def test_a_variant_finds_its_base_file_next_to_it(tmp_path, monkeypatch):
 
 
 def test_baselines_compare_on_the_seeds_asked_for_held_out_ones_included():
-    from payroute.agents.compare import run_paired, summarise
+    from payroute.policies.compare import run_paired, summarise
 
     args = [
         "baselines",

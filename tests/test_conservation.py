@@ -10,11 +10,12 @@ import pyarrow as pa
 import pytest
 
 import payroute.envs.world.world as world_module
-from payroute.agents.registry import bound_policies
+from payroute.envs.baselines import bound_policies
 from payroute.envs.scenarios import load_scenario
-from payroute.envs.world import TERMINAL_STATES, EventLog, PaymentWorld
+from payroute.envs.world import EventLog, PaymentWorld
 from payroute.envs.world.clock import HOUR_S
 from payroute.envs.world.ledger import COST_ACCOUNTS, Ledger, LedgerError
+from payroute.vocabulary import TERMINAL_STATES
 from tests.conftest import log_rows
 
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from payroute.cli import app
 from payroute.envs.scenarios import load_scenario
+from payroute.experiments.cli import app
 from payroute.policies import export_torch_policy, load_bundle
 from payroute.policies.checks import FAIL, NOT_RUN, PASS
 from payroute.policies.constraints import (

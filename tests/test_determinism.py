@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from payroute.agents.registry import bound_policies
+from payroute.envs.baselines import bound_policies
 from payroute.envs.scenarios import load_scenario
 from payroute.envs.world import EventLog, PaymentWorld, read_log
-from payroute.simulate import run_simulation
+from payroute.experiments.simulate import run_simulation
 from tests.conftest import log_rows
 
 DEMAND_COLUMNS = [
@@ -57,7 +57,7 @@ def test_two_processes_write_byte_identical_logs(tmp_path, small_yaml):
     for hash_seed in ("1", "2"):
         out = tmp_path / f"cli-{hash_seed}.parquet"
         env = {**os.environ, "PYTHONHASHSEED": hash_seed}
-        cmd = [sys.executable, "-m", "payroute.cli", "simulate", str(small_yaml), "--policy", "priority",
+        cmd = [sys.executable, "-m", "payroute.experiments.cli", "simulate", str(small_yaml), "--policy", "priority",
                "--seed", "5", "--days", "0.5", "--log", str(out), "--json"]  # fmt: skip
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, check=False)
         assert proc.returncode == 0, proc.stderr

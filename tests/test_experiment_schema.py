@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from payroute.cli import app
 from payroute.errors import ConfigError, PayrouteError
+from payroute.experiments.cli import app
 from payroute.experiments.runner import check_environment
 from payroute.experiments.schema import available_experiments, experiment_from_dict, load_experiment
 from tests.exp_util import tiny_experiment, write_experiment

@@ -9,11 +9,11 @@ from typer.testing import CliRunner
 
 from payroute.agents.learned import LearnedRoutePolicy
 from payroute.agents.networks import load_policy
-from payroute.agents.registry import bound_policies
-from payroute.cli import app
+from payroute.envs.baselines import bound_policies
 from payroute.envs.scenarios import load_scenario
 from payroute.envs.world import PaymentWorld
 from payroute.errors import PayrouteError
+from payroute.experiments.cli import app
 from payroute.experiments.export import export_run
 from payroute.experiments.rundir import read_run
 from payroute.experiments.runner import train

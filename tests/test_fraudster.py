@@ -5,13 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from payroute.agents.baselines import CardBlocker
-from payroute.agents.displacement import FraudPolicyGradient, evaluate, train
-from payroute.agents.registry import bound_policies
+from payroute.envs.baselines import CardBlocker, bound_policies
 from payroute.envs.scenarios import load_scenario
 from payroute.envs.world import EventLog, FraudAction, InvalidActionError, PaymentWorld
 from payroute.envs.world.decisions import ALLOW, BLOCK, CHALLENGE
 from payroute.errors import ConfigError
+from payroute.experiments.studies.displacement import FraudPolicyGradient, evaluate, train
 
 # fraud at its default rates, few genuine customers: a day runs in a fraction of a second
 FRAUD_HEAVY = {"demand": {"transactions_per_day": 1500}}
@@ -147,7 +146,7 @@ def test_the_fraud_posterior_prices_fraud_by_the_amount_as_well_as_the_score():
     Card testing is a dollar or two and APP scams and mule cash-outs thousands: a base rate over all amounts
     would make the expected fraud on cards several times too high and on instant payouts several times too low.
     """
-    from payroute.agents.baselines import CheapestRoute
+    from payroute.envs.baselines import CheapestRoute
     from payroute.envs.world.fraud import FraudPosterior
 
     seen = []

@@ -21,7 +21,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from payroute.agents.registry import bound_policies
+from payroute.envs.baselines import bound_policies
 from payroute.envs.ecosystem import PaymentEcosystemEnv
 from payroute.envs.rtgs import RTGSLiquidityGame
 from payroute.envs.scenarios import load_scenario

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 
-from payroute.agents.compare import NamedPolicy, run_paired
 from payroute.agents.learned import LearnedRoutePolicy, rollout_kpis
 from payroute.agents.networks import (
     PolicyNet,
@@ -18,8 +17,10 @@ from payroute.agents.networks import (
     policy_from_linears,
     save_policy,
 )
-from payroute.agents.training_env import TRAIN_SEED_LIMIT, TrainingEnv, make_env
+from payroute.agents.training_env import TrainingEnv, make_env
 from payroute.envs.scenarios import load_scenario
+from payroute.policies.compare import NamedPolicy, run_paired
+from payroute.vocabulary import HELD_OUT_SEED_START
 
 SMALL = {"volume_scale": 0.02}
 
@@ -223,7 +224,7 @@ def test_training_worlds_use_seeds_below_the_held_out_range():
     for _ in range(5):
         env.reset()
         seeds.append(env.unwrapped.world.seed)
-    assert all(0 <= s < TRAIN_SEED_LIMIT for s in seeds)
+    assert all(0 <= s < HELD_OUT_SEED_START for s in seeds)
     assert len(set(seeds)) == 5
     again = TrainingEnv(_routing_env(), seed=3)
     assert [(again.reset(), again.unwrapped.world.seed)[1] for _ in range(5)] == seeds

@@ -5,7 +5,7 @@ from __future__ import annotations
 import simpy
 
 import payroute.envs.world.world as world_module
-from payroute.agents.registry import bound_policies
+from payroute.envs.baselines import bound_policies
 from payroute.envs.scenarios import load_scenario
 from payroute.envs.world import EventLog, PaymentWorld, TreasuryAction
 from payroute.envs.world.clock import YEAR_S

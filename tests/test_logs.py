@@ -10,7 +10,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from payroute.agents.registry import bound_policies
+from payroute.envs.baselines import bound_policies
 from payroute.envs.world import LOG_COLUMNS, EventLog, PaymentWorld
 from payroute.envs.world.eventlog import LOG_SCHEMA
 from payroute.errors import PayrouteError

@@ -12,8 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import payroute  # noqa: F401 - registers the environments
-from payroute.agents.baselines import CostPlusPricing, StaticPricing
-from payroute.agents.registry import bound_policies
+from payroute.envs.baselines import CostPlusPricing, StaticPricing, bound_policies
 from payroute.envs.pricing import PricingEnv
 from payroute.envs.scenarios import load_scenario
 from payroute.envs.scenarios.schema import FAMILIES, CustomerResponse

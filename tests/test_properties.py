@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import payroute.envs.world.world as world_module
-from payroute.agents.baselines import (
+from payroute.envs.baselines import (
     AllowAll,
     CheapestRoute,
     FastestRoute,
@@ -27,9 +27,10 @@ from payroute.agents.baselines import (
     TargetBalanceTreasury,
 )
 from payroute.envs.scenarios import load_scenario
-from payroute.envs.world import TERMINAL_STATES, EventLog, PaymentWorld
+from payroute.envs.world import EventLog, PaymentWorld
 from payroute.envs.world.clock import DAY_S, HOUR_S
 from payroute.envs.world.ledger import COST_ACCOUNTS, Ledger
+from payroute.vocabulary import TERMINAL_STATES
 from tests.conftest import log_rows
 
 BASE = load_scenario("default")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from payroute.reference import GENERATORS
+from payroute.experiments.reference import GENERATORS
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
@@ -15,15 +15,17 @@ DOCS = Path(__file__).resolve().parent.parent / "docs"
 @pytest.mark.parametrize("name", sorted(GENERATORS))
 def test_committed_reference_matches_the_code(name):
     committed = (DOCS / name).read_text()
-    assert committed == GENERATORS[name](), f"docs/{name} is stale: run `python -m payroute.reference`"
+    assert committed == GENERATORS[name](), (
+        f"docs/{name} is stale: run `python -m payroute.experiments.reference`"
+    )
 
 
 def test_the_readme_blocks_generated_from_the_code_are_current():
-    from payroute.reference import README, render_readme
+    from payroute.experiments.reference import README, render_readme
 
     text = README.read_text()
     assert text == render_readme(text), (
-        "README.md's generated blocks are stale: run `python -m payroute.reference`"
+        "README.md's generated blocks are stale: run `python -m payroute.experiments.reference`"
     )
 
 
@@ -44,7 +46,7 @@ def _commands(command, path):
 def test_the_cli_reference_documents_every_command_and_option():
     import typer
 
-    from payroute.cli import app
+    from payroute.experiments.cli import app
 
     text = GENERATORS["cli.md"]()
     commands = list(_commands(typer.main.get_command(app), ["payroute"]))
@@ -67,7 +69,7 @@ def test_the_cli_reference_documents_every_command_and_option():
 def test_the_environment_reference_lists_every_feature_of_every_environment_in_order():
     import gymnasium as gym
 
-    from payroute.envs.registration import ENVIRONMENTS
+    from payroute.registration import ENVIRONMENTS
 
     text = GENERATORS["environments.md"]()
     for env_id in ENVIRONMENTS:

@@ -18,10 +18,10 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from payroute.cli import app
+from payroute.experiments.cli import app
+from payroute.experiments.simulate import run_simulation
 from payroute.policies.review import ReviewConfig, default_config_path, load_review_config
 from payroute.policies.stress import STRESS_SCENARIOS
-from payroute.simulate import run_simulation
 from tests.route_bundles import fee_router_bundle
 
 pytest.importorskip("torch")  # the test bundles are exported from torch; the review itself never imports it
@@ -183,7 +183,7 @@ BLOCKER = textwrap.dedent(
             return None
 
     sys.meta_path.insert(0, Block())
-    from payroute.cli import app
+    from payroute.experiments.cli import app
     try:
         app(sys.argv[1:], standalone_mode=False)
         code = 0

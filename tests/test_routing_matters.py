@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from payroute.agents.compare import run_paired, summarise
+from payroute.policies.compare import run_paired, summarise
 
 SMALL = {"volume_scale": 0.15}
 
@@ -40,8 +40,8 @@ def test_success_rate_routing_recovers_from_an_outage_that_static_priority_does_
 
 
 def test_the_oracle_knows_fraud_only_through_the_risk_score_and_the_base_rate():
-    from payroute.agents.registry import bound_policies
-    from payroute.agents.routing import OracleRouter
+    from payroute.envs.baselines import bound_policies
+    from payroute.envs.baselines.routers import OracleRouter
     from payroute.envs.scenarios import load_scenario
     from payroute.envs.world import PaymentWorld
 

@@ -9,8 +9,8 @@ import pytest
 from pettingzoo.test import parallel_api_test, parallel_seed_test
 
 from payroute.agents.policy_gradient import step_index, train_reinforce
-from payroute.agents.registry import make_policy
-from payroute.agents.rtgs_baselines import play_day
+from payroute.envs.baselines import make_policy
+from payroute.envs.baselines.rtgs import play_day
 from payroute.envs.rtgs import RTGSLiquidityGame, deterministic_two_period_config, parallel_env
 from payroute.errors import ConfigError
 

@@ -63,7 +63,7 @@ def test_an_experiment_runs_on_a_ray_cluster_given_its_address(tmp_path):
         data = tiny_experiment("on_cluster", stopping={"iterations": 1})
         data["resources"] = {"num_env_runners": 2, "num_envs_per_env_runner": 1}
         path = write_experiment(tmp_path, data)
-        cmd = [sys.executable, "-m", "payroute.cli", "train", str(path), "--ray-address", f"127.0.0.1:{port}",
+        cmd = [sys.executable, "-m", "payroute.experiments.cli", "train", str(path), "--ray-address", f"127.0.0.1:{port}",
                "--runs", str(tmp_path / "runs"), "--quiet"]  # fmt: skip
         deadline = time.time() + 60
         while True:  # the head takes a few seconds to accept clients

@@ -7,12 +7,11 @@ import datetime as dt
 import pytest
 from typer.testing import CliRunner
 
-from payroute.agents.baselines import PriorityRoute
-from payroute.agents.registry import bound_policies
-from payroute.cli import app
+from payroute.envs.baselines import PriorityRoute, bound_policies
 from payroute.envs.scenarios import available_scenarios, load_scenario, scenario_summary
 from payroute.envs.world import EventLog, PaymentWorld
 from payroute.envs.world.clock import HOUR_S
+from payroute.experiments.cli import app
 from tests.conftest import log_rows
 
 VARIANTS = ["cross_border", "fee_hike", "fraud_surge", "holiday_peak", "liquidity_crunch", "processor_outage"]

@@ -108,7 +108,7 @@ def test_evaluate_a_checkpoint_beside_the_final_evaluation(ppo_run, tmp_path):
 
     from typer.testing import CliRunner
 
-    from payroute.cli import app
+    from payroute.experiments.cli import app
 
     run = tmp_path / ppo_run.name
     shutil.copytree(ppo_run, run)
@@ -147,7 +147,16 @@ def test_kill_9_then_resume_continues_from_the_last_checkpoint_with_the_same_has
     data = tiny_experiment("killed", stopping={"iterations": 5})
     path = write_experiment(tmp_path, data)
     runs = tmp_path / "runs"
-    cmd = [sys.executable, "-m", "payroute.cli", "train", str(path), "--runs", str(runs), "--quiet"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "payroute.experiments.cli",
+        "train",
+        str(path),
+        "--runs",
+        str(runs),
+        "--quiet",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.time() + 240
@@ -168,7 +177,7 @@ def test_kill_9_then_resume_continues_from_the_last_checkpoint_with_the_same_has
     assert record_before["status"] == "running"  # killed: never closed
     resumed_from = latest_checkpoint(run_dir)[1]["iteration"]
     result = subprocess.run(
-        [sys.executable, "-m", "payroute.cli", "train", "--resume", str(run_dir), "--quiet"],
+        [sys.executable, "-m", "payroute.experiments.cli", "train", "--resume", str(run_dir), "--quiet"],
         capture_output=True, text=True, timeout=240,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
@@ -256,7 +265,7 @@ def test_several_learning_agents_get_one_module_each(tmp_path):
 def test_payroute_run_trains_evaluates_exports_reviews_and_says_where_everything_is(tmp_path):
     from typer.testing import CliRunner
 
-    from payroute.cli import app
+    from payroute.experiments.cli import app
     from payroute.policies import load_bundle
 
     path = write_experiment(tmp_path, tiny_experiment("tiny_run"))

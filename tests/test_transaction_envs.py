@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import payroute  # noqa: F401  (registers the environments)
-from payroute.agents.registry import make_policy
+from payroute.envs.baselines import make_policy
 from payroute.envs.scenarios import available_scenarios
 
 SMALL = {"volume_scale": 0.02}

@@ -8,8 +8,8 @@ matplotlib.use("Agg")
 
 import pytest  # noqa: E402
 
-from payroute import whatif  # noqa: E402
 from payroute.errors import PayrouteError  # noqa: E402
+from payroute.experiments import whatif  # noqa: E402
 
 OUTAGE = {
     "volume_scale": 0.1,

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from payroute.cli import app
+from payroute.experiments.cli import app
 from payroute.experiments.schema import load_experiment
 from payroute.policies import config_sha256, load_bundle
 

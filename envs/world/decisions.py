@@ -29,14 +29,8 @@ from typing import Any, Protocol
 
 import simpy
 
-DECISION_KINDS = ("route", "risk", "price", "treasury", "fraud")
-DEFAULT_AGENT_IDS = {
-    "route": "router",
-    "risk": "risk",
-    "price": "pricer",
-    "treasury": "treasury",
-    "fraud": "fraudster",
-}
+from payroute.vocabulary import DECISION_KINDS, KIND_ROLE
+
 RISK_ACTIONS = ("allow", "challenge", "block")
 ALLOW, CHALLENGE, BLOCK = 0, 1, 2
 
@@ -101,7 +95,7 @@ class DecisionHub:
         self.env = env
         self.bound = {k: bound.get(k) for k in DECISION_KINDS}
         self.external = {k for k in DECISION_KINDS if k in bound and bound[k] is None}
-        self.agent_ids = {**DEFAULT_AGENT_IDS, **agent_ids}
+        self.agent_ids = {**KIND_ROLE, **agent_ids}
         self.pending: list[DecisionPoint] = []
 
     def is_external(self, kind: str) -> bool:

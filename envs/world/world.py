@@ -57,8 +57,8 @@ from payroute.envs.world.fraud import FraudsterBook, FraudStreams
 from payroute.envs.world.ledger import Ledger, SettlementAccountState
 from payroute.envs.world.prices import CompetitorProcess, PriceBook
 from payroute.envs.world.rails import DEGRADED, DOWN, HEALTH_NAMES, RouteState
+from payroute.vocabulary import TERMINAL_STATES
 
-TERMINAL_STATES = ("settled", "declined", "failed", "expired", "blocked", "abandoned")
 FAMILY_INDEX = {f: i for i, f in enumerate(FAMILIES)}
 _RNG_STREAMS = ("demand", "fraud", "inflows", "health", "policy")
 # side streams spawned by key, so adding them left every stream above unchanged
@@ -67,17 +67,6 @@ _CUSTOMER_STREAM, _COMPETITOR_STREAM = 2000, 2001
 
 class InvalidActionError(ValueError):
     """An outside agent chose an action the world cannot take (a masked route, an unknown risk action)."""
-
-
-HEADLINE_KPIS = (
-    "margin_per_tx_usd",
-    "approval_rate",
-    "route_cost_bps",
-    "fraud_loss_bps",
-    "sla_misses",
-    "liquidity_cost_usd",
-)
-"""The keys of :meth:`PaymentWorld.kpis` that comparisons report (tables, paired intervals, what-ifs)."""
 
 
 class PaymentWorld:

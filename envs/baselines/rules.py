@@ -1,25 +1,9 @@
-"""Baseline policies, bound into the world in-process.
+"""Baselines that follow a fixed rule: routing by cost, speed or a preference list; risk thresholds; list and
+cost-plus pricing; target-balance treasury; the scenario's scripted fraud.
 
-Each implements ``decide(world, payload) -> (action, propensity)`` for one decision kind, and the
-per-transaction ones also ``act(observation, info) -> action`` for use with the Gymnasium environments. They are what a
-payments team runs today, and what any learned policy has to beat.
-
-========================  ========  ===============================================================
-name                      kind      what it does
-========================  ========  ===============================================================
-``cheapest``              route     the eligible route that costs least for this payment
-``fastest``               route     the eligible route with the shortest typical latency
-``priority``              route     a fixed preference list (the scenario's route order by default)
-``allow_all``             risk      allows every payment
-``threshold``             risk      challenges above one risk score, blocks above another
-``card_blocker``          risk      blocks card payments from a lower risk score; thresholds elsewhere
-``static_pricing``        price     the scenario's list prices, always
-``cost_plus``             price     the cheapest route's cost plus a markup, per segment x family
-``target_balance``        treasury  tops accounts up to their target, sweeps the excess back
-``hold``                  treasury  no transfers at all (the do-nothing reference)
-``scripted_fraud``        fraud     the scenario's attack mix at intensity 1
-``post_all`` ...          rtgs      banks of the RTGS liquidity game (:mod:`payroute.agents.rtgs_baselines`)
-========================  ========  ===============================================================
+Each implements ``decide(world, payload) -> (action, propensity)`` for one decision kind; the per-transaction ones
+also ``act(observation, info) -> action`` for use with the Gymnasium environments. The catalogue of every baseline
+by name is :mod:`payroute.envs.baselines`.
 """
 
 from __future__ import annotations
@@ -28,8 +12,6 @@ from typing import Any
 
 import numpy as np
 
-from payroute.agents.routing import ROUTING_LEARNERS
-from payroute.agents.rtgs_baselines import RTGS_BASELINES
 from payroute.envs.world.decisions import ALLOW, BLOCK, CHALLENGE, TreasuryAction
 from payroute.envs.world.world import FAMILY_INDEX
 
@@ -139,7 +121,7 @@ class CardBlocker(RiskThreshold):
     """A defender that closes the card door: blocks card payments whose risk score is at least ``card_block_at``
     (lower than the general threshold, so most card fraud and some good card customers are stopped), and
     treats every other payment like :class:`RiskThreshold`. Bank payouts (instant rails included) stay as open
-    as before, which is where a fraudster that learns goes next (``payroute.agents.displacement``)."""
+    as before, which is where a fraudster that learns goes next (``payroute.experiments.studies.displacement``)."""
 
     kind = "risk"
 
@@ -255,16 +237,6 @@ class ScriptedFraud:
         return np.full(len(world.fraud.pattern_names), self.intensity), 1.0
 
 
-ROUTE_BASELINES = {
-    "cheapest": CheapestRoute,
-    "fastest": FastestRoute,
-    "priority": PriorityRoute,
-    **ROUTING_LEARNERS,
-}
-RISK_BASELINES = {"allow_all": AllowAll, "threshold": RiskThreshold, "card_blocker": CardBlocker}
-PRICE_BASELINES = {"static_pricing": StaticPricing, "cost_plus": CostPlusPricing}
-
-
 class HoldTreasury:
     """Does nothing: no transfers, the scenario's credit lines. What treasury is worth is measured against it."""
 
@@ -272,22 +244,3 @@ class HoldTreasury:
 
     def decide(self, world: Any, payload: Any) -> tuple[TreasuryAction, float]:
         return TreasuryAction(), 1.0
-
-
-TREASURY_BASELINES = {"target_balance": TargetBalanceTreasury, "hold": HoldTreasury}
-FRAUD_BASELINES = {"scripted_fraud": ScriptedFraud}
-BASELINES_BY_KIND = {
-    "route": ROUTE_BASELINES,
-    "risk": RISK_BASELINES,
-    "price": PRICE_BASELINES,
-    "treasury": TREASURY_BASELINES,
-    "fraud": FRAUD_BASELINES,
-    "rtgs": RTGS_BASELINES,
-}
-DEFAULT_BASELINES = {
-    "route": "cheapest",
-    "risk": "threshold",
-    "price": "static_pricing",
-    "treasury": "target_balance",
-    "fraud": "scripted_fraud",
-}

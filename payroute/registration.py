@@ -1,5 +1,7 @@
 """Gymnasium registration of every payroute environment under the ``payroute/`` namespace.
 
+Entry points are strings, so registering imports no environment: the classes load when ``gym.make`` first asks.
+
 Importing :mod:`payroute` registers them, so ``gym.make("payroute/Routing-v0", scenario="default", seed=3)``
 works after ``import payroute``.
 """

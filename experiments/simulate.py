@@ -1,7 +1,7 @@
 """Run the payment world with baseline policies or a policy bundle: what ``payroute simulate`` does, as a function.
 
 The router is a baseline by name, or a policy bundle (a directory or ``.zip``) bound as the route policy. With
-``explore`` it is wrapped in epsilon-greedy exploration (:class:`~payroute.agents.exploration.EpsilonGreedyRoute`),
+``explore`` it is wrapped in epsilon-greedy exploration (:class:`~payroute.envs.baselines.exploration.EpsilonGreedyRoute`),
 so the log holds the behaviour propensity of every decision. A log also records the routing observation of every
 decision (``obs.<feature>`` columns, :mod:`payroute.policies.recording`), so a bundle can be evaluated on it.
 """
@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from payroute.agents.exploration import EpsilonGreedyRoute
-from payroute.agents.registry import bound_policies, policy_names
+from payroute.envs.baselines import bound_policies, policy_names
+from payroute.envs.baselines.exploration import EpsilonGreedyRoute
 from payroute.envs.features import RoutingFeatures
 from payroute.envs.scenarios import Scenario, load_scenario
 from payroute.envs.world import EventLog, PaymentWorld

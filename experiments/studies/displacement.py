@@ -18,7 +18,7 @@ is :class:`~payroute.envs.ecosystem.PaymentEcosystemEnv` with the fraudster as t
 
 Command (the result is in ``docs/displacement.md``)::
 
-    python -m payroute.agents.displacement --iterations 40 --episodes 4 --eval-seeds 8 --seed 0
+    python -m payroute.experiments.studies.displacement --iterations 40 --episodes 4 --eval-seeds 8 --seed 0
 """
 
 from __future__ import annotations
@@ -243,7 +243,7 @@ def markdown(rows: list[dict[str, Any]]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m payroute.agents.displacement",
+        prog="python -m payroute.experiments.studies.displacement",
         description="Train a fraudster against a card-blocking defender (and a control); show its mix shift.",
     )
     parser.add_argument("--iterations", type=int, default=40, help="policy-gradient iterations per defender")

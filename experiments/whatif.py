@@ -4,7 +4,7 @@ An analyst's question — "what if card_alpha is down for two hours on a Friday 
 change. :func:`compare` runs every policy on the same seeds of the scenario as it is and as changed, and returns a
 tidy table of paired differences with 95% intervals::
 
-    from payroute import whatif
+    from payroute.experiments import whatif
 
     table = whatif.compare(
         ["success_rate", "priority"],
@@ -27,12 +27,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from payroute.agents.registry import bound_policies
+from payroute.envs.baselines import bound_policies
 from payroute.envs.scenarios import Scenario, load_scenario
-from payroute.envs.world import HEADLINE_KPIS, PaymentWorld
+from payroute.envs.world import PaymentWorld
 from payroute.errors import PayrouteError
-from payroute.simulate import route_policy
+from payroute.experiments.simulate import route_policy
 from payroute.stats import paired_interval
+from payroute.vocabulary import HEADLINE_KPIS
 
 DEFAULT_METRICS = HEADLINE_KPIS
 PolicySpec = str | Callable[[], Any]  # a routing baseline name, a bundle path, or a factory

@@ -17,8 +17,8 @@ from rich.console import Console
 from rich.table import Table
 
 from payroute import __version__
-from payroute.agents.compare import ROUTING_BASELINE_ORDER
 from payroute.errors import PayrouteError
+from payroute.policies.compare import ROUTING_BASELINE_ORDER
 
 app = typer.Typer(
     name="payroute",
@@ -124,7 +124,7 @@ def simulate(
     ] = True,
 ) -> None:
     """Simulate SCENARIO with a routing baseline or bundle and print the KPIs."""
-    from payroute.simulate import run_simulation
+    from payroute.experiments.simulate import run_simulation
 
     if log is not None and log.is_dir():
         raise PayrouteError(f"--log = {str(log)!r}: is a folder; allowed: a file path such as day.parquet")
@@ -175,7 +175,7 @@ def baselines(
     """Every routing baseline and the oracle on the same seeds: KPIs with paired 95% intervals."""
     from rich.progress import Progress
 
-    from payroute.agents.compare import run_paired, summarise
+    from payroute.policies.compare import run_paired, summarise
 
     names = tuple(p.strip() for p in policies.split(",") if p.strip())
     if "cheapest" not in names:
@@ -200,7 +200,7 @@ def baselines(
         sys.stdout.write(table.to_json(orient="records", indent=2) + "\n")
         return
     if markdown:
-        from payroute.agents.compare import markdown_table
+        from payroute.policies.compare import markdown_table
 
         sys.stdout.write(markdown_table(table) + "\n")
         return

@@ -18,10 +18,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from payroute.agents.registry import bound_policies
+from payroute.envs.baselines import bound_policies
 from payroute.envs.scenarios import Scenario, load_scenario
-from payroute.envs.world import HEADLINE_KPIS, PaymentWorld
+from payroute.envs.world import PaymentWorld
 from payroute.stats import paired_interval
+from payroute.vocabulary import HEADLINE_KPIS
 
 ROUTING_BASELINE_ORDER = (
     "cheapest",
