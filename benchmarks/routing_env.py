@@ -17,18 +17,13 @@ import argparse
 import json
 import os
 import platform
-import sys
 import time
-from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import world as world_bench  # noqa: E402
-
 import payroute  # noqa: E402,F401
+from payroute.benchmarks import world as world_bench
 
 TARGET_STEPS_S = 15_000
 

@@ -11,20 +11,16 @@ import json
 import platform
 import subprocess
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from payroute.benchmarks import world as world_bench
 
-import world as world_bench  # noqa: E402  (benchmarks/world.py, next to this file)
-
-HERE = Path(__file__).resolve().parent
 # the other benchmarks run as scripts in their own process; each prints a JSON record as its last line
 SCRIPTS = ("routing_env", "ecosystem", "rllib_sampling", "bundle_latency", "ope")
 
 
 def run_script(name: str) -> dict:
     out = subprocess.run(
-        [sys.executable, str(HERE / f"{name}.py")], capture_output=True, text=True, check=False
+        [sys.executable, "-m", f"payroute.benchmarks.{name}"], capture_output=True, text=True, check=False
     )
     lines = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
     if out.returncode != 0 or not lines:

@@ -136,7 +136,15 @@ def memory(horizons: tuple[float, ...] = MEMORY_HORIZONS_DAYS) -> dict[str, Any]
     with tempfile.TemporaryDirectory() as tmp:
         for days in horizons:
             log_path = str(Path(tmp) / f"log-{days}d.parquet")
-            cmd = [sys.executable, __file__, "--memory-child", str(days), "--log", log_path]
+            cmd = [
+                sys.executable,
+                "-m",
+                "payroute.benchmarks.world",
+                "--memory-child",
+                str(days),
+                "--log",
+                log_path,
+            ]
             proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
             rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
     peaks = [r["peak_rss_mb"] for r in rows]

@@ -560,12 +560,10 @@ def bench(
     (= make bench)."""
     import subprocess
 
-    script = Path(__file__).resolve().parent.parent / "benchmarks" / "run.py"
-    if not script.exists():
-        raise PayrouteError(f"benchmarks not found at {script}: run `payroute bench` from a source checkout")
     args = [
         sys.executable,
-        str(script),
+        "-m",
+        "payroute.benchmarks.run",
         *(["--json"] if json_out else []),
         *(["--skip-memory"] if skip_memory else []),
     ]

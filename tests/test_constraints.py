@@ -163,7 +163,7 @@ def test_a_price_bundle_beyond_its_caps_fails_review_without_a_world(tmp_path):
     levels = {"actions": ["x0.5", "x1", "x3"], "action_values": [0.5, 1.0, 3.0]}
     bundle = export_torch_policy(linear(3, [0, 0, 4.0]), D, 3, card("price", **levels), tmp_path / "price")
     cfg = tmp_path / "review.yaml"
-    cfg.write_text("constraints: {random_contexts: 300, latency_decisions: 200, latency_p99_ms: 100}\n")
+    cfg.write_text("constraints: {random_contexts: 300, latency_decisions: 200, latency_p99_ms: 60000}\n")
     out = tmp_path / "out.json"
     res = CliRunner().invoke(app, ["review", str(bundle), "--config", str(cfg), "--json", str(out)])
     assert res.exit_code == 1, res.output

@@ -24,6 +24,7 @@ ALLOWED = {
     "policies": {"payroute", "envs", "policies"},
     "agents": {"payroute", "envs", "agents"},
     "experiments": {"payroute", "envs", "policies", "agents", "experiments"},
+    "benchmarks": {"payroute", "envs", "policies", "agents", "experiments", "benchmarks"},
 }
 NO_TRAINING_STACK = ("envs", "policies")
 # What the house still has to take down; each entry goes when its module is split or moved.
