@@ -70,12 +70,6 @@ GENERATORS: dict[str, Callable[[], str]] = {
 README = DOCS.parent / "README.md"
 
 
-def readme_log_columns() -> str:
-    from payroute.policies.logs import log_columns_table
-
-    return "\n".join(log_columns_table())
-
-
 def readme_commands() -> str:
     """One row per CLI command: its usage and the first line of its help."""
     import typer
@@ -97,7 +91,6 @@ def readme_commands() -> str:
 
 
 README_BLOCKS: dict[str, Callable[[], str]] = {
-    "log-columns": readme_log_columns,
     "cli-commands": readme_commands,
 }
 """Name -> generator of a README block between ``<!-- generated: NAME -->`` and ``<!-- end: NAME -->``."""
