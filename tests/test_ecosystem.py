@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from pettingzoo.test import api_test, seed_test
 
-from payroute.envs.ecosystem import ROLES, PaymentEcosystemEnv
-from payroute.envs.pettingzoo_env import env as pz_env
+from payroute.envs.multi_agent.ecosystem import ROLES, PaymentEcosystemEnv
+from payroute.envs.multi_agent.pettingzoo_env import env as pz_env
 from payroute.envs.world.ledger import COST_ACCOUNTS
 
 SMALL = {"volume_scale": 0.01}

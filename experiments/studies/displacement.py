@@ -14,7 +14,7 @@ couple of minutes on a laptop: per pattern a Gaussian over (log intensity, log a
 learned mean. Each hour's action for a pattern is credited with the money of that pattern's attempts launched
 in that hour, whenever it moved (proceeds on approval, costs of blocks, detections days later:
 ``FraudsterBook.net_by_period``), which is what makes a few hundred simulated days enough. The environment
-is :class:`~payroute.envs.ecosystem.PaymentEcosystemEnv` with the fraudster as the only learning agent.
+is :class:`~payroute.envs.multi_agent.ecosystem.PaymentEcosystemEnv` with the fraudster as the only learning agent.
 
 Command (the result is in ``docs/displacement.md``)::
 
@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from payroute.envs.ecosystem import PaymentEcosystemEnv
+from payroute.envs.multi_agent.ecosystem import PaymentEcosystemEnv
 from payroute.envs.scenarios.schema import FAMILIES
 
 DEMO_OVERRIDES: dict[str, Any] = {"demand": {"transactions_per_day": 2000}}

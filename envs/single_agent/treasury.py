@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from payroute.envs.period import CALENDAR_FEATURES, PeriodDecisionEnv, calendar_features
 from payroute.envs.scenarios import Scenario
+from payroute.envs.single_agent.period import CALENDAR_FEATURES, PeriodDecisionEnv, calendar_features
 from payroute.envs.world import TreasuryAction
 from payroute.envs.world.clock import DAY_S, HOUR_S
 

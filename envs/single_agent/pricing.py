@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from payroute.envs.period import CALENDAR_FEATURES, PeriodDecisionEnv, calendar_features
 from payroute.envs.scenarios import Scenario
 from payroute.envs.scenarios.schema import FAMILIES
+from payroute.envs.single_agent.period import CALENDAR_FEATURES, PeriodDecisionEnv, calendar_features
 
 
 class PricingEnv(PeriodDecisionEnv):

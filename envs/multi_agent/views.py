@@ -27,8 +27,8 @@ import numpy as np
 from gymnasium import spaces
 
 from payroute.envs.features import Feature, RoutingFeatures, TransactionFeatures
-from payroute.envs.pricing import PricingEnv
-from payroute.envs.treasury import TreasuryEnv
+from payroute.envs.single_agent.pricing import PricingEnv
+from payroute.envs.single_agent.treasury import TreasuryEnv
 from payroute.envs.world.clock import DAY_S, HOUR_S
 from payroute.envs.world.decisions import RISK_ACTIONS, FraudAction
 from payroute.envs.world.fraud import FraudsterBook
@@ -269,7 +269,7 @@ class PricerView(_PeriodEnvView):
 
     Action: ``Box(min_multiplier, max_multiplier, (S * 3,))``, row-major (segment, family) — Pricing-v0's
     ``(S, 3)`` action, flattened; families ``card, bank, cross_border``; 1.0 charges the list price.
-    Observation: Pricing-v0's (:class:`~payroute.envs.pricing.PricingEnv`): volumes, mix, abandonment,
+    Observation: Pricing-v0's (:class:`~payroute.envs.single_agent.pricing.PricingEnv`): volumes, mix, abandonment,
     switching, approval, own and competitor prices, churn, profit per payment of the period since the last
     pricing decision, calendar.
     """
@@ -286,7 +286,7 @@ class PricerView(_PeriodEnvView):
 
 
 class TreasuryView(_PeriodEnvView):
-    """Treasury-v0's observation and action (:class:`~payroute.envs.treasury.TreasuryEnv`).
+    """Treasury-v0's observation and action (:class:`~payroute.envs.single_agent.treasury.TreasuryEnv`).
 
     Action: ``Box``: per fundable account the transfer as a fraction of its target balance in [-1, 1], then
     per credit account the intraday credit line as a fraction of its limit in [0, 1] (``action_names``).

@@ -9,7 +9,7 @@ from gymnasium import spaces
 
 from payroute.envs.features import TransactionFeatures
 from payroute.envs.scenarios import Scenario
-from payroute.envs.transaction_env import TransactionDecisionEnv
+from payroute.envs.single_agent.transaction_env import TransactionDecisionEnv
 from payroute.envs.world import PaymentWorld
 from payroute.envs.world.decisions import RISK_ACTIONS, DecisionPoint
 

@@ -15,7 +15,7 @@ from gymnasium import spaces
 
 from payroute.envs.features import RoutingFeatures
 from payroute.envs.scenarios import Scenario
-from payroute.envs.transaction_env import TransactionDecisionEnv
+from payroute.envs.single_agent.transaction_env import TransactionDecisionEnv
 from payroute.envs.world import PaymentWorld
 from payroute.envs.world.decisions import DecisionPoint
 

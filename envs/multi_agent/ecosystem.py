@@ -9,7 +9,7 @@ one code path), so the world hands back one pending decision at a time.
 This module follows RLlib's multi-agent API (dict observations, rewards, ``terminateds`` / ``truncateds``
 with ``"__all__"``, ``possible_agents``, ``agents``, ``observation_spaces`` / ``action_spaces``,
 ``get_observation_space(agent)``) but does not import Ray: :mod:`payroute.agents.rllib_env` is the
-``MultiAgentEnv`` subclass RLlib trains on, and :mod:`payroute.envs.pettingzoo_env` the PettingZoo AEC
+``MultiAgentEnv`` subclass RLlib trains on, and :mod:`payroute.envs.multi_agent.pettingzoo_env` the PettingZoo AEC
 interface.
 """
 
@@ -23,8 +23,8 @@ from gymnasium import spaces
 from gymnasium.utils import seeding
 
 from payroute.envs.baselines import bound_policies
+from payroute.envs.multi_agent.views import VIEWS, AgentView, FraudsterView, RouterView
 from payroute.envs.scenarios import Scenario, load_scenario
-from payroute.envs.views import VIEWS, AgentView, FraudsterView, RouterView
 from payroute.envs.world import PaymentWorld
 from payroute.envs.world.decisions import DecisionPoint
 from payroute.vocabulary import KIND_ROLE, ROLE_KIND, ROLES
@@ -76,7 +76,7 @@ class PaymentEcosystemEnv:
     ## Action and observation spaces
 
     ``action_spaces[agent]`` / ``observation_spaces[agent]`` (also ``get_action_space(agent)``), one per
-    learning agent; the tables are in :mod:`payroute.envs.views`. In short: router ``Discrete(n_routes)``
+    learning agent; the tables are in :mod:`payroute.envs.multi_agent.views`. In short: router ``Discrete(n_routes)``
     with a mask (``info["action_mask"]``; or inside the observation with ``router_mask_in_observation=True``,
     for RLlib's action-masking modules), risk ``Discrete(3)``, pricer ``Box`` of multipliers, treasury ``Box``
     of transfer and credit fractions, fraudster ``Box`` of intensities and amount multipliers per pattern.
