@@ -2,7 +2,7 @@
 
 For every registered Gymnasium environment, the multi-agent payment ecosystem and the RTGS liquidity game:
 the observation entry by entry (index, name, unit, scaling, low, high, read from the feature schemas:
-``env.feature_schema()``, :mod:`payroute.envs.multi_agent.views`, :data:`payroute.envs.rtgs.OBSERVATION_NAMES`), the
+``env.feature_schema()``, :mod:`payroute.envs.roles`, :data:`payroute.envs.rtgs.OBSERVATION_NAMES`), the
 action space and the name of each action. Everything is built on the ``default`` scenario, whose routes,
 accounts, segments and fraud patterns fix the sizes; another scenario can give other sizes. The class
 docstrings stay the narrative manual (description, reward, episode end, arguments); this file is the
@@ -219,7 +219,7 @@ def _ecosystem() -> list[str]:
         "## Payment ecosystem (multi-agent)",
         "",
         f"{_summary(type(env))} The manual is the docstring of `PaymentEcosystemEnv` in `envs/multi_agent/ecosystem.py`; "
-        "the views are in `envs/multi_agent/views.py`. RLlib trains on `payroute.agents.rllib_env`, PettingZoo's AEC "
+        "the roles are in `envs/roles/`. RLlib trains on `payroute.agents.rllib_env`, PettingZoo's AEC "
         "interface is `payroute.envs.multi_agent.pettingzoo_env`.",
         "",
         "| agent | observation | action | same as |",
@@ -230,7 +230,7 @@ def _ecosystem() -> list[str]:
             f"| `{role}` | {_space(env.observation_spaces[role])} | {_space(env.action_spaces[role])} "
             f"| {same[role]} |"
         )
-    fraud = env.views["fraudster"]
+    fraud = env.roles["fraudster"]
     names = [f"intensity[{p}]" for p in fraud.pattern_names]
     names += [f"amount_multiplier[{p}]" for p in fraud.pattern_names]
     lines += [
