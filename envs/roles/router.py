@@ -116,7 +116,7 @@ class RouterRole(Role):
 
     def observe(self, point: DecisionPoint | None) -> Any:
         tx = point.payload
-        obs = self.observer.build(tx, self.world.env.now)
+        obs = self.observer.build(tx, self._env.now)
         if self.mask_in_observation:
             return {"observations": obs, "action_mask": self.observer.mask(tx).astype(np.float32)}
         return obs

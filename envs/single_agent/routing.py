@@ -165,12 +165,11 @@ class RoutingEnv(SingleAgentEnv):
         self._route_open_now: list[bool] = []
         return super().reset(seed=seed, options=options)
 
-    def _route_open(self) -> list[bool]:
+    def _route_open(self, now: float) -> list[bool]:
         if not self._route_open_now:  # first call of an episode: the world's timed routes
             routes = self.world.routes
             self._timed_routes = [(r.index, r.open_state) for r in routes if r.hours_rule is not None]
             self._route_open_now = [True] * len(routes)
-        now = self.world.env.now
         since, until = self._route_open_for
         if not since <= now < until:
             is_open, until = self._route_open_now, math.inf
@@ -190,7 +189,9 @@ class RoutingEnv(SingleAgentEnv):
             costs = [0] * len(self.route_names)
             for r in point.info["eligible"]:
                 costs[r.index] = r.cost_cents(tx)
-        outcomes, self.role.outcomes = self.role.outcomes, []
+        role = self.role
+        outcomes, role.outcomes = role.outcomes, []
+        now = self.episode.world.env.now
         return {
             "action_mask": features.mask(tx),
             "route_costs_cents": costs,
@@ -205,10 +206,10 @@ class RoutingEnv(SingleAgentEnv):
                 "cross_border": tx.cross_border,
             },
             "outcomes": outcomes,
-            "t": self.world.env.now,
+            "t": now,
             "route_names": self.route_names,
             "route_latency_s": self._latency_s,
-            "route_open": self._route_open(),
+            "route_open": self._route_open(now),
         }
 
     def _final_info(self) -> dict:
