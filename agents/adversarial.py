@@ -41,7 +41,7 @@ from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 from ray.rllib.examples.rl_modules.classes.action_masking_rlm import ActionMaskingTorchRLModule
 
 from payroute.agents.rllib_env import RLlibPaymentEcosystem
-from payroute.envs.ecosystem import ROLES, PaymentEcosystemEnv
+from payroute.envs.multi_agent.ecosystem import ROLES, PaymentEcosystemEnv
 
 FROZEN_FRAUDSTER = "fraudster_frozen"
 

@@ -1,6 +1,6 @@
 """RLlib's view of the payment ecosystem: a ``MultiAgentEnv`` subclass around ``PaymentEcosystemEnv``.
 
-:class:`~payroute.envs.ecosystem.PaymentEcosystemEnv` already speaks RLlib's multi-agent API (it stays free
+:class:`~payroute.envs.multi_agent.ecosystem.PaymentEcosystemEnv` already speaks RLlib's multi-agent API (it stays free
 of Ray so reviewers can install payroute without it); this class adds the ``MultiAgentEnv`` base RLlib's
 env runners check for, keeps ``agents`` in step with the episode, and takes RLlib's ``env_config``.
 """
@@ -11,14 +11,14 @@ from typing import Any
 
 from ray.rllib.env.multi_agent_env import MultiAgentEnv
 
-from payroute.envs.ecosystem import PaymentEcosystemEnv
+from payroute.envs.multi_agent.ecosystem import PaymentEcosystemEnv
 
 
 class RLlibPaymentEcosystem(MultiAgentEnv):
     """``PaymentEcosystemEnv`` for RLlib (new API stack): ``config`` is its options (RLlib's ``env_config``).
 
     Everything — agents, spaces, rewards, the end of an episode — is as documented on
-    :class:`~payroute.envs.ecosystem.PaymentEcosystemEnv`; the world under it is ``self.core.world``.
+    :class:`~payroute.envs.multi_agent.ecosystem.PaymentEcosystemEnv`; the world under it is ``self.core.world``.
     """
 
     def __init__(self, config: dict[str, Any] | None = None) -> None:

@@ -56,7 +56,6 @@ No ray or stable_baselines3 import here: both trainers use this module.
 from __future__ import annotations
 
 import importlib
-import inspect
 from typing import Any
 
 import gymnasium as gym
@@ -104,20 +103,22 @@ def env_kwargs(
     baselines: dict[str, str],
     extra: dict[str, Any],
 ) -> dict[str, Any]:
-    """Constructor arguments for ``env_id``: the scenario under whichever name the class takes its overrides."""
+    """Constructor arguments for ``env_id``.
+
+    The single-agent environments (``takes_scenario``) take the episode core's ``(scenario, seed, days,
+    scenario_overrides, baselines, ...)``; ``baselines`` are passed by decision kind (an experiment names them by
+    agent). Any other environment (the multi-agent ones, configured by their RLlib ``config`` mapping; the RTGS
+    game) gets ``extra`` only, and refuses scenario overrides.
+    """
     cls = resolve_entry_point(env_id)
-    params = inspect.signature(cls).parameters
-    kw: dict[str, Any] = {}
-    if "scenario" in params:
-        kw["scenario"] = scenario
-    if scenario_overrides:
-        key = "scenario_overrides" if "scenario_overrides" in params else "overrides"
-        if key not in params:
+    if not getattr(cls, "takes_scenario", False):
+        if scenario_overrides:
             raise LookupError(f"{env_id} takes no scenario overrides")
-        kw[key] = dict(scenario_overrides)
-    if "days" in params:
-        kw["days"] = days
-    if baselines and "baselines" in params:
+        return dict(extra)
+    kw: dict[str, Any] = {"scenario": scenario, "days": days}
+    if scenario_overrides:
+        kw["scenario_overrides"] = dict(scenario_overrides)
+    if baselines:
         kw["baselines"] = {ROLE_KIND.get(k, k): v for k, v in baselines.items()}
     kw.update(extra)
     return kw

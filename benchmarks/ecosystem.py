@@ -24,7 +24,7 @@ import time
 import numpy as np
 
 from payroute.envs.baselines import bound_policies
-from payroute.envs.ecosystem import ROLES, PaymentEcosystemEnv
+from payroute.envs.multi_agent.ecosystem import ROLES, PaymentEcosystemEnv
 from payroute.envs.world import PaymentWorld
 
 

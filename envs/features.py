@@ -30,8 +30,10 @@ import numpy as np
 from payroute.envs.scenarios.schema import INSTRUMENTS, URGENCIES
 from payroute.envs.world.clock import DAY_S
 from payroute.envs.world.fraud import FraudPosterior, expected_fraud_loss_cents
+from payroute.envs.world.rails import OBSERVATION_WINDOW
 
 if TYPE_CHECKING:
+    from payroute.envs.scenarios import Scenario
     from payroute.envs.world.demand import Transaction
     from payroute.envs.world.rails import RouteState
     from payroute.envs.world.world import PaymentWorld
@@ -88,6 +90,77 @@ def _schema_dict(features: list[Feature]) -> list[dict]:
     return [f.__dict__ | {} for f in features]
 
 
+def _networks(sc: Scenario) -> list[str]:
+    return sorted(set(sc.demand.credit_networks) | set(sc.demand.debit_networks))
+
+
+def transaction_features(sc: Scenario) -> list[Feature]:
+    """The payment and calendar features (Risk-v0's observation, the start of Routing-v0's) of scenario ``sc``,
+    in observation order: names, units, scaling and bounds depend on the scenario alone."""
+    f = [Feature("log_amount", "log(1+cents)", "/ log(1+1e10)", 0.0, 1.0)]
+    f += [Feature(f"segment={s}", "one-hot", "", 0.0, 1.0) for s in sc.demand.segment_mix]
+    f += [Feature(f"instrument={i}", "one-hot", "", 0.0, 1.0) for i in INSTRUMENTS]
+    f += [Feature(f"network={n}", "one-hot", "", 0.0, 1.0) for n in _networks(sc)]
+    f += [
+        Feature("cross_border", "flag", "", 0.0, 1.0),
+        Feature("foreign_card", "flag", "", 0.0, 1.0),
+    ]
+    f += [Feature(f"urgency={u}", "one-hot", "", 0.0, 1.0) for u in URGENCIES]
+    f += [
+        Feature("time_to_deadline", "log(1+s)", "/ log(1+7 days)", 0.0, 1.0),
+        Feature("risk_score", "probability", "", 0.0, 1.0),
+        Feature("risk_z", "standard normal quantile of the score", "Phi^-1(risk_score) / 8", -1.0, 1.0),
+        Feature("hour_sin", "", "sin(2 pi hour/24)", -1.0, 1.0),
+        Feature("hour_cos", "", "cos(2 pi hour/24)", -1.0, 1.0),
+        Feature("weekday", "Mon=0..Sun=6", "/ 6", 0.0, 1.0),
+        Feature("business_day", "flag", "", 0.0, 1.0),
+    ]
+    return f
+
+
+def routing_features(sc: Scenario) -> list[Feature]:
+    """Routing-v0's observation features of scenario ``sc``, in observation order: the payment and calendar
+    (:func:`transaction_features`), :attr:`RoutingFeatures.PER_ROUTE` per route in the scenario's order, then
+    each prefunded account's balance; names, units, scaling and bounds depend on the scenario alone."""
+    window = OBSERVATION_WINDOW
+    f = transaction_features(sc)
+    for name in sc.routes:
+        f += [
+            Feature(
+                f"{name}.recent_approval", "share", f"over the last {window} outcomes (0.5 if none)", 0.0, 1.0
+            ),
+            Feature(f"{name}.recent_count", "outcomes", f"/ {window}", 0.0, 1.0),
+            Feature(f"{name}.recent_latency", "log(1+s)", "/ log(1+1 day)", 0.0, 1.0),
+            Feature(f"{name}.queue", "payments waiting", "/ capacity (or / 100), clipped to 5", 0.0, 5.0),
+            Feature(f"{name}.fee_bps", "bps of amount", "/ 10,000, clipped to 10", 0.0, 10.0),
+            Feature(f"{name}.time_to_cutoff", "hours", "/ 24, clipped to 1 (1 = round the clock)", 0.0, 1.0),
+            Feature(f"{name}.eligible", "flag", "", 0.0, 1.0),
+            Feature(
+                f"{name}.deadline_slack",
+                "log(1+s), signed",
+                "deadline - when sent now it is done at the median latency by the published hours and"
+                " windows (cards: answered; bank rails: settled); sign(s) log(1+|s|) / log(1+7 days);"
+                " 0 where not eligible",
+                -1.0,
+                1.0,
+            ),
+            Feature(
+                f"{name}.expected_fraud_loss",
+                "log(1+$)",
+                "P(fraud | risk score, the payment's instrument, urgency, corridor and amount band) x what a"
+                " fraud loses on this route (cards: amount + chargeback fee; irrevocable rails: the amount; revocable:"
+                " the share returns do not recover); / log(1+$100,000), clipped to 1; 0 where not eligible",
+                0.0,
+                1.0,
+            ),
+        ]
+    f += [
+        Feature(f"{a}.balance_to_target", "ratio", "balance / target, clipped to [-5, 5]", -5.0, 5.0)
+        for a in sc.accounts
+    ]
+    return f
+
+
 class TransactionFeatures:
     """The payment and the calendar: shared by the routing and risk observations."""
 
@@ -95,25 +168,8 @@ class TransactionFeatures:
         sc = world.scenario
         self.world = world
         self.segments = list(world.segments)
-        self.networks = sorted(set(sc.demand.credit_networks) | set(sc.demand.debit_networks))
-        f = [Feature("log_amount", "log(1+cents)", "/ log(1+1e10)", 0.0, 1.0)]
-        f += [Feature(f"segment={s}", "one-hot", "", 0.0, 1.0) for s in self.segments]
-        f += [Feature(f"instrument={i}", "one-hot", "", 0.0, 1.0) for i in INSTRUMENTS]
-        f += [Feature(f"network={n}", "one-hot", "", 0.0, 1.0) for n in self.networks]
-        f += [
-            Feature("cross_border", "flag", "", 0.0, 1.0),
-            Feature("foreign_card", "flag", "", 0.0, 1.0),
-        ]
-        f += [Feature(f"urgency={u}", "one-hot", "", 0.0, 1.0) for u in URGENCIES]
-        f += [
-            Feature("time_to_deadline", "log(1+s)", "/ log(1+7 days)", 0.0, 1.0),
-            Feature("risk_score", "probability", "", 0.0, 1.0),
-            Feature("risk_z", "standard normal quantile of the score", "Phi^-1(risk_score) / 8", -1.0, 1.0),
-            Feature("hour_sin", "", "sin(2 pi hour/24)", -1.0, 1.0),
-            Feature("hour_cos", "", "cos(2 pi hour/24)", -1.0, 1.0),
-            Feature("weekday", "Mon=0..Sun=6", "/ 6", 0.0, 1.0),
-            Feature("business_day", "flag", "", 0.0, 1.0),
-        ]
+        self.networks = _networks(sc)
+        f = transaction_features(sc)
         self.features = f
         self._seg_off = 1
         self._inst_off = self._seg_off + len(self.segments)
@@ -204,49 +260,7 @@ class RoutingFeatures:
         self.tx_features = TransactionFeatures(world)
         self.routes = world.routes
         self.accounts = list(world.accounts.values())
-        f = list(self.tx_features.features)
-        for r in self.routes:
-            f += [
-                Feature(
-                    f"{r.name}.recent_approval",
-                    "share",
-                    f"over the last {r.window} outcomes (0.5 if none)",
-                    0.0,
-                    1.0,
-                ),
-                Feature(f"{r.name}.recent_count", "outcomes", f"/ {r.window}", 0.0, 1.0),
-                Feature(f"{r.name}.recent_latency", "log(1+s)", "/ log(1+1 day)", 0.0, 1.0),
-                Feature(
-                    f"{r.name}.queue", "payments waiting", "/ capacity (or / 100), clipped to 5", 0.0, 5.0
-                ),
-                Feature(f"{r.name}.fee_bps", "bps of amount", "/ 10,000, clipped to 10", 0.0, 10.0),
-                Feature(
-                    f"{r.name}.time_to_cutoff", "hours", "/ 24, clipped to 1 (1 = round the clock)", 0.0, 1.0
-                ),
-                Feature(f"{r.name}.eligible", "flag", "", 0.0, 1.0),
-                Feature(
-                    f"{r.name}.deadline_slack",
-                    "log(1+s), signed",
-                    "deadline - when sent now it is done at the median latency by the published hours and"
-                    " windows (cards: answered; bank rails: settled); sign(s) log(1+|s|) / log(1+7 days);"
-                    " 0 where not eligible",
-                    -1.0,
-                    1.0,
-                ),
-                Feature(
-                    f"{r.name}.expected_fraud_loss",
-                    "log(1+$)",
-                    "P(fraud | risk score, the payment's instrument, urgency, corridor and amount band) x what a"
-                    " fraud loses on this route (cards: amount + chargeback fee; irrevocable rails: the amount; revocable:"
-                    " the share returns do not recover); / log(1+$100,000), clipped to 1; 0 where not eligible",
-                    0.0,
-                    1.0,
-                ),
-            ]
-        f += [
-            Feature(f"{a.name}.balance_to_target", "ratio", "balance / target, clipped to [-5, 5]", -5.0, 5.0)
-            for a in self.accounts
-        ]
+        f = routing_features(world.scenario)
         self.features = f
         self.size = len(f)
         n = len(self.routes)

@@ -15,7 +15,7 @@ from typing import Any
 
 from payroute.envs.baselines import bound_policies, policy_names
 from payroute.envs.baselines.exploration import EpsilonGreedyRoute
-from payroute.envs.features import RoutingFeatures
+from payroute.envs.features import routing_features
 from payroute.envs.scenarios import Scenario, load_scenario
 from payroute.envs.world import EventLog, PaymentWorld
 from payroute.errors import PayrouteError
@@ -85,7 +85,7 @@ def run_simulation(
     if log_path is not None and log_observations:
         from payroute.policies.recording import ObservationLog, RecordingRoute
 
-        log = ObservationLog(log_path, RoutingFeatures(_probe_world(sc)).names)
+        log = ObservationLog(log_path, [f.name for f in routing_features(sc)])
         router = RecordingRoute(router, log)
     elif log_path is not None:
         log = EventLog(log_path)

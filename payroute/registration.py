@@ -12,10 +12,10 @@ import gymnasium as gym
 
 # id -> "module:Class"; each environment documents itself in its class docstring.
 ENVIRONMENTS: dict[str, str] = {
-    "payroute/Routing-v0": "payroute.envs.routing:RoutingEnv",
-    "payroute/Risk-v0": "payroute.envs.risk:RiskEnv",
-    "payroute/Pricing-v0": "payroute.envs.pricing:PricingEnv",
-    "payroute/Treasury-v0": "payroute.envs.treasury:TreasuryEnv",
+    "payroute/Routing-v0": "payroute.envs.single_agent.routing:RoutingEnv",
+    "payroute/Risk-v0": "payroute.envs.single_agent.risk:RiskEnv",
+    "payroute/Pricing-v0": "payroute.envs.single_agent.pricing:PricingEnv",
+    "payroute/Treasury-v0": "payroute.envs.single_agent.treasury:TreasuryEnv",
 }
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from ray.rllib.env.multi_agent_env import MultiAgentEnv
 
-from payroute.envs.routing import RoutingEnv
+from payroute.envs.single_agent.routing import RoutingEnv
 
 
 class TwoRouters(MultiAgentEnv):

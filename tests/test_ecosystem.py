@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from pettingzoo.test import api_test, seed_test
 
-from payroute.envs.ecosystem import ROLES, PaymentEcosystemEnv
-from payroute.envs.pettingzoo_env import env as pz_env
+from payroute.envs.multi_agent.ecosystem import ROLES, PaymentEcosystemEnv
+from payroute.envs.multi_agent.pettingzoo_env import env as pz_env
 from payroute.envs.world.ledger import COST_ACCOUNTS
 
 SMALL = {"volume_scale": 0.01}
@@ -87,7 +87,7 @@ def test_only_the_agent_with_a_pending_decision_observes_and_acts():
         ((agent, o),) = obs.items()
         seen.add(agent)
         assert env.observation_spaces[agent].contains(o)
-        assert env.pending_agent == agent and env._point.kind == kinds[agent]
+        assert env.pending_agent == agent and env.episode.point.kind == kinds[agent]
         if agent == "router":
             mask = infos[agent]["action_mask"]
             action = int(np.flatnonzero(mask)[0])
@@ -103,7 +103,7 @@ def test_a_masked_route_raises_by_default_and_is_declined_on_request():
         env = PaymentEcosystemEnv(scenario_overrides=SMALL, learning=["router"], router_invalid_action=mode)
         _, infos = env.reset(seed=1)
         masked = int(np.flatnonzero(infos["router"]["action_mask"] == 0)[0])
-        tx = env._point.payload
+        tx = env.episode.point.payload
         if mode == "raise":
             with pytest.raises(ValueError, match="eligible routes"):
                 env.step({"router": masked})
@@ -201,7 +201,7 @@ def test_pettingzoo_rewards_add_up_over_an_episode():
 def test_period_agents_actions_reach_the_world():
     env = PaymentEcosystemEnv(scenario_overrides=SMALL, learning=["pricer", "treasury"])
     obs, _ = env.reset(seed=0)
-    credit = env.views["treasury"].credit_accounts
+    credit = env.roles["treasury"].credit_accounts
     assert credit
     for _ in range(6):
         ((agent, _),) = obs.items()
@@ -233,7 +233,7 @@ def test_the_fraudster_sees_its_own_attempts_and_money_per_pattern():
     env = PaymentEcosystemEnv(
         scenario_overrides={"demand": {"transactions_per_day": 300}}, learning=["fraudster"]
     )
-    view = env.views["fraudster"]
+    view = env.roles["fraudster"]
     names = view.pattern_names
     obs, _ = env.reset(seed=6)
     action = np.array([0.0, 0.0, 0.0, 5.0] + [1.0] * 4, dtype=np.float32)  # mule cash-outs only, 5x the rate

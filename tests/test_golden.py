@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from payroute.envs.baselines import bound_policies
-from payroute.envs.ecosystem import PaymentEcosystemEnv
+from payroute.envs.multi_agent.ecosystem import PaymentEcosystemEnv
 from payroute.envs.rtgs import RTGSLiquidityGame
 from payroute.envs.scenarios import load_scenario
 from payroute.envs.world import EventLog, PaymentWorld

@@ -165,7 +165,7 @@ def test_the_route_baseline_is_for_routers_with_expected_credit():
 
 
 def test_risk_decision_credit_pays_each_payment_its_margin_and_friction_and_adds_up_to_the_return():
-    from payroute.envs.risk import RiskEnv
+    from payroute.envs.single_agent.risk import RiskEnv
 
     env = TrainingEnv(
         RiskEnv("fraud_surge", scenario_overrides={"volume_scale": 0.02}), seed=1, credit="decision"
@@ -181,7 +181,7 @@ def test_risk_decision_credit_pays_each_payment_its_margin_and_friction_and_adds
 
 
 def test_the_risk_desks_expected_credit_keeps_the_realised_loss_of_what_it_challenged():
-    from payroute.envs.risk import RiskEnv
+    from payroute.envs.single_agent.risk import RiskEnv
 
     def play(credit):
         env = TrainingEnv(

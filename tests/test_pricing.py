@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 
 import payroute  # noqa: F401 - registers the environments
 from payroute.envs.baselines import CostPlusPricing, StaticPricing, bound_policies
-from payroute.envs.pricing import PricingEnv
 from payroute.envs.scenarios import load_scenario
 from payroute.envs.scenarios.schema import FAMILIES, CustomerResponse
+from payroute.envs.single_agent.pricing import PricingEnv
 from payroute.envs.world import EventLog, PaymentWorld
 from payroute.envs.world.clock import Calendar
 from payroute.envs.world.customers import CustomerModel, Quote, expected_purchases

@@ -12,7 +12,7 @@ from gymnasium.utils.env_checker import check_env
 import payroute  # noqa: F401 - registers the environments
 from payroute.envs.baselines import bound_policies
 from payroute.envs.scenarios import load_scenario
-from payroute.envs.treasury import TreasuryEnv
+from payroute.envs.single_agent.treasury import TreasuryEnv
 from payroute.envs.world import EventLog, PaymentWorld, TreasuryAction
 from tests.env_util import rollout
 

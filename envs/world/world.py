@@ -28,8 +28,6 @@ switching methods), so at different prices the customers who still come are the 
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import json
 import math
 from collections import Counter, deque
@@ -41,6 +39,7 @@ import simpy
 
 from payroute.envs.scenarios.schema import FAMILIES, URGENCIES, Scenario, hhmm_to_s
 from payroute.envs.world.clock import DAY_S, HOUR_S, YEAR_S, Calendar
+from payroute.envs.world.collector import fewer_collections
 from payroute.envs.world.customers import CustomerModel, QuoteStats
 from payroute.envs.world.decisions import (
     ALLOW,
@@ -243,7 +242,7 @@ class PaymentWorld:
         """Run with bound policies only (raises if an outside decision is needed)."""
         stop = until if until is not None else math.inf
         peek, step, pending = self.env.peek, self.env.step, self.hub.pending
-        with _fewer_collections():
+        with fewer_collections():
             if not self.hub.external:  # no decision can wait for an outside agent: the tight loop
                 while (t := peek()) != math.inf and t <= stop:
                     step()
@@ -1037,23 +1036,6 @@ class PaymentWorld:
             "kpis": self.kpis(),
             "route_mix": dict(self.route_counts),
         }
-
-
-@contextlib.contextmanager
-def _fewer_collections(young_threshold: int = 50_000):
-    """Run the cyclic garbage collector's young generation less often while the world runs.
-
-    Every payment allocates a few dozen short-lived containers (events, tuples, generator frames) that
-    reference counting frees at once; with the default threshold of 700 allocations the collector would
-    still sweep them thousands of times a simulated day, about a tenth of the run time. The previous
-    thresholds are restored on the way out.
-    """
-    before = gc.get_threshold()
-    gc.set_threshold(max(before[0], young_threshold), *before[1:])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*before)
 
 
 def _as_lists(cols: dict[str, np.ndarray]) -> dict[str, list]:

@@ -2,7 +2,7 @@
 
 For every registered Gymnasium environment, the multi-agent payment ecosystem and the RTGS liquidity game:
 the observation entry by entry (index, name, unit, scaling, low, high, read from the feature schemas:
-``env.feature_schema()``, :mod:`payroute.envs.views`, :data:`payroute.envs.rtgs.OBSERVATION_NAMES`), the
+``env.feature_schema()``, :mod:`payroute.envs.roles`, :data:`payroute.envs.rtgs.OBSERVATION_NAMES`), the
 action space and the name of each action. Everything is built on the ``default`` scenario, whose routes,
 accounts, segments and fraud patterns fix the sizes; another scenario can give other sizes. The class
 docstrings stay the narrative manual (description, reward, episode end, arguments); this file is the
@@ -101,7 +101,11 @@ def _routing() -> list[str]:
 
     env = gym.make("payroute/Routing-v0", scenario=SCENARIO).unwrapped
     lines = _header(
-        "`payroute/Routing-v0`", type(env), "envs/routing.py", env.observation_space, env.action_space
+        "`payroute/Routing-v0`",
+        type(env),
+        "envs/single_agent/routing.py",
+        env.observation_space,
+        env.action_space,
     )
     lines += [
         'With `dict_observation=True` the observation is `{"observations": <the Box below>, "action_mask": '
@@ -128,7 +132,9 @@ def _risk() -> list[str]:
     from payroute.envs.world.decisions import RISK_ACTIONS
 
     env = gym.make("payroute/Risk-v0", scenario=SCENARIO).unwrapped
-    lines = _header("`payroute/Risk-v0`", type(env), "envs/risk.py", env.observation_space, env.action_space)
+    lines = _header(
+        "`payroute/Risk-v0`", type(env), "envs/single_agent/risk.py", env.observation_space, env.action_space
+    )
     meaning = [
         "the payment goes on to routing",
         "step-up authentication: some genuine payers abandon, most fraud is stopped",
@@ -150,7 +156,11 @@ def _pricing() -> list[str]:
 
     env = gym.make("payroute/Pricing-v0", scenario=SCENARIO).unwrapped
     lines = _header(
-        "`payroute/Pricing-v0`", type(env), "envs/pricing.py", env.observation_space, env.action_space
+        "`payroute/Pricing-v0`",
+        type(env),
+        "envs/single_agent/pricing.py",
+        env.observation_space,
+        env.action_space,
     )
     cells = [f"{s}.{f}" for s in env.segments for f in env.families]
     return [
@@ -172,7 +182,11 @@ def _treasury() -> list[str]:
 
     env = gym.make("payroute/Treasury-v0", scenario=SCENARIO).unwrapped
     lines = _header(
-        "`payroute/Treasury-v0`", type(env), "envs/treasury.py", env.observation_space, env.action_space
+        "`payroute/Treasury-v0`",
+        type(env),
+        "envs/single_agent/treasury.py",
+        env.observation_space,
+        env.action_space,
     )
     return [
         *lines,
@@ -191,7 +205,7 @@ def _treasury() -> list[str]:
 
 
 def _ecosystem() -> list[str]:
-    from payroute.envs.ecosystem import ROLES, PaymentEcosystemEnv
+    from payroute.envs.multi_agent.ecosystem import ROLES, PaymentEcosystemEnv
 
     env = PaymentEcosystemEnv(scenario=SCENARIO, learning=ROLES)
     same = {
@@ -204,9 +218,9 @@ def _ecosystem() -> list[str]:
     lines = [
         "## Payment ecosystem (multi-agent)",
         "",
-        f"{_summary(type(env))} The manual is the docstring of `PaymentEcosystemEnv` in `envs/ecosystem.py`; "
-        "the views are in `envs/views.py`. RLlib trains on `payroute.agents.rllib_env`, PettingZoo's AEC "
-        "interface is `payroute.envs.pettingzoo_env`.",
+        f"{_summary(type(env))} The manual is the docstring of `PaymentEcosystemEnv` in `envs/multi_agent/ecosystem.py`; "
+        "the roles are in `envs/roles/`. RLlib trains on `payroute.agents.rllib_env`, PettingZoo's AEC "
+        "interface is `payroute.envs.multi_agent.pettingzoo_env`.",
         "",
         "| agent | observation | action | same as |",
         "| --- | --- | --- | --- |",
@@ -216,7 +230,7 @@ def _ecosystem() -> list[str]:
             f"| `{role}` | {_space(env.observation_spaces[role])} | {_space(env.action_spaces[role])} "
             f"| {same[role]} |"
         )
-    fraud = env.views["fraudster"]
+    fraud = env.roles["fraudster"]
     names = [f"intensity[{p}]" for p in fraud.pattern_names]
     names += [f"amount_multiplier[{p}]" for p in fraud.pattern_names]
     lines += [

@@ -14,7 +14,7 @@ couple of minutes on a laptop: per pattern a Gaussian over (log intensity, log a
 learned mean. Each hour's action for a pattern is credited with the money of that pattern's attempts launched
 in that hour, whenever it moved (proceeds on approval, costs of blocks, detections days later:
 ``FraudsterBook.net_by_period``), which is what makes a few hundred simulated days enough. The environment
-is :class:`~payroute.envs.ecosystem.PaymentEcosystemEnv` with the fraudster as the only learning agent.
+is :class:`~payroute.envs.multi_agent.ecosystem.PaymentEcosystemEnv` with the fraudster as the only learning agent.
 
 Command (the result is in ``docs/displacement.md``)::
 
@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from payroute.envs.ecosystem import PaymentEcosystemEnv
+from payroute.envs.multi_agent.ecosystem import PaymentEcosystemEnv
 from payroute.envs.scenarios.schema import FAMILIES
 
 DEMO_OVERRIDES: dict[str, Any] = {"demand": {"transactions_per_day": 2000}}
@@ -137,7 +137,7 @@ def train(
     if episodes < 2 or episodes % 2:
         raise ValueError(f"episodes must be an even number >= 2 (antithetic pairs), got {episodes}")
     env = make_env(defender, overrides)
-    view = env.fraudster_view
+    view = env.fraudster_role
     policy = FraudPolicyGradient(len(view.pattern_names), view.max_intensity, view.amount_range)
     rng = np.random.default_rng(seed)
     periods = int(math.ceil(env.days * 86400 / env.scenario.fraud_period_s))
@@ -164,7 +164,7 @@ def evaluate(
 ) -> dict[str, Any]:
     """The fraudster's mean policy on ``seeds``: its attack mix and money, the PSP's fraud loss."""
     env = make_env(defender, overrides)
-    names = list(env.fraudster_view.pattern_names)
+    names = list(env.fraudster_role.pattern_names)
     attempts = np.zeros(len(names))
     families = dict.fromkeys(FAMILIES, 0)
     net = fraud_loss = settled_value = 0
@@ -206,7 +206,7 @@ def displacement(
     seeds = [EVAL_SEED_BASE + i for i in range(eval_seeds)]
     rows = []
     for defender in defenders:
-        probe = make_env(defender, overrides).fraudster_view
+        probe = make_env(defender, overrides).fraudster_role
         scripted = FraudPolicyGradient(len(probe.pattern_names), probe.max_intensity, probe.amount_range)
         rows.append({"when": "before", **evaluate(defender, scripted, seeds, overrides)})
         learned = train(defender, iterations, episodes, seed, overrides, progress)

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
-from gymnasium import spaces
 
 from payroute.envs.features import TransactionFeatures
+from payroute.envs.roles import RiskRole
 from payroute.envs.scenarios import Scenario
-from payroute.envs.transaction_env import TransactionDecisionEnv
-from payroute.envs.world import PaymentWorld
+from payroute.envs.single_agent.base import SingleAgentEnv
 from payroute.envs.world.decisions import RISK_ACTIONS, DecisionPoint
 
 
-class RiskEnv(TransactionDecisionEnv):
+class RiskEnv(SingleAgentEnv):
     """Decide, for each payment, whether to allow it, challenge it (step-up authentication) or block it.
 
     ## Description
@@ -65,7 +65,7 @@ class RiskEnv(TransactionDecisionEnv):
 
     def __init__(
         self,
-        scenario: str | Scenario = "default",
+        scenario: str | Path | Scenario = "default",
         seed: int | None = None,
         days: float = 1.0,
         scenario_overrides: dict[str, Any] | None = None,
@@ -73,44 +73,27 @@ class RiskEnv(TransactionDecisionEnv):
         reward_scale: float = 1.0,
         render_mode: str | None = None,
     ) -> None:
-        super().__init__(scenario, seed, days, scenario_overrides, baselines, reward_scale, render_mode)
-        self.features = TransactionFeatures(self._probe)
-        self.feature_names = [f.name for f in self.features.features]
-        low = np.array([f.low for f in self.features.features], dtype=np.float32)
-        high = np.array([f.high for f in self.features.features], dtype=np.float32)
-        self.observation_space = spaces.Box(low, high, dtype=np.float32)
-        self.action_space = spaces.Discrete(len(RISK_ACTIONS))
+        super().__init__(
+            scenario,
+            seed,
+            days,
+            scenario_overrides,
+            baselines,
+            reward_scale,
+            render_mode,
+            role=lambda sc: RiskRole(sc, friction_cost=True),
+        )
+        self.feature_names = self.role.feature_names
 
-    def feature_schema(self) -> list[dict]:
-        return [f.__dict__ for f in self.features.features]
+    @property
+    def features(self) -> TransactionFeatures | None:
+        """The features bound to the current world (``None`` before the first reset)."""
+        return self.role.observer
 
-    def _on_new_world(self, world: PaymentWorld) -> None:
-        self.features = TransactionFeatures(world)
-        self._lost_cents = 0
-        self.lost_cents_by_tx: dict[
-            int, int
-        ] = {}  # the friction charge of each payment (decision credit reads it)
-        world.terminal_listeners.append(self._on_terminal)
-
-    def _on_terminal(self, tx) -> None:
-        if tx.is_fraud or self.agent_id not in tx.agents:
-            return
-        if (tx.state == "blocked" and tx.reason == "risk") or (
-            tx.state == "abandoned" and tx.reason == "challenge"
-        ):
-            eligible = self.world.eligible_routes(tx)
-            cheapest = min((r.cost_cents(tx) for r in eligible), default=tx.price_cents)
-            lost = max(tx.price_cents - cheapest, 0)
-            self._lost_cents += lost
-            self.lost_cents_by_tx[tx.id] = lost
-
-    def _extra_total(self) -> float:
-        return -float(self._lost_cents)
-
-    def _observe(self, point: DecisionPoint) -> np.ndarray:
-        out = np.zeros(self.features.size, dtype=np.float32)
-        self.features.fill(out, point.payload, self.world.now)
-        return out
+    @property
+    def lost_cents_by_tx(self) -> dict[int, int]:
+        """The friction charge of each payment this episode (decision credit reads it)."""
+        return self.role.lost_cents_by_tx
 
     def _info(self, point: DecisionPoint) -> dict:
         tx = point.payload
@@ -125,10 +108,5 @@ class RiskEnv(TransactionDecisionEnv):
             },
         }
 
-    def step(self, action):
-        if self._point is None:
-            raise RuntimeError("step() called after the episode ended; call reset()")
-        a = int(np.asarray(action).item())
-        if a not in (0, 1, 2):
-            raise ValueError(f"risk action must be 0 (allow), 1 (challenge) or 2 (block), got {action!r}")
-        return self._advance(a)
+    def _final_info(self) -> dict:
+        return {"action_mask": np.zeros(self.action_space.n, dtype=np.int8), "kpis": self.world.kpis()}

@@ -10,7 +10,7 @@ sees the outcome of the ones before it).
 
 Usage::
 
-    from payroute.envs.pettingzoo_env import env as ecosystem_env
+    from payroute.envs.multi_agent.pettingzoo_env import env as ecosystem_env
 
     env = ecosystem_env(learning=["router", "risk", "fraudster"], scenario_overrides={"volume_scale": 0.05})
     env.reset(seed=0)
@@ -24,7 +24,7 @@ Usage::
             action = env.action_space(agent).sample()
         env.step(action)
 
-Agents, spaces, rewards and episode end are those of :class:`~payroute.envs.ecosystem.PaymentEcosystemEnv`
+Agents, spaces, rewards and episode end are those of :class:`~payroute.envs.multi_agent.ecosystem.PaymentEcosystemEnv`
 (same arguments): ``agents`` are the learning agents, all alive until the world has drained;
 ``observe(agent)`` is the agent's latest observation (a blank one inside its space before its first decision);
 ``rewards`` are each agent's money since the previous step, so ``last()`` gives the selected agent everything
@@ -38,11 +38,11 @@ from typing import Any
 
 from pettingzoo import AECEnv
 
-from payroute.envs.ecosystem import PaymentEcosystemEnv
+from payroute.envs.multi_agent.ecosystem import PaymentEcosystemEnv
 
 
 class PaymentEcosystemAEC(AECEnv):
-    """PettingZoo AEC form of :class:`~payroute.envs.ecosystem.PaymentEcosystemEnv` (same arguments)."""
+    """PettingZoo AEC form of :class:`~payroute.envs.multi_agent.ecosystem.PaymentEcosystemEnv` (same arguments)."""
 
     metadata = {"name": "payroute_ecosystem_v0", "render_modes": [], "is_parallelizable": False}
 

@@ -8,21 +8,19 @@ to a baseline.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
-from gymnasium import spaces
 
 from payroute.envs.features import RoutingFeatures
+from payroute.envs.roles import RouterRole
 from payroute.envs.scenarios import Scenario
-from payroute.envs.transaction_env import TransactionDecisionEnv
-from payroute.envs.world import PaymentWorld
+from payroute.envs.single_agent.base import SingleAgentEnv
 from payroute.envs.world.decisions import DecisionPoint
 
-DECLINE_ACTION = -1
 
-
-class RoutingEnv(TransactionDecisionEnv):
+class RoutingEnv(SingleAgentEnv):
     """Route each payment that needs a route.
 
     ## Description
@@ -76,7 +74,9 @@ class RoutingEnv(TransactionDecisionEnv):
     ## Starting state and episode end
 
     ``reset`` starts a new world at midnight of the scenario's start date and runs to the first payment that
-    needs a route. The episode terminates after ``days`` of arrivals (default one simulated day, about 10^5
+    needs a route. ``reset(seed=s)`` runs world seed ``s`` (the same customers as ``payroute simulate --seed
+    s``); without a seed, the first reset runs the constructor's ``seed`` and later ones draw the next world seed
+    from the generator seeded by the first seed given (:mod:`payroute.envs.episode`). The episode terminates after ``days`` of arrivals (default one simulated day, about 10^5
     payments at ``volume_scale`` 1); there is no truncation.
 
     ## Arguments
@@ -97,7 +97,7 @@ class RoutingEnv(TransactionDecisionEnv):
 
     def __init__(
         self,
-        scenario: str | Scenario = "default",
+        scenario: str | Path | Scenario = "default",
         seed: int | None = None,
         days: float = 1.0,
         scenario_overrides: dict[str, Any] | None = None,
@@ -115,67 +115,61 @@ class RoutingEnv(TransactionDecisionEnv):
         self.invalid_penalty_cents = round(invalid_penalty_usd * 100)
         self.decline_cost = decline_cost
         self.dict_observation = dict_observation
-        super().__init__(scenario, seed, days, scenario_overrides, baselines, reward_scale, render_mode)
-        self.features = RoutingFeatures(self._probe)
-        self.route_names = [r.name for r in self._probe.routes]
-        self._latency_s = [r.latency_median_s for r in self._probe.routes]
-        self.feature_names = self.features.names
-        box = spaces.Box(self.features.low, self.features.high, dtype=np.float32)
-        n = self._n_routes = len(self.route_names)
-        self.action_space = spaces.Discrete(n)
-        if dict_observation:
-            self.observation_space = spaces.Dict(
-                {"observations": box, "action_mask": spaces.Box(0.0, 1.0, (n,), dtype=np.float32)}
+
+        def router(sc: Scenario) -> RouterRole:
+            return RouterRole(
+                sc,
+                mask_in_observation=dict_observation,
+                invalid_action="decline" if invalid_action == "penalize" else "raise",
+                invalid_penalty_cents=self.invalid_penalty_cents,
+                decline_cost=decline_cost,
+                record_outcomes=True,
+                invalid_hint="Use info['action_mask'] or env.action_masks(), or make the env with "
+                "invalid_action='penalize'.",
             )
-        else:
-            self.observation_space = box
 
-    def feature_schema(self) -> list[dict]:
-        return self.features.schema()
+        super().__init__(
+            scenario, seed, days, scenario_overrides, baselines, reward_scale, render_mode, role=router
+        )
+        self.route_names = self.role.route_names
+        self._latency_s = self.role.route_latency_s
+        self.feature_names = self.role.feature_names
 
-    # ------------------------------------------------------------------ world hooks
-    def _on_new_world(self, world: PaymentWorld) -> None:
-        self.features = RoutingFeatures(world)
-        self._timed_routes = [(r.index, r.open_state) for r in world.routes if r.hours_rule is not None]
-        self._route_open_now = [True] * len(world.routes)
-        self._route_open_for = (math.inf, -math.inf)  # the times [from, until) _route_open_now holds for
-        self._lost_cents = 0
-        self.lost_cents_by_tx: dict[
-            int, int
-        ] = {}  # the decline charge of each payment (decision credit reads it)
-        self._outcomes: list[dict] = []
-        self._env = world.env
-        world.outcome_listeners.append(self._on_outcome)
+    # ------------------------------------------------------------------ what the router's role holds
+    @property
+    def features(self) -> RoutingFeatures | None:
+        """The features bound to the current world (``None`` before the first reset)."""
+        return self.role.observer
+
+    @property
+    def lost_cents_by_tx(self) -> dict[int, int]:
+        """The decline charge of each payment this episode (decision credit reads it)."""
+        return self.role.lost_cents_by_tx
 
     def decline_charge_cents(self, tx, route) -> int:
         """What a decline of ``tx`` on ``route`` is charged on top of the margin it did not earn (0 without
         ``decline_cost``): the margin the payment would have made there."""
-        return max(tx.price_cents - route.cost_cents(tx), 0) if self.decline_cost else 0
+        return self.role.decline_charge_cents(tx, route)
 
-    def _on_outcome(self, tx, route, approved: bool, reason: str) -> None:
-        if self._agent_id not in tx.agents:
-            return
-        if not approved and self.decline_cost:
-            lost = self.decline_charge_cents(tx, route)
-            self._lost_cents += lost
-            self.lost_cents_by_tx[tx.id] = self.lost_cents_by_tx.get(tx.id, 0) + lost
-        self._outcomes.append(
-            {
-                "route": route.index,
-                "approved": approved,
-                "reason": reason,
-                "segment_index": tx.segment,
-                "instrument": tx.instrument,
-                "network": tx.network,
-                "t": self._env.now,
-            }
-        )
+    def action_masks(self) -> np.ndarray:
+        """The current eligible-route mask (bool), for sb3-contrib's MaskablePPO."""
+        point = self.episode.point
+        if point is None:
+            return np.ones(self.action_space.n, dtype=bool)
+        return self.role.mask(point.payload).astype(bool)
 
-    def _extra_total(self) -> float:
-        return -float(self._lost_cents)
+    # ------------------------------------------------------------------ info
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        self._route_open_for = (math.inf, -math.inf)  # the times [from, until) _route_open_now holds for
+        self._timed_routes: list = []
+        self._route_open_now: list[bool] = []
+        return super().reset(seed=seed, options=options)
 
-    def _route_open(self) -> list[bool]:
-        now = self._env.now
+    def _route_open(self, now: float) -> list[bool]:
+        if not self._route_open_now:  # first call of an episode: the world's timed routes
+            routes = self.world.routes
+            self._timed_routes = [(r.index, r.open_state) for r in routes if r.hours_rule is not None]
+            self._route_open_now = [True] * len(routes)
         since, until = self._route_open_for
         if not since <= now < until:
             is_open, until = self._route_open_now, math.inf
@@ -186,23 +180,18 @@ class RoutingEnv(TransactionDecisionEnv):
             self._route_open_for = (now, until)
         return self._route_open_now.copy()
 
-    def _observe(self, point: DecisionPoint):
-        tx = point.payload
-        obs = self.features.build(tx, self._env.now)
-        if self.dict_observation:
-            return {"observations": obs, "action_mask": self.features.mask(tx).astype(np.float32)}
-        return obs
-
     def _info(self, point: DecisionPoint) -> dict:
         tx = point.payload
-        features = self.features
-        if features.last_tx is tx:  # _observe has just priced this payment on its eligible routes
+        features = self.role.observer
+        if features.last_tx is tx:  # the observation has just priced this payment on its eligible routes
             costs = features.last_costs
         else:
             costs = [0] * len(self.route_names)
             for r in point.info["eligible"]:
                 costs[r.index] = r.cost_cents(tx)
-        outcomes, self._outcomes = self._outcomes, []
+        role = self.role
+        outcomes, role.outcomes = role.outcomes, []
+        now = self.episode.world.env.now
         return {
             "action_mask": features.mask(tx),
             "route_costs_cents": costs,
@@ -217,32 +206,11 @@ class RoutingEnv(TransactionDecisionEnv):
                 "cross_border": tx.cross_border,
             },
             "outcomes": outcomes,
-            "t": self._env.now,
+            "t": now,
             "route_names": self.route_names,
             "route_latency_s": self._latency_s,
-            "route_open": self._route_open(),
+            "route_open": self._route_open(now),
         }
 
-    # ------------------------------------------------------------------ gym API
-    def action_masks(self) -> np.ndarray:
-        """The current eligible-route mask (bool), for sb3-contrib's MaskablePPO."""
-        if self._point is None:
-            return np.ones(self.action_space.n, dtype=bool)
-        return self.features.mask(self._point.payload).astype(bool)
-
-    def step(self, action):
-        if self._point is None:
-            raise RuntimeError("step() called after the episode ended; call reset()")
-        a = action if type(action) is int else int(np.asarray(action).item())  # noqa: E721 - not bool
-        tx = self._point.payload
-        if not (0 <= a < self._n_routes) or not (tx.eligible_mask >> a) & 1:
-            eligible = [self.route_names[i] for i in np.flatnonzero(self.features.mask(tx))]
-            if self.invalid_action == "raise":
-                raise ValueError(
-                    f"action {a} ({self.route_names[a] if 0 <= a < self.action_space.n else 'out of range'}) is masked "
-                    f"for this payment; eligible routes: {eligible}. Use info['action_mask'] or env.action_masks(), "
-                    "or make the env with invalid_action='penalize'."
-                )
-            self._lost_cents += self.invalid_penalty_cents
-            return self._advance(DECLINE_ACTION)
-        return self._advance(a)
+    def _final_info(self) -> dict:
+        return {"action_mask": np.zeros(self.action_space.n, dtype=np.int8), "kpis": self.world.kpis()}

@@ -9,46 +9,38 @@ one code path), so the world hands back one pending decision at a time.
 This module follows RLlib's multi-agent API (dict observations, rewards, ``terminateds`` / ``truncateds``
 with ``"__all__"``, ``possible_agents``, ``agents``, ``observation_spaces`` / ``action_spaces``,
 ``get_observation_space(agent)``) but does not import Ray: :mod:`payroute.agents.rllib_env` is the
-``MultiAgentEnv`` subclass RLlib trains on, and :mod:`payroute.envs.pettingzoo_env` the PettingZoo AEC
-interface.
+``MultiAgentEnv`` subclass RLlib trains on, and :mod:`payroute.envs.multi_agent.pettingzoo_env` the PettingZoo AEC
+interface. Each agent is a role of :mod:`payroute.envs.roles` on one :class:`~payroute.envs.episode.Episode`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from gymnasium import spaces
-from gymnasium.utils import seeding
 
-from payroute.envs.baselines import bound_policies
+from payroute.envs.episode import Episode
+from payroute.envs.roles import ROLE_CLASSES, FraudsterRole, Role, RouterRole
 from payroute.envs.scenarios import Scenario, load_scenario
-from payroute.envs.views import VIEWS, AgentView, FraudsterView, RouterView
 from payroute.envs.world import PaymentWorld
 from payroute.envs.world.decisions import DecisionPoint
 from payroute.vocabulary import KIND_ROLE, ROLE_KIND, ROLES
 
 _OPTIONS = {
     "scenario": "default",
-    "scenario_overrides": None,
-    "days": 1.0,
     "seed": None,
-    "learning": ("router", "risk", "fraudster"),
+    "days": 1.0,
+    "scenario_overrides": None,
     "baselines": None,
+    "learning": ("router", "risk", "fraudster"),
     "reward_scale": 1.0,
     "router_mask_in_observation": False,
     "router_invalid_action": "raise",
     "reward_split": "shared",
 }
-
-
-def _bound_policies(learning: tuple[str, ...], baselines: dict[str, str]) -> dict[str, Any]:
-
-    names: dict[str, str | None] = {ROLE_KIND[role]: name for role, name in baselines.items()}
-    for role in learning:
-        names[ROLE_KIND[role]] = None
-    return bound_policies(**names)
 
 
 class PaymentEcosystemEnv:
@@ -59,13 +51,13 @@ class PaymentEcosystemEnv:
     One episode is ``days`` of the scenario's payment world (then the world drains: every payment ends,
     every chargeback arrives). Agents (roles) and their decisions:
 
-    | agent         | decides                                 | when                     | view          |
+    | agent         | decides                                 | when                     | observation   |
     |---------------|-----------------------------------------|--------------------------|---------------|
     | ``router``    | which eligible route carries a payment  | per payment past risk    | Routing-v0's  |
     | ``risk``      | allow / challenge / block a payment     | per payment past pricing | Risk-v0's     |
-    | ``pricer``    | fee multipliers per segment x family    | pricing period (a day)   | PricerView    |
-    | ``treasury``  | transfers and intraday credit lines     | treasury period (1 h)    | TreasuryView  |
-    | ``fraudster`` | attack intensity and amounts by pattern | fraud period (1 h)       | FraudsterView |
+    | ``pricer``    | fee multipliers per segment x family    | pricing period (a day)   | Pricing-v0's  |
+    | ``treasury``  | transfers and intraday credit lines     | treasury period (1 h)    | Treasury-v0's |
+    | ``fraudster`` | attack intensity and amounts by pattern | fraud period (1 h)       | its own       |
 
     ``learning`` names the agents this environment hands decisions to; every other role is answered in
     process by the baseline ``baselines`` names (defaults: ``cheapest`` routing, ``threshold`` risk,
@@ -76,7 +68,7 @@ class PaymentEcosystemEnv:
     ## Action and observation spaces
 
     ``action_spaces[agent]`` / ``observation_spaces[agent]`` (also ``get_action_space(agent)``), one per
-    learning agent; the tables are in :mod:`payroute.envs.views`. In short: router ``Discrete(n_routes)``
+    learning agent; the tables are in :mod:`payroute.envs.roles`. In short: router ``Discrete(n_routes)``
     with a mask (``info["action_mask"]``; or inside the observation with ``router_mask_in_observation=True``,
     for RLlib's action-masking modules), risk ``Discrete(3)``, pricer ``Box`` of multipliers, treasury ``Box``
     of transfer and credit fractions, fraudster ``Box`` of intensities and amount multipliers per pattern.
@@ -106,10 +98,11 @@ class PaymentEcosystemEnv:
 
     ## Arguments
 
-    ``PaymentEcosystemEnv(config=None, *, scenario="default", scenario_overrides=None, days=1.0, seed=None,
-    learning=("router", "risk", "fraudster"), baselines=None, reward_scale=1.0,
-    router_mask_in_observation=False, router_invalid_action="raise", reward_split="shared")``; ``config`` (a
-    mapping of the same keys, as RLlib passes ``env_config``) and keyword arguments merge. ``baselines`` maps
+    ``PaymentEcosystemEnv(scenario="default", seed=None, days=1.0, scenario_overrides=None, baselines=None, *,
+    learning=("router", "risk", "fraudster"), reward_scale=1.0, router_mask_in_observation=False,
+    router_invalid_action="raise", reward_split="shared")``: the single-agent environments' arguments, then the
+    ecosystem's own. The first argument may instead be a mapping of the same keys (``config``, as RLlib passes
+    ``env_config``); keyword arguments that differ from their defaults override it. ``baselines`` maps
     an agent (``"risk"``) or its decision kind (``"route"``) to a baseline name
     (:mod:`payroute.envs.baselines`). ``router_invalid_action="decline"`` declines a payment whose route is
     masked instead of raising. ``reset(seed=s)`` runs world seed ``s``; without one it draws the next from the
@@ -122,11 +115,43 @@ class PaymentEcosystemEnv:
 
     metadata = {"render_modes": []}
 
-    def __init__(self, config: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
-        options = {**dict(config or {}), **kwargs}
-        unknown = sorted(set(options) - set(_OPTIONS))
-        if unknown:
-            raise ValueError(f"unknown PaymentEcosystemEnv options {unknown}; allowed: {sorted(_OPTIONS)}")
+    def __init__(
+        self,
+        scenario: str | Path | Scenario | Mapping[str, Any] | None = "default",
+        seed: int | None = None,
+        days: float = 1.0,
+        scenario_overrides: dict[str, Any] | None = None,
+        baselines: dict[str, str] | None = None,
+        *,
+        learning: tuple[str, ...] | list[str] = ("router", "risk", "fraudster"),
+        reward_scale: float = 1.0,
+        router_mask_in_observation: bool = False,
+        router_invalid_action: str = "raise",
+        reward_split: str = "shared",
+        **unknown: Any,
+    ) -> None:
+        given = {
+            "scenario": scenario,
+            "seed": seed,
+            "days": days,
+            "scenario_overrides": scenario_overrides,
+            "baselines": baselines,
+            "learning": learning,
+            "reward_scale": reward_scale,
+            "router_mask_in_observation": router_mask_in_observation,
+            "router_invalid_action": router_invalid_action,
+            "reward_split": reward_split,
+        }
+        config: dict[str, Any] = {}
+        if scenario is None or isinstance(
+            scenario, Mapping
+        ):  # RLlib's env_config: the options in one mapping
+            config = dict(scenario or {})
+            given = {k: v for k, v in given.items() if k != "scenario" and v != _OPTIONS[k]}
+        options = {**config, **given, **unknown}
+        bad = sorted(set(options) - set(_OPTIONS))
+        if bad:
+            raise ValueError(f"unknown PaymentEcosystemEnv options {bad}; allowed: {sorted(_OPTIONS)}")
         options = {**_OPTIONS, **options}
         learning = tuple(options["learning"])
         bad = sorted(set(learning) - set(ROLES))
@@ -135,43 +160,66 @@ class PaymentEcosystemEnv:
                 f"learning must name one or more distinct agents of {list(ROLES)}, got {list(learning)}"
             )
         # baselines by agent (``router``) or by the decision kind it answers (``route``)
-        baselines = {KIND_ROLE.get(k, k): v for k, v in dict(options["baselines"] or {}).items()}
-        bad = sorted(set(baselines) - set(ROLES))
+        by_role = {KIND_ROLE.get(k, k): v for k, v in dict(options["baselines"] or {}).items()}
+        bad = sorted(set(by_role) - set(ROLES))
         if bad:
             raise ValueError(f"baselines names unknown agents {bad}; agents: {list(ROLES)}")
         if options["reward_split"] not in ("shared", "full"):
             raise ValueError(f"reward_split must be 'shared' or 'full', got {options['reward_split']!r}")
-        self.reward_split = options["reward_split"]
-        clash = sorted(set(baselines) & set(learning))
+        clash = sorted(set(by_role) & set(learning))
         if clash:
             raise ValueError(f"{clash} cannot both learn and be bound to a baseline")
-        if options["days"] <= 0:
-            raise ValueError(f"days must be > 0, got {options['days']}")
-        self.scenario: Scenario = load_scenario(options["scenario"], options["scenario_overrides"])
-        self.days = float(options["days"])
+        self.reward_split = options["reward_split"]
+        loaded: Scenario = load_scenario(options["scenario"], options["scenario_overrides"])
         self.reward_scale = float(options["reward_scale"])
-        self.baselines = baselines
+        self.baselines = by_role
         self.possible_agents: list[str] = [r for r in ROLES if r in learning]
         self.agents: list[str] = []
-        self._seed = options["seed"]
-        self._np_random: np.random.Generator | None = None
-
-        probe = self._new_world(0)  # sizes the spaces; never run
-        views: dict[str, AgentView] = {}
-        for role in self.possible_agents:
-            if role == "router":
-                views[role] = RouterView(
-                    probe, options["router_mask_in_observation"], options["router_invalid_action"]
+        roles: dict[str, Role] = {}
+        for name in self.possible_agents:
+            if name == "router":
+                roles[name] = RouterRole(
+                    loaded,
+                    mask_in_observation=options["router_mask_in_observation"],
+                    invalid_action=options["router_invalid_action"],
+                    invalid_hint="Use the action mask, or build the environment with "
+                    "router_invalid_action='decline'.",
                 )
+            elif name == "pricer":  # trainers want a 1-D Box: Pricing-v0's (S, F) action, flattened row-major
+                roles[name] = ROLE_CLASSES[name](loaded, flat=True)
             else:
-                views[role] = VIEWS[role](probe)
-        self.views = views
-        self.observation_spaces: dict[str, spaces.Space] = {a: v.observation_space for a, v in views.items()}
-        self.action_spaces: dict[str, spaces.Space] = {a: v.action_space for a, v in views.items()}
-        self.world: PaymentWorld | None = None
-        self._point: DecisionPoint | None = None
+                roles[name] = ROLE_CLASSES[name](loaded)
+        self.roles = roles
+        self.episode = Episode(
+            loaded,
+            roles.values(),
+            days=options["days"],
+            baselines={ROLE_KIND[r]: v for r, v in by_role.items()},
+            seed=options["seed"],
+            reward_split=self.reward_split,
+        )
+        self.observation_spaces: dict[str, spaces.Space] = {a: r.observation_space for a, r in roles.items()}
+        self.action_spaces: dict[str, spaces.Space] = {a: r.action_space for a, r in roles.items()}
+        self._paid: dict[str, int] = {}
+        self._last_obs: dict[str, Any] = {}
 
-    # ------------------------------------------------------------------ spaces
+    # ------------------------------------------------------------------ spaces and state
+    @property
+    def scenario(self) -> Scenario:
+        return self.episode.scenario
+
+    @property
+    def days(self) -> float:
+        return self.episode.days
+
+    @property
+    def world(self) -> PaymentWorld | None:
+        return self.episode.world
+
+    @property
+    def np_random(self) -> np.random.Generator:
+        return self.episode.np_random
+
     def get_observation_space(self, agent_id: str) -> spaces.Space:
         return self.observation_spaces[agent_id]
 
@@ -179,53 +227,24 @@ class PaymentEcosystemEnv:
         return self.action_spaces[agent_id]
 
     @property
-    def fraudster_view(self) -> FraudsterView | None:
-        view = self.views.get("fraudster")
-        return view if isinstance(view, FraudsterView) else None
+    def fraudster_role(self) -> FraudsterRole | None:
+        role = self.roles.get("fraudster")
+        return role if isinstance(role, FraudsterRole) else None
 
-    # ------------------------------------------------------------------ world
-    def _new_world(self, seed: int) -> PaymentWorld:
-        policies = _bound_policies(tuple(self.possible_agents), self.baselines)
-        return PaymentWorld(
-            self.scenario, seed=seed, policies=policies, days=self.days, reward_split=self.reward_split
-        )
-
-    @property
-    def np_random(self) -> np.random.Generator:
-        if self._np_random is None:
-            self._np_random, _ = seeding.np_random(self._seed)
-        return self._np_random
-
+    # ------------------------------------------------------------------ the episode
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         """Start a new world and run it to the first decision of a learning agent: ``(obs, infos)``."""
-        if seed is not None:
-            self._np_random, _ = seeding.np_random(int(seed))
-            world_seed = int(seed)
-        elif self._np_random is None and self._seed is not None:
-            world_seed = int(self._seed)
-            self._np_random, _ = seeding.np_random(world_seed)
-        else:
-            world_seed = int(self.np_random.integers(0, 2**31 - 1))
-        world = self._new_world(world_seed)
-        self.world = world
-        for view in self.views.values():
-            view.bind(world)
         self._paid = dict.fromkeys(self.possible_agents, 0)
-        self._last_obs: dict[str, Any] = {}
+        self._last_obs = {}
         self.agents = list(self.possible_agents)
-        self._point = world.run_until_decision()
-        if self._point is None:
-            raise RuntimeError(
-                f"the episode has no decision for any learning agent {self.possible_agents}: "
-                "check the scenario's volume and days"
-            )
-        agent = self._point.agent_id
-        obs = self._observe(agent, self._point)
-        return {agent: obs}, {agent: self.views[agent].info(self._point)}
+        point = self.episode.reset(seed)
+        agent = point.agent_id
+        obs = self._observe(agent, point)
+        return {agent: obs}, {agent: self.roles[agent].info(point)}
 
     def step(self, action_dict: Mapping[str, Any]):
         """Answer the pending decision: ``(obs, rewards, terminateds, truncateds, infos)``."""
-        point = self._point
+        point = self.episode.point
         if point is None:
             raise RuntimeError("step() called after the episode ended (or before reset()); call reset()")
         agent = point.agent_id
@@ -234,9 +253,7 @@ class PaymentEcosystemEnv:
                 f"the pending decision is {agent!r}'s ({point.kind}): pass {{{agent!r}: action}}, "
                 f"got actions for {sorted(action_dict)}"
             )
-        view = self.views[agent]
-        point.resolve(view.to_world(action_dict[agent], point))
-        self._point = nxt = self.world.run_until_decision()
+        nxt = self.episode.advance(self.roles[agent].to_world(action_dict[agent], point))
         if nxt is None:
             return self._end()
         agent = nxt.agent_id
@@ -246,16 +263,16 @@ class PaymentEcosystemEnv:
             {agent: self._reward(agent)},
             {"__all__": False},
             {"__all__": False},
-            {agent: self.views[agent].info(nxt)},
+            {agent: self.roles[agent].info(nxt)},
         )
 
     def _observe(self, agent: str, point: DecisionPoint) -> Any:
-        obs = self.views[agent].observe(point)
+        obs = self.roles[agent].observe(point)
         self._last_obs[agent] = obs
         return obs
 
     def _reward(self, agent: str) -> float:
-        money = self.views[agent].money_cents()
+        money = self.roles[agent].money_cents()
         delta = money - self._paid[agent]
         self._paid[agent] = money
         return delta / 100.0 * self.reward_scale
@@ -267,7 +284,7 @@ class PaymentEcosystemEnv:
         for agent in self.possible_agents:
             if agent not in self._last_obs:
                 continue  # never decided: not part of this episode (RLlib drops it)
-            o = self.views[agent].final_observation(self._last_obs[agent])
+            o = self.roles[agent].final_observation(self._last_obs[agent])
             self._last_obs[agent] = o
             obs[agent] = o
             rewards[agent] = self._reward(agent)
@@ -284,7 +301,7 @@ class PaymentEcosystemEnv:
     def last_observation(self, agent: str) -> Any:
         """The agent's latest observation (a blank one inside its space before its first decision)."""
         obs = self._last_obs.get(agent)
-        return self.views[agent].blank_observation() if obs is None else obs
+        return self.roles[agent].blank_observation() if obs is None else obs
 
     def take_reward(self, agent: str) -> float:
         """The agent's money since it was last paid (what its next reward would hold), marked as paid."""
@@ -292,7 +309,8 @@ class PaymentEcosystemEnv:
 
     @property
     def pending_agent(self) -> str | None:
-        return None if self._point is None else self._point.agent_id
+        point = self.episode.point
+        return None if point is None else point.agent_id
 
     def final_info(self) -> dict[str, Any]:
         """The episode's accounts: KPIs, every agent's money (PSP agents by the ledger split, the fraudster's
@@ -307,5 +325,4 @@ class PaymentEcosystemEnv:
         }
 
     def close(self) -> None:
-        self.world = None
-        self._point = None
+        self.episode.close()

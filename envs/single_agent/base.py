@@ -1,0 +1,111 @@
+"""What the four single-agent environments share: one role on the episode core, as a Gymnasium ``Env``.
+
+The constructor is the one every payroute environment on the payment world takes: ``scenario`` (a shipped name,
+a YAML path or a :class:`~payroute.envs.scenarios.Scenario`), ``seed`` (the first ``reset()`` without one runs
+it), ``days`` (of arrivals per episode), ``scenario_overrides`` (merged into the scenario), ``baselines``
+(baseline names for the other decision kinds, e.g. ``{"risk": "threshold"}``), ``reward_scale`` (rewards are
+dollars times it), then each environment's own options. Seeding, the world and its drain are
+:class:`~payroute.envs.episode.Episode`'s; what the agent sees, may do and is paid is its role's
+(:mod:`payroute.envs.roles`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+import gymnasium as gym
+
+from payroute.envs.episode import Episode
+from payroute.envs.roles import Role
+from payroute.envs.scenarios import Scenario, load_scenario
+from payroute.envs.world import DecisionPoint, PaymentWorld
+
+
+class SingleAgentEnv(gym.Env):
+    """Base class: one step per decision of :attr:`role` on the payment world; every other kind bound."""
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
+    decision_kind: ClassVar[str] = ""
+    takes_scenario: ClassVar[bool] = True
+    """Built on the episode core: takes ``(scenario, seed, days, scenario_overrides, baselines, ...)``."""
+
+    def __init__(
+        self,
+        scenario: str | Path | Scenario,
+        seed: int | None,
+        days: float,
+        scenario_overrides: dict[str, Any] | None,
+        baselines: dict[str, str] | None,
+        reward_scale: float,
+        render_mode: str | None,
+        role: Any,
+    ) -> None:
+        """``role``: a function of the loaded scenario that returns the environment's :class:`Role`."""
+        super().__init__()
+        if render_mode is not None:
+            raise ValueError(
+                f"render_mode {render_mode!r} is not supported: render_mode must be None (payroute environments "
+                "do not render)"
+            )
+        self.render_mode = render_mode
+        loaded = load_scenario(scenario, scenario_overrides)
+        self.days = float(days)
+        self.reward_scale = float(reward_scale)
+        self.role: Role = role(loaded)
+        self.episode = Episode(loaded, [self.role], days=self.days, baselines=baselines, seed=seed)
+        self.baselines = dict(self.episode.baselines)
+        self.observation_space = self.role.observation_space
+        self.action_space = self.role.action_space
+        self._last_obs: Any = None
+
+    # ------------------------------------------------------------------ the episode's state
+    @property
+    def scenario(self) -> Scenario:
+        return self.episode.scenario
+
+    @scenario.setter
+    def scenario(self, scenario: Scenario) -> None:  # the next reset's world runs it (training mixes)
+        self.episode.scenario = scenario
+
+    @property
+    def world(self) -> PaymentWorld | None:
+        return self.episode.world
+
+    @property
+    def agent_id(self) -> str:
+        return self.role.name
+
+    def feature_schema(self) -> list[dict]:
+        """Each observation entry's name, unit, scaling, low and high, in observation order."""
+        return self.role.feature_schema()
+
+    # ------------------------------------------------------------------ gymnasium API
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        point = self.episode.reset(seed)
+        self._np_random = self.episode.np_random  # env.np_random: the generator of the next world seeds
+        obs = self._last_obs = self.role.observe(point)
+        return obs, self._info(point)
+
+    def step(self, action: Any):
+        point = self.episode.point
+        if point is None:
+            raise RuntimeError("step() called before reset() or after the episode ended; call reset()")
+        point = self.episode.advance(self.role.to_world(action, point))
+        if point is None:
+            obs = self._last_obs = self.role.final_observation(self._last_obs)
+            return obs, self.role.reward_usd() * self.reward_scale, True, False, self._final_info()
+        obs = self._last_obs = self.role.observe(point)
+        return obs, self.role.reward_usd() * self.reward_scale, False, False, self._info(point)
+
+    def close(self) -> None:
+        self.episode.close()
+        super().close()
+
+    # ------------------------------------------------------------------ what each environment adds
+    def _info(self, point: DecisionPoint) -> dict[str, Any]:
+        return self.role.info(point)
+
+    def _final_info(self) -> dict[str, Any]:
+        return self._info(None)
