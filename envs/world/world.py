@@ -49,6 +49,7 @@ from payroute.envs.world.decisions import (
     RISK_ACTIONS,
     DecisionHub,
     FraudAction,
+    InvalidActionError,
     TreasuryAction,
 )
 from payroute.envs.world.demand import LegitimateDemand, Transaction, TransactionFactory
@@ -63,10 +64,6 @@ FAMILY_INDEX = {f: i for i, f in enumerate(FAMILIES)}
 _RNG_STREAMS = ("demand", "fraud", "inflows", "health", "policy")
 # side streams spawned by key, so adding them left every stream above unchanged
 _CUSTOMER_STREAM, _COMPETITOR_STREAM = 2000, 2001
-
-
-class InvalidActionError(ValueError):
-    """An outside agent chose an action the world cannot take (a masked route, an unknown risk action)."""
 
 
 class PaymentWorld:
@@ -117,7 +114,7 @@ class PaymentWorld:
         seq = np.random.SeedSequence(self.seed)
         children = seq.spawn(len(_RNG_STREAMS) + len(scenario.routes))
         self.rngs = {name: np.random.default_rng(children[i]) for i, name in enumerate(_RNG_STREAMS)}
-        self.hub = DecisionHub(self.env, policies, agent_ids or {})
+        self.hub = DecisionHub(self.env, policies, agent_ids or {}, world=self)
         self.policies = self.hub.bound
 
         # the world's parts
@@ -185,7 +182,7 @@ class PaymentWorld:
         self._opportunity_carry: dict[str, float] = {name: 0.0 for name in self.accounts}
         self._delay_carry: dict[str, float] = {name: 0.0 for name in self.accounts}
 
-        prices_active = self.policies.get("price") is not None or self.hub.is_external("price")
+        prices_active = self.hub.answers("price")
         self._pricing_agents: tuple[str, ...] = (self.hub.agent_ids["price"],) if prices_active else ()
         for policy in self.policies.values():
             bind = getattr(policy, "bind", None)
@@ -219,9 +216,7 @@ class PaymentWorld:
                 env.process(self._inflows(name, acct))
         if self.accounts:
             env.process(self._treasury_and_liquidity())
-        if "price" in self.hub.bound and (
-            self.policies.get("price") is not None or self.hub.is_external("price")
-        ):
+        if self.hub.answers("price"):
             env.process(self._pricing())
             env.process(self._customer_churn())
 
@@ -354,14 +349,11 @@ class PaymentWorld:
 
     def _decide_fraud(self):
         kind = "fraud"
-        if self.hub.is_external(kind):
-            point = self.hub.open(kind, self, {"patterns": self.fraud.pattern_names})
-            action = yield point.event
-            prop = point.propensity
-        elif self.policies.get(kind) is not None:
-            action, prop = self.policies[kind].decide(self, None)
-        else:
+        if not self.hub.answers(kind):
             return
+        action, prop = yield from self.hub.ask(
+            kind, None, shown=self, info={"patterns": self.fraud.pattern_names}
+        )
         n = len(self.fraud_intensity)
         if isinstance(action, FraudAction):
             intensity = np.asarray(action.intensity, dtype=float).reshape(-1)
@@ -465,13 +457,7 @@ class PaymentWorld:
             return
 
         # risk
-        external = hub.external
-        if "risk" in external:
-            point = hub.open("risk", tx, {})
-            action = yield point.event
-            prop = point.propensity
-        else:
-            action, prop = self.policies["risk"].decide(self, tx)
+        action, prop = yield from hub.ask("risk", tx)
         if action not in (ALLOW, CHALLENGE, BLOCK):
             raise InvalidActionError(
                 f"risk action must be 0 (allow), 1 (challenge) or 2 (block), got {action!r}"
@@ -502,12 +488,7 @@ class PaymentWorld:
         if not eligible:
             self._terminate(tx, "failed", "no_route")
             return
-        if "route" in external:
-            point = hub.open("route", tx, {"eligible": eligible})
-            action = yield point.event
-            prop = point.propensity
-        else:
-            action, prop = self.policies["route"].decide(self, (tx, eligible))
+        action, prop = yield from hub.ask("route", (tx, eligible), shown=tx, info={"eligible": eligible})
         tx.agents = (*tx.agents, hub.agent_ids["route"])
         action = int(action)
         if action == -1 and hub.is_external("route"):
@@ -575,16 +556,7 @@ class PaymentWorld:
             yield env.timeout(latency)
         tx.latency_s = env.now - tx.t_arrival
 
-        state = route.health_now
-        if state == DOWN:
-            approved, why = False, "route_down"
-        else:
-            p = route.approval_probability(tx)
-            ok = p * (1.0 - route.spec.health.degraded_failure_probability) if state == DEGRADED else p
-            if tx.u_approve < ok:
-                approved, why = True, ""
-            else:
-                approved, why = False, ("route_error" if tx.u_approve < p else "declined")
+        approved, why = route.answer(tx)
         route.observe(approved, tx.latency_s)
         for listener in self.outcome_listeners:
             listener(tx, route, approved, why)
@@ -720,7 +692,7 @@ class PaymentWorld:
         and the delay cost of payments that waited for funds."""
         env = self.env
         period = float(self.scenario.treasury_period_s)
-        has_treasury = self.policies.get("treasury") is not None or self.hub.is_external("treasury")
+        has_treasury = self.hub.answers("treasury")
         while self.arrivals_open and env.now < self.horizon_s:
             if has_treasury:
                 yield from self._decide_treasury()
@@ -756,12 +728,7 @@ class PaymentWorld:
 
     def _decide_treasury(self):
         kind = "treasury"
-        if self.hub.is_external(kind):
-            point = self.hub.open(kind, self, {})
-            action = yield point.event
-            prop = point.propensity
-        else:
-            action, prop = self.policies[kind].decide(self, None)
+        action, prop = yield from self.hub.ask(kind, None, shown=self)
         if not isinstance(action, TreasuryAction):
             raise InvalidActionError(f"treasury action must be a TreasuryAction, got {type(action).__name__}")
         for name, cents in action.credit_lines.items():
@@ -826,12 +793,7 @@ class PaymentWorld:
                 self.competitor.step(period)
             first = False
             kind = "price"
-            if self.hub.is_external(kind):
-                point = self.hub.open(kind, self, {})
-                action = yield point.event
-                prop = point.propensity
-            else:
-                action, prop = self.policies[kind].decide(self, None)
+            action, prop = yield from self.hub.ask(kind, None, shown=self)
             mult = np.asarray(action, dtype=float)
             if mult.shape != self.price_multipliers.shape or not np.all(np.isfinite(mult)):
                 raise InvalidActionError(
