@@ -20,10 +20,12 @@ kind          when                action
 
 A bound policy implements ``decide(world, payload) -> (action, propensity)``; the propensity is the
 probability the policy gave the action it took (1.0 for a deterministic policy), which the event log records.
+Every process asks the same way, whoever answers: ``action, propensity = yield from hub.ask(kind, payload)``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -33,6 +35,11 @@ from payroute.vocabulary import DECISION_KINDS, KIND_ROLE
 
 RISK_ACTIONS = ("allow", "challenge", "block")
 ALLOW, CHALLENGE, BLOCK = 0, 1, 2
+_AS_ASKED = object()  # ask(): the outside agent sees the payload the bound policy would have seen
+
+
+class InvalidActionError(ValueError):
+    """An outside agent chose an action the world cannot take (a masked route, an unknown risk action)."""
 
 
 class BoundPolicy(Protocol):
@@ -87,7 +94,11 @@ class DecisionHub:
     """Who answers each decision kind: a bound policy, or an outside agent (``None``)."""
 
     def __init__(
-        self, env: simpy.Environment, bound: dict[str, BoundPolicy | None], agent_ids: dict[str, str]
+        self,
+        env: simpy.Environment,
+        bound: dict[str, BoundPolicy | None],
+        agent_ids: dict[str, str],
+        world: Any = None,
     ):
         unknown = sorted(set(bound) - set(DECISION_KINDS))
         if unknown:
@@ -97,6 +108,11 @@ class DecisionHub:
         self.external = {k for k in DECISION_KINDS if k in bound and bound[k] is None}
         self.agent_ids = {**KIND_ROLE, **agent_ids}
         self.pending: list[DecisionPoint] = []
+        self.world = world  # what a bound policy's ``decide(world, payload)`` is handed
+
+    def answers(self, kind: str) -> bool:
+        """Whether anyone answers ``kind`` (a bound policy or an outside agent); if not, nobody is asked."""
+        return self.bound[kind] is not None or kind in self.external
 
     def is_external(self, kind: str) -> bool:
         return kind in self.external
@@ -106,3 +122,18 @@ class DecisionHub:
         point = DecisionPoint(kind, self.agent_ids[kind], payload, self.env.event(), self.env.now, info or {})
         self.pending.append(point)
         return point
+
+    def ask(
+        self, kind: str, payload: Any = None, shown: Any = _AS_ASKED, info: dict | None = None
+    ) -> Generator[simpy.Event, Any, tuple[Any, float]]:
+        """Ask for a ``kind`` decision; use as ``action, propensity = yield from hub.ask(kind, payload)``.
+
+        A bound policy decides on ``payload`` at once (the asking process does not yield). An outside agent
+        gets a :class:`DecisionPoint` showing ``shown`` (by default the payload) and ``info``; the asking
+        process waits on it, and no simulated time passes until the answer comes.
+        """
+        if kind in self.external:
+            point = self.open(kind, payload if shown is _AS_ASKED else shown, info)
+            action = yield point.event
+            return action, point.propensity
+        return self.bound[kind].decide(self.world, payload)

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 from statistics import NormalDist
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -39,11 +39,17 @@ from payroute.envs.world.demand import Transaction, TransactionFactory
 
 if TYPE_CHECKING:
     from payroute.envs.world.rails import RouteState
-    from payroute.envs.world.world import PaymentWorld
 
 _NORMAL = NormalDist()
 
 MAX_DISCOVERY_S = 180 * DAY_S
+
+
+class ScenarioWorld(Protocol):
+    """What a fraud estimate reads from the world: its scenario (a :class:`PaymentWorld` is one)."""
+
+    @property
+    def scenario(self) -> Scenario: ...
 
 
 class FraudStreams:
@@ -262,7 +268,7 @@ class FraudPosterior:
         # (instrument, urgency, corridor, half decade of the amount in cents) -> [n, n_fraud, recovery]
         self._cells: dict[tuple, list[float]] = {}
 
-    def __call__(self, world: PaymentWorld, tx: Transaction) -> tuple[float, float]:
+    def __call__(self, world: ScenarioWorld, tx: Transaction) -> tuple[float, float]:
         """(P(fraud | score, cell), mean recovery share of fraud on revocable rails in the cell)."""
         sc = world.scenario
         amount = tx.amount_cents
@@ -286,7 +292,7 @@ class FraudPosterior:
 
 
 def expected_fraud_loss_cents(
-    world: PaymentWorld, tx: Transaction, route: RouteState, p_fraud: float, recovery: float
+    world: ScenarioWorld, tx: Transaction, route: RouteState, p_fraud: float, recovery: float
 ) -> float:
     """What sending ``tx`` on ``route`` is expected to lose to fraud, given P(fraud) and the recovery share.
 

@@ -382,6 +382,20 @@ class RouteState:
             p *= 1.0 - self.spec.health.degraded_failure_probability
         return p
 
+    def answer(self, tx: Transaction) -> tuple[bool, str]:
+        """How the route answers ``tx`` now: ``(approved, why not)``, drawn with the payment's own uniform.
+
+        A route that is down fails every payment (``route_down``). Otherwise the payment goes through with
+        :meth:`success_probability`; of those that do not, the ones the issuer would have approved failed on
+        the degraded route (``route_error``), the rest were declined (``declined``).
+        """
+        if self.health_now == DOWN:
+            return False, "route_down"
+        u = tx.u_approve
+        if u < self.success_probability(tx):
+            return True, ""
+        return False, ("route_error" if u < self.approval_probability(tx) else "declined")
+
     def latency_s(self, z: float) -> float:
         lat = self.latency_median_s * math.exp(self.latency_sigma * z)
         if self.health_now == DEGRADED:
