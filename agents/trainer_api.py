@@ -1,6 +1,6 @@
 """What the experiment runner needs from a training library, whichever it is.
 
-A trainer (:mod:`payroute.agents.rllib_trainer`, :mod:`payroute.agents.sb3_trainer`) runs one training
+A trainer (:mod:`payroute.agents.rllib.trainer`, :mod:`payroute.agents.sb3.trainer`) runs one training
 iteration at a time and reports an :class:`IterationReport`; it saves and restores its complete state in a
 folder; and it hands back each learning agent's policy network as a plain
 :class:`~payroute.agents.networks.PolicyNet` (observation -> logits).

@@ -20,7 +20,7 @@ one for training:
   Routing is a contextual bandit with delayed feedback: a payout's SLA miss is booked when it settles the
   next morning and a fraud loss when it is discovered days later, both in the last step of the episode,
   where no per-step credit assignment can find the decision that caused them. A trainer that replaces
-  each step's reward by its decision reward (RLlib: :class:`payroute.agents.rllib_trainer.DecisionCredit`,
+  each step's reward by its decision reward (RLlib: :class:`payroute.agents.rllib.trainer.DecisionCredit`,
   with complete episodes) learns from exact credit instead.
 * **expected fraud credit** (``credit="expected"``, routing and risk): decision credit where the fraud loss of
   each sent payment is its expectation instead of its realisation: P(fraud | risk score, the
@@ -107,7 +107,8 @@ def env_kwargs(
 
     The single-agent environments (``takes_scenario``) take the episode core's ``(scenario, seed, days,
     scenario_overrides, baselines, ...)``; ``baselines`` are passed by decision kind (an experiment names them by
-    agent). Any other environment (the multi-agent ones, configured by their RLlib ``config`` mapping; the RTGS
+    agent). An environment of your own (``module:Class``) takes them too when its class sets ``takes_scenario =
+    True``. Any other environment (the multi-agent ones, configured by their RLlib ``config`` mapping; the RTGS
     game) gets ``extra`` only, and refuses scenario overrides.
     """
     cls = resolve_entry_point(env_id)
@@ -122,6 +123,38 @@ def env_kwargs(
         kw["baselines"] = {ROLE_KIND.get(k, k): v for k, v in baselines.items()}
     kw.update(extra)
     return kw
+
+
+def experiment_env_config(
+    exp: Any, *, dict_observation: bool = False, penalize_invalid: bool = False
+) -> dict:
+    """The config dict :class:`ExperimentEnv` is built from, for experiment ``exp`` (an
+    :class:`~payroute.experiments.schema.Experiment`; only read here).
+
+    A trainer says what its algorithm needs from an environment with an action mask (``masks_actions``):
+    ``dict_observation`` (the mask inside the observation, for RLlib's masking modules) and
+    ``penalize_invalid`` (a masked action declines the payment at a penalty instead of raising, for algorithms
+    that cannot mask); an experiment's own ``env.kwargs`` win over the latter.
+    """
+    kwargs = env_kwargs(
+        exp.env.id, exp.scenario, exp.scenario_overrides, exp.env.days, exp.agents.baselines.named(),
+        dict(exp.env.kwargs),
+    )  # fmt: skip
+    if getattr(resolve_entry_point(exp.env.id), "masks_actions", False):
+        if dict_observation:
+            kwargs["dict_observation"] = True
+        if penalize_invalid:
+            kwargs.setdefault("invalid_action", "penalize")
+    return {
+        "env_id": exp.env.id,
+        "kwargs": kwargs,
+        "seed": exp.seed,
+        "reward_clip_usd": exp.env.reward_clip_usd,
+        "kpi_every_steps": exp.env.kpi_every_steps,
+        "train_scenarios": [[name, w] for name, w in exp.train_scenarios.items()],
+        "credit": exp.env.credit,
+        "baseline": exp.env.baseline,
+    }
 
 
 def make_env(env_id: str, kwargs: dict[str, Any]) -> Any:

@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> None:
 
     warnings.filterwarnings("ignore")
     logging.disable(logging.WARNING)
-    from payroute.agents.rllib_trainer import RLlibTrainer
+    from payroute.agents.rllib.trainer import RLlibTrainer
     from payroute.experiments.schema import load_experiment
 
     exp = load_experiment(

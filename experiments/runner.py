@@ -41,10 +41,10 @@ from payroute.experiments.schema import Experiment, load_experiment
 def make_trainer(exp: Experiment, ray_address: str | None = None) -> Any:
     """The library adapter for ``exp.trainer.library`` (imported only when needed)."""
     if exp.trainer.library == "rllib":
-        from payroute.agents.rllib_trainer import RLlibTrainer
+        from payroute.agents.rllib.trainer import RLlibTrainer
 
         return RLlibTrainer(exp, ray_address=ray_address)
-    from payroute.agents.sb3_trainer import SB3Trainer
+    from payroute.agents.sb3.trainer import SB3Trainer
 
     return SB3Trainer(exp)
 

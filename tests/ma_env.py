@@ -14,6 +14,8 @@ from payroute.envs.single_agent.routing import RoutingEnv
 
 
 class TwoRouters(MultiAgentEnv):
+    takes_scenario = True  # an experiment's scenario, its overrides and days reach the constructor
+
     def __init__(self, scenario: str = "default", scenario_overrides: dict | None = None, days: float = 1.0):
         super().__init__()
         self.desks = {

@@ -10,8 +10,8 @@ ray = pytest.importorskip("ray")
 
 from ray.rllib.env.multi_agent_episode import MultiAgentEpisode  # noqa: E402
 
-from payroute.agents.adversarial import FROZEN_FRAUDSTER, ecosystem_ppo_config  # noqa: E402
-from payroute.agents.rllib_env import RLlibPaymentEcosystem  # noqa: E402
+from payroute.agents.rllib.adversarial import FROZEN_FRAUDSTER, ecosystem_ppo_config  # noqa: E402
+from payroute.agents.rllib.env import RLlibPaymentEcosystem  # noqa: E402
 
 # a few hundred payments a day (a whole episode in one small batch); hourly pricing: the pricer decides often
 TINY = {"volume_scale": 0.002, "prices": {"period_s": 3600}}

@@ -7,7 +7,7 @@ import pytest
 
 pytest.importorskip("ray.rllib")
 
-from payroute.agents.rtgs_rllib import RTGSMultiAgentEnv, ppo_config  # noqa: E402
+from payroute.agents.rllib.rtgs import RTGSMultiAgentEnv, ppo_config  # noqa: E402
 
 
 def test_rllib_multi_agent_env_check_passes():

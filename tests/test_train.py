@@ -62,7 +62,7 @@ def test_the_extracted_network_is_the_trained_module(ppo_run):
     """What evaluate binds (and the exporter will turn into ONNX) computes the RLlib module's own logits."""
     from ray.rllib.core.columns import Columns
 
-    from payroute.agents.rllib_trainer import RLlibTrainer
+    from payroute.agents.rllib.trainer import RLlibTrainer
 
     exp, _ = read_run(ppo_run)
     trainer = RLlibTrainer(exp)
@@ -234,7 +234,7 @@ def test_every_trainer_kind_trains_and_hands_back_its_policy_network(tmp_path, l
 
 
 def _check_sb3_network_matches_model(run_dir, algorithm, net):
-    from payroute.agents.sb3_trainer import ALGORITHMS, MODEL_FILE
+    from payroute.agents.sb3.trainer import ALGORITHMS, MODEL_FILE
 
     model = ALGORITHMS[algorithm].load(latest_checkpoint(run_dir)[0] / MODEL_FILE, device="cpu")
     obs = np.random.default_rng(0).random((16, net.spec.obs_dim), dtype=np.float32)

@@ -58,7 +58,7 @@ attractive and the game has free-riding equilibria (one bank pays early, the oth
 liquidity demand of Galbiati & Soramäki.
 
 The PettingZoo interface is :class:`RTGSLiquidityGame` (``parallel_env()``), the RLlib ``MultiAgentEnv`` is
-:class:`payroute.agents.rtgs_rllib.RTGSMultiAgentEnv`, and :mod:`payroute.agents.policy_gradient` learns the
+:class:`payroute.agents.rllib.rtgs.RTGSMultiAgentEnv`, and :mod:`payroute.agents.policy_gradient` learns the
 equilibrium above with REINFORCE.
 """
 

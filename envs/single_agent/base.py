@@ -29,6 +29,9 @@ class SingleAgentEnv(gym.Env):
     decision_kind: ClassVar[str] = ""
     takes_scenario: ClassVar[bool] = True
     """Built on the episode core: takes ``(scenario, seed, days, scenario_overrides, baselines, ...)``."""
+    masks_actions: ClassVar[bool] = False
+    """Some actions can be invalid for a step (an action mask): the environment then also takes
+    ``invalid_action`` (what a masked action does) and ``dict_observation`` (the mask inside the observation)."""
 
     def __init__(
         self,

@@ -93,6 +93,8 @@ class RoutingEnv(SingleAgentEnv):
       bundle from before them is refused with the difference.
     """
 
+    masks_actions = True
+
     decision_kind = "route"
 
     def __init__(

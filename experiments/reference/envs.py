@@ -219,7 +219,7 @@ def _ecosystem() -> list[str]:
         "## Payment ecosystem (multi-agent)",
         "",
         f"{_summary(type(env))} The manual is the docstring of `PaymentEcosystemEnv` in `envs/multi_agent/ecosystem.py`; "
-        "the roles are in `envs/roles/`. RLlib trains on `payroute.agents.rllib_env`, PettingZoo's AEC "
+        "the roles are in `envs/roles/`. RLlib trains on `payroute.agents.rllib.env`, PettingZoo's AEC "
         "interface is `payroute.envs.multi_agent.pettingzoo_env`.",
         "",
         "| agent | observation | action | same as |",

@@ -6,7 +6,7 @@
 * the environment is :class:`~payroute.agents.training_env.ExperimentEnv` (single agent: held-out seeds,
   reward clipping, running KPIs) or :class:`ExperimentMultiAgentEnv` (an RLlib ``MultiAgentEnv`` named by
   ``module:Class``), built on every env runner from a plain config dict;
-* PPO and APPO use :class:`~payroute.agents.rllib_module.MaskedActorCritic` on the routing environment's
+* PPO and APPO use :class:`~payroute.agents.rllib.module.MaskedActorCritic` on the routing environment's
   ``{"observations", "action_mask"}`` observation, so masked routes are never sampled; DQN uses RLlib's
   default Q-network on the plain observation with ``invalid_action="penalize"`` (it cannot mask);
 * several learning agents get one module each in a ``MultiRLModuleSpec`` and a policy mapping by agent id;
@@ -37,11 +37,11 @@ from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 from ray.rllib.env.multi_agent_env import MultiAgentEnv
 
 from payroute.agents.networks import PolicyNet, linear_stack, policy_from_linears
-from payroute.agents.rllib_module import MaskedActorCritic, MaskedActorCriticWithTarget
+from payroute.agents.rllib.module import MaskedActorCritic, MaskedActorCriticWithTarget
 from payroute.agents.trainer_api import KPI_KEYS, IterationReport, flatten_scalars
 from payroute.agents.training_env import (
     ExperimentEnv,
-    env_kwargs,
+    experiment_env_config,
     make_env,
     resolve_entry_point,
 )
@@ -188,35 +188,17 @@ class RLlibTrainer:
         self.multi_agent = is_multi_agent(exp.env.id)
         if self.multi_agent and exp.env.credit != "resolved":
             raise ValueError(f"env.credit {exp.env.credit!r} is for the single-agent Routing-v0 and Risk-v0")
-        self.env_config = self._env_config()
+        self.env_config = experiment_env_config(
+            exp,
+            dict_observation=exp.trainer.algorithm in ("PPO", "APPO"),
+            penalize_invalid=exp.trainer.algorithm == "DQN",
+        )
         self.probe = self._probe_env()
         self.config = self._algorithm_config()
         self.algo: Algorithm = self.config.build_algo()
         self._episodes_seen = 0
 
     # ------------------------------------------------------------------ config
-    def _env_config(self) -> dict[str, Any]:
-        exp = self.exp
-        kwargs = env_kwargs(
-            exp.env.id, exp.scenario, exp.scenario_overrides, exp.env.days, exp.agents.baselines.named(),
-            dict(exp.env.kwargs),
-        )  # fmt: skip
-        params = inspect.signature(resolve_entry_point(exp.env.id)).parameters
-        if exp.trainer.algorithm in ("PPO", "APPO") and "dict_observation" in params:
-            kwargs["dict_observation"] = True
-        if exp.trainer.algorithm == "DQN" and "invalid_action" in params:
-            kwargs.setdefault("invalid_action", "penalize")
-        return {
-            "env_id": exp.env.id,
-            "kwargs": kwargs,
-            "seed": exp.seed,
-            "reward_clip_usd": exp.env.reward_clip_usd,
-            "kpi_every_steps": exp.env.kpi_every_steps,
-            "train_scenarios": [[name, w] for name, w in exp.train_scenarios.items()],
-            "credit": exp.env.credit,
-            "baseline": exp.env.baseline,
-        }
-
     def _probe_env(self) -> Any:
         if self.multi_agent:
             return ExperimentMultiAgentEnv(self.env_config)

@@ -1,6 +1,6 @@
 """Adversarial training in RLlib (new API stack): the PSP's agents against a learning fraudster.
 
-Multi-agent PPO on :class:`~payroute.agents.rllib_env.RLlibPaymentEcosystem`: one RLModule per role
+Multi-agent PPO on :class:`~payroute.agents.rllib.env.RLlibPaymentEcosystem`: one RLModule per role
 (``MultiRLModuleSpec``), agents mapped to modules by role (``policy_mapping_fn``). The router's module masks
 ineligible routes (RLlib's ``ActionMaskingTorchRLModule``; the environment puts the mask in the router's
 observation); every other role uses PPO's default module.
@@ -13,11 +13,11 @@ the other half keeps training the live fraudster — training does not chase its
 
 Command (prints each module's mean episode return per iteration)::
 
-    python -m payroute.agents.adversarial --iterations 10 --freeze-every 2 --volume-scale 0.01
+    python -m payroute.agents.rllib.adversarial --iterations 10 --freeze-every 2 --volume-scale 0.01
 
 Usage::
 
-    from payroute.agents.adversarial import ecosystem_ppo_config
+    from payroute.agents.rllib.adversarial import ecosystem_ppo_config
 
     config = ecosystem_ppo_config(learning=("router", "risk", "fraudster"), freeze_fraudster_every=5,
                                   scenario_overrides={"volume_scale": 0.05})
@@ -40,7 +40,7 @@ from ray.rllib.core.rl_module.multi_rl_module import MultiRLModuleSpec
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 from ray.rllib.examples.rl_modules.classes.action_masking_rlm import ActionMaskingTorchRLModule
 
-from payroute.agents.rllib_env import RLlibPaymentEcosystem
+from payroute.agents.rllib.env import RLlibPaymentEcosystem
 from payroute.envs.multi_agent.ecosystem import ROLES, PaymentEcosystemEnv
 
 FROZEN_FRAUDSTER = "fraudster_frozen"
@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     import ray
 
     parser = argparse.ArgumentParser(
-        prog="python -m payroute.agents.adversarial",
+        prog="python -m payroute.agents.rllib.adversarial",
         description="Multi-agent PPO: the PSP's router and risk desk against a learning fraudster.",
     )
     parser.add_argument("--learning", nargs="+", default=["router", "risk", "fraudster"], choices=list(ROLES))

@@ -11,7 +11,6 @@ KPIs from the environments' infos. The replay buffer of DQN is not checkpointed:
 
 from __future__ import annotations
 
-import inspect
 import math
 from collections import deque
 from pathlib import Path
@@ -28,7 +27,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 
 from payroute.agents.networks import ACTIVATIONS, PolicyNet, linear_stack, policy_from_linears
 from payroute.agents.trainer_api import KPI_KEYS, IterationReport, flatten_scalars
-from payroute.agents.training_env import ExperimentEnv, env_kwargs, resolve_entry_point
+from payroute.agents.training_env import ExperimentEnv, experiment_env_config
 
 ALGORITHMS = {"PPO": PPO, "MaskablePPO": MaskablePPO, "DQN": DQN, "A2C": A2C}
 MODEL_FILE = "model.zip"
@@ -84,31 +83,13 @@ class SB3Trainer:
         self.exp = exp
         self.role = exp.agents.learn[0]
         self.algo_cls = ALGORITHMS[exp.trainer.algorithm]
-        self.env_config = self._env_config()
+        self.env_config = experiment_env_config(exp, penalize_invalid=exp.trainer.algorithm != "MaskablePPO")
         self.venv = self._make_venv()
         self.capture = _Capture()
         self.kpis = _KPIRecorder()
         self.model = self._new_model()
         self.iteration = 0
         self._episodes_before = 0
-
-    def _env_config(self) -> dict[str, Any]:
-        exp = self.exp
-        kwargs = env_kwargs(
-            exp.env.id, exp.scenario, exp.scenario_overrides, exp.env.days, exp.agents.baselines.named(),
-            dict(exp.env.kwargs),
-        )  # fmt: skip
-        params = inspect.signature(resolve_entry_point(exp.env.id)).parameters
-        if exp.trainer.algorithm != "MaskablePPO" and "invalid_action" in params:
-            kwargs.setdefault("invalid_action", "penalize")
-        return {
-            "env_id": exp.env.id,
-            "kwargs": kwargs,
-            "seed": exp.seed,
-            "reward_clip_usd": exp.env.reward_clip_usd,
-            "kpi_every_steps": exp.env.kpi_every_steps,
-            "train_scenarios": [[name, w] for name, w in exp.train_scenarios.items()],
-        }
 
     def _make_venv(self) -> DummyVecEnv:
         n = self.exp.resources.num_envs_per_env_runner

@@ -1,0 +1,1 @@
+"""Stable-Baselines3 adapters: PPO, MaskablePPO, DQN and A2C on the single-agent environments."""
