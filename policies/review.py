@@ -37,15 +37,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from payroute.config_io import read_yaml_mapping
 from payroute.envs.baselines import bound_policies
 from payroute.envs.scenarios import Scenario, available_scenarios, load_scenario
 from payroute.envs.world import PaymentWorld
 from payroute.errors import ConfigError, PayrouteError, format_validation_error
-from payroute.policies.binding import check_bundle_fits_world
 from payroute.policies.bundle import BundlePolicy, load_bundle
+from payroute.policies.bundle.binding import check_bundle_fits_world
 from payroute.policies.checks import FAIL, NOT_RUN, PASS, Check, status
 from payroute.policies.constraints import ConstraintConfig, ConstraintResult, Contexts, run_constraint_checks
 from payroute.policies.logs import LoggedDecisions, read_logged_decisions, route_loss_classes
@@ -105,12 +105,7 @@ def load_review_config(path: str | Path | None = None) -> ReviewConfig:
     source = Path(path) if path is not None else default_config_path()
     if not source.is_file():
         raise ConfigError(f"review config not found: {source}")
-    try:
-        data = yaml.safe_load(source.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{source.name} is not valid YAML ({err})") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{source.name} must hold a mapping of review settings")
+    data = read_yaml_mapping(source, empty={})
     try:
         return ReviewConfig.model_validate(data)
     except ValidationError as err:
