@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     from payroute.envs.scenarios import load_scenario
     from payroute.policies import load_bundle
-    from payroute.policies.binding import bound_bundle
+    from payroute.policies.bundle.binding import bound_bundle
     from payroute.policies.logs import read_logged_decisions, route_loss_classes
     from payroute.policies.ope import FraudLabels, evaluate_policy
 

@@ -43,7 +43,7 @@ def route_policy(route: Any, scenario: Scenario) -> Any:
             )
         return bound_policies(route=str(route))["route"]
     from payroute.policies import load_bundle
-    from payroute.policies.binding import bound_bundle, check_bundle_fits_world
+    from payroute.policies.bundle.binding import bound_bundle, check_bundle_fits_world
 
     policy = load_bundle(route)
     if policy.decision_kind != "route":

@@ -40,8 +40,8 @@ from payroute.envs.baselines.routers import ORACLES
 from payroute.envs.scenarios import Scenario, available_scenarios, load_scenario
 from payroute.envs.world import PaymentWorld
 from payroute.errors import PayrouteError
-from payroute.policies.binding import bound_bundle, check_bundle_fits_world
 from payroute.policies.bundle import BundlePolicy, load_bundle
+from payroute.policies.bundle.binding import bound_bundle, check_bundle_fits_world
 from payroute.stats import paired_interval
 from payroute.vocabulary import HEADLINE_KPIS
 

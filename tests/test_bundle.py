@@ -19,12 +19,12 @@ import pytest
 from payroute.envs.baselines import bound_policies
 from payroute.envs.world import EventLog, PaymentWorld
 from payroute.errors import PayrouteError
+from payroute.experiments.onnx_export import export_torch_policy
 from payroute.policies import (
     MASKED_LOGIT,
     FeatureSpec,
     PolicyCard,
     config_sha256,
-    export_torch_policy,
     load_bundle,
 )
 from payroute.policies.logs import read_logged_decisions

@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 
 from payroute.envs.scenarios import load_scenario
 from payroute.experiments.cli import app
-from payroute.policies import export_torch_policy, load_bundle
+from payroute.experiments.onnx_export import export_torch_policy
+from payroute.policies import load_bundle
 from payroute.policies.checks import FAIL, NOT_RUN, PASS
 from payroute.policies.constraints import (
     check_action_caps,
