@@ -241,7 +241,7 @@ def parity_contexts(exp: Experiment, net: PolicyNet, kind: str, n: int) -> tuple
         import itertools
 
         from payroute.agents.learned import NumpyForward
-        from payroute.policies.constraints import record_contexts
+        from payroute.policies.review.constraints import record_contexts
 
         forward = NumpyForward(net)
 

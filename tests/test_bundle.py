@@ -483,7 +483,8 @@ def test_policies_import_and_load_a_bundle_without_ray_or_torch(bundle_zip):
         import numpy as np
         import payroute.policies
         from payroute.policies import load_bundle
-        from payroute.policies import ope, logs
+        from payroute.policies import logs
+        from payroute.policies.review import ope
 
         policy = load_bundle({str(bundle_zip)!r})
         actions = policy.act(np.zeros((4, {OBS_DIM}), dtype=np.float32))

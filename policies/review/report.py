@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import yaml
 
-from payroute.policies.checks import PASS, Check
+from payroute.policies.review.checks import PASS, Check
 
 if TYPE_CHECKING:
     from payroute.policies.review import ReviewResult
-    from payroute.policies.stress import StressConfig
+    from payroute.policies.review.stress import StressConfig
 
 _CSS = """
 body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2rem auto;max-width:1100px;color:#1d2330;
