@@ -382,7 +382,7 @@ def _constraints_section(result: ReviewResult) -> list[str]:
         ]
         out += [
             "<h3>Malformed inputs</h3>",
-            "<p>Documented behaviour (policies/bundle.py): NaN, infinities, wrong lengths and masks allowing no "
+            "<p>Documented behaviour (policies/bundle/runtime.py): NaN, infinities, wrong lengths and masks allowing no "
             "action are refused with a clear error; finite values outside the declared ranges are passed to the "
             "network and must give an allowed action.</p>",
             _table(["input", "expected", "got", ""], rows),
