@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from payroute.policies import export_torch_policy, load_bundle
+from payroute.experiments.onnx_export import export_torch_policy
+from payroute.policies import load_bundle
 
 OBS_DIM, N_ACTIONS, BATCH = 32, 10, 1024
 

@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from payroute.policies.ope import evaluate_policy
+from payroute.policies.review.ope import evaluate_policy
 
 
 def synthetic_log(n: int, n_actions: int, n_features: int, seed: int) -> dict[str, np.ndarray]:

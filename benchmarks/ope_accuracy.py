@@ -5,7 +5,7 @@ another policy logged. Here the answer can be checked, because the simulator can
 
 1. **Logged decisions**: ``payroute simulate SCENARIO --policy success_rate --explore 0.1 --log`` on seeds
    ``seed .. seed+days-1`` (one day each; about 100,000 routed decisions a day on ``default``).
-2. **OPE**: every estimator of :mod:`payroute.policies.ope` for the bundle on that log, with bootstrap intervals
+2. **OPE**: every estimator of :mod:`payroute.policies.review.ope` for the bundle on that log, with bootstrap intervals
    (what ``payroute review BUNDLE --logs`` reports).
 3. **Truth**: the bundle routes the same seeds itself (common random numbers: the same payments arrive) and its
    on-policy value per decision is the mean reward of its own logged decisions (same reward definition: the
@@ -63,9 +63,9 @@ def main(argv: list[str] | None = None) -> dict:
 
     from payroute.envs.scenarios import load_scenario
     from payroute.policies import load_bundle
-    from payroute.policies.binding import bound_bundle
-    from payroute.policies.logs import read_logged_decisions, route_loss_classes
-    from payroute.policies.ope import FraudLabels, evaluate_policy
+    from payroute.policies.bundle.binding import bound_bundle
+    from payroute.policies.logs import FraudLabels, read_logged_decisions, route_loss_classes
+    from payroute.policies.review.ope import evaluate_policy
 
     overrides = dict(args.overrides or {})
     if args.volume_scale is not None:

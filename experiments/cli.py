@@ -255,7 +255,7 @@ def _run_review(bundle: Path, logs, champion, config, report: Path | None, json_
 
         result = review_bundle(bundle, logs=logs, champion=champion, config=cfg, progress=progress)
     if report is not None:
-        from payroute.policies.report import write_html
+        from payroute.policies.review.report import write_html
 
         write_html(result, report)
     if json_out is not None:

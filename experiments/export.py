@@ -3,7 +3,7 @@
 A run folder (:mod:`payroute.experiments.rundir`) keeps each learning agent's network as a plain
 :class:`~payroute.agents.networks.PolicyNet` (``policy/<role>/`` when the run finished, ``checkpoints/iter_N/
 policy/<role>/`` in every checkpoint), whichever library trained it (RLlib or Stable-Baselines3). Export turns
-each one into a bundle (:func:`payroute.policies.export_torch_policy`: ``policy.onnx`` with the mask applied,
+each one into a bundle (:func:`payroute.experiments.onnx_export.export_torch_policy`: ``policy.onnx`` with the mask applied,
 ``card.json``, golden vectors, ``checksums.sha256``), one bundle per learning agent, named by role.
 
 The card records what a reviewer needs to trust the bundle without the run folder: the observation schema of
@@ -67,7 +67,7 @@ def export_run(
     dropped from the directory). An agent with continuous actions (a fraudster, a Gaussian pricer) cannot be a
     bundle: it is listed with the reason; if no agent can be exported, that is an error.
     """
-    from payroute.policies import export_torch_policy
+    from payroute.experiments.onnx_export import export_torch_policy
 
     run_dir = Path(run_dir)
     out = Path(out)
@@ -168,7 +168,7 @@ def observation_schema(exp: Experiment, kind: str, spec: Any, env: Any = None) -
     if kind in ("route", "risk"):
         from payroute.envs.baselines import bound_policies
         from payroute.envs.world import PaymentWorld
-        from payroute.policies.binding import feature_specs
+        from payroute.policies.bundle.binding import feature_specs
 
         world = PaymentWorld(_scenario(exp), seed=0, policies=bound_policies(), days=1)
         specs = [f.model_dump() for f in feature_specs(kind, world)]
@@ -241,7 +241,7 @@ def parity_contexts(exp: Experiment, net: PolicyNet, kind: str, n: int) -> tuple
         import itertools
 
         from payroute.agents.learned import NumpyForward
-        from payroute.policies.constraints import record_contexts
+        from payroute.policies.review.constraints import record_contexts
 
         forward = NumpyForward(net)
 

@@ -20,7 +20,6 @@ import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -32,6 +31,7 @@ from pydantic import (
     model_validator,
 )
 
+from payroute.config_io import read_yaml_mapping
 from payroute.errors import ConfigError, PayrouteError, format_validation_error
 from payroute.vocabulary import HELD_OUT_SEED_START, KPI_NAMES, ROLE_KIND
 
@@ -535,11 +535,6 @@ def experiment_path(name_or_path: str | Path) -> Path:
 def load_experiment(name_or_path: str | Path, changes: dict[str, Any] | None = None) -> Experiment:
     """Read and validate an experiment YAML (a path, or the name of a shipped one)."""
     path = experiment_path(name_or_path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    data = read_yaml_mapping(path)
     exp = experiment_from_dict(data, source=str(path))
     return exp.with_changes(changes) if changes else exp

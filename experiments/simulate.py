@@ -3,7 +3,7 @@
 The router is a baseline by name, or a policy bundle (a directory or ``.zip``) bound as the route policy. With
 ``explore`` it is wrapped in epsilon-greedy exploration (:class:`~payroute.envs.baselines.exploration.EpsilonGreedyRoute`),
 so the log holds the behaviour propensity of every decision. A log also records the routing observation of every
-decision (``obs.<feature>`` columns, :mod:`payroute.policies.recording`), so a bundle can be evaluated on it.
+decision (``obs.<feature>`` columns, :mod:`payroute.policies.logs.recording`), so a bundle can be evaluated on it.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def route_policy(route: Any, scenario: Scenario) -> Any:
             )
         return bound_policies(route=str(route))["route"]
     from payroute.policies import load_bundle
-    from payroute.policies.binding import bound_bundle, check_bundle_fits_world
+    from payroute.policies.bundle.binding import bound_bundle, check_bundle_fits_world
 
     policy = load_bundle(route)
     if policy.decision_kind != "route":
@@ -83,7 +83,7 @@ def run_simulation(
         router = EpsilonGreedyRoute(router, explore)
     log: EventLog | None = None
     if log_path is not None and log_observations:
-        from payroute.policies.recording import ObservationLog, RecordingRoute
+        from payroute.policies.logs.recording import ObservationLog, RecordingRoute
 
         log = ObservationLog(log_path, [f.name for f in routing_features(sc)])
         router = RecordingRoute(router, log)

@@ -16,22 +16,24 @@ tidy table of paired differences with 95% intervals::
     whatif.plot_differences(table, "approval_rate")
 
 Because both versions of the world see the same customers and the same luck, the difference is the effect of
-the change alone, and a handful of seeds gives a sharp answer.
+the change alone, and a handful of seeds gives a sharp answer. The runs go through the paired-comparison engine
+(:func:`payroute.policies.compare.run_all`): each policy is two arms, one per version of the scenario.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from payroute.envs.baselines import bound_policies
 from payroute.envs.scenarios import Scenario, load_scenario
 from payroute.envs.world import PaymentWorld
 from payroute.errors import PayrouteError
 from payroute.experiments.simulate import route_policy
+from payroute.policies.compare import NamedPolicy, Run, run_all, run_policies
 from payroute.stats import paired_interval
 from payroute.vocabulary import HEADLINE_KPIS
 
@@ -46,6 +48,12 @@ def _route_policy(spec: PolicySpec, scenario: Scenario) -> Any:
     return route_policy(spec, scenario)
 
 
+def _run(spec: PolicySpec, scenario: Scenario, seed: int, days: float, risk: str) -> Run:
+    """One world of the comparison: ``spec`` routing ``scenario`` on ``seed``, ``risk`` deciding risk."""
+    arm = NamedPolicy(_name(spec), functools.partial(_route_policy, spec, scenario))
+    return Run(scenario, arm, seed, days, "route", (("risk", risk),))
+
+
 def run(
     policy: PolicySpec,
     scenario: str | Scenario = "default",
@@ -56,8 +64,7 @@ def run(
 ) -> PaymentWorld:
     """One finished world: ``policy`` routing ``scenario`` (with ``changes`` merged in) on ``seed``."""
     sc = load_scenario(scenario, changes)
-    policies = bound_policies(risk=risk)
-    policies["route"] = _route_policy(policy, sc)
+    policies = run_policies(_run(policy, sc, seed, days, risk))
     world = PaymentWorld(sc, seed=seed, policies=policies, days=days)
     world.run()
     return world
@@ -72,11 +79,13 @@ def compare(
     base_changes: dict[str, Any] | None = None,
     metrics: tuple[str, ...] = DEFAULT_METRICS,
     risk: str = "threshold",
+    workers: int = 1,
 ) -> pd.DataFrame:
     """Each policy on ``scenario`` (+ ``base_changes``) and on it with ``changes`` too, same seeds.
 
     Returns one row per policy and metric: ``base`` and ``changed`` means over seeds, and the paired difference
-    ``diff`` (changed − base) with its 95% interval ``diff_low``/``diff_high``.
+    ``diff`` (changed − base) with its 95% interval ``diff_low``/``diff_high``. ``workers`` > 1 runs the worlds
+    in worker processes (the policies must then pickle: names, bundle paths, module-level factories).
     """
     if not changes:
         raise PayrouteError("compare needs the change to evaluate: pass changes={...} (scenario overrides)")
@@ -84,10 +93,17 @@ def compare(
     seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
     base_sc = load_scenario(scenario, base_changes)
     changed_sc = load_scenario(base_sc, changes)
+    runs = [
+        _run(spec, sc, s, days, risk)
+        for spec in named.values()
+        for sc in (base_sc, changed_sc)
+        for s in seed_list
+    ]
+    kpis = iter(o.kpis for o in run_all(runs, workers))
     rows = []
-    for name, spec in named.items():
-        base = [run(spec, base_sc, None, s, days, risk).kpis() for s in seed_list]
-        changed = [run(spec, changed_sc, None, s, days, risk).kpis() for s in seed_list]
+    for name in named:
+        base = [next(kpis) for _ in seed_list]
+        changed = [next(kpis) for _ in seed_list]
         for m in metrics:
             a = np.array([k[m] for k in base])
             b = np.array([k[m] for k in changed])

@@ -1,8 +1,13 @@
-"""payroute.policies: policy bundles (export and verified loading), logged decisions and off-policy evaluation.
+"""payroute.policies: trained policies as artefacts and their review, on the core install.
 
-Nothing here imports Ray, Stable-Baselines3 or torch at import time: a reviewer's machine with the core
-install (onnxruntime, numpy, pyarrow) loads and checks bundles and evaluates them on logs. Only
-:func:`export_torch_policy` needs torch, and imports it when called.
+- ``bundle/``: the bundle format and card, verified loading, the onnxruntime runtime, binding into a world;
+- ``logs/``: recording decisions in the world, reading logged decisions;
+- ``review/``: ``payroute review`` (gates, stress suite, off-policy evaluation, constraints, report);
+- ``compare.py``: the one paired-comparison engine (every policy on the same seeds, paired intervals).
+
+Nothing here imports Ray, Stable-Baselines3, torch or :mod:`payroute.agents`: a reviewer's machine with the core
+install (onnxruntime, numpy, pyarrow) loads and checks bundles and evaluates them on logs. Bundles are written
+by :func:`payroute.experiments.onnx_export.export_torch_policy`, with the training stack.
 """
 
 from payroute.policies.bundle import (
@@ -16,9 +21,9 @@ from payroute.policies.bundle import (
     FeatureSpec,
     ObservationBuilder,
     PolicyCard,
+    PolicyIO,
     check_observation_schema,
     config_sha256,
-    export_torch_policy,
     load_bundle,
 )
 
@@ -55,10 +60,10 @@ __all__ = [
     "FeatureSpec",
     "ObservationBuilder",
     "PolicyCard",
+    "PolicyIO",
     "ZOO_BUNDLES",
     "check_observation_schema",
     "config_sha256",
-    "export_torch_policy",
     "load_bundle",
     "zoo",
 ]

@@ -1,18 +1,30 @@
-"""Compare routing policies on common random numbers: every policy on the same seeds, paired intervals.
+"""The one paired-comparison engine: policies on common random numbers, the same seeds, paired intervals.
 
-``payroute baselines SCENARIO --seeds N`` runs every routing baseline and the oracle through this module. The
-result table reports, per policy, KPI means and the 95% interval of the paired difference in margin per
-transaction against the cheapest route, and the oracle share: (policy - cheapest) / (oracle - cheapest).
+The world's demand does not depend on the policies, so runs on one seed see the same payments and differences
+between policies are paired. Every comparison in payroute runs here:
 
-Policies are baseline names or :class:`NamedPolicy` entries (a trained network bound into the world, as
-``payroute evaluate`` does); :func:`versus` gives one policy's paired intervals against each of the others.
+- ``payroute baselines`` and ``payroute evaluate``: :func:`run_paired` / :func:`run_paired_detailed`, then
+  :func:`summarise` (per policy, KPI means, the paired 95% interval of margin per transaction and of approval
+  against the cheapest route, and the oracle share (policy - cheapest) / (oracle - cheapest)) and :func:`versus`
+  (one policy minus each other one);
+- the review's stress suite (:mod:`payroute.policies.review.stress`) and what-if analysis
+  (:mod:`payroute.experiments.whatif`): :class:`Run` lists executed by :func:`run_all`.
+
+An arm is a baseline name or a :class:`NamedPolicy`: a label and a factory of the bound policy (a trained network,
+a bundle via :func:`bundle_policy`, a router for a scenario variant). A :class:`Run` is one world: an arm on a
+scenario and seed, every other decision bound to a baseline. :func:`run_all` runs a list of them in order, in this
+process or in worker processes, with the same numbers either way.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,6 +33,10 @@ import pandas as pd
 from payroute.envs.baselines import bound_policies
 from payroute.envs.scenarios import Scenario, load_scenario
 from payroute.envs.world import PaymentWorld
+from payroute.errors import PayrouteError
+from payroute.policies.bundle.binding import bound_bundle
+from payroute.policies.bundle.loading import load_bundle
+from payroute.policies.bundle.runtime import BundlePolicy
 from payroute.stats import paired_interval
 from payroute.vocabulary import HEADLINE_KPIS
 
@@ -38,9 +54,11 @@ ROUTING_BASELINE_ORDER = (
 KPI_COLUMNS = HEADLINE_KPIS
 
 
+# ---------------------------------------------------------------------- the engine
 @dataclass(frozen=True)
 class NamedPolicy:
-    """A policy that is not a registered baseline (a trained network, say), under a label for the tables.
+    """A policy that is not a registered baseline (a trained network, a bundle, a scenario variant's router),
+    under a label for the tables.
 
     ``make`` builds a fresh bound policy for one run; it must pickle when seeds run in worker processes.
     """
@@ -56,46 +74,122 @@ def _label(p: PolicyRef) -> str:
     return p.name if isinstance(p, NamedPolicy) else p
 
 
+_LOADED: dict[str, BundlePolicy] = {}  # per process: bundles verified once, then reused by every run
+
+
+def remember_bundle(policy: BundlePolicy) -> None:
+    """Reuse this verified bundle (in this process) wherever an arm names its path."""
+    _LOADED[str(policy.source)] = policy
+
+
+def _bound_bundle(path: str) -> Any:
+    policy = _LOADED.get(path)
+    if policy is None:
+        policy = _LOADED[path] = load_bundle(path)
+    return bound_bundle(policy)
+
+
+def bundle_policy(path: str | Path, name: str | None = None) -> NamedPolicy:
+    """A policy bundle as an arm: loaded and verified once per process, bound afresh into every world."""
+    return NamedPolicy(name or Path(path).name, functools.partial(_bound_bundle, str(path)))
+
+
 @dataclass(frozen=True)
-class _Job:
+class Run:
+    """One world of a comparison: ``policy`` making decision ``kind`` on ``scenario`` and ``seed``, every other
+    decision bound to the baseline named in ``others`` (kind -> name; the defaults for kinds not named).
+
+    ``detail`` records the hourly series and route mix; ``keep_errors`` turns a policy that fails in the world
+    (:class:`~payroute.errors.PayrouteError`, ``ValueError``, ``RuntimeError``) into an outcome with the error
+    instead of stopping the comparison.
+    """
+
     scenario: Scenario
     policy: PolicyRef
     seed: int
-    days: float
-    risk: str
+    days: float = 1.0
     kind: str = "route"
     others: tuple[tuple[str, str], ...] = ()
     detail: bool = False
+    keep_errors: bool = False
 
 
-def _run_job(job: _Job) -> dict[str, Any]:
-    names: dict[str, str | None] = {"risk": job.risk, **dict(job.others)}
-    if isinstance(job.policy, NamedPolicy):
-        names[job.kind] = None
+@dataclass
+class Outcome:
+    """What one run gave: the world's KPIs and arrivals, its wall time, and the error when it failed."""
+
+    kpis: dict[str, float]
+    arrivals: int
+    wall_s: float
+    error: str = ""
+    hourly: dict[str, list[float]] | None = None
+    route_mix: dict[str, int] | None = None
+
+
+def run_policies(run: Run) -> dict[str, Any]:
+    """The world's bound policies for ``run``: its policy for ``run.kind``, the named baselines elsewhere."""
+    names: dict[str, str | None] = dict(run.others)
+    if isinstance(run.policy, NamedPolicy):
+        names[run.kind] = None
         policies = bound_policies(**names)
-        policies[job.kind] = job.policy.make()
-    else:
-        names[job.kind] = job.policy
-        policies = bound_policies(**names)
-    world = PaymentWorld(job.scenario, seed=job.seed, policies=policies, days=job.days)
-    margin_by_hour: list[float] = []
-    if job.detail:
-        world.on_hour = lambda w: margin_by_hour.append(w.kpis()["margin_usd"])
-    world.run()
-    row = {"policy": _label(job.policy), "seed": job.seed, "arrivals": world.arrivals, **world.kpis()}
-    if not job.detail:
-        return row
-    return {
-        "row": row,
-        "hourly": {
+        policies[run.kind] = run.policy.make()
+        return policies
+    names[run.kind] = run.policy
+    return bound_policies(**names)
+
+
+def run_one(run: Run) -> Outcome:
+    """Build and run the world of ``run``."""
+    start = time.perf_counter()
+    try:
+        world = PaymentWorld(run.scenario, seed=run.seed, policies=run_policies(run), days=run.days)
+        margin_by_hour: list[float] = []
+        if run.detail:
+            world.on_hour = lambda w: margin_by_hour.append(w.kpis()["margin_usd"])
+        world.run()
+    except (PayrouteError, ValueError, RuntimeError) as err:
+        if not run.keep_errors:
+            raise
+        return Outcome({}, 0, time.perf_counter() - start, f"{type(err).__name__}: {err}")
+    out = Outcome(world.kpis(), world.arrivals, time.perf_counter() - start)
+    if run.detail:
+        out.hourly = {
             "attempts": world.by_hour_attempts.tolist(),
             "approved": world.by_hour_approved.tolist(),
             "margin_usd_cum": [*margin_by_hour, world.kpis()["margin_usd"]],
-        },
-        "route_mix": dict(world.route_counts),
-    }
+        }
+        out.route_mix = dict(world.route_counts)
+    return out
 
 
+def run_all(
+    runs: Sequence[Run],
+    workers: int = 1,
+    progress: Callable[[int, int], None] | None = None,
+    *,
+    spawn: bool = False,
+) -> list[Outcome]:
+    """Every run, in order: in this process when ``workers`` <= 1, else in that many worker processes (the same
+    numbers either way: each world depends on its scenario, seed and policies only). ``spawn`` starts fresh
+    processes instead of forking (needed where onnxruntime sessions exist: they must not cross a fork)."""
+    runs = list(runs)
+    out: list[Outcome] = []
+    if workers <= 1 or len(runs) <= 1:
+        for i, run in enumerate(runs):
+            out.append(run_one(run))
+            if progress:
+                progress(i + 1, len(runs))
+        return out
+    context = get_context("spawn") if spawn else None
+    with ProcessPoolExecutor(max_workers=min(workers, len(runs)), mp_context=context) as pool:
+        for i, res in enumerate(pool.map(run_one, runs, chunksize=max(1, len(runs) // (8 * workers)))):
+            out.append(res)
+            if progress:
+                progress(i + 1, len(runs))
+    return out
+
+
+# ---------------------------------------------------------------------- policies on the same seeds
 @dataclass
 class PairedRuns:
     """Per-run KPIs and, for plots: attempts and approvals by hour of day, the cumulative margin at the end
@@ -157,26 +251,18 @@ def _run(
     labels = [_label(p) for p in policies]
     if len(set(labels)) != len(labels):
         raise ValueError(f"policy labels must be unique, got {labels}")
-    others_t = tuple(sorted(other.items()))
-    jobs = [_Job(sc, p, s, days, risk, kind, others_t, detail) for s in seed_list for p in policies]
-    results: list[dict[str, Any]] = []
-    if workers <= 1:
-        for i, job in enumerate(jobs):
-            results.append(_run_job(job))
-            if progress:
-                progress(i + 1, len(jobs))
-    else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            for i, res in enumerate(pool.map(_run_job, jobs)):
-                results.append(res)
-                if progress:
-                    progress(i + 1, len(jobs))
+    names = tuple({"risk": risk, **other}.items())
+    runs = [Run(sc, p, s, days, kind, names, detail) for s in seed_list for p in policies]
+    outcomes = run_all(runs, workers, progress)
+    results = [
+        {"policy": _label(r.policy), "seed": r.seed, "arrivals": o.arrivals, **o.kpis}
+        for r, o in zip(runs, outcomes, strict=True)
+    ]
     if not detail:
         return PairedRuns(pd.DataFrame(results), pd.DataFrame(), pd.DataFrame(), pd.DataFrame())
-    rows, hourly, curve, mix = [], [], [], []
-    for job, res in zip(jobs, results, strict=True):
-        rows.append(res["row"])
-        label, h = _label(job.policy), res["hourly"]
+    rows, hourly, curve, mix = results, [], [], []
+    for job, res in zip(runs, outcomes, strict=True):
+        label, h = _label(job.policy), res.hourly
         for hour in range(24):
             hourly.append(
                 {"policy": label, "seed": job.seed, "hour": hour, "attempts": h["attempts"][hour],
@@ -188,7 +274,7 @@ def _run(
                 {"policy": label, "seed": job.seed, "hours": step + 1 if step < last else np.nan,
                  "drained": step == last, "margin_usd_cum": m}
             )  # fmt: skip
-        for name, count in res["route_mix"].items():
+        for name, count in res.route_mix.items():
             mix.append({"policy": label, "seed": job.seed, "route": name, "count": count})
     return PairedRuns(pd.DataFrame(rows), pd.DataFrame(hourly), pd.DataFrame(curve), pd.DataFrame(mix))
 

@@ -14,8 +14,8 @@ import numpy as np
 from payroute.envs.baselines import bound_policies
 from payroute.envs.scenarios import load_scenario
 from payroute.envs.world import PaymentWorld
-from payroute.policies import export_torch_policy
-from payroute.policies.binding import feature_specs
+from payroute.experiments.onnx_export import export_torch_policy
+from payroute.policies.bundle.binding import feature_specs
 
 
 def default_route_schema() -> tuple[list, list[str]]:

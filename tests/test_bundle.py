@@ -19,12 +19,12 @@ import pytest
 from payroute.envs.baselines import bound_policies
 from payroute.envs.world import EventLog, PaymentWorld
 from payroute.errors import PayrouteError
+from payroute.experiments.onnx_export import export_torch_policy
 from payroute.policies import (
     MASKED_LOGIT,
     FeatureSpec,
     PolicyCard,
     config_sha256,
-    export_torch_policy,
     load_bundle,
 )
 from payroute.policies.logs import read_logged_decisions
@@ -483,7 +483,8 @@ def test_policies_import_and_load_a_bundle_without_ray_or_torch(bundle_zip):
         import numpy as np
         import payroute.policies
         from payroute.policies import load_bundle
-        from payroute.policies import ope, logs
+        from payroute.policies import logs
+        from payroute.policies.review import ope
 
         policy = load_bundle({str(bundle_zip)!r})
         actions = policy.act(np.zeros((4, {OBS_DIM}), dtype=np.float32))

@@ -12,9 +12,10 @@ from typer.testing import CliRunner
 
 from payroute.envs.scenarios import load_scenario
 from payroute.experiments.cli import app
-from payroute.policies import export_torch_policy, load_bundle
-from payroute.policies.checks import FAIL, NOT_RUN, PASS
-from payroute.policies.constraints import (
+from payroute.experiments.onnx_export import export_torch_policy
+from payroute.policies import load_bundle
+from payroute.policies.review.checks import FAIL, NOT_RUN, PASS
+from payroute.policies.review.constraints import (
     check_action_caps,
     check_latency,
     check_malformed_inputs,

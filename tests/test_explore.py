@@ -12,7 +12,7 @@ from payroute.experiments.cli import app
 from payroute.experiments.simulate import run_simulation
 from payroute.policies import load_bundle
 from payroute.policies.logs import OBS_PREFIX, read_logged_decisions
-from payroute.policies.ope import evaluate_policy
+from payroute.policies.review.ope import evaluate_policy
 from tests.route_bundles import default_route_schema, fee_columns, fee_router_bundle
 
 pytest.importorskip("torch")  # the test bundles are exported from torch

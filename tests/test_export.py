@@ -18,7 +18,7 @@ from payroute.experiments.export import export_run
 from payroute.experiments.rundir import read_run
 from payroute.experiments.runner import train
 from payroute.policies import config_sha256, load_bundle
-from payroute.policies.binding import bound_bundle
+from payroute.policies.bundle.binding import bound_bundle
 from tests.exp_util import TINY_VOLUME, tiny_experiment, write_experiment
 
 pytestmark = pytest.mark.slow

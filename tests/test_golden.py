@@ -27,7 +27,7 @@ from payroute.envs.rtgs import RTGSLiquidityGame
 from payroute.envs.scenarios import load_scenario
 from payroute.envs.world import EventLog, PaymentWorld
 from payroute.policies import load_bundle, zoo
-from payroute.policies.binding import bound_bundle
+from payroute.policies.bundle.binding import bound_bundle
 
 GOLDEN = Path(__file__).parent / "golden" / "house.json"
 SMALL = {"volume_scale": 0.05}

@@ -242,7 +242,7 @@ def test_the_committed_schema_doc_is_generated_from_the_log_columns():
 
 def test_observation_log_writes_each_observation_on_its_terminal_row_across_flushes_and_row_groups(tmp_path):
     from payroute.policies.logs import OBS_PREFIX
-    from payroute.policies.recording import ObservationLog
+    from payroute.policies.logs.recording import ObservationLog
 
     names = ["a", "b", "c"]
     path = tmp_path / "obs.parquet"
@@ -274,7 +274,7 @@ def test_observation_log_writes_each_observation_on_its_terminal_row_across_flus
 
 
 def test_wide_logs_are_buffered_in_fewer_rows():
-    from payroute.policies.recording import ObservationLog
+    from payroute.policies.logs.recording import ObservationLog
 
     plain = EventLog()
     wide = ObservationLog(None, [f"f{i}" for i in range(115)])

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 
 from payroute.errors import PayrouteError
-from payroute.policies.ope import (
+from payroute.policies.logs import FraudLabels
+from payroute.policies.review.ope import evaluate_policy
+from payroute.policies.review.ope_estimators import (
     ESTIMATORS,
-    FraudLabels,
     dm,
     dr,
-    evaluate_policy,
     fit_reward_model,
     fit_ridge,
     fraud_loss_shares,

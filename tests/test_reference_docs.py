@@ -105,7 +105,7 @@ def test_the_bundle_format_documents_every_file_golden_key_and_card_field(tmp_pa
     torch = pytest.importorskip("torch")
     import json
 
-    from payroute.policies import export_torch_policy
+    from payroute.experiments.onnx_export import export_torch_policy
     from payroute.policies.bundle import ConfigRecord, FeatureSpec, PolicyCard, PolicyIO
 
     text = GENERATORS["bundle_format.md"]()

@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 from payroute.experiments.cli import app
 from payroute.experiments.simulate import run_simulation
 from payroute.policies.review import ReviewConfig, default_config_path, load_review_config
-from payroute.policies.stress import STRESS_SCENARIOS
+from payroute.policies.review.stress import STRESS_SCENARIOS
 from tests.route_bundles import fee_router_bundle
 
 pytest.importorskip("torch")  # the test bundles are exported from torch; the review itself never imports it

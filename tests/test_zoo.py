@@ -3,7 +3,7 @@
 Each bundle's card records the experiment config it was trained with and that config's sha256; the shipped
 YAML of the same name must still hash to it, so `payroute train experiments/<name>.yaml` followed by
 `payroute export` reproduces the bundle's recipe (policies/zoo/README.md). The review runs with the shipped
-thresholds (policies/review_default.yaml), as a reviewer would. The pricing bundle passes it; the risk desk
+thresholds (policies/review/review_default.yaml), as a reviewer would. The pricing bundle passes it; the risk desk
 and the router pass every gate with more evidence (policies/zoo/review.yaml, the same gates): 10 seeds (the risk
 desk's holiday_peak interval is wider than the gate over 5) and 40 of fraud_surge (the router's is, over 5 and 20).
 policies/zoo/README.md gives the reviews.

@@ -10,9 +10,9 @@ import copy
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
+from payroute.config_io import read_yaml_mapping
 from payroute.envs.scenarios.schema import Scenario
 from payroute.errors import ConfigError, PayrouteError, format_validation_error
 
@@ -36,16 +36,6 @@ def deep_merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any
     return out
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
-    return data
-
-
 def _resolve_path(name_or_path: str | Path) -> Path:
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml"):
@@ -66,7 +56,7 @@ def resolve_scenario_dict(name_or_path: str | Path, _seen: tuple[Path, ...] = ()
     path = _resolve_path(name_or_path).resolve()
     if path in _seen:
         raise ConfigError(f"{path}: scenario 'base' chain loops back on itself")
-    data = _read_yaml(path)
+    data = read_yaml_mapping(path)
     if "base" not in data:
         return data
     unknown = sorted(set(data) - {"name", "base", "description", "overrides"})

@@ -3,7 +3,7 @@
 ``python -m payroute.experiments.reference`` rewrites every generated file under ``docs/`` (:data:`GENERATORS`): the
 scenario and experiment references from the pydantic models, the command-line reference from the typer app,
 the environment reference from the environments' feature schemas, the bundle format from
-:mod:`payroute.policies.bundle`;
+:mod:`payroute.policies.bundle.card`;
 ``tests/test_reference_docs.py`` fails when a committed file differs from what the code generates.
 """
 

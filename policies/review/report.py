@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import yaml
 
-from payroute.policies.checks import PASS, Check
+from payroute.policies.review.checks import PASS, Check
 
 if TYPE_CHECKING:
     from payroute.policies.review import ReviewResult
-    from payroute.policies.stress import StressConfig
+    from payroute.policies.review.stress import StressConfig
 
 _CSS = """
 body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2rem auto;max-width:1100px;color:#1d2330;
@@ -382,7 +382,7 @@ def _constraints_section(result: ReviewResult) -> list[str]:
         ]
         out += [
             "<h3>Malformed inputs</h3>",
-            "<p>Documented behaviour (policies/bundle.py): NaN, infinities, wrong lengths and masks allowing no "
+            "<p>Documented behaviour (policies/bundle/runtime.py): NaN, infinities, wrong lengths and masks allowing no "
             "action are refused with a clear error; finite values outside the declared ranges are passed to the "
             "network and must give an allowed action.</p>",
             _table(["input", "expected", "got", ""], rows),

@@ -3,7 +3,7 @@
 A route bundle sees what ``payroute/Routing-v0`` shows a learning router (:class:`~payroute.envs.features.RoutingFeatures`:
 the payment, the calendar, each route's recent record, this payment's fee on each route, eligibility and prefunded
 balances); a risk bundle sees what ``payroute/Risk-v0`` shows (:class:`~payroute.envs.features.TransactionFeatures`).
-The builders here are :class:`~payroute.policies.bundle.ObservationBuilder` objects: each world gets its own
+The builders here are :class:`~payroute.policies.bundle.runtime.ObservationBuilder` objects: each world gets its own
 feature state when the bundle is bound into it, so one loaded bundle can drive many worlds, one after another.
 
 :func:`bound_bundle` is the one call the simulator, the stress suite and the constraint checks use::
@@ -20,7 +20,8 @@ import numpy as np
 
 from payroute.envs.features import Feature, RoutingFeatures, TransactionFeatures
 from payroute.errors import PayrouteError
-from payroute.policies.bundle import BundlePolicy, FeatureSpec
+from payroute.policies.bundle.card import FeatureSpec
+from payroute.policies.bundle.runtime import BundlePolicy
 
 
 class RoutingObservation:

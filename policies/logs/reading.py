@@ -32,7 +32,6 @@ import pyarrow.parquet as pq
 
 from payroute.envs.world.eventlog import LOG_COLUMNS, LOG_SCHEMA_VERSION
 from payroute.errors import PayrouteError
-from payroute.policies.ope import FraudLabels
 
 RECORD_KINDS = ("transaction", "post_settlement", "account", "decision")
 REWARD_COMPONENTS = (
@@ -75,7 +74,7 @@ class LoggedDecisions:
     sent: np.ndarray | None = None  # bool (n,): its money moved (column state: settled), if the log says
 
     def fraud_labels(self, action_groups: np.ndarray | list[int]) -> FraudLabels | None:
-        """Labels for the fraud-aware reward model (:class:`~payroute.policies.ope.FraudLabels`), given each
+        """Labels for the fraud-aware reward model (:class:`FraudLabels`), given each
         route's loss class (:func:`route_loss_classes`); ``None`` when the log does not say which payments were
         fraud (column ``is_fraud``) and which were sent (column ``state``)."""
         if self.is_fraud is None or self.sent is None or self.fraud_losses is None:
@@ -262,7 +261,48 @@ def context_features(rows: pa.Table) -> tuple[np.ndarray, list[str]]:
     return np.column_stack(cols), names
 
 
+@dataclass(frozen=True)
+class FraudLabels:
+    """What the fraud-aware reward model needs beyond the context (see the module docstring).
+
+    ``is_fraud`` (n,) bool: the payment was fraud; ``sent`` (n,) bool: its money moved on the logged route;
+    ``amounts`` (n,) its amount; ``losses`` (n,) the fraud loss inside its reward (``reward = the rest - loss``;
+    >= 0); ``action_groups`` (A,) int: each action's loss class (actions whose fraud losses behave alike).
+    """
+
+    is_fraud: np.ndarray
+    sent: np.ndarray
+    amounts: np.ndarray
+    losses: np.ndarray
+    action_groups: np.ndarray
+
+    def checked(self, n: int, n_actions: int) -> FraudLabels:
+        fraud = np.asarray(self.is_fraud)
+        sent = np.asarray(self.sent)
+        amounts = np.asarray(self.amounts, dtype=np.float64)
+        losses = np.asarray(self.losses, dtype=np.float64)
+        groups = np.asarray(self.action_groups)
+        for name, arr in (("is_fraud", fraud), ("sent", sent), ("amounts", amounts), ("losses", losses)):
+            if arr.shape != (n,):
+                raise PayrouteError(f"fraud labels: {name} must have shape ({n},), got {arr.shape}")
+        if groups.shape != (n_actions,) or not np.issubdtype(groups.dtype, np.integer) or (groups < 0).any():
+            raise PayrouteError(
+                f"fraud labels: action_groups must be {n_actions} non-negative integers, got {groups.tolist()!r}"
+            )
+        _first_bad("fraud labels: amounts", ~(np.isfinite(amounts) & (amounts >= 0)), amounts, "is not >= 0")
+        _first_bad("fraud labels: losses", ~(np.isfinite(losses) & (losses >= 0)), losses, "is not >= 0")
+        return FraudLabels(fraud.astype(bool), sent.astype(bool), amounts, losses, groups.astype(np.int64))
+
+
 # ---------------------------------------------------------------------- checks
+def _first_bad(name: str, bad: np.ndarray, values: np.ndarray, problem: str) -> None:
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise PayrouteError(
+            f"{name}: {int(bad.sum())} row(s) where the value {problem} (first: row {i}, {values[i].tolist()!r})"
+        )
+
+
 def _schema_of(source: str | Path | pa.Table) -> tuple[pa.Schema, str]:
     if isinstance(source, pa.Table):
         return source.schema, "log"
@@ -508,9 +548,3 @@ def render_log_schema() -> str:
 
 def write_log_schema(path: str | Path) -> None:
     Path(path).write_text(render_log_schema())
-
-
-if __name__ == "__main__":
-    import sys
-
-    write_log_schema(sys.argv[1] if len(sys.argv) > 1 else "docs/log_schema.md")

@@ -16,18 +16,16 @@ scale, as the share of the oracle's uplift over the cheapest route that the cand
 reference.
 
 Volume: ``volume_multiplier`` multiplies each scenario's own ``volume_scale`` (``holiday_peak`` stays 2.5
-times the default). Runs are independent, so ``workers`` > 1 runs them in processes (each process loads and
-verifies the bundles itself) with the same numbers as one worker.
+times the default). The runs go through the paired-comparison engine (:func:`payroute.policies.compare.run_all`):
+``workers`` > 1 runs them in spawned processes (each process loads and verifies the bundles itself) with the
+same numbers as one worker.
 """
 
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -40,8 +38,10 @@ from payroute.envs.baselines.routers import ORACLES
 from payroute.envs.scenarios import Scenario, available_scenarios, load_scenario
 from payroute.envs.world import PaymentWorld
 from payroute.errors import PayrouteError
-from payroute.policies.binding import bound_bundle, check_bundle_fits_world
-from payroute.policies.bundle import BundlePolicy, load_bundle
+from payroute.policies.bundle.binding import check_bundle_fits_world
+from payroute.policies.bundle.loading import load_bundle
+from payroute.policies.bundle.runtime import BundlePolicy
+from payroute.policies.compare import Run, bundle_policy, remember_bundle, run_all
 from payroute.stats import paired_interval
 from payroute.vocabulary import HEADLINE_KPIS
 
@@ -112,18 +112,6 @@ class StressConfig(BaseModel):
         )
 
 
-@dataclass(frozen=True)
-class _Job:
-    scenario: Scenario
-    label: str
-    role: str
-    seed: int
-    days: float
-    kind: str
-    policy: str  # baseline name, or the path of a bundle
-    others: tuple[tuple[str, str], ...]
-
-
 @dataclass
 class StressResult:
     """Per-run KPIs, the paired comparisons per scenario and reference, and the best reference per scenario."""
@@ -160,46 +148,13 @@ def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 # ---------------------------------------------------------------------- running
-_LOADED: dict[str, BundlePolicy] = {}  # per process: bundles verified once, then reused by every run
-
-
-def _bundle(path: str) -> BundlePolicy:
-    policy = _LOADED.get(path)
-    if policy is None:
-        policy = _LOADED[path] = load_bundle(path)
-    return policy
-
-
-def _policies(job: _Job) -> dict[str, Any]:
-
-    names: dict[str, str | None] = dict(job.others)
-    if job.role in (CANDIDATE, CHAMPION):
-        names.pop(job.kind, None)
-        policies = bound_policies(**names)
-        policies[job.kind] = bound_bundle(_bundle(job.policy))
-        return policies
-    names[job.kind] = job.policy
-    return bound_policies(**names)
-
-
-def _run(job: _Job) -> dict[str, Any]:
-    row: dict[str, Any] = {
-        "scenario": job.scenario.name,
-        "policy": job.label,
-        "role": job.role,
-        "seed": job.seed,
-    }
-    start = time.perf_counter()
-    try:
-        world = PaymentWorld(job.scenario, seed=job.seed, policies=_policies(job), days=job.days)
-        world.run()
-    except (PayrouteError, ValueError, RuntimeError) as err:
-        if job.role == BASELINE or job.role == ORACLE:
-            raise
-        row.update({k: np.nan for k in KPIS}, arrivals=0, wall_s=time.perf_counter() - start)
-        row["error"] = f"{type(err).__name__}: {err}"
-        return row
-    row.update(world.kpis(), arrivals=world.arrivals, wall_s=time.perf_counter() - start, error="")
+def _row(run: Run, label: str, role: str, outcome: Any) -> dict[str, Any]:
+    row: dict[str, Any] = {"scenario": run.scenario.name, "policy": label, "role": role, "seed": run.seed}
+    if outcome.error:
+        row.update({k: np.nan for k in KPIS}, arrivals=0, wall_s=outcome.wall_s)
+        row["error"] = outcome.error
+    else:
+        row.update(outcome.kpis, arrivals=outcome.arrivals, wall_s=outcome.wall_s, error="")
     return row
 
 
@@ -220,7 +175,7 @@ def run_stress_suite(
     config = config or StressConfig()
     cand = candidate if isinstance(candidate, BundlePolicy) else load_bundle(candidate)
     kind = cand.decision_kind
-    _LOADED[str(cand.source)] = cand
+    remember_bundle(cand)
     champ = None
     if champion is not None:
         champ = champion if isinstance(champion, BundlePolicy) else load_bundle(champion)
@@ -228,30 +183,37 @@ def run_stress_suite(
             raise PayrouteError(
                 f"champion {champ.source.name} decides {champ.decision_kind!r}; the candidate decides {kind!r}"
             )
-        _LOADED[str(champ.source)] = champ
+        remember_bundle(champ)
     references = _references(kind, config)
     others = tuple(sorted((k, v) for k, v in config.other_policies.items() if k != kind))
 
-    jobs: list[_Job] = []
+    runs: list[Run] = []
+    tags: list[tuple[str, str]] = []
     for name in config.scenarios:
         sc = _scenario(name, config.volume_multiplier)
         probe = PaymentWorld(sc, seed=0, policies=bound_policies(), days=1)  # never run: checks the schemas
         check_bundle_fits_world(cand, probe)
         if champ is not None:
             check_bundle_fits_world(champ, probe)
-        entries = [(CANDIDATE, CANDIDATE, str(cand.source))]
+        entries: list[tuple[str, str, Any]] = [(CANDIDATE, CANDIDATE, bundle_policy(cand.source, CANDIDATE))]
         if champ is not None:
-            entries.append((CHAMPION, CHAMPION, str(champ.source)))
+            entries.append((CHAMPION, CHAMPION, bundle_policy(champ.source, CHAMPION)))
         entries += [(r, BASELINE, r) for r in references]
         if config.include_oracle and kind == "route":
             entries.append(("oracle", ORACLE, "oracle"))
         for seed in config.seed_list(name):
-            jobs += [
-                _Job(sc, label, role, seed, config.days, kind, pol, others) for label, role, pol in entries
-            ]
+            for label, role, pol in entries:
+                keep = role in (
+                    CANDIDATE,
+                    CHAMPION,
+                )  # a failing bundle is a finding; a failing baseline a bug
+                runs.append(Run(sc, pol, seed, config.days, kind, others, keep_errors=keep))
+                tags.append((label, role))
 
-    runs = pd.DataFrame(_execute(jobs, config.workers, progress))
-    return _compare(runs, cand.source.name, config)
+    workers = config.workers or os.cpu_count() or 1
+    outcomes = run_all(runs, workers, progress, spawn=True)  # onnxruntime sessions must not cross a fork
+    rows = [_row(r, label, role, o) for r, (label, role), o in zip(runs, tags, outcomes, strict=True)]
+    return _compare(pd.DataFrame(rows), cand.source.name, config)
 
 
 def _references(kind: str, config: StressConfig) -> list[str]:
@@ -266,24 +228,6 @@ def _references(kind: str, config: StressConfig) -> list[str]:
             f"stress.baselines {unknown or names} are not {kind} baselines; available: {', '.join(known)}"
         )
     return names
-
-
-def _execute(jobs: list[_Job], workers: int, progress: Callable[[int, int], None] | None) -> list[dict]:
-    n = workers or os.cpu_count() or 1
-    rows: list[dict] = []
-    if n <= 1 or len(jobs) <= 1:
-        for i, job in enumerate(jobs):
-            rows.append(_run(job))
-            if progress:
-                progress(i + 1, len(jobs))
-        return rows
-    # spawned processes: onnxruntime sessions must not cross a fork
-    with ProcessPoolExecutor(max_workers=min(n, len(jobs)), mp_context=get_context("spawn")) as pool:
-        for i, row in enumerate(pool.map(_run, jobs, chunksize=max(1, len(jobs) // (8 * n)))):
-            rows.append(row)
-            if progress:
-                progress(i + 1, len(jobs))
-    return rows
 
 
 def _compare(runs: pd.DataFrame, bundle_name: str, config: StressConfig) -> StressResult:

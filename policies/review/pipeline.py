@@ -7,20 +7,20 @@ The review runs on the core install (onnxruntime, numpy, pyarrow, matplotlib; no
    must fit the review scenario and every stress scenario. A champion bundle, when given, is verified the same way.
 2. **Logged decisions** (``--logs``): read and checked (:mod:`payroute.policies.logs`), with the observation of
    every decision (``obs.<feature>`` columns).
-3. **Stress suite** (:mod:`payroute.policies.stress`): the bundle against the baselines (and the champion) on the
+3. **Stress suite** (:mod:`payroute.policies.review.stress`): the bundle against the baselines (and the champion) on the
    stress scenarios with common random numbers. Gate, per scenario: the lower bound of the paired interval of
    (bundle - best reference) margin per transaction is at least ``stress.min_margin_diff_vs_best_usd``, and the
    same for the approval rate with ``stress.min_approval_diff_vs_best`` (a non-inferiority test: a wide
    interval fails, and the report says to run more seeds).
-4. **Off-policy evaluation** (:mod:`payroute.policies.ope`) on the log: every estimator with bootstrap intervals.
+4. **Off-policy evaluation** (:mod:`payroute.policies.review.ope`) on the log: every estimator with bootstrap intervals.
    Gates: the chosen estimator's lower bound minus the logged mean reward per decision is at least
    ``ope.min_lower_bound_vs_logged_cents``; the effective sample size is at least
    ``ope.min_effective_sample_size``; the mean importance weight is within ``ope.max_mean_weight_deviation``
    of 1 (it is 1 in expectation when the logged propensities are right).
-5. **Constraint checks** (:mod:`payroute.policies.constraints`): masked actions, malformed inputs, caps, latency.
+5. **Constraint checks** (:mod:`payroute.policies.review.constraints`): masked actions, malformed inputs, caps, latency.
 
-Thresholds live in a review YAML (:class:`ReviewConfig`; the shipped defaults are ``review_default.yaml`` next
-to this module). The verdict: exit code 0 when every check passed (checks that did not apply do not count), 1 when
+Thresholds live in a review YAML (:class:`~payroute.policies.review.config.ReviewConfig`; the shipped defaults
+are ``policies/review/review_default.yaml``). The verdict: exit code 0 when every check passed (checks that did not apply do not count), 1 when
 any failed, 2 when the review could not be done (:class:`~payroute.errors.PayrouteError`: a tampered or
 incomplete bundle, a malformed log, a bad config; the message names the file, column or field).
 """
@@ -32,89 +32,35 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from importlib import metadata, resources
+from importlib import metadata
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from payroute.envs.baselines import bound_policies
 from payroute.envs.scenarios import Scenario, available_scenarios, load_scenario
 from payroute.envs.world import PaymentWorld
-from payroute.errors import ConfigError, PayrouteError, format_validation_error
-from payroute.policies.binding import check_bundle_fits_world
+from payroute.errors import PayrouteError
 from payroute.policies.bundle import BundlePolicy, load_bundle
-from payroute.policies.checks import FAIL, NOT_RUN, PASS, Check, status
-from payroute.policies.constraints import ConstraintConfig, ConstraintResult, Contexts, run_constraint_checks
+from payroute.policies.bundle.binding import check_bundle_fits_world
 from payroute.policies.logs import LoggedDecisions, read_logged_decisions, route_loss_classes
-from payroute.policies.ope import ESTIMATORS, OPEResult, evaluate_policy
-from payroute.policies.stress import StressConfig, StressResult, run_stress_suite
+from payroute.policies.review.checks import FAIL, NOT_RUN, PASS, Check, status
+from payroute.policies.review.config import (
+    OPEReviewConfig,
+    ReviewConfig,
+    StressReviewConfig,
+    load_review_config,
+)
+from payroute.policies.review.constraints import (
+    ConstraintResult,
+    Contexts,
+    run_constraint_checks,
+)
+from payroute.policies.review.ope import ESTIMATORS, OPEResult, evaluate_policy
+from payroute.policies.review.stress import StressResult, run_stress_suite
 
-DEFAULT_CONFIG_FILE = "review_default.yaml"
 EXIT_PASS, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
-
-
-# ====================================================================== config
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class OPEReviewConfig(_Strict):
-    """Off-policy evaluation on the logs: estimator settings and gates (rewards are cents per decision)."""
-
-    estimator: Literal["ips", "snips", "dm", "dr", "sndr", "switch_dr"] = "dr"
-    min_lower_bound_vs_logged_cents: float = -5.0
-    min_effective_sample_size: float = Field(default=100.0, ge=0)
-    max_mean_weight_deviation: float | None = Field(default=0.25, gt=0)
-    required: bool = False
-    n_bootstrap: int = Field(default=200, ge=20)
-    confidence: float = Field(default=0.95, gt=0, lt=1)
-    max_weight: float | None = Field(default=None, gt=0)
-    switch_tau: float = Field(default=10.0, gt=0)
-    seed: int = Field(default=0, ge=0)
-
-
-class StressReviewConfig(StressConfig):
-    """The stress suite's runs (:class:`~payroute.policies.stress.StressConfig`) and its gates."""
-
-    min_margin_diff_vs_best_usd: float = -0.05
-    min_approval_diff_vs_best: float | None = -0.02
-    enabled: bool = True
-
-
-class ReviewConfig(_Strict):
-    """A review's thresholds and settings (``review.yaml``)."""
-
-    scenario: str | None = Field(
-        default=None,
-        description="the scenario the bundle must fit; null: the card's scenario if shipped, else default",
-    )
-    stress: StressReviewConfig = StressReviewConfig()
-    ope: OPEReviewConfig = OPEReviewConfig()
-    constraints: ConstraintConfig = ConstraintConfig()
-
-
-def default_config_path() -> Path:
-    return Path(str(resources.files("payroute.policies") / DEFAULT_CONFIG_FILE))
-
-
-def load_review_config(path: str | Path | None = None) -> ReviewConfig:
-    """The review config in ``path`` (fields left out take the shipped defaults), or the shipped defaults."""
-    source = Path(path) if path is not None else default_config_path()
-    if not source.is_file():
-        raise ConfigError(f"review config not found: {source}")
-    try:
-        data = yaml.safe_load(source.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{source.name} is not valid YAML ({err})") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{source.name} must hold a mapping of review settings")
-    try:
-        return ReviewConfig.model_validate(data)
-    except ValidationError as err:
-        raise ConfigError(format_validation_error(source.name, err)) from None
 
 
 # ====================================================================== result

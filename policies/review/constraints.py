@@ -44,9 +44,9 @@ from payroute.envs.baselines import bound_policies
 from payroute.envs.scenarios import Scenario
 from payroute.envs.world import PaymentWorld
 from payroute.errors import PayrouteError
-from payroute.policies.binding import OBSERVATIONS
-from payroute.policies.bundle import DEFAULT_MASKS, BundlePolicy
-from payroute.policies.checks import FAIL, NOT_RUN, Check, status
+from payroute.policies.bundle.binding import OBSERVATIONS
+from payroute.policies.bundle.runtime import DEFAULT_MASKS, BundlePolicy
+from payroute.policies.review.checks import FAIL, NOT_RUN, Check, status
 
 MASKED_PROB_TOL = 1e-6
 _CHUNK = 8192

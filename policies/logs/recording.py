@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from payroute.envs.features import RoutingFeatures
 from payroute.envs.world.eventlog import EventLog
-from payroute.policies.logs import OBS_PREFIX
+from payroute.policies.logs.reading import OBS_PREFIX
 
 
 class ObservationLog(EventLog):

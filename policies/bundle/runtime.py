@@ -1,0 +1,272 @@
+"""A verified bundle at work: batched ``logits``, ``action_probs`` and ``act`` on onnxruntime, and the policy
+bound into the payment world for its decision kind.
+
+Invalid inputs are refused, never guessed at: an observation with the wrong number of features, a NaN or an
+infinity, or an action mask row with no allowed action raises :class:`~payroute.errors.PayrouteError`
+naming the row and feature. A finite value outside its feature's declared ``[low, high]`` is passed to the
+network unchanged (neither clipped nor refused: a payment larger than any seen in training is still a payment);
+the network must still give finite logits and an allowed action, which ``payroute review`` checks
+(:mod:`payroute.policies.review.constraints`).
+
+:meth:`BundlePolicy.bound` makes the policy the world's in-process policy for its decision kind, with an
+:class:`ObservationBuilder` that turns ``(world, payload)`` into the observation the policy was trained on.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from payroute.envs.world.decisions import RISK_ACTIONS
+from payroute.errors import PayrouteError
+from payroute.policies.bundle.card import (
+    BINDABLE_KINDS,
+    LOGITS_OUTPUT,
+    MASK_INPUT,
+    OBS_INPUT,
+    PolicyCard,
+    check_observation_schema,
+)
+
+
+@runtime_checkable
+class ObservationBuilder(Protocol):
+    """Turns a decision's ``(world, payload)`` into the policy's observation vector (float, one row).
+
+    A builder may carry ``feature_names`` (a list of str); :meth:`BundlePolicy.bound` then checks it against the
+    card's observation schema when the policy is bound into a world.
+    """
+
+    def __call__(self, world: Any, payload: Any) -> np.ndarray: ...
+
+
+class ActionMaskBuilder(Protocol):
+    """Turns a decision's ``(world, payload)`` into the boolean mask of allowed actions (one row)."""
+
+    def __call__(self, world: Any, payload: Any) -> np.ndarray: ...
+
+
+def route_action_mask(world: Any, payload: Any) -> np.ndarray:
+    """The eligible routes of a ``route`` decision (payload ``(transaction, eligible routes)``)."""
+    _tx, eligible = payload
+    mask = np.zeros(len(world.routes), dtype=bool)
+    mask[[r.index for r in eligible]] = True
+    return mask
+
+
+def risk_action_mask(world: Any, payload: Any) -> np.ndarray:
+    """Every risk action (allow, challenge, block) is always allowed."""
+    return np.ones(len(RISK_ACTIONS), dtype=bool)
+
+
+DEFAULT_MASKS: dict[str, ActionMaskBuilder] = {"route": route_action_mask, "risk": risk_action_mask}
+
+
+class BundlePolicy:
+    """A verified bundle, ready to act: batched ``logits``, ``action_probs`` and ``act`` on onnxruntime.
+
+    Observations are ``(n, obs_dim)`` float arrays (or one ``(obs_dim,)`` row, answered unbatched); masks are
+    ``(n, n_actions)`` booleans (or 0/1), ``None`` allowing every action. Masked actions get probability 0 and are
+    never chosen.
+    """
+
+    def __init__(self, card: PolicyCard, onnx_bytes: bytes, source: Path, threads: int = 1) -> None:
+        self.card = card
+        self.source = source
+        self.decision_kind = card.decision_kind
+        self.obs_dim = card.io.obs_dim
+        self.n_actions = card.io.n_actions
+        self.action_names = list(card.actions)
+        self.feature_names = card.feature_names
+        self._session = new_session(onnx_bytes, threads)
+
+    def __repr__(self) -> str:
+        return (
+            f"BundlePolicy({self.source.name}: {self.decision_kind}, {self.obs_dim} features, "
+            f"{self.n_actions} actions)"
+        )
+
+    # ---------------------------------------------------------------- acting
+    def logits(self, obs: Any, mask: Any = None) -> np.ndarray:
+        """Masked logits, float32 ``(n, n_actions)``; masked actions hold :data:`MASKED_LOGIT`."""
+        obs2, mask2, single = self._inputs(obs, mask)
+        out = run_session(self._session, obs2, mask2)
+        return out[0] if single else out
+
+    def action_probs(self, obs: Any, mask: Any = None) -> np.ndarray:
+        """The policy's action probabilities (softmax of the masked logits), float64 ``(n, n_actions)``."""
+        obs2, mask2, single = self._inputs(obs, mask)
+        probs = _softmax(run_session(self._session, obs2, mask2), mask2)
+        return probs[0] if single else probs
+
+    def act(self, obs: Any, mask: Any = None, rng: np.random.Generator | None = None) -> np.ndarray:
+        """Greedy actions (highest logit among allowed actions; ties go to the lowest index), or actions sampled
+        from :meth:`action_probs` with ``rng`` when one is given. int64 ``(n,)``."""
+        obs2, mask2, single = self._inputs(obs, mask)
+        logits = run_session(self._session, obs2, mask2)
+        if rng is None:
+            actions = np.argmax(np.where(mask2, logits, -np.inf), axis=1)
+        else:
+            actions = _sample(_softmax(logits, mask2), rng)
+        return actions[0] if single else actions
+
+    # ---------------------------------------------------------------- in the world
+    def bound(
+        self,
+        observation_builder: ObservationBuilder,
+        *,
+        mask_builder: ActionMaskBuilder | None = None,
+        sample: bool = False,
+    ) -> BoundBundlePolicy:
+        """This policy as the world's in-process policy for its decision kind (``route`` or ``risk``).
+
+        ``observation_builder(world, payload)`` gives the observation row; ``mask_builder`` the allowed actions
+        (default: the eligible routes for ``route``, every action for ``risk``). ``sample=True`` draws actions
+        from the policy's probabilities with the world's policy generator (and reports that probability as the
+        propensity); otherwise the greedy action is taken with propensity 1.
+        """
+        if self.decision_kind not in BINDABLE_KINDS:
+            raise PayrouteError(
+                f"a {self.decision_kind!r} bundle cannot be bound into the world directly: its action is not one "
+                f"discrete choice; bindable kinds: {list(BINDABLE_KINDS)}"
+            )
+        if not callable(observation_builder):
+            raise PayrouteError(
+                "observation_builder must be callable as builder(world, payload) -> np.ndarray"
+            )
+        return BoundBundlePolicy(
+            self, observation_builder, mask_builder or DEFAULT_MASKS[self.decision_kind], sample
+        )
+
+    # ---------------------------------------------------------------- input checks
+    def _inputs(self, obs: Any, mask: Any) -> tuple[np.ndarray, np.ndarray, bool]:
+        obs = np.asarray(obs, dtype=np.float32)
+        single = obs.ndim == 1
+        if obs.ndim not in (1, 2) or obs.shape[-1] != self.obs_dim:
+            raise PayrouteError(
+                f"observation has shape {obs.shape}; this bundle expects (n, {self.obs_dim}) or "
+                f"({self.obs_dim},): one value per feature ({', '.join(self.feature_names)})"
+            )
+        if single:
+            obs = obs[None, :]
+        finite = np.isfinite(obs)
+        if not finite.all():
+            row, col = np.argwhere(~finite)[0]
+            raise PayrouteError(
+                f"observation row {row} feature {self.feature_names[col]!r} is {obs[row, col]}; "
+                "observations must be finite"
+            )
+        if mask is None:
+            mask = np.ones((obs.shape[0], self.n_actions), dtype=bool)
+        else:
+            mask = np.asarray(mask)
+            if single and mask.ndim == 1:
+                mask = mask[None, :]
+            if mask.shape != (obs.shape[0], self.n_actions):
+                raise PayrouteError(
+                    f"action mask has shape {mask.shape}; expected {(obs.shape[0], self.n_actions)} "
+                    f"(one row per observation, one column per action: {', '.join(self.action_names)})"
+                )
+            if mask.dtype != np.bool_:
+                if not np.isin(mask, (0, 1)).all():
+                    raise PayrouteError("action mask must hold booleans or 0/1")
+                mask = mask.astype(bool)
+        empty = ~mask.any(axis=1)
+        if empty.any():
+            raise PayrouteError(f"action mask row {int(np.argmax(empty))} allows no action")
+        return obs, mask, single
+
+
+class BoundBundlePolicy:
+    """A bundle answering one decision kind inside the payment world: ``decide(world, payload)``."""
+
+    def __init__(
+        self,
+        policy: BundlePolicy,
+        observation_builder: ObservationBuilder,
+        mask_builder: ActionMaskBuilder,
+        sample: bool,
+    ) -> None:
+        self.policy = policy
+        self.kind = policy.decision_kind
+        self.observation_builder = observation_builder
+        self.mask_builder = mask_builder
+        self.sample = sample
+        self._rng: np.random.Generator | None = None
+
+    def bind(self, world: Any) -> None:
+        """Check the bundle against the world it joins: action names, and the builder's feature names.
+
+        A builder (or mask builder) with a ``bind(world)`` method is bound first, so it can set up its
+        per-world state (and its ``feature_names``) before the check."""
+        for builder in (self.observation_builder, self.mask_builder):
+            builder_bind = getattr(builder, "bind", None)
+            if callable(builder_bind):
+                builder_bind(world)
+        expected = [r.name for r in world.routes] if self.kind == "route" else list(RISK_ACTIONS)
+        if self.policy.action_names != expected:
+            raise PayrouteError(
+                f"bundle {self.policy.source.name} actions {self.policy.action_names} do not match this "
+                f"world's {self.kind} actions {expected}"
+            )
+        names = getattr(self.observation_builder, "feature_names", None)
+        if names is not None:
+            check_observation_schema(self.policy.card, list(names), self.policy.source.name)
+        self._rng = world.policy_rng(self.kind) if self.sample else None
+
+    def decide(self, world: Any, payload: Any) -> tuple[int, float]:
+        obs = self.observation_builder(world, payload)
+        mask = self.mask_builder(world, payload)
+        if self._rng is None:
+            return int(self.policy.act(obs, mask)), 1.0
+        probs = self.policy.action_probs(obs, mask)
+        action = int(_sample(probs[None, :], self._rng)[0])
+        return action, float(probs[action])
+
+
+# ---------------------------------------------------------------------- numerics
+def new_session(onnx_bytes: bytes, threads: int) -> Any:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.log_severity_level = 3
+    return ort.InferenceSession(onnx_bytes, sess_options=opts, providers=["CPUExecutionProvider"])
+
+
+def run_session(session: Any, obs: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    return session.run([LOGITS_OUTPUT], {OBS_INPUT: obs, MASK_INPUT: mask})[0]
+
+
+def _softmax(logits: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    z = np.where(mask, logits.astype(np.float64), -np.inf)
+    z -= z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _sample(probs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One draw per row by inverse CDF; masked actions have probability 0 and so are never drawn."""
+    cdf = np.cumsum(probs, axis=1)
+    u = rng.random((probs.shape[0], 1)) * cdf[:, -1:]
+    actions = (cdf <= u).sum(axis=1)
+    # guard against rounding at the top of the CDF landing on a trailing masked action
+    last_allowed = probs.shape[1] - 1 - np.argmax(probs[:, ::-1] > 0, axis=1)
+    return np.minimum(actions, last_allowed).astype(np.int64)
+
+
+__all__ = [
+    "DEFAULT_MASKS",
+    "ActionMaskBuilder",
+    "BoundBundlePolicy",
+    "BundlePolicy",
+    "ObservationBuilder",
+    "new_session",
+    "risk_action_mask",
+    "route_action_mask",
+    "run_session",
+]

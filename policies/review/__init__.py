@@ -1,0 +1,44 @@
+"""``payroute review``: everything a reviewer checks before a policy bundle goes near real payments.
+
+- :mod:`~payroute.policies.review.pipeline`: the review, in order (integrity, logs, stress, OPE, constraints) and
+  its gates; the verdict as an exit code;
+- :mod:`~payroute.policies.review.config`: thresholds and settings (``review_default.yaml`` ships the defaults);
+- :mod:`~payroute.policies.review.stress`: the stress suite, on the paired-comparison engine
+  (:mod:`payroute.policies.compare`);
+- :mod:`~payroute.policies.review.ope_estimators` and :mod:`~payroute.policies.review.ope`: off-policy
+  estimators, and the evaluation with bootstrap intervals and weight diagnostics;
+- :mod:`~payroute.policies.review.constraints`: masked actions, malformed inputs, caps, latency;
+- :mod:`~payroute.policies.review.checks`: one check's result; :mod:`~payroute.policies.review.report`: the HTML.
+"""
+
+from payroute.policies.review.config import (
+    DEFAULT_CONFIG_FILE,
+    OPEReviewConfig,
+    ReviewConfig,
+    StressReviewConfig,
+    default_config_path,
+    load_review_config,
+)
+from payroute.policies.review.pipeline import (
+    EXIT_ERROR,
+    EXIT_FAIL,
+    EXIT_PASS,
+    ReviewResult,
+    error_summary,
+    review_bundle,
+)
+
+__all__ = [
+    "DEFAULT_CONFIG_FILE",
+    "EXIT_ERROR",
+    "EXIT_FAIL",
+    "EXIT_PASS",
+    "OPEReviewConfig",
+    "ReviewConfig",
+    "ReviewResult",
+    "StressReviewConfig",
+    "default_config_path",
+    "error_summary",
+    "load_review_config",
+    "review_bundle",
+]

@@ -1,0 +1,75 @@
+"""The review's thresholds and settings: :class:`ReviewConfig`, read from a review YAML.
+
+The shipped defaults are ``review_default.yaml`` next to this module (copy it, change what you need; fields left out
+keep their defaults). A bad file fails at load with :class:`~payroute.errors.ConfigError` naming the field.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from payroute.config_io import read_yaml_mapping
+from payroute.errors import ConfigError, format_validation_error
+from payroute.policies.review.constraints import ConstraintConfig
+from payroute.policies.review.stress import StressConfig
+
+DEFAULT_CONFIG_FILE = "review_default.yaml"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class OPEReviewConfig(_Strict):
+    """Off-policy evaluation on the logs: estimator settings and gates (rewards are cents per decision)."""
+
+    estimator: Literal["ips", "snips", "dm", "dr", "sndr", "switch_dr"] = "dr"
+    min_lower_bound_vs_logged_cents: float = -5.0
+    min_effective_sample_size: float = Field(default=100.0, ge=0)
+    max_mean_weight_deviation: float | None = Field(default=0.25, gt=0)
+    required: bool = False
+    n_bootstrap: int = Field(default=200, ge=20)
+    confidence: float = Field(default=0.95, gt=0, lt=1)
+    max_weight: float | None = Field(default=None, gt=0)
+    switch_tau: float = Field(default=10.0, gt=0)
+    seed: int = Field(default=0, ge=0)
+
+
+class StressReviewConfig(StressConfig):
+    """The stress suite's runs (:class:`~payroute.policies.review.stress.StressConfig`) and its gates."""
+
+    min_margin_diff_vs_best_usd: float = -0.05
+    min_approval_diff_vs_best: float | None = -0.02
+    enabled: bool = True
+
+
+class ReviewConfig(_Strict):
+    """A review's thresholds and settings (``review.yaml``)."""
+
+    scenario: str | None = Field(
+        default=None,
+        description="the scenario the bundle must fit; null: the card's scenario if shipped, else default",
+    )
+    stress: StressReviewConfig = StressReviewConfig()
+    ope: OPEReviewConfig = OPEReviewConfig()
+    constraints: ConstraintConfig = ConstraintConfig()
+
+
+def default_config_path() -> Path:
+    return Path(str(resources.files("payroute.policies.review") / DEFAULT_CONFIG_FILE))
+
+
+def load_review_config(path: str | Path | None = None) -> ReviewConfig:
+    """The review config in ``path`` (fields left out take the shipped defaults), or the shipped defaults."""
+    source = Path(path) if path is not None else default_config_path()
+    if not source.is_file():
+        raise ConfigError(f"review config not found: {source}")
+    data = read_yaml_mapping(source, empty={})
+    try:
+        return ReviewConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(source.name, err)) from None
