@@ -43,18 +43,13 @@ def route_policy(route: Any, scenario: Scenario) -> Any:
             )
         return bound_policies(route=str(route))["route"]
     from payroute.policies import load_bundle
-    from payroute.policies.bundle.binding import bound_bundle, check_bundle_fits_world
+    from payroute.policies.bundle.binding import bound_bundle, check_bundle_fits_scenario
 
     policy = load_bundle(route)
     if policy.decision_kind != "route":
         raise PayrouteError(f"bundle {Path(route).name} decides {policy.decision_kind!r}, not 'route'")
-    check_bundle_fits_world(policy, _probe_world(scenario))
+    check_bundle_fits_scenario(policy, scenario)
     return bound_bundle(policy)
-
-
-def _probe_world(scenario: Scenario) -> PaymentWorld:
-    """A world that is never run: it sizes the observation (feature names) before the real one starts."""
-    return PaymentWorld(scenario, seed=0, policies=bound_policies(), days=1)
 
 
 def run_simulation(

@@ -24,13 +24,14 @@ The package, by job:
 - :mod:`~payroute.policies.bundle.loading`: :func:`load_bundle`, which verifies every file before anything runs;
 - :mod:`~payroute.policies.bundle.runtime`: :class:`BundlePolicy` (batched ``act``/``action_probs`` on
   onnxruntime) and :class:`BoundBundlePolicy` (the policy answering its decision kind inside the world);
-- :mod:`~payroute.policies.bundle.binding`: the observation a bound bundle sees, built from the world it joins.
+- :mod:`~payroute.policies.bundle.binding`: the observation a bound bundle sees, built from the world it joins,
+  and whether a bundle's card fits a scenario (checked on the scenario alone).
 
 Bundles are written by the torch exporter, :func:`payroute.experiments.onnx_export.export_torch_policy`, which
 lives with the training stack: nothing here imports torch.
 """
 
-from payroute.policies.bundle.binding import bound_bundle, check_bundle_fits_world, feature_specs
+from payroute.policies.bundle.binding import bound_bundle, check_bundle_fits_scenario, feature_specs
 from payroute.policies.bundle.card import (
     BUNDLE_SCHEMA_VERSION,
     MASKED_LOGIT,
@@ -65,7 +66,7 @@ __all__ = [
     "PolicyCard",
     "PolicyIO",
     "bound_bundle",
-    "check_bundle_fits_world",
+    "check_bundle_fits_scenario",
     "check_observation_schema",
     "config_sha256",
     "feature_specs",

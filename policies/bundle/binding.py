@@ -10,18 +10,31 @@ feature state when the bundle is bound into it, so one loaded bundle can drive m
 
     policy = load_bundle("router.zip")
     world = PaymentWorld(scenario, seed=0, policies={**bound_policies(), "route": bound_bundle(policy)})
+
+Whether a bundle fits a scenario (:func:`check_bundle_fits_scenario`) is decided before any world is built: the
+observation schemas (:func:`~payroute.envs.features.routing_features`,
+:func:`~payroute.envs.features.transaction_features`) and the route names depend on the scenario alone.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from payroute.envs.features import Feature, RoutingFeatures, TransactionFeatures
+from payroute.envs.features import (
+    Feature,
+    RoutingFeatures,
+    TransactionFeatures,
+    routing_features,
+    transaction_features,
+)
 from payroute.errors import PayrouteError
 from payroute.policies.bundle.card import FeatureSpec
 from payroute.policies.bundle.runtime import BundlePolicy
+
+if TYPE_CHECKING:
+    from payroute.envs.scenarios import Scenario
 
 
 class RoutingObservation:
@@ -68,19 +81,21 @@ class RiskObservation:
 OBSERVATIONS = {"route": RoutingObservation, "risk": RiskObservation}
 
 
-def observation_features(kind: str, world: Any) -> list[Feature]:
-    """The observation schema a ``kind`` bundle must have to act in ``world`` (names, units, scaling, bounds)."""
+def observation_features(kind: str, scenario: Scenario) -> list[Feature]:
+    """The observation schema a ``kind`` bundle must have to act in a world of ``scenario`` (names, units,
+    scaling, bounds): computed from the scenario alone, no world is built."""
     if kind == "route":
-        return list(RoutingFeatures(world).features)
+        return routing_features(scenario)
     if kind == "risk":
-        return list(TransactionFeatures(world).features)
+        return transaction_features(scenario)
     raise PayrouteError(f"no world observation for {kind!r} decisions; bindable kinds: {list(OBSERVATIONS)}")
 
 
-def check_bundle_fits_world(policy: BundlePolicy, world: Any) -> None:
-    """Raise unless the bundle's card matches the world: the observation names in order, and units, scaling and
-    bounds wherever the card declares them, and the action names."""
-    expected = observation_features(policy.decision_kind, world)
+def check_bundle_fits_scenario(policy: BundlePolicy, scenario: Scenario) -> None:
+    """Raise unless the bundle's card matches ``scenario``: the observation names in order, and units, scaling
+    and bounds wherever the card declares them, and (route bundles) the action names, the scenario's routes in
+    order. Computed from the scenario alone, no world is built."""
+    expected = observation_features(policy.decision_kind, scenario)
     have = policy.card.observation
     problems = []
     if len(have) != len(expected):
@@ -97,19 +112,20 @@ def check_bundle_fits_world(policy: BundlePolicy, world: Any) -> None:
                 problems.append(
                     f"feature {got.name!r} {attr} is {declared!r}, the scenario's is {getattr(want, attr)!r}"
                 )
-    names = [r.name for r in world.routes] if policy.decision_kind == "route" else None
+    names = list(scenario.routes) if policy.decision_kind == "route" else None
     if names is not None and policy.action_names != names:
         problems.append(f"actions {policy.action_names} are not this scenario's routes {names}")
     if problems:
         shown = "; ".join(problems[:4]) + (f"; and {len(problems) - 4} more" if len(problems) > 4 else "")
         raise PayrouteError(
-            f"bundle {policy.source.name}: card.json does not fit scenario {world.scenario.name!r}: {shown}"
+            f"bundle {policy.source.name}: card.json does not fit scenario {scenario.name!r}: {shown}"
         )
 
 
 def feature_specs(kind: str, world: Any) -> list[FeatureSpec]:
-    """:func:`observation_features` as card feature specs (what an exporter writes into ``card.json``)."""
-    return [FeatureSpec(**f.__dict__) for f in observation_features(kind, world)]
+    """:func:`observation_features` of ``world``'s scenario as card feature specs (what an exporter writes into
+    ``card.json``)."""
+    return [FeatureSpec(**f.__dict__) for f in observation_features(kind, world.scenario)]
 
 
 def bound_bundle(policy: BundlePolicy, *, sample: bool = False) -> Any:
@@ -127,7 +143,7 @@ __all__ = [
     "RiskObservation",
     "RoutingObservation",
     "bound_bundle",
-    "check_bundle_fits_world",
+    "check_bundle_fits_scenario",
     "feature_specs",
     "observation_features",
 ]

@@ -38,12 +38,10 @@ from typing import Any
 
 import numpy as np
 
-from payroute.envs.baselines import bound_policies
 from payroute.envs.scenarios import Scenario, available_scenarios, load_scenario
-from payroute.envs.world import PaymentWorld
 from payroute.errors import PayrouteError
 from payroute.policies.bundle import BundlePolicy, load_bundle
-from payroute.policies.bundle.binding import check_bundle_fits_world
+from payroute.policies.bundle.binding import check_bundle_fits_scenario
 from payroute.policies.logs import LoggedDecisions, read_logged_decisions, route_loss_classes
 from payroute.policies.review.checks import FAIL, NOT_RUN, PASS, Check, status
 from payroute.policies.review.config import (
@@ -207,7 +205,7 @@ def review_bundle(
             )
         logged = read_logged_decisions(
             logs,
-            route_names=[r.name for r in _probe(scenario).routes],
+            route_names=list(scenario.routes),
             observation_names=policy.feature_names,
         )
 
@@ -288,11 +286,6 @@ def _scenario_name(policy: BundlePolicy, config: ReviewConfig) -> str:
     return "default"
 
 
-def _probe(scenario: Scenario) -> PaymentWorld:
-
-    return PaymentWorld(scenario, seed=0, policies=bound_policies(), days=1)
-
-
 def _scaled(scenario: Scenario, multiplier: float) -> Scenario:
     return load_scenario(scenario, {"volume_scale": scenario.volume_scale * multiplier})
 
@@ -304,10 +297,10 @@ def _check_fits(
         return  # not bindable: checked on the card alone
     names = [scenario.name] + (list(config.stress.scenarios) if config.stress.enabled else [])
     for name in dict.fromkeys(names):
-        world = _probe(scenario if name == scenario.name else load_scenario(name))
-        check_bundle_fits_world(policy, world)
+        sc = scenario if name == scenario.name else load_scenario(name)
+        check_bundle_fits_scenario(policy, sc)
         if champ is not None:
-            check_bundle_fits_world(champ, world)
+            check_bundle_fits_scenario(champ, sc)
 
 
 def _versions() -> dict[str, str]:
