@@ -166,12 +166,9 @@ def _scenario(exp: Experiment) -> Any:
 def observation_schema(exp: Experiment, kind: str, spec: Any, env: Any = None) -> list[dict[str, Any]]:
     """The feature specs of the observation the network was trained on, checked against its recorded names."""
     if kind in ("route", "risk"):
-        from payroute.envs.baselines import bound_policies
-        from payroute.envs.world import PaymentWorld
         from payroute.policies.bundle.binding import feature_specs
 
-        world = PaymentWorld(_scenario(exp), seed=0, policies=bound_policies(), days=1)
-        specs = [f.model_dump() for f in feature_specs(kind, world)]
+        specs = [f.model_dump() for f in feature_specs(kind, _scenario(exp))]
     else:
         env = env if env is not None else _single_env(exp, kind)
         names = list(getattr(env, "observation_names", None) or getattr(env, "feature_names", None) or [])

@@ -257,7 +257,7 @@ class FraudPosterior:
     same cell so far (a population statistic a PSP knows from its history): the same instrument, urgency and
     corridor, and the same half decade of amount (a factor of 3.16). The amount matters as much as the score:
     card testing is a dollar or two, APP scams and mule cash-outs on instant payouts thousands. Over three
-    half-volume days of ``default`` (tests/test_fraudster.py), a base rate over all amounts put P(fraud) x amount
+    half-volume days of ``default`` (tests/agents/test_fraudster.py), a base rate over all amounts put P(fraud) x amount
     at 1.5x the fraud really there on cards and 0.33x on instant payouts; by half decade, 0.97x and 0.53x (a
     new world's thin bands of large instant payouts learn their rate from few frauds). Also the
     mean share of a fraud that a revocable rail gets back in that cell. Call it once per payment, in arrival

@@ -4,7 +4,7 @@
 scenario and experiment references from the pydantic models, the command-line reference from the typer app,
 the environment reference from the environments' feature schemas, the bundle format from
 :mod:`payroute.policies.bundle.card`;
-``tests/test_reference_docs.py`` fails when a committed file differs from what the code generates.
+``tests/experiments/test_reference_docs.py`` fails when a committed file differs from what the code generates.
 """
 
 from __future__ import annotations

@@ -122,10 +122,10 @@ def check_bundle_fits_scenario(policy: BundlePolicy, scenario: Scenario) -> None
         )
 
 
-def feature_specs(kind: str, world: Any) -> list[FeatureSpec]:
-    """:func:`observation_features` of ``world``'s scenario as card feature specs (what an exporter writes into
+def feature_specs(kind: str, scenario: Scenario) -> list[FeatureSpec]:
+    """:func:`observation_features` of ``scenario`` as card feature specs (what an exporter writes into
     ``card.json``)."""
-    return [FeatureSpec(**f.__dict__) for f in observation_features(kind, world.scenario)]
+    return [FeatureSpec(**f.__dict__) for f in observation_features(kind, scenario)]
 
 
 def bound_bundle(policy: BundlePolicy, *, sample: bool = False) -> Any:

@@ -11,16 +11,14 @@ from pathlib import Path
 
 import numpy as np
 
-from payroute.envs.baselines import bound_policies
 from payroute.envs.scenarios import load_scenario
-from payroute.envs.world import PaymentWorld
 from payroute.experiments.onnx_export import export_torch_policy
 from payroute.policies.bundle.binding import feature_specs
 
 
 def default_route_schema() -> tuple[list, list[str]]:
-    world = PaymentWorld(load_scenario("default"), seed=0, policies=bound_policies(), days=1)
-    return feature_specs("route", world), [r.name for r in world.routes]
+    scenario = load_scenario("default")
+    return feature_specs("route", scenario), list(scenario.routes)
 
 
 def fee_router_bundle(sign: float, out: Path) -> Path:
