@@ -7,7 +7,7 @@ folder; and it hands back each learning agent's policy network as a plain
 
 TensorBoard tags are stable across libraries:
 
-* ``kpi/<name>``: the world's KPIs (:data:`payroute.experiments.schema.KPI_NAMES`) averaged over the
+* ``kpi/<name>``: the world's KPIs (:data:`payroute.vocabulary.KPI_NAMES`) averaged over the
   episodes that ended in the iteration;
 * ``kpi_running/<name>``: the same KPIs so far in the episodes under way (long episodes);
 * ``agent/<role>/episode_return``: each learning agent's return per episode (dollars, after clipping);

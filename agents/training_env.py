@@ -128,8 +128,8 @@ def env_kwargs(
 def experiment_env_config(
     exp: Any, *, dict_observation: bool = False, penalize_invalid: bool = False
 ) -> dict:
-    """The config dict :class:`ExperimentEnv` is built from, for experiment ``exp`` (an
-    :class:`~payroute.experiments.schema.Experiment`; only read here).
+    """The config dict :class:`ExperimentEnv` is built from, for experiment ``exp`` (a validated
+    experiment config; only read here).
 
     A trainer says what its algorithm needs from an environment with an action mask (``masks_actions``):
     ``dict_observation`` (the mask inside the observation, for RLlib's masking modules) and

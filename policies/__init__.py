@@ -5,9 +5,9 @@
 - ``review/``: ``payroute review`` (gates, stress suite, off-policy evaluation, constraints, report);
 - ``compare.py``: the one paired-comparison engine (every policy on the same seeds, paired intervals).
 
-Nothing here imports Ray, Stable-Baselines3, torch or :mod:`payroute.agents`: a reviewer's machine with the core
-install (onnxruntime, numpy, pyarrow) loads and checks bundles and evaluates them on logs. Bundles are written
-by :func:`payroute.experiments.onnx_export.export_torch_policy`, with the training stack.
+Nothing here imports Ray, Stable-Baselines3, torch or the learners: a reviewer's machine with the core install
+(onnxruntime, numpy, pyarrow) loads and checks bundles and evaluates them on logs. Bundles are written by
+``payroute export``, with the training stack.
 """
 
 from payroute.policies.bundle import (
@@ -34,8 +34,8 @@ ZOO_BUNDLES = ("router", "risk", "pricing")
 def zoo(name: str) -> str:
     """The path of a reference bundle: ``zoo("router")`` can go wherever a bundle path goes.
 
-    >>> from payroute.experiments import whatif
-    >>> whatif.run(zoo("router"), "processor_outage")  # doctest: +SKIP
+    >>> load_bundle(zoo("router")).card.decision_kind  # doctest: +SKIP
+    'route'
     """
     from pathlib import Path
 

@@ -7,8 +7,7 @@ between policies are paired. Every comparison in payroute runs here:
   :func:`summarise` (per policy, KPI means, the paired 95% interval of margin per transaction and of approval
   against the cheapest route, and the oracle share (policy - cheapest) / (oracle - cheapest)) and :func:`versus`
   (one policy minus each other one);
-- the review's stress suite (:mod:`payroute.policies.review.stress`) and what-if analysis
-  (:mod:`payroute.experiments.whatif`): :class:`Run` lists executed by :func:`run_all`.
+- the review's stress suite (:mod:`payroute.policies.review.stress`) and what-if analysis: :class:`Run` lists executed by :func:`run_all`.
 
 An arm is a baseline name or a :class:`NamedPolicy`: a label and a factory of the bound policy (a trained network,
 a bundle via :func:`bundle_policy`, a router for a scenario variant). A :class:`Run` is one world: an arm on a
@@ -303,7 +302,7 @@ def summarise(runs: pd.DataFrame, reference: str = "cheapest", oracle: str = "or
 
 
 def markdown_table(table: pd.DataFrame) -> str:
-    """The summary as a Markdown table (what the README shows)."""
+    """The summary as a Markdown table (what ``payroute baselines --markdown`` prints)."""
     head = (
         "| policy | margin/tx ($) | Δ margin/tx vs cheapest [95% CI] | approval | Δ approval, points [95% CI] "
         "| oracle share | route cost (bps) | fraud loss (bps) | SLA misses |"

@@ -1,6 +1,6 @@
-"""RLlib (new API stack) training for payroute experiments: PPO, APPO and DQN, single- or multi-agent.
+"""RLlib (new API stack) training for experiments: PPO, APPO and DQN, single- or multi-agent.
 
-:class:`RLlibTrainer` turns an :class:`~payroute.experiments.schema.Experiment` into an RLlib
+:class:`RLlibTrainer` turns an experiment config into an RLlib
 ``AlgorithmConfig``:
 
 * the environment is :class:`~payroute.agents.training_env.ExperimentEnv` (single agent: held-out seeds,

@@ -1,4 +1,4 @@
-"""Stable-Baselines3 training for single-agent payroute experiments: PPO, MaskablePPO, DQN, A2C.
+"""Stable-Baselines3 training for single-agent experiments: PPO, MaskablePPO, DQN, A2C.
 
 MaskablePPO (sb3-contrib) reads the routing environment's ``action_masks()`` and never samples a masked
 route. PPO, A2C and DQN cannot mask: the environment is made with ``invalid_action="penalize"``, so a masked

@@ -318,7 +318,7 @@ def route_values(
     its deadline waits and expires unsent, which is worth - the SLA penalty only. ``decline_charge(tx, route)``,
     when given, is what a decline there costs on top (P(decline) x it is subtracted): Routing-v0's charge for
     the margin a decline lost. What :class:`OracleRouter` maximises; the reference of a router's training credit
-    (:mod:`payroute.agents.training_env`).
+    (the route baseline, docs/experiments.md).
     """
     now = world.now
     penalty = world.scenario.service_level.penalty_cents.get(tx.family, 0)

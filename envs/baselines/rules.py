@@ -121,7 +121,7 @@ class CardBlocker(RiskThreshold):
     """A defender that closes the card door: blocks card payments whose risk score is at least ``card_block_at``
     (lower than the general threshold, so most card fraud and some good card customers are stopped), and
     treats every other payment like :class:`RiskThreshold`. Bank payouts (instant rails included) stay as open
-    as before, which is where a fraudster that learns goes next (``payroute.experiments.studies.displacement``)."""
+    as before, which is where a fraudster that learns goes next (docs/displacement.md)."""
 
     kind = "risk"
 

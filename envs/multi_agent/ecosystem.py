@@ -8,8 +8,8 @@ one code path), so the world hands back one pending decision at a time.
 
 This module follows RLlib's multi-agent API (dict observations, rewards, ``terminateds`` / ``truncateds``
 with ``"__all__"``, ``possible_agents``, ``agents``, ``observation_spaces`` / ``action_spaces``,
-``get_observation_space(agent)``) but does not import Ray: :mod:`payroute.agents.rllib.env` is the
-``MultiAgentEnv`` subclass RLlib trains on, and :mod:`payroute.envs.multi_agent.pettingzoo_env` the PettingZoo AEC
+``get_observation_space(agent)``) but does not import Ray: the learners' RLlib adapter subclasses RLlib's
+``MultiAgentEnv`` around it, and :mod:`payroute.envs.multi_agent.pettingzoo_env` the PettingZoo AEC
 interface. Each agent is a role of :mod:`payroute.envs.roles` on one :class:`~payroute.envs.episode.Episode`.
 """
 

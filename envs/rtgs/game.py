@@ -57,9 +57,8 @@ response to the other's. With ``r_d < r_c`` instead, waiting for the other bank'
 attractive and the game has free-riding equilibria (one bank pays early, the other waits), the S-shaped
 liquidity demand of Galbiati & Soramäki.
 
-The PettingZoo interface is :class:`RTGSLiquidityGame` (``parallel_env()``), the RLlib ``MultiAgentEnv`` is
-:class:`payroute.agents.rllib.rtgs.RTGSMultiAgentEnv`, and :mod:`payroute.agents.policy_gradient` learns the
-equilibrium above with REINFORCE.
+The PettingZoo interface is :class:`RTGSLiquidityGame` (``parallel_env()``); the learners' layer adapts it to
+RLlib's ``MultiAgentEnv`` and learns the equilibrium above with REINFORCE (docs/using_environments.md).
 """
 
 from __future__ import annotations

@@ -56,8 +56,8 @@ class RiskEnv(SingleAgentEnv):
 
     ## Version history
 
-    * v0: initial release; the ``risk_z`` feature (the score's normal quantile) added before the first tagged
-      release. Bundles carry their feature names, and a bundle from before it is refused with the difference.
+    * v0: initial release (22 features, ``risk_z`` among them). Bundles carry their feature names: a bundle whose
+      card names other features is refused with the difference.
     """
 
     decision_kind = "risk"

@@ -27,8 +27,8 @@ The package, by job:
 - :mod:`~payroute.policies.bundle.binding`: the observation a bound bundle sees, built from the world it joins,
   and whether a bundle's card fits a scenario (checked on the scenario alone).
 
-Bundles are written by the torch exporter, :func:`payroute.experiments.onnx_export.export_torch_policy`, which
-lives with the training stack: nothing here imports torch.
+Bundles are written by the torch exporter (``payroute export``), which lives with the training stack above:
+nothing here imports torch.
 """
 
 from payroute.policies.bundle.binding import bound_bundle, check_bundle_fits_scenario, feature_specs

@@ -4,7 +4,7 @@ Everything a bundle's files must satisfy is declared here, once: the four file n
 (names, dtypes, widths), the golden-vector tolerances and the card's pydantic models (:class:`PolicyCard`,
 :class:`FeatureSpec`, :class:`ConfigRecord`, :class:`PolicyIO`). The loader
 (:mod:`payroute.policies.bundle.loading`) checks a bundle against them, the exporter
-(:mod:`payroute.experiments.onnx_export`) writes them, and ``docs/bundle_format.md`` is generated from them.
+(``payroute export``, in the training stack) writes them, and ``docs/bundle_format.md`` is generated from them.
 """
 
 from __future__ import annotations
