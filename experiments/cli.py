@@ -13,11 +13,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from payroute import __version__
 from payroute.errors import PayrouteError
+from payroute.experiments.console import EXPORTING, console, err_console, evaluating, progress_bar
 from payroute.policies.compare import ROUTING_BASELINE_ORDER
 
 app = typer.Typer(
@@ -31,11 +30,6 @@ scenarios_app = typer.Typer(
     help="List the shipped scenarios, or show one resolved.", invoke_without_command=True
 )
 app.add_typer(scenarios_app, name="scenarios")
-
-console = Console()
-# result tables are wide: never squeeze them below 160 columns when the output is not a terminal
-wide_console = console if console.is_terminal and console.width >= 160 else Console(width=160)
-err_console = Console(stderr=True)
 
 
 def user_errors(fn):
@@ -73,14 +67,9 @@ def scenarios(ctx: typer.Context) -> None:
     """List the shipped scenarios with a line each."""
     if ctx.invoked_subcommand is not None:
         return
-    from payroute.envs.scenarios import available_scenarios, scenario_summary
+    from payroute.experiments.console import print_scenarios
 
-    table = Table(title="payroute scenarios", show_lines=False)
-    table.add_column("name", style="bold")
-    table.add_column("description")
-    for name in available_scenarios():
-        table.add_row(name, scenario_summary(name))
-    console.print(table)
+    print_scenarios()
 
 
 @scenarios_app.command("show")
@@ -124,6 +113,7 @@ def simulate(
     ] = True,
 ) -> None:
     """Simulate SCENARIO with a routing baseline or bundle and print the KPIs."""
+    from payroute.experiments.console import print_summary
     from payroute.experiments.simulate import run_simulation
 
     if log is not None and log.is_dir():
@@ -142,7 +132,7 @@ def simulate(
     if json_out:
         sys.stdout.write(json.dumps(summary, indent=2, sort_keys=True) + "\n")
         return
-    _print_summary(summary)
+    print_summary(summary)
 
 
 @app.command()
@@ -173,25 +163,19 @@ def baselines(
     out: Annotated[Path | None, typer.Option(help="Write the per-seed runs to this Parquet file.")] = None,
 ) -> None:
     """Every routing baseline and the oracle on the same seeds: KPIs with paired 95% intervals."""
-    from rich.progress import Progress
-
+    from payroute.experiments.console import print_baselines
     from payroute.policies.compare import run_paired, summarise
 
     names = tuple(p.strip() for p in policies.split(",") if p.strip())
     if "cheapest" not in names:
         raise PayrouteError("--policies must include 'cheapest' (the reference of the paired intervals)")
     overrides = {"volume_scale": volume_scale} if volume_scale is not None else None
-    with Progress(console=err_console, transient=True, disable=json_out or markdown) as bar:
-        task = bar.add_task(f"{scenario}: {len(names)} policies x {seeds} seeds", total=len(names) * seeds)
+    what = f"{scenario}: {len(names)} policies x {seeds} seeds"
+    seed_list = list(range(first_seed, first_seed + seeds))
+    with progress_bar(disable=json_out or markdown) as report:
+        report(what, 0, len(names) * seeds)  # the bar shows before the first run ends
         runs = run_paired(
-            scenario,
-            names,
-            list(range(first_seed, first_seed + seeds)),
-            days,
-            risk,
-            overrides,
-            workers,
-            lambda done, total: bar.update(task, completed=done),
+            scenario, names, seed_list, days, risk, overrides, workers, lambda d, t: report(what, d, t)
         )
     table = summarise(runs)
     if out is not None:
@@ -204,7 +188,7 @@ def baselines(
 
         sys.stdout.write(markdown_table(table) + "\n")
         return
-    _print_baselines(scenario, seeds, days, table)
+    print_baselines(scenario, seeds, days, table)
 
 
 @app.command()
@@ -225,59 +209,19 @@ def review(
 ) -> None:
     """Review a policy bundle: integrity, off-policy estimates, stress suite, constraints. Exit 0 pass, 1 fail,
     2 could not review."""
+    from payroute.experiments.console import print_review
+    from payroute.experiments.pipeline import run_review
     from payroute.policies.review import EXIT_ERROR, error_summary
 
     try:
-        result = _run_review(bundle, logs, champion, config, report, json_out)
+        result = run_review(bundle, logs, champion, config, report, json_out)
     except PayrouteError as exc:
         err_console.print(f"[bold red]could not review:[/] {exc}", highlight=False, soft_wrap=True)
         if json_out is not None:
             json_out.write_text(json.dumps(error_summary(bundle, str(exc)), indent=2) + "\n")
         raise typer.Exit(code=EXIT_ERROR) from None
-    _print_review(result, report, json_out)
+    print_review(result, report, json_out)
     raise typer.Exit(code=result.exit_code)
-
-
-def _run_review(bundle: Path, logs, champion, config, report: Path | None, json_out: Path | None):
-    """Review with a progress bar; write the HTML report and the JSON summary where asked."""
-    from rich.progress import Progress
-
-    from payroute.policies.review import load_review_config, review_bundle
-
-    cfg = load_review_config(config)
-    with Progress(console=err_console, transient=True) as bar:
-        tasks: dict[str, int] = {}
-
-        def progress(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(stage, total=total)
-            bar.update(tasks[stage], completed=done, total=total)
-
-        result = review_bundle(bundle, logs=logs, champion=champion, config=cfg, progress=progress)
-    if report is not None:
-        from payroute.policies.review.report import write_html
-
-        write_html(result, report)
-    if json_out is not None:
-        result.write_json(json_out)
-    return result
-
-
-def _print_review(result, report: Path | None, json_out: Path | None) -> None:
-    t = Table(title=f"review of {result.bundle}")
-    for col in ("result", "section", "check", "what was found"):
-        t.add_column(col, overflow="fold")
-    styles = {"pass": "green", "fail": "bold red"}
-    for c in result.checks:
-        t.add_row(f"[{styles.get(c.status, 'dim')}]{c.status.upper()}[/]", c.section, c.name, c.summary)
-    wide_console.print(t)
-    word = (
-        "[bold green]PASS[/]" if result.passed else f"[bold red]FAIL[/] ({len(result.failed)} checks failed)"
-    )
-    console.print(f"verdict: {word} in {result.wall_s:.0f} s")
-    for path, what in ((report, "report"), (json_out, "summary")):
-        if path is not None:
-            console.print(f"{what}: {path}")
 
 
 @app.command()
@@ -298,15 +242,14 @@ def train(
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
 ) -> None:
     """Train an experiment: run folder with config + hash, TensorBoard logs, checkpoints, policy networks."""
+    from payroute.experiments.console import print_trained
     from payroute.experiments.runner import train as run_train
 
     run_dir = run_train(
         experiment, seed=seed, resume=resume, ray_address=ray_address, runs_root=runs,
         argv=["payroute", *sys.argv[1:]], console=err_console, progress=not quiet,
     )  # fmt: skip
-    record = json.loads((run_dir / "run.json").read_text())
-    console.print(f"run folder: [bold]{run_dir}[/]  ({record.get('stop_reason')})")
-    console.print(f"TensorBoard: tensorboard --logdir {run_dir / 'tb'}")
+    print_trained(run_dir)
 
 
 @app.command()
@@ -337,19 +280,11 @@ def evaluate(
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """The trained policy, the baselines and the oracle on the same held-out seeds: KPIs with paired 95% intervals."""
-    from rich.progress import Progress
-
+    from payroute.experiments.console import print_evaluation
     from payroute.experiments.evaluate import evaluate_run
 
     names = [s.strip() for s in scenarios.split(",") if s.strip()] if scenarios else None
-    with Progress(console=err_console, transient=True, disable=json_out) as bar:
-        tasks: dict[str, int] = {}
-
-        def report(scenario: str, done: int, total: int) -> None:
-            if scenario not in tasks:
-                tasks[scenario] = bar.add_task(f"evaluating on {scenario}", total=total)
-            bar.update(tasks[scenario], completed=done)
-
+    with progress_bar(evaluating, disable=json_out) as report:
         result = evaluate_run(run_dir, names, seeds, first_seed, workers, out, report, checkpoint)
     if json_out:
         sys.stdout.write((result.out / "summary.json").read_text() + "\n")
@@ -376,58 +311,12 @@ def export(
     ] = 10_000,
 ) -> None:
     """Export a run's learned policies as bundles (ONNX + card.json + golden vectors + checksums), no pickle."""
+    from payroute.experiments.console import print_export
     from payroute.experiments.export import export_run
 
-    with err_console.status("exporting: ONNX, parity check, model card"):
+    with err_console.status(EXPORTING):
         written, skipped = export_run(run_dir, out, checkpoint, parity)
-    from payroute.policies import load_bundle
-
-    for role, path in written.items():
-        card = load_bundle(path).card  # read back as a reviewer will: checksums, schema, golden vectors
-        par = card.parity
-        console.print(
-            f"[bold]{role}[/] ({card.decision_kind}): {path}  parity on {par['observations']:,} "
-            f"observations, max |Δlogit| {par['max_abs_diff']:.2g}"
-        )
-    for why in skipped.values():
-        console.print(f"[yellow]not exported[/] {why}")
-    console.print(f"review it: payroute review {next(iter(written.values()))}")
-
-
-def print_evaluation(result) -> None:
-    from payroute.experiments.evaluate import REFERENCE
-
-    n_seeds = result.runs["seed"].nunique()
-    meta = result.meta
-    kind = meta.get("decision_kind", "route")
-    for scenario, table in result.summary.groupby("scenario", sort=False):
-        reference = REFERENCE.get(kind, str(meta.get("policies", ["", "cheapest"])[1]))
-        _print_baselines(
-            scenario, n_seeds, float(meta.get("days", 1.0)), table.drop(columns="scenario"), kind, reference
-        )
-        vs = result.versus[result.versus.scenario == scenario]
-        t = Table(title=f"{scenario}: trained policy minus each policy (paired, {n_seeds} seeds)")
-        for col in ("versus", "Δ margin/tx $ [95% CI]", "excludes 0", "Δ approval [95% CI]"):
-            t.add_column(col, justify="left" if col == "versus" else "right")
-        for r in vs.itertuples():
-            t.add_row(
-                r.versus,
-                f"{r.margin_per_tx_usd_diff:+.4f} [{r.margin_per_tx_usd_low:+.4f}, {r.margin_per_tx_usd_high:+.4f}]",
-                "yes" if r.margin_per_tx_usd_excludes_zero else "no",
-                f"{r.approval_rate_diff * 100:+.2f} pt [{r.approval_rate_low * 100:+.2f}, {r.approval_rate_high * 100:+.2f}]",
-            )
-        wide_console.print(t)
-        from payroute.experiments.evaluate import best_heuristic
-
-        best = best_heuristic(table)
-        if best is not None:
-            r = vs[vs.versus == best].iloc[0]
-            verdict = "beats" if r.margin_per_tx_usd_low > 0 else "does not beat"
-            console.print(
-                f"{scenario}: the trained policy {verdict} the best heuristic ({best}) on margin per transaction: "
-                f"{r.margin_per_tx_usd_diff:+.4f} [{r.margin_per_tx_usd_low:+.4f}, {r.margin_per_tx_usd_high:+.4f}]"
-            )
-    console.print(f"report: {result.out / 'report.md'}  (Parquet, PNG plots and summary.json beside it)")
+    print_export(written, skipped)
 
 
 @app.command()
@@ -441,19 +330,14 @@ def sweep(
     runs: Annotated[Path, typer.Option(help="Folder that holds the run folders.")] = Path("runs"),
 ) -> None:
     """A Ray Tune search over the experiment's sweep space; the best trial and its run folder."""
+    from payroute.experiments.console import print_best_trial, print_sweep
     from payroute.experiments.sweep import sweep as run_sweep
 
     result = run_sweep(experiment, runs_root=runs, ray_address=ray_address, num_samples=samples)
-    t = Table(title=f"sweep of {result.experiment}: {result.metric} ({result.mode})")
-    for col in result.trials.columns:
-        t.add_column(str(col), justify="right" if col != "run_dir" else "left")
-    for row in result.trials.itertuples(index=False):
-        t.add_row(*[f"{v:.4g}" if isinstance(v, float) else str(v) for v in row])
-    wide_console.print(t)
+    print_sweep(result)
     if result.best_run_dir is None:
         raise PayrouteError("no trial reported the metric; see the Tune logs in " + str(result.tune_dir))
-    console.print(f"best: {result.metric} = {result.best_value:.4g} in [bold]{result.best_run_dir}[/]")
-    console.print(f"evaluate it: payroute evaluate {result.best_run_dir}")
+    print_best_trial(result)
 
 
 @app.command()
@@ -467,82 +351,11 @@ def run(
     ] = None,
 ) -> None:
     """Quickstart end to end: train, evaluate on held-out seeds, export the policy as a bundle and review it."""
-    import time
+    from payroute.experiments.console import print_run_summary
+    from payroute.experiments.pipeline import run_quickstart
 
-    from rich.progress import Progress
-
-    from payroute.experiments.evaluate import evaluate_run
-    from payroute.experiments.export import export_run
-    from payroute.experiments.runner import train as run_train
-
-    start = time.perf_counter()
-    console.rule(f"1/4 training {experiment}")
-    run_dir = run_train(
-        experiment, seed=seed, runs_root=runs, argv=["payroute", *sys.argv[1:]], console=err_console
-    )
-    trained_s = time.perf_counter() - start
-    console.rule("2/4 evaluating on held-out seeds")
-    with Progress(console=err_console, transient=True) as bar:
-        tasks: dict[str, int] = {}
-
-        def report(scenario: str, done: int, total: int) -> None:
-            if scenario not in tasks:
-                tasks[scenario] = bar.add_task(f"evaluating on {scenario}", total=total)
-            bar.update(tasks[scenario], completed=done)
-
-        result = evaluate_run(run_dir, progress=report)
-    print_evaluation(result)
-    console.rule("3/4 exporting the policy bundle")
-    with err_console.status("exporting: ONNX, parity check, model card"):
-        written, _skipped = export_run(run_dir, run_dir / "bundle")
-    role, bundle = next(iter(written.items()))
-    console.print(f"{role}: {bundle}")
-    console.rule("4/4 reviewing the bundle (payroute review)")
-    review_dir = run_dir / "review"
-    review_dir.mkdir(exist_ok=True)
-    verdict = _run_review(
-        bundle, None, None, review_config, review_dir / "report.html", review_dir / "summary.json"
-    )
-    _print_review(verdict, None, None)
-    record = json.loads((run_dir / "run.json").read_text())
-    summary = Table(title="payroute run: summary", show_header=False)
-    summary.add_column("what", style="bold")
-    summary.add_column("where")
-    summary.add_row("run folder", str(run_dir))
-    summary.add_row("training", f"{record.get('iterations')} iterations, {record.get('env_steps'):,} env steps, "
-                    f"{trained_s:.0f} s ({record.get('stop_reason')})")  # fmt: skip
-    summary.add_row("evaluation report", str(result.out / "report.md"))
-    summary.add_row("plots", ", ".join(p.name for p in result.plots))
-    summary.add_row("numbers (Parquet)", str(result.out))
-    summary.add_row("TensorBoard", f"tensorboard --logdir {run_dir / 'tb'}")
-    summary.add_row("policy bundle", str(bundle))
-    word = "PASS" if verdict.passed else f"FAIL ({len(verdict.failed)} checks failed)"
-    summary.add_row("review", f"{word}: {review_dir / 'report.html'}")
-    summary.add_row("total time", f"{time.perf_counter() - start:.0f} s")
-    wide_console.print(summary)
-
-
-def _print_baselines(
-    scenario: str, seeds: int, days: float, table, kind: str = "route", reference: str = "cheapest"
-) -> None:
-    what = {"route": "routing", "risk": "risk", "price": "pricing"}.get(kind, kind)
-    t = Table(title=f"{scenario}: {what} policies on {seeds} paired seeds x {days:g} day(s)")
-    for col in ("policy", "margin/tx $", f"Δ margin/tx vs {reference} [95% CI]", "approval", "Δ approval [95% CI]",
-                "oracle share", "cost bps", "fraud bps", "SLA misses"):  # fmt: skip
-        t.add_column(col, justify="left" if col == "policy" else "right")
-    for r in table.itertuples():
-        t.add_row(
-            r.policy,
-            f"{r.margin_per_tx_usd:.4f}",
-            f"{r.margin_diff:+.4f} [{r.margin_diff_low:+.4f}, {r.margin_diff_high:+.4f}]",
-            f"{r.approval_rate:.2%}",
-            f"{r.approval_diff * 100:+.2f} pt [{r.approval_diff_low * 100:+.2f}, {r.approval_diff_high * 100:+.2f}]",
-            "—" if r.oracle_share != r.oracle_share else f"{r.oracle_share:.0%}",  # NaN: no oracle in the run
-            f"{r.route_cost_bps:.1f}",
-            f"{r.fraud_loss_bps:.2f}",
-            f"{r.sla_misses:,.0f}",
-        )
-    wide_console.print(t)
+    argv = ["payroute", *sys.argv[1:]]
+    print_run_summary(run_quickstart(experiment, runs, seed, review_config, argv))
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
@@ -568,44 +381,6 @@ def bench(
         *(["--skip-memory"] if skip_memory else []),
     ]
     raise typer.Exit(subprocess.run([*args, *ctx.args], check=False).returncode)
-
-
-def _print_summary(summary: dict) -> None:
-    kpis = summary["kpis"]
-    head = Table(
-        title=f"{summary['scenario']} · seed {summary['seed']} · {summary['days']:g} day(s) · policy {summary['policy']}"
-    )
-    head.add_column("outcome")
-    head.add_column("count", justify="right")
-    head.add_column("share", justify="right")
-    arrivals = max(summary["arrivals"], 1)
-    head.add_row("arrivals", f"{summary['arrivals']:,}", "")
-    for state, n in summary["terminal"].items():
-        head.add_row(f"  {state}", f"{n:,}", f"{n / arrivals:.2%}")
-    head.add_row("  in flight", f"{summary['in_flight']:,}", f"{summary['in_flight'] / arrivals:.2%}")
-    for kind, n in summary["post_settlement"].items():
-        head.add_row(f"later: {kind}", f"{n:,}", "")
-    console.print(head)
-    k = Table(title="KPIs")
-    k.add_column("KPI")
-    k.add_column("value", justify="right")
-    k.add_row("approval rate", f"{kpis['approval_rate']:.2%}")
-    k.add_row("margin per transaction", f"${kpis['margin_per_tx_usd']:.4f}")
-    k.add_row("margin", f"${kpis['margin_usd']:,.2f}")
-    k.add_row("route cost", f"{kpis['route_cost_bps']:.1f} bps of settled value")
-    k.add_row("fraud loss", f"{kpis['fraud_loss_bps']:.2f} bps of settled value")
-    k.add_row("SLA misses", f"{int(kpis['sla_misses']):,}")
-    k.add_row("liquidity cost", f"${kpis['liquidity_cost_usd']:,.2f}")
-    k.add_row("settled value", f"${kpis['settled_value_usd']:,.0f}")
-    console.print(k)
-    console.print(f"[dim]{summary['arrivals']:,} transactions in {summary['wall_s']:.2f} s "
-                  f"({summary['arrivals'] / max(summary['wall_s'], 1e-9):,.0f} tx/s)[/]")  # fmt: skip
-    if summary.get("exploration"):
-        ex = summary["exploration"]
-        console.print(f"exploration: epsilon {ex['epsilon']:g}, {ex['explored']:,} of {ex['decisions']:,} "
-                      "routing decisions drawn uniformly from the eligible routes")  # fmt: skip
-    if summary.get("log"):
-        console.print(f"event log: {summary['log']}")
 
 
 def main() -> None:

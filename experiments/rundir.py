@@ -34,6 +34,7 @@ from typing import Any
 
 import yaml
 
+from payroute.config_io import read_yaml_mapping
 from payroute.errors import PayrouteError
 from payroute.experiments.schema import Experiment, experiment_from_dict
 
@@ -129,7 +130,7 @@ def read_run(run_dir: Path) -> tuple[Experiment, dict[str, Any]]:
     run_dir = Path(run_dir)
     if not (run_dir / CONFIG_FILE).is_file() or not (run_dir / RUN_FILE).is_file():
         raise PayrouteError(f"{run_dir} is not a run folder (no {CONFIG_FILE} / {RUN_FILE})")
-    data = yaml.safe_load((run_dir / CONFIG_FILE).read_text())
+    data = read_yaml_mapping(run_dir / CONFIG_FILE)
     exp = experiment_from_dict(data, source=str(run_dir / CONFIG_FILE))
     record = json.loads((run_dir / RUN_FILE).read_text())
     if exp.config_hash() != record.get("config_hash"):

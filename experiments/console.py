@@ -1,0 +1,240 @@
+"""What ``payroute`` prints: the consoles, the result tables and the one progress bar of the commands.
+
+Results go to stdout (``console``; tables through ``wide_console``, never squeezed below 160 columns when the
+output is not a terminal), progress and errors to stderr (``err_console``), so ``payroute ... > file`` keeps the
+numbers and nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+# result tables are wide: never squeeze them below 160 columns when the output is not a terminal
+wide_console = console if console.is_terminal and console.width >= 160 else Console(width=160)
+err_console = Console(stderr=True)
+
+Report = Callable[[str, int, int], None]
+"""``report(name, done, total)``: ``done`` of ``total`` steps of the part called ``name`` are finished."""
+
+EXPORTING = "exporting: ONNX, parity check, model card"
+
+
+@contextmanager
+def progress_bar(label: Callable[[str], str] = str, *, disable: bool = False) -> Iterator[Report]:
+    """A transient progress bar on stderr that yields ``report(name, done, total)``.
+
+    Each ``name`` gets its own line, titled ``label(name)``, on the first report of it; a report of ``0`` done
+    shows a line before any work is finished.
+    """
+    from rich.progress import Progress, TaskID
+
+    with Progress(console=err_console, transient=True, disable=disable) as bar:
+        tasks: dict[str, TaskID] = {}
+
+        def report(name: str, done: int, total: int) -> None:
+            if name not in tasks:
+                tasks[name] = bar.add_task(label(name), total=total)
+            bar.update(tasks[name], completed=done, total=total)
+
+        yield report
+
+
+def evaluating(scenario: str) -> str:
+    """The progress line of an evaluation on ``scenario``."""
+    return f"evaluating on {scenario}"
+
+
+def print_scenarios() -> None:
+    """The shipped scenarios with a line each."""
+    from payroute.envs.scenarios import available_scenarios, scenario_summary
+
+    table = Table(title="payroute scenarios", show_lines=False)
+    table.add_column("name", style="bold")
+    table.add_column("description")
+    for name in available_scenarios():
+        table.add_row(name, scenario_summary(name))
+    console.print(table)
+
+
+def print_summary(summary: dict) -> None:
+    """One simulation (``payroute simulate``): outcomes, KPIs, speed."""
+    kpis = summary["kpis"]
+    head = Table(
+        title=f"{summary['scenario']} · seed {summary['seed']} · {summary['days']:g} day(s) · policy {summary['policy']}"
+    )
+    head.add_column("outcome")
+    head.add_column("count", justify="right")
+    head.add_column("share", justify="right")
+    arrivals = max(summary["arrivals"], 1)
+    head.add_row("arrivals", f"{summary['arrivals']:,}", "")
+    for state, n in summary["terminal"].items():
+        head.add_row(f"  {state}", f"{n:,}", f"{n / arrivals:.2%}")
+    head.add_row("  in flight", f"{summary['in_flight']:,}", f"{summary['in_flight'] / arrivals:.2%}")
+    for kind, n in summary["post_settlement"].items():
+        head.add_row(f"later: {kind}", f"{n:,}", "")
+    console.print(head)
+    k = Table(title="KPIs")
+    k.add_column("KPI")
+    k.add_column("value", justify="right")
+    k.add_row("approval rate", f"{kpis['approval_rate']:.2%}")
+    k.add_row("margin per transaction", f"${kpis['margin_per_tx_usd']:.4f}")
+    k.add_row("margin", f"${kpis['margin_usd']:,.2f}")
+    k.add_row("route cost", f"{kpis['route_cost_bps']:.1f} bps of settled value")
+    k.add_row("fraud loss", f"{kpis['fraud_loss_bps']:.2f} bps of settled value")
+    k.add_row("SLA misses", f"{int(kpis['sla_misses']):,}")
+    k.add_row("liquidity cost", f"${kpis['liquidity_cost_usd']:,.2f}")
+    k.add_row("settled value", f"${kpis['settled_value_usd']:,.0f}")
+    console.print(k)
+    console.print(f"[dim]{summary['arrivals']:,} transactions in {summary['wall_s']:.2f} s "
+                  f"({summary['arrivals'] / max(summary['wall_s'], 1e-9):,.0f} tx/s)[/]")  # fmt: skip
+    if summary.get("exploration"):
+        ex = summary["exploration"]
+        console.print(f"exploration: epsilon {ex['epsilon']:g}, {ex['explored']:,} of {ex['decisions']:,} "
+                      "routing decisions drawn uniformly from the eligible routes")  # fmt: skip
+    if summary.get("log"):
+        console.print(f"event log: {summary['log']}")
+
+
+def print_baselines(
+    scenario: str, seeds: int, days: float, table, kind: str = "route", reference: str = "cheapest"
+) -> None:
+    """Policies on paired seeds: KPIs with the paired 95% intervals against ``reference``."""
+    what = {"route": "routing", "risk": "risk", "price": "pricing"}.get(kind, kind)
+    t = Table(title=f"{scenario}: {what} policies on {seeds} paired seeds x {days:g} day(s)")
+    for col in ("policy", "margin/tx $", f"Δ margin/tx vs {reference} [95% CI]", "approval", "Δ approval [95% CI]",
+                "oracle share", "cost bps", "fraud bps", "SLA misses"):  # fmt: skip
+        t.add_column(col, justify="left" if col == "policy" else "right")
+    for r in table.itertuples():
+        t.add_row(
+            r.policy,
+            f"{r.margin_per_tx_usd:.4f}",
+            f"{r.margin_diff:+.4f} [{r.margin_diff_low:+.4f}, {r.margin_diff_high:+.4f}]",
+            f"{r.approval_rate:.2%}",
+            f"{r.approval_diff * 100:+.2f} pt [{r.approval_diff_low * 100:+.2f}, {r.approval_diff_high * 100:+.2f}]",
+            "—" if r.oracle_share != r.oracle_share else f"{r.oracle_share:.0%}",  # NaN: no oracle in the run
+            f"{r.route_cost_bps:.1f}",
+            f"{r.fraud_loss_bps:.2f}",
+            f"{r.sla_misses:,.0f}",
+        )
+    wide_console.print(t)
+
+
+def print_evaluation(result) -> None:
+    """An evaluation (``payroute evaluate``): the policy table and the trained policy's paired differences."""
+    from payroute.experiments.evaluate import REFERENCE, best_heuristic
+
+    n_seeds = result.runs["seed"].nunique()
+    meta = result.meta
+    kind = meta.get("decision_kind", "route")
+    for scenario, table in result.summary.groupby("scenario", sort=False):
+        reference = REFERENCE.get(kind, str(meta.get("policies", ["", "cheapest"])[1]))
+        print_baselines(
+            scenario, n_seeds, float(meta.get("days", 1.0)), table.drop(columns="scenario"), kind, reference
+        )
+        vs = result.versus[result.versus.scenario == scenario]
+        t = Table(title=f"{scenario}: trained policy minus each policy (paired, {n_seeds} seeds)")
+        for col in ("versus", "Δ margin/tx $ [95% CI]", "excludes 0", "Δ approval [95% CI]"):
+            t.add_column(col, justify="left" if col == "versus" else "right")
+        for r in vs.itertuples():
+            t.add_row(
+                r.versus,
+                f"{r.margin_per_tx_usd_diff:+.4f} [{r.margin_per_tx_usd_low:+.4f}, {r.margin_per_tx_usd_high:+.4f}]",
+                "yes" if r.margin_per_tx_usd_excludes_zero else "no",
+                f"{r.approval_rate_diff * 100:+.2f} pt [{r.approval_rate_low * 100:+.2f}, {r.approval_rate_high * 100:+.2f}]",
+            )
+        wide_console.print(t)
+        best = best_heuristic(table)
+        if best is not None:
+            r = vs[vs.versus == best].iloc[0]
+            verdict = "beats" if r.margin_per_tx_usd_low > 0 else "does not beat"
+            console.print(
+                f"{scenario}: the trained policy {verdict} the best heuristic ({best}) on margin per transaction: "
+                f"{r.margin_per_tx_usd_diff:+.4f} [{r.margin_per_tx_usd_low:+.4f}, {r.margin_per_tx_usd_high:+.4f}]"
+            )
+    console.print(f"report: {result.out / 'report.md'}  (Parquet, PNG plots and summary.json beside it)")
+
+
+def print_review(result, report: Path | None, json_out: Path | None) -> None:
+    """A review (``payroute review``): every check, the verdict, and where the report and summary went."""
+    t = Table(title=f"review of {result.bundle}")
+    for col in ("result", "section", "check", "what was found"):
+        t.add_column(col, overflow="fold")
+    styles = {"pass": "green", "fail": "bold red"}
+    for c in result.checks:
+        t.add_row(f"[{styles.get(c.status, 'dim')}]{c.status.upper()}[/]", c.section, c.name, c.summary)
+    wide_console.print(t)
+    word = (
+        "[bold green]PASS[/]" if result.passed else f"[bold red]FAIL[/] ({len(result.failed)} checks failed)"
+    )
+    console.print(f"verdict: {word} in {result.wall_s:.0f} s")
+    for path, what in ((report, "report"), (json_out, "summary")):
+        if path is not None:
+            console.print(f"{what}: {path}")
+
+
+def print_trained(run_dir: Path) -> None:
+    """A finished training run (``payroute train``): its folder, why it stopped, and TensorBoard."""
+    record = json.loads((run_dir / "run.json").read_text())
+    console.print(f"run folder: [bold]{run_dir}[/]  ({record.get('stop_reason')})")
+    console.print(f"TensorBoard: tensorboard --logdir {run_dir / 'tb'}")
+
+
+def print_export(written: dict[str, Path], skipped: dict[str, str]) -> None:
+    """Exported bundles (``payroute export``), each read back as a reviewer will: checksums, schema, golden
+    vectors; then the roles not exported and why."""
+    from payroute.policies import load_bundle
+
+    for role, path in written.items():
+        card = load_bundle(path).card
+        par = card.parity
+        console.print(
+            f"[bold]{role}[/] ({card.decision_kind}): {path}  parity on {par['observations']:,} "
+            f"observations, max |Δlogit| {par['max_abs_diff']:.2g}"
+        )
+    for why in skipped.values():
+        console.print(f"[yellow]not exported[/] {why}")
+    console.print(f"review it: payroute review {next(iter(written.values()))}")
+
+
+def print_sweep(result) -> None:
+    """A sweep's trials (``payroute sweep``); the best trial's run folder, when one reported the metric."""
+    t = Table(title=f"sweep of {result.experiment}: {result.metric} ({result.mode})")
+    for col in result.trials.columns:
+        t.add_column(str(col), justify="right" if col != "run_dir" else "left")
+    for row in result.trials.itertuples(index=False):
+        t.add_row(*[f"{v:.4g}" if isinstance(v, float) else str(v) for v in row])
+    wide_console.print(t)
+
+
+def print_best_trial(result) -> None:
+    console.print(f"best: {result.metric} = {result.best_value:.4g} in [bold]{result.best_run_dir}[/]")
+    console.print(f"evaluate it: payroute evaluate {result.best_run_dir}")
+
+
+def print_run_summary(run: Any) -> None:
+    """The end of ``payroute run``: where every result of the quickstart is, and the review's verdict."""
+    record = run.record
+    summary = Table(title="payroute run: summary", show_header=False)
+    summary.add_column("what", style="bold")
+    summary.add_column("where")
+    summary.add_row("run folder", str(run.run_dir))
+    summary.add_row("training", f"{record.get('iterations')} iterations, {record.get('env_steps'):,} env steps, "
+                    f"{run.trained_s:.0f} s ({record.get('stop_reason')})")  # fmt: skip
+    summary.add_row("evaluation report", str(run.evaluation.out / "report.md"))
+    summary.add_row("plots", ", ".join(p.name for p in run.evaluation.plots))
+    summary.add_row("numbers (Parquet)", str(run.evaluation.out))
+    summary.add_row("TensorBoard", f"tensorboard --logdir {run.run_dir / 'tb'}")
+    summary.add_row("policy bundle", str(run.bundle))
+    verdict = run.review
+    word = "PASS" if verdict.passed else f"FAIL ({len(verdict.failed)} checks failed)"
+    summary.add_row("review", f"{word}: {run.review_dir / 'report.html'}")
+    summary.add_row("total time", f"{run.total_s:.0f} s")
+    wide_console.print(summary)
