@@ -25,16 +25,6 @@ from typing import Any, Protocol
 
 from payroute.agents.networks import PolicyNet
 
-KPI_KEYS = (
-    "margin_per_tx_usd",
-    "approval_rate",
-    "fraud_loss_bps",
-    "sla_misses",
-    "liquidity_cost_usd",
-    "route_cost_bps",
-    "margin_usd",
-)
-
 
 @dataclass
 class IterationReport:

@@ -38,13 +38,14 @@ from ray.rllib.env.multi_agent_env import MultiAgentEnv
 
 from payroute.agents.networks import PolicyNet, linear_stack, policy_from_linears
 from payroute.agents.rllib.module import MaskedActorCritic, MaskedActorCriticWithTarget
-from payroute.agents.trainer_api import KPI_KEYS, IterationReport, flatten_scalars
+from payroute.agents.trainer_api import IterationReport, flatten_scalars
 from payroute.agents.training_env import (
     ExperimentEnv,
     experiment_env_config,
     make_env,
     resolve_entry_point,
 )
+from payroute.vocabulary import KPI_NAMES
 
 DEFAULT_MODULE = "default_policy"
 # what goes to TensorBoard from RLlib's result dict (the rest is timers and bookkeeping)
@@ -134,7 +135,7 @@ class KPICallbacks(RLlibCallback):
             return
         kpis = _kpis_in(episode.get_infos(-1), "kpis_running")
         if kpis:
-            for k in KPI_KEYS:
+            for k in KPI_NAMES:
                 if k in kpis:
                     metrics_logger.log_value(("kpi_running", k), float(kpis[k]), reduce="mean", window=20)
 
@@ -152,7 +153,7 @@ class KPICallbacks(RLlibCallback):
             return
         kpis = _kpis_in(final, "kpis")
         if kpis:
-            for k in KPI_KEYS:
+            for k in KPI_NAMES:
                 if k in kpis:
                     metrics_logger.log_value(("kpi", k), float(kpis[k]), reduce="mean", window=20)
             metrics_logger.log_value("kpi_episodes", 1, reduce="sum")
@@ -306,7 +307,7 @@ class RLlibTrainer:
             )
         self.env_steps += int(sampled or 0)
         scalars: dict[str, float] = {}
-        for k in KPI_KEYS:
+        for k in KPI_NAMES:
             v = runners.get("kpi", {}).get(k)
             scalars[f"kpi/{k}"] = float(v) if v is not None else math.nan
             v = runners.get("kpi_running", {}).get(k)

@@ -26,8 +26,9 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from payroute.agents.networks import ACTIVATIONS, PolicyNet, linear_stack, policy_from_linears
-from payroute.agents.trainer_api import KPI_KEYS, IterationReport, flatten_scalars
+from payroute.agents.trainer_api import IterationReport, flatten_scalars
 from payroute.agents.training_env import ExperimentEnv, experiment_env_config
+from payroute.vocabulary import KPI_NAMES
 
 ALGORITHMS = {"PPO": PPO, "MaskablePPO": MaskablePPO, "DQN": DQN, "A2C": A2C}
 MODEL_FILE = "model.zip"
@@ -163,7 +164,7 @@ class SB3Trainer:
         scalars: dict[str, float] = {}
         final = list(self.kpis.final)
         running = list(self.kpis.running.values())
-        for k in KPI_KEYS:
+        for k in KPI_NAMES:
             vals = [d[k] for d in final if k in d]
             scalars[f"kpi/{k}"] = float(np.mean(vals)) if vals else math.nan
             vals = [d[k] for d in running if k in d]
