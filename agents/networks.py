@@ -20,6 +20,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from payroute.files import atomic_path, atomic_write_text
+
 ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU, "silu": nn.SiLU, "elu": nn.ELU}
 SPEC_FILE = "policy.json"
 WEIGHTS_FILE = "policy.pt"
@@ -113,12 +115,9 @@ def save_policy(net: PolicyNet, folder: Path) -> Path:
     """Write ``policy.pt`` and ``policy.json`` into ``folder`` (created), atomically each."""
     folder.mkdir(parents=True, exist_ok=True)
     spec = asdict(net.spec)
-    tmp = folder / (WEIGHTS_FILE + ".tmp")
-    torch.save(net.net.state_dict(), tmp)
-    tmp.replace(folder / WEIGHTS_FILE)
-    tmp = folder / (SPEC_FILE + ".tmp")
-    tmp.write_text(json.dumps(spec, indent=2))
-    tmp.replace(folder / SPEC_FILE)
+    with atomic_path(folder / WEIGHTS_FILE) as tmp:
+        torch.save(net.net.state_dict(), tmp)
+    atomic_write_text(folder / SPEC_FILE, json.dumps(spec, indent=2))
     return folder
 
 

@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from payroute.files import atomic_write_text
+
 
 def _log(scenario, route, seed, path, explore=None, overrides=None):
     """Simulate one day and log it with the routing observations; ``route`` is a baseline name or a bound policy."""
@@ -155,7 +157,7 @@ def main(argv: list[str] | None = None) -> dict:
             f"error {r['rel_error']:+.1%}  covers truth: {'yes' if r['covers'] else 'NO'}"
         )
     if args.json:
-        args.json.write_text(json.dumps(record, indent=2))
+        atomic_write_text(args.json, json.dumps(record, indent=2))
     return record
 
 

@@ -6,6 +6,7 @@ wrong and what is allowed, and exits with code 2 — never a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import sys
@@ -17,6 +18,7 @@ import typer
 from payroute import __version__
 from payroute.errors import PayrouteError
 from payroute.experiments.console import EXPORTING, console, err_console, evaluating, progress_bar
+from payroute.files import atomic_path, atomic_write_text, check_output_file, check_output_folder
 from payroute.policies.compare import ROUTING_BASELINE_ORDER
 
 app = typer.Typer(
@@ -116,8 +118,7 @@ def simulate(
     from payroute.experiments.console import print_summary
     from payroute.experiments.simulate import run_simulation
 
-    if log is not None and log.is_dir():
-        raise PayrouteError(f"--log = {str(log)!r}: is a folder; allowed: a file path such as day.parquet")
+    check_output_file(log, "--log")
     summary = run_simulation(
         scenario,
         route=policy,
@@ -166,6 +167,7 @@ def baselines(
     from payroute.experiments.console import print_baselines
     from payroute.policies.compare import run_paired, summarise
 
+    check_output_file(out, "--out")
     names = tuple(p.strip() for p in policies.split(",") if p.strip())
     if "cheapest" not in names:
         raise PayrouteError("--policies must include 'cheapest' (the reference of the paired intervals)")
@@ -179,7 +181,8 @@ def baselines(
         )
     table = summarise(runs)
     if out is not None:
-        runs.to_parquet(out)
+        with atomic_path(out) as tmp:
+            runs.to_parquet(tmp)
     if json_out:
         sys.stdout.write(table.to_json(orient="records", indent=2) + "\n")
         return
@@ -217,8 +220,9 @@ def review(
         result = run_review(bundle, logs, champion, config, report, json_out)
     except PayrouteError as exc:
         err_console.print(f"[bold red]could not review:[/] {exc}", highlight=False, soft_wrap=True)
-        if json_out is not None:
-            json_out.write_text(json.dumps(error_summary(bundle, str(exc)), indent=2) + "\n")
+        if json_out is not None and not json_out.is_dir():
+            with contextlib.suppress(PayrouteError):  # the error above is the one to report
+                atomic_write_text(json_out, json.dumps(error_summary(bundle, str(exc)), indent=2) + "\n")
         raise typer.Exit(code=EXIT_ERROR) from None
     print_review(result, report, json_out)
     raise typer.Exit(code=result.exit_code)
@@ -245,6 +249,8 @@ def train(
     from payroute.experiments.console import print_trained
     from payroute.experiments.runner import train as run_train
 
+    if resume is None:
+        check_output_folder(runs, "--runs")
     run_dir = run_train(
         experiment, seed=seed, resume=resume, ray_address=ray_address, runs_root=runs,
         argv=["payroute", *sys.argv[1:]], console=err_console, progress=not quiet,
@@ -333,6 +339,7 @@ def sweep(
     from payroute.experiments.console import print_best_trial, print_sweep
     from payroute.experiments.sweep import sweep as run_sweep
 
+    check_output_folder(runs, "--runs")
     result = run_sweep(experiment, runs_root=runs, ray_address=ray_address, num_samples=samples)
     print_sweep(result)
     if result.best_run_dir is None:

@@ -34,6 +34,7 @@ from payroute.errors import PayrouteError
 from payroute.experiments import plots
 from payroute.experiments.rundir import EVAL_DIR, policy_folder, read_run
 from payroute.experiments.schema import ROLE_KIND, Experiment
+from payroute.files import atomic_path, atomic_write_text, check_output_folder
 from payroute.policies.compare import (
     NamedPolicy,
     PairedRuns,
@@ -115,6 +116,7 @@ def evaluate_run(
     checkpoint: int | None = None,
 ) -> Evaluation:
     run_dir = Path(run_dir)
+    check_output_folder(out, "--out")
     exp, _record = read_run(run_dir)
     nets = load_run_policies(run_dir, checkpoint)
     if len(nets) != 1:
@@ -184,12 +186,11 @@ def evaluate_run(
     runs = pd.concat(all_runs, ignore_index=True)
     summary = pd.concat(all_summary, ignore_index=True)
     vs = pd.concat(all_versus, ignore_index=True)
-    runs.to_parquet(out / "runs.parquet")
-    summary.to_parquet(out / "summary.parquet")
-    vs.to_parquet(out / "versus.parquet")
-    for key, dfs in frames.items():
-        if dfs:
-            pd.concat(dfs, ignore_index=True).to_parquet(out / f"{key}.parquet")
+    tables = {"runs": runs, "summary": summary, "versus": vs}
+    tables.update({key: pd.concat(dfs, ignore_index=True) for key, dfs in frames.items() if dfs})
+    for key, table in tables.items():
+        with atomic_path(out / f"{key}.parquet") as tmp:
+            table.to_parquet(tmp)
     meta = {
         "run_dir": str(run_dir),
         "experiment": exp.name,
@@ -205,8 +206,8 @@ def evaluate_run(
         "summary": json.loads(summary.to_json(orient="records")),
         "versus": json.loads(vs.to_json(orient="records")),
     }
-    (out / "summary.json").write_text(json.dumps(meta, indent=2))
-    (out / "report.md").write_text(markdown_report(exp, meta, summary, vs, figures, out))
+    atomic_write_text(out / "summary.json", json.dumps(meta, indent=2))
+    atomic_write_text(out / "report.md", markdown_report(exp, meta, summary, vs, figures, out))
     return Evaluation(run_dir, out, runs, summary, vs, figures, meta)
 
 

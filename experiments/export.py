@@ -36,9 +36,11 @@ from payroute.experiments.rundir import (
     EVAL_DIR,
     METRICS_FILE,
     policy_folder,
+    read_metrics,
     read_run,
 )
 from payroute.experiments.schema import ROLE_KIND, Experiment
+from payroute.files import check_output_file, check_output_folder
 
 PARITY_ATOL = 1e-5
 PARITY_OBSERVATIONS = 10_000
@@ -71,6 +73,10 @@ def export_run(
 
     run_dir = Path(run_dir)
     out = Path(out)
+    if out.suffix == ".zip":
+        check_output_file(out, "--out")
+    else:
+        check_output_folder(out, "--out")
     exp, record = read_run(run_dir)
     folder, label = policy_folder(run_dir, checkpoint)
     nets = {p.name: load_policy(p) for p in sorted(folder.iterdir()) if (p / "policy.json").is_file()}
@@ -206,9 +212,8 @@ def training_summary(
     for key in ("iterations", "env_steps", "stop_reason", "train_wall_s", "final_scalars"):
         if key in record:
             out[key] = record[key]
-    metrics = run_dir / METRICS_FILE
-    if metrics.is_file():
-        rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
+    if (run_dir / METRICS_FILE).is_file():
+        rows = read_metrics(run_dir)
         tag = "kpi/margin_per_tx_usd"
         curve = [(r["env_steps"], r[tag]) for r in rows if tag in r]
         out["iterations_logged"] = len(rows)

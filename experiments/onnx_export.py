@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import shutil
 import subprocess
 import warnings
 import zipfile
@@ -26,6 +25,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from payroute.errors import PayrouteError, format_validation_error
+from payroute.files import atomic_folder, atomic_path
 from payroute.policies.bundle.card import (
     CARD_FILE,
     CHECKSUM_FILE,
@@ -242,25 +242,21 @@ def _golden_inputs(card: PolicyCard, seed: int) -> tuple[np.ndarray, np.ndarray]
 
 
 def _write(files: dict[str, bytes], out: Path) -> None:
-    """Write next to ``out`` and rename into place, so a failed export leaves no half-written bundle."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(out.name + ".partial")
-    if partial.exists():
-        shutil.rmtree(partial) if partial.is_dir() else partial.unlink()
-    try:
-        if out.suffix == ".zip":
-            with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-                for name, data in files.items():
-                    zf.writestr(name, data)
-        else:
-            partial.mkdir()
+    """Write into a temporary file or folder beside ``out`` and rename it into place, so that a failed or killed
+    export leaves no half-written bundle (:mod:`payroute.files`)."""
+    if out.suffix == ".zip":
+        if out.exists():
+            raise PayrouteError(f"{out} already exists; choose a new path for the bundle")
+        with (
+            atomic_path(out) as partial,
+            zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED) as zf,
+        ):
+            for name, data in files.items():
+                zf.writestr(name, data)
+    else:
+        with atomic_folder(out) as partial:
             for name, data in files.items():
                 (partial / name).write_bytes(data)
-        partial.rename(out)
-    except BaseException:
-        if partial.exists():
-            shutil.rmtree(partial) if partial.is_dir() else partial.unlink()
-        raise
 
 
 __all__ = ["export_torch_policy"]

@@ -36,9 +36,13 @@ def run_review(
     report: Path | None,
     json_out: Path | None,
 ) -> ReviewResult:
-    """Review ``bundle`` with a progress bar; write the HTML report and the JSON summary where asked."""
+    """Review ``bundle`` with a progress bar; write the HTML report and the JSON summary where asked (both
+    paths checked before the review starts, both files written whole or not at all)."""
+    from payroute.files import check_output_file
     from payroute.policies.review import load_review_config, review_bundle
 
+    check_output_file(report, "--report")
+    check_output_file(json_out, "--json")
     cfg = load_review_config(config)
     with progress_bar() as progress:
         result = review_bundle(bundle, logs=logs, champion=champion, config=cfg, progress=progress)
@@ -75,7 +79,9 @@ def run_quickstart(
     from payroute.experiments.evaluate import evaluate_run
     from payroute.experiments.export import export_run
     from payroute.experiments.runner import train as run_train
+    from payroute.files import check_output_folder
 
+    check_output_folder(runs, "--runs")
     start = time.perf_counter()
     console.rule(f"1/4 training {experiment}")
     run_dir = run_train(experiment, seed=seed, runs_root=runs, argv=argv, console=err_console)

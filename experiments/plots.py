@@ -17,6 +17,7 @@ import pandas as pd  # noqa: E402
 from scipy import stats  # noqa: E402
 
 from payroute.envs.baselines.routers import ORACLES
+from payroute.files import atomic_path
 
 _PANELS = (
     ("margin_per_tx_usd", "margin per transaction ($)"),
@@ -54,9 +55,7 @@ def kpi_bars(runs: pd.DataFrame, title: str, path: Path) -> Path:
             ax.set_ylim(max(lo, 0.0), min(max(means) + 0.01, 1.0))
     fig.suptitle(f"{title}: KPIs by policy (mean over seeds, 95% interval of the mean)")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def approval_by_hour(hourly: pd.DataFrame, title: str, path: Path) -> Path:
@@ -71,9 +70,7 @@ def approval_by_hour(hourly: pd.DataFrame, title: str, path: Path) -> Path:
     ax.legend(ncol=3, fontsize=8)
     ax.set_title(f"{title}: approval by hour (all seeds pooled)")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def cumulative_margin(curve: pd.DataFrame, title: str, path: Path, reference: str = "cheapest") -> Path:
@@ -92,9 +89,7 @@ def cumulative_margin(curve: pd.DataFrame, title: str, path: Path, reference: st
     bottom.set_xlabel("simulated hours (outcomes booked so far; the rest resolves after the day)")
     top.set_title(f"{title}: cumulative margin")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def route_mix(mix: pd.DataFrame, title: str, path: Path) -> Path:
@@ -112,6 +107,14 @@ def route_mix(mix: pd.DataFrame, title: str, path: Path) -> Path:
     ax.legend(ncol=5, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12))
     ax.set_title(f"{title}: route mix")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return _save(fig, path)
+
+
+def _save(fig: plt.Figure, path: Path) -> Path:
+    """Write the figure whole or not at all (:mod:`payroute.files`), in the format its suffix names."""
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=110, format=Path(path).suffix.lstrip(".") or "png")
+    finally:
+        plt.close(fig)
     return path

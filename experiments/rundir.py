@@ -37,6 +37,13 @@ import yaml
 from payroute.config_io import read_yaml_mapping
 from payroute.errors import PayrouteError
 from payroute.experiments.schema import Experiment, experiment_from_dict
+from payroute.files import (
+    atomic_folder,
+    atomic_write_text,
+    check_inside,
+    check_output_folder,
+    remove_stale_partials,
+)
 
 CONFIG_FILE = "config.yaml"
 RUN_FILE = "run.json"
@@ -58,16 +65,6 @@ PACKAGES = (
     "pydantic",
     "tensorboard",
 )
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see the old file or the new one, never a torn one."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def package_versions() -> dict[str, str]:
@@ -104,7 +101,8 @@ def create_run_dir(exp: Experiment, root: Path, argv: list[str] | None = None) -
     """A fresh run folder with the resolved config and the run record."""
     config_hash = exp.config_hash()
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    run_dir = Path(root) / exp.name / f"{stamp}-{config_hash[:12]}"
+    check_output_folder(root, "--runs")
+    run_dir = check_inside(root, Path(root) / exp.name / f"{stamp}-{config_hash[:12]}", "the run folder")
     run_dir.mkdir(parents=True, exist_ok=False)
     atomic_write_text(run_dir / CONFIG_FILE, yaml.safe_dump(exp.resolved(), sort_keys=False, width=110))
     record = {
@@ -132,7 +130,7 @@ def read_run(run_dir: Path) -> tuple[Experiment, dict[str, Any]]:
         raise PayrouteError(f"{run_dir} is not a run folder (no {CONFIG_FILE} / {RUN_FILE})")
     data = read_yaml_mapping(run_dir / CONFIG_FILE)
     exp = experiment_from_dict(data, source=str(run_dir / CONFIG_FILE))
-    record = json.loads((run_dir / RUN_FILE).read_text())
+    record = read_state(run_dir / RUN_FILE)
     if exp.config_hash() != record.get("config_hash"):
         raise PayrouteError(
             f"{run_dir / CONFIG_FILE} does not match the hash in {RUN_FILE} "
@@ -141,8 +139,71 @@ def read_run(run_dir: Path) -> tuple[Experiment, dict[str, Any]]:
     return exp, record
 
 
+def read_state(path: Path) -> dict[str, Any]:
+    """A run-folder state file (``run.json``, ``latest.json``): a JSON object, or an error naming the file."""
+    try:
+        record = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise PayrouteError(
+            f"{path}: not a readable run-folder state file ({type(exc).__name__}: {exc})"
+        ) from None
+    if not isinstance(record, dict):
+        raise PayrouteError(
+            f"{path}: a run-folder state file holds a JSON object, not {type(record).__name__}"
+        )
+    return record
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    """The rows of ``metrics.jsonl``; a last line torn by a killed process is dropped, other bad lines are
+    an error naming the file and the line."""
+    path = Path(run_dir) / METRICS_FILE
+    if not path.is_file():
+        return []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PayrouteError(f"{path}: cannot be read ({exc})") from None
+    rows = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError:
+            row = None
+        if not isinstance(row, dict) or not isinstance(row.get("iteration"), int):
+            if number == len(lines):
+                break  # the line a killed run was writing
+            raise PayrouteError(
+                f"{path}: line {number} is not a metrics row (a JSON object with 'iteration')"
+            )
+        rows.append(row)
+    return rows
+
+
+def keep_metrics(run_dir: Path, rows: list[dict[str, Any]]) -> None:
+    """Replace ``metrics.jsonl`` by ``rows``, atomically."""
+    atomic_write_text(Path(run_dir) / METRICS_FILE, "".join(json.dumps(r) + "\n" for r in rows))
+
+
+def mark_stopped(run_dir: Path, exc: BaseException) -> None:
+    """Record in ``run.json`` why a run stopped before it finished: ``interrupted`` (Ctrl-C) or ``failed``
+    with the error, so that no folder is left marked ``running`` by a run that is not."""
+    if isinstance(exc, KeyboardInterrupt):
+        update_run(run_dir, status="interrupted")
+        return
+    reason = str(exc).strip() or type(exc).__name__
+    update_run(
+        run_dir,
+        status="failed",
+        failed_utc=dt.datetime.now(dt.UTC).isoformat(),
+        error=f"{type(exc).__name__}: {reason}"[:2000],
+    )
+
+
 def update_run(run_dir: Path, **changes: Any) -> dict[str, Any]:
-    record = json.loads((Path(run_dir) / RUN_FILE).read_text())
+    record = read_state(Path(run_dir) / RUN_FILE)
     record.update(changes)
     atomic_write_text(Path(run_dir) / RUN_FILE, json.dumps(record, indent=2))
     return record
@@ -157,14 +218,9 @@ def save_checkpoint(
     root.mkdir(exist_ok=True)
     name = f"iter_{iteration:06d}"
     final = root / name
-    tmp = root / f".tmp-{name}-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    write(tmp)
-    if final.exists():  # a checkpoint of this iteration from before a crash that never became "latest"
-        shutil.rmtree(final)
-    os.replace(tmp, final)
+    # replace: a checkpoint of this iteration from before a crash that never became "latest"
+    with atomic_folder(final, replace=True) as tmp:
+        write(tmp)
     atomic_write_text(
         root / LATEST_FILE, json.dumps({"iteration": iteration, "path": name, **info}, indent=2)
     )
@@ -177,8 +233,9 @@ def _prune(root: Path, keep_last: int, keep: str) -> None:
     for old in done[:-keep_last]:
         if old.name != keep:
             shutil.rmtree(old, ignore_errors=True)
-    for stale in root.glob(".tmp-*"):
+    for stale in root.glob(".tmp-*"):  # the temporary folders of earlier versions
         shutil.rmtree(stale, ignore_errors=True)
+    remove_stale_partials(root)  # those of checkpoints a killed process was writing
 
 
 def latest_checkpoint(run_dir: Path) -> tuple[Path, dict[str, Any]] | None:
@@ -186,10 +243,16 @@ def latest_checkpoint(run_dir: Path) -> tuple[Path, dict[str, Any]] | None:
     latest = Path(run_dir) / CHECKPOINT_DIR / LATEST_FILE
     if not latest.is_file():
         return None
-    info = json.loads(latest.read_text())
-    path = Path(run_dir) / CHECKPOINT_DIR / info["path"]
-    if not path.is_dir():
-        raise PayrouteError(f"{latest} names {info['path']}, which is missing")
+    info = read_state(latest)
+    name = info.get("path")
+    if not isinstance(name, str) or not isinstance(info.get("iteration"), int) or "/" in name or "\\" in name:
+        raise PayrouteError(
+            f"{latest}: needs 'iteration' (an integer) and 'path' (a checkpoint folder name such as "
+            f"iter_000010); got iteration = {info.get('iteration')!r}, path = {name!r}"
+        )
+    path = Path(run_dir) / CHECKPOINT_DIR / name
+    if name in ("", ".", "..") or not path.is_dir():
+        raise PayrouteError(f"{latest} names {name!r}, which is missing")
     return path, info
 
 

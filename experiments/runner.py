@@ -30,7 +30,10 @@ from payroute.experiments.rundir import (
     POLICY_DIR,
     TB_DIR,
     create_run_dir,
+    keep_metrics,
     latest_checkpoint,
+    mark_stopped,
+    read_metrics,
     read_run,
     save_checkpoint,
     update_run,
@@ -63,6 +66,17 @@ def check_environment(exp: Experiment) -> None:
         raise PayrouteError(f"env.id: {exc.args[0]}") from None
     except (TypeError, ValueError) as exc:
         raise PayrouteError(f"env: {exp.env.id} rejected its arguments: {exc}") from None
+    if exp.train_scenarios:  # each one is built here, not first inside a Ray worker
+        from payroute.agents.training_env import training_mix
+
+        mix = {"env_id": exp.env.id, "kwargs": kwargs, "train_scenarios": list(exp.train_scenarios.items())}
+        try:
+            training_mix(mix, env)
+        except (PayrouteError, LookupError, TypeError, ValueError) as exc:
+            text = str(exc)
+            raise PayrouteError(
+                text if text.startswith("train_scenarios") else f"train_scenarios: {text}"
+            ) from None
     roles = set(getattr(env, "possible_agents", ()) or ())
     if not roles:
         kind = getattr(env, "decision_kind", None)
@@ -164,13 +178,8 @@ def _stop_reason(exp: Experiment, iteration: int, env_steps: int, elapsed_s: flo
 
 def _truncate_history(run_dir: Path, iteration: int) -> None:
     """Drop metrics rows written after the checkpoint we resume from (they will be recomputed)."""
-    path = run_dir / METRICS_FILE
-    if not path.exists():
-        return
-    keep = [
-        line for line in path.read_text().splitlines() if line and json.loads(line)["iteration"] <= iteration
-    ]
-    path.write_text("".join(line + "\n" for line in keep))
+    if (run_dir / METRICS_FILE).exists():
+        keep_metrics(run_dir, [row for row in read_metrics(run_dir) if row["iteration"] <= iteration])
 
 
 def _experiment(experiment: str | Path | Experiment, seed: int | None) -> Experiment:
@@ -181,6 +190,32 @@ def _experiment(experiment: str | Path | Experiment, seed: int | None) -> Experi
 
 
 def train(
+    experiment: str | Path | Experiment | None = None,
+    *,
+    on_start: Callable[[Path], None] | None = None,
+    **options: Any,
+) -> Path:
+    """Train ``experiment`` (a YAML path or shipped name), or resume the run in ``resume``; the run folder.
+
+    Options as :func:`_train`. A run that stops on an error or Ctrl-C after its folder was made is recorded as
+    ``failed`` (with the error) or ``interrupted`` in ``run.json``; never left marked ``running``.
+    """
+    started: list[Path] = []
+
+    def record_start(run_dir: Path) -> None:
+        started.append(run_dir)
+        if on_start is not None:
+            on_start(run_dir)
+
+    try:
+        return _train(experiment, on_start=record_start, **options)
+    except BaseException as exc:
+        if started:
+            mark_stopped(started[0], exc)
+        raise
+
+
+def _train(
     experiment: str | Path | Experiment | None = None,
     *,
     seed: int | None = None,
@@ -312,9 +347,6 @@ def train(
                 k: v for k, v in scalars.items() if k.startswith(("kpi", "agent/")) and not math.isnan(v)
             },
         )
-    except KeyboardInterrupt:
-        update_run(run_dir, status="interrupted")
-        raise
     finally:
         writer.close()
         trainer.close()

@@ -363,7 +363,15 @@ def _check_scenario_name(name: str) -> None:
 
 
 class Experiment(_Strict):
-    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$", max_length=80)]
+    name: Annotated[
+        str,
+        Field(
+            pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$",
+            max_length=80,
+            description="the folder of its runs under `--runs`: letters, digits, `_`, `.`, `-`, not starting "
+            "with `.` or `-` (no `..`, no slashes)",
+        ),
+    ]
     description: str = ""
     scenario: str = "default"
     scenario_overrides: dict[str, Any] = Field(default_factory=dict)

@@ -86,11 +86,16 @@ def run_simulation(
         log = EventLog(log_path)
     policies["route"] = router
     start = time.perf_counter()
-    world = PaymentWorld(sc, seed=seed, policies=policies, days=days, log=log, drain=drain)
-    if progress:
-        _run_with_progress(world, days)
-    else:
-        world.run(None if drain else world.horizon_s)
+    try:
+        world = PaymentWorld(sc, seed=seed, policies=policies, days=days, log=log, drain=drain)
+        if progress:
+            _run_with_progress(world, days)
+        else:
+            world.run(None if drain else world.horizon_s)
+    except BaseException:
+        if log is not None:
+            log.discard()  # a log of a run that did not end is not written; a file there stays as it was
+        raise
     if log is not None:
         log.close()
     wall = time.perf_counter() - start

@@ -24,6 +24,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from payroute.files import AtomicFile
+
 LOG_SCHEMA_VERSION = "1"
 
 # (name, arrow type, unit or values, meaning)
@@ -135,6 +137,7 @@ class EventLog:
         self._unwritten: list[pa.Table] = []  # tables not yet written, less than group_rows rows together
         self._unwritten_rows = 0
         self._writer: pq.ParquetWriter | None = None
+        self._file: AtomicFile | None = None
         self._tables: list[pa.Table] = []
         self.rows_written = 0
 
@@ -166,8 +169,8 @@ class EventLog:
         if not self._unwritten:
             return
         if self._writer is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._writer = pq.ParquetWriter(self.path, self.schema, compression="zstd")
+            self._file = AtomicFile(self.path)
+            self._writer = pq.ParquetWriter(self._file.partial, self.schema, compression="zstd")
         self._writer.write_table(pa.concat_tables(self._unwritten), row_group_size=self._unwritten_rows)
         self._unwritten, self._unwritten_rows = [], 0
 
@@ -176,11 +179,24 @@ class EventLog:
         return {}
 
     def close(self) -> None:
+        """Write what is buffered and put the complete file in place: until then, the file at ``path`` is the
+        one that was there before (:mod:`payroute.files`), so a run killed while logging tears nothing."""
         self.flush()
         self._write()
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+            self._file.commit()
+
+    def discard(self) -> None:
+        """Drop what was written (a run that failed): the file at ``path`` stays as it was."""
+        if self._writer is not None:
+            try:
+                self._writer.close()
+            finally:
+                self._writer = None
+                self._file.discard()
+        self._unwritten, self._unwritten_rows = [], 0
 
     def table(self) -> pa.Table:
         """Everything logged so far (only when kept in memory)."""

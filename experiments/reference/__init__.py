@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from payroute.experiments.reference.models import render_model_reference
+from payroute.files import atomic_write_text
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
@@ -121,9 +122,9 @@ def write_references(docs_dir: Path = DOCS) -> list[Path]:
     written = []
     for name, text in references().items():
         path = docs_dir / name
-        path.write_text(text)
+        atomic_write_text(path, text)
         written.append(path)
     if docs_dir == DOCS:
-        README.write_text(render_readme(README.read_text()))
+        atomic_write_text(README, render_readme(README.read_text()))
         written.append(README)
     return written

@@ -35,6 +35,7 @@ import numpy as np
 
 from payroute.envs.multi_agent.ecosystem import PaymentEcosystemEnv
 from payroute.envs.scenarios.schema import FAMILIES
+from payroute.files import atomic_write_text
 
 DEMO_OVERRIDES: dict[str, Any] = {"demand": {"transactions_per_day": 2000}}
 """The default scenario with fewer genuine customers (fraud at its default rates), so a day runs in a
@@ -268,8 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     print(markdown(rows))
     print(f"\n({time.perf_counter() - start:.0f} s)")
     if args.json_path:
-        with open(args.json_path, "w") as fh:
-            json.dump(rows, fh, indent=2)
+        atomic_write_text(args.json_path, json.dumps(rows, indent=2))
     return 0
 
 

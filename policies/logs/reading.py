@@ -32,6 +32,7 @@ import pyarrow.parquet as pq
 
 from payroute.envs.world.eventlog import LOG_COLUMNS, LOG_SCHEMA_VERSION
 from payroute.errors import PayrouteError
+from payroute.files import atomic_write_text
 
 RECORD_KINDS = ("transaction", "post_settlement", "account", "decision")
 REWARD_COMPONENTS = (
@@ -547,4 +548,4 @@ def render_log_schema() -> str:
 
 
 def write_log_schema(path: str | Path) -> None:
-    Path(path).write_text(render_log_schema())
+    atomic_write_text(path, render_log_schema())

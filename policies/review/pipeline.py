@@ -40,6 +40,7 @@ import numpy as np
 
 from payroute.envs.scenarios import Scenario, available_scenarios, load_scenario
 from payroute.errors import PayrouteError
+from payroute.files import atomic_write_text
 from payroute.policies.bundle import BundlePolicy, load_bundle
 from payroute.policies.bundle.binding import check_bundle_fits_scenario
 from payroute.policies.logs import LoggedDecisions, read_logged_decisions, route_loss_classes
@@ -120,7 +121,7 @@ class ReviewResult:
         }
 
     def write_json(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=False, allow_nan=False) + "\n")
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=2, sort_keys=False, allow_nan=False) + "\n")
 
 
 def _clean(obj: Any) -> Any:

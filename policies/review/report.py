@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import yaml
 
+from payroute.files import atomic_write_text
 from payroute.policies.review.checks import PASS, Check
 
 if TYPE_CHECKING:
@@ -82,7 +83,8 @@ def render_html(result: ReviewResult) -> str:
 
 
 def write_html(result: ReviewResult, path: str | Path) -> None:
-    Path(path).write_text(render_html(result), encoding="utf-8")
+    """The report at ``path``, written whole or not at all (:mod:`payroute.files`)."""
+    atomic_write_text(path, render_html(result))
 
 
 # ---------------------------------------------------------------------- pieces
