@@ -22,7 +22,6 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
-    ConfigDict,
     Discriminator,
     Field,
     Tag,
@@ -32,6 +31,7 @@ from pydantic import (
 )
 
 from payroute.config_io import read_yaml_mapping
+from payroute.config_model import ConfigModel, FiniteAny
 from payroute.errors import ConfigError, PayrouteError, format_validation_error
 from payroute.vocabulary import HELD_OUT_SEED_START, KPI_NAMES, ROLE_KIND
 
@@ -40,14 +40,22 @@ EXPERIMENT_DIR = Path(__file__).parent
 ALGORITHMS = {"rllib": ("PPO", "APPO", "DQN"), "sb3": ("PPO", "MaskablePPO", "DQN", "A2C")}
 HP_FAMILY = {"PPO": "PPO", "MaskablePPO": "PPO", "APPO": "APPO", "A2C": "A2C", "DQN": "DQN"}
 
-PosInt = Annotated[int, Field(gt=0)]
-NonNegInt = Annotated[int, Field(ge=0)]
 PosFloat = Annotated[float, Field(gt=0.0)]
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+Days = Annotated[float, Field(gt=0.0, le=366.0)]
+Steps = Annotated[int, Field(gt=0, le=10**9)]
+"""Env steps, transitions, sizes of batches and buffers: at most 10^9."""
+Coefficient = Annotated[float, Field(ge=0.0, le=100.0)]
+LearningRate = Annotated[float, Field(gt=0.0, le=1.0)]
+Clip = Annotated[float, Field(gt=0.0, le=10.0)]
+Epochs = Annotated[int, Field(gt=0, le=1000)]
+Workers = Annotated[int, Field(gt=0, le=4096)]
+FreeForm = dict[str, FiniteAny]
+"""Values passed on verbatim (env kwargs, library options, scenario overrides): every number finite."""
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class _Strict(ConfigModel):
+    """An experiment section: unknown fields refused, frozen, every number finite."""
 
 
 # ---------------------------------------------------------------------------- environment and agents
@@ -55,10 +63,10 @@ class EnvSection(_Strict):
     """The environment: a ``payroute/`` Gymnasium id, or ``module:Class`` for a multi-agent environment."""
 
     id: str = "payroute/Routing-v0"
-    days: PosFloat = 1.0
-    kwargs: dict[str, Any] = Field(default_factory=dict)
-    reward_clip_usd: PosFloat | None = None
-    kpi_every_steps: NonNegInt = 2000
+    days: Days = 1.0
+    kwargs: FreeForm = Field(default_factory=dict)
+    reward_clip_usd: Annotated[float, Field(gt=0.0, le=1e9)] | None = None
+    kpi_every_steps: Annotated[int, Field(ge=0, le=10**9)] = 2000
     credit: Literal["resolved", "decision", "expected", "expected_outcome"] = Field(
         "resolved",
         description="resolved: the env's own reward (money as it resolves); decision: each step is paid the final "
@@ -150,24 +158,24 @@ class AgentsSection(_Strict):
 class _Hyper(_Strict):
     # which hyperparameter set this is: filled in from trainer.algorithm, never written by hand or dumped
     family: str = Field("", alias="_family", exclude=True)
-    lr: PosFloat = 3e-4
+    lr: LearningRate = 3e-4
     gamma: Fraction = 0.99
 
 
 class PolicyGradientHyper(_Hyper):
     gae_lambda: Fraction = 0.95
-    entropy_coeff: Annotated[float, Field(ge=0.0)] = 0.0
-    vf_coeff: PosFloat = 0.5
-    grad_clip: PosFloat | None = 0.5
-    batch_size: PosInt = Field(4000, description="env steps collected per update")
+    entropy_coeff: Coefficient = 0.0
+    vf_coeff: Annotated[float, Field(gt=0.0, le=100.0)] = 0.5
+    grad_clip: Annotated[float, Field(gt=0.0, le=1e9)] | None = 0.5
+    batch_size: Steps = Field(4000, description="env steps collected per update")
 
 
 class PPOHyper(PolicyGradientHyper):
     """PPO (RLlib), PPO and MaskablePPO (Stable-Baselines3)."""
 
-    clip: PosFloat = 0.2
-    minibatch_size: PosInt = 256
-    epochs: PosInt = 4
+    clip: Clip = 0.2
+    minibatch_size: Steps = 256
+    epochs: Epochs = 4
 
     @model_validator(mode="after")
     def _minibatch(self) -> PPOHyper:
@@ -181,30 +189,28 @@ class PPOHyper(PolicyGradientHyper):
 class APPOHyper(PolicyGradientHyper):
     """APPO (RLlib): asynchronous PPO with V-trace."""
 
-    clip: PosFloat = 0.4
-    minibatch_size: PosInt | None = None
-    epochs: PosInt = 1
+    clip: Clip = 0.4
+    minibatch_size: Steps | None = None
+    epochs: Epochs = 1
 
 
 class A2CHyper(PolicyGradientHyper):
     """A2C (Stable-Baselines3); ``batch_size`` is the rollout length per update."""
 
-    batch_size: PosInt = 64
+    batch_size: Steps = 64
 
 
 class DQNHyper(_Hyper):
     """DQN (RLlib, Stable-Baselines3): Q-learning from a replay buffer, epsilon-greedy exploration."""
 
-    lr: PosFloat = 1e-4
-    batch_size: PosInt = Field(64, description="replayed transitions per gradient step")
-    buffer_size: PosInt = 50_000
-    learning_starts: NonNegInt = 1_000
-    target_update_steps: PosInt = 1_000
-    exploration_steps: PosInt = 10_000
+    lr: LearningRate = 1e-4
+    batch_size: Steps = Field(64, description="replayed transitions per gradient step")
+    buffer_size: Annotated[int, Field(gt=0, le=10**8)] = 50_000
+    learning_starts: Annotated[int, Field(ge=0, le=10**9)] = 1_000
+    target_update_steps: Steps = 1_000
+    exploration_steps: Steps = 10_000
     exploration_final_eps: Fraction = 0.05
-    steps_per_iteration: PosInt = Field(
-        2000, description="env steps between progress reports and checkpoints"
-    )
+    steps_per_iteration: Steps = Field(2000, description="env steps between progress reports and checkpoints")
 
 
 _HYPER_MODELS = {"PPO": PPOHyper, "APPO": APPOHyper, "A2C": A2CHyper, "DQN": DQNHyper}
@@ -230,7 +236,7 @@ Hyperparameters = Annotated[
 class NetworkSection(_Strict):
     """The policy (and value) network: a multilayer perceptron."""
 
-    hidden: list[PosInt] = Field(default_factory=lambda: [64, 64], max_length=8)
+    hidden: list[Annotated[int, Field(gt=0, le=4096)]] = Field(default_factory=lambda: [64, 64], max_length=8)
     activation: Literal["tanh", "relu", "silu", "elu"] = "tanh"
 
 
@@ -239,7 +245,7 @@ class TrainerSection(_Strict):
     algorithm: Literal["PPO", "APPO", "DQN", "MaskablePPO", "A2C"] = "PPO"
     hyperparameters: Hyperparameters = Field(default_factory=PPOHyper)
     network: NetworkSection = Field(default_factory=NetworkSection)
-    library_options: dict[str, Any] = Field(
+    library_options: FreeForm = Field(
         default_factory=dict,
         description="passed verbatim to the library (RLlib: .training() keywords; SB3: the model constructor)",
     )
@@ -276,9 +282,9 @@ class TargetKPI(_Strict):
 class StoppingSection(_Strict):
     """Stop at the first limit reached; at least one of iterations, env_steps, wall_time_s."""
 
-    iterations: PosInt | None = None
-    env_steps: PosInt | None = None
-    wall_time_s: PosFloat | None = None
+    iterations: Annotated[int, Field(gt=0, le=10**9)] | None = None
+    env_steps: Annotated[int, Field(gt=0, le=10**15)] | None = None
+    wall_time_s: Annotated[float, Field(gt=0.0, le=366 * 86_400.0)] | None = None
     target: TargetKPI | None = None
 
     @model_validator(mode="after")
@@ -289,8 +295,8 @@ class StoppingSection(_Strict):
 
 
 class CheckpointSection(_Strict):
-    every_iterations: PosInt = 5
-    keep_last: PosInt = 3
+    every_iterations: Annotated[int, Field(gt=0, le=10**9)] = 5
+    keep_last: Annotated[int, Field(gt=0, le=1000)] = 3
 
 
 class SeedRange(_Strict):
@@ -302,12 +308,12 @@ class SeedRange(_Strict):
 
 class EvaluationSection(_Strict):
     scenarios: list[str] = Field(default_factory=lambda: ["default"], min_length=1)
-    scenario_overrides: dict[str, Any] = Field(default_factory=dict)
+    scenario_overrides: FreeForm = Field(default_factory=dict)
     seeds: SeedRange = Field(default_factory=SeedRange)
-    days: PosFloat = 1.0
+    days: Days = 1.0
     baselines: list[str] = Field(default_factory=lambda: ["cheapest", "fastest", "cost_aware"])
     oracle: bool = True
-    workers: PosInt = 2
+    workers: Workers = 2
 
     @field_validator("scenarios")
     @classmethod
@@ -318,19 +324,19 @@ class EvaluationSection(_Strict):
 
 
 class ResourcesSection(_Strict):
-    num_env_runners: NonNegInt = 0
-    num_envs_per_env_runner: PosInt = 4
-    num_cpus: PosInt | None = Field(None, description="CPUs for a local Ray instance (default: all)")
+    num_env_runners: Annotated[int, Field(ge=0, le=4096)] = 0
+    num_envs_per_env_runner: Annotated[int, Field(gt=0, le=4096)] = 4
+    num_cpus: Workers | None = Field(None, description="CPUs for a local Ray instance (default: all)")
     ray_address: str | None = None
 
 
 class Distribution(_Strict):
     """One dimension of a sweep: exactly one of the keys."""
 
-    choice: list[Any] | None = None
-    uniform: tuple[float, float] | None = None
-    loguniform: tuple[PosFloat, PosFloat] | None = None
-    randint: tuple[int, int] | None = None
+    choice: list[FiniteAny] | None = Field(None, min_length=1)
+    uniform: tuple[float, float] | None = Field(None, description="[low, high], low < high")
+    loguniform: tuple[PosFloat, PosFloat] | None = Field(None, description="[low, high], 0 < low < high")
+    randint: tuple[int, int] | None = Field(None, description="[low, high] inclusive, low <= high")
 
     @model_validator(mode="after")
     def _one(self) -> Distribution:
@@ -339,15 +345,28 @@ class Distribution(_Strict):
             raise ValueError(
                 f"give exactly one of choice, uniform, loguniform, randint (got {given or 'none'})"
             )
+        for key in ("uniform", "loguniform", "randint"):
+            bounds = getattr(self, key)
+            if bounds is not None and (
+                bounds[0] > bounds[1] or (key != "randint" and bounds[0] == bounds[1])
+            ):
+                need = "must not exceed" if key == "randint" else "must be below"
+                raise ValueError(f"{key} = {list(bounds)}: the low bound {need} the high one")
         return self
+
+    def candidates(self) -> list[Any]:
+        """The values a trial can take that bound the rest: every choice, or both ends of a range."""
+        if self.choice is not None:
+            return list(self.choice)
+        return list(self.uniform or self.loguniform or self.randint)  # type: ignore[arg-type]
 
 
 class SweepSection(_Strict):
     """A Ray Tune search: ``space`` maps dotted config paths to distributions."""
 
     space: dict[str, Distribution] = Field(min_length=1)
-    num_samples: PosInt = 4
-    max_concurrent: PosInt = 1
+    num_samples: Annotated[int, Field(gt=0, le=100_000)] = 4
+    max_concurrent: Workers = 1
     metric: Literal[KPI_NAMES + ("episode_return_mean",)] = "margin_per_tx_usd"  # type: ignore[valid-type]
     mode: Literal["max", "min"] = "max"
 
@@ -374,8 +393,8 @@ class Experiment(_Strict):
     ]
     description: str = ""
     scenario: str = "default"
-    scenario_overrides: dict[str, Any] = Field(default_factory=dict)
-    train_scenarios: dict[str, PosFloat] = Field(
+    scenario_overrides: FreeForm = Field(default_factory=dict)
+    train_scenarios: dict[str, Annotated[float, Field(gt=0.0, le=1e6)]] = Field(
         default_factory=dict,
         description="each training day's scenario drawn from these by weight (scenario_overrides apply to "
         "each; single-agent environments; every one must give the same observation and actions as "
@@ -384,7 +403,7 @@ class Experiment(_Strict):
     env: EnvSection = Field(default_factory=EnvSection)
     agents: AgentsSection = Field(default_factory=AgentsSection)
     trainer: TrainerSection = Field(default_factory=TrainerSection)
-    seed: NonNegInt = 0
+    seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = 0
     stopping: StoppingSection
     checkpoint: CheckpointSection = Field(default_factory=CheckpointSection)
     evaluation: EvaluationSection = Field(default_factory=EvaluationSection)
@@ -516,6 +535,7 @@ def _format(source: str, err: ValidationError) -> str:
     # the hyperparameter union's tag is an implementation detail: "trainer.hyperparameters.PPO.clip" -> "...clip"
     for tag in _HYPER_MODELS:
         text = text.replace(f"hyperparameters.{tag}.", "hyperparameters.")
+        text = text.replace(f"hyperparameters.{tag} = ", "hyperparameters = ")
     return text.replace("hyperparameters._family", "hyperparameters")
 
 
@@ -545,4 +565,25 @@ def load_experiment(name_or_path: str | Path, changes: dict[str, Any] | None = N
     path = experiment_path(name_or_path)
     data = read_yaml_mapping(path)
     exp = experiment_from_dict(data, source=str(path))
-    return exp.with_changes(changes) if changes else exp
+    exp = exp.with_changes(changes) if changes else exp
+    check_scenario_overrides(exp, str(path))
+    return exp
+
+
+def check_scenario_overrides(exp: Experiment, source: str) -> None:
+    """Each scenario the experiment trains or evaluates on, with the overrides the experiment gives it, must be
+    a valid scenario (bounds included): a :class:`ConfigError` naming ``source``, the overrides' field and the
+    scenario's field path, before anything runs."""
+    from payroute.envs.scenarios import load_scenario
+
+    jobs = [("scenario_overrides", n, exp.scenario_overrides) for n in (exp.scenario, *exp.train_scenarios)]
+    jobs += [
+        ("evaluation.scenario_overrides", n, exp.evaluation.scenario_overrides)
+        for n in exp.evaluation.scenarios
+    ]
+    for field, name, overrides in jobs:
+        if overrides:
+            try:
+                load_scenario(name, dict(overrides))
+            except ConfigError as err:
+                raise ConfigError(f"{source}: {field} applied to {err}") from None

@@ -10,6 +10,7 @@ or the episode return) to Tune after every iteration. The best trial is reported
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +18,8 @@ from typing import Any
 
 import pandas as pd
 
-from payroute.errors import PayrouteError
-from payroute.experiments.schema import Experiment, load_experiment
+from payroute.errors import ConfigError, PayrouteError
+from payroute.experiments.schema import Experiment, check_scenario_overrides, load_experiment
 
 
 @dataclass
@@ -42,6 +43,47 @@ def _domain(dist: Any) -> Any:
     if dist.loguniform is not None:
         return tune.loguniform(*dist.loguniform)
     return tune.randint(dist.randint[0], dist.randint[1] + 1)  # inclusive upper bound, as written
+
+
+def check_space(exp: Experiment, source: str, max_combinations: int = 256) -> None:
+    """Every value the sweep can give a trial, validated against the experiment schema before anything runs.
+
+    Each dimension's candidates are every ``choice`` and both ends of a range (a bound that holds at both ends
+    holds between them). Up to ``max_combinations`` combinations of them are validated together (so that,
+    say, a ``minibatch_size`` swept above a swept ``batch_size`` is caught); with more, each dimension's
+    candidates are validated with the others at the experiment's own values. A bad one is a
+    :class:`ConfigError` naming ``source``, the sweep dimension, the value and what the schema allows.
+    """
+    if exp.sweep is None:
+        return
+    space = exp.sweep.space
+    paths = list(space)
+    per_dim = [[(path, i, v) for i, v in enumerate(space[path].candidates())] for path in paths]
+    if math.prod(len(c) for c in per_dim) <= max_combinations:
+        combos = list(itertools.product(*per_dim))
+    else:
+        combos = [(c,) for dim in per_dim for c in dim]
+    touches_scenarios = any(
+        p.split(".")[0] in _SCENARIO_FIELDS or p.startswith("evaluation.scenario") for p in paths
+    )
+    for combo in combos:
+        changes = {path: value for path, _, value in combo}
+        where = ", ".join(f"sweep.space[{path!r}].{_kind(space[path])}.{i} = {v!r}" for path, i, v in combo)
+        try:
+            candidate = exp.with_changes(changes)
+            if touches_scenarios:
+                check_scenario_overrides(candidate, source)
+        except PayrouteError as err:
+            detail = str(err).split("\n", 1)
+            body = detail[1] if len(detail) > 1 and str(err).startswith(f"{exp.name} (changed") else str(err)
+            raise ConfigError(f"{source}: {where} gives an invalid experiment:\n{body}") from None
+
+
+_SCENARIO_FIELDS = ("scenario", "scenario_overrides", "train_scenarios")
+
+
+def _kind(dist: Any) -> str:
+    return next(k for k in ("choice", "uniform", "loguniform", "randint") if getattr(dist, k) is not None)
 
 
 def _metric_of(scalars: dict[str, float], metric: str) -> float | None:
@@ -103,21 +145,15 @@ def sweep(
 ) -> SweepResult:
     import datetime as dt
 
-    import ray
-    from ray import tune
-
     exp: Experiment = load_experiment(experiment)
     if exp.sweep is None:
         raise PayrouteError(f"{experiment}: no 'sweep' section (a search space is needed)")
     spec = exp.sweep
-    for path in spec.space:  # validate each path with a sample value before starting Ray
-        dist = spec.space[path]
-        sample = (
-            dist.choice[0]
-            if dist.choice is not None
-            else (dist.uniform or dist.loguniform or dist.randint)[0]
-        )
-        exp.with_changes({path: sample})
+    check_space(exp, str(experiment))  # the whole space, before Ray starts
+
+    import ray
+    from ray import tune
+
     runs_root = Path(runs_root).resolve()
     address = ray_address or exp.resources.ray_address
     if not ray.is_initialized():

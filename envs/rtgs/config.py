@@ -14,10 +14,13 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from pydantic import Field, ValidationError, model_validator
 
-from payroute.envs.scenarios.schema import Model, NonNegFloat, NonNegInt, PosInt, Probability
+from payroute.envs.scenarios.bounds import Cents, LogSigma, PosCents, Probability
+from payroute.envs.scenarios.schema import Model
 from payroute.errors import ConfigError, format_validation_error
 
 DEFAULT_GRID: tuple[float, ...] = tuple(i / 10 for i in range(11))
+CostRate = Annotated[float, Field(ge=0.0, le=10.0)]
+"""A cost per unit of money (per period for delay): at most 10 (1000%)."""
 OBSERVATION_NAMES = (
     "posting_stage",
     "period_share",
@@ -45,7 +48,7 @@ class RandomDemand(Model):
 
     kind: Literal["random"] = "random"
     mean_share_of_collateral: Annotated[float, Field(gt=0.0, le=1.0)] = 0.05
-    sigma: NonNegFloat = 0.5
+    sigma: LogSigma = 0.5
     idle_probability: Probability = 0.2
     source: str = "assumed"
 
@@ -55,7 +58,7 @@ class FixedDemand(Model):
     other banks when there are more than two)."""
 
     kind: Literal["fixed"] = "fixed"
-    cents: tuple[tuple[NonNegInt, ...], ...]
+    cents: tuple[tuple[Cents, ...], ...]
 
 
 class CsvDemand(Model):
@@ -73,11 +76,11 @@ class RTGSConfig(Model):
 
     n_banks: Annotated[int, Field(ge=2, le=64)] = 2
     n_periods: Annotated[int, Field(ge=1, le=1000)] = 12
-    collateral_cents: PosInt = 100_000_000
+    collateral_cents: PosCents = 100_000_000
     grid: tuple[float, ...] = DEFAULT_GRID
-    liquidity_cost_rate: NonNegFloat = 0.1
-    delay_cost_rate_per_period: NonNegFloat = 0.02
-    borrow_cost_rate: NonNegFloat = 0.5
+    liquidity_cost_rate: CostRate = 0.1
+    delay_cost_rate_per_period: CostRate = 0.02
+    borrow_cost_rate: CostRate = 0.5
     demand: RandomDemand | FixedDemand | CsvDemand = Field(default_factory=RandomDemand, discriminator="kind")
     source: str = "assumed: stylised costs with r_c < r_b (CALIBRATION.md, Liquidity: Castro et al. 2021)"
 

@@ -13,7 +13,10 @@ import datetime as dt
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
+
+import payroute.envs.scenarios.bounds as b
+from payroute.config_model import ConfigModel
 
 Instrument = Literal["card_credit", "card_debit", "bank_account"]
 Corridor = Literal["domestic", "cross_border"]
@@ -30,10 +33,6 @@ FAMILIES: tuple[str, ...] = ("card", "bank", "cross_border")
 URGENCIES: tuple[str, ...] = ("standard", "same_day", "instant")
 FRAUD_PATTERNS: tuple[str, ...] = ("card_testing", "account_takeover", "app_scam", "mule_cashout")
 
-NonNegInt = Annotated[int, Field(ge=0)]
-PosInt = Annotated[int, Field(gt=0)]
-NonNegFloat = Annotated[float, Field(ge=0.0)]
-Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 _HHMM = re.compile(r"^([01]\d|2[0-4]):([0-5]\d)$")
 
 
@@ -51,8 +50,8 @@ def hhmm_to_s(value: str) -> int:
 TimeOfDay = Annotated[str, Field(pattern=r"^([01]\d|2[0-4]):[0-5]\d$", description="'HH:MM'")]
 
 
-class Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class Model(ConfigModel):
+    """A scenario section: unknown fields refused, frozen, every number finite and within its bounds."""
 
 
 # --------------------------------------------------------------------------- money
@@ -61,18 +60,18 @@ class Model(BaseModel):
 class VolumeTier(Model):
     """From this many transactions in the month on the route: the bps is lowered and/or the fixed part replaced."""
 
-    from_count: NonNegInt
-    bps_discount: NonNegFloat = 0.0
-    fixed_cents: NonNegInt | None = None
+    from_count: b.Count
+    bps_discount: b.Bps = 0.0
+    fixed_cents: b.Cents | None = None
 
 
 class FeeSchedule(Model):
     """fee = clip(fixed + bps * amount, min, max), with volume tiers lowering the bps."""
 
-    fixed_cents: NonNegInt = 0
-    bps: NonNegFloat = 0.0
-    min_cents: NonNegInt = 0
-    max_cents: NonNegInt | None = None
+    fixed_cents: b.Cents = 0
+    bps: b.Bps = 0.0
+    min_cents: b.Cents = 0
+    max_cents: b.Cents | None = None
     tiers: tuple[VolumeTier, ...] = ()
     source: str = ""
 
@@ -91,9 +90,9 @@ class Interchange(Model):
 
     credit: FeeSchedule
     debit_regulated: FeeSchedule
-    network_assessment_bps: dict[str, NonNegFloat]
-    foreign_card_bps: NonNegFloat = 0.0
-    chargeback_fee_cents: NonNegInt = 1500
+    network_assessment_bps: dict[str, b.Bps]
+    foreign_card_bps: b.Bps = 0.0
+    chargeback_fee_cents: b.Cents = 1500
     source: str = ""
 
 
@@ -103,7 +102,7 @@ class Interchange(Model):
 class Hours(Model):
     """When a route accepts work, in its own time zone."""
 
-    utc_offset_h: float = -5.0
+    utc_offset_h: b.UtcOffsetH = -5.0
     open: TimeOfDay = "00:00"
     close: TimeOfDay = "24:00"
     days: DayRule = "all"
@@ -125,10 +124,11 @@ class SettlementWindow(Model):
 
 
 class Latency(Model):
-    """Processing time, lognormal with this median and log-sd, in seconds."""
+    """Processing time, lognormal with this median and log-sd, in seconds (a median of at most a day: a
+    settlement days later is ``settle_business_days`` or a window)."""
 
-    median_s: Annotated[float, Field(gt=0.0)]
-    sigma: NonNegFloat = 0.5
+    median_s: b.LatencyS
+    sigma: b.LatencySigma = 0.5
 
 
 class Approval(Model):
@@ -138,10 +138,10 @@ class Approval(Model):
     ``fraud_logit_offset`` is added for fraudulent transactions (issuers decline some fraud themselves).
     """
 
-    by_segment: dict[str, Probability]
-    foreign_card_logit_offset: float = 0.0
-    fraud_logit_offset: float = -1.0
-    drift_sigma_per_day: NonNegFloat = 0.05
+    by_segment: dict[str, b.Probability]
+    foreign_card_logit_offset: b.LogitOffset = 0.0
+    fraud_logit_offset: b.LogitOffset = -1.0
+    drift_sigma_per_day: Annotated[float, Field(ge=0.0, le=2.0)] = 0.05
 
 
 class Health(Model):
@@ -150,13 +150,13 @@ class Health(Model):
     Agents never see it; it shows only in outcomes (declines, failures, latency).
     """
 
-    mean_up_h: Annotated[float, Field(gt=0.0)] = 72.0
-    mean_degraded_min: Annotated[float, Field(gt=0.0)] = 30.0
-    mean_down_min: Annotated[float, Field(gt=0.0)] = 10.0
-    degraded_to_down_probability: Probability = 0.2
-    degraded_approval_logit_offset: float = -1.0
-    degraded_latency_multiplier: Annotated[float, Field(ge=1.0)] = 3.0
-    degraded_failure_probability: Probability = 0.05
+    mean_up_h: b.PosHours = 72.0
+    mean_degraded_min: b.PosMinutes = 30.0
+    mean_down_min: b.PosMinutes = 10.0
+    degraded_to_down_probability: b.Probability = 0.2
+    degraded_approval_logit_offset: b.LogitOffset = -1.0
+    degraded_latency_multiplier: Annotated[float, Field(ge=1.0, le=10.0)] = 3.0
+    degraded_failure_probability: b.Probability = 0.05
 
 
 class Route(Model):
@@ -168,14 +168,14 @@ class Route(Model):
     currencies: tuple[str, ...] = ("USD",)
     fee: FeeSchedule
     latency: Latency
-    capacity: PosInt | None = None
+    capacity: Annotated[int, Field(gt=0, le=1_000_000)] | None = None
     hours: Hours | None = None
     windows: tuple[SettlementWindow, ...] = ()
-    settle_business_days: NonNegInt = 0
-    limit_cents: PosInt | None = None
-    settlement_delay_s: NonNegInt = 0
+    settle_business_days: Annotated[int, Field(ge=0, le=30)] = 0
+    limit_cents: b.PosCents | None = None
+    settlement_delay_s: b.Seconds = 0
     irrevocable: bool = False
-    return_window_days: NonNegInt = 0
+    return_window_days: b.Days = 0
     prefunded_account: str | None = None
     approval: Approval
     health: Health = Health()
@@ -195,9 +195,9 @@ class Route(Model):
 class Inflow(Model):
     """Incoming payments that credit a settlement account (Poisson, per hour, lognormal amounts)."""
 
-    per_hour: NonNegFloat = 0.0
-    median_cents: PosInt = 100_000
-    sigma: NonNegFloat = 1.0
+    per_hour: b.PerHour = 0.0
+    median_cents: b.AmountCents = 100_000
+    sigma: b.LogSigma = 1.0
     only_business_hours: bool = False
 
 
@@ -208,17 +208,17 @@ class SettlementAccount(Model):
     per hour they wait (an economic cost, charged each treasury period).
     """
 
-    opening_balance_cents: NonNegInt
-    target_balance_cents: NonNegInt
+    opening_balance_cents: b.Cents
+    target_balance_cents: b.Cents
     when_short: WhenShort = "queue"
-    credit_limit_cents: NonNegInt = 0
-    credit_rate_bps_annual: NonNegFloat = 50.0
-    opportunity_rate_bps_annual: NonNegFloat = 400.0
+    credit_limit_cents: b.Cents = 0
+    credit_rate_bps_annual: b.RateBps = 50.0
+    opportunity_rate_bps_annual: b.RateBps = 400.0
     inflow: Inflow = Inflow()
     funded_from: str | None = None
-    transfer_delay_s: NonNegInt = 3600
-    transfer_fee_cents: NonNegInt = 0
-    queue_delay_cost_bps_per_hour: NonNegFloat = 0.0
+    transfer_delay_s: b.Seconds = 3600
+    transfer_fee_cents: b.Cents = 0
+    queue_delay_cost_bps_per_hour: b.RateBps = 0.0
     source: str = ""
 
 
@@ -228,10 +228,10 @@ class SettlementAccount(Model):
 class AmountModel(Model):
     """Lognormal amount with this median, clipped to [min, max]."""
 
-    median_cents: PosInt
-    sigma: NonNegFloat = 1.0
-    min_cents: PosInt = 100
-    max_cents: PosInt = 10_000_000
+    median_cents: b.AmountCents
+    sigma: b.LogSigma = 1.0
+    min_cents: b.AmountCents = 100
+    max_cents: b.AmountCents = 10_000_000
 
     @model_validator(mode="after")
     def _check(self) -> AmountModel:
@@ -256,24 +256,24 @@ def _check_mix(name: str, mix: dict[str, float], allowed: tuple[str, ...] | None
 class Demand(Model):
     """Legitimate demand: a non-homogeneous Poisson process and the attributes of each transaction."""
 
-    transactions_per_day: PosInt = 100_000
-    intraday_profile: tuple[NonNegFloat, ...] = Field(min_length=24, max_length=24)
-    weekly_profile: tuple[NonNegFloat, ...] = Field(min_length=7, max_length=7)
-    holiday_factor: NonNegFloat = 0.6
-    instrument_mix: dict[str, NonNegFloat]
-    cross_border_share: Probability = 0.05
-    foreign_card_share: Probability = 0.05
-    credit_networks: dict[str, NonNegFloat]
-    debit_networks: dict[str, NonNegFloat]
-    segment_mix: dict[str, NonNegFloat]
-    merchant_category_mix: dict[str, NonNegFloat]
+    transactions_per_day: Annotated[int, Field(gt=0, le=b.MAX_TRANSACTIONS_PER_DAY)] = 100_000
+    intraday_profile: tuple[b.Weight, ...] = Field(min_length=24, max_length=24)
+    weekly_profile: tuple[b.Weight, ...] = Field(min_length=7, max_length=7)
+    holiday_factor: Annotated[float, Field(ge=0.0, le=10.0)] = 0.6
+    instrument_mix: dict[str, b.Weight]
+    cross_border_share: b.Probability = 0.05
+    foreign_card_share: b.Probability = 0.05
+    credit_networks: dict[str, b.Weight]
+    debit_networks: dict[str, b.Weight]
+    segment_mix: dict[str, b.Weight]
+    merchant_category_mix: dict[str, b.Weight]
     card_amount: AmountModel
     bank_amount: AmountModel
     cross_border_amount: AmountModel
-    cross_border_currencies: dict[str, NonNegFloat] = {"EUR": 0.5, "MXN": 0.5}
-    urgency_mix: dict[str, NonNegFloat] = {"standard": 0.6, "same_day": 0.25, "instant": 0.15}
-    deadline_s: dict[str, PosInt] = {"standard": 3 * 86400, "same_day": 86400, "instant": 120}
-    card_deadline_s: PosInt = 10
+    cross_border_currencies: dict[str, b.Weight] = {"EUR": 0.5, "MXN": 0.5}
+    urgency_mix: dict[str, b.Weight] = {"standard": 0.6, "same_day": 0.25, "instant": 0.15}
+    deadline_s: dict[str, b.DeadlineS] = {"standard": 3 * 86400, "same_day": 86400, "instant": 120}
+    card_deadline_s: Annotated[int, Field(gt=0, le=86_400)] = 10
 
     @model_validator(mode="after")
     def _check(self) -> Demand:
@@ -299,32 +299,32 @@ class FraudPatternSpec(Model):
     """A fraud pattern: how often it attacks, on what, when its losses surface, and what it earns and costs
     the fraudster."""
 
-    attacks_per_day: NonNegFloat
+    attacks_per_day: b.PerDay
     instruments: tuple[Instrument, ...]
     corridors: tuple[Corridor, ...] = ("domestic",)
     urgency: Urgency = "instant"
     amount: AmountModel
-    discovery_median_days: Annotated[float, Field(gt=0.0)] = 30.0
-    discovery_sigma: NonNegFloat = 0.6
-    recovery_probability_revocable: Probability = 0.5
-    challenge_pass_probability: Probability = 0.1
+    discovery_median_days: Annotated[float, Field(gt=0.0, le=b.MAX_DAYS)] = 30.0
+    discovery_sigma: b.LogSigma = 0.6
+    recovery_probability_revocable: b.Probability = 0.5
+    challenge_pass_probability: b.Probability = 0.1
     # the fraudster's own economics (what a learning fraudster maximises)
-    proceeds_share: Probability = Field(
+    proceeds_share: b.Probability = Field(
         1.0,
         description="share of an approved attempt's amount the fraudster keeps (resale discount, mule's cut)",
     )
-    proceeds_per_success_cents: NonNegInt = Field(
+    proceeds_per_success_cents: b.Cents = Field(
         0,
         description="value of each approved attempt besides its amount (card testing: a card known to work)",
     )
-    attempt_cost_cents: NonNegInt = Field(
+    attempt_cost_cents: b.Cents = Field(
         0, description="cost of one attempt: stolen credentials or card data, bot traffic, a scam's calls"
     )
-    blocked_cost_cents: NonNegInt = Field(
+    blocked_cost_cents: b.Cents = Field(
         0,
         description="extra cost when the risk desk or a challenge stops the attempt (card or account burned)",
     )
-    detection_cost_cents: NonNegInt = Field(
+    detection_cost_cents: b.Cents = Field(
         0,
         description="extra cost when the fraud is discovered later (card stops working, mule account closed)",
     )
@@ -346,18 +346,18 @@ class Fraud(Model):
     """
 
     patterns: dict[FraudPattern, FraudPatternSpec]
-    app_reimbursement_share: Probability = 0.5
+    app_reimbursement_share: b.Probability = 0.5
     max_intensity: Annotated[float, Field(gt=0.0, le=100.0)] = Field(
         5.0,
         description="a learning fraudster's highest intensity per pattern, x the pattern's attacks_per_day",
     )
-    amount_multiplier_range: tuple[Annotated[float, Field(gt=0.0)], Annotated[float, Field(gt=0.0)]] = Field(
+    amount_multiplier_range: tuple[b.Multiplier, b.Multiplier] = Field(
         (0.25, 4.0), description="a learning fraudster's [min, max] multiplier of each pattern's amount band"
     )
-    velocity_separability_per_log_intensity: NonNegFloat = Field(
+    velocity_separability_per_log_intensity: b.Separability = Field(
         0.5, description="rise of the fraud's risk-score d' per log unit of intensity above 1"
     )
-    amount_separability_per_log_multiplier: NonNegFloat = Field(
+    amount_separability_per_log_multiplier: b.Separability = Field(
         0.5, description="rise of the fraud's risk-score d' per log unit of amount multiplier above 1"
     )
     source: str = ""
@@ -376,9 +376,9 @@ class RiskScore(Model):
     ``separability`` is d' (signal-detection sensitivity); 2.0 means a useful but imperfect score.
     """
 
-    separability: Annotated[float, Field(ge=0.0, le=6.0)] = 2.0
-    challenge_abandon_probability: Probability = 0.25
-    challenge_cost_cents: NonNegInt = 5
+    separability: b.Separability = 2.0
+    challenge_abandon_probability: b.Probability = 0.25
+    challenge_cost_cents: b.Cents = 5
     source: str = ""
 
 
@@ -402,8 +402,8 @@ class PriceCap(Model):
     network: str | None = None
     urgency: Urgency | None = None
     basis: PriceCapBasis = "total"
-    max_fixed_cents: NonNegInt = 0
-    max_bps: NonNegFloat = 0.0
+    max_fixed_cents: b.Cents = 0
+    max_bps: b.Bps = 0.0
     source: str = ""
 
     def matches(self, family: str, instrument: str, network: str, urgency: str) -> bool:
@@ -425,11 +425,11 @@ class CompetitorPrices(Model):
     """
 
     enabled: bool = False
-    mean_multiplier: Annotated[float, Field(gt=0.0)] = 1.0
-    mean_reversion_per_day: NonNegFloat = 0.2
-    volatility_per_sqrt_day: NonNegFloat = 0.05
-    min_multiplier: Annotated[float, Field(gt=0.0)] = 0.5
-    max_multiplier: Annotated[float, Field(gt=0.0)] = 2.0
+    mean_multiplier: b.Multiplier = 1.0
+    mean_reversion_per_day: Annotated[float, Field(ge=0.0, le=100.0)] = 0.2
+    volatility_per_sqrt_day: Annotated[float, Field(ge=0.0, le=10.0)] = 0.05
+    min_multiplier: b.Multiplier = 0.5
+    max_multiplier: b.Multiplier = 2.0
     source: str = "assumed"
 
     @model_validator(mode="after")
@@ -449,10 +449,10 @@ class PriceList(Model):
     card: FeeSchedule
     bank: FeeSchedule
     cross_border: FeeSchedule
-    instant_surcharge_cents: NonNegInt = 0
-    period_s: PosInt = 86400
-    min_multiplier: Annotated[float, Field(gt=0.0)] = 0.5
-    max_multiplier: Annotated[float, Field(gt=0.0)] = 2.0
+    instant_surcharge_cents: b.Cents = 0
+    period_s: b.PeriodS = 86400
+    min_multiplier: b.Multiplier = 0.5
+    max_multiplier: b.Multiplier = 2.0
     caps: tuple[PriceCap, ...] = ()
     competitor: CompetitorPrices = CompetitorPrices()
     source: str = ""
@@ -481,20 +481,20 @@ class CustomerResponse(Model):
     per day per bp of premium, and wins back ``winback_per_day`` of those it lost.
     """
 
-    base_abandon_probability: Probability = 0.02
-    abandon_slope_per_bps: NonNegFloat = 0.01
-    credit_holds_debit_probability: Probability = 0.8
+    base_abandon_probability: b.Probability = 0.02
+    abandon_slope_per_bps: Annotated[float, Field(ge=0.0, le=10.0)] = 0.01
+    credit_holds_debit_probability: b.Probability = 0.8
     switch_probability_at_list: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.002
     switch_nest_lambda: Annotated[float, Field(gt=0.0, le=1.0)] = 0.2
-    churn_per_day_per_bps: NonNegFloat = 0.0
-    winback_per_day: Probability = 0.1
+    churn_per_day_per_bps: b.Probability = 0.0
+    winback_per_day: b.Probability = 0.1
     source: str = "assumed: no public elasticity figure (CALIBRATION.md, Pricing)"
 
 
 class ServiceLevel(Model):
     """Penalties for missing the customer's deadline (cents per miss), by product family."""
 
-    penalty_cents: dict[str, NonNegInt] = {"card": 25, "bank": 200, "cross_border": 500}
+    penalty_cents: dict[str, b.Cents] = {"card": 25, "bank": 200, "cross_border": 500}
     source: str = "assumed"
 
 
@@ -502,9 +502,9 @@ class Incident(Model):
     """A scheduled health change: the route is forced ``down`` or ``degraded`` for a while."""
 
     route: str
-    day: NonNegInt = 0
+    day: Annotated[int, Field(ge=0, lt=b.MAX_DAYS)] = 0
     at: TimeOfDay
-    duration_min: Annotated[float, Field(gt=0.0)]
+    duration_min: b.PosMinutes
     state: Literal["down", "degraded"] = "down"
 
 
@@ -512,7 +512,7 @@ class FeeChange(Model):
     """A scheduled change of a route's fee (e.g. a processor raises its markup 20%)."""
 
     route: str
-    multiplier: Annotated[float, Field(gt=0.0)]
+    multiplier: b.Multiplier
 
 
 # --------------------------------------------------------------------------- the scenario
@@ -523,8 +523,8 @@ class Scenario(Model):
 
     name: str
     description: str = ""
-    start_date: dt.date = dt.date(2026, 3, 2)
-    base_utc_offset_h: float = -5.0
+    start_date: b.StartDate = dt.date(2026, 3, 2)
+    base_utc_offset_h: b.UtcOffsetH = -5.0
     volume_scale: Annotated[float, Field(gt=0.0, le=100.0)] = 1.0
     demand: Demand
     routes: dict[str, Route]
@@ -538,13 +538,19 @@ class Scenario(Model):
     incidents: tuple[Incident, ...] = ()
     fee_changes: tuple[FeeChange, ...] = ()
     extra_holidays: tuple[dt.date, ...] = ()
-    treasury_period_s: PosInt = 3600
-    fraud_period_s: PosInt = 3600
+    treasury_period_s: b.PeriodS = 3600
+    fraud_period_s: b.PeriodS = 3600
 
     @model_validator(mode="after")
     def _check_references(self) -> Scenario:
         if not self.routes:
             raise ValueError("routes: at least one route is needed")
+        per_day = self.demand.transactions_per_day * self.volume_scale
+        if per_day > b.MAX_TRANSACTIONS_PER_DAY:
+            raise ValueError(
+                f"demand.transactions_per_day x volume_scale = {per_day:,.0f}: allowed at most "
+                f"{b.MAX_TRANSACTIONS_PER_DAY:,} payments a day"
+            )
         segments = set(self.demand.segment_mix)
         for name, route in self.routes.items():
             missing = sorted(segments - set(route.approval.by_segment))

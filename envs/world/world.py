@@ -51,6 +51,7 @@ from payroute.envs.world.liquidity import Liquidity
 from payroute.envs.world.market import Market
 from payroute.envs.world.payment import Payments
 from payroute.envs.world.rails import DEGRADED, DOWN, HEALTH_NAMES, RouteState
+from payroute.errors import PayrouteError
 
 __all__ = ["FAMILY_INDEX", "InvalidActionError", "PaymentWorld"]
 
@@ -239,14 +240,16 @@ class PaymentWorld:
             if not self.hub.external:  # no decision can wait for an outside agent: the tight loop
                 while (t := peek()) != math.inf and t <= stop:
                     step()
-                return
-            while (t := peek()) != math.inf and t <= stop:
-                step()
-                if pending:
-                    raise RuntimeError(
-                        f"an outside agent must answer a {pending[0].kind!r} decision: "
-                        "use run_until_decision() or bind a policy to it"
-                    )
+            else:
+                while (t := peek()) != math.inf and t <= stop:
+                    step()
+                    if pending:
+                        raise RuntimeError(
+                            f"an outside agent must answer a {pending[0].kind!r} decision: "
+                            "use run_until_decision() or bind a policy to it"
+                        )
+        if t == math.inf:
+            self.check_drained()
 
     def run_until_decision(self, until: float | None = None) -> DecisionPoint | None:
         """Step the simulation until an outside decision is pending (returned) or the episode ends (``None``)."""
@@ -256,9 +259,22 @@ class PaymentWorld:
         while not pending:
             t = peek()
             if t == inf or t > stop:
+                if t == inf:
+                    self.check_drained()
                 return None
             step()
         return pending.pop(0)
+
+    def check_drained(self) -> None:
+        """Nothing is left to happen: every payment must have reached its terminal state, or the KPIs would
+        count only the ones that did (a payment stuck forever, e.g. behind an endless latency, is never a
+        decline). Raises :class:`~payroute.errors.PayrouteError` naming how many and the scenario."""
+        if self.live:
+            raise PayrouteError(
+                f"scenario {self.scenario.name!r}: the world ran out of events with {len(self.live):,} of "
+                f"{self.books.arrivals:,} payments unfinished (never settled, declined, failed or expired); "
+                "its KPIs would be wrong. Check the routes' latency, hours and windows"
+            )
 
     def _clock(self):
         """Marks the hours (progress) and closes arrivals at the horizon."""

@@ -26,7 +26,10 @@ def scenario_reference() -> str:
         Scenario,
         "Scenario reference",
         "Every field of a scenario YAML file (`envs/scenarios/*.yaml`). Unknown fields are errors; money is "
-        "integer cents, rates are bps or probabilities, durations carry their unit in the name.",
+        "integer cents, rates are bps or probabilities, durations carry their unit in the name. Every number "
+        "must be finite (no `.inf`, `.nan`) and within the bounds in the constraints column (they are what the "
+        "quantity can physically mean); at most 10,000,000 genuine payments a day "
+        "(`demand.transactions_per_day` x `volume_scale`).",
     )
 
 
@@ -36,7 +39,10 @@ def experiment_reference() -> str:
     return render_model_reference(
         Experiment,
         "Experiment reference",
-        "Every field of an experiment YAML file (`experiments/*.yaml`). Unknown fields are errors.",
+        "Every field of an experiment YAML file (`experiments/*.yaml`). Unknown fields are errors; every number "
+        "must be finite (no `.inf`, `.nan`), in free-form mappings (`env.kwargs`, `library_options`, "
+        "`scenario_overrides`) too, and the scenario overrides must give valid scenarios. A sweep's space is "
+        "validated whole before Ray starts: every `choice`, both ends of every range (low below high).",
     )
 
 

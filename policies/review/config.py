@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from payroute.config_io import read_yaml_mapping
+from payroute.config_model import ConfigModel
 from payroute.errors import ConfigError, format_validation_error
 from payroute.policies.review.constraints import ConstraintConfig
 from payroute.policies.review.stress import StressConfig
@@ -20,8 +21,8 @@ from payroute.policies.review.stress import StressConfig
 DEFAULT_CONFIG_FILE = "review_default.yaml"
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class _Strict(ConfigModel):
+    """A review config section: unknown fields refused, frozen, every number finite."""
 
 
 class OPEReviewConfig(_Strict):
@@ -32,18 +33,18 @@ class OPEReviewConfig(_Strict):
     min_effective_sample_size: float = Field(default=100.0, ge=0)
     max_mean_weight_deviation: float | None = Field(default=0.25, gt=0)
     required: bool = False
-    n_bootstrap: int = Field(default=200, ge=20)
+    n_bootstrap: int = Field(default=200, ge=20, le=100_000)
     confidence: float = Field(default=0.95, gt=0, lt=1)
     max_weight: float | None = Field(default=None, gt=0)
     switch_tau: float = Field(default=10.0, gt=0)
-    seed: int = Field(default=0, ge=0)
+    seed: int = Field(default=0, ge=0, le=2**32 - 1)
 
 
 class StressReviewConfig(StressConfig):
     """The stress suite's runs (:class:`~payroute.policies.review.stress.StressConfig`) and its gates."""
 
     min_margin_diff_vs_best_usd: float = -0.05
-    min_approval_diff_vs_best: float | None = -0.02
+    min_approval_diff_vs_best: Annotated[float, Field(ge=-1.0, le=1.0)] | None = -0.02
     enabled: bool = True
 
 

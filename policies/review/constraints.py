@@ -38,8 +38,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
+from payroute.config_model import ConfigModel
 from payroute.envs.baselines import bound_policies
 from payroute.envs.scenarios import Scenario
 from payroute.envs.world import PaymentWorld
@@ -52,8 +53,8 @@ MASKED_PROB_TOL = 1e-6
 _CHUNK = 8192
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class _Strict(ConfigModel):
+    """A constraints section: unknown fields refused, frozen, every number finite."""
 
 
 class SimulatedContexts(_Strict):
@@ -62,7 +63,7 @@ class SimulatedContexts(_Strict):
     scenario: str | None = Field(
         default=None, description="null: the scenario named on the card, else default"
     )
-    seeds: int = Field(default=1, ge=1)
+    seeds: int = Field(default=1, ge=1, le=10_000)
     days: float = Field(default=1.0, gt=0, le=30)
     volume_multiplier: float = Field(default=0.05, gt=0, le=10)
 
@@ -71,13 +72,13 @@ class ConstraintConfig(_Strict):
     """Thresholds and context sources of the constraint checks."""
 
     max_masked_action_rate: float = Field(default=0.0, ge=0, le=1)
-    random_contexts: int = Field(default=2000, ge=0)
+    random_contexts: int = Field(default=2000, ge=0, le=1_000_000)
     simulated: SimulatedContexts = SimulatedContexts()
     latency_p99_ms: float = Field(default=2.0, gt=0)
-    latency_decisions: int = Field(default=2000, ge=100)
+    latency_decisions: int = Field(default=2000, ge=100, le=1_000_000)
     action_value_low: float | None = None
     action_value_high: float | None = None
-    seed: int = Field(default=0, ge=0)
+    seed: int = Field(default=0, ge=0, le=2**32 - 1)
 
     @model_validator(mode="after")
     def _caps_ordered(self) -> ConstraintConfig:

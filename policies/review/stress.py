@@ -31,8 +31,9 @@ from typing import Annotated, Any
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from payroute.config_model import ConfigModel
 from payroute.envs.baselines import policy_names
 from payroute.envs.baselines.routers import ORACLES
 from payroute.envs.scenarios import Scenario, available_scenarios, load_scenario
@@ -53,10 +54,8 @@ CANDIDATE, CHAMPION, BASELINE, ORACLE = "candidate", "champion", "baseline", "or
 KPIS = HEADLINE_KPIS
 
 
-class StressConfig(BaseModel):
+class StressConfig(ConfigModel):
     """Which scenarios, references, seeds and volume the stress suite runs."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     scenarios: list[str] = Field(default=list(STRESS_SCENARIOS), min_length=1)
     baselines: list[str] | None = Field(
@@ -64,14 +63,14 @@ class StressConfig(BaseModel):
     )
     include_oracle: bool = True
     seeds: int = Field(
-        default=5, ge=2, description="seeds first_seed .. first_seed + seeds - 1, shared by all"
+        default=5, ge=2, le=10_000, description="seeds first_seed .. first_seed + seeds - 1, shared by all"
     )
-    seeds_by_scenario: dict[str, Annotated[int, Field(ge=2)]] = Field(
+    seeds_by_scenario: dict[str, Annotated[int, Field(ge=2, le=10_000)]] = Field(
         default_factory=dict,
         description="more (or fewer) seeds for the scenarios named here, e.g. {fraud_surge: 20}: a day of "
         "five times the fraud swings by a few large cash-outs, so its interval needs more days than the others",
     )
-    first_seed: int = Field(default=0, ge=0)
+    first_seed: int = Field(default=0, ge=0, le=2**32 - 1)
     days: float = Field(default=1.0, gt=0, le=30)
     volume_multiplier: float = Field(default=0.1, gt=0, le=10)
     other_policies: dict[str, str] = Field(
@@ -79,7 +78,7 @@ class StressConfig(BaseModel):
         description="baselines bound for the decision kinds the bundle does not make",
     )
     confidence: float = Field(default=0.95, gt=0, lt=1)
-    workers: int = Field(default=0, ge=0, description="processes; 0 = one per CPU")
+    workers: int = Field(default=0, ge=0, le=4096, description="processes; 0 = one per CPU")
 
     @field_validator("scenarios")
     @classmethod
