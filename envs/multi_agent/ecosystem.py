@@ -38,7 +38,7 @@ _OPTIONS = {
     "learning": ("router", "risk", "fraudster"),
     "reward_scale": 1.0,
     "router_mask_in_observation": False,
-    "router_invalid_action": "raise",
+    "router_invalid_action": "decline",
     "reward_split": "shared",
 }
 
@@ -100,12 +100,13 @@ class PaymentEcosystemEnv:
 
     ``PaymentEcosystemEnv(scenario="default", seed=None, days=1.0, scenario_overrides=None, baselines=None, *,
     learning=("router", "risk", "fraudster"), reward_scale=1.0, router_mask_in_observation=False,
-    router_invalid_action="raise", reward_split="shared")``: the single-agent environments' arguments, then the
+    router_invalid_action="decline", reward_split="shared")``: the single-agent environments' arguments, then the
     ecosystem's own. The first argument may instead be a mapping of the same keys (``config``, as RLlib passes
     ``env_config``); keyword arguments that differ from their defaults override it. ``baselines`` maps
     an agent (``"risk"``) or its decision kind (``"route"``) to a baseline name
-    (:mod:`payroute.envs.baselines`). ``router_invalid_action="decline"`` declines a payment whose route is
-    masked instead of raising. ``reset(seed=s)`` runs world seed ``s``; without one it draws the next from the
+    (:mod:`payroute.envs.baselines`). A masked route declines the payment (``router_invalid_action="decline"``,
+    the default, as a client that samples without the mask expects); ``"raise"`` raises ``ValueError`` instead, for
+    debugging. ``reset(seed=s)`` runs world seed ``s``; without one it draws the next from the
     generator seeded by the first seed given (``seed`` here, or the first ``reset``).
 
     ## Version history
@@ -126,7 +127,7 @@ class PaymentEcosystemEnv:
         learning: tuple[str, ...] | list[str] = ("router", "risk", "fraudster"),
         reward_scale: float = 1.0,
         router_mask_in_observation: bool = False,
-        router_invalid_action: str = "raise",
+        router_invalid_action: str = "decline",
         reward_split: str = "shared",
         **unknown: Any,
     ) -> None:
@@ -183,7 +184,7 @@ class PaymentEcosystemEnv:
                     mask_in_observation=options["router_mask_in_observation"],
                     invalid_action=options["router_invalid_action"],
                     invalid_hint="Use the action mask, or build the environment with "
-                    "router_invalid_action='decline'.",
+                    "router_invalid_action='decline' (the default).",
                 )
             elif name == "pricer":  # trainers want a 1-D Box: Pricing-v0's (S, F) action, flattened row-major
                 roles[name] = ROLE_CLASSES[name](loaded, flat=True)

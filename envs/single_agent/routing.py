@@ -38,8 +38,10 @@ class RoutingEnv(SingleAgentEnv):
     reject, not enough liquidity where the account fails when short) are masked. The mask is in
     ``info["action_mask"]``, in ``env.action_masks()`` (sb3-contrib MaskablePPO), and, for RLlib's action
     masking, in the ``action_mask`` key of the observation when ``dict_observation=True``.
-    A masked action raises ``ValueError`` unless ``invalid_action="penalize"``: then the payment is declined
-    (terminal state ``declined``, reason ``invalid_action``) and the reward is reduced by ``invalid_penalty_usd``.
+    A masked action declines the payment (terminal state ``declined``, reason ``invalid_action``; it costs what a
+    decline costs) and the reward is reduced by ``invalid_penalty_usd``: a client that samples without the mask
+    (Gymnasium's and SB3's checkers, DQN, A2C) learns to avoid it. ``invalid_action="raise"`` raises
+    ``ValueError`` instead, naming the eligible routes: for debugging a client that should respect the mask.
 
     ## Observation space
 
@@ -82,7 +84,7 @@ class RoutingEnv(SingleAgentEnv):
     ## Arguments
 
     ``gym.make("payroute/Routing-v0", scenario="processor_outage", seed=3, days=1.0, scenario_overrides=None,
-    baselines={"risk": "threshold"}, invalid_action="raise", invalid_penalty_usd=1.0, decline_cost=True,
+    baselines={"risk": "threshold"}, invalid_action="penalize", invalid_penalty_usd=1.0, decline_cost=True,
     reward_scale=1.0, dict_observation=False)``
 
     ## Version history
@@ -104,7 +106,7 @@ class RoutingEnv(SingleAgentEnv):
         days: float = 1.0,
         scenario_overrides: dict[str, Any] | None = None,
         baselines: dict[str, str] | None = None,
-        invalid_action: str = "raise",
+        invalid_action: str = "penalize",
         invalid_penalty_usd: float = 1.0,
         decline_cost: bool = True,
         reward_scale: float = 1.0,
@@ -127,7 +129,7 @@ class RoutingEnv(SingleAgentEnv):
                 decline_cost=decline_cost,
                 record_outcomes=True,
                 invalid_hint="Use info['action_mask'] or env.action_masks(), or make the env with "
-                "invalid_action='penalize'.",
+                "invalid_action='penalize' (the default) to decline such a payment.",
             )
 
         super().__init__(

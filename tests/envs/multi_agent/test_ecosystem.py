@@ -98,7 +98,7 @@ def test_only_the_agent_with_a_pending_decision_observes_and_acts():
     assert seen == {"router", "risk", "fraudster"}
 
 
-def test_a_masked_route_raises_by_default_and_is_declined_on_request():
+def test_a_masked_route_is_declined_by_default_and_raises_on_request():
     for mode in ("raise", "decline"):
         env = PaymentEcosystemEnv(scenario_overrides=SMALL, learning=["router"], router_invalid_action=mode)
         _, infos = env.reset(seed=1)

@@ -64,8 +64,8 @@ def test_constructor_seed_is_used_by_the_first_reset():
     np.testing.assert_array_equal(a.reset()[0], b.reset(seed=5)[0])
 
 
-def test_a_masked_route_raises_a_clear_error_by_default():
-    env = gym.make("payroute/Routing-v0", scenario_overrides=SMALL, seed=0)
+def test_a_masked_route_raises_a_clear_error_when_asked_to():
+    env = gym.make("payroute/Routing-v0", scenario_overrides=SMALL, seed=0, invalid_action="raise")
     _obs, info = env.reset()
     masked = int(np.flatnonzero(info["action_mask"] == 0)[0])
     with pytest.raises(ValueError, match="masked for this payment; eligible routes"):
