@@ -29,6 +29,7 @@ from payroute.policies.bundle.card import (
     PolicyCard,
     check_observation_schema,
 )
+from payroute.policies.bundle.signing import Signature
 
 
 @runtime_checkable
@@ -72,15 +73,29 @@ class BundlePolicy:
     never chosen.
     """
 
-    def __init__(self, card: PolicyCard, onnx_bytes: bytes, source: Path, threads: int = 1) -> None:
+    def __init__(
+        self,
+        card: PolicyCard,
+        onnx_bytes: bytes,
+        source: Path,
+        threads: int = 1,
+        signature: Signature | None = None,
+    ) -> None:
         self.card = card
+        self.signature = signature or Signature("unsigned")  # who vouches for the card's claims
         self.source = source
         self.decision_kind = card.decision_kind
         self.obs_dim = card.io.obs_dim
         self.n_actions = card.io.n_actions
         self.action_names = list(card.actions)
         self.feature_names = card.feature_names
-        self._session = new_session(onnx_bytes, threads)
+        try:
+            self._session = new_session(onnx_bytes, threads)
+        except Exception as err:  # onnxruntime raises its own types
+            raise PayrouteError(
+                f"bundle {source.name}: policy.onnx cannot be loaded by onnxruntime ({type(err).__name__}: "
+                f"{' '.join(str(err).split())[:200]})"
+            ) from None
 
     def __repr__(self) -> str:
         return (
@@ -89,23 +104,27 @@ class BundlePolicy:
         )
 
     # ---------------------------------------------------------------- acting
+    def run(self, obs: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """The graph's raw output for checked inputs (float32 ``(n, obs_dim)``, bool ``(n, n_actions)``)."""
+        return run_session(self._session, obs, mask, self.source.name)
+
     def logits(self, obs: Any, mask: Any = None) -> np.ndarray:
         """Masked logits, float32 ``(n, n_actions)``; masked actions hold :data:`MASKED_LOGIT`."""
         obs2, mask2, single = self._inputs(obs, mask)
-        out = run_session(self._session, obs2, mask2)
+        out = self.run(obs2, mask2)
         return out[0] if single else out
 
     def action_probs(self, obs: Any, mask: Any = None) -> np.ndarray:
         """The policy's action probabilities (softmax of the masked logits), float64 ``(n, n_actions)``."""
         obs2, mask2, single = self._inputs(obs, mask)
-        probs = _softmax(run_session(self._session, obs2, mask2), mask2)
+        probs = _softmax(self.run(obs2, mask2), mask2)
         return probs[0] if single else probs
 
     def act(self, obs: Any, mask: Any = None, rng: np.random.Generator | None = None) -> np.ndarray:
         """Greedy actions (highest logit among allowed actions; ties go to the lowest index), or actions sampled
         from :meth:`action_probs` with ``rng`` when one is given. int64 ``(n,)``."""
         obs2, mask2, single = self._inputs(obs, mask)
-        logits = run_session(self._session, obs2, mask2)
+        logits = self.run(obs2, mask2)
         if rng is None:
             actions = np.argmax(np.where(mask2, logits, -np.inf), axis=1)
         else:
@@ -238,8 +257,21 @@ def new_session(onnx_bytes: bytes, threads: int) -> Any:
     return ort.InferenceSession(onnx_bytes, sess_options=opts, providers=["CPUExecutionProvider"])
 
 
-def run_session(session: Any, obs: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    return session.run([LOGITS_OUTPUT], {OBS_INPUT: obs, MASK_INPUT: mask})[0]
+def run_session(session: Any, obs: np.ndarray, mask: np.ndarray, name: str = "export") -> np.ndarray:
+    """The logits of a batch; an onnxruntime failure or a misshapen answer is a PayrouteError naming the bundle."""
+    try:
+        out = session.run([LOGITS_OUTPUT], {OBS_INPUT: obs, MASK_INPUT: mask})[0]
+    except Exception as err:  # onnxruntime raises its own types
+        raise PayrouteError(
+            f"bundle {name}: policy.onnx failed on a batch of {len(obs)} rows ({type(err).__name__}: "
+            f"{' '.join(str(err).split())[:200]})"
+        ) from None
+    out = np.asarray(out)
+    if out.shape != (obs.shape[0], mask.shape[1]):
+        raise PayrouteError(
+            f"bundle {name}: policy.onnx answered a batch of {len(obs)} rows with logits of shape {out.shape}"
+        )
+    return out
 
 
 def _softmax(logits: np.ndarray, mask: np.ndarray) -> np.ndarray:
