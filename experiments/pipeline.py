@@ -35,13 +35,16 @@ def run_review(
     config: Path | None,
     report: Path | None,
     json_out: Path | None,
+    trusted_keys: tuple[Path, ...] = (),
 ) -> ReviewResult:
     """Review ``bundle`` with a progress bar; write the HTML report and the JSON summary where asked."""
     from payroute.policies.review import load_review_config, review_bundle
 
     cfg = load_review_config(config)
     with progress_bar() as progress:
-        result = review_bundle(bundle, logs=logs, champion=champion, config=cfg, progress=progress)
+        result = review_bundle(
+            bundle, logs=logs, champion=champion, config=cfg, progress=progress, trusted_keys=trusted_keys
+        )
     if report is not None:
         from payroute.policies.review.report import write_html
 

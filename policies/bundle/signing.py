@@ -167,6 +167,16 @@ def load_public_key(path: str | Path) -> TrustedKey:
     return TrustedKey(key_id(public), public, path.name)
 
 
+def public_key_of(private_key: object, source: str) -> TrustedKey:
+    """The public half of a private key, as a trusted key (an exporter reading back what it signed)."""
+    from cryptography.hazmat.primitives import serialization
+
+    raw = private_key.public_key().public_bytes(  # type: ignore[attr-defined]
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    )
+    return TrustedKey(key_id(raw), raw, source)
+
+
 def zoo_public_key() -> TrustedKey:
     """The key the reference bundles in ``policies/zoo`` are signed with (its private half was discarded)."""
     return load_public_key(Path(__file__).resolve().parent.parent / "zoo" / ZOO_PUBLIC_KEY)
@@ -262,6 +272,7 @@ __all__ = [
     "key_id",
     "load_private_key",
     "load_public_key",
+    "public_key_of",
     "sign_checksums",
     "trusted_keys",
     "verify_signature",

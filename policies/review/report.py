@@ -139,7 +139,10 @@ def _integrity_section(result: ReviewResult) -> list[str]:
     card = result.card
     scen = card.get("scenario") or {}
     exp = card.get("experiment") or {}
+    sig = result.signature or {}
+    claims = sig.get("claims", "unsigned claims (nobody vouches for them)")
     rows = [
+        ["signature", sig.get("says", "unsigned")],
         ["decision kind", card.get("decision_kind", "")],
         ["agent id", card.get("agent_id") or ""],
         ["observation", f"{len(card.get('observation', []))} features"],
@@ -156,10 +159,14 @@ def _integrity_section(result: ReviewResult) -> list[str]:
         ["git commit", card.get("git_commit") or "not recorded"],
         ["versions", ", ".join(f"{k} {v}" for k, v in (card.get("versions") or {}).items())],
         ["reward", str(card.get("reward") or "not recorded")],
-        ["training", str(card.get("training") or "not recorded")],
-        ["evaluation on the card", str(card.get("evaluation") or "not recorded")],
+        [f"training: {claims}", str(card.get("training") or "not recorded")],
+        [f"evaluation on the card: {claims}", str(card.get("evaluation") or "not recorded")],
     ]
-    return ["<h2>Integrity and model card</h2>", _table(["field", "value"], rows)]
+    note = (
+        "<p class='muted'>Everything the card records (training, evaluation, versions, configs) is what the "
+        f"bundle's maker wrote: {html.escape(claims)}. The review's own findings are the checks above.</p>"
+    )
+    return ["<h2>Integrity and model card</h2>", note, _table(["field", "value"], rows)]
 
 
 def _more_seeds(cfg: StressConfig) -> str:
