@@ -10,13 +10,19 @@ is refused with a message that states the limit, never a hang or a crash.
 
 from __future__ import annotations
 
+import atexit
 import io
-import signal
+import os
+import select
+import struct
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -25,6 +31,7 @@ from payroute.policies.bundle.card import POLICY_FILE
 
 CHILD = Path(__file__).with_name("sandbox_child.py")
 STARTUP_ALLOWANCE_S = 30.0  # wall-clock time the child may take to start (imports) on a loaded machine
+WALL_ALLOWANCE_S = 10.0  # wall-clock time beyond the CPU limit (a loaded machine shares the CPU)
 
 
 @dataclass(frozen=True)
@@ -39,6 +46,64 @@ class GraphLimits:
         return f"{self.time_s:g} s of CPU time and {self.memory_mb:,} MiB of memory"
 
 
+class _Server:
+    """The child process (one per process, started at the first untrusted graph), spoken to over pipes."""
+
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen | None = None
+        self.lock = threading.Lock()
+
+    def ask(self, request: bytes, wait_s: float) -> bytes | None:
+        """The child's answer, or None when it did not answer within ``wait_s`` (it is then stopped)."""
+        with self.lock:
+            if self.proc is None or self.proc.poll() is not None:
+                self.proc = subprocess.Popen(
+                    [sys.executable, "-I", str(CHILD)],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.DEVNULL,
+                )
+            proc = self.proc
+            assert proc.stdin is not None and proc.stdout is not None
+            try:
+                proc.stdin.write(struct.pack("<Q", len(request)) + request)
+                proc.stdin.flush()
+                head = _read_within(proc.stdout, 8, wait_s)
+                answer = (
+                    None if head is None else _read_within(proc.stdout, struct.unpack("<Q", head)[0], wait_s)
+                )
+            except (BrokenPipeError, OSError):
+                answer = None
+            if answer is None:
+                self.stop()
+            return answer
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+
+def _read_within(stream: Any, n: int, wait_s: float) -> bytes | None:
+    chunks, got, deadline = [], 0, time.monotonic() + wait_s
+    fd = stream.fileno()
+    while got < n:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            return None
+        chunk = os.read(fd, min(n - got, 1 << 20))
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)
+
+
+_SERVER = _Server()
+atexit.register(_SERVER.stop)
+
+
 def run_limited(
     onnx_bytes: bytes,
     batches: Sequence[tuple[np.ndarray, np.ndarray]],
@@ -50,45 +115,36 @@ def run_limited(
     buf = io.BytesIO()
     arrays = {f"obs_{i}": o for i, (o, _) in enumerate(batches)}
     arrays |= {f"mask_{i}": m for i, (_, m) in enumerate(batches)}
+    wall = limits.time_s + WALL_ALLOWANCE_S
     np.savez(
         buf,
         onnx=np.frombuffer(onnx_bytes, dtype=np.uint8),
-        limits=np.array([limits.time_s, limits.memory_mb], dtype=np.float64),
+        limits=np.array([limits.time_s, limits.memory_mb, wall], dtype=np.float64),
         n=np.array(len(batches)),
         **arrays,
     )
     prefix = f"bundle {name}: {POLICY_FILE}"
-    wall = limits.time_s + STARTUP_ALLOWANCE_S
-    try:
-        done = subprocess.run(
-            [sys.executable, "-I", str(CHILD)], input=buf.getvalue(), capture_output=True, timeout=wall
-        )
-    except subprocess.TimeoutExpired:
+    answer = _SERVER.ask(buf.getvalue(), wall + STARTUP_ALLOWANCE_S)
+    if answer is None or answer[:1] == b"w":
         raise PayrouteError(
             f"{prefix} did not answer {what} within {wall:g} s of wall-clock time (limits: {limits.says()}; "
             "integrity.time_limit_s in the review config); refusing to load"
-        ) from None
-    err = done.stderr.decode("utf-8", "replace").strip().splitlines()
-    last = err[-1] if err else ""
-    if done.returncode in (-signal.SIGXCPU, -signal.SIGKILL) or (done.returncode != 0 and "SIGXCPU" in last):
+        )
+    kind, text = answer[:1], answer[1:400].decode("utf-8", "replace")
+    if kind == b"t":
         raise PayrouteError(
             f"{prefix} ran past the limit of {limits.time_s:g} s of CPU time answering {what} "
             "(integrity.time_limit_s in the review config); refusing to load"
         )
-    if done.returncode == 3 and last.startswith("memory:"):
+    if kind == b"m":
         raise PayrouteError(
             f"{prefix} ran past the limit of {limits.memory_mb:,} MiB of memory answering {what} "
-            f"(integrity.memory_limit_mb in the review config; {last[8:160]}); refusing to load"
+            f"(integrity.memory_limit_mb in the review config; {text[:160]}); refusing to load"
         )
-    if done.returncode == 3:
-        raise PayrouteError(f"{prefix} failed on {what} ({last[7:260]}); refusing to load")
-    if done.returncode != 0:
-        raise PayrouteError(
-            f"{prefix} crashed the process answering {what} (exit code {done.returncode}; limits: "
-            f"{limits.says()}); refusing to load"
-        )
+    if kind != b"o":
+        raise PayrouteError(f"{prefix} failed on {what} ({text[:260]}); refusing to load")
     try:
-        out = np.load(io.BytesIO(done.stdout), allow_pickle=False)
+        out = np.load(io.BytesIO(answer[1:]), allow_pickle=False)
         return [np.asarray(out[f"out_{i}"]) for i in range(len(batches))]
     except (OSError, ValueError, KeyError) as exc:
         raise PayrouteError(f"{prefix}: the limited run returned no readable logits ({exc})") from None
