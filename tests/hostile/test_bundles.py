@@ -431,3 +431,35 @@ def test_a_card_nested_too_deep_is_refused(tmp_path):
     raw["card.json"] = b'{"training": ' + b"[" * 200_000 + b"]" * 200_000 + b"}"
     raw["checksums.sha256"] = checksums({k: v for k, v in raw.items() if k != "checksums.sha256"})
     refused(write_dir(tmp_path / "c", raw), "card.json nests deeper than 64 levels")
+
+
+# ---------------------------------------------------------------------- keys and the review config
+def test_a_key_file_that_is_not_a_key_is_one_line_naming_it(tmp_path, keys):
+    junk = tmp_path / "team.pub"
+    junk.write_text("[red]not a key[/red]\n")
+    bundle = write_dir(tmp_path / "b", bundle_files())
+    result = CliRunner().invoke(app, ["review", str(bundle), "--trusted-key", str(junk)])
+    assert result.exit_code == 2 and "trusted key team.pub: not a PEM public key" in result.output
+    with pytest.raises(PayrouteError, match="--sign-key signing.pub: not an unencrypted PEM private key"):
+        load_private_key(keys["pub"])
+
+
+def test_the_review_config_names_trusted_keys_relative_to_itself_and_bounds_the_limits(tmp_path):
+    from payroute.errors import ConfigError
+    from payroute.policies.review import load_review_config
+
+    path = tmp_path / "review.yaml"
+    path.write_text("integrity: {trusted_keys: [keys/team.pub], require_signature: true}\n")
+    cfg = load_review_config(path).integrity
+    assert cfg.trusted_keys == [str(tmp_path / "keys" / "team.pub")] and cfg.require_signature
+    for bad in (".inf", ".nan", "0", "-1"):
+        path.write_text(f"integrity: {{time_limit_s: {bad}}}\n")
+        with pytest.raises(ConfigError, match="integrity.time_limit_s"):
+            load_review_config(path)
+
+
+def test_simulate_with_an_unsafe_bundle_is_exit_2_naming_it(tmp_path):
+    bundle = write_dir(tmp_path / "fixed", bundle_files(graph_model(batch=64)))
+    result = CliRunner().invoke(app, ["simulate", "default", "--policy", str(bundle), "--days", "0.01"])
+    assert result.exit_code == 2 and "fixed batch dimension of 64" in result.output
+    assert "Traceback" not in result.output
