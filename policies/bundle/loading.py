@@ -89,9 +89,11 @@ def load_bundle(
     onnx_bytes = files[POLICY_FILE]
     check_onnx(onnx_bytes, card, name)
     batches, golden = _golden_batches(files[GOLDEN_FILE], card, name)
+    limits = limits or GraphLimits()
     if not signature.trusted:  # an untrusted graph runs under limits before it runs here
-        _check_outputs(run_limited(onnx_bytes, batches, limits or GraphLimits(), name), golden, card, name)
-    policy = BundlePolicy(card, onnx_bytes, path, threads, signature=signature)
+        _check_outputs(run_limited(onnx_bytes, batches, limits, name), golden, card, name)
+    call_limit = None if signature.trusted else limits.time_s  # and every call here is stopped past it
+    policy = BundlePolicy(card, onnx_bytes, path, threads, signature=signature, call_limit_s=call_limit)
     _check_outputs([policy.run(o, m) for o, m in batches], golden, card, name)
     if expected_observation is not None:
         check_observation_schema(card, expected_observation, name)

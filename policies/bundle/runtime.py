@@ -14,6 +14,9 @@ the network must still give finite logits and an allowed action, which ``payrout
 
 from __future__ import annotations
 
+import threading
+import time
+import weakref
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -80,6 +83,7 @@ class BundlePolicy:
         source: Path,
         threads: int = 1,
         signature: Signature | None = None,
+        call_limit_s: float | None = None,
     ) -> None:
         self.card = card
         self.signature = signature or Signature("unsigned")  # who vouches for the card's claims
@@ -91,6 +95,7 @@ class BundlePolicy:
         self.feature_names = card.feature_names
         try:
             self._session = new_session(onnx_bytes, threads)
+            self._guard = None if call_limit_s is None else _CallGuard(call_limit_s)
         except Exception as err:  # onnxruntime raises its own types
             raise PayrouteError(
                 f"bundle {source.name}: policy.onnx cannot be loaded by onnxruntime ({type(err).__name__}: "
@@ -106,7 +111,9 @@ class BundlePolicy:
     # ---------------------------------------------------------------- acting
     def run(self, obs: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """The graph's raw output for checked inputs (float32 ``(n, obs_dim)``, bool ``(n, n_actions)``)."""
-        return run_session(self._session, obs, mask, self.source.name)
+        if self._guard is None:
+            return run_session(self._session, obs, mask, self.source.name)
+        return self._guard.run(self._session, obs, mask, self.source.name)
 
     def logits(self, obs: Any, mask: Any = None) -> np.ndarray:
         """Masked logits, float32 ``(n, n_actions)``; masked actions hold :data:`MASKED_LOGIT`."""
@@ -266,12 +273,72 @@ def run_session(session: Any, obs: np.ndarray, mask: np.ndarray, name: str = "ex
             f"bundle {name}: policy.onnx failed on a batch of {len(obs)} rows ({type(err).__name__}: "
             f"{' '.join(str(err).split())[:200]})"
         ) from None
-    out = np.asarray(out)
+    return _checked(np.asarray(out), obs, mask, name)
+
+
+def _checked(out: np.ndarray, obs: np.ndarray, mask: np.ndarray, name: str) -> np.ndarray:
     if out.shape != (obs.shape[0], mask.shape[1]):
         raise PayrouteError(
             f"bundle {name}: policy.onnx answered a batch of {len(obs)} rows with logits of shape {out.shape}"
         )
     return out
+
+
+class _CallGuard:
+    """A time limit on every call of an untrusted graph, in this process: a watchdog thread (one for all guards)
+    sets onnxruntime's terminate flag on a call that runs past ``limit_s``, which stops it (a ``Loop`` too)."""
+
+    _all: weakref.WeakSet[_CallGuard] = weakref.WeakSet()
+    _watchdog: threading.Thread | None = None
+    _start_lock = threading.Lock()
+
+    def __init__(self, limit_s: float) -> None:
+        import onnxruntime as ort
+
+        self.limit_s = limit_s
+        self.options = ort.RunOptions()
+        self.options.log_severity_level = 4
+        self.lock = threading.Lock()
+        self.started: float | None = None
+        self.tripped = False
+        _CallGuard._all.add(self)
+        with _CallGuard._start_lock:
+            if _CallGuard._watchdog is None:
+                _CallGuard._watchdog = threading.Thread(
+                    target=_CallGuard._watch, name="payroute-graph-watchdog", daemon=True
+                )
+                _CallGuard._watchdog.start()
+
+    @staticmethod
+    def _watch() -> None:
+        while True:
+            time.sleep(0.05)
+            now = time.monotonic()
+            for guard in list(_CallGuard._all):
+                with guard.lock:
+                    if guard.started is not None and now - guard.started > guard.limit_s:
+                        guard.options.terminate = True
+                        guard.tripped = True
+
+    def run(self, session: Any, obs: np.ndarray, mask: np.ndarray, name: str) -> np.ndarray:
+        with self.lock:
+            self.options.terminate, self.tripped, self.started = False, False, time.monotonic()
+        try:
+            out = session.run([LOGITS_OUTPUT], {OBS_INPUT: obs, MASK_INPUT: mask}, self.options)[0]
+        except Exception as err:  # onnxruntime raises its own types
+            if self.tripped:
+                raise PayrouteError(
+                    f"bundle {name}: policy.onnx ran past the limit of {self.limit_s:g} s on a batch of {len(obs)} "
+                    "rows (an unsigned graph's per-call limit, integrity.time_limit_s); stopped"
+                ) from None
+            raise PayrouteError(
+                f"bundle {name}: policy.onnx failed on a batch of {len(obs)} rows ({type(err).__name__}: "
+                f"{' '.join(str(err).split())[:200]})"
+            ) from None
+        finally:
+            with self.lock:
+                self.started = None
+        return _checked(np.asarray(out), obs, mask, name)
 
 
 def _softmax(logits: np.ndarray, mask: np.ndarray) -> np.ndarray:
