@@ -14,6 +14,7 @@ the network must still give finite logits and an allowed action, which ``payrout
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import weakref
@@ -289,7 +290,7 @@ class _CallGuard:
     sets onnxruntime's terminate flag on a call that runs past ``limit_s``, which stops it (a ``Loop`` too)."""
 
     _all: weakref.WeakSet[_CallGuard] = weakref.WeakSet()
-    _watchdog: threading.Thread | None = None
+    _watchdog_pid: int | None = None  # the process whose watchdog runs (a forked worker starts its own)
     _start_lock = threading.Lock()
 
     def __init__(self, limit_s: float) -> None:
@@ -302,12 +303,16 @@ class _CallGuard:
         self.started: float | None = None
         self.tripped = False
         _CallGuard._all.add(self)
+        _CallGuard._ensure_watchdog()
+
+    @staticmethod
+    def _ensure_watchdog() -> None:
         with _CallGuard._start_lock:
-            if _CallGuard._watchdog is None:
-                _CallGuard._watchdog = threading.Thread(
+            if _CallGuard._watchdog_pid != os.getpid():
+                threading.Thread(
                     target=_CallGuard._watch, name="payroute-graph-watchdog", daemon=True
-                )
-                _CallGuard._watchdog.start()
+                ).start()
+                _CallGuard._watchdog_pid = os.getpid()
 
     @staticmethod
     def _watch() -> None:
@@ -321,6 +326,8 @@ class _CallGuard:
                         guard.tripped = True
 
     def run(self, session: Any, obs: np.ndarray, mask: np.ndarray, name: str) -> np.ndarray:
+        if _CallGuard._watchdog_pid != os.getpid():  # a forked worker using its parent's policy
+            _CallGuard._ensure_watchdog()
         with self.lock:
             self.options.terminate, self.tripped, self.started = False, False, time.monotonic()
         try:

@@ -52,9 +52,12 @@ class _Server:
     def __init__(self) -> None:
         self.proc: subprocess.Popen | None = None
         self.lock = threading.Lock()
+        self.pid = os.getpid()
 
     def ask(self, request: bytes, wait_s: float) -> bytes | None:
         """The child's answer, or None when it did not answer within ``wait_s`` (it is then stopped)."""
+        if self.pid != os.getpid():  # a forked worker: its parent's child is not its own to speak to
+            self.proc, self.lock, self.pid = None, threading.Lock(), os.getpid()
         with self.lock:
             if self.proc is None or self.proc.poll() is not None:
                 self.proc = subprocess.Popen(
@@ -79,7 +82,7 @@ class _Server:
             return answer
 
     def stop(self) -> None:
-        if self.proc is not None:
+        if self.proc is not None and self.pid == os.getpid():
             self.proc.kill()
             self.proc.wait()
             self.proc = None
