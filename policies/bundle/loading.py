@@ -106,6 +106,10 @@ def _read_bundle_files(path: Path) -> dict[str, bytes]:
         raise PayrouteError(f"bundle not found: {path}")
     if path.is_dir():
         return _read_entries(path.name, _directory_entries(path))
+    if not path.is_file():  # a FIFO or a device would block or never end
+        raise PayrouteError(f"bundle {path.name} is neither a directory nor a plain file")
+    if path.stat().st_size > MAX_BUNDLE_BYTES:
+        raise PayrouteError(f"bundle {path.name} is larger than {MAX_BUNDLE_BYTES:,} bytes; refusing")
     try:
         is_zip = zipfile.is_zipfile(path)
     except OSError as err:

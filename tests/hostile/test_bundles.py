@@ -483,3 +483,13 @@ def test_simulate_with_an_unsafe_bundle_is_exit_2_naming_it(tmp_path):
     result = CliRunner().invoke(app, ["simulate", "default", "--policy", str(bundle), "--days", "0.01"])
     assert result.exit_code == 2 and "fixed batch dimension of 64" in result.output
     assert "Traceback" not in result.output
+
+
+def test_a_fifo_or_an_oversized_file_given_as_the_bundle_is_refused_without_reading_it(tmp_path):
+    fifo = tmp_path / "bundle.zip"
+    os.mkfifo(fifo)  # opening it to read would wait for a writer forever
+    refused(fifo, "is neither a directory nor a plain file")
+    big = tmp_path / "big.zip"
+    with open(big, "wb") as f:
+        f.truncate(1_200_000_000)
+    refused(big, "is larger than 1,073,741,824 bytes")
