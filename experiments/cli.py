@@ -113,6 +113,10 @@ def simulate(
     drain: Annotated[
         bool, typer.Option(help="After the last arrival, run until every payment has ended.")
     ] = True,
+    trusted_key: Annotated[
+        list[Path] | None,
+        typer.Option(help="A trusted public key for a --policy bundle (payroute keygen); repeatable."),
+    ] = None,
 ) -> None:
     """Simulate SCENARIO with a routing baseline or bundle and print the KPIs."""
     from payroute.experiments.console import print_summary
@@ -129,6 +133,7 @@ def simulate(
         drain=drain,
         progress=not json_out,
         explore=explore,
+        trusted_keys=tuple(trusted_key or ()),
     )
     if json_out:
         sys.stdout.write(json.dumps(summary, indent=2, sort_keys=True) + "\n")
@@ -209,6 +214,12 @@ def review(
     ] = None,
     report: Annotated[Path | None, typer.Option(help="Write the HTML report here.")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the JSON summary here.")] = None,
+    trusted_key: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="A trusted Ed25519 public key (payroute keygen); repeatable. The zoo's is trusted."
+        ),
+    ] = None,
 ) -> None:
     """Review a policy bundle: integrity, off-policy estimates, stress suite, constraints. Exit 0 pass, 1 fail,
     2 could not review."""
@@ -217,7 +228,7 @@ def review(
     from payroute.policies.review import EXIT_ERROR, error_summary
 
     try:
-        result = run_review(bundle, logs, champion, config, report, json_out)
+        result = run_review(bundle, logs, champion, config, report, json_out, tuple(trusted_key or ()))
     except PayrouteError as exc:
         err_console.print(f"[bold red]could not review:[/] {exc}", highlight=False, soft_wrap=True)
         if json_out is not None and not json_out.is_dir():
@@ -315,14 +326,32 @@ def export(
     parity: Annotated[
         int, typer.Option(min=1, help="Observations on which ONNX must reproduce the network within 1e-5.")
     ] = 10_000,
+    sign_key: Annotated[
+        Path | None,
+        typer.Option(help="Sign the bundle with this Ed25519 private key (payroute keygen): signature.json."),
+    ] = None,
 ) -> None:
     """Export a run's learned policies as bundles (ONNX + card.json + golden vectors + checksums), no pickle."""
     from payroute.experiments.console import print_export
     from payroute.experiments.export import export_run
 
     with err_console.status(EXPORTING):
-        written, skipped = export_run(run_dir, out, checkpoint, parity)
-    print_export(written, skipped)
+        written, skipped = export_run(run_dir, out, checkpoint, parity, sign_key=sign_key)
+    print_export(written, skipped, sign_key)
+
+
+@app.command()
+@user_errors
+def keygen(
+    out: Annotated[Path, typer.Option(help="Folder for signing.key (mode 0600) and signing.pub.")],
+) -> None:
+    """Make an Ed25519 key pair for signing bundles: keep signing.key secret, give signing.pub to reviewers."""
+    from payroute.policies.bundle.signing import generate_keypair
+
+    private, public, kid = generate_keypair(out)
+    console.print(f"key id {kid}", highlight=False)
+    console.print(f"private key (keep it secret; payroute export --sign-key): {private}", markup=False)
+    console.print(f"public key (reviewers: payroute review --trusted-key): {public}", markup=False)
 
 
 @app.command()

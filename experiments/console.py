@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 console = Console()
@@ -167,7 +168,7 @@ def print_review(result, report: Path | None, json_out: Path | None) -> None:
     t = Table(title=f"review of {result.bundle}")
     for col in ("result", "section", "check", "what was found"):
         t.add_column(col, overflow="fold")
-    styles = {"pass": "green", "fail": "bold red"}
+    styles = {"pass": "green", "fail": "bold red", "warn": "yellow"}
     for c in result.checks:
         t.add_row(f"[{styles.get(c.status, 'dim')}]{c.status.upper()}[/]", c.section, c.name, c.summary)
     wide_console.print(t)
@@ -187,17 +188,22 @@ def print_trained(run_dir: Path) -> None:
     console.print(f"TensorBoard: tensorboard --logdir {run_dir / 'tb'}")
 
 
-def print_export(written: dict[str, Path], skipped: dict[str, str]) -> None:
-    """Exported bundles (``payroute export``), each read back as a reviewer will: checksums, schema, golden
-    vectors; then the roles not exported and why."""
+def print_export(written: dict[str, Path], skipped: dict[str, str], sign_key: Path | None = None) -> None:
+    """Exported bundles (``payroute export``), each read back as a reviewer will: checksums, signature, schema,
+    golden vectors; then the roles not exported and why."""
     from payroute.policies import load_bundle
+    from payroute.policies.bundle.signing import default_trusted_keys, load_private_key, public_key_of
 
+    keys = default_trusted_keys()
+    if sign_key is not None:
+        keys += (public_key_of(load_private_key(sign_key), sign_key.name),)
     for role, path in written.items():
-        card = load_bundle(path).card
+        policy = load_bundle(path, trusted_keys=keys)
+        card = policy.card
         par = card.parity
         console.print(
-            f"[bold]{role}[/] ({card.decision_kind}): {path}  parity on {par['observations']:,} "
-            f"observations, max |Δlogit| {par['max_abs_diff']:.2g}"
+            f"[bold]{role}[/] ({card.decision_kind}): {escape(str(path))}  parity on {par['observations']:,} "
+            f"observations, max |Δlogit| {par['max_abs_diff']:.2g}; {policy.signature.describe()}"
         )
     for why in skipped.values():
         console.print(f"[yellow]not exported[/] {why}")

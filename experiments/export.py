@@ -4,7 +4,8 @@ A run folder (:mod:`payroute.experiments.rundir`) keeps each learning agent's ne
 :class:`~payroute.agents.networks.PolicyNet` (``policy/<role>/`` when the run finished, ``checkpoints/iter_N/
 policy/<role>/`` in every checkpoint), whichever library trained it (RLlib or Stable-Baselines3). Export turns
 each one into a bundle (:func:`payroute.experiments.onnx_export.export_torch_policy`: ``policy.onnx`` with the mask applied,
-``card.json``, golden vectors, ``checksums.sha256``), one bundle per learning agent, named by role.
+``card.json``, golden vectors, ``checksums.sha256``, and with ``--sign-key`` a ``signature.json`` over the
+checksums), one bundle per learning agent, named by role.
 
 The card records what a reviewer needs to trust the bundle without the run folder: the observation schema of
 the scenario the policy was trained on (names, units, scaling, bounds), the action names (and the numeric
@@ -60,6 +61,7 @@ def export_run(
     out: str | Path,
     checkpoint: int | None = None,
     parity_observations: int = PARITY_OBSERVATIONS,
+    sign_key: str | Path | None = None,
 ) -> tuple[dict[str, Path], dict[str, str]]:
     """Export every learning agent of ``run_dir`` that can be a bundle.
 
@@ -67,12 +69,15 @@ def export_run(
     written at ``out`` (a directory, or a zip if ``out`` ends in ``.zip``). Several: ``out`` is a directory
     holding one bundle per role (``out/risk/``, or ``out/risk.zip`` when ``out`` ends in ``.zip``, the suffix
     dropped from the directory). An agent with continuous actions (a fraudster, a Gaussian pricer) cannot be a
-    bundle: it is listed with the reason; if no agent can be exported, that is an error.
+    bundle: it is listed with the reason; if no agent can be exported, that is an error. ``sign_key`` (an
+    Ed25519 private key file, ``payroute keygen``) signs every bundle (``signature.json``).
     """
     from payroute.experiments.onnx_export import export_torch_policy
+    from payroute.policies.bundle.signing import load_private_key
 
     run_dir = Path(run_dir)
     out = Path(out)
+    key = load_private_key(sign_key) if sign_key is not None else None  # a bad key fails before any work
     if out.suffix == ".zip":
         check_output_file(out, "--out")
     else:
@@ -106,7 +111,7 @@ def export_run(
         net = nets[role]
         obs, masks = parity_contexts(exp, net, card["decision_kind"], parity_observations)
         written[role] = export_torch_policy(
-            net, net.spec.obs_dim, net.spec.n_actions, card, targets[role], parity=(obs, masks)
+            net, net.spec.obs_dim, net.spec.n_actions, card, targets[role], parity=(obs, masks), sign_key=key
         )
     return written, skipped
 

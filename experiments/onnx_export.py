@@ -39,11 +39,13 @@ from payroute.policies.bundle.card import (
     OBS_INPUT,
     ONNX_OPSET,
     POLICY_FILE,
+    SIGNATURE_FILE,
     PolicyCard,
     config_sha256,
 )
 from payroute.policies.bundle.loading import check_onnx
 from payroute.policies.bundle.runtime import new_session, run_session
+from payroute.policies.bundle.signing import sign_checksums
 
 
 def export_torch_policy(
@@ -56,6 +58,7 @@ def export_torch_policy(
     golden_seed: int = 0,
     parity: tuple[np.ndarray, np.ndarray] | None = None,
     parity_source: str = "observations the policy met acting in its training scenario",
+    sign_key: Any = None,
 ) -> Path:
     """Export a torch module (``obs -> logits``) as a bundle at ``out`` (a directory; a ``.zip`` if it ends so).
 
@@ -64,8 +67,9 @@ def export_torch_policy(
     and ``versions``/``git_commit`` are filled in when absent. The exported graph applies the mask itself, is
     checked with ``onnx.checker`` and compared with the torch module on the golden inputs before anything is
     written. ``parity`` (observations, masks) is a larger set the graph must also reproduce within
-    ``GOLDEN_ATOL``; the result goes into the card's ``parity`` field. Returns the bundle path. Requires torch
-    (the ``[train]`` install).
+    ``GOLDEN_ATOL``; the result goes into the card's ``parity`` field. ``sign_key`` (an Ed25519 private key,
+    :func:`~payroute.policies.bundle.signing.load_private_key`) signs ``checksums.sha256`` into
+    ``signature.json``. Returns the bundle path. Requires torch (the ``[train]`` install).
     """
     import torch  # imported when called: the CLI loads this module on the core install too
 
@@ -111,6 +115,8 @@ def export_torch_policy(
     files[CHECKSUM_FILE] = "".join(
         f"{hashlib.sha256(data).hexdigest()}  {name}\n" for name, data in sorted(files.items())
     ).encode()
+    if sign_key is not None:
+        files[SIGNATURE_FILE] = sign_checksums(sign_key, files[CHECKSUM_FILE])
     _write(files, out)
     return out
 

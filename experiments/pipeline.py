@@ -35,6 +35,7 @@ def run_review(
     config: Path | None,
     report: Path | None,
     json_out: Path | None,
+    trusted_keys: tuple[Path, ...] = (),
 ) -> ReviewResult:
     """Review ``bundle`` with a progress bar; write the HTML report and the JSON summary where asked (both
     paths checked before the review starts, both files written whole or not at all)."""
@@ -45,7 +46,9 @@ def run_review(
     check_output_file(json_out, "--json")
     cfg = load_review_config(config)
     with progress_bar() as progress:
-        result = review_bundle(bundle, logs=logs, champion=champion, config=cfg, progress=progress)
+        result = review_bundle(
+            bundle, logs=logs, champion=champion, config=cfg, progress=progress, trusted_keys=trusted_keys
+        )
     if report is not None:
         from payroute.policies.review.report import write_html
 

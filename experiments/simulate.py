@@ -30,7 +30,7 @@ def is_bundle_path(route: str | Path) -> bool:
     return Path(text).exists() or text.endswith(".zip") or "/" in text
 
 
-def route_policy(route: Any, scenario: Scenario) -> Any:
+def route_policy(route: Any, scenario: Scenario, trusted_keys: tuple[Any, ...] = ()) -> Any:
     """A fresh route policy: the baseline named ``route``, or the bundle at that path bound with its observation;
     a policy object (one with ``decide``) is used as it is."""
     if hasattr(route, "decide"):
@@ -44,8 +44,9 @@ def route_policy(route: Any, scenario: Scenario) -> Any:
         return bound_policies(route=str(route))["route"]
     from payroute.policies import load_bundle
     from payroute.policies.bundle.binding import bound_bundle, check_bundle_fits_scenario
+    from payroute.policies.bundle.signing import trusted_keys as keys_from
 
-    policy = load_bundle(route)
+    policy = load_bundle(route, trusted_keys=keys_from(trusted_keys))
     if policy.decision_kind != "route":
         raise PayrouteError(f"bundle {Path(route).name} decides {policy.decision_kind!r}, not 'route'")
     check_bundle_fits_scenario(policy, scenario)
@@ -64,6 +65,7 @@ def run_simulation(
     overrides: dict[str, Any] | None = None,
     explore: float | None = None,
     log_observations: bool = True,
+    trusted_keys: tuple[Any, ...] = (),
 ) -> dict[str, Any]:
     """Simulate ``days`` of ``scenario``; return the summary (counts, KPIs, wall time).
 
@@ -73,7 +75,7 @@ def run_simulation(
     """
     sc = load_scenario(scenario, overrides)
     policies = bound_policies(risk=risk)
-    router = route_policy(route, sc)
+    router = route_policy(route, sc, trusted_keys)
     if explore is not None:
         router = EpsilonGreedyRoute(router, explore)
     log: EventLog | None = None

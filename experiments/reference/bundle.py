@@ -48,7 +48,7 @@ def render_bundle_format() -> str:
         "# Policy bundle format",
         "",
         f"A policy bundle (schema version {b.BUNDLE_SCHEMA_VERSION}) is a directory, or a `.zip` of one, of four "
-        "plain files and no pickle: everything a reviewer needs to run and check a trained policy without the "
+        f"plain files (and, when signed, `{b.SIGNATURE_FILE}`) and no pickle: everything a reviewer needs to run and check a trained policy without the "
         "training code (`load_bundle` needs onnxruntime only). `payroute review BUNDLE` checks one; "
         "`payroute simulate --policy BUNDLE` routes with one.",
         "",
@@ -64,9 +64,18 @@ def render_bundle_format() -> str:
         f"| `{b.GOLDEN_FILE}` | golden vectors: inputs and the logits the exporter's runtime produced |",
         f"| `{b.CHECKSUM_FILE}` | `sha256sum` lines `<hex>  <file>` for {', '.join(f'`{n}`' for n in b.BUNDLE_FILES)}"
         f"; `sha256sum -c {b.CHECKSUM_FILE}` verifies them |",
+        f"| `{b.SIGNATURE_FILE}` | optional: an Ed25519 signature over `{b.CHECKSUM_FILE}` (`payroute export "
+        "--sign-key`), with the signer's public key and key id; not listed in the checksums it signs "
+        "([review](review.md#signed-bundles)) |",
         "",
         f"A zip may not hold entries outside the bundle folder, links or other non-plain files, files not listed "
-        f"in `{b.CHECKSUM_FILE}`, or inflate past {b.MAX_BUNDLE_BYTES:,} bytes.",
+        f"in `{b.CHECKSUM_FILE}`, encrypted entries or compression other than stored or deflated, more than "
+        f"{b.MAX_BUNDLE_ENTRIES} entries, or inflate past {b.MAX_BUNDLE_BYTES:,} bytes. Each file has a size "
+        "bound, checked on its declared (zip) or `stat` (directory) size before it is read and again while "
+        "reading: "
+        + ", ".join(f"`{n}` {v:,} bytes" for n, v in b.MAX_FILE_BYTES.items())
+        + f", any other listed file {b.MAX_OTHER_FILE_BYTES:,}. `{b.CARD_FILE}` and `{b.GOLDEN_FILE}` nest no "
+        f"deeper than {b.MAX_JSON_DEPTH} levels.",
         "",
         "## The network",
         "",
@@ -78,7 +87,11 @@ def render_bundle_format() -> str:
             if width in io_fields
         ],
         "",
-        f"`batch` is a dynamic dimension. `{b.MASK_INPUT}` is true for an allowed action; the graph returns "
+        f"`batch` is a dynamic dimension: a graph with a fixed batch is refused, and a row's logits must not "
+        "depend on the batch it is in (the golden rows are also run one and three at a time). The graph uses "
+        "only the standard `ai.onnx` domain (no other domains, no local functions), at the opset `io.opset` "
+        f"declares ({b.SUPPORTED_OPSETS.start} to {b.SUPPORTED_OPSETS.stop - 1}), and no tensor, in any "
+        f"subgraph or attribute, refers to external data. `{b.MASK_INPUT}` is true for an allowed action; the graph returns "
         f"`{b.LOGITS_OUTPUT}` with every masked action's logit replaced by {b.MASKED_LOGIT:g} (`io.masked_logit`): "
         "finite, so a row cannot turn into NaN, and far below any trained logit. The policy's action is the "
         "argmax of the logits; its probabilities are their softmax (masked actions get 0). Decision kinds "
@@ -108,10 +121,13 @@ def render_bundle_format() -> str:
         "## Load-time checks",
         "",
         "`load_bundle` checks, in order, before anything runs: no zip entry escapes the folder and every file "
-        f"is a plain file; every file is listed in `{b.CHECKSUM_FILE}` and matches its hash; the card's schema "
-        "version and fields (below); the network's opset, inputs and outputs against `io`; the golden vectors; "
-        "and, when the caller gives one, the observation schema against the expected one. Any failure raises an "
-        "error naming the file and the problem.",
+        f"is a plain file within its bound; every file is listed in `{b.CHECKSUM_FILE}` and matches its hash; "
+        f"`{b.SIGNATURE_FILE}`, when present, against the trusted public keys (an invalid signature is "
+        "refused; `require_signature` refuses unsigned bundles and unknown keys); the card's schema version and "
+        "fields (below); the network (above) against `io`; the golden vectors, in a child process under a CPU "
+        "time and memory limit unless a trusted key signed the bundle; and, when the caller gives one, the "
+        "observation schema against the expected one. Any failure raises an error naming the file and the "
+        "problem.",
         "",
         f"## `{b.CARD_FILE}`",
         "",

@@ -15,6 +15,7 @@ file                   what it holds
                        evaluation against baselines with intervals.
 ``golden.json``        golden vectors: observations and masks with the logits the exporter's runtime produced.
 ``checksums.sha256``   ``sha256sum``-format hashes of the three files above (``sha256sum -c`` verifies them).
+``signature.json``     optional: an Ed25519 signature over ``checksums.sha256`` by the exporting team's key.
 =====================  ==========================================================================================
 
 The package, by job:
@@ -22,6 +23,8 @@ The package, by job:
 - :mod:`~payroute.policies.bundle.card`: the format (file names, the network's interface, tolerances) and the
   card's schema;
 - :mod:`~payroute.policies.bundle.loading`: :func:`load_bundle`, which verifies every file before anything runs;
+- :mod:`~payroute.policies.bundle.signing`: keys, signing, and verifying a signature against trusted keys;
+- :mod:`~payroute.policies.bundle.sandbox`: an untrusted graph run first in a child process under limits;
 - :mod:`~payroute.policies.bundle.runtime`: :class:`BundlePolicy` (batched ``act``/``action_probs`` on
   onnxruntime) and :class:`BoundBundlePolicy` (the policy answering its decision kind inside the world);
 - :mod:`~payroute.policies.bundle.binding`: the observation a bound bundle sees, built from the world it joins,

@@ -28,6 +28,8 @@ POLICY_FILE = "policy.onnx"
 CARD_FILE = "card.json"
 GOLDEN_FILE = "golden.json"
 CHECKSUM_FILE = "checksums.sha256"
+SIGNATURE_FILE = "signature.json"
+"""The Ed25519 signature over ``checksums.sha256`` (optional; outside the checksums it signs)."""
 BUNDLE_FILES = (POLICY_FILE, CARD_FILE, GOLDEN_FILE)
 OBS_INPUT, MASK_INPUT, LOGITS_OUTPUT = "obs", "action_mask", "logits"
 # the graph's interface: (name, dtype, width as a PolicyIO field); every tensor is (batch, width)
@@ -38,6 +40,19 @@ GOLDEN_ROWS = 64
 GOLDEN_ATOL = 1e-5
 GOLDEN_RTOL = 1e-5
 MAX_BUNDLE_BYTES = 1 << 30  # a zip that inflates past this is refused (zip bombs)
+# the most bytes each file may hold, checked on the declared (zip) or stat (directory) size before it is read,
+# and again while reading; any other file listed in the checksums may hold MAX_OTHER_FILE_BYTES
+MAX_FILE_BYTES = {
+    POLICY_FILE: 256 << 20,
+    CARD_FILE: 16 << 20,
+    GOLDEN_FILE: 64 << 20,
+    CHECKSUM_FILE: 64 << 10,
+    SIGNATURE_FILE: 16 << 10,
+}
+MAX_OTHER_FILE_BYTES = 16 << 20
+MAX_BUNDLE_ENTRIES = 32
+MAX_JSON_DEPTH = 64  # card.json and golden.json nest no deeper than this
+SUPPORTED_OPSETS = range(11, ONNX_OPSET + 1)  # the ai.onnx opsets a bundle's card may declare
 
 # Decision kinds whose action is one discrete choice, so a bundle's argmax is the world's action.
 BINDABLE_KINDS = ("route", "risk")
@@ -224,11 +239,17 @@ __all__ = [
     "MASKED_LOGIT",
     "MASK_INPUT",
     "MAX_BUNDLE_BYTES",
+    "MAX_BUNDLE_ENTRIES",
+    "MAX_FILE_BYTES",
+    "MAX_JSON_DEPTH",
+    "MAX_OTHER_FILE_BYTES",
     "OBS_INPUT",
     "ONNX_INPUTS",
     "ONNX_OPSET",
     "ONNX_OUTPUTS",
     "POLICY_FILE",
+    "SIGNATURE_FILE",
+    "SUPPORTED_OPSETS",
     "ConfigRecord",
     "FeatureSpec",
     "PolicyCard",

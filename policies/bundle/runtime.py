@@ -14,6 +14,10 @@ the network must still give finite logits and an allowed action, which ``payrout
 
 from __future__ import annotations
 
+import os
+import threading
+import time
+import weakref
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -29,6 +33,7 @@ from payroute.policies.bundle.card import (
     PolicyCard,
     check_observation_schema,
 )
+from payroute.policies.bundle.signing import Signature
 
 
 @runtime_checkable
@@ -72,15 +77,31 @@ class BundlePolicy:
     never chosen.
     """
 
-    def __init__(self, card: PolicyCard, onnx_bytes: bytes, source: Path, threads: int = 1) -> None:
+    def __init__(
+        self,
+        card: PolicyCard,
+        onnx_bytes: bytes,
+        source: Path,
+        threads: int = 1,
+        signature: Signature | None = None,
+        call_limit_s: float | None = None,
+    ) -> None:
         self.card = card
+        self.signature = signature or Signature("unsigned")  # who vouches for the card's claims
         self.source = source
         self.decision_kind = card.decision_kind
         self.obs_dim = card.io.obs_dim
         self.n_actions = card.io.n_actions
         self.action_names = list(card.actions)
         self.feature_names = card.feature_names
-        self._session = new_session(onnx_bytes, threads)
+        try:
+            self._session = new_session(onnx_bytes, threads)
+            self._guard = None if call_limit_s is None else _CallGuard(call_limit_s)
+        except Exception as err:  # onnxruntime raises its own types
+            raise PayrouteError(
+                f"bundle {source.name}: policy.onnx cannot be loaded by onnxruntime ({type(err).__name__}: "
+                f"{' '.join(str(err).split())[:200]})"
+            ) from None
 
     def __repr__(self) -> str:
         return (
@@ -89,23 +110,29 @@ class BundlePolicy:
         )
 
     # ---------------------------------------------------------------- acting
+    def run(self, obs: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """The graph's raw output for checked inputs (float32 ``(n, obs_dim)``, bool ``(n, n_actions)``)."""
+        if self._guard is None:
+            return run_session(self._session, obs, mask, self.source.name)
+        return self._guard.run(self._session, obs, mask, self.source.name)
+
     def logits(self, obs: Any, mask: Any = None) -> np.ndarray:
         """Masked logits, float32 ``(n, n_actions)``; masked actions hold :data:`MASKED_LOGIT`."""
         obs2, mask2, single = self._inputs(obs, mask)
-        out = run_session(self._session, obs2, mask2)
+        out = self.run(obs2, mask2)
         return out[0] if single else out
 
     def action_probs(self, obs: Any, mask: Any = None) -> np.ndarray:
         """The policy's action probabilities (softmax of the masked logits), float64 ``(n, n_actions)``."""
         obs2, mask2, single = self._inputs(obs, mask)
-        probs = _softmax(run_session(self._session, obs2, mask2), mask2)
+        probs = _softmax(self.run(obs2, mask2), mask2)
         return probs[0] if single else probs
 
     def act(self, obs: Any, mask: Any = None, rng: np.random.Generator | None = None) -> np.ndarray:
         """Greedy actions (highest logit among allowed actions; ties go to the lowest index), or actions sampled
         from :meth:`action_probs` with ``rng`` when one is given. int64 ``(n,)``."""
         obs2, mask2, single = self._inputs(obs, mask)
-        logits = run_session(self._session, obs2, mask2)
+        logits = self.run(obs2, mask2)
         if rng is None:
             actions = np.argmax(np.where(mask2, logits, -np.inf), axis=1)
         else:
@@ -238,8 +265,87 @@ def new_session(onnx_bytes: bytes, threads: int) -> Any:
     return ort.InferenceSession(onnx_bytes, sess_options=opts, providers=["CPUExecutionProvider"])
 
 
-def run_session(session: Any, obs: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    return session.run([LOGITS_OUTPUT], {OBS_INPUT: obs, MASK_INPUT: mask})[0]
+def run_session(session: Any, obs: np.ndarray, mask: np.ndarray, name: str = "export") -> np.ndarray:
+    """The logits of a batch; an onnxruntime failure or a misshapen answer is a PayrouteError naming the bundle."""
+    try:
+        out = session.run([LOGITS_OUTPUT], {OBS_INPUT: obs, MASK_INPUT: mask})[0]
+    except Exception as err:  # onnxruntime raises its own types
+        raise PayrouteError(
+            f"bundle {name}: policy.onnx failed on a batch of {len(obs)} rows ({type(err).__name__}: "
+            f"{' '.join(str(err).split())[:200]})"
+        ) from None
+    return _checked(np.asarray(out), obs, mask, name)
+
+
+def _checked(out: np.ndarray, obs: np.ndarray, mask: np.ndarray, name: str) -> np.ndarray:
+    if out.shape != (obs.shape[0], mask.shape[1]):
+        raise PayrouteError(
+            f"bundle {name}: policy.onnx answered a batch of {len(obs)} rows with logits of shape {out.shape}"
+        )
+    return out
+
+
+class _CallGuard:
+    """A time limit on every call of an untrusted graph, in this process: a watchdog thread (one for all guards)
+    sets onnxruntime's terminate flag on a call that runs past ``limit_s``, which stops it (a ``Loop`` too)."""
+
+    _all: weakref.WeakSet[_CallGuard] = weakref.WeakSet()
+    _watchdog_pid: int | None = None  # the process whose watchdog runs (a forked worker starts its own)
+    _start_lock = threading.Lock()
+
+    def __init__(self, limit_s: float) -> None:
+        import onnxruntime as ort
+
+        self.limit_s = limit_s
+        self.options = ort.RunOptions()
+        self.options.log_severity_level = 4
+        self.lock = threading.Lock()
+        self.started: float | None = None
+        self.tripped = False
+        _CallGuard._all.add(self)
+        _CallGuard._ensure_watchdog()
+
+    @staticmethod
+    def _ensure_watchdog() -> None:
+        with _CallGuard._start_lock:
+            if _CallGuard._watchdog_pid != os.getpid():
+                threading.Thread(
+                    target=_CallGuard._watch, name="payroute-graph-watchdog", daemon=True
+                ).start()
+                _CallGuard._watchdog_pid = os.getpid()
+
+    @staticmethod
+    def _watch() -> None:
+        while True:
+            time.sleep(0.05)
+            now = time.monotonic()
+            for guard in list(_CallGuard._all):
+                with guard.lock:
+                    if guard.started is not None and now - guard.started > guard.limit_s:
+                        guard.options.terminate = True
+                        guard.tripped = True
+
+    def run(self, session: Any, obs: np.ndarray, mask: np.ndarray, name: str) -> np.ndarray:
+        if _CallGuard._watchdog_pid != os.getpid():  # a forked worker using its parent's policy
+            _CallGuard._ensure_watchdog()
+        with self.lock:
+            self.options.terminate, self.tripped, self.started = False, False, time.monotonic()
+        try:
+            out = session.run([LOGITS_OUTPUT], {OBS_INPUT: obs, MASK_INPUT: mask}, self.options)[0]
+        except Exception as err:  # onnxruntime raises its own types
+            if self.tripped:
+                raise PayrouteError(
+                    f"bundle {name}: policy.onnx ran past the limit of {self.limit_s:g} s on a batch of {len(obs)} "
+                    "rows (an unsigned graph's per-call limit, integrity.time_limit_s); stopped"
+                ) from None
+            raise PayrouteError(
+                f"bundle {name}: policy.onnx failed on a batch of {len(obs)} rows ({type(err).__name__}: "
+                f"{' '.join(str(err).split())[:200]})"
+            ) from None
+        finally:
+            with self.lock:
+                self.started = None
+        return _checked(np.asarray(out), obs, mask, name)
 
 
 def _softmax(logits: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -13,6 +13,7 @@
 
 from payroute.policies.review.config import (
     DEFAULT_CONFIG_FILE,
+    IntegrityReviewConfig,
     OPEReviewConfig,
     ReviewConfig,
     StressReviewConfig,
@@ -33,6 +34,7 @@ __all__ = [
     "EXIT_ERROR",
     "EXIT_FAIL",
     "EXIT_PASS",
+    "IntegrityReviewConfig",
     "OPEReviewConfig",
     "ReviewConfig",
     "ReviewResult",

@@ -6,13 +6,13 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-PASS, FAIL, NOT_RUN = "pass", "fail", "not run"
+PASS, FAIL, NOT_RUN, WARN = "pass", "fail", "not run", "warn"
 
 
 @dataclass(frozen=True)
 class Check:
-    """A gate of the review. ``status`` is ``pass``, ``fail`` or ``not run`` (not applicable, or no data: never
-    a failure). ``summary`` says in a sentence what was found and, when it failed, why."""
+    """A gate of the review. ``status`` is ``pass``, ``fail``, ``not run`` (not applicable, or no data: never
+    a failure) or ``warn`` (found and reported, not a failure under the review config). ``summary`` says in a sentence what was found and, when it failed, why."""
 
     section: str
     name: str

@@ -48,6 +48,28 @@ class StressReviewConfig(StressConfig):
     enabled: bool = True
 
 
+class IntegrityReviewConfig(_Strict):
+    """Who must vouch for the bundle, and the limits an unsigned graph is run under."""
+
+    trusted_keys: list[str] = Field(
+        default_factory=list,
+        description="Ed25519 public keys (PEM, `payroute keygen`) whose signature makes a bundle trusted; a "
+        "relative path is read from the config file's folder",
+    )
+    trust_zoo_key: bool = Field(default=True, description="also trust the key of the zoo's reference bundles")
+    require_signature: bool = Field(
+        default=False,
+        description="true: an unsigned bundle, or one signed by a key not trusted, fails the review; false: "
+        "reported only. An invalid signature is always refused",
+    )
+    time_limit_s: float = Field(
+        default=20.0, gt=0, le=3600, description="CPU seconds an untrusted graph gets for its golden vectors"
+    )
+    memory_limit_mb: int = Field(
+        default=2048, ge=64, le=1 << 20, description="MiB of memory an untrusted graph gets for them"
+    )
+
+
 class ReviewConfig(_Strict):
     """A review's thresholds and settings (``review.yaml``)."""
 
@@ -55,6 +77,7 @@ class ReviewConfig(_Strict):
         default=None,
         description="the scenario the bundle must fit; null: the card's scenario if shipped, else default",
     )
+    integrity: IntegrityReviewConfig = IntegrityReviewConfig()
     stress: StressReviewConfig = StressReviewConfig()
     ope: OPEReviewConfig = OPEReviewConfig()
     constraints: ConstraintConfig = ConstraintConfig()
@@ -71,6 +94,8 @@ def load_review_config(path: str | Path | None = None) -> ReviewConfig:
         raise ConfigError(f"review config not found: {source}")
     data = read_yaml_mapping(source, empty={})
     try:
-        return ReviewConfig.model_validate(data)
+        config = ReviewConfig.model_validate(data)
     except ValidationError as err:
         raise ConfigError(format_validation_error(source.name, err)) from None
+    keys = [str(source.parent / k) for k in config.integrity.trusted_keys]  # relative to the config file
+    return config.model_copy(update={"integrity": config.integrity.model_copy(update={"trusted_keys": keys})})

@@ -3,8 +3,12 @@
 The review runs on the core install (onnxruntime, numpy, pyarrow, matplotlib; no Ray, no torch) in this order:
 
 1. **Integrity.** :func:`~payroute.policies.bundle.load_bundle` verifies the files against their checksums, the
-   card's schema version, the ONNX graph and the golden vectors; the card's observation schema and action names
-   must fit the review scenario and every stress scenario. A champion bundle, when given, is verified the same way.
+   signature against the trusted keys (:mod:`payroute.policies.review.integrity`: an invalid one refuses the
+   bundle; unsigned or an unknown key fails only when ``integrity.require_signature``), the card's schema
+   version, the ONNX graph and the golden vectors (an untrusted graph first under ``integrity`` time and memory
+   limits); the card's observation schema and action names must fit the review scenario and every stress
+   scenario. A champion bundle, when given, is verified the same way. The card's records are shown as claims
+   of the signer, never as facts.
 2. **Logged decisions** (``--logs``): read and checked (:mod:`payroute.policies.logs`), with the observation of
    every decision (``obs.<feature>`` columns).
 3. **Stress suite** (:mod:`payroute.policies.review.stress`): the bundle against the baselines (and the champion) on the
@@ -41,7 +45,7 @@ import numpy as np
 from payroute.envs.scenarios import Scenario, available_scenarios, load_scenario
 from payroute.errors import PayrouteError
 from payroute.files import atomic_write_text
-from payroute.policies.bundle import BundlePolicy, load_bundle
+from payroute.policies.bundle import BundlePolicy
 from payroute.policies.bundle.binding import check_bundle_fits_scenario
 from payroute.policies.logs import LoggedDecisions, read_logged_decisions, route_loss_classes
 from payroute.policies.review.checks import FAIL, NOT_RUN, PASS, Check, status
@@ -56,6 +60,7 @@ from payroute.policies.review.constraints import (
     Contexts,
     run_constraint_checks,
 )
+from payroute.policies.review.integrity import load_for_review, review_keys, signature_check
 from payroute.policies.review.ope import ESTIMATORS, OPEResult, evaluate_policy
 from payroute.policies.review.stress import StressResult, run_stress_suite
 
@@ -69,7 +74,7 @@ class ReviewResult:
 
     bundle: str
     bundle_path: str
-    card: dict[str, Any]
+    card: dict[str, Any]  # claims of the signer (``signature``), not facts
     scenario: str
     config: ReviewConfig
     checks: list[Check]
@@ -82,6 +87,7 @@ class ReviewResult:
     started: str = ""
     wall_s: float = 0.0
     versions: dict[str, str] = field(default_factory=dict)
+    signature: dict[str, Any] = field(default_factory=dict)
 
     @property
     def failed(self) -> list[Check]:
@@ -113,6 +119,7 @@ class ReviewResult:
             "versions": self.versions,
             "failed": [f"{c.section}/{c.name}: {c.summary}" for c in self.failed],
             "checks": [c.to_dict() for c in self.checks],
+            "signature": self.signature,
             "card": self.card,
             "ope": None if self.ope is None else _clean(self.ope.to_dict()),
             "stress": None if self.stress is None else _clean(self.stress.to_dict()),
@@ -150,30 +157,37 @@ def review_bundle(
     champion: str | Path | None = None,
     config: ReviewConfig | None = None,
     progress: Callable[[str, int, int], None] | None = None,
+    trusted_keys: tuple[str | Path, ...] = (),
 ) -> ReviewResult:
-    """Review a bundle; raises :class:`~payroute.errors.PayrouteError` when it cannot be reviewed."""
+    """Review a bundle; raises :class:`~payroute.errors.PayrouteError` when it cannot be reviewed.
+
+    ``trusted_keys`` (public key files) are trusted besides the config's ``integrity.trusted_keys``."""
     config = config or load_review_config()
     start = time.perf_counter()
     started = datetime.now(UTC).isoformat(timespec="seconds")
     checks: list[Check] = []
 
-    # 1. integrity: refuses (exit 2) a bundle that is tampered with, incomplete, or does not fit the world
-    policy = load_bundle(bundle)
+    # 1. integrity: refuses (exit 2) a bundle that is tampered with (an invalid signature included), incomplete,
+    # unsafe, or does not fit the world; says who signed it
+    keys = review_keys(config.integrity, tuple(trusted_keys))
+    policy = load_for_review(bundle, config.integrity, keys)
     checks.append(
         Check(
             "integrity",
             "bundle",
             PASS,
             f"{policy.source.name}: every file matches checksums.sha256; card schema version "
-            f"{policy.card.bundle_schema_version}; ONNX opset {policy.card.io.opset} checker-clean; "
-            "golden vectors reproduce",
+            f"{policy.card.bundle_schema_version}; ONNX opset {policy.card.io.opset} checker-clean, "
+            "self-contained; golden vectors reproduce in any batch size",
         )
     )
-    champ = load_bundle(champion) if champion is not None else None
+    checks.append(signature_check(policy, config.integrity))
+    champ = load_for_review(champion, config.integrity, keys) if champion is not None else None
     if champ is not None:
         checks.append(
             Check("integrity", "champion", PASS, f"champion {champ.source.name} verified the same way")
         )
+        checks.append(signature_check(champ, config.integrity, "champion signature"))
     scenario_name = _scenario_name(policy, config)
     scenario = load_scenario(scenario_name)
     if policy.decision_kind in ("route", "risk"):
@@ -263,6 +277,7 @@ def review_bundle(
         bundle=policy.source.name,
         bundle_path=str(policy.source),
         card=policy.card.model_dump(mode="json", exclude={"scenario": {"config"}, "experiment": {"config"}}),
+        signature={**policy.signature.to_dict(), "claims": policy.signature.claims()},
         scenario=scenario_name,
         config=config,
         checks=checks,

@@ -19,7 +19,7 @@ import numpy as np
 import yaml
 
 from payroute.files import atomic_write_text
-from payroute.policies.review.checks import PASS, Check
+from payroute.policies.review.checks import PASS, WARN, Check
 
 if TYPE_CHECKING:
     from payroute.policies.review import ReviewResult
@@ -35,7 +35,7 @@ h1{margin-bottom:.2rem}h2{border-bottom:2px solid #e3e6ec;padding-bottom:.2rem;m
 table{border-collapse:collapse;width:100%;margin:.6rem 0;font-size:.92rem}
 th,td{border-bottom:1px solid #e3e6ec;padding:.35rem .5rem;text-align:left;vertical-align:top}
 th{background:#f5f6f9}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
-.st{font-weight:700;white-space:nowrap}.st.pass{color:#17612c}.st.fail{color:#b42323}.st.notrun{color:#6b7280}
+.st{font-weight:700;white-space:nowrap}.st.pass{color:#17612c}.st.fail{color:#b42323}.st.notrun{color:#6b7280}.st.warn{color:#a16207}
 ul.failed li{margin:.35rem 0}.muted{color:#6b7280}img{max-width:100%;margin:.5rem 0}
 pre{background:#f5f6f9;padding:.8rem;border-radius:6px;overflow-x:auto;font-size:.85rem}
 """
@@ -55,11 +55,13 @@ def render_html(result: ReviewResult) -> str:
     ]
     n_pass = sum(c.status == PASS for c in result.checks)
     n_fail = len(result.failed)
-    n_skip = len(result.checks) - n_pass - n_fail
+    n_warn = sum(c.status == WARN for c in result.checks)
+    n_skip = len(result.checks) - n_pass - n_fail - n_warn
     if result.passed:
         parts.append(
             f"<div class='verdict pass'>PASS: all {n_pass} checks passed"
             + (f" ({n_skip} not run)" if n_skip else "")
+            + (f" ({n_warn} reported as warnings)" if n_warn else "")
             + " · exit code 0</div>"
         )
     else:
@@ -89,7 +91,7 @@ def write_html(result: ReviewResult, path: str | Path) -> None:
 
 # ---------------------------------------------------------------------- pieces
 def _status_cell(status: str) -> str:
-    css = {"pass": "pass", "fail": "fail"}.get(status, "notrun")
+    css = {"pass": "pass", "fail": "fail", "warn": "warn"}.get(status, "notrun")
     return f"<td class='st {css}'>{html.escape(status.upper())}</td>"
 
 
@@ -141,7 +143,10 @@ def _integrity_section(result: ReviewResult) -> list[str]:
     card = result.card
     scen = card.get("scenario") or {}
     exp = card.get("experiment") or {}
+    sig = result.signature or {}
+    claims = sig.get("claims", "unsigned claims (nobody vouches for them)")
     rows = [
+        ["signature", sig.get("says", "unsigned")],
         ["decision kind", card.get("decision_kind", "")],
         ["agent id", card.get("agent_id") or ""],
         ["observation", f"{len(card.get('observation', []))} features"],
@@ -158,10 +163,14 @@ def _integrity_section(result: ReviewResult) -> list[str]:
         ["git commit", card.get("git_commit") or "not recorded"],
         ["versions", ", ".join(f"{k} {v}" for k, v in (card.get("versions") or {}).items())],
         ["reward", str(card.get("reward") or "not recorded")],
-        ["training", str(card.get("training") or "not recorded")],
-        ["evaluation on the card", str(card.get("evaluation") or "not recorded")],
+        [f"training: {claims}", str(card.get("training") or "not recorded")],
+        [f"evaluation on the card: {claims}", str(card.get("evaluation") or "not recorded")],
     ]
-    return ["<h2>Integrity and model card</h2>", _table(["field", "value"], rows)]
+    note = (
+        "<p class='muted'>Everything the card records (training, evaluation, versions, configs) is what the "
+        f"bundle's maker wrote: {html.escape(claims)}. The review's own findings are the checks above.</p>"
+    )
+    return ["<h2>Integrity and model card</h2>", note, _table(["field", "value"], rows)]
 
 
 def _more_seeds(cfg: StressConfig) -> str:

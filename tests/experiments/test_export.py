@@ -89,13 +89,19 @@ def test_an_sb3_run_exports_too_and_the_cli_says_where(tmp_path):
                        "network": {"hidden": [16], "activation": "tanh"}}  # fmt: skip
     data["resources"] = {"num_env_runners": 0, "num_envs_per_env_runner": 1}
     run_dir = train(write_experiment(tmp_path, data), runs_root=tmp_path / "runs", progress=False)
+    from payroute.policies.bundle.signing import generate_keypair, load_public_key
+
+    key, pub, kid = generate_keypair(tmp_path / "keys")
     result = CliRunner().invoke(
-        app, ["export", str(run_dir), "--out", str(tmp_path / "sb3"), "--parity", "2000"]
+        app,
+        ["export", str(run_dir), "--out", str(tmp_path / "sb3"), "--parity", "2000", "--sign-key", str(key)],
     )
     assert result.exit_code == 0, result.output[-2000:]
     out = " ".join(result.output.split())
     assert "parity on 2,000 observations" in out and "payroute review" in out
-    bundle = load_bundle(tmp_path / "sb3")
+    assert f"signed by {kid} (trusted: signing.key)" in out
+    bundle = load_bundle(tmp_path / "sb3", trusted_keys=[load_public_key(pub)])
+    assert bundle.signature.describe() == f"signed by {kid} (trusted: signing.pub)"
     assert bundle.card.training["trainer"] == "sb3/MaskablePPO"
     net = load_policy(run_dir / "policy" / "router")
     obs = np.random.default_rng(0).random((64, net.spec.obs_dim), dtype=np.float32)

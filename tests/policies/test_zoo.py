@@ -41,6 +41,17 @@ def test_a_zoo_bundle_loads_and_its_card_records_the_hash_of_a_shipped_experimen
     assert card.training["status"] == "finished"
 
 
+@pytest.mark.parametrize("name", sorted(BUNDLES))
+def test_a_zoo_bundle_is_signed_by_the_zoo_key_which_every_loader_trusts_by_default(name):
+    from payroute.policies.bundle.signing import zoo_public_key
+
+    signature = load_bundle(ZOO / name).signature
+    assert signature.status == "trusted" and signature.key_id == zoo_public_key().key_id
+    # trusting no key, the same signature is only a key nobody here knows
+    assert load_bundle(ZOO / name, trusted_keys=[]).signature.status == "unknown"
+    assert not (ZOO / "zoo_signing.key").exists() and not list(ZOO.rglob("*.key"))
+
+
 def test_zoo_names_the_installed_reference_bundles_and_refuses_others():
     from payroute.errors import PayrouteError
     from payroute.policies import ZOO_BUNDLES, zoo
