@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 import torch
+from ray.rllib.core import COMPONENT_LEARNER, COMPONENT_RL_MODULE
+from ray.rllib.utils.metrics import WEIGHTS_SEQ_NO
 
 from payroute.agents.training_env import TrainingEnv
 
@@ -93,10 +95,17 @@ def runner_state(runner: Any) -> dict[str, Any] | None:
     }
 
 
-def set_runner_state(runner: Any, state: dict[str, Any] | None) -> None:
-    """Put ``state`` (from :func:`runner_state`) back into a freshly built env runner of the same config."""
+def set_runner_state(runner: Any, state: dict[str, Any] | None, weights: Any = None) -> None:
+    """Put ``state`` (from :func:`runner_state`) back into a freshly built env runner of the same config.
+
+    ``weights``: the learner's (inference) module state, set here, in order. RLlib's own restore sends the
+    remote runners their weights asynchronously and, after that, the stale module of the driver's env runner;
+    a remote runner could sample the first resumed iteration with either.
+    """
     if state is None or getattr(runner, "env", None) is None:
         return
+    if weights is not None:
+        runner.set_state({COMPONENT_RL_MODULE: weights, WEIGHTS_SEQ_NO: 0})  # 0: set whatever it holds
     subs = _sub_envs(runner)
     if len(subs) != len(state["envs"]):
         raise RuntimeError(
@@ -180,11 +189,16 @@ def restore_extras(algo: Any, folder: Path) -> bool:
             f"the checkpoint has {len(remote)} env runners, this configuration "
             f"{algo.env_runner_group.num_remote_env_runners()}"
         )
+    weights = algo.learner_group.get_state(
+        components=f"{COMPONENT_LEARNER}/{COMPONENT_RL_MODULE}", inference_only=True
+    )[COMPONENT_LEARNER][COMPONENT_RL_MODULE]
     for index, runner in enumerate(remote, start=1):
         algo.env_runner_group.foreach_env_runner(
-            lambda r, s=runner: set_runner_state(r, s), local_env_runner=False, remote_worker_ids=[index]
+            lambda r, s=runner: set_runner_state(r, s, weights),
+            local_env_runner=False,
+            remote_worker_ids=[index],
         )
     if algo.env_runner is not None:
-        set_runner_state(algo.env_runner, state["local_runner"])
+        set_runner_state(algo.env_runner, state["local_runner"], weights)
     set_process_rng_state(state["driver_rng"])  # last: the replays above run no policy, but be sure
     return True
