@@ -11,7 +11,7 @@ counter and the connectors. It does not keep what decides the *next* iterations'
   SimPy world cannot be pickled mid-day, so it is rebuilt by replaying them), the env runner's episode
   objects, the observation it will act on next, its per-episode metrics and its own metrics logger;
 * learner state outside the learner's checkpoint: PPO's adaptive KL coefficients;
-* DQN's replay buffer.
+* DQN's replay buffer and its generator.
 
 :func:`save_extras` writes them to ``resume.pkl`` beside RLlib's checkpoint and :func:`restore_extras` puts
 them back after ``restore_from_path``, random generators last. The env runners' private attributes are read
@@ -146,6 +146,23 @@ def set_learner_state(learner: Any, state: dict[str, Any]) -> None:
         learner.curr_kl_coeffs_per_module[mid].data.copy_(value)
 
 
+def _buffer_state(buffer: Any) -> dict[str, Any] | None:
+    """DQN's replay buffer and the generator it samples with (RLlib seeds that one from the OS, so DQN is not
+    reproducible even without an interruption; a resumed run at least continues the same buffer)."""
+    if buffer is None:
+        return None
+    rng = getattr(buffer, "rng", None)
+    return {"buffer": buffer.get_state(), "rng": rng.bit_generator.state if rng is not None else None}
+
+
+def _set_buffer_state(buffer: Any, state: dict[str, Any] | None) -> None:
+    if buffer is None or state is None:
+        return
+    buffer.set_state(state["buffer"])
+    if state["rng"] is not None:
+        buffer.rng.bit_generator.state = state["rng"]
+
+
 # ---------------------------------------------------------------------------- the algorithm
 def _has_env_runners(algo: Any) -> bool:
     return algo.env_runner_group.num_remote_env_runners() > 0
@@ -161,9 +178,7 @@ def save_extras(algo: Any, folder: Path) -> None:
             if _has_env_runners(algo)
             else []
         ),
-        "replay_buffer": (
-            algo.local_replay_buffer.get_state() if getattr(algo, "local_replay_buffer", None) else None
-        ),
+        "replay_buffer": _buffer_state(getattr(algo, "local_replay_buffer", None)),
         "driver_rng": process_rng_state(),
     }
     with open(Path(folder) / RESUME_FILE, "wb") as fh:
@@ -181,8 +196,7 @@ def restore_extras(algo: Any, folder: Path) -> bool:
         )  # the run's own folder, written by save_extras (RLlib's checkpoint pickles too)
     for learner, learned in zip(_learners(algo), state["learners"], strict=True):
         set_learner_state(learner, learned)
-    if state["replay_buffer"] is not None and getattr(algo, "local_replay_buffer", None):
-        algo.local_replay_buffer.set_state(state["replay_buffer"])
+    _set_buffer_state(getattr(algo, "local_replay_buffer", None), state["replay_buffer"])
     remote = state["remote_runners"]
     if len(remote) != algo.env_runner_group.num_remote_env_runners():
         raise RuntimeError(
