@@ -22,31 +22,17 @@ resumed run with an uninterrupted one, so an upgrade that moves them fails there
 from __future__ import annotations
 
 import pickle
-import random
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from ray.rllib.core import COMPONENT_LEARNER, COMPONENT_RL_MODULE
 from ray.rllib.utils.metrics import WEIGHTS_SEQ_NO
 
+from payroute.agents.trainer_api import process_rng_state, set_process_rng_state
 from payroute.agents.training_env import TrainingEnv
 
 RESUME_FILE = "resume.pkl"
-
-
-def process_rng_state() -> dict[str, Any]:
-    """The random generators of this process (Python, NumPy's global one, torch's CPU one)."""
-    # RLlib shuffles minibatches with NumPy's legacy global generator: that is the one to keep
-    numpy_state = np.random.get_state()  # noqa: NPY002
-    return {"python": random.getstate(), "numpy": numpy_state, "torch": torch.get_rng_state()}
-
-
-def set_process_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])  # noqa: NPY002
-    torch.set_rng_state(state["torch"])
 
 
 # ---------------------------------------------------------------------------- env runners
