@@ -18,10 +18,14 @@ TensorBoard tags are stable across libraries:
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+
+import numpy as np
+import torch
 
 from payroute.agents.networks import PolicyNet
 
@@ -42,15 +46,34 @@ class IterationReport:
         return None if v is None or math.isnan(v) else v
 
 
+def process_rng_state() -> dict[str, Any]:
+    """This process's random generators: Python's, NumPy's legacy global one (RLlib and SB3 shuffle
+    minibatches with it) and torch's CPU one (actions are sampled from it). A checkpoint keeps them so that a
+    resumed run draws what the uninterrupted run would have drawn."""
+    numpy_state = np.random.get_state()  # noqa: NPY002
+    return {"python": random.getstate(), "numpy": numpy_state, "torch": torch.get_rng_state()}
+
+
+def set_process_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])  # noqa: NPY002
+    torch.set_rng_state(state["torch"])
+
+
 class Trainer(Protocol):
     iteration: int
     env_steps: int
 
     def train_iteration(self) -> IterationReport: ...
 
-    def save(self, folder: Path) -> None: ...
+    def save(self, folder: Path) -> None:
+        """Everything the next iterations depend on, as it is now: call it between iterations, after anything
+        that draws from the random generators (building policy networks does)."""
+        ...
 
-    def restore(self, folder: Path, env_steps: int = 0) -> None: ...
+    def restore(self, folder: Path, env_steps: int = 0) -> None:
+        """Into a freshly built trainer of the same config: its next iteration is the saved run's next one."""
+        ...
 
     def policy_nets(self) -> dict[str, PolicyNet]: ...
 

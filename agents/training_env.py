@@ -55,6 +55,7 @@ No ray or stable_baselines3 import here: both trainers use this module.
 
 from __future__ import annotations
 
+import copy
 import importlib
 from typing import Any
 
@@ -202,6 +203,7 @@ class TrainingEnv(gym.Wrapper):
         self._posterior = FraudPosterior() if self._expected_fraud else None
         self._seeds = np.random.default_rng(seed)
         self._steps = 0
+        self._episode: dict[str, Any] | None = None  # where the episode under way began (see replay_episode)
         self._mix: tuple[list[Any], np.ndarray] | None = None
         if scenarios:
             weights = np.array([w for _, w in scenarios], dtype=np.float64)
@@ -210,6 +212,14 @@ class TrainingEnv(gym.Wrapper):
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         if seed is not None:
             self._seeds = np.random.default_rng(seed)
+        # the seed cursor and the fraud history before this episode's draws, and its actions so far: enough to
+        # rebuild the episode exactly (replay_episode) when a run resumes from a checkpoint taken mid-episode
+        self._episode = {
+            "seeds": self._seeds.bit_generator.state,
+            "posterior": copy.deepcopy(self._posterior),
+            "options": copy.deepcopy(options),
+            "actions": [],
+        }
         world_seed = int(self._seeds.integers(0, HELD_OUT_SEED_START))
         if self._mix is not None:
             # the day's scenario, from the same stream of draws as its seed
@@ -222,6 +232,8 @@ class TrainingEnv(gym.Wrapper):
         return obs, info
 
     def step(self, action):
+        if self._episode is not None:
+            self._episode["actions"].append(action.copy() if isinstance(action, np.ndarray) else action)
         if self._per_decision:
             self._note_decision(action)
         obs, reward, terminated, truncated, info = self.env.step(action)
@@ -238,6 +250,32 @@ class TrainingEnv(gym.Wrapper):
             else:
                 self._pending = info["transaction"]["id"]
         return obs, reward, terminated, truncated, info
+
+    # ------------------------------------------------------------------ exact resume
+    def episode_record(self) -> dict[str, Any] | None:
+        """The episode under way as a picklable record (``None`` before the first reset).
+
+        Its seed cursor and fraud history as they were before the episode's reset, the reset options and
+        every action since. A SimPy world cannot be pickled mid-day; replaying the record rebuilds it.
+        """
+        if self._episode is None:
+            return None
+        return {**self._episode, "actions": list(self._episode["actions"])}
+
+    def replay_episode(self, record: dict[str, Any], outer: gym.Env | None = None) -> None:
+        """Rebuild the episode of ``record``: the same world seed and scenario, the same actions, the same state.
+
+        ``outer`` is the stack of wrappers around this environment (a vector environment's sub-environment);
+        the reset and the steps go through it so that its own bookkeeping is the one the episode left. Every
+        draw comes from the restored seed cursor and the world's own seeded generators, so the environment
+        ends where the recorded one was: the next reset draws the seed the recorded environment would draw.
+        """
+        env = outer if outer is not None else self
+        self._seeds.bit_generator.state = record["seeds"]
+        self._posterior = copy.deepcopy(record["posterior"])
+        env.reset(options=copy.deepcopy(record["options"]))
+        for action in record["actions"]:
+            env.step(action)
 
     # ------------------------------------------------------------------ decision credit
     def _start_credit(self, info: dict) -> None:

@@ -9,7 +9,10 @@ The loop is the whole story, CleanRL style::
 
 ``--resume RUN_DIR`` reads the run's own config (so the hash is the original one), restores the newest
 complete checkpoint, truncates the TensorBoard and metrics history after it, and carries on; the wall-time
-limit counts the time spent before the interruption.
+limit counts the time spent before the interruption. The trainer restores everything that decides the next
+iterations (RLlib, single agent: the episodes under way, the seed cursor, every random generator, the
+optimizer), so the resumed run is the run that was killed. A finished run is left as it is; a run killed
+after its final checkpoint is closed from that checkpoint without training.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import os
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -182,6 +187,22 @@ def _truncate_history(run_dir: Path, iteration: int) -> None:
         keep_metrics(run_dir, [row for row in read_metrics(run_dir) if row["iteration"] <= iteration])
 
 
+def _finish_from_checkpoint(run_dir: Path, folder: Path, info: dict[str, Any], reason: str) -> None:
+    """Close a run whose newest checkpoint already met its stopping rule: its policy from that checkpoint."""
+    source = folder / POLICY_DIR
+    if source.is_dir():
+        tmp = run_dir / f".{POLICY_DIR}.tmp-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(source, tmp)
+        shutil.rmtree(run_dir / POLICY_DIR, ignore_errors=True)
+        os.replace(tmp, run_dir / POLICY_DIR)
+    update_run(
+        run_dir, status="finished", finished_utc=dt.datetime.now(dt.UTC).isoformat(), stop_reason=reason,
+        iterations=int(info["iteration"]), env_steps=int(info.get("env_steps", 0)),
+        train_wall_s=round(float(info.get("elapsed_s", 0.0)), 2), final_scalars=dict(info.get("kpis", {})),
+    )  # fmt: skip
+
+
 def _experiment(experiment: str | Path | Experiment, seed: int | None) -> Experiment:
     changes = {"seed": seed} if seed is not None else None
     if isinstance(experiment, Experiment):
@@ -248,11 +269,26 @@ def _train(
             raise PayrouteError(
                 f"--seed {seed} differs from the run's seed {exp.seed}; a resumed run keeps its config"
             )
+        if record.get("status") == "finished":
+            console.print(
+                f"{run_dir} is finished ({record.get('stop_reason') or 'stopped'} at iteration "
+                f"{record.get('iterations')}); nothing to resume",
+                markup=False, highlight=False,
+            )  # fmt: skip
+            return run_dir
         checkpoint = latest_checkpoint(run_dir)
         if checkpoint is not None:
             info = checkpoint[1]
             start_iteration, start_steps = int(info["iteration"]), int(info.get("env_steps", 0))
             elapsed_before = float(info.get("elapsed_s", 0.0))
+            done = _stop_reason(exp, start_iteration, start_steps, elapsed_before, info.get("kpis", {}))
+            if done is not None:  # killed after its final checkpoint: finish it, train nothing
+                _finish_from_checkpoint(run_dir, checkpoint[0], info, done)
+                console.print(
+                    f"{run_dir} had {done} at its last checkpoint; finished it without training",
+                    markup=False, highlight=False,
+                )  # fmt: skip
+                return run_dir
         update_run(
             run_dir,
             status="running",
@@ -290,11 +326,13 @@ def _train(
         nonlocal last_saved
 
         def write(folder: Path) -> None:
-            trainer.save(folder)
-            for role, net in trainer.policy_nets().items():
-                from payroute.agents.networks import save_policy
+            from payroute.agents.networks import save_policy
 
+            # the networks first: building them draws from torch's generator, and the trainer's state (its
+            # generators included) must be the one the next iteration starts from
+            for role, net in trainer.policy_nets().items():
                 save_policy(net, folder / POLICY_DIR / role)
+            trainer.save(folder)
 
         save_checkpoint(
             run_dir, iteration, write,

@@ -38,6 +38,7 @@ from ray.rllib.env.multi_agent_env import MultiAgentEnv
 
 from payroute.agents.networks import PolicyNet, linear_stack, policy_from_linears
 from payroute.agents.rllib.module import MaskedActorCritic, MaskedActorCriticWithTarget
+from payroute.agents.rllib.resume import restore_extras, save_extras
 from payroute.agents.trainer_api import IterationReport, flatten_scalars
 from payroute.agents.training_env import (
     ExperimentEnv,
@@ -331,10 +332,16 @@ class RLlibTrainer:
 
     # ------------------------------------------------------------------ state
     def save(self, folder: Path) -> None:
+        """RLlib's checkpoint plus what it leaves out (:mod:`payroute.agents.rllib.resume`)."""
         self.algo.save_to_path(str(Path(folder).resolve() / "algorithm"))
+        if not self.multi_agent:
+            save_extras(self.algo, Path(folder))
 
     def restore(self, folder: Path, env_steps: int = 0) -> None:
+        """Continue the saved run: its next iterations are the ones it would have run (single agent)."""
         self.algo.restore_from_path(str(Path(folder).resolve() / "algorithm"))
+        if not self.multi_agent:
+            restore_extras(self.algo, Path(folder))
         self.env_steps = int(env_steps)
 
     def _module(self, role: str) -> Any:

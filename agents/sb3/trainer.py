@@ -6,12 +6,15 @@ choice declines the payment with a penalty and the policy learns to avoid it.
 
 One training iteration is one ``learn()`` call of ``batch_size`` environment steps (on-policy) or
 ``steps_per_iteration`` (DQN), continuing the step count; losses come from SB3's logger (``sb3/train/...``),
-KPIs from the environments' infos. The replay buffer of DQN is not checkpointed: a resumed DQN run refills it.
+KPIs from the environments' infos. A checkpoint also keeps the days under way (replayed on restore), the
+random generators and the KPI windows, so a restored run continues the saved one exactly; the replay buffer
+of DQN is not checkpointed: a resumed DQN run refills it.
 """
 
 from __future__ import annotations
 
 import math
+import pickle
 from collections import deque
 from pathlib import Path
 from typing import Any
@@ -26,12 +29,25 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from payroute.agents.networks import ACTIVATIONS, PolicyNet, linear_stack, policy_from_linears
-from payroute.agents.trainer_api import IterationReport, flatten_scalars
-from payroute.agents.training_env import ExperimentEnv, experiment_env_config
+from payroute.agents.trainer_api import (
+    IterationReport,
+    flatten_scalars,
+    process_rng_state,
+    set_process_rng_state,
+)
+from payroute.agents.training_env import ExperimentEnv, TrainingEnv, experiment_env_config
 from payroute.vocabulary import KPI_NAMES
 
 ALGORITHMS = {"PPO": PPO, "MaskablePPO": MaskablePPO, "DQN": DQN, "A2C": A2C}
 MODEL_FILE = "model.zip"
+RESUME_FILE = "resume.pkl"
+
+
+def _training_env(env: Any) -> TrainingEnv:
+    """The :class:`TrainingEnv` under a sub-environment's wrappers (Monitor)."""
+    while not isinstance(env, TrainingEnv):
+        env = env.env
+    return env
 
 
 class _Capture(KVWriter):
@@ -182,6 +198,39 @@ class SB3Trainer:
         exclude = ["exploration_schedule"] if self.exp.trainer.algorithm == "DQN" else None
         self.model.save(Path(folder) / MODEL_FILE, exclude=exclude)
         (Path(folder) / "iteration.txt").write_text(str(self.iteration))
+        with open(Path(folder) / RESUME_FILE, "wb") as fh:
+            pickle.dump(self._resume_state(), fh, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def _resume_state(self) -> dict[str, Any]:
+        """What ``model.save`` leaves out and the next iterations depend on: the days under way (each
+        environment's seed cursor and actions, replayed on restore), the observation the model acts on next,
+        the random generators and the KPI windows."""
+        model = self.model
+        return {
+            "rng": process_rng_state(),
+            "action_space_rng": model.action_space.np_random.bit_generator.state,
+            "envs": [_training_env(env).episode_record() for env in self.venv.envs],
+            "last_obs": model._last_obs,
+            "last_episode_starts": model._last_episode_starts,
+            "ep_info_buffer": model.ep_info_buffer,
+            "ep_success_buffer": model.ep_success_buffer,
+            "kpis": (self.kpis.final, self.kpis.running, self.kpis.returns, self.kpis.episodes),
+            "episodes_before": self._episodes_before,
+        }
+
+    def _set_resume_state(self, state: dict[str, Any]) -> None:
+        for env, record in zip(self.venv.envs, state["envs"], strict=True):
+            if record is not None:
+                _training_env(env).replay_episode(record, outer=env)
+        model = self.model
+        model._last_obs = state["last_obs"]
+        model._last_episode_starts = state["last_episode_starts"]
+        model.ep_info_buffer = state["ep_info_buffer"]
+        model.ep_success_buffer = state["ep_success_buffer"]
+        self.kpis.final, self.kpis.running, self.kpis.returns, self.kpis.episodes = state["kpis"]
+        self._episodes_before = state["episodes_before"]
+        model.action_space.np_random.bit_generator.state = state["action_space_rng"]
+        set_process_rng_state(state["rng"])
 
     def restore(self, folder: Path, env_steps: int = 0) -> None:
         self.model = self.algo_cls.load(Path(folder) / MODEL_FILE, env=self.venv, device="cpu")
@@ -192,6 +241,9 @@ class SB3Trainer:
             )
         self.model.set_logger(Logger(folder=None, output_formats=[self.capture]))
         self.iteration = int((Path(folder) / "iteration.txt").read_text())
+        if (Path(folder) / RESUME_FILE).is_file():  # absent from checkpoints written before it existed
+            with open(Path(folder) / RESUME_FILE, "rb") as fh:
+                self._set_resume_state(pickle.load(fh))  # the run's own folder (model.zip pickles too)
 
     def policy_nets(self) -> dict[str, PolicyNet]:
         policy = self.model.policy
