@@ -16,3 +16,18 @@ def default_scenario():
 def small_scenario():
     """The default scenario at 5% volume: a day runs in a fraction of a second."""
     return load_scenario("default", {"volume_scale": 0.05})
+
+
+def pytest_collection_modifyitems(config, items):
+    """Run the slow tests first, the longest first (``@pytest.mark.slow(minutes=N)``; 1 when not given).
+
+    ``make test`` shares the tests between two processes as they free up: a test of several minutes that starts
+    last keeps one process busy long after the other ran out of work. Started first, the short tests fill the
+    other process meanwhile. The order changes no result: every test stands alone.
+    """
+
+    def minutes(item) -> float:
+        marker = item.get_closest_marker("slow")
+        return float(marker.kwargs.get("minutes", 1)) if marker is not None else 0.0
+
+    items.sort(key=minutes, reverse=True)  # stable: the collection order within the same weight

@@ -80,8 +80,14 @@ def _without_a_wall_clock_gate(config: Path | None, out: Path) -> Path:
     return out
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(PASSING_REVIEW))
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param("pricing", marks=pytest.mark.slow),
+        pytest.param("risk", marks=pytest.mark.slow(minutes=3)),
+        pytest.param("router", marks=pytest.mark.slow(minutes=7)),  # 720 simulated days: 80 per policy
+    ],
+)
 def test_a_zoo_bundle_passes_review_with_the_shipped_thresholds(name, tmp_path):
     # the risk desk and the router with more seeds (policies/zoo/review.yaml): every gate as shipped, intervals
     # narrow enough to decide holiday_peak and fraud_surge

@@ -85,11 +85,16 @@ def test_a_run_killed_after_a_checkpoint_resumes_into_the_run_it_would_have_been
     assert read_run(run_dir)[1]["status"] == "running"
     assert latest_checkpoint(run_dir)[1]["iteration"] == KILLED_IN - 1
     assert [r["iteration"] for r in _rows(run_dir)] == list(range(1, KILLED_IN + 1))
+    exp_before = read_run(run_dir)[0]
 
     train(resume=run_dir, progress=False)
 
-    _exp, record = read_run(run_dir)
+    exp_after, record = read_run(run_dir)
     assert record["status"] == "finished" and record["iterations"] == ITERATIONS
+    # the same run: its own config, hash and name, and the resume recorded with where it started from
+    assert exp_after.config_hash() == exp_before.config_hash() == record["config_hash"]
+    assert exp_after.name == "resumed"
+    assert record["resumes"][0]["from_iteration"] == KILLED_IN - 1
     resumed, whole = _rows(run_dir), _rows(whole_run)
     assert [r["iteration"] for r in resumed] == list(range(1, ITERATIONS + 1))
     for mine, theirs in zip(resumed, whole, strict=True):
