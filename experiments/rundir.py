@@ -34,7 +34,7 @@ from typing import Any
 
 import yaml
 
-from payroute.config_io import read_yaml_mapping
+from payroute.config_io import read_json, read_yaml_mapping
 from payroute.errors import PayrouteError
 from payroute.experiments.schema import Experiment, experiment_from_dict
 
@@ -132,7 +132,7 @@ def read_run(run_dir: Path) -> tuple[Experiment, dict[str, Any]]:
         raise PayrouteError(f"{run_dir} is not a run folder (no {CONFIG_FILE} / {RUN_FILE})")
     data = read_yaml_mapping(run_dir / CONFIG_FILE)
     exp = experiment_from_dict(data, source=str(run_dir / CONFIG_FILE))
-    record = json.loads((run_dir / RUN_FILE).read_text())
+    record = read_json(run_dir / RUN_FILE)
     if exp.config_hash() != record.get("config_hash"):
         raise PayrouteError(
             f"{run_dir / CONFIG_FILE} does not match the hash in {RUN_FILE} "
@@ -142,7 +142,7 @@ def read_run(run_dir: Path) -> tuple[Experiment, dict[str, Any]]:
 
 
 def update_run(run_dir: Path, **changes: Any) -> dict[str, Any]:
-    record = json.loads((Path(run_dir) / RUN_FILE).read_text())
+    record = read_json(Path(run_dir) / RUN_FILE)
     record.update(changes)
     atomic_write_text(Path(run_dir) / RUN_FILE, json.dumps(record, indent=2))
     return record
@@ -186,7 +186,7 @@ def latest_checkpoint(run_dir: Path) -> tuple[Path, dict[str, Any]] | None:
     latest = Path(run_dir) / CHECKPOINT_DIR / LATEST_FILE
     if not latest.is_file():
         return None
-    info = json.loads(latest.read_text())
+    info = read_json(latest)
     path = Path(run_dir) / CHECKPOINT_DIR / info["path"]
     if not path.is_dir():
         raise PayrouteError(f"{latest} names {info['path']}, which is missing")

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 
+from payroute.config_io import parse_json
 from payroute.errors import PayrouteError, format_validation_error
 from payroute.policies.bundle.card import (
     BUNDLE_FILES,
@@ -175,7 +176,7 @@ def _check_checksums(files: dict[str, bytes], name: str) -> None:
 
 def _parse_card(raw: bytes, name: str) -> PolicyCard:
     try:
-        data = json.loads(raw)
+        data = parse_json(raw, f"bundle {name}: {CARD_FILE}")
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise PayrouteError(f"bundle {name}: {CARD_FILE} is not valid JSON ({err})") from None
     if not isinstance(data, dict):
@@ -231,7 +232,7 @@ def _check_value_info(vi: Any, dtype: int, width: int, what: str, fail: Any) -> 
 
 def _check_golden(policy: BundlePolicy, raw: bytes, name: str) -> None:
     try:
-        golden = json.loads(raw)
+        golden = parse_json(raw, f"bundle {name}: {GOLDEN_FILE}")
         obs = np.asarray(golden[OBS_INPUT], dtype=np.float32)
         mask = np.asarray(golden[MASK_INPUT], dtype=bool)
         want = np.asarray(golden[LOGITS_OUTPUT], dtype=np.float32)
