@@ -16,7 +16,14 @@ import typer
 
 from payroute import __version__
 from payroute.errors import PayrouteError
-from payroute.experiments.console import EXPORTING, console, err_console, evaluating, progress_bar
+from payroute.experiments.console import (
+    EXPORTING,
+    console,
+    err_console,
+    evaluating,
+    print_error,
+    progress_bar,
+)
 from payroute.policies.compare import ROUTING_BASELINE_ORDER
 
 app = typer.Typer(
@@ -40,7 +47,7 @@ def user_errors(fn):
         try:
             return fn(*args, **kwargs)
         except PayrouteError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+            print_error("error:", exc)
             raise typer.Exit(code=2) from None
 
     return wrapper
@@ -216,7 +223,7 @@ def review(
     try:
         result = run_review(bundle, logs, champion, config, report, json_out)
     except PayrouteError as exc:
-        err_console.print(f"[bold red]could not review:[/] {exc}", highlight=False, soft_wrap=True)
+        print_error("could not review:", exc)
         if json_out is not None:
             json_out.write_text(json.dumps(error_summary(bundle, str(exc)), indent=2) + "\n")
         raise typer.Exit(code=EXIT_ERROR) from None
