@@ -168,6 +168,10 @@ def load_yaml(path: str | Path, *, source: str | None = None) -> Any:
         raise ConfigError(f"{where}: {exc}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{where}: not valid YAML: {' '.join(str(exc).split())}") from None
+    except (ValueError, OverflowError) as exc:  # a scalar PyYAML cannot build: 2020-13-45, a 5000-digit int
+        raise ConfigError(
+            f"{where}: not valid YAML: a value cannot be read ({' '.join(str(exc).split())[:120]})"
+        ) from None
     finally:
         loader.dispose()
 
@@ -214,6 +218,8 @@ def parse_json(raw: bytes | str, source: str, *, max_bytes: int = JSON_MAX_BYTES
         raise ConfigError(
             f"{source}: not valid JSON (line {err.lineno}, column {err.colno}: {err.msg})"
         ) from None
+    except ValueError as err:  # a number Python will not convert (an integer of more than 4300 digits)
+        raise ConfigError(f"{source}: not valid JSON ({' '.join(str(err).split())[:120]})") from None
     except RecursionError:  # only reachable with a tiny interpreter recursion limit
         raise ConfigError(f"{source}: nested too deeply; allowed: at most {MAX_DEPTH} levels") from None
 
