@@ -67,11 +67,12 @@ def checksum(folder: Path) -> None:
 
 # ---------------------------------------------------------------------- console: scenarios, keys, policies
 def test_a_scenario_named_like_markup_simulates_and_prints_its_name_as_written(tmp_path):
-    path = variant(tmp_path, name=NASTY, description=NASTY, overrides={"volume_scale": 0.02})
+    name = "[/x][red]r[/red][b]"  # short: a title wider than the 80-column test terminal wraps
+    path = variant(tmp_path, name=name, description=NASTY, overrides={"volume_scale": 0.02})
     result = cli("simulate", str(path), "--days", "0.05")
     assert_no_traceback(result)
     assert result.exit_code == 0
-    assert NASTY in result.output  # the table title (and the progress line) carry the name unchanged
+    assert f"simulated {name}" in result.output and f"{name} · seed 0" in result.output  # the table title (and the progress line) carry the name unchanged
     assert "approval rate" in result.output
 
 
