@@ -72,7 +72,9 @@ def test_a_scenario_named_like_markup_simulates_and_prints_its_name_as_written(t
     result = cli("simulate", str(path), "--days", "0.05")
     assert_no_traceback(result)
     assert result.exit_code == 0
-    assert f"simulated {name}" in result.output and f"{name} · seed 0" in result.output  # the table title (and the progress line) carry the name unchanged
+    assert (
+        f"simulated {name}" in result.output and f"{name} · seed 0" in result.output
+    )  # the table title (and the progress line) carry the name unchanged
     assert "approval rate" in result.output
 
 
