@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from payroute.config_io import read_json
 from payroute.files import atomic_path, atomic_write_text
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU, "silu": nn.SiLU, "elu": nn.ELU}
@@ -123,7 +124,7 @@ def save_policy(net: PolicyNet, folder: Path) -> Path:
 
 def load_policy(folder: Path) -> PolicyNet:
     """Rebuild the network saved by :func:`save_policy` (weights only, never unpickles code)."""
-    raw = json.loads((Path(folder) / SPEC_FILE).read_text())
+    raw = read_json(Path(folder) / SPEC_FILE)
     net = PolicyNet(PolicySpec(**raw))
     state = torch.load(Path(folder) / WEIGHTS_FILE, map_location="cpu", weights_only=True)
     net.net.load_state_dict(state)

@@ -17,7 +17,14 @@ import typer
 
 from payroute import __version__
 from payroute.errors import PayrouteError
-from payroute.experiments.console import EXPORTING, console, err_console, evaluating, progress_bar
+from payroute.experiments.console import (
+    EXPORTING,
+    console,
+    err_console,
+    evaluating,
+    print_error,
+    progress_bar,
+)
 from payroute.files import atomic_path, atomic_write_text, check_output_file, check_output_folder
 from payroute.policies.compare import ROUTING_BASELINE_ORDER
 
@@ -42,7 +49,7 @@ def user_errors(fn):
         try:
             return fn(*args, **kwargs)
         except PayrouteError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+            print_error("error:", exc)
             raise typer.Exit(code=2) from None
 
     return wrapper
@@ -230,7 +237,7 @@ def review(
     try:
         result = run_review(bundle, logs, champion, config, report, json_out, tuple(trusted_key or ()))
     except PayrouteError as exc:
-        err_console.print(f"[bold red]could not review:[/] {exc}", highlight=False, soft_wrap=True)
+        print_error("could not review:", exc)
         if json_out is not None and not json_out.is_dir():
             with contextlib.suppress(PayrouteError):  # the error above is the one to report
                 atomic_write_text(json_out, json.dumps(error_summary(bundle, str(exc)), indent=2) + "\n")

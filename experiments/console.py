@@ -3,29 +3,53 @@
 Results go to stdout (``console``; tables through ``wide_console``, never squeezed below 160 columns when the
 output is not a terminal), progress and errors to stderr (``err_console``), so ``payroute ... > file`` keeps the
 numbers and nothing else.
+
+**Text is never markup.** Scenario names, config keys, policy names, card fields, file and zip entry names all
+come from files a user (or an attacker) wrote, and they reach these consoles inside messages, table cells, titles
+and progress lines. The consoles are made with ``markup=False`` and every progress column with
+:func:`text_column` (``markup=False``), so ``[/x]`` or ``[red]...[/red]`` in any of them prints as written. The
+project's own styling is given as styles, never as markup in a string: ``style=`` arguments, column styles, and
+:class:`rich.text.Text` pieces (:func:`styled`).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
-console = Console()
+console = Console(markup=False)
 # result tables are wide: never squeeze them below 160 columns when the output is not a terminal
-wide_console = console if console.is_terminal and console.width >= 160 else Console(width=160)
-err_console = Console(stderr=True)
+wide_console = console if console.is_terminal and console.width >= 160 else Console(width=160, markup=False)
+err_console = Console(stderr=True, markup=False)
 
 Report = Callable[[str, int, int], None]
 """``report(name, done, total)``: ``done`` of ``total`` steps of the part called ``name`` are finished."""
 
 EXPORTING = "exporting: ONNX, parity check, model card"
+
+
+def styled(*parts: str | tuple[str, str]) -> Text:
+    """Plain text with the project's own styling: ``styled(("error:", "bold red"), " ", message)``; every string
+    is taken literally (no markup is parsed in any part)."""
+    return Text.assemble(*parts)
+
+
+def text_column(template: str, style: str = "") -> Any:
+    """A progress-bar text column whose formatted text (task descriptions, fields) is never parsed as markup."""
+    from rich.progress import TextColumn
+
+    return TextColumn(template, style=style, markup=False)
+
+
+def print_error(prefix: str, exc: BaseException | str) -> None:
+    """A user error on stderr: ``prefix`` in bold red, then the message exactly as written."""
+    err_console.print(styled((prefix, "bold red"), " ", str(exc)), soft_wrap=True)
 
 
 @contextmanager
@@ -35,9 +59,11 @@ def progress_bar(label: Callable[[str], str] = str, *, disable: bool = False) ->
     Each ``name`` gets its own line, titled ``label(name)``, on the first report of it; a report of ``0`` done
     shows a line before any work is finished.
     """
-    from rich.progress import Progress, TaskID
+    from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TimeRemainingColumn
 
-    with Progress(console=err_console, transient=True, disable=disable) as bar:
+    columns = (text_column("{task.description}", "progress.description"), BarColumn(), TaskProgressColumn(),
+               TimeRemainingColumn())  # fmt: skip
+    with Progress(*columns, console=err_console, transient=True, disable=disable) as bar:
         tasks: dict[str, TaskID] = {}
 
         def report(name: str, done: int, total: int) -> None:
@@ -94,8 +120,8 @@ def print_summary(summary: dict) -> None:
     k.add_row("liquidity cost", f"${kpis['liquidity_cost_usd']:,.2f}")
     k.add_row("settled value", f"${kpis['settled_value_usd']:,.0f}")
     console.print(k)
-    console.print(f"[dim]{summary['arrivals']:,} transactions in {summary['wall_s']:.2f} s "
-                  f"({summary['arrivals'] / max(summary['wall_s'], 1e-9):,.0f} tx/s)[/]")  # fmt: skip
+    console.print(f"{summary['arrivals']:,} transactions in {summary['wall_s']:.2f} s "
+                  f"({summary['arrivals'] / max(summary['wall_s'], 1e-9):,.0f} tx/s)", style="dim")  # fmt: skip
     if summary.get("exploration"):
         ex = summary["exploration"]
         console.print(f"exploration: epsilon {ex['epsilon']:g}, {ex['explored']:,} of {ex['decisions']:,} "
@@ -170,12 +196,11 @@ def print_review(result, report: Path | None, json_out: Path | None) -> None:
         t.add_column(col, overflow="fold")
     styles = {"pass": "green", "fail": "bold red", "warn": "yellow"}
     for c in result.checks:
-        t.add_row(f"[{styles.get(c.status, 'dim')}]{c.status.upper()}[/]", c.section, c.name, c.summary)
+        t.add_row(Text(c.status.upper(), style=styles.get(c.status, "dim")), c.section, c.name, c.summary)
     wide_console.print(t)
-    word = (
-        "[bold green]PASS[/]" if result.passed else f"[bold red]FAIL[/] ({len(result.failed)} checks failed)"
-    )
-    console.print(f"verdict: {word} in {result.wall_s:.0f} s")
+    word = ("PASS", "bold green") if result.passed else ("FAIL", "bold red")
+    failed = "" if result.passed else f" ({len(result.failed)} checks failed)"
+    console.print(styled("verdict: ", word, f"{failed} in {result.wall_s:.0f} s"))
     for path, what in ((report, "report"), (json_out, "summary")):
         if path is not None:
             console.print(f"{what}: {path}")
@@ -183,8 +208,10 @@ def print_review(result, report: Path | None, json_out: Path | None) -> None:
 
 def print_trained(run_dir: Path) -> None:
     """A finished training run (``payroute train``): its folder, why it stopped, and TensorBoard."""
-    record = json.loads((run_dir / "run.json").read_text())
-    console.print(f"run folder: [bold]{run_dir}[/]  ({record.get('stop_reason')})")
+    from payroute.config_io import read_json
+
+    record = read_json(run_dir / "run.json")
+    console.print(styled("run folder: ", (str(run_dir), "bold"), f"  ({record.get('stop_reason')})"))
     console.print(f"TensorBoard: tensorboard --logdir {run_dir / 'tb'}")
 
 
@@ -202,11 +229,14 @@ def print_export(written: dict[str, Path], skipped: dict[str, str], sign_key: Pa
         card = policy.card
         par = card.parity
         console.print(
-            f"[bold]{role}[/] ({card.decision_kind}): {escape(str(path))}  parity on {par['observations']:,} "
-            f"observations, max |Δlogit| {par['max_abs_diff']:.2g}; {policy.signature.describe()}"
+            styled(
+                (role, "bold"),
+                f" ({card.decision_kind}): {path}  parity on {par['observations']:,} "
+                f"observations, max |Δlogit| {par['max_abs_diff']:.2g}; {policy.signature.describe()}",
+            )
         )
     for why in skipped.values():
-        console.print(f"[yellow]not exported[/] {why}")
+        console.print(styled(("not exported", "yellow"), f" {why}"))
     console.print(f"review it: payroute review {next(iter(written.values()))}")
 
 
@@ -221,7 +251,9 @@ def print_sweep(result) -> None:
 
 
 def print_best_trial(result) -> None:
-    console.print(f"best: {result.metric} = {result.best_value:.4g} in [bold]{result.best_run_dir}[/]")
+    console.print(
+        styled(f"best: {result.metric} = {result.best_value:.4g} in ", (str(result.best_run_dir), "bold"))
+    )
     console.print(f"evaluate it: payroute evaluate {result.best_run_dir}")
 
 

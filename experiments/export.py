@@ -24,7 +24,6 @@ is refused with a message saying so.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +31,7 @@ import numpy as np
 
 from payroute.agents.networks import PolicyNet, load_policy
 from payroute.agents.training_env import env_kwargs, make_env
+from payroute.config_io import read_json
 from payroute.errors import PayrouteError
 from payroute.experiments.rundir import (
     EVAL_DIR,
@@ -234,7 +234,7 @@ def evaluation_summary(run_dir: Path, role: str) -> dict[str, Any]:
     path = run_dir / EVAL_DIR / "summary.json"
     if not path.is_file():
         return {}
-    meta = json.loads(path.read_text())
+    meta = read_json(path)
     if meta.get("agent") not in (None, role):
         return {}
     keep = ("scenarios", "seeds", "days", "policies", "best_heuristic", "summary", "versus")

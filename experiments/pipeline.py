@@ -77,8 +77,7 @@ def run_quickstart(
 ) -> QuickstartRun:
     """Train ``experiment``, evaluate it on held-out seeds, export its policy as a bundle and review the bundle,
     printing each stage as its own command does."""
-    import json
-
+    from payroute.config_io import read_json
     from payroute.experiments.evaluate import evaluate_run
     from payroute.experiments.export import export_run
     from payroute.experiments.runner import train as run_train
@@ -105,7 +104,7 @@ def run_quickstart(
         bundle, None, None, review_config, review_dir / "report.html", review_dir / "summary.json"
     )
     print_review(verdict, None, None)
-    record = json.loads((run_dir / "run.json").read_text())
+    record = read_json(run_dir / "run.json")
     return QuickstartRun(
         run_dir, record, trained_s, evaluation, bundle, review_dir, verdict, time.perf_counter() - start
     )

@@ -34,7 +34,7 @@ from typing import Any
 
 import yaml
 
-from payroute.config_io import read_yaml_mapping
+from payroute.config_io import read_json, read_yaml_mapping
 from payroute.errors import PayrouteError
 from payroute.experiments.schema import Experiment, experiment_from_dict
 from payroute.files import (
@@ -140,13 +140,9 @@ def read_run(run_dir: Path) -> tuple[Experiment, dict[str, Any]]:
 
 
 def read_state(path: Path) -> dict[str, Any]:
-    """A run-folder state file (``run.json``, ``latest.json``): a JSON object, or an error naming the file."""
-    try:
-        record = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise PayrouteError(
-            f"{path}: not a readable run-folder state file ({type(exc).__name__}: {exc})"
-        ) from None
+    """A run-folder state file (``run.json``, ``latest.json``): a JSON object (read within
+    :func:`~payroute.config_io.read_json`'s limits), or an error naming the file."""
+    record = read_json(path, source=f"{path}: run-folder state file")
     if not isinstance(record, dict):
         raise PayrouteError(
             f"{path}: a run-folder state file holds a JSON object, not {type(record).__name__}"

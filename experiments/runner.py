@@ -112,10 +112,10 @@ class _Progress:
         else:
             self.unit, self.total = "seconds", s.wall_time_s
         self.bar = Progress(
-            TextColumn("[bold]{task.description}"),
+            TextColumn("{task.description}", style="bold", markup=False),  # experiment names are not markup
             BarColumn(),
-            TextColumn("{task.fields[where]}"),
-            TextColumn("{task.fields[kpis]}"),
+            TextColumn("{task.fields[where]}", markup=False),
+            TextColumn("{task.fields[kpis]}", markup=False),
             TimeElapsedColumn(),
             console=console,
             disable=not enabled,

@@ -117,10 +117,12 @@ def _run_with_progress(world: PaymentWorld, days: float) -> None:
 
     hours = math.ceil(days * 24)
     with Progress(
-        TextColumn("[bold]{task.description}"),
+        TextColumn("{task.description}", style="bold", markup=False),  # scenario names are not markup
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("sim hours · {task.fields[arrivals]:,} arrivals · approval {task.fields[approval]}"),
+        TextColumn(
+            "sim hours · {task.fields[arrivals]:,} arrivals · approval {task.fields[approval]}", markup=False
+        ),
         TimeElapsedColumn(),
         transient=False,
     ) as bar:

@@ -17,6 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import to_jsonable_python
 
+from payroute.config_io import MAX_DEPTH
 from payroute.errors import PayrouteError
 
 BUNDLE_SCHEMA_VERSION = "1"
@@ -51,7 +52,7 @@ MAX_FILE_BYTES = {
 }
 MAX_OTHER_FILE_BYTES = 16 << 20
 MAX_BUNDLE_ENTRIES = 32
-MAX_JSON_DEPTH = 64  # card.json and golden.json nest no deeper than this
+MAX_JSON_DEPTH = MAX_DEPTH  # card.json and golden.json nest no deeper than this (the one JSON reader's bound)
 SUPPORTED_OPSETS = range(11, ONNX_OPSET + 1)  # the ai.onnx opsets a bundle's card may declare
 
 # Decision kinds whose action is one discrete choice, so a bundle's argmax is the world's action.

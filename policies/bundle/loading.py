@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import os
 import posixpath
 import stat
@@ -24,6 +23,7 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 
+from payroute.config_io import parse_json
 from payroute.errors import PayrouteError, format_validation_error
 from payroute.policies.bundle.card import (
     BUNDLE_FILES,
@@ -38,7 +38,6 @@ from payroute.policies.bundle.card import (
     MAX_BUNDLE_BYTES,
     MAX_BUNDLE_ENTRIES,
     MAX_FILE_BYTES,
-    MAX_JSON_DEPTH,
     MAX_OTHER_FILE_BYTES,
     OBS_INPUT,
     ONNX_INPUTS,
@@ -301,24 +300,8 @@ def _check_checksums(files: dict[str, bytes], name: str) -> None:
 
 
 def _json(raw: bytes, name: str, fname: str) -> Any:
-    """A bundle's JSON file, nested no deeper than :data:`MAX_JSON_DEPTH`."""
-    try:
-        data = json.loads(raw)
-    except RecursionError:
-        raise PayrouteError(f"bundle {name}: {fname} nests deeper than {MAX_JSON_DEPTH} levels") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise PayrouteError(f"bundle {name}: {fname} is not valid JSON ({_one_line(err)})") from None
-    stack, depth = [(data, 1)], 0
-    while stack:
-        node, d = stack.pop()
-        depth = max(depth, d)
-        if depth > MAX_JSON_DEPTH:
-            raise PayrouteError(f"bundle {name}: {fname} nests deeper than {MAX_JSON_DEPTH} levels")
-        if isinstance(node, dict):
-            stack += [(v, d + 1) for v in node.values()]
-        elif isinstance(node, list):
-            stack += [(v, d + 1) for v in node if isinstance(v, dict | list)]
-    return data
+    """A bundle's JSON file, read within :func:`~payroute.config_io.parse_json`'s limits (UTF-8, size, nesting)."""
+    return parse_json(raw, f"bundle {name}: {fname}")
 
 
 def _parse_card(raw: bytes, name: str) -> PolicyCard:

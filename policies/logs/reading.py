@@ -6,9 +6,10 @@ evaluation reads its ``transaction`` rows that were routed (``route_index >= 0``
 the behaviour policy's propensity of it, the eligible-route mask, and the money the payment made or cost.
 
 :func:`read_logged_decisions` checks the schema first (every column OPE needs is present with a compatible
-type), then the values on the decision rows (no nulls, propensities in (0, 1], the mask contains the chosen
-route, amounts non-negative, one row per transaction), and raises :class:`~payroute.errors.PayrouteError`
-naming the column and the problem. The reward of a decision is the payment's margin in cents:
+type), then the values on the decision rows (no nulls, propensities in [:data:`MIN_PROPENSITY`, 1], the mask
+contains the chosen route, amounts and reward components whole cents in [0, :data:`MAX_CENTS`], arrival times
+and risk scores finite and in range, one row per transaction), and raises :class:`~payroute.errors.PayrouteError`
+naming the column, the first offending row (its ``tx_id``) and its value. The reward of a decision is the payment's margin in cents:
 
     revenue - route cost - SLA penalty - liquidity cost - challenge cost - fraud loss
 
@@ -49,6 +50,12 @@ REQUIRED_COLUMNS = (*DECISION_COLUMNS, *CONTEXT_COLUMNS, *(name for name, _ in R
 """Columns :func:`read_logged_decisions` needs; every other schema column is optional (checked when present)."""
 OPTIONAL_CONTEXT_COLUMNS = ("foreign_card", "urgency", "currency", "route", "is_fraud", "state")
 MAX_ROUTES = 63  # eligible_mask is a signed 64-bit bitmask
+MIN_PROPENSITY = 1e-9
+"""Smallest propensity a log may hold: a weight above 1e9 makes every estimate one row's, and a correct log
+almost never holds one (a logged action is drawn with its propensity); 1e-300 would overflow the diagnostics."""
+MAX_CENTS = 10**15
+"""Largest amount or reward component in a log: ten trillion dollars, far beyond any payment, and small enough
+that sums and importance-weighted rewards stay exact and finite."""
 OBS_PREFIX = "obs."
 """Prefix of the observation columns: ``obs.<feature>`` holds a routing feature as the router saw it."""
 
@@ -145,7 +152,9 @@ def read_logged_decisions(
     actions = _np(routed, "route_index", np.int64)
     props = _np(routed, "route_propensity", np.float64)
     bitmask = _np(routed, "eligible_mask", np.int64)
-    _bad_rows(label, "route_propensity", ~((props > 0) & (props <= 1)), tx_id, props, "is outside (0, 1]")
+    ok = (props >= MIN_PROPENSITY) & (props <= 1)
+    _bad_rows(label, "route_propensity", ~ok, tx_id, props, f"is outside [{MIN_PROPENSITY:g}, 1]")
+    _check_context(routed, tx_id, label)
     _bad_rows(label, "route_index", actions > MAX_ROUTES - 1, tx_id, actions, f"exceeds {MAX_ROUTES - 1}")
     _bad_rows(label, "eligible_mask", bitmask <= 0, tx_id, bitmask, "is not a positive bitmask")
     contains = ((bitmask >> actions) & 1).astype(bool)
@@ -179,10 +188,10 @@ def read_logged_decisions(
         _bad_rows(
             label,
             col,
-            amount < 0,
+            (amount < 0) | (amount > MAX_CENTS),
             tx_id,
             amount,
-            "is negative (components are amounts, signed by the reward)",
+            f"is outside 0..{MAX_CENTS} (components are amounts in cents, signed by the reward)",
         )
         rewards += sign * amount
         if col == "fraud_loss_cents":
@@ -397,6 +406,25 @@ def _bad_rows(
         )
 
 
+def _check_context(routed: pa.Table, tx_id: np.ndarray, label: str) -> None:
+    """The context columns every estimate's reward model reads: amounts, arrival times, risk scores."""
+    amount = _np(routed, "amount_cents", np.int64)
+    _bad_rows(
+        label,
+        "amount_cents",
+        (amount < 0) | (amount > MAX_CENTS),
+        tx_id,
+        amount,
+        f"is outside 0..{MAX_CENTS}",
+    )
+    t = _np(routed, "t_arrival", np.float64)
+    _bad_rows(
+        label, "t_arrival", ~(np.isfinite(t) & (t >= 0)), tx_id, t, "is not a finite time >= 0 (seconds)"
+    )
+    score = _np(routed, "risk_score", np.float64)
+    _bad_rows(label, "risk_score", ~((score >= 0) & (score <= 1)), tx_id, score, "is outside [0, 1]")
+
+
 def _route_names(routed: pa.Table, actions: np.ndarray, label: str, given: list[str] | None) -> list[str]:
     n_seen = int(max(actions.max() + 1, int(_np(routed, "eligible_mask", np.int64).max()).bit_length()))
     if given is not None and n_seen > len(given):
@@ -447,7 +475,10 @@ def _later_losses(table: pa.Table, tx_id: np.ndarray, label: str) -> np.ndarray:
     _no_nulls(post, ("tx_id", "fraud_loss_cents"), label, "post_settlement rows")
     ids = _np(post, "tx_id", np.int64)
     loss = _np(post, "fraud_loss_cents", np.int64)
-    _bad_rows(label, "fraud_loss_cents", loss < 0, ids, loss, "is negative on a post_settlement row")
+    bad = (loss < 0) | (loss > MAX_CENTS)
+    _bad_rows(
+        label, "fraud_loss_cents", bad, ids, loss, f"is outside 0..{MAX_CENTS} on a post_settlement row"
+    )
     order = np.argsort(tx_id)
     pos = np.searchsorted(tx_id, ids, sorter=order)
     pos = np.minimum(pos, tx_id.shape[0] - 1)
@@ -514,9 +545,10 @@ def render_log_schema() -> str:
         "* a required column is missing, or any schema column has an incompatible type;",
         "* `record` holds a value other than " + ", ".join(f"`{k}`" for k in RECORD_KINDS) + ";",
         "* a required column is null or NaN on a routed transaction row;",
-        "* `route_propensity` is outside (0, 1];",
+        f"* `route_propensity` is outside [{MIN_PROPENSITY:g}, 1] (a smaller one would make one row the estimate);",
+        f"* `amount_cents` or a reward component is negative or above {MAX_CENTS:.0e} cents;",
+        "* `t_arrival` is not a finite time >= 0, or `risk_score` is outside [0, 1];",
         f"* `eligible_mask` is not a positive bitmask, or does not contain bit `route_index` (routes 0..{MAX_ROUTES - 1});",
-        "* a reward component is negative (components are amounts; the reward gives them their sign);",
         "* a `tx_id` has more than one `transaction` row;",
         "* `route` names one `route_index` two ways, or disagrees with the scenario's route order.",
         "",

@@ -122,7 +122,7 @@ def evaluate_policy(
     Args:
         rewards: ``(n,)`` reward of each logged decision.
         actions: ``(n,)`` logged action indices.
-        propensities: ``(n,)`` behaviour policy's probability of the logged action, in (0, 1].
+        propensities: ``(n,)`` behaviour policy's probability of the logged action, in [1e-9, 1] (MIN_PROPENSITY).
         target_probs: ``(n, A)`` target policy's action probabilities on each logged context (rows sum to 1).
         features: ``(n, d)`` context features for the reward model (``None``: per-action mean reward).
         reward_estimates: ``(n, A)`` reward model predictions to use instead of fitting one.

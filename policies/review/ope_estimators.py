@@ -56,10 +56,12 @@ from typing import Any
 import numpy as np
 
 from payroute.errors import PayrouteError
-from payroute.policies.logs.reading import FraudLabels
+from payroute.policies.logs.reading import MIN_PROPENSITY, FraudLabels
 
 PROB_SUM_TOL = 1e-4  # target probabilities from float32 softmaxes sum to 1 within this
 MASKED_PROB_TOL = 1e-6
+MAX_ABS_REWARD = 1e18
+"""Largest reward magnitude accepted: with weights below 1 / MIN_PROPENSITY every sum stays finite."""
 ESTIMATORS = ("ips", "snips", "dm", "dr", "sndr", "switch_dr")
 MODEL_ESTIMATORS = ("dm", "dr", "sndr", "switch_dr")
 FRAUD_PRIOR_PAYMENTS = 3.0
@@ -337,8 +339,10 @@ def validate_logged_arrays(
         raise PayrouteError(f"actions must be integers, got dtype {a_raw.dtype}")
     a = a_raw.astype(np.int64)
     _first_bad("rewards", ~np.isfinite(r), r, "is not finite")
+    _first_bad("rewards", np.abs(r) > MAX_ABS_REWARD, r, f"exceeds {MAX_ABS_REWARD:g} in magnitude")
     _first_bad("actions", (a < 0) | (a >= n_actions), a, f"is outside 0..{n_actions - 1}")
-    _first_bad("propensities", ~((p > 0) & (p <= 1)), p, "is outside (0, 1]")
+    ok = (p >= MIN_PROPENSITY) & (p <= 1)  # a tinier one gives weights that overflow the diagnostics
+    _first_bad("propensities", ~ok, p, f"is outside [{MIN_PROPENSITY:g}, 1]")
     _first_bad(
         "target_probs", ~np.isfinite(pi).all(axis=1) | (pi < 0).any(axis=1), pi, "has a negative or NaN entry"
     )

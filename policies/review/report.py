@@ -5,6 +5,10 @@ table of all checks; then one section each for integrity (the model card), the s
 against every reference, per scenario), off-policy evaluation (estimates with intervals, weight diagnostics),
 and the constraint checks (masked actions by context source, malformed inputs case by case, latency); and the
 review config that produced it. Plots are drawn with matplotlib's Agg canvas, so no display is needed.
+
+Everything that came from a file (bundle and card fields, scenario, route and policy names, messages quoting
+them) is HTML-escaped where it is written into the page, and plot labels built from names are drawn with
+``parse_math=False``, so ``<script>`` or ``$\\frac$`` in a name is shown as written.
 """
 
 from __future__ import annotations
@@ -275,7 +279,7 @@ def _stress_plot(result: ReviewResult) -> Any:
             labels.append(f"{s} · {r.reference}" + (" (best)" if r.is_best else ""))
             y -= 1
         y -= 0.6
-    axes[0].set_yticks(ticks, labels, fontsize=7)
+    axes[0].set_yticks(ticks, labels, fontsize=7, parse_math=False)  # names from files: "$" is not TeX
     for ax, title, gate in ((axes[0], "Δ margin per transaction, USD (bundle − reference)", gate_m),
                             (axes[1], "Δ approval rate, points", None if gate_a is None else gate_a * 100)):  # fmt: skip
         ax.axvline(0, color="black", lw=0.8)

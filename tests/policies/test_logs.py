@@ -141,10 +141,10 @@ def _set(rows, i, **values):
     [
         (
             lambda r: _set(r, 1, route_propensity=0.0),
-            r"column route_propensity: 1 row\(s\) where the value is outside \(0, 1\] \(first: tx_id 1, value 0.0\)",
+            r"column route_propensity: 1 row\(s\) where the value is outside \[1e-09, 1\] \(first: tx_id 1, value 0.0\)",
         ),
-        (lambda r: _set(r, 0, route_propensity=1.5), r"column route_propensity: .*outside \(0, 1\]"),
-        (lambda r: _set(r, 1, route_propensity=-0.2), r"column route_propensity: .*outside \(0, 1\]"),
+        (lambda r: _set(r, 0, route_propensity=1.5), r"column route_propensity: .*outside \[1e-09, 1\]"),
+        (lambda r: _set(r, 1, route_propensity=-0.2), r"column route_propensity: .*outside \[1e-09, 1\]"),
         (lambda r: _set(r, 1, route_propensity=float("nan")), r"column route_propensity: 1 null or NaN"),
         (lambda r: _set(r, 1, route_propensity=None), r"column route_propensity: 1 null or NaN"),
         (
@@ -152,7 +152,7 @@ def _set(rows, i, **values):
             r"column eligible_mask: .*does not contain the bit of route_index \(first: tx_id 0, value 6\)",
         ),
         (lambda r: _set(r, 2, eligible_mask=0), r"column eligible_mask: .*not a positive bitmask"),
-        (lambda r: _set(r, 1, revenue_cents=-5), r"column revenue_cents: .*is negative"),
+        (lambda r: _set(r, 1, revenue_cents=-5), r"column revenue_cents: .*is outside 0\.\."),
         (lambda r: _set(r, 2, tx_id=0), r"column tx_id: transaction 0 has more than one row"),
         (lambda r: _set(r, 0, record="txn"), r"column record has value 'txn'"),
         (
@@ -164,7 +164,7 @@ def _set(rows, i, **values):
         (lambda r: [row for row in r if row.get("route_index", -1) < 0], "no routed transaction rows"),
         (
             lambda r: _set(r, 4, fraud_loss_cents=-1),
-            r"column fraud_loss_cents: .*negative on a post_settlement row",
+            r"column fraud_loss_cents: .*outside 0\.\.\d+ on a post_settlement row",
         ),
     ],
 )
