@@ -142,7 +142,7 @@ def read_run(run_dir: Path) -> tuple[Experiment, dict[str, Any]]:
 def read_state(path: Path) -> dict[str, Any]:
     """A run-folder state file (``run.json``, ``latest.json``): a JSON object (read within
     :func:`~payroute.config_io.read_json`'s limits), or an error naming the file."""
-    record = read_json(path, source=f"{path}: run-folder state file")
+    record = read_json(path)
     if not isinstance(record, dict):
         raise PayrouteError(
             f"{path}: a run-folder state file holds a JSON object, not {type(record).__name__}"

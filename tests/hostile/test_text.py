@@ -56,7 +56,9 @@ def variant(tmp_path: Path, name: str = "v", **fields) -> Path:
 
 
 def checksum(folder: Path) -> None:
-    """Rewrite checksums.sha256 over the folder's files, as a careless re-packer would."""
+    """Rewrite checksums.sha256 over the folder's files, as a careless re-packer would, and drop the signature
+    those checksums no longer match (a re-packer without the key): the bundle is then unsigned."""
+    (folder / "signature.json").unlink(missing_ok=True)
     lines = [
         f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.name}\n"
         for p in sorted(folder.iterdir())
