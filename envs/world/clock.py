@@ -13,6 +13,8 @@ import datetime as dt
 import math
 from functools import lru_cache
 
+from payroute.errors import PayrouteError
+
 DAY_S = 86_400
 HOUR_S = 3_600
 YEAR_S = 365 * DAY_S
@@ -122,7 +124,10 @@ class Calendar:
             end = d * DAY_S + close_s - shift
             if t < end:
                 return max(start, t) if start <= t else start, end
-        raise RuntimeError("no opening within 30 days: check the route's hours and day rule")
+        raise PayrouteError(
+            f"a route open on {rule} days has no opening in the 30 days from {self.date(day)}: the scenario's "
+            "extra_holidays (with weekends) close it for a month; allowed: at most 29 closed days in a row"
+        )
 
     def at(self, day_index: int, seconds_of_day: int, shift: float = 0.0) -> float:
         """Base seconds of a rail-local day and time of day."""

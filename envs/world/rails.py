@@ -16,6 +16,7 @@ import simpy
 
 from payroute.envs.scenarios.schema import FeeSchedule, Interchange, Route, hhmm_to_s
 from payroute.envs.world.clock import DAY_S, HOUR_S, Calendar
+from payroute.errors import PayrouteError
 
 if TYPE_CHECKING:
     from payroute.envs.world.demand import Transaction
@@ -184,9 +185,12 @@ class RouteState:
     # ------------------------------------------------------------------ hours
     def _refresh_hours(self, t: float) -> None:
         self._asked_at = t
-        self._open_from, self._open_until = self.calendar.next_open(
-            t, self.open_s, self.close_s, self.hours_rule, self.shift
-        )
+        try:
+            self._open_from, self._open_until = self.calendar.next_open(
+                t, self.open_s, self.close_s, self.hours_rule, self.shift
+            )
+        except PayrouteError as err:
+            raise PayrouteError(f"route {self.name!r}: {err}") from None
 
     def is_open(self, t: float) -> bool:
         if self.hours_rule is None:

@@ -12,6 +12,7 @@ reporting KPIs.
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import math
 import re
 import sys
@@ -312,3 +313,11 @@ def test_a_world_that_drains_normally_passes_the_guard(small_scenario):
     world.run()
     assert world.in_flight == 0 and world.arrivals > 0
     world.check_drained()
+
+
+def test_holidays_that_close_a_route_for_a_month_are_exit_2_naming_the_route(tmp_path):
+    days = ", ".join(str(dt.date(2026, 3, 2) + dt.timedelta(days=i)) for i in range(40))
+    bad = _write(tmp_path, "closed.yaml", "name: closed\nbase: default\noverrides:\n"
+                 f"  volume_scale: 0.02\n  extra_holidays: [{days}]\n")  # fmt: skip
+    result = runner.invoke(app, ["simulate", str(bad), "--days", "0.1"])
+    _exits_2_naming(result, "route '", "no opening in the 30 days from 2026-03-02", "at most 29 closed days")
