@@ -115,11 +115,12 @@ def set_runner_state(runner: Any, state: dict[str, Any] | None, weights: Any = N
 
 
 # ---------------------------------------------------------------------------- learners
-def _learners(algo: Any) -> list[Any]:
+def _learners(algo: Any) -> list[Any] | None:
+    """The learner whose extras this module saves: the local one (``num_learners = 0``, every shipped
+    experiment); ``None`` for remote learners (APPO's), whose state RLlib's checkpoint alone restores (APPO
+    samples asynchronously: it is not reproducible even without an interruption)."""
     group = algo.learner_group
-    if not group.is_local:
-        raise RuntimeError("exact resume supports the local learner only (num_learners = 0)")
-    return [group._learner]
+    return [group._learner] if group.is_local else None
 
 
 def learner_state(learner: Any) -> dict[str, Any]:
@@ -157,7 +158,9 @@ def _has_env_runners(algo: Any) -> bool:
 def save_extras(algo: Any, folder: Path) -> None:
     """Write what :mod:`this module <payroute.agents.rllib.resume>` restores to ``folder/resume.pkl``."""
     state: dict[str, Any] = {
-        "learners": [learner_state(learner) for learner in _learners(algo)],
+        "learners": [learner_state(learner) for learner in learners]
+        if (learners := _learners(algo))
+        else None,
         "local_runner": runner_state(algo.env_runner) if algo.env_runner is not None else None,
         "remote_runners": (
             algo.env_runner_group.foreach_env_runner(runner_state, local_env_runner=False)
@@ -180,8 +183,10 @@ def restore_extras(algo: Any, folder: Path) -> bool:
         state = pickle.load(
             fh
         )  # the run's own folder, written by save_extras (RLlib's checkpoint pickles too)
-    for learner, learned in zip(_learners(algo), state["learners"], strict=True):
-        set_learner_state(learner, learned)
+    learners = _learners(algo)
+    if learners is not None and state["learners"] is not None:
+        for learner, learned in zip(learners, state["learners"], strict=True):
+            set_learner_state(learner, learned)
     _set_buffer_state(getattr(algo, "local_replay_buffer", None), state["replay_buffer"])
     remote = state["remote_runners"]
     if len(remote) != algo.env_runner_group.num_remote_env_runners():
