@@ -21,9 +21,10 @@ def small_scenario():
 def pytest_collection_modifyitems(config, items):
     """Run the slow tests first, the longest first (``@pytest.mark.slow(minutes=N)``; 1 when not given).
 
-    ``make test`` shares the tests between two processes as they free up: a test of several minutes that starts
-    last keeps one process busy long after the other ran out of work. Started first, the short tests fill the
-    other process meanwhile. The order changes no result: every test stands alone.
+    ``make test`` shares the tests between two processes (``--dist worksteal``: an idle process takes tests
+    queued for the other): a test of several minutes that starts last keeps one process busy long after the other
+    ran out of work. Started first, the short tests fill the other process meanwhile. The order changes no
+    result: every test stands alone.
     """
 
     def minutes(item) -> float:
