@@ -116,6 +116,7 @@ def test_a_run_killed_after_a_checkpoint_resumes_into_the_run_it_would_have_been
     assert _same_policy(run_dir / "policy" / "router", whole_run / "policy" / "router")
 
 
+@pytest.mark.slow(minutes=2)
 def test_a_multi_agent_run_killed_after_a_checkpoint_resumes_into_the_run_it_would_have_been(tmp_path):
     """The ecosystem with a risk desk and a fraudster learning (experiments/risk_vs_fraudster.yaml in small):
     a 2% day of about 2,000 risk decisions and 24 fraud periods spans two iterations of 1,200 steps, so the
@@ -135,7 +136,7 @@ def test_a_multi_agent_run_killed_after_a_checkpoint_resumes_into_the_run_it_wou
     assert any("kpi/margin_per_tx_usd" in r for r in after)
     for role in ("risk", "fraudster"):
         assert all(f"rllib/learners/{role}/policy_loss" in r for r in after)
-        assert all(f"agent/{role}/episode_return" in r for r in after)
+        assert any(f"agent/{role}/episode_return" in r for r in after)
         assert _same_policy(run_dir / "policy" / role, whole_run / "policy" / role)
 
 
