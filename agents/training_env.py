@@ -103,6 +103,7 @@ def env_kwargs(
     days: float,
     baselines: dict[str, str],
     extra: dict[str, Any],
+    learn: list[str] | tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """Constructor arguments for ``env_id``.
 
@@ -110,7 +111,8 @@ def env_kwargs(
     scenario_overrides, baselines, ...)``; ``baselines`` are passed by decision kind (an experiment names them by
     agent). An environment of your own (``module:Class``) takes them too when its class sets ``takes_scenario =
     True``. Any other environment (the multi-agent ones, configured by their RLlib ``config`` mapping; the RTGS
-    game) gets ``extra`` only, and refuses scenario overrides.
+    game) gets ``extra`` only, and refuses scenario overrides. An environment whose class sets ``takes_learning
+    = True`` (the ecosystem) is also told which agents learn (``learning``: the experiment's ``agents.learn``).
     """
     cls = resolve_entry_point(env_id)
     if not getattr(cls, "takes_scenario", False):
@@ -123,6 +125,8 @@ def env_kwargs(
     if baselines:
         kw["baselines"] = {ROLE_KIND.get(k, k): v for k, v in baselines.items()}
     kw.update(extra)
+    if learn and getattr(cls, "takes_learning", False):
+        kw["learning"] = list(learn)
     return kw
 
 
@@ -139,7 +143,7 @@ def experiment_env_config(
     """
     kwargs = env_kwargs(
         exp.env.id, exp.scenario, exp.scenario_overrides, exp.env.days, exp.agents.baselines.named(),
-        dict(exp.env.kwargs),
+        dict(exp.env.kwargs), learn=exp.agents.learn,
     )  # fmt: skip
     if getattr(resolve_entry_point(exp.env.id), "masks_actions", False):
         if dict_observation:

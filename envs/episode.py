@@ -19,6 +19,7 @@ is given back when the episode ends, the environment is closed, or the episode o
 
 from __future__ import annotations
 
+import copy
 import weakref
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -92,6 +93,15 @@ class Episode:
             self._np_random, _ = seeding.np_random(int(seed))
             return int(seed)
         return int(self.np_random.integers(0, SEED_BOUND))
+
+    def seed_state(self) -> dict[str, Any]:
+        """What decides the next worlds' seeds (resets without a seed), as a picklable copy: the generator and
+        whether the first reset is still to come. :meth:`set_seed_state` puts it back (exact resume)."""
+        return {"first": self._first, "np_random": copy.deepcopy(self._np_random)}
+
+    def set_seed_state(self, state: Mapping[str, Any]) -> None:
+        self._first = bool(state["first"])
+        self._np_random = copy.deepcopy(state["np_random"])
 
     # ------------------------------------------------------------------ running
     def reset(self, seed: int | None = None) -> DecisionPoint:

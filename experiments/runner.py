@@ -10,8 +10,8 @@ The loop is the whole story, CleanRL style::
 ``--resume RUN_DIR`` reads the run's own config (so the hash is the original one), restores the newest
 complete checkpoint, truncates the TensorBoard and metrics history after it, and carries on; the wall-time
 limit counts the time spent before the interruption. The trainer restores everything that decides the next
-iterations (RLlib, single agent: the episodes under way, the seed cursor, every random generator, the
-optimizer), so the resumed run is the run that was killed. A finished run is left as it is; a run killed
+iterations (RLlib, single- and multi-agent: the episodes under way, the seed cursor, every random generator,
+the optimizer), so the resumed run is the run that was killed. A finished run is left as it is; a run killed
 after its final checkpoint is closed from that checkpoint without training.
 """
 
@@ -64,7 +64,7 @@ def check_environment(exp: Experiment) -> None:
     try:
         kwargs = env_kwargs(
             exp.env.id, exp.scenario, exp.scenario_overrides, exp.env.days, exp.agents.baselines.named(),
-            dict(exp.env.kwargs),
+            dict(exp.env.kwargs), learn=exp.agents.learn,
         )  # fmt: skip
         env = make_env(exp.env.id, kwargs)
     except LookupError as exc:

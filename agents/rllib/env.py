@@ -39,5 +39,12 @@ class RLlibPaymentEcosystem(MultiAgentEnv):
         self.agents = list(self.core.agents)
         return out
 
+    def seed_state(self) -> dict[str, Any]:
+        """The seed cursor (exact resume; see ``PaymentEcosystemEnv.seed_state``)."""
+        return self.core.seed_state()
+
+    def set_seed_state(self, state: dict[str, Any]) -> None:
+        self.core.set_seed_state(state)
+
     def close(self) -> None:
         self.core.close()

@@ -7,9 +7,10 @@ counter and the connectors. It does not keep what decides the *next* iterations'
   local learner shuffles minibatches with NumPy's;
 * the episodes under way: with ``truncate_episodes`` a simulated day spans iterations, and a restored env
   runner would start fresh days from its first seed (the fresh run's iteration 1, not the killed run's next);
-  each sub-environment's seed cursor and the actions of its day so far (``TrainingEnv.episode_record``: a
-  SimPy world cannot be pickled mid-day, so it is rebuilt by replaying them), the env runner's episode
-  objects, the observation it will act on next, its per-episode metrics and its own metrics logger;
+  each sub-environment's seed cursor and the actions of its day so far (``TrainingEnv.episode_record``, and
+  for multi-agent environments ``ExperimentMultiAgentEnv.episode_record`` with the inner environment's
+  ``seed_state()``: a SimPy world cannot be pickled mid-day, so it is rebuilt by replaying them), the env
+  runner's episode objects, the observation it will act on next, its per-episode metrics and its own metrics logger;
 * learner state outside the learner's checkpoint: PPO's adaptive KL coefficients;
 * DQN's replay buffer and its generator.
 
@@ -30,15 +31,15 @@ from ray.rllib.core import COMPONENT_LEARNER, COMPONENT_RL_MODULE
 from ray.rllib.utils.metrics import WEIGHTS_SEQ_NO
 
 from payroute.agents.trainer_api import process_rng_state, set_process_rng_state
-from payroute.agents.training_env import TrainingEnv
 
 RESUME_FILE = "resume.pkl"
 
 
 # ---------------------------------------------------------------------------- env runners
-def _training_env(env: Any) -> TrainingEnv | None:
-    """The :class:`TrainingEnv` inside a sub-environment's wrappers, if there is one."""
-    while env is not None and not isinstance(env, TrainingEnv):
+def _recorder(env: Any) -> Any:
+    """The environment inside a sub-environment's wrappers that records its episodes (``episode_record`` /
+    ``replay_episode``: :class:`TrainingEnv`, or the multi-agent ``ExperimentMultiAgentEnv``), if there is one."""
+    while env is not None and not callable(getattr(type(env), "episode_record", None)):
         env = getattr(env, "env", None)
     return env
 
@@ -54,21 +55,28 @@ def _sub_envs(runner: Any) -> list[Any]:
 
 
 def runner_state(runner: Any) -> dict[str, Any] | None:
-    """Everything of one single-agent env runner that decides its next samples (``None`` without an env)."""
+    """Everything of one env runner (single- or multi-agent) that decides its next samples.
+
+    ``None`` without an env, and for a multi-agent environment that cannot be rebuilt (one of the user's own
+    without a seed cursor): that runner then starts afresh on resume, as RLlib's own restore leaves it.
+    """
     if getattr(runner, "env", None) is None:
         return None
     subs = _sub_envs(runner)
     records = []
     for sub in subs:
-        inner = _training_env(sub)
+        inner = _recorder(sub)
         if inner is None:
             raise RuntimeError(f"exact resume needs payroute's TrainingEnv; got {type(sub).__name__}")
+        if not getattr(inner, "replayable", True):
+            return None
         records.append(inner.episode_record())
     vector = runner.env.unwrapped
+    autoreset = getattr(vector, "_autoreset_envs", None)  # a multi-agent vector env has none before a reset
     return {
         "rng": process_rng_state(),
         "envs": records,
-        "autoreset": np.array(vector._autoreset_envs, copy=True),
+        "autoreset": None if autoreset is None else np.array(autoreset, copy=True),
         "needs_initial_reset": runner._needs_initial_reset,
         "episodes": runner._ongoing_episodes,
         "shared_data": getattr(runner, "_shared_data", {}),
@@ -99,8 +107,9 @@ def set_runner_state(runner: Any, state: dict[str, Any] | None, weights: Any = N
         )
     for sub, record in zip(subs, state["envs"], strict=True):
         if record is not None:
-            _training_env(sub).replay_episode(record, outer=sub)
-    runner.env.unwrapped._autoreset_envs = np.array(state["autoreset"], copy=True)
+            _recorder(sub).replay_episode(record, outer=sub)
+    if state["autoreset"] is not None:
+        runner.env.unwrapped._autoreset_envs = np.array(state["autoreset"], copy=True)
     runner._needs_initial_reset = state["needs_initial_reset"]
     runner._ongoing_episodes = state["episodes"]
     runner._shared_data = state["shared_data"]

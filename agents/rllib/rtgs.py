@@ -40,6 +40,13 @@ class RTGSMultiAgentEnv(MultiAgentEnv):
         truncated = {**truncated, "__all__": False}
         return obs, rewards, terminated, truncated, infos
 
+    def seed_state(self) -> dict[str, Any]:
+        """The generator of the next days' demand (exact resume; see ``RTGSLiquidityGame.seed_state``)."""
+        return self.game.seed_state()
+
+    def set_seed_state(self, state: dict[str, Any]) -> None:
+        self.game.set_seed_state(state)
+
 
 def ppo_config(env_config: dict[str, Any] | None = None, seed: int = 0, hidden: int = 32):
     """A PPO config with one RLModule per bank (``MultiRLModuleSpec``; bank ``i`` -> policy ``bank_i``)."""

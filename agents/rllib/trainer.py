@@ -17,6 +17,7 @@ Ray starts locally unless ``resources.ray_address`` (or ``--ray-address``) names
 
 from __future__ import annotations
 
+import copy
 import inspect
 import logging
 import math
@@ -37,6 +38,7 @@ from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 from ray.rllib.env.multi_agent_env import MultiAgentEnv
 
 from payroute.agents.networks import PolicyNet, linear_stack, policy_from_linears
+from payroute.agents.rllib.env import RLlibPaymentEcosystem
 from payroute.agents.rllib.module import MaskedActorCritic, MaskedActorCriticWithTarget
 from payroute.agents.rllib.resume import restore_extras, save_extras
 from payroute.agents.trainer_api import IterationReport, flatten_scalars
@@ -46,6 +48,7 @@ from payroute.agents.training_env import (
     make_env,
     resolve_entry_point,
 )
+from payroute.envs.multi_agent.ecosystem import PaymentEcosystemEnv
 from payroute.vocabulary import KPI_NAMES
 
 DEFAULT_MODULE = "default_policy"
@@ -68,13 +71,21 @@ _NOISE = ("timers", "learner_connector", "num_module_steps_trained_lifetime_thro
 class ExperimentMultiAgentEnv(MultiAgentEnv):
     """A payroute multi-agent environment (``module:Class``) built from an experiment config dict.
 
-    The inner environment must be an RLlib ``MultiAgentEnv``; this shell only builds it from the config
-    and seeds its first reset from the experiment seed and the env runner's index.
+    The inner environment must be an RLlib ``MultiAgentEnv`` (the ecosystem, ``PaymentEcosystemEnv``, is
+    put in its RLlib adapter); this shell only builds it from the config,
+    seeds its first reset from the experiment seed and the env runner's index, and, when the inner
+    environment exposes its seed cursor (``seed_state()`` / ``set_seed_state(state)``: the ecosystem, the
+    RTGS game), records the episode under way so that a resumed run rebuilds it (:meth:`replay_episode`, the
+    multi-agent form of :meth:`TrainingEnv.replay_episode <payroute.agents.training_env.TrainingEnv.replay_episode>`).
     """
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__()
-        self.inner = make_env(config["env_id"], dict(config.get("kwargs", {})))
+        kwargs = dict(config.get("kwargs", {}))
+        if _is_ecosystem(resolve_entry_point(config["env_id"])):
+            self.inner = RLlibPaymentEcosystem(kwargs)  # the Ray-free ecosystem in RLlib's MultiAgentEnv
+        else:
+            self.inner = make_env(config["env_id"], kwargs)
         if not isinstance(self.inner, MultiAgentEnv):
             raise TypeError(f"{config['env_id']} is not an RLlib MultiAgentEnv")
         worker = int(getattr(config, "worker_index", 0) or 0)
@@ -85,24 +96,65 @@ class ExperimentMultiAgentEnv(MultiAgentEnv):
         self.agents = list(getattr(self.inner, "agents", self.possible_agents))
         self.observation_spaces = dict(self.inner.observation_spaces)
         self.action_spaces = dict(self.inner.action_spaces)
+        # an environment of the user's own without a seed cursor is not rebuilt on resume (it starts afresh)
+        self.replayable = callable(getattr(self.inner, "seed_state", None)) and callable(
+            getattr(self.inner, "set_seed_state", None)
+        )
+        self._episode: dict[str, Any] | None = None  # where the episode under way began, and its actions
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         if seed is None and self._first_seed is not None:
             seed = self._first_seed
         self._first_seed = None
+        if self.replayable:
+            # the seed this episode was given, the environment's seed cursor before it and its actions so far:
+            # enough to rebuild the episode exactly (replay_episode) from a checkpoint taken mid-episode
+            self._episode = {
+                "seed": seed,
+                "seed_state": self.inner.seed_state(),
+                "options": copy.deepcopy(options),
+                "actions": [],
+            }
         out = self.inner.reset(seed=seed, options=options)
         self.agents = list(self.inner.agents)
         return out
 
     def step(self, action_dict):
+        if self._episode is not None:
+            self._episode["actions"].append(copy.deepcopy(action_dict))
         out = self.inner.step(action_dict)
         self.agents = list(self.inner.agents)
         return out
 
+    # ------------------------------------------------------------------ exact resume
+    def episode_record(self) -> dict[str, Any] | None:
+        """The episode under way as a picklable record (``None`` before the first reset or when the inner
+        environment has no seed cursor)."""
+        if self._episode is None:
+            return None
+        return {**self._episode, "actions": list(self._episode["actions"])}
+
+    def replay_episode(self, record: dict[str, Any], outer: Any = None) -> None:
+        """Rebuild the episode of ``record``: the seed cursor put back, the same reset, the same actions.
+
+        ``outer``: the wrappers around this environment in the vector environment (reset and steps go through
+        them). Afterwards the next reset draws the world the recorded environment would have drawn.
+        """
+        env = outer if outer is not None else self
+        self.inner.set_seed_state(copy.deepcopy(record["seed_state"]))
+        self._first_seed = None
+        env.reset(seed=record["seed"], options=copy.deepcopy(record["options"]))
+        for action in record["actions"]:
+            env.step(copy.deepcopy(action))
+
+
+def _is_ecosystem(cls: Any) -> bool:
+    return inspect.isclass(cls) and issubclass(cls, PaymentEcosystemEnv)
+
 
 def is_multi_agent(env_id: str) -> bool:
     cls = resolve_entry_point(env_id)
-    return inspect.isclass(cls) and issubclass(cls, MultiAgentEnv)
+    return inspect.isclass(cls) and (issubclass(cls, MultiAgentEnv) or _is_ecosystem(cls))
 
 
 def map_agent_to_module(agent_id: str, episode: Any = None, **kwargs: Any) -> str:
@@ -334,14 +386,12 @@ class RLlibTrainer:
     def save(self, folder: Path) -> None:
         """RLlib's checkpoint plus what it leaves out (:mod:`payroute.agents.rllib.resume`)."""
         self.algo.save_to_path(str(Path(folder).resolve() / "algorithm"))
-        if not self.multi_agent:
-            save_extras(self.algo, Path(folder))
+        save_extras(self.algo, Path(folder))
 
     def restore(self, folder: Path, env_steps: int = 0) -> None:
-        """Continue the saved run: its next iterations are the ones it would have run (single agent)."""
+        """Continue the saved run: its next iterations are the ones it would have run."""
         self.algo.restore_from_path(str(Path(folder).resolve() / "algorithm"))
-        if not self.multi_agent:
-            restore_extras(self.algo, Path(folder))
+        restore_extras(self.algo, Path(folder))
         self.env_steps = int(env_steps)
 
     def _module(self, role: str) -> Any:

@@ -115,6 +115,10 @@ class PaymentEcosystemEnv:
     """
 
     metadata = {"render_modes": []}
+    # an experiment's scenario, overrides, days and baselines reach the constructor, and its agents.learn
+    # becomes ``learning`` (payroute.agents.training_env.env_kwargs)
+    takes_scenario = True
+    takes_learning = True
 
     def __init__(
         self,
@@ -220,6 +224,14 @@ class PaymentEcosystemEnv:
     @property
     def np_random(self) -> np.random.Generator:
         return self.episode.np_random
+
+    def seed_state(self) -> dict[str, Any]:
+        """The seed cursor: what decides the next episodes' worlds (a picklable copy; everything else an
+        episode starts from is built afresh at its reset). For exact resume, with :meth:`set_seed_state`."""
+        return self.episode.seed_state()
+
+    def set_seed_state(self, state: Mapping[str, Any]) -> None:
+        self.episode.set_seed_state(state)
 
     def get_observation_space(self, agent_id: str) -> spaces.Space:
         return self.observation_spaces[agent_id]

@@ -63,6 +63,7 @@ RLlib's ``MultiAgentEnv`` and learns the equilibrium above with REINFORCE (docs/
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import Any
 
@@ -194,6 +195,15 @@ class RTGSLiquidityGame(ParallelEnv):
                 if busy[p, i]:
                     out[p, i, (i + offsets[p, i]) % n] += int(amounts[p, i])
         return out
+
+    # ------------------------------------------------------------------ exact resume
+    def seed_state(self) -> dict[str, Any]:
+        """The generator the next days' demand is drawn from (a picklable copy); :meth:`set_seed_state`
+        puts it back (exact resume: the rest of a day is rebuilt by replaying its actions)."""
+        return {"rng": copy.deepcopy(self._rng)}
+
+    def set_seed_state(self, state: dict[str, Any]) -> None:
+        self._rng = copy.deepcopy(state["rng"])
 
     # ------------------------------------------------------------------ PettingZoo API
     def reset(self, seed: int | None = None, options: dict[str, Any] | None = None):

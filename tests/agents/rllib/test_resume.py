@@ -72,19 +72,33 @@ def whole_run(experiment, tmp_path_factory) -> Path:
     return train(experiment, runs_root=tmp_path_factory.mktemp("whole"), progress=False)
 
 
-def test_a_run_killed_after_a_checkpoint_resumes_into_the_run_it_would_have_been(
-    experiment, whole_run, tmp_path
-):
-    runs = tmp_path / "runs"
+def _killed(experiment: Path, name: str, runs: Path) -> Path:
+    """The run folder of ``experiment`` killed with SIGKILL in iteration KILLED_IN."""
     killed = subprocess.run(
         [sys.executable, "-c", _KILLED_RUN, str(experiment), str(runs), str(KILLED_IN)],
         cwd=REPO, start_new_session=True, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
-    (run_dir,) = (runs / "resumed").iterdir()
+    (run_dir,) = (runs / name).iterdir()
     assert read_run(run_dir)[1]["status"] == "running"
     assert latest_checkpoint(run_dir)[1]["iteration"] == KILLED_IN - 1
     assert [r["iteration"] for r in _rows(run_dir)] == list(range(1, KILLED_IN + 1))
+    return run_dir
+
+
+def _assert_same_iterations(resumed_dir: Path, whole_dir: Path) -> list[dict[str, float]]:
+    """Every iteration of the resumed run equals the uninterrupted run's; the ones after the checkpoint."""
+    resumed, whole = _rows(resumed_dir), _rows(whole_dir)
+    assert [r["iteration"] for r in resumed] == list(range(1, ITERATIONS + 1))
+    for mine, theirs in zip(resumed, whole, strict=True):
+        assert _numbers(mine) == _numbers(theirs), f"iteration {theirs['iteration']} differs"
+    return [_numbers(r) for r in resumed[KILLED_IN - 1 :]]
+
+
+def test_a_run_killed_after_a_checkpoint_resumes_into_the_run_it_would_have_been(
+    experiment, whole_run, tmp_path
+):
+    run_dir = _killed(experiment, "resumed", tmp_path / "runs")
     exp_before = read_run(run_dir)[0]
 
     train(resume=run_dir, progress=False)
@@ -95,15 +109,35 @@ def test_a_run_killed_after_a_checkpoint_resumes_into_the_run_it_would_have_been
     assert exp_after.config_hash() == exp_before.config_hash() == record["config_hash"]
     assert exp_after.name == "resumed"
     assert record["resumes"][0]["from_iteration"] == KILLED_IN - 1
-    resumed, whole = _rows(run_dir), _rows(whole_run)
-    assert [r["iteration"] for r in resumed] == list(range(1, ITERATIONS + 1))
-    for mine, theirs in zip(resumed, whole, strict=True):
-        assert _numbers(mine) == _numbers(theirs), f"iteration {theirs['iteration']} differs"
+    after = _assert_same_iterations(run_dir, whole_run)
     # the iterations after the checkpoint include a finished day's KPIs and the learner's losses
-    after = [_numbers(r) for r in resumed[KILLED_IN - 1 :]]
     assert any("kpi/margin_per_tx_usd" in r for r in after)
     assert all("rllib/learners/router/policy_loss" in r for r in after)
     assert _same_policy(run_dir / "policy" / "router", whole_run / "policy" / "router")
+
+
+@pytest.mark.slow(minutes=2)
+def test_a_multi_agent_run_killed_after_a_checkpoint_resumes_into_the_run_it_would_have_been(tmp_path):
+    """The ecosystem with a risk desk and a fraudster learning (experiments/risk_vs_fraudster.yaml in small):
+    a 2% day of about 2,000 risk decisions and 24 fraud periods spans two iterations of 1,200 steps, so the
+    checkpoint falls mid-day; the resumed run replays the day under way and draws the same next worlds."""
+    data = tiny_experiment("resumed_ma", stopping={"iterations": ITERATIONS})
+    data["env"] = {"id": "payroute.envs.multi_agent.ecosystem:PaymentEcosystemEnv", "kpi_every_steps": 0}
+    data["agents"] = {"learn": ["risk", "fraudster"], "baselines": {"router": "cheapest"}}
+    experiment = write_experiment(tmp_path, data)
+    whole_run = train(experiment, runs_root=tmp_path / "whole", progress=False)
+
+    run_dir = _killed(experiment, "resumed_ma", tmp_path / "runs")
+    train(resume=run_dir, progress=False)
+
+    _exp, record = read_run(run_dir)
+    assert record["status"] == "finished" and record["iterations"] == ITERATIONS
+    after = _assert_same_iterations(run_dir, whole_run)
+    assert any("kpi/margin_per_tx_usd" in r for r in after)
+    for role in ("risk", "fraudster"):
+        assert all(f"rllib/learners/{role}/policy_loss" in r for r in after)
+        assert any(f"agent/{role}/episode_return" in r for r in after)
+        assert _same_policy(run_dir / "policy" / role, whole_run / "policy" / role)
 
 
 def test_resume_of_a_finished_run_says_it_is_finished_and_changes_nothing(whole_run, tmp_path):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pytest
 from pettingzoo.test import api_test, seed_test
@@ -137,6 +139,19 @@ def test_constructor_seed_makes_unseeded_resets_reproducible():
 
     a, b = first_obs_sequence(), first_obs_sequence()
     assert a == b and len(set(a)) == 3
+
+
+def test_a_restored_seed_cursor_draws_the_worlds_the_saved_environment_would_draw():
+    """What exact resume of a multi-agent run restores: a fresh environment given the saved seed cursor (a
+    pickled copy) resets into the same next worlds as the environment it was taken from."""
+    env = PaymentEcosystemEnv(scenario_overrides=SMALL, learning=["risk"])
+    env.reset(seed=5)
+    saved = pickle.loads(pickle.dumps(env.seed_state()))
+    ahead = [env.reset()[0]["risk"].tobytes() for _ in range(3)]
+    fresh = PaymentEcosystemEnv(scenario_overrides=SMALL, learning=["risk"])
+    fresh.set_seed_state(saved)
+    assert [fresh.reset()[0]["risk"].tobytes() for _ in range(3)] == ahead
+    assert len(set(ahead)) == 3
 
 
 @pytest.mark.parametrize(
