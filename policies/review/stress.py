@@ -192,9 +192,9 @@ def run_stress_suite(
         check_bundle_fits_scenario(cand, sc)
         if champ is not None:
             check_bundle_fits_scenario(champ, sc)
-        entries: list[tuple[str, str, Any]] = [(CANDIDATE, CANDIDATE, bundle_policy(cand.source, CANDIDATE))]
+        entries: list[tuple[str, str, Any]] = [(CANDIDATE, CANDIDATE, bundle_policy(cand, CANDIDATE))]
         if champ is not None:
-            entries.append((CHAMPION, CHAMPION, bundle_policy(champ.source, CHAMPION)))
+            entries.append((CHAMPION, CHAMPION, bundle_policy(champ, CHAMPION)))
         entries += [(r, BASELINE, r) for r in references]
         if config.include_oracle and kind == "route":
             entries.append(("oracle", ORACLE, "oracle"))
