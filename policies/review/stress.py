@@ -17,8 +17,8 @@ reference.
 
 Volume: ``volume_multiplier`` multiplies each scenario's own ``volume_scale`` (``holiday_peak`` stays 2.5
 times the default). The runs go through the paired-comparison engine (:func:`payroute.policies.compare.run_all`):
-``workers`` > 1 runs them in spawned processes (each process loads and verifies the bundles itself) with the
-same numbers as one worker.
+``workers`` > 1 runs them in spawned processes (each process loads and verifies the bundles itself, against the
+keys and under the limits they were verified with here) with the same numbers as one worker.
 """
 
 from __future__ import annotations
