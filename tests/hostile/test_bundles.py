@@ -379,9 +379,8 @@ def test_a_graph_that_eats_memory_only_on_some_input_is_stopped_in_process_at_th
 ):
     files = bundle_files(_memory_on_input_model(), key=keys["key"])
     path = write_dir(tmp_path / "hungry", files)
-    policy = load_bundle(
-        path, limits=GraphLimits(time_s=30, memory_mb=64)
-    )  # signed, but by a key not trusted
+    # signed, but by a key nobody here trusts: limited
+    policy = load_bundle(path, limits=GraphLimits(time_s=30, memory_mb=64))
     assert policy.limits == GraphLimits(time_s=30, memory_mb=64)
     within = np.full((1, D), 200.0, dtype=np.float32)  # 12.5 MiB: within the limit, and the right numbers
     np.testing.assert_allclose(policy.logits(within), within @ W)
@@ -411,9 +410,8 @@ def test_stress_workers_verify_a_bundle_against_the_review_s_keys_and_limits(tmp
         write_dir(tmp_path / "hungry", bundle_files(_memory_on_input_model())), limits=limits
     )
     for policy, status, want_limits in ((signed, "trusted", None), (hungry, "unsigned", limits)):
-        arm = pickle.loads(
-            pickle.dumps(compare.bundle_policy(policy, "candidate"))
-        )  # as a spawned worker gets it
+        # as a spawned worker gets it
+        arm = pickle.loads(pickle.dumps(compare.bundle_policy(policy, "candidate")))
         monkeypatch.setattr(compare, "_LOADED", {})  # a fresh worker: nothing verified yet
         reloaded = arm.make().policy
         assert reloaded is not policy and reloaded.source == policy.source
