@@ -128,6 +128,9 @@ def print_summary(summary: dict) -> None:
                       "routing decisions drawn uniformly from the eligible routes")  # fmt: skip
     if summary.get("log"):
         console.print(f"event log: {summary['log']}")
+    if summary.get("signature"):
+        sig = summary["signature"]
+        console.print(f"bundle {sig['bundle']}: {sig['says']}")
 
 
 def print_baselines(

@@ -72,10 +72,13 @@ def run_simulation(
     ``route`` is a routing baseline name, a bundle path or a bound route policy; ``explore`` (epsilon in [0, 1]) wraps the router in
     epsilon-greedy exploration. With ``log_path`` every decision and outcome is logged, and with
     ``log_observations`` each routed transaction's row also holds the routing observation it was decided on.
+    With a bundle router the summary's ``signature`` says who signed the bundle (``trusted_keys``: the public key
+    files trusted besides the zoo's).
     """
     sc = load_scenario(scenario, overrides)
     policies = bound_policies(risk=risk)
     router = route_policy(route, sc, trusted_keys)
+    signature = _bundle_signature(router)
     if explore is not None:
         router = EpsilonGreedyRoute(router, explore)
     log: EventLog | None = None
@@ -103,6 +106,8 @@ def run_simulation(
     wall = time.perf_counter() - start
     summary = world.summary()
     summary.update(policy=str(route), risk_policy=risk, wall_s=wall, log=str(log_path) if log_path else None)
+    if signature is not None:  # who signed the bundle that routed, against the keys given
+        summary["signature"] = signature
     if explore is not None:
         summary["exploration"] = {
             "epsilon": explore,
@@ -110,6 +115,15 @@ def run_simulation(
             "explored": router.explored,
         }
     return summary
+
+
+def _bundle_signature(router: Any) -> dict[str, Any] | None:
+    """What a bundle router's signature says (status, key id, key file, a sentence); None for a baseline."""
+    from payroute.policies.bundle.runtime import BoundBundlePolicy
+
+    if not isinstance(router, BoundBundlePolicy):
+        return None
+    return {"bundle": router.policy.source.name, **router.policy.signature.to_dict()}
 
 
 def _run_with_progress(world: PaymentWorld, days: float) -> None:

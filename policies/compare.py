@@ -36,6 +36,8 @@ from payroute.errors import PayrouteError
 from payroute.policies.bundle.binding import bound_bundle
 from payroute.policies.bundle.loading import load_bundle
 from payroute.policies.bundle.runtime import BundlePolicy
+from payroute.policies.bundle.sandbox import GraphLimits
+from payroute.policies.bundle.signing import TrustedKey
 from payroute.stats import paired_interval
 from payroute.vocabulary import HEADLINE_KPIS
 
@@ -73,24 +75,35 @@ def _label(p: PolicyRef) -> str:
     return p.name if isinstance(p, NamedPolicy) else p
 
 
-_LOADED: dict[str, BundlePolicy] = {}  # per process: bundles verified once, then reused by every run
+# per process: bundles verified once, then reused by every run; keyed by path and how they are verified
+_LOADED: dict[tuple[str, tuple[TrustedKey, ...] | None, GraphLimits | None], BundlePolicy] = {}
 
 
 def remember_bundle(policy: BundlePolicy) -> None:
-    """Reuse this verified bundle (in this process) wherever an arm names its path."""
-    _LOADED[str(policy.source)] = policy
+    """Reuse this verified bundle (in this process) wherever an arm names its path and its verification."""
+    _LOADED[(str(policy.source), policy.trusted_keys, policy.limits)] = policy
 
 
-def _bound_bundle(path: str) -> Any:
-    policy = _LOADED.get(path)
+def _bound_bundle(
+    path: str, trusted_keys: tuple[TrustedKey, ...] | None = None, limits: GraphLimits | None = None
+) -> Any:
+    policy = _LOADED.get((path, trusted_keys, limits))
     if policy is None:
-        policy = _LOADED[path] = load_bundle(path)
+        policy = load_bundle(path, trusted_keys=trusted_keys, limits=limits)
+        _LOADED[(path, trusted_keys, limits)] = policy
     return bound_bundle(policy)
 
 
-def bundle_policy(path: str | Path, name: str | None = None) -> NamedPolicy:
-    """A policy bundle as an arm: loaded and verified once per process, bound afresh into every world."""
-    return NamedPolicy(name or Path(path).name, functools.partial(_bound_bundle, str(path)))
+def bundle_policy(bundle: str | Path | BundlePolicy, name: str | None = None) -> NamedPolicy:
+    """A policy bundle as an arm: loaded and verified once per process, bound afresh into every world.
+
+    Given a loaded :class:`BundlePolicy`, every process verifies it as it was verified here: against the same
+    trusted keys and, when no trusted key signed it, under the same time and memory limits (a worker process
+    of :func:`run_all` reloads it from its path). Given a path, with the defaults of :func:`load_bundle`."""
+    if isinstance(bundle, BundlePolicy):
+        load = functools.partial(_bound_bundle, str(bundle.source), bundle.trusted_keys, bundle.limits)
+        return NamedPolicy(name or bundle.source.name, load)
+    return NamedPolicy(name or Path(bundle).name, functools.partial(_bound_bundle, str(bundle)))
 
 
 @dataclass(frozen=True)

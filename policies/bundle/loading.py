@@ -69,8 +69,9 @@ def load_bundle(
     card's observation schema. ``threads`` is onnxruntime's intra-op thread count. ``trusted_keys`` are the public
     keys whose signature makes the bundle trusted (default: the zoo's key); ``require_signature`` refuses a bundle
     that is unsigned or signed by a key not among them; an invalid signature is always refused. A bundle that is
-    not trusted has its graph run first in a child process under ``limits`` (default :class:`GraphLimits`). The
-    result's ``signature`` says who signed it. Raises :class:`~payroute.errors.PayrouteError` naming the file and
+    not trusted has its graph run first in a child process under ``limits`` (default :class:`GraphLimits`), and
+    then every call of it in this process under the same time and memory limits. The result's ``signature`` says
+    who signed it. Raises :class:`~payroute.errors.PayrouteError` naming the file and
     the problem when the bundle is incomplete, tampered with, unsafe, of another schema version or inconsistent.
     """
     path = Path(path)
@@ -91,8 +92,10 @@ def load_bundle(
     limits = limits or GraphLimits()
     if not signature.trusted:  # an untrusted graph runs under limits before it runs here
         _check_outputs(run_limited(onnx_bytes, batches, limits, name), golden, card, name)
-    call_limit = None if signature.trusted else limits.time_s  # and every call here is stopped past it
-    policy = BundlePolicy(card, onnx_bytes, path, threads, signature=signature, call_limit_s=call_limit)
+    here = None if signature.trusted else limits  # and every call here is stopped past them
+    policy = BundlePolicy(
+        card, onnx_bytes, path, threads, signature=signature, limits=here, trusted_keys=keys
+    )
     _check_outputs([policy.run(o, m) for o, m in batches], golden, card, name)
     if expected_observation is not None:
         check_observation_schema(card, expected_observation, name)

@@ -33,7 +33,8 @@ from payroute.policies.bundle.card import (
     PolicyCard,
     check_observation_schema,
 )
-from payroute.policies.bundle.signing import Signature
+from payroute.policies.bundle.sandbox import GraphLimits
+from payroute.policies.bundle.signing import Signature, TrustedKey
 
 
 @runtime_checkable
@@ -75,6 +76,11 @@ class BundlePolicy:
     Observations are ``(n, obs_dim)`` float arrays (or one ``(obs_dim,)`` row, answered unbatched); masks are
     ``(n, n_actions)`` booleans (or 0/1), ``None`` allowing every action. Masked actions get probability 0 and are
     never chosen.
+
+    ``limits`` (a graph not signed by a trusted key): every call is stopped past ``limits.time_s`` and every
+    tensor the graph allocates comes from its own arena of at most ``limits.memory_mb`` MiB; None runs the graph
+    unlimited. ``trusted_keys`` are the keys it was verified against, so another process (a stress-suite worker)
+    verifies it the same way (:func:`payroute.policies.compare.bundle_policy`).
     """
 
     def __init__(
@@ -84,20 +90,29 @@ class BundlePolicy:
         source: Path,
         threads: int = 1,
         signature: Signature | None = None,
-        call_limit_s: float | None = None,
+        limits: GraphLimits | None = None,
+        trusted_keys: tuple[TrustedKey, ...] | None = None,
     ) -> None:
         self.card = card
         self.signature = signature or Signature("unsigned")  # who vouches for the card's claims
+        self.limits = limits
+        self.trusted_keys = trusted_keys
         self.source = source
         self.decision_kind = card.decision_kind
         self.obs_dim = card.io.obs_dim
         self.n_actions = card.io.n_actions
         self.action_names = list(card.actions)
         self.feature_names = card.feature_names
+        memory_mb = None if limits is None else limits.memory_mb
         try:
-            self._session = new_session(onnx_bytes, threads)
-            self._guard = None if call_limit_s is None else _CallGuard(call_limit_s)
+            self._session = new_session(onnx_bytes, threads, memory_mb)
+            self._guard = None if limits is None else _CallGuard(limits)
         except Exception as err:  # onnxruntime raises its own types
+            if memory_mb is not None and _out_of_arena(err):
+                raise PayrouteError(
+                    f"bundle {source.name}: policy.onnx needs more than the limit of {memory_mb:,} MiB of memory to "
+                    "load (an untrusted graph's memory limit, integrity.memory_limit_mb); refusing to load"
+                ) from None
             raise PayrouteError(
                 f"bundle {source.name}: policy.onnx cannot be loaded by onnxruntime ({type(err).__name__}: "
                 f"{' '.join(str(err).split())[:200]})"
@@ -254,7 +269,19 @@ class BoundBundlePolicy:
 
 
 # ---------------------------------------------------------------------- numerics
-def new_session(onnx_bytes: bytes, threads: int) -> Any:
+_ARENA_LOCK = threading.Lock()  # registering an arena and creating the session that takes it are one step
+
+
+def new_session(onnx_bytes: bytes, threads: int, memory_limit_mb: int | None = None) -> Any:
+    """An onnxruntime CPU session; with ``memory_limit_mb``, one whose tensors (initializers, intermediate values,
+    outputs) all come from an arena of its own capped at that many MiB.
+
+    onnxruntime has no per-session memory cap on the CPU, but a session made with ``session.use_env_allocators``
+    takes the shared arena registered in the environment when it is created and keeps it: registering a fresh
+    arena with ``max_mem`` just before creating each limited session gives every untrusted graph its own capped
+    arena. An allocation past the cap fails that call (:func:`_out_of_arena`); the process and other sessions are
+    untouched. The arena keeps what it grew to (within the cap) for the next calls.
+    """
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
@@ -262,7 +289,22 @@ def new_session(onnx_bytes: bytes, threads: int) -> Any:
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.log_severity_level = 3
-    return ort.InferenceSession(onnx_bytes, sess_options=opts, providers=["CPUExecutionProvider"])
+    if memory_limit_mb is None:
+        return ort.InferenceSession(onnx_bytes, sess_options=opts, providers=["CPUExecutionProvider"])
+    opts.log_severity_level = 4  # a refused allocation is reported by the PayrouteError, not logged
+    opts.add_session_config_entry("session.use_env_allocators", "1")
+    cpu = ort.OrtMemoryInfo("Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT)
+    # extend by what is asked (not the next power of two), so every request within the cap can be met
+    arena = ort.OrtArenaCfg({"max_mem": int(memory_limit_mb) << 20, "arena_extend_strategy": 1})
+    with _ARENA_LOCK:
+        ort.create_and_register_allocator(cpu, arena)
+        return ort.InferenceSession(onnx_bytes, sess_options=opts, providers=["CPUExecutionProvider"])
+
+
+def _out_of_arena(err: BaseException) -> bool:
+    """Whether onnxruntime failed because a capped arena refused an allocation."""
+    text = str(err)
+    return "bfc_arena" in text or "Available memory of" in text
 
 
 def run_session(session: Any, obs: np.ndarray, mask: np.ndarray, name: str = "export") -> np.ndarray:
@@ -286,17 +328,19 @@ def _checked(out: np.ndarray, obs: np.ndarray, mask: np.ndarray, name: str) -> n
 
 
 class _CallGuard:
-    """A time limit on every call of an untrusted graph, in this process: a watchdog thread (one for all guards)
-    sets onnxruntime's terminate flag on a call that runs past ``limit_s``, which stops it (a ``Loop`` too)."""
+    """Every call of an untrusted graph, in this process, under its limits: a watchdog thread (one for all guards)
+    sets onnxruntime's terminate flag on a call that runs past ``limits.time_s``, which stops it (a ``Loop`` too);
+    an allocation past the session's arena cap (:func:`new_session`) fails the call, reported as such."""
 
     _all: weakref.WeakSet[_CallGuard] = weakref.WeakSet()
     _watchdog_pid: int | None = None  # the process whose watchdog runs (a forked worker starts its own)
     _start_lock = threading.Lock()
 
-    def __init__(self, limit_s: float) -> None:
+    def __init__(self, limits: GraphLimits) -> None:
         import onnxruntime as ort
 
-        self.limit_s = limit_s
+        self.limit_s = limits.time_s
+        self.memory_mb = limits.memory_mb
         self.options = ort.RunOptions()
         self.options.log_severity_level = 4
         self.lock = threading.Lock()
@@ -337,6 +381,11 @@ class _CallGuard:
                 raise PayrouteError(
                     f"bundle {name}: policy.onnx ran past the limit of {self.limit_s:g} s on a batch of {len(obs)} "
                     "rows (an unsigned graph's per-call limit, integrity.time_limit_s); stopped"
+                ) from None
+            if _out_of_arena(err):
+                raise PayrouteError(
+                    f"bundle {name}: policy.onnx ran past the limit of {self.memory_mb:,} MiB of memory on a batch "
+                    f"of {len(obs)} rows (an untrusted graph's memory limit, integrity.memory_limit_mb); stopped"
                 ) from None
             raise PayrouteError(
                 f"bundle {name}: policy.onnx failed on a batch of {len(obs)} rows ({type(err).__name__}: "

@@ -4,8 +4,10 @@ An ONNX graph is a program: a ``Loop`` of 10^12 iterations hangs whoever runs it
 shape allocates until the machine gives out. A bundle not signed by a trusted key has its graph run first in a
 child process (:mod:`payroute.policies.bundle.sandbox_child`, numpy and onnxruntime only, ``python -I``) with
 ``RLIMIT_CPU`` and ``RLIMIT_AS`` set (:class:`GraphLimits`; the review config's ``integrity`` section sets them)
-and a wall-clock timeout; only when the graph answered there is it loaded in this process. A graph past a limit
-is refused with a message that states the limit, never a hang or a crash.
+and a wall-clock timeout; only when the graph answered there is it loaded in this process, where every call
+runs under the same limits (:class:`~payroute.policies.bundle.runtime.BundlePolicy`: a per-call time limit and
+a capped onnxruntime arena). A graph past a limit is refused with a message that states the limit, never a hang
+or a crash.
 """
 
 from __future__ import annotations

@@ -63,10 +63,18 @@ class IntegrityReviewConfig(_Strict):
         "reported only. An invalid signature is always refused",
     )
     time_limit_s: float = Field(
-        default=20.0, gt=0, le=3600, description="CPU seconds an untrusted graph gets for its golden vectors"
+        default=20.0,
+        gt=0,
+        le=3600,
+        description="CPU seconds an untrusted graph gets for its golden vectors (in a child process), and "
+        "wall-clock seconds for each later call in the loading process",
     )
     memory_limit_mb: int = Field(
-        default=2048, ge=64, le=1 << 20, description="MiB of memory an untrusted graph gets for them"
+        default=2048,
+        ge=64,
+        le=1 << 20,
+        description="MiB of memory an untrusted graph gets for them, and the cap of its onnxruntime arena "
+        "for every later call in the loading process",
     )
 
 

@@ -17,8 +17,8 @@ reference.
 
 Volume: ``volume_multiplier`` multiplies each scenario's own ``volume_scale`` (``holiday_peak`` stays 2.5
 times the default). The runs go through the paired-comparison engine (:func:`payroute.policies.compare.run_all`):
-``workers`` > 1 runs them in spawned processes (each process loads and verifies the bundles itself) with the
-same numbers as one worker.
+``workers`` > 1 runs them in spawned processes (each process loads and verifies the bundles itself, against the
+keys and under the limits they were verified with here) with the same numbers as one worker.
 """
 
 from __future__ import annotations
@@ -192,9 +192,9 @@ def run_stress_suite(
         check_bundle_fits_scenario(cand, sc)
         if champ is not None:
             check_bundle_fits_scenario(champ, sc)
-        entries: list[tuple[str, str, Any]] = [(CANDIDATE, CANDIDATE, bundle_policy(cand.source, CANDIDATE))]
+        entries: list[tuple[str, str, Any]] = [(CANDIDATE, CANDIDATE, bundle_policy(cand, CANDIDATE))]
         if champ is not None:
-            entries.append((CHAMPION, CHAMPION, bundle_policy(champ.source, CHAMPION)))
+            entries.append((CHAMPION, CHAMPION, bundle_policy(champ, CHAMPION)))
         entries += [(r, BASELINE, r) for r in references]
         if config.include_oracle and kind == "route":
             entries.append(("oracle", ORACLE, "oracle"))

@@ -359,6 +359,113 @@ def test_a_memory_bomb_is_stopped_at_the_memory_limit(tmp_path):
     refused(path, r"ran past the limit of 256 MiB of memory", limits=GraphLimits(time_s=30, memory_mb=256))
 
 
+def _memory_on_input_model() -> onnx.ModelProto:
+    """A graph that allocates (largest observation value) x 16,384 floats: 64 KiB per unit, so the golden rows
+    (values around 1) take kilobytes and a value of 1e5 over 6 GB."""
+    nodes = [helper.make_node("ReduceMax", ["obs"], ["mx"], keepdims=0), helper.make_node("Relu", ["mx"], ["mxr"]),
+             helper.make_node("Cast", ["mxr"], ["rows"], to=TensorProto.INT64),
+             helper.make_node("Unsqueeze", ["rows", "ax0"], ["rows1"]),
+             helper.make_node("Concat", ["rows1", "cols"], ["shape"], axis=0),
+             helper.make_node("ConstantOfShape", ["shape"], ["bomb"]),
+             helper.make_node("ReduceSum", ["bomb"], ["total"], keepdims=0),
+             helper.make_node("Add", ["score", "total"], ["s2"])]  # fmt: skip
+    inits = [numpy_helper.from_array(np.array([0], dtype=np.int64), "ax0"),
+             numpy_helper.from_array(np.array([1 << 14], dtype=np.int64), "cols")]  # fmt: skip
+    return graph_model(extra_nodes=nodes, extra_inits=inits, score="s2")
+
+
+def test_a_graph_that_eats_memory_only_on_some_input_is_stopped_in_process_at_the_memory_limit(
+    tmp_path, keys
+):
+    files = bundle_files(_memory_on_input_model(), key=keys["key"])
+    path = write_dir(tmp_path / "hungry", files)
+    # signed, but by a key nobody here trusts: limited
+    policy = load_bundle(path, limits=GraphLimits(time_s=30, memory_mb=64))
+    assert policy.limits == GraphLimits(time_s=30, memory_mb=64)
+    within = np.full((1, D), 200.0, dtype=np.float32)  # 12.5 MiB: within the limit, and the right numbers
+    np.testing.assert_allclose(policy.logits(within), within @ W)
+    with pytest.raises(
+        PayrouteError, match=r"ran past the limit of 64 MiB of memory on a batch of 1 rows"
+    ) as err:
+        policy.logits(np.full(D, 1e5, dtype=np.float32))  # 6 GB asked for
+    assert "\n" not in str(err.value) and str(err.value).startswith("bundle hungry: policy.onnx")
+    with pytest.raises(PayrouteError, match="64 MiB of memory"):
+        policy.logits(np.full(D, 2000.0, dtype=np.float32))  # 125 MiB: over, though far from the machine's
+    np.testing.assert_allclose(policy.logits(within), within @ W)  # the process and the policy carry on
+    # a graph signed by a trusted key runs unlimited: the same 125 MiB call answers
+    trusted = load_bundle(path, trusted_keys=[load_public_key(keys["pub"])], limits=GraphLimits(memory_mb=64))
+    assert trusted.limits is None
+    np.testing.assert_allclose(trusted.logits(np.full(D, 2000.0, dtype=np.float32)), np.full(D, 2000.0) @ W)
+
+
+def test_stress_workers_verify_a_bundle_against_the_review_s_keys_and_limits(tmp_path, keys, monkeypatch):
+    import pickle
+
+    from payroute.policies import compare
+
+    pub = load_public_key(keys["pub"])
+    limits = GraphLimits(time_s=1, memory_mb=64)
+    signed = load_bundle(write_dir(tmp_path / "team", bundle_files(key=keys["key"])), trusted_keys=[pub])
+    hungry = load_bundle(
+        write_dir(tmp_path / "hungry", bundle_files(_memory_on_input_model())), limits=limits
+    )
+    for policy, status, want_limits in ((signed, "trusted", None), (hungry, "unsigned", limits)):
+        # as a spawned worker gets it
+        arm = pickle.loads(pickle.dumps(compare.bundle_policy(policy, "candidate")))
+        monkeypatch.setattr(compare, "_LOADED", {})  # a fresh worker: nothing verified yet
+        reloaded = arm.make().policy
+        assert reloaded is not policy and reloaded.source == policy.source
+        assert reloaded.signature.status == status and reloaded.limits == want_limits
+        assert reloaded.trusted_keys == policy.trusted_keys
+    with pytest.raises(PayrouteError, match="limit of 64 MiB of memory"):  # the worker's copy is held to it
+        reloaded.logits(np.full(D, 2000.0, dtype=np.float32))
+
+
+def test_simulate_says_who_signed_the_bundle_it_ran_and_nothing_else_changes(tmp_path, keys):
+    import shutil
+
+    zoo = Path(__file__).resolve().parents[2] / "policies" / "zoo" / "router"
+    unknown = Path(shutil.copytree(zoo, tmp_path / "unknown"))
+    (unknown / "signature.json").write_bytes(
+        sign_checksums(keys["key"], (zoo / "checksums.sha256").read_bytes())
+    )
+    unsigned = Path(shutil.copytree(zoo, tmp_path / "unsigned"))
+    (unsigned / "signature.json").unlink()
+    zoo_id = default_trusted_keys()[0].key_id
+    said = {}
+    for bundle, extra, says in (
+        (zoo, [], f"signed by {zoo_id} (trusted: zoo_signing.pub)"),
+        (unknown, [], f"signed by an unknown key {keys['id']}"),
+        (unknown, ["--trusted-key", str(keys["pub"])], f"signed by {keys['id']} (trusted: signing.pub)"),
+        (unsigned, [], "unsigned"),
+    ):
+        args = ["simulate", "default", "--policy", str(bundle), "--days", "0.01", *extra]
+        shown = CliRunner().invoke(app, args)
+        assert shown.exit_code == 0, shown.output
+        assert f"bundle {bundle.name}: {says}\n" in shown.output
+        as_json = CliRunner().invoke(app, [*args, "--json"])
+        summary = json.loads(as_json.output)
+        assert summary.pop("signature") == {
+            **_signature_of(says, zoo_id, keys),
+            "bundle": bundle.name,
+            "says": says,
+        }
+        for volatile in ("wall_s", "policy"):
+            summary.pop(volatile)
+        said[says] = summary
+    first, *others = said.values()  # the same network: the same numbers whoever signed it
+    assert all(o == first for o in others) and first["arrivals"] > 0
+
+
+def _signature_of(says: str, zoo_id: str, keys: dict) -> dict:
+    if says == "unsigned":
+        return {"status": "unsigned", "key_id": None, "key_source": None}
+    if "unknown" in says:
+        return {"status": "unknown", "key_id": keys["id"], "key_source": None}
+    kid, source = (zoo_id, "zoo_signing.pub") if zoo_id in says else (keys["id"], "signing.pub")
+    return {"status": "trusted", "key_id": kid, "key_source": source}
+
+
 # ---------------------------------------------------------------------- archives and files
 def _patch_headers(path: Path, entry: str, size: int | None = None, flags: int | None = None) -> None:
     """Rewrite the uncompressed size or the flags ``entry`` declares, in its local and central headers."""
