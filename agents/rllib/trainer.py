@@ -333,7 +333,10 @@ class RLlibTrainer:
                 for role in self.roles
             }
             config = config.multi_agent(
-                policies=set(self.roles),
+                # a list, not a set: RLlib builds the modules in this order, each drawing its initial weights
+                # from torch's generator, so a set's order (which follows the process's string-hash seed)
+                # would give each run of the same seed different networks
+                policies=list(self.roles),
                 policy_mapping_fn=map_agent_to_module,
                 policies_to_train=list(self.roles),
             ).rl_module(rl_module_spec=MultiRLModuleSpec(rl_module_specs=specs))

@@ -11,6 +11,7 @@ torch give the same bits, so any difference, however small, is state the checkpo
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -46,6 +47,15 @@ train(Path(sys.argv[1]), runs_root=Path(sys.argv[2]), progress=False, on_iterati
 """
 
 
+_WHOLE_RUN = """
+import sys
+from pathlib import Path
+from payroute.experiments.runner import train
+
+train(Path(sys.argv[1]), runs_root=Path(sys.argv[2]), progress=False)
+"""
+
+
 def _rows(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
@@ -72,11 +82,13 @@ def whole_run(experiment, tmp_path_factory) -> Path:
     return train(experiment, runs_root=tmp_path_factory.mktemp("whole"), progress=False)
 
 
-def _killed(experiment: Path, name: str, runs: Path) -> Path:
-    """The run folder of ``experiment`` killed with SIGKILL in iteration KILLED_IN."""
+def _killed(experiment: Path, name: str, runs: Path, hash_seed: int | None = None) -> Path:
+    """The run folder of ``experiment`` killed with SIGKILL in iteration KILLED_IN (in a process whose string
+    hashes are seeded with ``hash_seed`` when given)."""
     killed = subprocess.run(
         [sys.executable, "-c", _KILLED_RUN, str(experiment), str(runs), str(KILLED_IN)],
         cwd=REPO, start_new_session=True, capture_output=True, text=True, timeout=600,
+        env={**os.environ, "PYTHONHASHSEED": str(hash_seed)} if hash_seed is not None else None,
     )  # fmt: skip
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     (run_dir,) = (runs / name).iterdir()
@@ -125,9 +137,16 @@ def test_a_multi_agent_run_killed_after_a_checkpoint_resumes_into_the_run_it_wou
     data["env"] = {"id": "payroute.envs.multi_agent.ecosystem:PaymentEcosystemEnv", "kpi_every_steps": 0}
     data["agents"] = {"learn": ["risk", "fraudster"], "baselines": {"router": "cheapest"}}
     experiment = write_experiment(tmp_path, data)
-    whole_run = train(experiment, runs_root=tmp_path / "whole", progress=False)
+    # the uninterrupted run and the killed one in processes whose string hashes order {risk, fraudster}
+    # differently (PYTHONHASHSEED 3 and 4): the same seed gives the same numbers whatever a set's order
+    whole = subprocess.run(
+        [sys.executable, "-c", _WHOLE_RUN, str(experiment), str(tmp_path / "whole")],
+        cwd=REPO, capture_output=True, text=True, timeout=600, env={**os.environ, "PYTHONHASHSEED": "3"},
+    )  # fmt: skip
+    assert whole.returncode == 0, whole.stderr[-2000:]
+    (whole_run,) = (tmp_path / "whole" / "resumed_ma").iterdir()
 
-    run_dir = _killed(experiment, "resumed_ma", tmp_path / "runs")
+    run_dir = _killed(experiment, "resumed_ma", tmp_path / "runs", hash_seed=4)
     train(resume=run_dir, progress=False)
 
     _exp, record = read_run(run_dir)
