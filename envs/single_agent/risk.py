@@ -109,4 +109,6 @@ class RiskEnv(SingleAgentEnv):
         }
 
     def _final_info(self) -> dict:
-        return {"action_mask": np.zeros(self.action_space.n, dtype=np.int8), "kpis": self.world.kpis()}
+        # the episode is over: no payment waits, the next action (a vector env's autoreset step) is ignored, and
+        # every action is allowed, as action_masks() says; a masked sampler must find at least one
+        return {"action_mask": np.ones(self.action_space.n, dtype=np.int8), "kpis": self.world.kpis()}

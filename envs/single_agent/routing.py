@@ -37,7 +37,9 @@ class RoutingEnv(SingleAgentEnv):
     Ineligible routes (wrong instrument, corridor or currency, over the limit, outside hours for routes that
     reject, not enough liquidity where the account fails when short) are masked. The mask is in
     ``info["action_mask"]``, in ``env.action_masks()`` (sb3-contrib MaskablePPO), and, for RLlib's action
-    masking, in the ``action_mask`` key of the observation when ``dict_observation=True``.
+    masking, in the ``action_mask`` key of the observation when ``dict_observation=True``. The terminal step's
+    ``info["action_mask"]`` allows every action, as ``action_masks()`` does then: no payment waits, and the action a
+    vector env's autoreset asks for next is ignored.
     A masked action declines the payment (terminal state ``declined``, reason ``invalid_action``; it costs what a
     decline costs) and the reward is reduced by ``invalid_penalty_usd``: a client that samples without the mask
     (Gymnasium's and SB3's checkers, DQN, A2C) learns to avoid it. ``invalid_action="raise"`` raises
@@ -217,4 +219,6 @@ class RoutingEnv(SingleAgentEnv):
         }
 
     def _final_info(self) -> dict:
-        return {"action_mask": np.zeros(self.action_space.n, dtype=np.int8), "kpis": self.world.kpis()}
+        # the episode is over: no payment waits, the next action (a vector env's autoreset step) is ignored, and
+        # every action is allowed, as action_masks() says; a masked sampler must find at least one
+        return {"action_mask": np.ones(self.action_space.n, dtype=np.int8), "kpis": self.world.kpis()}

@@ -280,3 +280,36 @@ def test_each_route_shows_what_fraud_is_expected_to_cost_there():
     assert np.all(rtp >= ach) and np.mean(rtp > ach) > 0.9
     # and the riskier the payment, the more it is expected to cost
     assert np.corrcoef(np.log(p), rtp)[0, 1] > 0.3
+
+
+@pytest.mark.parametrize("env_id", ["payroute/Routing-v0", "payroute/Risk-v0"])
+def test_a_masked_sampler_crosses_episode_boundaries_in_a_vector_env(env_id):
+    # Gymnasium's default autoreset asks for one more action after a terminal step (and ignores it): the terminal
+    # step's mask must allow some action, or a masked sampler has nothing to draw from at the first boundary
+    envs = gym.make_vec(
+        env_id, num_envs=2, vectorization_mode="sync", scenario_overrides={"volume_scale": 0.02}, days=0.05
+    )
+    rng = np.random.default_rng(0)
+    try:
+        _obs, infos = envs.reset(seed=4)
+        boundaries = 0
+        for _ in range(400):
+            masks = infos["action_mask"]
+            assert all(m.any() for m in masks), "a step whose mask allows no action"
+            actions = np.array([int(rng.choice(np.flatnonzero(m))) for m in masks])
+            _obs, _rewards, terminated, truncated, infos = envs.step(actions)
+            boundaries += int(np.sum(terminated | truncated))
+        assert boundaries >= 4
+    finally:
+        envs.close()
+
+
+def test_the_terminal_step_mask_agrees_with_action_masks():
+    env = gym.make("payroute/Routing-v0", scenario_overrides={"volume_scale": 0.01}, days=0.02)
+    _obs, info = env.reset(seed=2)
+    terminated = False
+    while not terminated:
+        np.testing.assert_array_equal(env.unwrapped.action_masks(), info["action_mask"].astype(bool))
+        _obs, _r, terminated, _t, info = env.step(int(np.flatnonzero(info["action_mask"])[0]))
+    np.testing.assert_array_equal(env.unwrapped.action_masks(), info["action_mask"].astype(bool))
+    assert info["action_mask"].all()
