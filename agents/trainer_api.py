@@ -18,7 +18,6 @@ TensorBoard tags are stable across libraries:
 from __future__ import annotations
 
 import math
-import random
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,15 +46,15 @@ class IterationReport:
 
 
 def process_rng_state() -> dict[str, Any]:
-    """This process's random generators: Python's, NumPy's legacy global one (RLlib and SB3 shuffle
-    minibatches with it) and torch's CPU one (actions are sampled from it). A checkpoint keeps them so that a
-    resumed run draws what the uninterrupted run would have drawn."""
+    """The global generators the training libraries draw from in this process (payroute's own draws all come
+    from seeded Generators): NumPy's legacy one (RLlib and SB3 shuffle minibatches with it) and torch's CPU one
+    (actions are sampled from it). A checkpoint keeps their state so that a resumed run's libraries draw what the
+    uninterrupted run's would have drawn."""
     numpy_state = np.random.get_state()  # noqa: NPY002
-    return {"python": random.getstate(), "numpy": numpy_state, "torch": torch.get_rng_state()}
+    return {"numpy": numpy_state, "torch": torch.get_rng_state()}
 
 
 def set_process_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
     np.random.set_state(state["numpy"])  # noqa: NPY002
     torch.set_rng_state(state["torch"])
 
