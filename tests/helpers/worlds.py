@@ -21,3 +21,13 @@ def log_rows(log, record: str):
 
     table = log if hasattr(log, "filter") else log.table()
     return table.filter(pc.equal(table["record"], record)).to_pandas()
+
+
+def write_exploration_log(path, seed: int):
+    """A logged day for OPE: `default` at 2% volume, `cheapest` with 10% exploration, decisions logged to ``path``."""
+    from payroute.experiments.simulate import run_simulation
+
+    run_simulation(
+        "default", route="cheapest", seed=seed, log_path=path, overrides={"volume_scale": 0.02}, explore=0.1
+    )
+    return path

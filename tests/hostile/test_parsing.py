@@ -27,8 +27,8 @@ from payroute.config_io import MAX_DEPTH, YAML_MAX_BYTES, load_yaml, parse_json,
 from payroute.errors import ConfigError, PayrouteError
 from payroute.experiments.cli import app
 from payroute.experiments.rundir import latest_checkpoint
-from payroute.experiments.simulate import run_simulation
 from payroute.policies.review.ope import evaluate_policy
+from tests.helpers.worlds import write_exploration_log
 
 ZOO_ROUTER = Path(__file__).resolve().parents[2] / "policies" / "zoo" / "router"
 BILLION_LAUGHS = "\n".join(
@@ -200,11 +200,7 @@ def test_a_huge_json_number_is_refused_not_raised(tmp_path):
 # ---------------------------------------------------------------------- logs: numbers that are nonsense
 @pytest.fixture(scope="module")
 def explore_log(tmp_path_factory):
-    path = tmp_path_factory.mktemp("logs") / "explore.parquet"
-    run_simulation(
-        "default", route="cheapest", seed=3, log_path=path, overrides={"volume_scale": 0.02}, explore=0.1
-    )
-    return path
+    return write_exploration_log(tmp_path_factory.mktemp("logs") / "explore.parquet", seed=3)
 
 
 def _routed_row(table: pa.Table) -> int:

@@ -19,10 +19,10 @@ import yaml
 from typer.testing import CliRunner
 
 from payroute.experiments.cli import app
-from payroute.experiments.simulate import run_simulation
 from payroute.policies.review import ReviewConfig, default_config_path, load_review_config
 from payroute.policies.review.stress import STRESS_SCENARIOS
 from tests.helpers.route_bundles import fee_router_bundle
+from tests.helpers.worlds import write_exploration_log
 
 pytest.importorskip("torch")  # the test bundles are exported from torch; the review itself never imports it
 
@@ -56,11 +56,7 @@ def bundles(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def explore_log(tmp_path_factory):
-    path = tmp_path_factory.mktemp("logs") / "explore.parquet"
-    run_simulation(
-        "default", route="cheapest", seed=7, log_path=path, overrides={"volume_scale": 0.02}, explore=0.1
-    )
-    return path
+    return write_exploration_log(tmp_path_factory.mktemp("logs") / "explore.parquet", seed=7)
 
 
 def review(*args: str) -> tuple[int, str]:
