@@ -20,7 +20,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-import os
 import shutil
 import time
 from collections.abc import Callable
@@ -44,6 +43,7 @@ from payroute.experiments.rundir import (
     update_run,
 )
 from payroute.experiments.schema import Experiment, load_experiment
+from payroute.files import atomic_folder
 
 
 def make_trainer(exp: Experiment, ray_address: str | None = None) -> Any:
@@ -191,11 +191,8 @@ def _finish_from_checkpoint(run_dir: Path, folder: Path, info: dict[str, Any], r
     """Close a run whose newest checkpoint already met its stopping rule: its policy from that checkpoint."""
     source = folder / POLICY_DIR
     if source.is_dir():
-        tmp = run_dir / f".{POLICY_DIR}.tmp-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.copytree(source, tmp)
-        shutil.rmtree(run_dir / POLICY_DIR, ignore_errors=True)
-        os.replace(tmp, run_dir / POLICY_DIR)
+        with atomic_folder(run_dir / POLICY_DIR, replace=True) as tmp:
+            shutil.copytree(source, tmp, dirs_exist_ok=True)
     update_run(
         run_dir, status="finished", finished_utc=dt.datetime.now(dt.UTC).isoformat(), stop_reason=reason,
         iterations=int(info["iteration"]), env_steps=int(info.get("env_steps", 0)),
