@@ -136,6 +136,10 @@ def experiment_env_config(
     """The config dict :class:`ExperimentEnv` is built from, for experiment ``exp`` (a validated
     experiment config; only read here).
 
+    An environment that pays steps by a credit of its own (``credits``: Routing-v0's ``credit`` and ``baseline``
+    arguments) is built with ``credit="resolved"`` unless the experiment's ``env.kwargs`` choose one: the
+    trainer's decision credit (``env.credit``) replaces the step rewards it is given.
+
     A trainer says what its algorithm needs from an environment with an action mask (``masks_actions``):
     ``dict_observation`` (the mask inside the observation, for RLlib's masking modules) and
     ``penalize_invalid`` (a masked action declines the payment at a penalty instead of raising, for algorithms
@@ -145,7 +149,13 @@ def experiment_env_config(
         exp.env.id, exp.scenario, exp.scenario_overrides, exp.env.days, exp.agents.baselines.named(),
         dict(exp.env.kwargs), learn=exp.agents.learn,
     )  # fmt: skip
-    if getattr(resolve_entry_point(exp.env.id), "masks_actions", False):
+    cls = resolve_entry_point(exp.env.id)
+    if getattr(cls, "credits", None):
+        # the environment's own step credit (Routing-v0's expected margin) stays off unless the experiment's
+        # env.kwargs ask for it: env.credit (the trainer's decision credit) decides how steps are paid
+        kwargs.setdefault("credit", "resolved")
+        kwargs.setdefault("baseline", "none")
+    if getattr(cls, "masks_actions", False):
         if dict_observation:
             kwargs["dict_observation"] = True
         if penalize_invalid:
@@ -191,6 +201,12 @@ class TrainingEnv(gym.Wrapper):
             raise ValueError(f"credit={credit!r} is implemented for payroute/Routing-v0 and Risk-v0 only")
         if baseline not in BASELINES:
             raise ValueError(f"baseline must be one of {', '.join(BASELINES)}, got {baseline!r}")
+        own = getattr(env.unwrapped, "credit", "resolved")
+        if credit != "resolved" and own != "resolved":
+            raise ValueError(
+                f"credit={credit!r} replaces the environment's step rewards, which it pays by credit={own!r}: "
+                "make the environment with credit='resolved', or train on its own credit with credit='resolved'"
+            )
         if baseline != "none" and (credit not in ("expected", "expected_outcome") or kind != "route"):
             raise ValueError(
                 f"baseline={baseline!r} needs payroute/Routing-v0 with credit 'expected' or 'expected_outcome'"

@@ -437,6 +437,12 @@ class Experiment(_Strict):
             self.trainer.library != "rllib" or self.trainer.algorithm == "DQN"
         ):
             raise ValueError(f"env.credit {self.env.credit!r} needs trainer.library 'rllib' with PPO or APPO")
+        own = self.env.kwargs.get("credit", "resolved")
+        if self.env.credit != "resolved" and own != "resolved":
+            raise ValueError(
+                f"env.credit {self.env.credit!r} replaces the step rewards the environment pays by env.kwargs.credit "
+                f"{own!r}: choose one (env.credit 'resolved' trains on the environment's own credit)"
+            )
         if self.env.baseline != "none" and (
             self.env.credit not in ("expected", "expected_outcome") or self.env.id != "payroute/Routing-v0"
         ):

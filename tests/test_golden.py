@@ -216,7 +216,12 @@ def _training_case(credit: str, baseline: str) -> dict[str, Any]:
     from payroute.agents.training_env import TrainingEnv
 
     inner = gym.make(
-        "payroute/Routing-v0", scenario="default", scenario_overrides=SMALL, invalid_action="penalize"
+        "payroute/Routing-v0",
+        scenario="default",
+        scenario_overrides=SMALL,
+        invalid_action="penalize",
+        credit="resolved",
+        baseline="none",
     ).unwrapped
     env = TrainingEnv(inner, seed=3, credit=credit, baseline=baseline)
     rng = np.random.default_rng(14)
@@ -232,9 +237,17 @@ CASES = {
     **{f"world/{name}": (lambda name=name: _world_case(name)) for name in WORLD_CASES},
     "world/event_log": _logged_case,
     **{f"zoo/{kind}": (lambda kind=kind: _zoo_case(kind)) for kind in ("router", "risk")},
-    "env/Routing-v0": lambda: _single_agent_case("payroute/Routing-v0", 10_000, invalid_action="penalize"),
+    # recorded with the realised reward, Routing-v0's default before its expected-margin credit
+    "env/Routing-v0": lambda: _single_agent_case(
+        "payroute/Routing-v0", 10_000, invalid_action="penalize", credit="resolved", baseline="none"
+    ),
     "env/Routing-v0-dict": lambda: _single_agent_case(
-        "payroute/Routing-v0", 300, invalid_action="penalize", dict_observation=True
+        "payroute/Routing-v0",
+        300,
+        invalid_action="penalize",
+        dict_observation=True,
+        credit="resolved",
+        baseline="none",
     ),
     "env/Risk-v0": lambda: _single_agent_case("payroute/Risk-v0", 10_000),
     "env/Pricing-v0": lambda: _single_agent_case("payroute/Pricing-v0", 10_000),

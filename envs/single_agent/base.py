@@ -95,18 +95,29 @@ class SingleAgentEnv(gym.Env):
         point = self.episode.point
         if point is None:
             raise RuntimeError("step() called before reset() or after the episode ended; call reset()")
-        point = self.episode.advance(self.role.to_world(action, point))
-        if point is None:
+        world_action = self.role.to_world(action, point)
+        credit = self._credit_usd(point, world_action)  # valued before the world moves on
+        point = self.episode.advance(world_action)
+        if point is None:  # the role's final observation may still book money (a last period's profit)
             obs = self._last_obs = self.role.final_observation(self._last_obs)
-            return obs, self.role.reward_usd() * self.reward_scale, True, False, self._final_info()
-        obs = self._last_obs = self.role.observe(point)
-        return obs, self.role.reward_usd() * self.reward_scale, False, False, self._info(point)
+        else:
+            obs = self._last_obs = self.role.observe(point)
+        resolved = self.role.reward_usd()  # the role's books move on whichever credit pays the step
+        reward = (resolved if credit is None else credit) * self.reward_scale
+        if point is None:
+            return obs, reward, True, False, self._final_info()
+        return obs, reward, False, False, self._info(point)
 
     def close(self) -> None:
         self.episode.close()
         super().close()
 
     # ------------------------------------------------------------------ what each environment adds
+    def _credit_usd(self, point: DecisionPoint, world_action: Any) -> float | None:
+        """The step's reward in dollars when the environment pays decisions by their own credit (before
+        ``reward_scale``); ``None``: the role's money as it resolves (:meth:`Role.reward_usd`)."""
+        return None
+
     def _info(self, point: DecisionPoint) -> dict[str, Any]:
         return self.role.info(point)
 

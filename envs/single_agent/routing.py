@@ -15,6 +15,7 @@ import numpy as np
 
 from payroute.envs.features import RoutingFeatures
 from payroute.envs.roles import RouterRole
+from payroute.envs.roles.credit import ROUTER_CREDITS, ExpectedMargin, check_router_credit
 from payroute.envs.scenarios import Scenario
 from payroute.envs.single_agent.base import SingleAgentEnv
 from payroute.envs.world.decisions import DecisionPoint
@@ -68,12 +69,40 @@ class RoutingEnv(SingleAgentEnv):
 
     ## Rewards
 
-    Dollars (times ``reward_scale``): the margin of the payments this agent routed whose outcomes resolved
-    since its previous step — fee revenue − route cost − fraud loss (chargebacks, unrecovered returns, APP
-    reimbursements) − SLA penalty − intraday credit cost — and, when ``decline_cost=True`` (default), minus the
-    margin a declined or failed payment would have earned (price − its route cost): declines cost the margin
-    lost. Outcomes still open when the day ends (settlements, chargebacks) are resolved by draining the world
-    and paid in the last step's reward.
+    Dollars (times ``reward_scale``), how chosen by ``credit`` and ``baseline`` (:mod:`payroute.envs.roles.credit`).
+    Whatever the credit, the evaluation numbers count what really happened: the last step's ``info["kpis"]`` (the
+    world's KPIs, the same as ``payroute simulate``'s).
+
+    * ``credit="expected_margin"``, ``baseline="route_mean"`` (the defaults): each step is paid at once what its
+      own decision is expected to earn, minus the mean over the payment's eligible routes. The expected margin of
+      sending the payment on a route is valued at the instant of the decision knowing the routes' hidden state,
+      as the oracle router values it: P(success) x (price − route cost − expected fraud loss) − the SLA penalty
+      where the route cannot meet the deadline − P(decline) x the decline charge (with ``decline_cost``); the
+      fraud loss is its expectation under the risk score's posterior, with base rates from every day this
+      environment has simulated since its last seeded reset (``reset(seed=s)`` starts the history afresh, so
+      the same seed gives the same rewards). A masked action earns nothing (the payment is declined) and costs
+      ``invalid_penalty_usd``. The reward is a contextual bandit's: it depends only on this step's payment and
+      action, has no delay and no coin flip (an approval, a fraud), and ``gamma=0`` loses nothing. The baseline
+      does not depend on the action, so every policy gradient keeps its mean; what it removes is the payment's
+      own size and price, which no route choice changes. Bias: what the oracle's valuation leaves out — the
+      intraday credit cost of draining a prefunded account, queueing that other payments cause, a route's health
+      changing between the decision and its answer, and the posterior's miscalibration on cells with little
+      history. ``baseline="none"`` pays the expected margin itself (the episode's return is then the day's
+      expected margin).
+    * ``credit="resolved"``: the margin of the payments this agent routed whose outcomes resolved since its
+      previous step — fee revenue − route cost − fraud loss (chargebacks, unrecovered returns, APP
+      reimbursements) − SLA penalty − intraday credit cost — and, when ``decline_cost=True`` (default), minus the
+      margin a declined or failed payment would have earned (price − its route cost): declines cost the margin
+      lost. Outcomes still open when the day ends (settlements, chargebacks) are resolved by draining the world
+      and paid in the last step's reward, often hundreds of times a normal step's. Exact money, summed over the
+      episode; but a step's reward is mostly other payments' outcomes, and a fraud of thousands of dollars lands
+      days after the decision that let it through.
+
+    ``payroute train`` (RLlib) pays a step its own payment's final margin once the day has drained (experiments'
+    ``env.credit``: ``decision``, ``expected``, ``expected_outcome``; docs/experiments.md, Decision credit);
+    the shipped routers trained with ``expected_outcome`` and the route baseline, whose mean is the expected margin
+    above at the instant the route answers, with the coin of the route's answer taken out but the realised
+    intraday credit cost and SLA penalty left in.
 
     ## Starting state and episode end
 
@@ -87,7 +116,7 @@ class RoutingEnv(SingleAgentEnv):
 
     ``gym.make("payroute/Routing-v0", scenario="processor_outage", seed=3, days=1.0, scenario_overrides=None,
     baselines={"risk": "threshold"}, invalid_action="penalize", invalid_penalty_usd=1.0, decline_cost=True,
-    reward_scale=1.0, dict_observation=False)``
+    reward_scale=1.0, dict_observation=False, credit="expected_margin", baseline="route_mean")``
 
     ## Version history
 
@@ -100,6 +129,8 @@ class RoutingEnv(SingleAgentEnv):
     masks_actions = True
 
     decision_kind = "route"
+    credits = ROUTER_CREDITS
+    """What ``credit`` may be (:mod:`payroute.envs.roles.credit`)."""
 
     def __init__(
         self,
@@ -113,10 +144,14 @@ class RoutingEnv(SingleAgentEnv):
         decline_cost: bool = True,
         reward_scale: float = 1.0,
         dict_observation: bool = False,
+        credit: str = "expected_margin",
+        baseline: str = "route_mean",
         render_mode: str | None = None,
     ) -> None:
         if invalid_action not in ("raise", "penalize"):
             raise ValueError(f"invalid_action must be 'raise' or 'penalize', got {invalid_action!r}")
+        check_router_credit(credit, baseline)
+        self.credit, self.baseline = credit, baseline
         self.invalid_action = invalid_action
         self.invalid_penalty_cents = round(invalid_penalty_usd * 100)
         self.decline_cost = decline_cost
@@ -140,6 +175,7 @@ class RoutingEnv(SingleAgentEnv):
         self.route_names = self.role.route_names
         self._latency_s = self.role.route_latency_s
         self.feature_names = self.role.feature_names
+        self._expected = ExpectedMargin(self.role, baseline=baseline) if credit == "expected_margin" else None
 
     # ------------------------------------------------------------------ what the router's role holds
     @property
@@ -164,11 +200,18 @@ class RoutingEnv(SingleAgentEnv):
             return np.ones(self.action_space.n, dtype=bool)
         return self.role.mask(point.payload).astype(bool)
 
+    def _credit_usd(self, point: DecisionPoint, world_action: Any) -> float | None:
+        if self._expected is None:
+            return None
+        return self._expected.credit_cents(point, world_action) / 100.0
+
     # ------------------------------------------------------------------ info
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         self._route_open_for = (math.inf, -math.inf)  # the times [from, until) _route_open_now holds for
         self._timed_routes: list = []
         self._route_open_now: list[bool] = []
+        if seed is not None and self._expected is not None:
+            self._expected.forget()  # a seeded reset repeats its episode exactly, rewards included
         return super().reset(seed=seed, options=options)
 
     def _route_open(self, now: float) -> list[bool]:

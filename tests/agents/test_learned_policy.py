@@ -26,7 +26,15 @@ SMALL = {"volume_scale": 0.02}
 
 
 def _routing_env(**kwargs):
-    return make_env("payroute/Routing-v0", {"scenario": "default", "scenario_overrides": SMALL, **kwargs})
+    # the trainers' decision credit replaces the step rewards of an environment that pays what resolves
+    kw = {
+        "scenario": "default",
+        "scenario_overrides": SMALL,
+        "credit": "resolved",
+        "baseline": "none",
+        **kwargs,
+    }
+    return make_env("payroute/Routing-v0", kw)
 
 
 def _random_net(env, seed=0) -> PolicyNet:
@@ -162,6 +170,27 @@ def test_the_route_baseline_is_for_routers_with_expected_credit():
         TrainingEnv(_routing_env(), credit="decision", baseline="route_mean")
     with pytest.raises(ValueError, match="baseline must be one of none, route_mean"):
         TrainingEnv(_routing_env(), credit="expected", baseline="mean")
+
+
+def test_the_trainers_credit_is_not_stacked_on_the_environments_own():
+    own = make_env("payroute/Routing-v0", {"scenario": "default", "scenario_overrides": SMALL})
+    with pytest.raises(
+        ValueError, match="replaces the environment's step rewards, which it pays by credit='expected_margin'"
+    ):
+        TrainingEnv(own, credit="expected_outcome", baseline="route_mean")
+    assert TrainingEnv(own).credit == "resolved"  # the environment's own credit passes through
+
+
+def test_experiments_build_the_router_with_resolved_steps_unless_they_choose_its_credit():
+    from payroute.agents.training_env import experiment_env_config
+    from payroute.experiments.schema import experiment_from_dict
+    from tests.helpers.experiments import tiny_experiment
+
+    data = tiny_experiment()
+    assert experiment_env_config(experiment_from_dict(data))["kwargs"]["credit"] == "resolved"
+    data["env"]["kwargs"] = {"credit": "expected_margin", "baseline": "route_mean"}
+    config = experiment_env_config(experiment_from_dict(data))
+    assert (config["kwargs"]["credit"], config["kwargs"]["baseline"]) == ("expected_margin", "route_mean")
 
 
 def test_risk_decision_credit_pays_each_payment_its_margin_and_friction_and_adds_up_to_the_return():

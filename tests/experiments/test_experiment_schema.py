@@ -107,6 +107,15 @@ def test_decision_credit_needs_rllib_policy_gradient():
     assert "env.credit 'expected' needs trainer.library 'rllib' with PPO or APPO" in _error(data)
 
 
+def test_the_trainers_credit_and_the_environments_own_credit_are_not_stacked():
+    data = tiny_experiment()
+    data["env"].update(credit="expected_outcome", kwargs={"credit": "expected_margin"})
+    assert "env.credit 'expected_outcome' replaces the step rewards the environment pays" in _error(data)
+    # either one alone: the environment's own credit trains through any library
+    data["env"].update(credit="resolved")
+    assert experiment_from_dict(data).env.kwargs["credit"] == "expected_margin"
+
+
 def test_the_route_baseline_needs_the_router_with_expected_credit():
     data = tiny_experiment()
     data["env"]["baseline"] = "route_mean"
