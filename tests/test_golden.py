@@ -249,7 +249,7 @@ CASES = {
         credit="resolved",
         baseline="none",
     ),
-    "env/Risk-v0": lambda: _single_agent_case("payroute/Risk-v0", 10_000),
+    "env/Risk-v0": lambda: _single_agent_case("payroute/Risk-v0", 10_000, credit="resolved"),
     "env/Pricing-v0": lambda: _single_agent_case("payroute/Pricing-v0", 10_000),
     "env/Treasury-v0": lambda: _single_agent_case("payroute/Treasury-v0", 10_000),
     "ecosystem/router+risk+fraudster": lambda: _ecosystem_case(("router", "risk", "fraudster"), 100_000),

@@ -11,6 +11,7 @@ dollars times it), then each environment's own options. Seeding, the world and i
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -96,14 +97,14 @@ class SingleAgentEnv(gym.Env):
         if point is None:
             raise RuntimeError("step() called before reset() or after the episode ended; call reset()")
         world_action = self.role.to_world(action, point)
-        credit = self._credit_usd(point, world_action)  # valued before the world moves on
+        pay = self._open_credit(point, world_action)  # valued before the world moves on
         point = self.episode.advance(world_action)
         if point is None:  # the role's final observation may still book money (a last period's profit)
             obs = self._last_obs = self.role.final_observation(self._last_obs)
         else:
             obs = self._last_obs = self.role.observe(point)
         resolved = self.role.reward_usd()  # the role's books move on whichever credit pays the step
-        reward = (resolved if credit is None else credit) * self.reward_scale
+        reward = (resolved if pay is None else pay() / 100.0) * self.reward_scale
         if point is None:
             return obs, reward, True, False, self._final_info()
         return obs, reward, False, False, self._info(point)
@@ -113,9 +114,10 @@ class SingleAgentEnv(gym.Env):
         super().close()
 
     # ------------------------------------------------------------------ what each environment adds
-    def _credit_usd(self, point: DecisionPoint, world_action: Any) -> float | None:
-        """The step's reward in dollars when the environment pays decisions by their own credit (before
-        ``reward_scale``); ``None``: the role's money as it resolves (:meth:`Role.reward_usd`)."""
+    def _open_credit(self, point: DecisionPoint, world_action: Any) -> Callable[[], float] | None:
+        """When the environment pays decisions by a credit of their own: a function that, once the world has
+        run to the next decision, returns the step's reward in cents (before ``reward_scale``). ``None``: the
+        role's money as it resolves (:meth:`Role.reward_usd`)."""
         return None
 
     def _info(self, point: DecisionPoint) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +10,7 @@ import numpy as np
 
 from payroute.envs.features import TransactionFeatures
 from payroute.envs.roles import RiskRole
+from payroute.envs.roles.credit import STEP_CREDITS, RiskExpectedMargin, check_step_credit
 from payroute.envs.scenarios import Scenario
 from payroute.envs.single_agent.base import SingleAgentEnv
 from payroute.envs.world.decisions import RISK_ACTIONS, DecisionPoint
@@ -39,11 +41,31 @@ class RiskEnv(SingleAgentEnv):
 
     ## Rewards
 
-    Dollars (times ``reward_scale``): the ledger margin of the payments this agent passed whose outcomes resolved
-    since its previous step (fee revenue − route cost − fraud loss − SLA penalty − challenge cost − credit cost),
-    minus the margin lost on good customers it blocked (false declines) or who abandoned at its challenge
-    (friction): price − the cheapest eligible route's cost. Losses from fraud it let through arrive when the
-    fraud is discovered; what is still open when the day ends is paid in the last step's reward.
+    Dollars (times ``reward_scale``), how chosen by ``credit`` (:mod:`payroute.envs.roles.credit`). Whatever the
+    credit, the evaluation numbers count what really happened: the last step's ``info["kpis"]``.
+
+    * ``credit="expected_margin"`` (the default): each step is paid, at once, what its own decision settles and
+      what it is expected to earn. Settled at once: a challenge's cost, and the friction charge of a good
+      customer it blocked or who abandoned at its challenge (price − the cheapest eligible route's cost).
+      Expected: for a payment it let through (allowed, or challenged and passed), the expected margin of the
+      route the bound router sends it to, valued at that instant as Routing-v0's expected margin values it:
+      P(success) x (price − route cost − expected fraud loss) − the SLA penalty where the route cannot meet the
+      deadline, with P(fraud) the risk score's posterior given the payment's cell (base rates from every day this
+      environment has simulated since its last seeded reset), updated by passing for a challenged payment (a
+      fraud passes with the pass probability of the fraud patterns that attack such payments, weighted by their
+      attacks per day; a good customer passes unless they abandon). No delay, no heavy-tailed fraud loss days
+      later: ``gamma=0`` loses nothing. Bias: what that valuation leaves out (intraday credit cost, queueing, a
+      route's health changing before it answers), the posterior's miscalibration on thin cells, and a challenge's
+      evidence averaged over the patterns rather than the fraud's own.
+    * ``credit="resolved"``: the ledger margin of the payments this agent passed whose outcomes resolved since
+      its previous step (fee revenue − route cost − fraud loss − SLA penalty − challenge cost − credit cost),
+      minus the margin lost on good customers it blocked (false declines) or who abandoned at its challenge
+      (friction): price − the cheapest eligible route's cost. Losses from fraud it let through arrive when the
+      fraud is discovered; what is still open when the day ends is paid in the last step's reward.
+
+    ``payroute train`` (RLlib) pays a step its own payment's final margin once the day has drained
+    (experiments' ``env.credit``; docs/experiments.md, Decision credit), with the realised loss kept for a payment
+    that passed a challenge; the shipped risk desk trained with ``expected_outcome``.
 
     ## Starting state and episode end
 
@@ -52,7 +74,7 @@ class RiskEnv(SingleAgentEnv):
     ## Arguments
 
     ``gym.make("payroute/Risk-v0", scenario="fraud_surge", seed=0, days=1.0, scenario_overrides=None,
-    baselines={"route": "cheapest"}, reward_scale=1.0)``
+    baselines={"route": "cheapest"}, reward_scale=1.0, credit="expected_margin")``
 
     ## Version history
 
@@ -62,6 +84,8 @@ class RiskEnv(SingleAgentEnv):
 
     decision_kind = "risk"
     action_names = RISK_ACTIONS
+    credits = STEP_CREDITS
+    """What ``credit`` may be (:mod:`payroute.envs.roles.credit`)."""
 
     def __init__(
         self,
@@ -71,8 +95,11 @@ class RiskEnv(SingleAgentEnv):
         scenario_overrides: dict[str, Any] | None = None,
         baselines: dict[str, str] | None = None,
         reward_scale: float = 1.0,
+        credit: str = "expected_margin",
         render_mode: str | None = None,
     ) -> None:
+        check_step_credit(credit)
+        self.credit = credit
         super().__init__(
             scenario,
             seed,
@@ -84,6 +111,7 @@ class RiskEnv(SingleAgentEnv):
             role=lambda sc: RiskRole(sc, friction_cost=True),
         )
         self.feature_names = self.role.feature_names
+        self._expected = RiskExpectedMargin(self.role) if credit == "expected_margin" else None
 
     @property
     def features(self) -> TransactionFeatures | None:
@@ -94,6 +122,18 @@ class RiskEnv(SingleAgentEnv):
     def lost_cents_by_tx(self) -> dict[int, int]:
         """The friction charge of each payment this episode (decision credit reads it)."""
         return self.role.lost_cents_by_tx
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        if seed is not None and self._expected is not None:
+            self._expected.forget()  # a seeded reset repeats its episode exactly, rewards included
+        return super().reset(seed=seed, options=options)
+
+    def _open_credit(self, point: DecisionPoint, world_action: Any) -> Callable[[], float] | None:
+        if self._expected is None:
+            return None
+        if getattr(self._expected, "world", None) is not self.world:
+            self._expected.bind(self.world)  # a new day's world: watch where its router sends payments
+        return self._expected.open(point, world_action)
 
     def _info(self, point: DecisionPoint) -> dict:
         tx = point.payload

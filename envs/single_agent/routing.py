@@ -8,6 +8,7 @@ to a baseline.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ import numpy as np
 
 from payroute.envs.features import RoutingFeatures
 from payroute.envs.roles import RouterRole
-from payroute.envs.roles.credit import ROUTER_CREDITS, ExpectedMargin, check_router_credit
+from payroute.envs.roles.credit import STEP_CREDITS, ExpectedMargin, check_step_credit
 from payroute.envs.scenarios import Scenario
 from payroute.envs.single_agent.base import SingleAgentEnv
 from payroute.envs.world.decisions import DecisionPoint
@@ -129,7 +130,7 @@ class RoutingEnv(SingleAgentEnv):
     masks_actions = True
 
     decision_kind = "route"
-    credits = ROUTER_CREDITS
+    credits = STEP_CREDITS
     """What ``credit`` may be (:mod:`payroute.envs.roles.credit`)."""
 
     def __init__(
@@ -150,7 +151,7 @@ class RoutingEnv(SingleAgentEnv):
     ) -> None:
         if invalid_action not in ("raise", "penalize"):
             raise ValueError(f"invalid_action must be 'raise' or 'penalize', got {invalid_action!r}")
-        check_router_credit(credit, baseline)
+        check_step_credit(credit, baseline)
         self.credit, self.baseline = credit, baseline
         self.invalid_action = invalid_action
         self.invalid_penalty_cents = round(invalid_penalty_usd * 100)
@@ -200,10 +201,11 @@ class RoutingEnv(SingleAgentEnv):
             return np.ones(self.action_space.n, dtype=bool)
         return self.role.mask(point.payload).astype(bool)
 
-    def _credit_usd(self, point: DecisionPoint, world_action: Any) -> float | None:
+    def _open_credit(self, point: DecisionPoint, world_action: Any) -> Callable[[], float] | None:
         if self._expected is None:
             return None
-        return self._expected.credit_cents(point, world_action) / 100.0
+        cents = self._expected.credit_cents(point, world_action)
+        return lambda: cents
 
     # ------------------------------------------------------------------ info
     def reset(self, *, seed: int | None = None, options: dict | None = None):

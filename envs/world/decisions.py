@@ -25,7 +25,7 @@ Every process asks the same way, whoever answers: ``action, propensity = yield f
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -109,6 +109,9 @@ class DecisionHub:
         self.agent_ids = {**KIND_ROLE, **agent_ids}
         self.pending: list[DecisionPoint] = []
         self.world = world  # what a bound policy's ``decide(world, payload)`` is handed
+        self.bound_listeners: dict[str, list[Callable[[Any, Any], None]]] = {}
+        """kind -> functions called ``f(payload, action)`` at the instant a bound policy decides (a learning
+        role's credit valuing what a baseline did with its payment)."""
 
     def answers(self, kind: str) -> bool:
         """Whether anyone answers ``kind`` (a bound policy or an outside agent); if not, nobody is asked."""
@@ -136,4 +139,9 @@ class DecisionHub:
             point = self.open(kind, payload if shown is _AS_ASKED else shown, info)
             action = yield point.event
             return action, point.propensity
-        return self.bound[kind].decide(self.world, payload)
+        decided = self.bound[kind].decide(self.world, payload)
+        listeners = self.bound_listeners.get(kind)
+        if listeners:
+            for listener in listeners:
+                listener(payload, decided[0])
+        return decided

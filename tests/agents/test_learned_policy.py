@@ -197,7 +197,9 @@ def test_risk_decision_credit_pays_each_payment_its_margin_and_friction_and_adds
     from payroute.envs.single_agent.risk import RiskEnv
 
     env = TrainingEnv(
-        RiskEnv("fraud_surge", scenario_overrides={"volume_scale": 0.02}), seed=1, credit="decision"
+        RiskEnv("fraud_surge", scenario_overrides={"volume_scale": 0.02}, credit="resolved"),
+        seed=1,
+        credit="decision",
     )
     rng = np.random.default_rng(3)
     rewards, info = _play(env, lambda obs, info: int(rng.choice(3, p=[0.6, 0.2, 0.2])), seed=5)
@@ -214,7 +216,9 @@ def test_the_risk_desks_expected_credit_keeps_the_realised_loss_of_what_it_chall
 
     def play(credit):
         env = TrainingEnv(
-            RiskEnv("fraud_surge", scenario_overrides={"volume_scale": 0.02}), seed=1, credit=credit
+            RiskEnv("fraud_surge", scenario_overrides={"volume_scale": 0.02}, credit="resolved"),
+            seed=1,
+            credit=credit,
         )
         rng = np.random.default_rng(3)
         _, info = _play(env, lambda obs, info: int(rng.choice(3, p=[0.6, 0.2, 0.2])), seed=5)

@@ -1,4 +1,4 @@
-"""Routing-v0's step credit: what ``gym.make`` gives a client by default, and what ``credit="resolved"`` keeps.
+"""Routing-v0's and Risk-v0's step credit: what ``gym.make`` gives a client by default, and what ``credit="resolved"`` keeps.
 
 The default pays each step, at once, its own decision's expected margin over the mean of the payment's eligible
 routes (payroute.envs.roles.credit); the realised world is the same whatever the credit, and so are its KPIs.
@@ -13,19 +13,30 @@ import numpy as np
 import pytest
 
 import payroute  # noqa: F401 - registers the environments
-from payroute.envs.baselines.routers import OracleRouter
+from payroute.envs.baselines.routers import OracleRouter, route_values
 from payroute.envs.roles.credit import ExpectedMargin
+from payroute.envs.world.decisions import ALLOW, BLOCK, CHALLENGE
+from payroute.envs.world.fraud import FraudPosterior
 
 SMALL = {"volume_scale": 0.02}
 
 
-def _make(**kwargs):
-    return gym.make("payroute/Routing-v0", scenario_overrides=SMALL, **kwargs).unwrapped
+def _make(env_id: str = "payroute/Routing-v0", **kwargs):
+    return gym.make(env_id, scenario_overrides=SMALL, **kwargs).unwrapped
+
+
+def _routing_kwargs(env_id: str, **kwargs):
+    return {**kwargs, "baseline": "none"} if env_id.endswith("Routing-v0") else kwargs
 
 
 def _cheapest(info) -> int:
+    if "route_costs_cents" not in info:  # the risk desk: allow, with a challenge or a block now and then
+        return int(info["transaction"]["id"] % 7 == 0) + int(info["transaction"]["id"] % 11 == 0)
     costs = info["route_costs_cents"]
     return int(min(np.flatnonzero(info["action_mask"]), key=lambda i: (costs[i], i)))
+
+
+BOTH = ["payroute/Routing-v0", "payroute/Risk-v0"]
 
 
 def _day(env, seed: int, choose) -> tuple[list[float], list[np.ndarray], dict]:
@@ -80,9 +91,10 @@ def test_a_masked_route_is_declined_and_costs_the_penalty(baseline):
     assert reward == pytest.approx((-250.0 - reference) / 100.0, rel=1e-12)
 
 
-def test_the_world_and_its_kpis_are_the_same_whatever_the_credit():
+@pytest.mark.parametrize("env_id", BOTH)
+def test_the_world_and_its_kpis_are_the_same_whatever_the_credit(env_id):
     days = {
-        credit: _day(_make(credit=credit, baseline="none"), 7, _cheapest)
+        credit: _day(_make(env_id, **_routing_kwargs(env_id, credit=credit)), 7, _cheapest)
         for credit in ("resolved", "expected_margin")
     }
     (r_res, obs_res, kpis_res), (r_exp, obs_exp, kpis_exp) = days["resolved"], days["expected_margin"]
@@ -91,23 +103,68 @@ def test_the_world_and_its_kpis_are_the_same_whatever_the_credit():
     assert len(r_res) == len(r_exp) and r_res != r_exp
 
 
-def test_the_expected_margin_has_no_end_of_day_spike():
-    resolved, _, _ = _day(_make(credit="resolved", baseline="none"), 3, _cheapest)
-    expected, _, _ = _day(_make(credit="expected_margin", baseline="none"), 3, _cheapest)
+@pytest.mark.parametrize("env_id", BOTH)
+def test_the_expected_margin_has_no_end_of_day_spike(env_id):
+    resolved, _, _ = _day(_make(env_id, **_routing_kwargs(env_id, credit="resolved")), 3, _cheapest)
+    expected, _, _ = _day(_make(env_id, **_routing_kwargs(env_id, credit="expected_margin")), 3, _cheapest)
     # resolved: the drain pays the day's open outcomes (settlements, chargebacks) in the last step
     assert abs(resolved[-1]) > 50 * np.median(np.abs(resolved[:-1]))
     # expected margin: the last step is one payment's, like every other step
     assert abs(expected[-1]) <= np.max(np.abs(expected[:-1]))
 
 
-def test_a_seeded_reset_repeats_the_credit_and_a_seedless_one_keeps_the_fraud_history():
-    env = _make()
+@pytest.mark.parametrize("env_id", BOTH)
+def test_a_seeded_reset_repeats_the_credit_and_a_seedless_one_keeps_the_fraud_history(env_id):
+    env = _make(env_id)
     first, _, _ = _day(env, 5, _cheapest)
     again, _, _ = _day(env, 5, _cheapest)
     assert first == again
     cells = len(env._expected.posterior._cells)
     env.reset()  # the next day: the history of the days before is kept
     assert len(env._expected.posterior._cells) >= cells > 0
+
+
+def test_the_risk_desk_is_paid_at_once_what_it_settles_and_the_expected_margin_of_what_it_lets_through():
+    env = _make("payroute/Risk-v0", scenario="fraud_surge")
+    assert env.credit == "expected_margin"
+    obs, info = env.reset(seed=2)
+    challenge_cents = env.scenario.risk.challenge_cost_cents
+    shadow = (
+        FraudPosterior()
+    )  # the same history as the env's credit: every payment the desk decides, in order
+    routed: dict[int, float] = {}
+    watch: dict[int, tuple[float, float]] = {}
+
+    def on_route(
+        payload, action
+    ):  # what the bound router did with an allowed payment, valued at that instant
+        tx, eligible = payload
+        if tx.id in watch:
+            route = next(r for r in eligible if r.index == int(action))
+            routed[tx.id] = route_values(env.world, tx, [route], *watch.pop(tx.id))[0]
+
+    env.world.hub.bound_listeners.setdefault("route", []).append(on_route)
+    rng = np.random.default_rng(5)
+    seen = set()
+    done = False
+    while not done:
+        tx = env.episode.point.payload
+        p_fraud, recovery = shadow(env.world, tx)
+        action = int(rng.choice(3, p=[0.7, 0.15, 0.15]))
+        if action == ALLOW:
+            watch[tx.id] = (p_fraud, recovery)
+        obs, reward, done, _, info = env.step(action)
+        lost = env.lost_cents_by_tx.get(tx.id, 0)
+        if action == BLOCK:  # a good customer blocked costs the margin lost; a fraud blocked costs nothing
+            assert reward == pytest.approx(-lost / 100.0) and not (tx.is_fraud and lost)
+            seen.add(("block", tx.is_fraud))
+        elif action == CHALLENGE and tx.state in ("abandoned", "blocked"):
+            assert reward == pytest.approx(-(challenge_cents + lost) / 100.0)
+            seen.add(("challenge", tx.state))
+        elif action == ALLOW and tx.id in routed:
+            assert reward == pytest.approx(routed.pop(tx.id) / 100.0, rel=1e-9, abs=1e-9)
+            seen.add(("allow", "routed"))
+    assert {("block", False), ("challenge", "abandoned"), ("allow", "routed")} <= seen
 
 
 @pytest.mark.parametrize(
@@ -121,3 +178,5 @@ def test_a_seeded_reset_repeats_the_credit_and_a_seedless_one_keeps_the_fraud_hi
 def test_bad_credit_arguments_are_refused_in_words(kwargs, message):
     with pytest.raises(ValueError, match=message):
         gym.make("payroute/Routing-v0", **kwargs)
+    with pytest.raises(ValueError, match="credit must be one of"):
+        gym.make("payroute/Risk-v0", credit="decision")
