@@ -222,6 +222,7 @@ def _training_case(credit: str, baseline: str) -> dict[str, Any]:
         invalid_action="penalize",
         credit="resolved",
         baseline="none",
+        decline_cost=True,
     ).unwrapped
     env = TrainingEnv(inner, seed=3, credit=credit, baseline=baseline)
     rng = np.random.default_rng(14)
@@ -237,9 +238,15 @@ CASES = {
     **{f"world/{name}": (lambda name=name: _world_case(name)) for name in WORLD_CASES},
     "world/event_log": _logged_case,
     **{f"zoo/{kind}": (lambda kind=kind: _zoo_case(kind)) for kind in ("router", "risk")},
-    # recorded with the realised reward, Routing-v0's default before its expected-margin credit
+    # recorded with the realised reward and the decline charge, Routing-v0's defaults before its expected-margin
+    # credit
     "env/Routing-v0": lambda: _single_agent_case(
-        "payroute/Routing-v0", 10_000, invalid_action="penalize", credit="resolved", baseline="none"
+        "payroute/Routing-v0",
+        10_000,
+        invalid_action="penalize",
+        credit="resolved",
+        baseline="none",
+        decline_cost=True,
     ),
     "env/Routing-v0-dict": lambda: _single_agent_case(
         "payroute/Routing-v0",
@@ -248,6 +255,7 @@ CASES = {
         dict_observation=True,
         credit="resolved",
         baseline="none",
+        decline_cost=True,
     ),
     "env/Risk-v0": lambda: _single_agent_case("payroute/Risk-v0", 10_000, credit="resolved"),
     "env/Pricing-v0": lambda: _single_agent_case("payroute/Pricing-v0", 10_000),

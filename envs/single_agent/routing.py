@@ -78,7 +78,7 @@ class RoutingEnv(SingleAgentEnv):
       own decision is expected to earn, minus the mean over the payment's eligible routes. The expected margin of
       sending the payment on a route is valued at the instant of the decision knowing the routes' hidden state,
       as the oracle router values it: P(success) x (price − route cost − expected fraud loss) − the SLA penalty
-      where the route cannot meet the deadline − P(decline) x the decline charge (with ``decline_cost``); the
+      where the route cannot meet the deadline (− P(decline) x the decline charge with ``decline_cost=True``); the
       fraud loss is its expectation under the risk score's posterior, with base rates from every day this
       environment has simulated since its last seeded reset (``reset(seed=s)`` starts the history afresh, so
       the same seed gives the same rewards). A masked action earns nothing (the payment is declined) and costs
@@ -92,12 +92,15 @@ class RoutingEnv(SingleAgentEnv):
       expected margin).
     * ``credit="resolved"``: the margin of the payments this agent routed whose outcomes resolved since its
       previous step — fee revenue − route cost − fraud loss (chargebacks, unrecovered returns, APP
-      reimbursements) − SLA penalty − intraday credit cost — and, when ``decline_cost=True`` (default), minus the
-      margin a declined or failed payment would have earned (price − its route cost): declines cost the margin
-      lost. Outcomes still open when the day ends (settlements, chargebacks) are resolved by draining the world
+      reimbursements) − SLA penalty − intraday credit cost — and, with ``decline_cost=True``, minus the margin a
+      declined or failed payment would have earned (price − its route cost). Outcomes still open when the day ends (settlements, chargebacks) are resolved by draining the world
       and paid in the last step's reward, often hundreds of times a normal step's. Exact money, summed over the
       episode; but a step's reward is mostly other payments' outcomes, and a fraud of thousands of dollars lands
       days after the decision that let it through.
+
+    ``decline_cost=True`` charges every declined or failed payment the margin it would have made (price − its
+    route cost) on top of the margin it did not earn: approval then counts twice, and a router buys it with costlier
+    processors. Off by default, as in every shipped router experiment: the reward is the margin the KPIs judge.
 
     ``payroute train`` (RLlib) pays a step its own payment's final margin once the day has drained (experiments'
     ``env.credit``: ``decision``, ``expected``, ``expected_outcome``; docs/experiments.md, Decision credit);
@@ -116,7 +119,7 @@ class RoutingEnv(SingleAgentEnv):
     ## Arguments
 
     ``gym.make("payroute/Routing-v0", scenario="processor_outage", seed=3, days=1.0, scenario_overrides=None,
-    baselines={"risk": "threshold"}, invalid_action="penalize", invalid_penalty_usd=1.0, decline_cost=True,
+    baselines={"risk": "threshold"}, invalid_action="penalize", invalid_penalty_usd=1.0, decline_cost=False,
     reward_scale=1.0, dict_observation=False, credit="expected_margin", baseline="route_mean")``
 
     ## Version history
@@ -142,7 +145,7 @@ class RoutingEnv(SingleAgentEnv):
         baselines: dict[str, str] | None = None,
         invalid_action: str = "penalize",
         invalid_penalty_usd: float = 1.0,
-        decline_cost: bool = True,
+        decline_cost: bool = False,
         reward_scale: float = 1.0,
         dict_observation: bool = False,
         credit: str = "expected_margin",
