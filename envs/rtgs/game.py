@@ -71,6 +71,7 @@ import numpy as np
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
+from payroute.envs.info import InfoKey, with_info_table
 from payroute.envs.rtgs.config import (
     OBSERVATION_NAMES,
     CsvDemand,
@@ -115,6 +116,11 @@ class RTGSLiquidityGame(ParallelEnv):
 
     Minus the bank's costs of the step, in dollars (see the module docstring's timing table).
 
+    ## Info
+
+    Each bank's info, generated from ``RTGSLiquidityGame.INFO_KEYS`` (:mod:`payroute.envs.info`): numpy
+    scalars; empty at reset.
+
     ## Arguments
 
     ``RTGSLiquidityGame(config=None, **overrides)``: an :class:`RTGSConfig`, a mapping, or field overrides
@@ -122,6 +128,37 @@ class RTGSLiquidityGame(ParallelEnv):
     """
 
     metadata = {"name": "rtgs_liquidity_v0", "render_modes": [], "is_parallelizable": True}
+
+    INFO_KEYS: tuple[InfoKey, ...] = (
+        InfoKey(
+            "paid_cents",
+            "np.int64",
+            "cents",
+            "what the bank released (paid) in this step's period",
+            when=("period", "terminal"),
+        ),
+        InfoKey(
+            "cost_usd",
+            "dict",
+            "$",
+            "the bank's costs of this step (minus their sum is its reward)",
+            when=("posting", "period", "terminal"),
+            fields=(
+                InfoKey("liquidity", "np.float64", "$", "`liquidity_cost_rate` x posted (the morning step)"),
+                InfoKey(
+                    "delay",
+                    "np.float64",
+                    "$",
+                    "`delay_cost_rate_per_period` x still owed (periods but the last)",
+                ),
+                InfoKey(
+                    "borrowing", "np.float64", "$", "`borrow_cost_rate` x unpaid at the end (the last step)"
+                ),
+            ),
+        ),
+        InfoKey("day_cost_usd", "np.float64", "$", "the bank's costs of the whole day", when=("terminal",)),
+    )
+    """Every key of a bank's info (the docstring's ``## Info`` table, docs/environments.md)."""
 
     def __init__(
         self,
@@ -257,7 +294,7 @@ class RTGSLiquidityGame(ParallelEnv):
                 step_cost[:, 1] = cfg.delay_cost_rate_per_period * still_owed
                 self._arrive(self.stage)
             for i, agent in enumerate(self.possible_agents):
-                infos[agent] = {"paid_cents": int(paid[i])}
+                infos[agent] = {"paid_cents": np.int64(paid[i])}
         self.costs_cents += step_cost
         self.stage += 1
         done = self.stage > cfg.n_periods
@@ -269,7 +306,7 @@ class RTGSLiquidityGame(ParallelEnv):
                 zip(("liquidity", "delay", "borrowing"), step_cost[i] / 100.0, strict=True)
             )
             if done:
-                info["day_cost_usd"] = float(self.costs_cents[i].sum()) / 100.0
+                info["day_cost_usd"] = np.float64(self.costs_cents[i].sum() / 100.0)
         terminations = dict.fromkeys(self.agents, done)
         truncations = dict.fromkeys(self.agents, False)
         if done:
@@ -333,6 +370,9 @@ class RTGSLiquidityGame(ParallelEnv):
 
     def close(self) -> None:
         return None
+
+
+RTGSLiquidityGame.__doc__ = with_info_table(RTGSLiquidityGame.__doc__, RTGSLiquidityGame.INFO_KEYS)
 
 
 def parallel_env(config: RTGSConfig | Mapping[str, Any] | None = None, **overrides: Any) -> RTGSLiquidityGame:

@@ -14,9 +14,11 @@ from typing import Any
 import numpy as np
 
 from payroute.envs.features import RoutingFeatures
+from payroute.envs.info import InfoKey, readonly, with_info_table
 from payroute.envs.roles import RouterRole
 from payroute.envs.scenarios import Scenario
 from payroute.envs.single_agent.base import SingleAgentEnv
+from payroute.envs.world.books import KPI_FIELDS, kpi_info
 from payroute.envs.world.decisions import DecisionPoint
 
 
@@ -83,6 +85,12 @@ class RoutingEnv(SingleAgentEnv):
     from the generator seeded by the first seed given (:mod:`payroute.envs.episode`). The episode terminates after ``days`` of arrivals (default one simulated day, about 10^5
     payments at ``volume_scale`` 1); there is no truncation.
 
+    ## Info
+
+    Every key, generated from ``RoutingEnv.INFO_KEYS`` (:mod:`payroute.envs.info`): numbers are numpy scalars
+    and arrays of a fixed dtype, so a vector env stacks each into one numeric array; ``transaction`` stacks key
+    by key; strings, ``route_names`` and ``outcomes`` stay objects. ``n_routes`` = ``len(env.route_names)``.
+
     ## Arguments
 
     ``gym.make("payroute/Routing-v0", scenario="processor_outage", seed=3, days=1.0, scenario_overrides=None,
@@ -138,7 +146,8 @@ class RoutingEnv(SingleAgentEnv):
             scenario, seed, days, scenario_overrides, baselines, reward_scale, render_mode, role=router
         )
         self.route_names = self.role.route_names
-        self._latency_s = self.role.route_latency_s
+        self._route_names = tuple(self.route_names)  # info: the same every step, immutable
+        self._latency_s = readonly(np.array(self.role.route_latency_s, dtype=np.float64))
         self.feature_names = self.role.feature_names
 
     # ------------------------------------------------------------------ what the router's role holds
@@ -165,13 +174,104 @@ class RoutingEnv(SingleAgentEnv):
         return self.role.mask(point.payload).astype(bool)
 
     # ------------------------------------------------------------------ info
+    INFO_KEYS: tuple[InfoKey, ...] = (
+        InfoKey(
+            "action_mask",
+            "np.int8",
+            "1 = eligible",
+            "eligible routes of the waiting payment, in action order (a new array each step); at the last step "
+            "all ones, as `action_masks()`: no payment waits and the next action is ignored",
+            when=("reset", "step", "terminal"),
+            shape=("n_routes",),
+        ),
+        InfoKey(
+            "route_costs_cents",
+            "np.int64",
+            "cents",
+            "what each route would cost for this payment (fees, interchange); 0 where not eligible",
+            shape=("n_routes",),
+        ),
+        InfoKey(
+            "transaction",
+            "dict",
+            "",
+            "the waiting payment",
+            fields=(
+                InfoKey("id", "np.int64", "", "the payment's id in this world"),
+                InfoKey("amount_cents", "np.int64", "cents", "the amount"),
+                InfoKey("price_cents", "np.int64", "cents", "the fee the payer was quoted"),
+                InfoKey(
+                    "segment_index",
+                    "np.int64",
+                    "",
+                    "payer segment, in the scenario's `demand.segment_mix` order",
+                ),
+                InfoKey("instrument", "str", "", "`card_credit`, `card_debit` or `bank_account`"),
+                InfoKey("network", "str", "", "card network (`visa`, ...); `''` for bank payments"),
+                InfoKey(
+                    "urgency", "str", "", "bank payouts: `standard`, `same_day`, `instant`; `''` for cards"
+                ),
+                InfoKey("cross_border", "np.bool_", "", "payer and payee in different countries"),
+            ),
+        ),
+        InfoKey(
+            "outcomes",
+            "list[dict]",
+            "",
+            "the outcomes of this agent's payments since the previous step (what a learning router such as "
+            "`ucb` learns from); often empty; an object array in vector envs",
+            fields=(
+                InfoKey("route", "int", "", "the route index that carried it"),
+                InfoKey(
+                    "approved", "bool", "", "approved (card) or settled (bank); False: declined or failed"
+                ),
+                InfoKey("reason", "str", "", "why not approved (`''` if approved)"),
+                InfoKey("segment_index", "int", "", "payer segment"),
+                InfoKey("instrument", "str", "", "the payment's instrument"),
+                InfoKey("network", "str", "", "the payment's network"),
+                InfoKey("t", "float", "s", "simulated time of the outcome"),
+            ),
+        ),
+        InfoKey(
+            "t",
+            "np.float64",
+            "s",
+            "simulated time now, since the episode's start (midnight of its first day)",
+        ),
+        InfoKey("route_names", "tuple[str]", "", "route names in action order (the same every step)"),
+        InfoKey(
+            "route_latency_s",
+            "np.float64",
+            "s",
+            "each route's median latency in the scenario (one read-only array, the same every step)",
+            shape=("n_routes",),
+        ),
+        InfoKey(
+            "route_open",
+            "np.bool_",
+            "",
+            "whether each route is inside its operating hours now (read-only)",
+            shape=("n_routes",),
+        ),
+        InfoKey(
+            "kpis",
+            "dict",
+            "",
+            "the episode's KPIs: what really happened, whatever the reward credited",
+            when=("terminal",),
+            fields=KPI_FIELDS,
+        ),
+    )
+    """Every key of Routing-v0's ``info`` (the docstring's ``## Info`` table, docs/environments.md)."""
+
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         self._route_open_for = (math.inf, -math.inf)  # the times [from, until) _route_open_now holds for
         self._timed_routes: list = []
         self._route_open_now: list[bool] = []
+        self._route_open_info = self._route_open_now  # the read-only array of _route_open_now, once built
         return super().reset(seed=seed, options=options)
 
-    def _route_open(self, now: float) -> list[bool]:
+    def _route_open(self, now: float) -> np.ndarray:
         if not self._route_open_now:  # first call of an episode: the world's timed routes
             routes = self.world.routes
             self._timed_routes = [(r.index, r.open_state) for r in routes if r.hours_rule is not None]
@@ -184,7 +284,9 @@ class RoutingEnv(SingleAgentEnv):
                 if route_until < until:
                     until = route_until
             self._route_open_for = (now, until)
-        return self._route_open_now.copy()
+            # a new array when the hours change, never the one handed out before (a client may keep it)
+            self._route_open_info = readonly(np.array(is_open, dtype=np.bool_))
+        return self._route_open_info
 
     def _info(self, point: DecisionPoint) -> dict:
         tx = point.payload
@@ -200,20 +302,20 @@ class RoutingEnv(SingleAgentEnv):
         now = self.episode.world.env.now
         return {
             "action_mask": features.mask(tx),
-            "route_costs_cents": costs,
+            "route_costs_cents": np.array(costs, dtype=np.int64),
             "transaction": {
-                "id": tx.id,
-                "amount_cents": tx.amount_cents,
-                "price_cents": tx.price_cents,
-                "segment_index": tx.segment,
+                "id": np.int64(tx.id),
+                "amount_cents": np.int64(tx.amount_cents),
+                "price_cents": np.int64(tx.price_cents),
+                "segment_index": np.int64(tx.segment),
                 "instrument": tx.instrument,
                 "network": tx.network,
                 "urgency": tx.urgency,
-                "cross_border": tx.cross_border,
+                "cross_border": np.bool_(tx.cross_border),
             },
             "outcomes": outcomes,
-            "t": now,
-            "route_names": self.route_names,
+            "t": np.float64(now),
+            "route_names": self._route_names,
             "route_latency_s": self._latency_s,
             "route_open": self._route_open(now),
         }
@@ -221,4 +323,7 @@ class RoutingEnv(SingleAgentEnv):
     def _final_info(self) -> dict:
         # the episode is over: no payment waits, the next action (a vector env's autoreset step) is ignored, and
         # every action is allowed, as action_masks() says; a masked sampler must find at least one
-        return {"action_mask": np.ones(self.action_space.n, dtype=np.int8), "kpis": self.world.kpis()}
+        return {"action_mask": np.ones(self.action_space.n, dtype=np.int8), "kpis": kpi_info(self.world)}
+
+
+RoutingEnv.__doc__ = with_info_table(RoutingEnv.__doc__, RoutingEnv.INFO_KEYS)

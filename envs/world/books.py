@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import simpy
 
+from payroute.envs.info import InfoKey
 from payroute.envs.scenarios.schema import Scenario
 from payroute.envs.world.decisions import RISK_ACTIONS, DecisionHub
 from payroute.envs.world.demand import Transaction, TransactionFactory
@@ -34,6 +35,30 @@ _COST_KEYS = (
     "liquidity_cost_cents",
     "challenge_cost_cents",
 )
+
+KPI_FIELDS: tuple[InfoKey, ...] = (
+    InfoKey("approval_rate", "np.float64", "share", "approved / submitted payments"),
+    InfoKey("margin_per_tx_usd", "np.float64", "$", "margin / arriving payments"),
+    InfoKey(
+        "margin_usd",
+        "np.float64",
+        "$",
+        "fee revenue - route cost - fraud loss - SLA penalties - challenge, liquidity, treasury and delay costs",
+    ),
+    InfoKey("revenue_usd", "np.float64", "$", "fee revenue"),
+    InfoKey("route_cost_bps", "np.float64", "bps", "route cost / settled value"),
+    InfoKey("fraud_loss_bps", "np.float64", "bps", "fraud loss / settled value"),
+    InfoKey("sla_misses", "np.float64", "payments", "payments that missed their deadline"),
+    InfoKey("liquidity_cost_usd", "np.float64", "$", "intraday credit, opportunity and transfer costs"),
+    InfoKey("settled_value_usd", "np.float64", "$", "value of the settled payments"),
+    InfoKey("delay_cost_usd", "np.float64", "$", "cost of payouts waiting for funds"),
+)
+""":meth:`Books.kpis` as an info's ``kpis`` (:func:`kpi_info`): each KPI a ``np.float64``."""
+
+
+def kpi_info(world: Any) -> dict[str, np.float64]:
+    """``world.kpis()`` for an info: the same numbers as ``np.float64`` (vector envs stack them)."""
+    return {k: np.float64(v) for k, v in world.kpis().items()}
 
 
 class Books:
