@@ -7,9 +7,10 @@ docstring (:func:`with_info_table`), the tables of ``docs/environments.md``
 (``python -m payroute.experiments.reference``) and the test that every key an environment returns is
 declared, with the declared type (:func:`info_problems`, ``tests/envs/test_infos.py``).
 
-Types. Numbers are numpy scalars (``np.int64``, ``np.float64``, ``np.bool_``) or numpy arrays of a fixed dtype,
-so Gymnasium's vector environments stack each key into one numeric array of shape ``(num_envs, ...)``.
-A ``dict`` of fixed keys stacks key by key the same way. Strings, tuples of strings and lists of records
+Types. Numbers are numpy scalars (``np.int64``, ``np.float64``) or numpy arrays of a fixed dtype, and a single
+flag is a Python ``bool`` (Gymnasium stacks a ``np.bool_`` scalar into an object array, a ``bool`` into a bool
+array), so Gymnasium's vector environments stack each key into one numeric array of shape ``(num_envs, ...)``.
+A ``dict`` stacks key by key the same way (a mapping keyed by scenario names too). Strings, tuples of strings and lists of records
 (``list[dict]``, whose length varies from step to step) stay Python objects: a vector environment keeps
 them in an object array, one entry per environment. Inside a list of records the values are Python ``int``,
 ``float``, ``bool`` and ``str``.
@@ -22,7 +23,7 @@ again and again.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -159,12 +160,16 @@ def _type_text(key: InfoKey) -> str:
     return f"`{key.dtype}`"
 
 
+_WHEN_TOGETHER = {
+    frozenset({"reset", "step", "terminal"}): "always",
+    frozenset({"reset", "step"}): "reset and every step but the last",
+    frozenset({"posting", "period", "terminal"}): "every step",
+    frozenset({"period", "terminal"}): "every period's step (not the morning's)",
+}
+
+
 def _when_text(key: InfoKey) -> str:
-    text = ", ".join(PHASES[p] for p in key.when)
-    if set(key.when) == {"reset", "step", "terminal"}:
-        text = "always"
-    elif set(key.when) == {"reset", "step"}:
-        text = "reset and every step but the last"
+    text = _WHEN_TOGETHER.get(frozenset(key.when)) or ", ".join(PHASES[p] for p in key.when)
     if key.only is not None:
         text += f"; only with `{key.only[0]}={key.only[1]!r}`"
     return text
@@ -174,21 +179,19 @@ def _cell(text: str) -> str:
     return " ".join(str(text).split()).replace("|", "\\|")
 
 
-def _rows(keys: Iterable[InfoKey], prefix: str = "", when: str | None = None) -> list[str]:
+def _rows(keys: Iterable[InfoKey], prefix: str = "", nested: bool = False) -> list[str]:
     rows = []
     for k in keys:
         name = prefix + k.name
-        rows.append(
-            f"| `{name}` | {_type_text(k)} | {_cell(k.unit)} | {when if when is not None else _when_text(k)} "
-            f"| {_cell(k.meaning)} |"
-        )
+        when = "" if nested else _when_text(k)
+        rows.append(f"| `{name}` | {_type_text(k)} | {_cell(k.unit)} | {when} | {_cell(k.meaning)} |")
         if k.dtype == "dict":
-            rows += _rows(k.fields, f"{name}.", "")
+            rows += _rows(k.fields, f"{name}.", True)
         elif k.dtype == "list[dict]":
-            rows += _rows(k.fields, f"{name}[i].", "")
-        elif k.dtype == "dict[str, ...]":
-            rows += _rows(k.fields, f"{name}[", "")
-            rows[-1] = rows[-1].replace(f"`{name}[{k.fields[0].name}`", f"`{name}[{k.fields[0].name}]`", 1)
+            rows += _rows(k.fields, f"{name}[i].", True)
+        elif k.dtype == "dict[str, ...]":  # its one field stands for every value: key[field name]
+            (value,) = k.fields
+            rows += _rows((replace(value, name=f"[{value.name}]"),), name, True)
     return rows
 
 

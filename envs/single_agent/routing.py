@@ -211,7 +211,7 @@ class RoutingEnv(SingleAgentEnv):
                 InfoKey(
                     "urgency", "str", "", "bank payouts: `standard`, `same_day`, `instant`; `''` for cards"
                 ),
-                InfoKey("cross_border", "np.bool_", "", "payer and payee in different countries"),
+                InfoKey("cross_border", "bool", "", "payer and payee in different countries"),
             ),
         ),
         InfoKey(
@@ -311,7 +311,7 @@ class RoutingEnv(SingleAgentEnv):
                 "instrument": tx.instrument,
                 "network": tx.network,
                 "urgency": tx.urgency,
-                "cross_border": np.bool_(tx.cross_border),
+                "cross_border": bool(tx.cross_border),
             },
             "outcomes": outcomes,
             "t": np.float64(now),
