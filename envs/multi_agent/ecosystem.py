@@ -27,7 +27,7 @@ from payroute.envs.info import InfoKey, with_info_table
 from payroute.envs.roles import ROLE_CLASSES, FraudsterRole, Role, RouterRole
 from payroute.envs.scenarios import Scenario, load_scenario
 from payroute.envs.world import PaymentWorld
-from payroute.envs.world.books import KPI_FIELDS, kpi_info
+from payroute.envs.world.books import KPI_FIELDS
 from payroute.envs.world.decisions import DecisionPoint
 from payroute.vocabulary import KIND_ROLE, ROLE_KIND, ROLES
 
@@ -116,7 +116,7 @@ class PaymentEcosystemEnv:
     At its decisions an agent's info holds its role's keys (only the router has one, ``action_mask``; the
     PettingZoo wrapper gives the other agents an empty dict); at the end every agent that acted gets the same
     dict (:meth:`final_info`). Generated from ``RouterRole.INFO_KEYS`` and ``FINAL_INFO_KEYS``
-    (:mod:`payroute.envs.info`): numpy scalars and arrays of a fixed dtype.
+    (:mod:`payroute.envs.info`): ``int``, ``float`` and numpy arrays of a fixed type.
 
     ## Version history
 
@@ -141,7 +141,7 @@ class PaymentEcosystemEnv:
             fields=(
                 InfoKey(
                     "agent",
-                    "np.float64",
+                    "float",
                     "$",
                     "PSP agents: the ledger money attributed to them; the fraudster: its net",
                 ),
@@ -160,25 +160,19 @@ class PaymentEcosystemEnv:
                     "",
                     "one pattern's counts and money",
                     fields=(
-                        InfoKey("attempts", "np.int64", "payments", "attempts launched"),
-                        InfoKey("challenged", "np.int64", "payments", "attempts the risk desk challenged"),
-                        InfoKey(
-                            "blocked", "np.int64", "payments", "attempts blocked or stopped by a challenge"
-                        ),
-                        InfoKey("approved", "np.int64", "payments", "attempts a route approved"),
-                        InfoKey("failed", "np.int64", "payments", "attempts a route declined or failed"),
-                        InfoKey("detected", "np.int64", "payments", "approved attempts discovered later"),
-                        InfoKey("recovered", "np.int64", "payments", "payouts returned on a revocable rail"),
-                        InfoKey("proceeds_cents", "np.int64", "cents", "what approved attempts brought in"),
-                        InfoKey("recovered_cents", "np.int64", "cents", "proceeds taken back by returns"),
-                        InfoKey("attempt_cost_cents", "np.int64", "cents", "the cost of every attempt"),
-                        InfoKey(
-                            "blocked_cost_cents", "np.int64", "cents", "the extra cost of blocked attempts"
-                        ),
-                        InfoKey(
-                            "detection_cost_cents", "np.int64", "cents", "the extra cost of detected frauds"
-                        ),
-                        InfoKey("net_cents", "np.int64", "cents", "proceeds - recovered - costs"),
+                        InfoKey("attempts", "int", "payments", "attempts launched"),
+                        InfoKey("challenged", "int", "payments", "attempts the risk desk challenged"),
+                        InfoKey("blocked", "int", "payments", "attempts blocked or stopped by a challenge"),
+                        InfoKey("approved", "int", "payments", "attempts a route approved"),
+                        InfoKey("failed", "int", "payments", "attempts a route declined or failed"),
+                        InfoKey("detected", "int", "payments", "approved attempts discovered later"),
+                        InfoKey("recovered", "int", "payments", "payouts returned on a revocable rail"),
+                        InfoKey("proceeds_cents", "int", "cents", "what approved attempts brought in"),
+                        InfoKey("recovered_cents", "int", "cents", "proceeds taken back by returns"),
+                        InfoKey("attempt_cost_cents", "int", "cents", "the cost of every attempt"),
+                        InfoKey("blocked_cost_cents", "int", "cents", "the extra cost of blocked attempts"),
+                        InfoKey("detection_cost_cents", "int", "cents", "the extra cost of detected frauds"),
+                        InfoKey("net_cents", "int", "cents", "proceeds - recovered - costs"),
                     ),
                 ),
             ),
@@ -402,13 +396,9 @@ class PaymentEcosystemEnv:
         """The episode's accounts: KPIs, every agent's money (PSP agents by the ledger split, the fraudster's
         net), and the fraudster's books per pattern (:attr:`FINAL_INFO_KEYS`)."""
         world = self.world
-        money = {agent: np.float64(cents / 100.0) for agent, cents in sorted(world.agent_margin.items())}
-        money[world.hub.agent_ids["fraud"]] = np.float64(world.fraudster.net_cents / 100.0)
-        fraudster = {
-            pattern: {k: np.int64(v) for k, v in row.items()}
-            for pattern, row in world.fraudster.summary().items()
-        }
-        return {"kpis": kpi_info(world), "agent_money_usd": money, "fraudster": fraudster}
+        money = {agent: cents / 100.0 for agent, cents in sorted(world.agent_margin.items())}
+        money[world.hub.agent_ids["fraud"]] = world.fraudster.net_cents / 100.0
+        return {"kpis": world.kpis(), "agent_money_usd": money, "fraudster": world.fraudster.summary()}
 
     def close(self) -> None:
         self.episode.close()

@@ -118,8 +118,8 @@ class RTGSLiquidityGame(ParallelEnv):
 
     ## Info
 
-    Each bank's info, generated from ``RTGSLiquidityGame.INFO_KEYS`` (:mod:`payroute.envs.info`): numpy
-    scalars; empty at reset.
+    Each bank's info, generated from ``RTGSLiquidityGame.INFO_KEYS`` (:mod:`payroute.envs.info`): ``int``
+    and ``float``; empty at reset.
 
     ## Arguments
 
@@ -132,7 +132,7 @@ class RTGSLiquidityGame(ParallelEnv):
     INFO_KEYS: tuple[InfoKey, ...] = (
         InfoKey(
             "paid_cents",
-            "np.int64",
+            "int",
             "cents",
             "what the bank released (paid) in this step's period",
             when=("period", "terminal"),
@@ -144,19 +144,17 @@ class RTGSLiquidityGame(ParallelEnv):
             "the bank's costs of this step (minus their sum is its reward)",
             when=("posting", "period", "terminal"),
             fields=(
-                InfoKey("liquidity", "np.float64", "$", "`liquidity_cost_rate` x posted (the morning step)"),
+                InfoKey("liquidity", "float", "$", "`liquidity_cost_rate` x posted (the morning step)"),
                 InfoKey(
                     "delay",
-                    "np.float64",
+                    "float",
                     "$",
                     "`delay_cost_rate_per_period` x still owed (periods but the last)",
                 ),
-                InfoKey(
-                    "borrowing", "np.float64", "$", "`borrow_cost_rate` x unpaid at the end (the last step)"
-                ),
+                InfoKey("borrowing", "float", "$", "`borrow_cost_rate` x unpaid at the end (the last step)"),
             ),
         ),
-        InfoKey("day_cost_usd", "np.float64", "$", "the bank's costs of the whole day", when=("terminal",)),
+        InfoKey("day_cost_usd", "float", "$", "the bank's costs of the whole day", when=("terminal",)),
     )
     """Every key of a bank's info (the docstring's ``## Info`` table, docs/environments.md)."""
 
@@ -294,7 +292,7 @@ class RTGSLiquidityGame(ParallelEnv):
                 step_cost[:, 1] = cfg.delay_cost_rate_per_period * still_owed
                 self._arrive(self.stage)
             for i, agent in enumerate(self.possible_agents):
-                infos[agent] = {"paid_cents": np.int64(paid[i])}
+                infos[agent] = {"paid_cents": int(paid[i])}
         self.costs_cents += step_cost
         self.stage += 1
         done = self.stage > cfg.n_periods
@@ -303,10 +301,10 @@ class RTGSLiquidityGame(ParallelEnv):
         for i, agent in enumerate(self.possible_agents):
             info = infos.setdefault(agent, {})
             info["cost_usd"] = dict(
-                zip(("liquidity", "delay", "borrowing"), step_cost[i] / 100.0, strict=True)
+                zip(("liquidity", "delay", "borrowing"), (step_cost[i] / 100.0).tolist(), strict=True)
             )
             if done:
-                info["day_cost_usd"] = np.float64(self.costs_cents[i].sum() / 100.0)
+                info["day_cost_usd"] = float(self.costs_cents[i].sum()) / 100.0
         terminations = dict.fromkeys(self.agents, done)
         truncations = dict.fromkeys(self.agents, False)
         if done:

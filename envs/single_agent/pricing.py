@@ -21,7 +21,7 @@ from payroute.envs.roles.pricer import OBSERVATION_UNITS
 from payroute.envs.scenarios import Scenario
 from payroute.envs.scenarios.schema import FAMILIES
 from payroute.envs.single_agent.base import SingleAgentEnv
-from payroute.envs.world.books import KPI_FIELDS, kpi_info
+from payroute.envs.world.books import KPI_FIELDS
 
 
 class PricingEnv(SingleAgentEnv):
@@ -92,7 +92,7 @@ class PricingEnv(SingleAgentEnv):
     ## Info
 
     The same keys at reset and at every step, generated from ``PricingEnv.INFO_KEYS``
-    (:mod:`payroute.envs.info`): numpy scalars and arrays of a fixed dtype, so a vector env stacks each into
+    (:mod:`payroute.envs.info`): ``float`` and numpy arrays of a fixed dtype, so a vector env stacks each into
     one numeric array (``kpis`` key by key). ``n_segments`` = ``len(env.segments)``.
 
     ## Arguments
@@ -152,14 +152,14 @@ class PricingEnv(SingleAgentEnv):
     INFO_KEYS: tuple[InfoKey, ...] = (
         InfoKey(
             "t_s",
-            "np.float64",
+            "float",
             "s",
             "simulated time now, since the episode's start",
             when=("reset", "step", "terminal"),
         ),
         InfoKey(
             "profit_usd",
-            "np.float64",
+            "float",
             "$",
             "the profit of the period that just ended (the reward before `reward_scale`; 0 at reset)",
             when=("reset", "step", "terminal"),
@@ -194,11 +194,11 @@ class PricingEnv(SingleAgentEnv):
     def _info(self, point: Any) -> dict[str, Any]:
         w = self.world
         return {
-            "t_s": np.float64(w.now),
-            "profit_usd": np.float64(self.role.last_profit),
+            "t_s": float(w.now),  # an int (0) at the first reset: always a float
+            "profit_usd": float(self.role.last_profit),
             "price_multipliers": np.array(w.price_multipliers, dtype=np.float64),
             "competitor_multipliers": np.array(w.competitor.multipliers, dtype=np.float64),
-            "kpis": kpi_info(w),
+            "kpis": w.kpis(),
         }
 
 

@@ -12,7 +12,7 @@ from payroute.envs.info import InfoKey, with_info_table
 from payroute.envs.roles import RiskRole
 from payroute.envs.scenarios import Scenario
 from payroute.envs.single_agent.base import SingleAgentEnv
-from payroute.envs.world.books import KPI_FIELDS, kpi_info
+from payroute.envs.world.books import KPI_FIELDS
 from payroute.envs.world.decisions import RISK_ACTIONS, DecisionPoint
 
 
@@ -53,9 +53,9 @@ class RiskEnv(SingleAgentEnv):
 
     ## Info
 
-    Every key, generated from ``RiskEnv.INFO_KEYS`` (:mod:`payroute.envs.info`): numbers are numpy scalars and
-    arrays of a fixed dtype, so a vector env stacks each into one numeric array; ``transaction`` and ``kpis``
-    stack key by key; strings stay objects.
+    Every key, generated from ``RiskEnv.INFO_KEYS`` (:mod:`payroute.envs.info`): numbers of a fixed type
+    (``int``, ``float``, numpy arrays), so a vector env stacks each into one numeric array (``transaction`` and
+    ``kpis`` key by key); strings stay objects.
 
     ## Arguments
 
@@ -112,18 +112,16 @@ class RiskEnv(SingleAgentEnv):
             when=("reset", "step", "terminal"),
             shape=(3,),
         ),
-        InfoKey(
-            "risk_score", "np.float64", "0..1", "the waiting payment's risk score (also in the observation)"
-        ),
+        InfoKey("risk_score", "float", "0..1", "the waiting payment's risk score (also in the observation)"),
         InfoKey(
             "transaction",
             "dict",
             "",
             "the waiting payment",
             fields=(
-                InfoKey("id", "np.int64", "", "the payment's id in this world"),
-                InfoKey("amount_cents", "np.int64", "cents", "the amount"),
-                InfoKey("price_cents", "np.int64", "cents", "the fee the payer was quoted"),
+                InfoKey("id", "int", "", "the payment's id in this world"),
+                InfoKey("amount_cents", "int", "cents", "the amount"),
+                InfoKey("price_cents", "int", "cents", "the fee the payer was quoted"),
                 InfoKey("instrument", "str", "", "`card_credit`, `card_debit` or `bank_account`"),
             ),
         ),
@@ -142,11 +140,11 @@ class RiskEnv(SingleAgentEnv):
         tx = point.payload
         return {
             "action_mask": np.ones(3, dtype=np.int8),
-            "risk_score": np.float64(tx.risk_score),
+            "risk_score": float(tx.risk_score),
             "transaction": {
-                "id": np.int64(tx.id),
-                "amount_cents": np.int64(tx.amount_cents),
-                "price_cents": np.int64(tx.price_cents),
+                "id": tx.id,
+                "amount_cents": tx.amount_cents,
+                "price_cents": tx.price_cents,
                 "instrument": tx.instrument,
             },
         }
@@ -154,7 +152,7 @@ class RiskEnv(SingleAgentEnv):
     def _final_info(self) -> dict:
         # the episode is over: no payment waits, the next action (a vector env's autoreset step) is ignored, and
         # every action is allowed, as action_masks() says; a masked sampler must find at least one
-        return {"action_mask": np.ones(self.action_space.n, dtype=np.int8), "kpis": kpi_info(self.world)}
+        return {"action_mask": np.ones(self.action_space.n, dtype=np.int8), "kpis": self.world.kpis()}
 
 
 RiskEnv.__doc__ = with_info_table(RiskEnv.__doc__, RiskEnv.INFO_KEYS)

@@ -18,7 +18,7 @@ from payroute.envs.info import InfoKey, readonly, with_info_table
 from payroute.envs.roles import RouterRole
 from payroute.envs.scenarios import Scenario
 from payroute.envs.single_agent.base import SingleAgentEnv
-from payroute.envs.world.books import KPI_FIELDS, kpi_info
+from payroute.envs.world.books import KPI_FIELDS
 from payroute.envs.world.decisions import DecisionPoint
 
 
@@ -87,9 +87,10 @@ class RoutingEnv(SingleAgentEnv):
 
     ## Info
 
-    Every key, generated from ``RoutingEnv.INFO_KEYS`` (:mod:`payroute.envs.info`): numbers are numpy scalars
-    and arrays of a fixed dtype, so a vector env stacks each into one numeric array; ``transaction`` stacks key
-    by key; strings, ``route_names`` and ``outcomes`` stay objects. ``n_routes`` = ``len(env.route_names)``.
+    Every key, generated from ``RoutingEnv.INFO_KEYS`` (:mod:`payroute.envs.info`): a number is an ``int`` or
+    ``float`` of a fixed type, several numbers a numpy array of a fixed dtype, so a vector env stacks each into
+    one numeric array (``transaction`` key by key); strings, ``route_names`` and ``outcomes`` stay objects.
+    ``n_routes`` = ``len(env.route_names)``.
 
     ## Arguments
 
@@ -197,12 +198,12 @@ class RoutingEnv(SingleAgentEnv):
             "",
             "the waiting payment",
             fields=(
-                InfoKey("id", "np.int64", "", "the payment's id in this world"),
-                InfoKey("amount_cents", "np.int64", "cents", "the amount"),
-                InfoKey("price_cents", "np.int64", "cents", "the fee the payer was quoted"),
+                InfoKey("id", "int", "", "the payment's id in this world"),
+                InfoKey("amount_cents", "int", "cents", "the amount"),
+                InfoKey("price_cents", "int", "cents", "the fee the payer was quoted"),
                 InfoKey(
                     "segment_index",
-                    "np.int64",
+                    "int",
                     "",
                     "payer segment, in the scenario's `demand.segment_mix` order",
                 ),
@@ -234,7 +235,7 @@ class RoutingEnv(SingleAgentEnv):
         ),
         InfoKey(
             "t",
-            "np.float64",
+            "float",
             "s",
             "simulated time now, since the episode's start (midnight of its first day)",
         ),
@@ -299,22 +300,22 @@ class RoutingEnv(SingleAgentEnv):
                 costs[r.index] = r.cost_cents(tx)
         role = self.role
         outcomes, role.outcomes = role.outcomes, []
-        now = self.episode.world.env.now
+        now = float(self.episode.world.env.now)  # info["t"]: always a float
         return {
             "action_mask": features.mask(tx),
             "route_costs_cents": np.array(costs, dtype=np.int64),
             "transaction": {
-                "id": np.int64(tx.id),
-                "amount_cents": np.int64(tx.amount_cents),
-                "price_cents": np.int64(tx.price_cents),
-                "segment_index": np.int64(tx.segment),
+                "id": tx.id,
+                "amount_cents": tx.amount_cents,
+                "price_cents": tx.price_cents,
+                "segment_index": tx.segment,
                 "instrument": tx.instrument,
                 "network": tx.network,
                 "urgency": tx.urgency,
-                "cross_border": bool(tx.cross_border),
+                "cross_border": tx.cross_border,
             },
             "outcomes": outcomes,
-            "t": np.float64(now),
+            "t": now,
             "route_names": self._route_names,
             "route_latency_s": self._latency_s,
             "route_open": self._route_open(now),
@@ -323,7 +324,7 @@ class RoutingEnv(SingleAgentEnv):
     def _final_info(self) -> dict:
         # the episode is over: no payment waits, the next action (a vector env's autoreset step) is ignored, and
         # every action is allowed, as action_masks() says; a masked sampler must find at least one
-        return {"action_mask": np.ones(self.action_space.n, dtype=np.int8), "kpis": kpi_info(self.world)}
+        return {"action_mask": np.ones(self.action_space.n, dtype=np.int8), "kpis": self.world.kpis()}
 
 
 RoutingEnv.__doc__ = with_info_table(RoutingEnv.__doc__, RoutingEnv.INFO_KEYS)

@@ -13,8 +13,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from payroute.envs.info import InfoKey, with_info_table
 from payroute.envs.roles import TreasurerRole
 from payroute.envs.roles.treasurer import COST_KEYS, OBSERVATION_UNITS
@@ -78,7 +76,7 @@ class TreasuryEnv(SingleAgentEnv):
     ## Info
 
     The same keys at reset and at every step, generated from ``TreasuryEnv.INFO_KEYS``
-    (:mod:`payroute.envs.info`): numpy scalars of a fixed dtype, so a vector env stacks each into one numeric
+    (:mod:`payroute.envs.info`): ``int`` and ``float`` of a fixed type, so a vector env stacks each into one numeric
     array (the dicts key by key).
 
     ## Arguments
@@ -133,7 +131,7 @@ class TreasuryEnv(SingleAgentEnv):
     INFO_KEYS: tuple[InfoKey, ...] = (
         InfoKey(
             "t_s",
-            "np.float64",
+            "float",
             "s",
             "simulated time now, since the episode's start",
             when=("reset", "step", "terminal"),
@@ -146,20 +144,18 @@ class TreasuryEnv(SingleAgentEnv):
             "zeros at reset)",
             when=("reset", "step", "terminal"),
             fields=(
+                InfoKey("opportunity_and_transfer_credit", "float", "$", "idle balances and intraday credit"),
+                InfoKey("transfer_fees", "float", "$", "fees of the transfers"),
+                InfoKey("payout_credit", "float", "$", "intraday credit the payouts drew"),
+                InfoKey("queue_delay", "float", "$", "delay cost of payouts waiting for funds"),
                 InfoKey(
-                    "opportunity_and_transfer_credit", "np.float64", "$", "idle balances and intraday credit"
-                ),
-                InfoKey("transfer_fees", "np.float64", "$", "fees of the transfers"),
-                InfoKey("payout_credit", "np.float64", "$", "intraday credit the payouts drew"),
-                InfoKey("queue_delay", "np.float64", "$", "delay cost of payouts waiting for funds"),
-                InfoKey(
-                    "failed_payouts", "np.float64", "$", "service-level penalties of payouts failed for funds"
+                    "failed_payouts", "float", "$", "service-level penalties of payouts failed for funds"
                 ),
             ),
         ),
         InfoKey(
             "liquidity_failures",
-            "np.int64",
+            "int",
             "payouts",
             "payouts failed for lack of funds so far this episode",
             when=("reset", "step", "terminal"),
@@ -170,9 +166,7 @@ class TreasuryEnv(SingleAgentEnv):
             "cents",
             "every settlement account's balance now, by account name (scenario order)",
             when=("reset", "step", "terminal"),
-            fields=(
-                InfoKey("account", "np.int64", "cents", "the balance (negative: intraday credit in use)"),
-            ),
+            fields=(InfoKey("account", "int", "cents", "the balance (negative: intraday credit in use)"),),
         ),
     )
     """Every key of Treasury-v0's ``info`` (the docstring's ``## Info`` table, docs/environments.md)."""
@@ -180,10 +174,10 @@ class TreasuryEnv(SingleAgentEnv):
     def _info(self, point: Any) -> dict[str, Any]:
         w = self.world
         return {
-            "t_s": np.float64(w.now),
-            "costs_usd": {COST_KEYS[k]: np.float64(v / 100.0) for k, v in self.role.last_costs.items()},
-            "liquidity_failures": np.int64(w.totals["liquidity_failures"]),
-            "balances_cents": {n: np.int64(w.accounts[n].balance) for n in self.accounts},
+            "t_s": float(w.now),  # an int (0) at the first reset: always a float
+            "costs_usd": {COST_KEYS[k]: v / 100.0 for k, v in self.role.last_costs.items()},
+            "liquidity_failures": int(w.totals["liquidity_failures"]),
+            "balances_cents": {n: int(w.accounts[n].balance) for n in self.accounts},
         }
 
 

@@ -37,28 +37,23 @@ _COST_KEYS = (
 )
 
 KPI_FIELDS: tuple[InfoKey, ...] = (
-    InfoKey("approval_rate", "np.float64", "share", "approved / submitted payments"),
-    InfoKey("margin_per_tx_usd", "np.float64", "$", "margin / arriving payments"),
+    InfoKey("approval_rate", "float", "share", "approved / submitted payments"),
+    InfoKey("margin_per_tx_usd", "float", "$", "margin / arriving payments"),
     InfoKey(
         "margin_usd",
-        "np.float64",
+        "float",
         "$",
         "fee revenue - route cost - fraud loss - SLA penalties - challenge, liquidity, treasury and delay costs",
     ),
-    InfoKey("revenue_usd", "np.float64", "$", "fee revenue"),
-    InfoKey("route_cost_bps", "np.float64", "bps", "route cost / settled value"),
-    InfoKey("fraud_loss_bps", "np.float64", "bps", "fraud loss / settled value"),
-    InfoKey("sla_misses", "np.float64", "payments", "payments that missed their deadline"),
-    InfoKey("liquidity_cost_usd", "np.float64", "$", "intraday credit, opportunity and transfer costs"),
-    InfoKey("settled_value_usd", "np.float64", "$", "value of the settled payments"),
-    InfoKey("delay_cost_usd", "np.float64", "$", "cost of payouts waiting for funds"),
+    InfoKey("revenue_usd", "float", "$", "fee revenue"),
+    InfoKey("route_cost_bps", "float", "bps", "route cost / settled value"),
+    InfoKey("fraud_loss_bps", "float", "bps", "fraud loss / settled value"),
+    InfoKey("sla_misses", "float", "payments", "payments that missed their deadline"),
+    InfoKey("liquidity_cost_usd", "float", "$", "intraday credit, opportunity and transfer costs"),
+    InfoKey("settled_value_usd", "float", "$", "value of the settled payments"),
+    InfoKey("delay_cost_usd", "float", "$", "cost of payouts waiting for funds"),
 )
-""":meth:`Books.kpis` as an info's ``kpis`` (:func:`kpi_info`): each KPI a ``np.float64``."""
-
-
-def kpi_info(world: Any) -> dict[str, np.float64]:
-    """``world.kpis()`` for an info: the same numbers as ``np.float64`` (vector envs stack them)."""
-    return {k: np.float64(v) for k, v in world.kpis().items()}
+""":meth:`Books.kpis` as it appears in an info's ``kpis`` (each KPI a ``float``)."""
 
 
 class Books:

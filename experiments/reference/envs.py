@@ -333,12 +333,12 @@ def render_environment_reference() -> str:
         "segments, fraud patterns); `env.feature_schema()` gives the same list for any scenario. The class "
         "docstrings are the manual; this is the exhaustive list.",
         "",
-        "Info types: numbers are numpy scalars (`np.int64`, `np.float64`) or numpy arrays of a fixed dtype, and a "
-        "single flag a Python `bool`, so a Gymnasium vector env stacks each key into one numeric array of shape `(num_envs, ...)` "
+        "Info types: a single number is a Python `int` or `float` and a flag a `bool`, each key always of the same "
+        "type; several numbers are a numpy array of a fixed dtype. So a Gymnasium vector env stacks each numeric key "
+        "into one numeric array of shape `(num_envs, ...)` (`int` -> `int64` with NumPy 2, `float` -> `float64`) "
         "(with a boolean `_key` array saying which environments had it); a `dict` stacks key by key (a mapping "
         "keyed by scenario names too). Strings, tuples of strings and lists of records (`list[dict]`, whose "
-        "length varies) stay Python objects, in object arrays. Inside records values are Python `int`, "
-        "`float`, `bool`, `str`. Every array in an info is the info's own or one the environment never writes "
+        "length varies) stay Python objects, in object arrays. Every array in an info is the info's own or one the environment never writes "
         "again (some are read-only): a client may keep it. The `when` column: `reset`, every step but the "
         "last, the last (terminal) step. Each environment declares its keys next to the code that builds them "
         "(`INFO_KEYS`, `payroute.envs.info.InfoKey`), and a test fails on any key it returns undeclared.",

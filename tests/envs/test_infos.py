@@ -153,28 +153,41 @@ def test_rtgs_bank_infos_are_the_declared_keys_at_every_step():
     assert problems == []
 
 
-def test_an_undeclared_key_or_another_dtype_is_reported():
+def test_an_undeclared_key_or_another_type_is_reported():
     keys = (
-        InfoKey("t", "np.float64", "s", "time"),
+        InfoKey("t", "float", "s", "time"),
         InfoKey("mask", "np.int8", "", "mask", shape=("n",)),
-        InfoKey("tx", "dict", "", "payment", fields=(InfoKey("id", "np.int64", "", "id"),)),
-        InfoKey("by_name", "dict[str, ...]", "", "m", fields=(InfoKey("name", "np.int64", "", "v"),)),
+        InfoKey("tx", "dict", "", "payment", fields=(InfoKey("id", "int", "", "id"),)),
+        InfoKey("by_name", "dict[str, ...]", "", "m", fields=(InfoKey("name", "int", "", "v"),)),
+        InfoKey("records", "list[dict]", "", "r", fields=(InfoKey("ok", "bool", "", "ok"),)),
     )
     good = {
-        "t": np.float64(1.0),
+        "t": 1.0,
         "mask": np.ones(3, np.int8),
-        "tx": {"id": np.int64(4)},
-        "by_name": {"a": np.int64(1)},
+        "tx": {"id": 4},
+        "by_name": {"a": 1},
+        "records": [{"ok": True}, {"ok": False}],
     }
-    assert info_problems(good, keys, {"n": 3}) == []
-    assert info_problems({**good, "extra": 1}, keys, {"n": 3}) == ["info: undeclared keys ['extra']"]
-    assert info_problems({**good, "t": 1.0}, keys, {"n": 3}) == ["info['t']: float, declared np.float64"]
-    assert info_problems({**good, "t": 0}, keys, {"n": 3}) == ["info['t']: int, declared np.float64"]
-    assert len(info_problems({**good, "mask": [1, 1, 1]}, keys, {"n": 3})) == 1
-    assert len(info_problems({**good, "mask": np.ones(4, np.int8)}, keys, {"n": 3})) == 1
-    assert len(info_problems({**good, "tx": {"id": 4}}, keys, {"n": 3})) == 1
-    assert len(info_problems({**good, "by_name": {"a": 1.5}}, keys, {"n": 3})) == 1
-    assert info_problems({"t": np.float64(1.0)}, keys) == ["info: missing keys ['by_name', 'mask', 'tx']"]
+    sizes = {"n": 3}
+    assert info_problems(good, keys, sizes) == []
+    assert info_problems({**good, "extra": 1}, keys, sizes) == ["info: undeclared keys ['extra']"]
+    assert info_problems({**good, "t": 0}, keys, sizes) == ["info['t']: int, declared float"]
+    assert info_problems({**good, "t": np.float64(1.0)}, keys, sizes) == [
+        "info['t']: float64, declared float"
+    ]
+    assert len(info_problems({**good, "mask": [1, 1, 1]}, keys, sizes)) == 1
+    assert len(info_problems({**good, "mask": np.ones(3, np.int64)}, keys, sizes)) == 1
+    assert len(info_problems({**good, "mask": np.ones(4, np.int8)}, keys, sizes)) == 1
+    assert info_problems({**good, "tx": {"id": np.int64(4)}}, keys, sizes) == [
+        "info['tx']['id']: int64, declared int"
+    ]
+    assert len(info_problems({**good, "by_name": {"a": 1.5}}, keys, sizes)) == 1
+    assert info_problems({**good, "records": [{"ok": 1}]}, keys, sizes) == [
+        "info['records'][0]['ok']: int, declared bool"
+    ]
+    assert info_problems({"t": 1.0}, keys) == ["info: missing keys ['by_name', 'mask', 'records', 'tx']"]
+    with pytest.raises(ValueError, match="numpy dtype and a shape"):
+        InfoKey("t", "np.float64", "s", "a numpy scalar is not a declared type")
 
 
 @pytest.mark.parametrize(
@@ -190,6 +203,10 @@ def test_the_ecosystem_docstring_holds_the_router_and_final_info_table():
 
 
 # ------------------------------------------------------------------ vector envs
+_STACKED = {"int": np.dtype(np.int64), "float": np.dtype(np.float64), "bool": np.dtype(bool)}
+"""What a vector env stacks a Python scalar into (NumPy 2)."""
+
+
 def _numeric_problems(vinfo: dict, keys: tuple[InfoKey, ...], num_envs: int, where: str) -> list[str]:
     """Every declared number or flag present in a vector env's info is an array of its dtype, a row per env."""
     problems = []
@@ -197,8 +214,8 @@ def _numeric_problems(vinfo: dict, keys: tuple[InfoKey, ...], num_envs: int, whe
         if k.name not in vinfo:
             continue
         value = vinfo[k.name]
-        if k.dtype.startswith("np.") or k.dtype == "bool":
-            want = np.dtype(bool) if k.dtype == "bool" else np.dtype(getattr(np, k.dtype[3:]))
+        if k.dtype.startswith("np.") or k.dtype in _STACKED:
+            want = _STACKED[k.dtype] if k.dtype in _STACKED else np.dtype(getattr(np, k.dtype[3:]))
             if not isinstance(value, np.ndarray) or value.dtype != want or value.shape[0] != num_envs:
                 problems.append(
                     f"{where}[{k.name!r}]: {getattr(value, 'dtype', type(value))}, declared {want}"
