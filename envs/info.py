@@ -46,16 +46,17 @@ _NUMPY = {"np.int8": np.int8, "np.int64": np.int64, "np.float64": np.float64, "n
 _PYTHON = {"int": int, "float": float, "bool": bool, "str": str}
 _OBJECTS = ("tuple[str]", "dict", "list[dict]", "dict[str, ...]")
 DTYPES: tuple[str, ...] = (*_NUMPY, *_PYTHON, *_OBJECTS)
-"""The types a key may declare: numpy arrays (``np.*``, with a ``shape``), Python scalars, a tuple of strings, a dict of fixed fields, a list of records, or a mapping whose
-keys come from the scenario (``dict[str, ...]``: its one field describes every value)."""
+"""The types a key may declare: a numpy array (``np.*``, with a ``shape``), a Python scalar, a tuple of strings,
+a dict of fixed fields, a list of records, or a mapping whose keys come from the scenario (``dict[str, ...]``:
+its one field describes every value)."""
 
 
 @dataclass(frozen=True)
 class InfoKey:
     """One key of an ``info`` dict.
 
-    ``dtype``: one of :data:`DTYPES`. ``shape``: empty for a scalar; for an array its dimensions, by name
-    (``"n_routes"``) or size. ``when``: the phases (:data:`PHASES`) whose info holds the key. ``fields``: the
+    ``dtype``: one of :data:`DTYPES`: a Python type for a scalar, a numpy dtype for an array. ``shape``: an
+    array's dimensions, by name (``"n_routes"``) or size; empty for anything else. ``when``: the phases (:data:`PHASES`) whose info holds the key. ``fields``: the
     keys of a ``dict``, of each record of a ``list[dict]``, or (one field) every value of a ``dict[str, ...]``.
     ``only``: ``(argument, value)`` when the key is present only for environments built with that argument
     value (``None``: always).

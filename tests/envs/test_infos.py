@@ -254,3 +254,15 @@ def test_a_sync_vector_env_stacks_every_numeric_info_into_a_numeric_array(env_id
     envs.close()
     assert ends >= 2  # the terminal infos (the KPIs) were stacked too
     assert problems[:10] == []
+
+
+def test_a_key_present_only_with_an_argument_is_expected_only_then_and_documented_so():
+    keys = (
+        InfoKey("t", "float", "s", "time", when=("reset", "step", "terminal")),
+        InfoKey("credit_usd", "float", "$", "credit", when=("step",), only=("credit", "expected")),
+    )
+    assert [k.name for k in keys_for(keys, "step", {"credit": "expected"})] == ["t", "credit_usd"]
+    assert [k.name for k in keys_for(keys, "step", {"credit": "realised"})] == ["t"]
+    assert [k.name for k in keys_for(keys, "step", {})] == ["t"]
+    assert [k.name for k in keys_for(keys, "reset", {"credit": "expected"})] == ["t"]
+    assert "every step but the last; only with `credit='expected'`" in info_table(keys)
