@@ -223,9 +223,7 @@ class RoutingEnv(SingleAgentEnv):
             "`ucb` learns from); often empty; an object array in vector envs",
             fields=(
                 InfoKey("route", "int", "", "the route index that carried it"),
-                InfoKey(
-                    "approved", "bool", "", "approved (card) or settled (bank); False: declined or failed"
-                ),
+                InfoKey("approved", "bool", "", "the route approved it (False: declined or failed)"),
                 InfoKey("reason", "str", "", "why not approved (`''` if approved)"),
                 InfoKey("segment_index", "int", "", "payer segment"),
                 InfoKey("instrument", "str", "", "the payment's instrument"),
