@@ -267,7 +267,7 @@ class RoutingEnv(SingleAgentEnv):
         self._route_open_for = (math.inf, -math.inf)  # the times [from, until) _route_open_now holds for
         self._timed_routes: list = []
         self._route_open_now: list[bool] = []
-        self._route_open_info = self._route_open_now  # the read-only array of _route_open_now, once built
+        self._route_open_info: np.ndarray | None = None  # the read-only array of _route_open_now, once built
         return super().reset(seed=seed, options=options)
 
     def _route_open(self, now: float) -> np.ndarray:

@@ -266,3 +266,30 @@ def test_a_key_present_only_with_an_argument_is_expected_only_then_and_documente
     assert [k.name for k in keys_for(keys, "step", {})] == ["t"]
     assert [k.name for k in keys_for(keys, "reset", {"credit": "expected"})] == ["t"]
     assert "every step but the last; only with `credit='expected'`" in info_table(keys)
+
+
+def test_a_client_that_keeps_routing_infos_finds_their_arrays_unchanged_later():
+    env = gym.make("payroute/Routing-v0", scenario_overrides=TINY).unwrapped
+    rng = np.random.default_rng(1)
+    _obs, info = env.reset(seed=1)
+    kept = []
+    terminated = False
+    while not terminated:
+        arrays = {k: v for k, v in info.items() if isinstance(v, np.ndarray)}
+        kept.append((arrays, {k: v.copy() for k, v in arrays.items()}))
+        _obs, _r, terminated, _t, info = env.step(int(rng.choice(np.flatnonzero(info["action_mask"]))))
+    assert len(kept) > 100
+    changed = [
+        (n, k)
+        for n, (arrays, copies) in enumerate(kept)
+        for k in arrays
+        if not np.array_equal(arrays[k], copies[k])
+    ]
+    assert changed == []
+    shared = kept[-1][
+        0
+    ]  # the arrays handed out at every step are read-only: a client cannot change the next infos
+    for key in ("route_latency_s", "route_open"):
+        with pytest.raises(ValueError, match="read-only"):
+            shared[key][0] = 0
+    assert kept[0][0]["route_latency_s"] is shared["route_latency_s"]
