@@ -23,9 +23,11 @@ import numpy as np
 from gymnasium import spaces
 
 from payroute.envs.episode import Episode
+from payroute.envs.info import InfoKey, with_info_table
 from payroute.envs.roles import ROLE_CLASSES, FraudsterRole, Role, RouterRole
 from payroute.envs.scenarios import Scenario, load_scenario
 from payroute.envs.world import PaymentWorld
+from payroute.envs.world.books import KPI_FIELDS
 from payroute.envs.world.decisions import DecisionPoint
 from payroute.vocabulary import KIND_ROLE, ROLE_KIND, ROLES
 
@@ -109,10 +111,75 @@ class PaymentEcosystemEnv:
     debugging. ``reset(seed=s)`` runs world seed ``s``; without one it draws the next from the
     generator seeded by the first seed given (``seed`` here, or the first ``reset``).
 
+    ## Info
+
+    At its decisions an agent's info holds its role's keys (only the router has one, ``action_mask``; the
+    PettingZoo wrapper gives the other agents an empty dict); at the end every agent that acted gets the same
+    dict (:meth:`final_info`). Generated from ``RouterRole.INFO_KEYS`` and ``FINAL_INFO_KEYS``
+    (:mod:`payroute.envs.info`): ``int``, ``float`` and numpy arrays of a fixed type.
+
     ## Version history
 
     * v0: initial release.
     """
+
+    FINAL_INFO_KEYS: tuple[InfoKey, ...] = (
+        InfoKey(
+            "kpis",
+            "dict",
+            "",
+            "the episode's KPIs: what really happened",
+            when=("terminal",),
+            fields=KPI_FIELDS,
+        ),
+        InfoKey(
+            "agent_money_usd",
+            "dict[str, ...]",
+            "$",
+            "every agent's money this episode, learning or bound to a baseline, by agent id",
+            when=("terminal",),
+            fields=(
+                InfoKey(
+                    "agent",
+                    "float",
+                    "$",
+                    "PSP agents: the ledger money attributed to them; the fraudster: its net",
+                ),
+            ),
+        ),
+        InfoKey(
+            "fraudster",
+            "dict[str, ...]",
+            "",
+            "the fraudster's books by fraud pattern (scenario order)",
+            when=("terminal",),
+            fields=(
+                InfoKey(
+                    "pattern",
+                    "dict",
+                    "",
+                    "one pattern's counts and money",
+                    fields=(
+                        InfoKey("attempts", "int", "payments", "attempts launched"),
+                        InfoKey("challenged", "int", "payments", "attempts the risk desk challenged"),
+                        InfoKey("blocked", "int", "payments", "attempts blocked or stopped by a challenge"),
+                        InfoKey("approved", "int", "payments", "attempts a route approved"),
+                        InfoKey("failed", "int", "payments", "attempts a route declined or failed"),
+                        InfoKey("detected", "int", "payments", "approved attempts discovered later"),
+                        InfoKey("recovered", "int", "payments", "payouts returned on a revocable rail"),
+                        InfoKey("proceeds_cents", "int", "cents", "what approved attempts brought in"),
+                        InfoKey("recovered_cents", "int", "cents", "proceeds taken back by returns"),
+                        InfoKey("attempt_cost_cents", "int", "cents", "the cost of every attempt"),
+                        InfoKey("blocked_cost_cents", "int", "cents", "the extra cost of blocked attempts"),
+                        InfoKey("detection_cost_cents", "int", "cents", "the extra cost of detected frauds"),
+                        InfoKey("net_cents", "int", "cents", "proceeds - recovered - costs"),
+                    ),
+                ),
+            ),
+        ),
+    )
+    """The info every agent that acted gets at the episode's end (:meth:`final_info`); at its decisions an
+    agent's info holds its role's keys (``Role.INFO_KEYS``: only the router's ``action_mask``)."""
 
     metadata = {"render_modes": []}
     # an experiment's scenario, overrides, days and baselines reach the constructor, and its agents.learn
@@ -327,15 +394,16 @@ class PaymentEcosystemEnv:
 
     def final_info(self) -> dict[str, Any]:
         """The episode's accounts: KPIs, every agent's money (PSP agents by the ledger split, the fraudster's
-        net), and the fraudster's books per pattern."""
+        net), and the fraudster's books per pattern (:attr:`FINAL_INFO_KEYS`)."""
         world = self.world
         money = {agent: cents / 100.0 for agent, cents in sorted(world.agent_margin.items())}
         money[world.hub.agent_ids["fraud"]] = world.fraudster.net_cents / 100.0
-        return {
-            "kpis": world.kpis(),
-            "agent_money_usd": money,
-            "fraudster": world.fraudster.summary(),
-        }
+        return {"kpis": world.kpis(), "agent_money_usd": money, "fraudster": world.fraudster.summary()}
 
     def close(self) -> None:
         self.episode.close()
+
+
+PaymentEcosystemEnv.__doc__ = with_info_table(
+    PaymentEcosystemEnv.__doc__, RouterRole.INFO_KEYS + PaymentEcosystemEnv.FINAL_INFO_KEYS
+)

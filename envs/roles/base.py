@@ -20,6 +20,7 @@ import numpy as np
 from gymnasium import spaces
 
 from payroute.envs.features import Feature
+from payroute.envs.info import InfoKey
 from payroute.vocabulary import ROLE_KIND
 
 if TYPE_CHECKING:
@@ -38,6 +39,8 @@ class Role:
     """One decision-maker: its spaces, observation, action translation and money (see the module docstring)."""
 
     name: ClassVar[str] = ""
+    INFO_KEYS: ClassVar[tuple[InfoKey, ...]] = ()
+    """What :meth:`info` returns at the role's decisions (the ecosystem's per-agent infos)."""
 
     def __init__(self) -> None:
         self.world: PaymentWorld | None = None
@@ -74,6 +77,7 @@ class Role:
         raise NotImplementedError
 
     def info(self, point: DecisionPoint) -> dict:
+        """The info that goes with the role's observation at ``point``: the keys of :attr:`INFO_KEYS`."""
         return {}
 
     def to_world(self, action: Any, point: DecisionPoint) -> Any:

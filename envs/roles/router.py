@@ -24,6 +24,7 @@ import numpy as np
 from gymnasium import spaces
 
 from payroute.envs.features import RoutingFeatures, routing_features
+from payroute.envs.info import InfoKey
 from payroute.envs.roles.base import Role, box
 
 if TYPE_CHECKING:
@@ -39,6 +40,16 @@ class RouterRole(Role):
     """The router (see the module docstring)."""
 
     name = "router"
+    INFO_KEYS = (
+        InfoKey(
+            "action_mask",
+            "np.int8",
+            "1 = eligible",
+            "router only: the eligible routes of the waiting payment, in action order (a new array each time)",
+            when=("decision",),
+            shape=("n_routes",),
+        ),
+    )
 
     def __init__(
         self,

@@ -71,6 +71,7 @@ import numpy as np
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
+from payroute.envs.info import InfoKey, with_info_table
 from payroute.envs.rtgs.config import (
     OBSERVATION_NAMES,
     CsvDemand,
@@ -115,6 +116,11 @@ class RTGSLiquidityGame(ParallelEnv):
 
     Minus the bank's costs of the step, in dollars (see the module docstring's timing table).
 
+    ## Info
+
+    Each bank's info, generated from ``RTGSLiquidityGame.INFO_KEYS`` (:mod:`payroute.envs.info`): ``int``
+    and ``float``; empty at reset.
+
     ## Arguments
 
     ``RTGSLiquidityGame(config=None, **overrides)``: an :class:`RTGSConfig`, a mapping, or field overrides
@@ -122,6 +128,35 @@ class RTGSLiquidityGame(ParallelEnv):
     """
 
     metadata = {"name": "rtgs_liquidity_v0", "render_modes": [], "is_parallelizable": True}
+
+    INFO_KEYS: tuple[InfoKey, ...] = (
+        InfoKey(
+            "paid_cents",
+            "int",
+            "cents",
+            "what the bank released (paid) in this step's period",
+            when=("period", "terminal"),
+        ),
+        InfoKey(
+            "cost_usd",
+            "dict",
+            "$",
+            "the bank's costs of this step (minus their sum is its reward)",
+            when=("posting", "period", "terminal"),
+            fields=(
+                InfoKey("liquidity", "float", "$", "`liquidity_cost_rate` x posted (the morning step)"),
+                InfoKey(
+                    "delay",
+                    "float",
+                    "$",
+                    "`delay_cost_rate_per_period` x still owed (periods but the last)",
+                ),
+                InfoKey("borrowing", "float", "$", "`borrow_cost_rate` x unpaid at the end (the last step)"),
+            ),
+        ),
+        InfoKey("day_cost_usd", "float", "$", "the bank's costs of the whole day", when=("terminal",)),
+    )
+    """Every key of a bank's info (the docstring's ``## Info`` table, docs/environments.md)."""
 
     def __init__(
         self,
@@ -266,7 +301,7 @@ class RTGSLiquidityGame(ParallelEnv):
         for i, agent in enumerate(self.possible_agents):
             info = infos.setdefault(agent, {})
             info["cost_usd"] = dict(
-                zip(("liquidity", "delay", "borrowing"), step_cost[i] / 100.0, strict=True)
+                zip(("liquidity", "delay", "borrowing"), (step_cost[i] / 100.0).tolist(), strict=True)
             )
             if done:
                 info["day_cost_usd"] = float(self.costs_cents[i].sum()) / 100.0
@@ -333,6 +368,9 @@ class RTGSLiquidityGame(ParallelEnv):
 
     def close(self) -> None:
         return None
+
+
+RTGSLiquidityGame.__doc__ = with_info_table(RTGSLiquidityGame.__doc__, RTGSLiquidityGame.INFO_KEYS)
 
 
 def parallel_env(config: RTGSConfig | Mapping[str, Any] | None = None, **overrides: Any) -> RTGSLiquidityGame:

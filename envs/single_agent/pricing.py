@@ -13,11 +13,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from payroute.envs.info import InfoKey, with_info_table
 from payroute.envs.roles import PricerRole
 from payroute.envs.roles.pricer import OBSERVATION_UNITS
 from payroute.envs.scenarios import Scenario
 from payroute.envs.scenarios.schema import FAMILIES
 from payroute.envs.single_agent.base import SingleAgentEnv
+from payroute.envs.world.books import KPI_FIELDS
 
 
 class PricingEnv(SingleAgentEnv):
@@ -85,6 +89,12 @@ class PricingEnv(SingleAgentEnv):
     Terminates after ``days`` days of arrivals, once the world has drained (every payment ended, every
     chargeback arrived). No truncation.
 
+    ## Info
+
+    The same keys at reset and at every step, generated from ``PricingEnv.INFO_KEYS``
+    (:mod:`payroute.envs.info`): ``float`` and numpy arrays of a fixed dtype, so a vector env stacks each into
+    one numeric array (``kpis`` key by key). ``n_segments`` = ``len(env.segments)``.
+
     ## Arguments
 
     ``gym.make("payroute/Pricing-v0", scenario="default", seed=None, days=7, scenario_overrides=None,
@@ -139,12 +149,57 @@ class PricingEnv(SingleAgentEnv):
             self.action_names = role.action_names
         self.observation_names: tuple[str, ...] = role.observation_names
 
+    INFO_KEYS: tuple[InfoKey, ...] = (
+        InfoKey(
+            "t_s",
+            "float",
+            "s",
+            "simulated time now, since the episode's start",
+            when=("reset", "step", "terminal"),
+        ),
+        InfoKey(
+            "profit_usd",
+            "float",
+            "$",
+            "the profit of the period that just ended (the reward before `reward_scale`; 0 at reset)",
+            when=("reset", "step", "terminal"),
+        ),
+        InfoKey(
+            "price_multipliers",
+            "np.float64",
+            "x list price",
+            "the multipliers in force, row = segment, column = family (a copy)",
+            when=("reset", "step", "terminal"),
+            shape=("n_segments", 3),
+        ),
+        InfoKey(
+            "competitor_multipliers",
+            "np.float64",
+            "x our list price",
+            "the competitor's price level per family (1 when the scenario has no competitor)",
+            when=("reset", "step", "terminal"),
+            shape=(3,),
+        ),
+        InfoKey(
+            "kpis",
+            "dict",
+            "",
+            "the episode's KPIs so far: what really happened",
+            when=("reset", "step", "terminal"),
+            fields=KPI_FIELDS,
+        ),
+    )
+    """Every key of Pricing-v0's ``info`` (the docstring's ``## Info`` table, docs/environments.md)."""
+
     def _info(self, point: Any) -> dict[str, Any]:
         w = self.world
         return {
-            "t_s": w.now,
-            "profit_usd": self.role.last_profit,
-            "price_multipliers": w.price_multipliers.copy(),
-            "competitor_multipliers": w.competitor.multipliers.copy(),
+            "t_s": float(w.now),  # an int (0) at the first reset: always a float
+            "profit_usd": float(self.role.last_profit),
+            "price_multipliers": np.array(w.price_multipliers, dtype=np.float64),
+            "competitor_multipliers": np.array(w.competitor.multipliers, dtype=np.float64),
             "kpis": w.kpis(),
         }
+
+
+PricingEnv.__doc__ = with_info_table(PricingEnv.__doc__, PricingEnv.INFO_KEYS)

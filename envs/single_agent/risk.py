@@ -9,10 +9,12 @@ from typing import Any
 import numpy as np
 
 from payroute.envs.features import TransactionFeatures
+from payroute.envs.info import InfoKey, with_info_table
 from payroute.envs.roles import RiskRole
 from payroute.envs.roles.credit import STEP_CREDITS, RiskExpectedMargin, check_step_credit
 from payroute.envs.scenarios import Scenario
 from payroute.envs.single_agent.base import SingleAgentEnv
+from payroute.envs.world.books import KPI_FIELDS
 from payroute.envs.world.decisions import RISK_ACTIONS, DecisionPoint
 
 
@@ -70,6 +72,12 @@ class RiskEnv(SingleAgentEnv):
     ## Starting state and episode end
 
     As Routing-v0: one simulated day (``days``) from midnight of the scenario's start date; no truncation.
+
+    ## Info
+
+    Every key, generated from ``RiskEnv.INFO_KEYS`` (:mod:`payroute.envs.info`): numbers of a fixed type
+    (``int``, ``float``, numpy arrays), so a vector env stacks each into one numeric array (``transaction`` and
+    ``kpis`` key by key); strings stay objects.
 
     ## Arguments
 
@@ -135,11 +143,44 @@ class RiskEnv(SingleAgentEnv):
             self._expected.bind(self.world)  # a new day's world: watch where its router sends payments
         return self._expected.open(point, world_action)
 
+    INFO_KEYS: tuple[InfoKey, ...] = (
+        InfoKey(
+            "action_mask",
+            "np.int8",
+            "1 = allowed",
+            "every action is always allowed: all ones (for clients that read a mask)",
+            when=("reset", "step", "terminal"),
+            shape=(3,),
+        ),
+        InfoKey("risk_score", "float", "0..1", "the waiting payment's risk score (also in the observation)"),
+        InfoKey(
+            "transaction",
+            "dict",
+            "",
+            "the waiting payment",
+            fields=(
+                InfoKey("id", "int", "", "the payment's id in this world"),
+                InfoKey("amount_cents", "int", "cents", "the amount"),
+                InfoKey("price_cents", "int", "cents", "the fee the payer was quoted"),
+                InfoKey("instrument", "str", "", "`card_credit`, `card_debit` or `bank_account`"),
+            ),
+        ),
+        InfoKey(
+            "kpis",
+            "dict",
+            "",
+            "the episode's KPIs: what really happened, whatever the reward credited",
+            when=("terminal",),
+            fields=KPI_FIELDS,
+        ),
+    )
+    """Every key of Risk-v0's ``info`` (the docstring's ``## Info`` table, docs/environments.md)."""
+
     def _info(self, point: DecisionPoint) -> dict:
         tx = point.payload
         return {
             "action_mask": np.ones(3, dtype=np.int8),
-            "risk_score": tx.risk_score,
+            "risk_score": float(tx.risk_score),
             "transaction": {
                 "id": tx.id,
                 "amount_cents": tx.amount_cents,
@@ -152,3 +193,6 @@ class RiskEnv(SingleAgentEnv):
         # the episode is over: no payment waits, the next action (a vector env's autoreset step) is ignored, and
         # every action is allowed, as action_masks() says; a masked sampler must find at least one
         return {"action_mask": np.ones(self.action_space.n, dtype=np.int8), "kpis": self.world.kpis()}
+
+
+RiskEnv.__doc__ = with_info_table(RiskEnv.__doc__, RiskEnv.INFO_KEYS)

@@ -15,10 +15,12 @@ from typing import Any
 import numpy as np
 
 from payroute.envs.features import RoutingFeatures
+from payroute.envs.info import InfoKey, readonly, with_info_table
 from payroute.envs.roles import RouterRole
 from payroute.envs.roles.credit import STEP_CREDITS, ExpectedMargin, check_step_credit
 from payroute.envs.scenarios import Scenario
 from payroute.envs.single_agent.base import SingleAgentEnv
+from payroute.envs.world.books import KPI_FIELDS
 from payroute.envs.world.decisions import DecisionPoint
 
 
@@ -116,6 +118,13 @@ class RoutingEnv(SingleAgentEnv):
     from the generator seeded by the first seed given (:mod:`payroute.envs.episode`). The episode terminates after ``days`` of arrivals (default one simulated day, about 10^5
     payments at ``volume_scale`` 1); there is no truncation.
 
+    ## Info
+
+    Every key, generated from ``RoutingEnv.INFO_KEYS`` (:mod:`payroute.envs.info`): a number is an ``int`` or
+    ``float`` of a fixed type, several numbers a numpy array of a fixed dtype, so a vector env stacks each into
+    one numeric array (``transaction`` key by key); strings, ``route_names`` and ``outcomes`` stay objects.
+    ``n_routes`` = ``len(env.route_names)``.
+
     ## Arguments
 
     ``gym.make("payroute/Routing-v0", scenario="processor_outage", seed=3, days=1.0, scenario_overrides=None,
@@ -177,7 +186,8 @@ class RoutingEnv(SingleAgentEnv):
             scenario, seed, days, scenario_overrides, baselines, reward_scale, render_mode, role=router
         )
         self.route_names = self.role.route_names
-        self._latency_s = self.role.route_latency_s
+        self._route_names = tuple(self.route_names)  # info: the same every step, immutable
+        self._latency_s = readonly(np.array(self.role.route_latency_s, dtype=np.float64))
         self.feature_names = self.role.feature_names
         self._expected = ExpectedMargin(self.role, baseline=baseline) if credit == "expected_margin" else None
 
@@ -211,15 +221,104 @@ class RoutingEnv(SingleAgentEnv):
         return lambda: cents
 
     # ------------------------------------------------------------------ info
+    INFO_KEYS: tuple[InfoKey, ...] = (
+        InfoKey(
+            "action_mask",
+            "np.int8",
+            "1 = eligible",
+            "eligible routes of the waiting payment, in action order (a new array each step); at the last step "
+            "all ones, as `action_masks()`: no payment waits and the next action is ignored",
+            when=("reset", "step", "terminal"),
+            shape=("n_routes",),
+        ),
+        InfoKey(
+            "route_costs_cents",
+            "np.int64",
+            "cents",
+            "what each route would cost for this payment (fees, interchange); 0 where not eligible",
+            shape=("n_routes",),
+        ),
+        InfoKey(
+            "transaction",
+            "dict",
+            "",
+            "the waiting payment",
+            fields=(
+                InfoKey("id", "int", "", "the payment's id in this world"),
+                InfoKey("amount_cents", "int", "cents", "the amount"),
+                InfoKey("price_cents", "int", "cents", "the fee the payer was quoted"),
+                InfoKey(
+                    "segment_index",
+                    "int",
+                    "",
+                    "payer segment, in the scenario's `demand.segment_mix` order",
+                ),
+                InfoKey("instrument", "str", "", "`card_credit`, `card_debit` or `bank_account`"),
+                InfoKey("network", "str", "", "card network (`visa`, ...); `''` for bank payments"),
+                InfoKey(
+                    "urgency", "str", "", "bank payouts: `standard`, `same_day`, `instant`; `''` for cards"
+                ),
+                InfoKey("cross_border", "bool", "", "payer and payee in different countries"),
+            ),
+        ),
+        InfoKey(
+            "outcomes",
+            "list[dict]",
+            "",
+            "the outcomes of this agent's payments since the previous step (what a learning router such as "
+            "`ucb` learns from); often empty; an object array in vector envs",
+            fields=(
+                InfoKey("route", "int", "", "the route index that carried it"),
+                InfoKey("approved", "bool", "", "the route approved it (False: declined or failed)"),
+                InfoKey("reason", "str", "", "why not approved (`''` if approved)"),
+                InfoKey("segment_index", "int", "", "payer segment"),
+                InfoKey("instrument", "str", "", "the payment's instrument"),
+                InfoKey("network", "str", "", "the payment's network"),
+                InfoKey("t", "float", "s", "simulated time of the outcome"),
+            ),
+        ),
+        InfoKey(
+            "t",
+            "float",
+            "s",
+            "simulated time now, since the episode's start (midnight of its first day)",
+        ),
+        InfoKey("route_names", "tuple[str]", "", "route names in action order (the same every step)"),
+        InfoKey(
+            "route_latency_s",
+            "np.float64",
+            "s",
+            "each route's median latency in the scenario (one read-only array, the same every step)",
+            shape=("n_routes",),
+        ),
+        InfoKey(
+            "route_open",
+            "np.bool_",
+            "",
+            "whether each route is inside its operating hours now (read-only)",
+            shape=("n_routes",),
+        ),
+        InfoKey(
+            "kpis",
+            "dict",
+            "",
+            "the episode's KPIs: what really happened, whatever the reward credited",
+            when=("terminal",),
+            fields=KPI_FIELDS,
+        ),
+    )
+    """Every key of Routing-v0's ``info`` (the docstring's ``## Info`` table, docs/environments.md)."""
+
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         self._route_open_for = (math.inf, -math.inf)  # the times [from, until) _route_open_now holds for
         self._timed_routes: list = []
         self._route_open_now: list[bool] = []
         if seed is not None and self._expected is not None:
             self._expected.forget()  # a seeded reset repeats its episode exactly, rewards included
+        self._route_open_info: np.ndarray | None = None  # the read-only array of _route_open_now, once built
         return super().reset(seed=seed, options=options)
 
-    def _route_open(self, now: float) -> list[bool]:
+    def _route_open(self, now: float) -> np.ndarray:
         if not self._route_open_now:  # first call of an episode: the world's timed routes
             routes = self.world.routes
             self._timed_routes = [(r.index, r.open_state) for r in routes if r.hours_rule is not None]
@@ -232,7 +331,9 @@ class RoutingEnv(SingleAgentEnv):
                 if route_until < until:
                     until = route_until
             self._route_open_for = (now, until)
-        return self._route_open_now.copy()
+            # a new array when the hours change, never the one handed out before (a client may keep it)
+            self._route_open_info = readonly(np.array(is_open, dtype=np.bool_))
+        return self._route_open_info
 
     def _info(self, point: DecisionPoint) -> dict:
         tx = point.payload
@@ -245,10 +346,10 @@ class RoutingEnv(SingleAgentEnv):
                 costs[r.index] = r.cost_cents(tx)
         role = self.role
         outcomes, role.outcomes = role.outcomes, []
-        now = self.episode.world.env.now
+        now = float(self.episode.world.env.now)  # info["t"]: always a float
         return {
             "action_mask": features.mask(tx),
-            "route_costs_cents": costs,
+            "route_costs_cents": np.array(costs, dtype=np.int64),
             "transaction": {
                 "id": tx.id,
                 "amount_cents": tx.amount_cents,
@@ -261,7 +362,7 @@ class RoutingEnv(SingleAgentEnv):
             },
             "outcomes": outcomes,
             "t": now,
-            "route_names": self.route_names,
+            "route_names": self._route_names,
             "route_latency_s": self._latency_s,
             "route_open": self._route_open(now),
         }
@@ -270,3 +371,6 @@ class RoutingEnv(SingleAgentEnv):
         # the episode is over: no payment waits, the next action (a vector env's autoreset step) is ignored, and
         # every action is allowed, as action_masks() says; a masked sampler must find at least one
         return {"action_mask": np.ones(self.action_space.n, dtype=np.int8), "kpis": self.world.kpis()}
+
+
+RoutingEnv.__doc__ = with_info_table(RoutingEnv.__doc__, RoutingEnv.INFO_KEYS)

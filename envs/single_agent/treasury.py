@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from payroute.envs.info import InfoKey, with_info_table
 from payroute.envs.roles import TreasurerRole
 from payroute.envs.roles.treasurer import COST_KEYS, OBSERVATION_UNITS
 from payroute.envs.scenarios import Scenario
@@ -72,6 +73,12 @@ class TreasuryEnv(SingleAgentEnv):
 
     Terminates after ``days`` days of arrivals, once the world has drained. No truncation.
 
+    ## Info
+
+    The same keys at reset and at every step, generated from ``TreasuryEnv.INFO_KEYS``
+    (:mod:`payroute.envs.info`): ``int`` and ``float`` of a fixed type, so a vector env stacks each into one numeric
+    array (the dicts key by key).
+
     ## Arguments
 
     ``gym.make("payroute/Treasury-v0", scenario="default", seed=None, days=1, scenario_overrides=None,
@@ -121,11 +128,57 @@ class TreasuryEnv(SingleAgentEnv):
         self.action_names = role.action_names
         self.observation_names: tuple[str, ...] = role.observation_names
 
+    INFO_KEYS: tuple[InfoKey, ...] = (
+        InfoKey(
+            "t_s",
+            "float",
+            "s",
+            "simulated time now, since the episode's start",
+            when=("reset", "step", "terminal"),
+        ),
+        InfoKey(
+            "costs_usd",
+            "dict",
+            "$",
+            "the costs of the period that just ended (minus their sum is the reward before `reward_scale`; "
+            "zeros at reset)",
+            when=("reset", "step", "terminal"),
+            fields=(
+                InfoKey("opportunity_and_transfer_credit", "float", "$", "idle balances and intraday credit"),
+                InfoKey("transfer_fees", "float", "$", "fees of the transfers"),
+                InfoKey("payout_credit", "float", "$", "intraday credit the payouts drew"),
+                InfoKey("queue_delay", "float", "$", "delay cost of payouts waiting for funds"),
+                InfoKey(
+                    "failed_payouts", "float", "$", "service-level penalties of payouts failed for funds"
+                ),
+            ),
+        ),
+        InfoKey(
+            "liquidity_failures",
+            "int",
+            "payouts",
+            "payouts failed for lack of funds so far this episode",
+            when=("reset", "step", "terminal"),
+        ),
+        InfoKey(
+            "balances_cents",
+            "dict[str, ...]",
+            "cents",
+            "every settlement account's balance now, by account name (scenario order)",
+            when=("reset", "step", "terminal"),
+            fields=(InfoKey("account", "int", "cents", "the balance (negative: intraday credit in use)"),),
+        ),
+    )
+    """Every key of Treasury-v0's ``info`` (the docstring's ``## Info`` table, docs/environments.md)."""
+
     def _info(self, point: Any) -> dict[str, Any]:
         w = self.world
         return {
-            "t_s": w.now,
+            "t_s": float(w.now),  # an int (0) at the first reset: always a float
             "costs_usd": {COST_KEYS[k]: v / 100.0 for k, v in self.role.last_costs.items()},
             "liquidity_failures": int(w.totals["liquidity_failures"]),
-            "balances_cents": {n: w.accounts[n].balance for n in self.accounts},
+            "balances_cents": {n: int(w.accounts[n].balance) for n in self.accounts},
         }
+
+
+TreasuryEnv.__doc__ = with_info_table(TreasuryEnv.__doc__, TreasuryEnv.INFO_KEYS)

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import simpy
 
+from payroute.envs.info import InfoKey
 from payroute.envs.scenarios.schema import Scenario
 from payroute.envs.world.decisions import RISK_ACTIONS, DecisionHub
 from payroute.envs.world.demand import Transaction, TransactionFactory
@@ -34,6 +35,25 @@ _COST_KEYS = (
     "liquidity_cost_cents",
     "challenge_cost_cents",
 )
+
+KPI_FIELDS: tuple[InfoKey, ...] = (
+    InfoKey("approval_rate", "float", "share", "approved / submitted payments"),
+    InfoKey("margin_per_tx_usd", "float", "$", "margin / arriving payments"),
+    InfoKey(
+        "margin_usd",
+        "float",
+        "$",
+        "fee revenue - route cost - fraud loss - SLA penalties - challenge, liquidity, treasury and delay costs",
+    ),
+    InfoKey("revenue_usd", "float", "$", "fee revenue"),
+    InfoKey("route_cost_bps", "float", "bps", "route cost / settled value"),
+    InfoKey("fraud_loss_bps", "float", "bps", "fraud loss / settled value"),
+    InfoKey("sla_misses", "float", "payments", "payments that missed their deadline"),
+    InfoKey("liquidity_cost_usd", "float", "$", "intraday credit, opportunity and transfer costs"),
+    InfoKey("settled_value_usd", "float", "$", "value of the settled payments"),
+    InfoKey("delay_cost_usd", "float", "$", "cost of payouts waiting for funds"),
+)
+""":meth:`Books.kpis` as it appears in an info's ``kpis`` (each KPI a ``float``)."""
 
 
 class Books:

@@ -92,6 +92,12 @@ def _header(title: str, cls: type, where: str, obs_space: Any, act_space: Any) -
     ]
 
 
+def _info(keys: Any, intro: str) -> list[str]:
+    from payroute.envs.info import info_table
+
+    return ["### Info", "", intro, "", info_table(keys), ""]
+
+
 def _route_meaning(route: Any) -> str:
     return f"{route.rail} rail: {', '.join(route.instruments)}; {', '.join(route.corridors)}"
 
@@ -122,6 +128,7 @@ def _routing() -> list[str]:
         "### Observation",
         "",
         *_observation_table(env.feature_schema()),
+        *_info(env.INFO_KEYS, f"`n_routes` = {env.action_space.n}."),
     ]
     return lines
 
@@ -148,6 +155,7 @@ def _risk() -> list[str]:
         "### Observation",
         "",
         *_observation_table(env.feature_schema()),
+        *_info(env.INFO_KEYS, "The waiting payment at reset and every step; the episode's KPIs at the last."),
     ]
 
 
@@ -174,6 +182,7 @@ def _pricing() -> list[str]:
         "### Observation",
         "",
         *_observation_table(env.feature_schema()),
+        *_info(env.INFO_KEYS, f"The same keys at reset and every step; `n_segments` = {len(env.segments)}."),
     ]
 
 
@@ -201,11 +210,17 @@ def _treasury() -> list[str]:
         f"`H` = `forecast_hours` = {env.forecast_hours}.",
         "",
         *_observation_table(env.feature_schema()),
+        *_info(
+            env.INFO_KEYS,
+            f"The same keys at reset and every step; `balances_cents` has one entry per account "
+            f"({', '.join(f'`{a}`' for a in env.accounts)}).",
+        ),
     ]
 
 
 def _ecosystem() -> list[str]:
     from payroute.envs.multi_agent.ecosystem import ROLES, PaymentEcosystemEnv
+    from payroute.envs.roles import RouterRole
 
     env = PaymentEcosystemEnv(scenario=SCENARIO, learning=ROLES)
     same = {
@@ -244,6 +259,14 @@ def _ecosystem() -> list[str]:
         "### Fraudster observation",
         "",
         *_observation_table([f.__dict__ for f in fraud.features]),
+        *_info(
+            RouterRole.INFO_KEYS + env.FINAL_INFO_KEYS,
+            "At its decisions an agent's info holds its role's keys: only the router has one (`action_mask`); "
+            "the PettingZoo wrapper gives the other agents an empty dict. At the end every agent that acted "
+            "gets the same dict: `agent_money_usd` by agent id "
+            f"({', '.join(f'`{a}`' for a in ROLES)}), `fraudster` by pattern "
+            f"({', '.join(f'`{p}`' for p in fraud.pattern_names)}).",
+        ),
     ]
     return lines
 
@@ -281,7 +304,11 @@ def _rtgs() -> list[str]:
         {"name": n, "unit": u, "scaling": m, "low": lo, "high": hi}
         for n, (u, m), lo, hi in zip(OBSERVATION_NAMES, OBSERVATION_UNITS, obs.low, obs.high, strict=True)
     ]
-    return [*lines, *_observation_table(schema)]
+    intro = (
+        "Each bank's info; empty at reset. The morning step is step 0, the period steps 1 .. "
+        f"{env.config.n_periods}, the last of them the last step."
+    )
+    return [*lines, *_observation_table(schema), *_info(RTGSLiquidityGame.INFO_KEYS, intro)]
 
 
 def render_environment_reference() -> str:
@@ -302,9 +329,19 @@ def render_environment_reference() -> str:
         "# Environment reference",
         "",
         f"Every payroute environment on the `{SCENARIO}` scenario: observation entry by entry (index, name, unit, "
-        "scaling, bounds) and the actions. Sizes follow the scenario (its routes, accounts, segments, fraud "
-        "patterns); `env.feature_schema()` gives the same list for any scenario. The class docstrings are the "
-        "manual; this is the exhaustive list.",
+        "scaling, bounds), the actions, and every key of `info`. Sizes follow the scenario (its routes, accounts, "
+        "segments, fraud patterns); `env.feature_schema()` gives the same list for any scenario. The class "
+        "docstrings are the manual; this is the exhaustive list.",
+        "",
+        "Info types: a single number is a Python `int` or `float` and a flag a `bool`, each key always of the same "
+        "type; several numbers are a numpy array of a fixed dtype. So a Gymnasium vector env stacks each numeric key "
+        "into one numeric array of shape `(num_envs, ...)` (`int` -> `int64` with NumPy 2, `float` -> `float64`) "
+        "(with a boolean `_key` array saying which environments had it); a `dict` stacks key by key (a mapping "
+        "keyed by scenario names too). Strings, tuples of strings and lists of records (`list[dict]`, whose "
+        "length varies) stay Python objects, in object arrays. Every array in an info is the info's own or one the environment never writes "
+        "again (some are read-only): a client may keep it. The `when` column: `reset`, every step but the "
+        "last, the last (terminal) step. Each environment declares its keys next to the code that builds them "
+        "(`INFO_KEYS`, `payroute.envs.info.InfoKey`), and a test fails on any key it returns undeclared.",
         "",
         "Generated by `python -m payroute.experiments.reference` from the environments; do not edit.",
         "",
