@@ -152,7 +152,9 @@ def simulate(
 @user_errors
 def dataset(
     scenario: Annotated[str, typer.Argument(help="Scenario name (see `payroute scenarios`) or a YAML path.")],
-    out: Annotated[Path, typer.Option(help="The dataset folder to create (must not exist yet).")],
+    out: Annotated[
+        Path, typer.Option(help="The dataset folder to create, named NAME-vN (must not exist yet).")
+    ],
     env: Annotated[
         str, typer.Option(help="payroute/Routing-v0 or payroute/Risk-v0.")
     ] = "payroute/Routing-v0",
@@ -172,7 +174,11 @@ def dataset(
         typer.Option(help="A trusted public key for a --policy bundle (payroute keygen); repeatable."),
     ] = None,
 ) -> None:
-    """Log episodes of an environment as a Minari dataset for offline RL (propensities and masks in infos)."""
+    """Log episodes of an environment as a Minari dataset for offline RL (propensities and masks in infos).
+
+    Episode i runs world seed SEED+i, a training seed (below the held-out range).
+    The folder's name is the dataset id (NAME-vN). Its contents and how to load it: docs/datasets.md.
+    """
     from payroute.experiments.dataset import plan_dataset, write_planned
 
     plan = plan_dataset(

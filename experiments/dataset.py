@@ -32,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +53,9 @@ DATASET_ENVS: dict[str, str] = {"payroute/Routing-v0": "route", "payroute/Risk-v
 
 DATA_FORMAT = "arrow"
 """Minari's storage format for payroute datasets (``minari[arrow]``: pyarrow is a core dependency already)."""
+
+DATASET_NAME = re.compile(r"[-_A-Za-z0-9]+-v[0-9]+")
+"""The name of a dataset folder: a Minari dataset id (``minari list local`` fails on a folder named otherwise)."""
 
 Report = Callable[[str, int, int], None]
 
@@ -152,6 +156,11 @@ def plan_dataset(
     _check_inputs(explore, days, seed)
     out = Path(out)
     check_output_folder(out, "--out", new=True)
+    if not DATASET_NAME.fullmatch(out.name):
+        raise PayrouteError(
+            f"--out = {str(out)!r}: the folder's name is the Minari dataset id; allowed: NAME-vN, "
+            "letters, digits, '-' and '_' (e.g. routing-default-v0)"
+        )
     overrides = {"volume_scale": float(volume_scale)} if volume_scale is not None else None
     resolved = load_scenario(scenario, overrides)
     new_policy = behaviour_policy_factory(policy, kind, resolved, trusted_keys)
