@@ -188,8 +188,9 @@ def dataset(
     with progress_bar(lambda _name: f"logging {scenario}: simulated hours") as report:
         summary = write_planned(plan, report)
     console.print(
-        f"wrote {summary['episodes']} episode(s), {summary['steps']:,} steps of {summary['env_id']} to "
-        f"{summary['out']}\nload it: minari.MinariDataset({summary['data_path']!r})"
+        f"wrote {summary['out']}: {summary['episodes']} episode(s), {summary['steps']:,} steps of "
+        f"{summary['env_id']}\nload it: minari.MinariDataset({summary['data_path']!r})",
+        soft_wrap=True,
     )
 
 

@@ -287,7 +287,10 @@ def _episode(
     """One logged episode of world seed ``world_seed`` as a Minari episode buffer."""
     from minari.data_collector.episode_buffer import EpisodeBuffer
 
-    obs, info = env.reset(seed=world_seed)
+    try:
+        obs, info = env.reset(seed=world_seed)
+    except RuntimeError as exc:  # a world with no decision for the agent (a volume too small for a day)
+        raise PayrouteError(f"world seed {world_seed}: {exc}; raise --volume-scale") from None
     inner = env.unwrapped
     kind = behaviour.kind
     behaviour.bind(inner.world)

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from payroute.experiments import dataset as dataset_module
 from payroute.experiments.cli import app
+from payroute.experiments.dataset import write_dataset
 from payroute.experiments.simulate import run_simulation
 from payroute.policies import zoo
 from payroute.policies.logs.reading import OBS_PREFIX
@@ -88,6 +89,25 @@ def test_recorded_actions_propensities_masks_and_observations_are_those_payroute
     np.testing.assert_array_equal(rows[obs_cols].to_numpy(np.float32), ep.observations[:-1])
 
 
+@pytest.mark.parametrize(
+    ("scenario", "policy"),
+    [("processor_outage", "success_rate"), ("default", zoo("router"))],
+    ids=["learner", "bundle"],
+)
+def test_a_router_that_learns_from_outcomes_or_a_bundle_logs_what_payroute_simulate_logs(
+    tmp_path, scenario, policy
+):
+    out = tmp_path / "ds-v0"
+    write_dataset(scenario, out, policy=policy, explore=0.3, seed=2, volume_scale=0.01)
+    (ep,) = _episodes(out / "data")
+    log = tmp_path / "log.parquet"
+    run_simulation(scenario, policy, seed=2, explore=0.3, log_path=log, overrides={"volume_scale": 0.01})
+    rows = pd.read_parquet(log)
+    rows = rows[(rows.record == "transaction") & (rows.route_index >= 0)].sort_values("tx_id")
+    np.testing.assert_array_equal(rows.route_index.to_numpy(), ep.actions)
+    np.testing.assert_array_equal(rows.route_propensity.to_numpy(), ep.infos["propensity"][:-1])
+
+
 def test_the_recorded_command_with_the_same_seed_writes_the_same_bytes_and_another_seed_other_data(
     routing_dataset, tmp_path
 ):
@@ -132,7 +152,7 @@ def test_a_failed_run_leaves_no_dataset_folder_behind(tmp_path, monkeypatch):
 
     monkeypatch.setattr(dataset_module, "_episode", broken)
     with pytest.raises(RuntimeError):
-        dataset_module.write_dataset("default", out, volume_scale=0.02)
+        write_dataset("default", out, volume_scale=0.02)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -147,6 +167,7 @@ def test_a_failed_run_leaves_no_dataset_folder_behind(tmp_path, monkeypatch):
         (["--days", "0"], ["--days = 0", ">= 1"]),
         (["--seed", str(HELD_OUT_SEED_START - 1), "--days", "2"], ["--seed", f"below {HELD_OUT_SEED_START}"]),
         (["--env", "payroute/Pricing-v0"], ["--env = 'payroute/Pricing-v0'", "payroute/Routing-v0"]),
+        (["--volume-scale", "0.00001"], ["world seed 0", "no decision", "raise --volume-scale"]),
         (["--out", "{tmp}/routing data"], ["--out = ", "routing data", "NAME-vN"]),
     ],
 )
