@@ -159,8 +159,12 @@ def dataset(
         str, typer.Option(help="payroute/Routing-v0 or payroute/Risk-v0.")
     ] = "payroute/Routing-v0",
     policy: Annotated[
-        str, typer.Option(help="Behaviour policy: a baseline of the env's decision kind, or a bundle path.")
-    ] = "cheapest",
+        str | None,
+        typer.Option(
+            help="Behaviour policy: a baseline of the env's decision kind (default: cheapest for Routing-v0, "
+            "threshold for Risk-v0), or a bundle path."
+        ),
+    ] = None,
     explore: Annotated[
         float, typer.Option(help="Epsilon-greedy exploration around the policy, in [0, 1].")
     ] = 0.1,

@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from payroute import __version__
-from payroute.envs.baselines import make_policy, policy_names
+from payroute.envs.baselines import DEFAULT_BASELINES, make_policy, policy_names
 from payroute.envs.baselines.exploration import EpsilonGreedy
 from payroute.envs.scenarios import Scenario, load_scenario
 from payroute.errors import PayrouteError
@@ -85,7 +85,6 @@ def behaviour_policy_factory(
                 f"--policy = {policy!r}: not a {kind} policy; allowed: {', '.join(policy_names(kind))}, "
                 "or the path of a policy bundle (a directory or .zip)"
             )
-        make_policy(kind, policy)  # names it can make are checked here, before any work
         return lambda: make_policy(kind, policy)
     from payroute.policies import load_bundle
     from payroute.policies.bundle.binding import bound_bundle, check_bundle_fits_scenario
@@ -141,7 +140,7 @@ def plan_dataset(
     out: str | Path,
     *,
     env_id: str = "payroute/Routing-v0",
-    policy: str = "cheapest",
+    policy: str | None = None,
     explore: float = 0.1,
     days: int = 1,
     seed: int = 0,
@@ -150,9 +149,11 @@ def plan_dataset(
 ) -> DatasetPlan:
     """Check every input of a dataset before any episode runs: the environment, the exploration, the seeds
     (below the held-out range), the output folder (must not exist), the scenario and the policy (a baseline of
-    the environment's decision kind, or a bundle that fits the scenario). Bad input raises
+    the environment's decision kind, or a bundle that fits the scenario; by default the kind's default baseline,
+    ``cheapest`` or ``threshold``). Bad input raises
     :class:`~payroute.errors.PayrouteError` with one line naming the option, the value and what is allowed."""
     plain_id, kind = env_decision_kind(env_id)
+    policy = str(policy) if policy is not None else DEFAULT_BASELINES[kind]
     _check_inputs(explore, days, seed)
     out = Path(out)
     check_output_folder(out, "--out", new=True)

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from payroute.envs.baselines import RiskThreshold
 from payroute.experiments import dataset as dataset_module
 from payroute.experiments.cli import app
 from payroute.experiments.dataset import write_dataset
@@ -142,6 +143,27 @@ def test_a_risk_dataset_from_the_zoo_bundle_explores_all_three_actions_with_thei
         assert set(np.unique(ep.actions)) == {0, 1, 2}, "exploration reaches challenge and block too"
         explored_share = np.isclose(prop, 0.1).mean()  # actions other than the bundle's: 2/3 of explored
         assert 0.1 < explored_share < 0.3
+
+
+def test_without_policy_a_risk_dataset_is_the_threshold_desk_and_replays_on_the_recovered_environment(
+    tmp_path,
+):
+    """No --policy on Risk-v0: the risk desk's default baseline; with --explore 0 every propensity is 1, and the
+    recovered environment on the recorded seed, answered by that baseline, gives the logged actions and rewards."""
+    out = tmp_path / "risk-v0"
+    _write(out, "--env", "payroute/Risk-v0", "--explore", "0", "--seed", "7")
+    data = minari.MinariDataset(out / "data")
+    assert data.storage.metadata["payroute"]["policy"] == "threshold"
+    (ep,) = list(data.iterate_episodes())
+    assert (ep.infos["propensity"][:-1] == 1.0).all() and len(set(ep.actions)) > 1
+    env, desk = data.recover_environment(), RiskThreshold()
+    obs, info = env.reset(seed=7)
+    np.testing.assert_array_equal(obs, ep.observations[0])
+    for t, logged in enumerate(ep.actions):
+        assert desk.act(obs, info) == logged
+        obs, reward, *_rest, info = env.step(logged)
+        assert reward == ep.rewards[t]
+    env.close()
 
 
 def test_a_failed_run_leaves_no_dataset_folder_behind(tmp_path, monkeypatch):
