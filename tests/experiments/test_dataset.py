@@ -21,6 +21,7 @@ from payroute.experiments.simulate import run_simulation
 from payroute.policies import zoo
 from payroute.policies.logs.reading import OBS_PREFIX
 from payroute.vocabulary import HELD_OUT_SEED_START
+from tests.helpers.route_bundles import fee_columns
 
 runner = CliRunner()
 TINY = ["default", "--volume-scale", "0.02", "--days", "1"]
@@ -59,14 +60,19 @@ def test_minari_load_dataset_reads_the_routing_dataset_with_masks_propensities_a
     assert mask.shape == (n + 1, data.action_space.n) and prop.shape == (n + 1,)
     assert (mask[np.arange(n), ep.actions] == 1).all(), "every logged action is one the mask allowed"
     assert (mask[-1] == 1).all() and np.isnan(prop[-1])
-    eligible = mask[:-1].sum(axis=1)
-    greedy, explored = 0.8 + 0.2 / eligible, 0.2 / eligible
-    assert (np.isclose(prop[:-1], greedy) | np.isclose(prop[:-1], explored)).all()
+    # the behaviour policy recomputed from what the router saw: the cheapest eligible route, else uniform
+    env = data.recover_environment()  # the env the dataset was logged on, by its plain id and arguments
+    names, routes = env.unwrapped.feature_names, env.unwrapped.route_names
+    fees = fee_columns(ep.observations[:-1], names, routes)
+    greedy = np.argmin(np.where(mask[:-1] == 1, fees, np.inf), axis=1)
+    behaviour = 0.2 * mask[:-1] / mask[:-1].sum(axis=1, keepdims=True)
+    behaviour[np.arange(n), greedy] += 0.8
+    np.testing.assert_allclose(prop[:-1], behaviour[np.arange(n), ep.actions], rtol=0, atol=1e-12)
+    assert 0.1 < np.mean(ep.actions != greedy) < 0.2  # exploration happened (0.2 x the share not greedy)
     meta = data.storage.metadata["payroute"]
     assert meta["env_id"] == "payroute/Routing-v0" and meta["scenario_name"] == "default"
     assert meta["policy"] == "cheapest" and meta["explore"] == 0.2 and meta["episode_seeds"] == [3]
     assert data.storage.get_episode_metadata([0]).__next__()["seed"] == 3
-    env = data.recover_environment()  # the env the dataset was logged on, by its plain id and arguments
     assert env.unwrapped.scenario.volume_scale == 0.02 and env.action_space == data.action_space
     env.close()
 
