@@ -150,6 +150,56 @@ def simulate(
 
 @app.command()
 @user_errors
+def dataset(
+    scenario: Annotated[str, typer.Argument(help="Scenario name (see `payroute scenarios`) or a YAML path.")],
+    out: Annotated[
+        Path, typer.Option(help="The dataset folder to create, named NAME-vN (must not exist yet).")
+    ],
+    env: Annotated[
+        str, typer.Option(help="payroute/Routing-v0 or payroute/Risk-v0.")
+    ] = "payroute/Routing-v0",
+    policy: Annotated[
+        str | None,
+        typer.Option(
+            help="Behaviour policy: a baseline of the env's decision kind (default: cheapest for Routing-v0, "
+            "threshold for Risk-v0), or a bundle path."
+        ),
+    ] = None,
+    explore: Annotated[
+        float, typer.Option(help="Epsilon-greedy exploration around the policy, in [0, 1].")
+    ] = 0.1,
+    days: Annotated[int, typer.Option(help="Days to log: one episode each.")] = 1,
+    seed: Annotated[
+        int, typer.Option(help="World seed of the first episode (then +1 each); below 1000000000.")
+    ] = 0,
+    volume_scale: Annotated[float | None, typer.Option(help="Override the scenario's volume_scale.")] = None,
+    trusted_key: Annotated[
+        list[Path] | None,
+        typer.Option(help="A trusted public key for a --policy bundle (payroute keygen); repeatable."),
+    ] = None,
+) -> None:
+    """Log episodes of an environment as a Minari dataset for offline RL (propensities and masks in infos).
+
+    Episode i runs world seed SEED+i, a training seed (below the held-out range).
+    The folder's name is the dataset id (NAME-vN). Its contents and how to load it: docs/datasets.md.
+    """
+    from payroute.experiments.dataset import plan_dataset, write_planned
+
+    plan = plan_dataset(
+        scenario, out, env_id=env, policy=policy, explore=explore, days=days, seed=seed,
+        volume_scale=volume_scale, trusted_keys=tuple(trusted_key or ()),
+    )  # fmt: skip
+    with progress_bar(lambda _name: f"logging {scenario}: simulated hours") as report:
+        summary = write_planned(plan, report)
+    console.print(
+        f"wrote {summary['out']}: {summary['episodes']} episode(s), {summary['steps']:,} steps of "
+        f"{summary['env_id']}\nload it: minari.MinariDataset({summary['data_path']!r})",
+        soft_wrap=True,
+    )
+
+
+@app.command()
+@user_errors
 def baselines(
     scenario: Annotated[str, typer.Argument(help="Scenario name or YAML path.")],
     seeds: Annotated[

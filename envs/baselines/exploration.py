@@ -1,4 +1,5 @@
-r"""Exploration for logging: epsilon-greedy around any router, recording the behaviour propensity of each decision.
+r"""Exploration for logging: epsilon-greedy around any router or risk policy, recording the behaviour propensity of
+each decision.
 
 Off-policy evaluation can only credit a target policy with actions the logging policy sometimes took. A router
 that always takes its favourite route leaves every other route unlogged; :class:`EpsilonGreedyRoute` wraps any
@@ -11,8 +12,11 @@ where :math:`g` is the wrapped router's choice and :math:`E(x)` the eligible rou
 randomises on its own (success-rate hedging, Thompson sampling), :math:`g` is its realised choice: the
 propensity is then conditional on that draw, which comes from the policy's own generator and is independent of
 the payment's outcome, so importance weights built on it stay unbiased. The exploration coin and the uniform
-draw come from a generator of their own (:data:`EXPLORATION_SPAWN_KEY` under the episode seed), so the demand
+draw come from a generator of their own (:func:`exploration_spawn_key` under the episode seed), so the demand
 and the wrapped router's randomness are the same with and without exploration.
+
+:class:`EpsilonGreedy` does the same for a ``risk`` policy, whose eligible actions are always all three (allow,
+challenge, block): ``payroute dataset --env payroute/Risk-v0 --explore E`` logs with it.
 """
 
 from __future__ import annotations
@@ -21,25 +25,41 @@ from typing import Any
 
 import numpy as np
 
+from payroute.envs.world.decisions import RISK_ACTIONS
 from payroute.errors import PayrouteError
+from payroute.vocabulary import DECISION_KINDS
 
 EXPLORATION_SPAWN_KEY = (2000,)
-"""``SeedSequence(seed, spawn_key=EXPLORATION_SPAWN_KEY)`` seeds the exploration draws of an episode."""
+"""``SeedSequence(seed, spawn_key=EXPLORATION_SPAWN_KEY)`` seeds the exploration draws of a routing episode."""
+
+EXPLORABLE_KINDS = ("route", "risk")
+"""The decision kinds epsilon-greedy exploration wraps: one discrete action per payment."""
 
 
-class EpsilonGreedyRoute:
-    """Takes the wrapped router's route with probability 1 - epsilon, a uniformly drawn eligible route otherwise."""
+def exploration_spawn_key(kind: str) -> tuple[int]:
+    """The spawn key of ``kind``'s exploration draws: :data:`EXPLORATION_SPAWN_KEY` for ``route``, the next
+    keys for the other kinds (in :data:`~payroute.vocabulary.DECISION_KINDS` order)."""
+    return (EXPLORATION_SPAWN_KEY[0] + DECISION_KINDS.index(kind),)
 
-    kind = "route"
 
-    def __init__(self, base: Any, epsilon: float) -> None:
+class EpsilonGreedy:
+    """Takes the wrapped policy's action with probability 1 - epsilon, a uniformly drawn eligible action
+    otherwise; for a ``route`` or ``risk`` policy (``kind``: the wrapped policy's own by default)."""
+
+    def __init__(self, base: Any, epsilon: float, kind: str | None = None) -> None:
         if not 0.0 <= epsilon <= 1.0:
             raise PayrouteError(f"--explore (epsilon) must be in [0, 1], got {epsilon}")
-        if getattr(base, "kind", "route") != "route":
-            raise PayrouteError(f"epsilon-greedy routing needs a route policy, got a {base.kind!r} policy")
+        kind = kind or getattr(base, "kind", "route")
+        if kind not in EXPLORABLE_KINDS or getattr(base, "kind", kind) != kind:
+            raise PayrouteError(
+                f"epsilon-greedy exploration needs a {' or '.join(EXPLORABLE_KINDS)} policy, "
+                f"got a {getattr(base, 'kind', kind)!r} policy"
+            )
+        self.kind = kind
         self.base = base
         self.epsilon = float(epsilon)
-        self.rng = np.random.default_rng(np.random.SeedSequence(0, spawn_key=EXPLORATION_SPAWN_KEY))
+        self.spawn_key = exploration_spawn_key(kind)
+        self.rng = np.random.default_rng(np.random.SeedSequence(0, spawn_key=self.spawn_key))
         self.decisions = 0
         self.explored = 0
 
@@ -47,19 +67,31 @@ class EpsilonGreedyRoute:
         bind = getattr(self.base, "bind", None)
         if bind is not None:
             bind(world)
-        self.rng = np.random.default_rng(np.random.SeedSequence(world.seed, spawn_key=EXPLORATION_SPAWN_KEY))
+        self.rng = np.random.default_rng(np.random.SeedSequence(world.seed, spawn_key=self.spawn_key))
         self.decisions = self.explored = 0
 
     def decide(self, world: Any, payload: Any) -> tuple[int, float]:
-        _tx, eligible = payload
+        if self.kind == "route":
+            _tx, eligible = payload
+            choices = [r.index for r in eligible]
+        else:
+            choices = range(len(RISK_ACTIONS))
         greedy, _p = self.base.decide(world, payload)
         greedy = int(greedy)
-        n = len(eligible)
+        n = len(choices)
         self.decisions += 1
         # both draws every decision, so the stream does not depend on which branch came before
         explore = self.rng.random() < self.epsilon
-        pick = eligible[int(self.rng.integers(n))].index
+        pick = choices[int(self.rng.integers(n))]
         action = pick if explore else greedy
         self.explored += explore
         propensity = (1.0 - self.epsilon) * (action == greedy) + self.epsilon / n
         return action, float(propensity)
+
+
+class EpsilonGreedyRoute(EpsilonGreedy):
+    """:class:`EpsilonGreedy` around a router: the wrapped router's route with probability 1 - epsilon, a uniformly
+    drawn eligible route otherwise (what ``payroute simulate --explore`` logs with)."""
+
+    def __init__(self, base: Any, epsilon: float) -> None:
+        super().__init__(base, epsilon, kind="route")
