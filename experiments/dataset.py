@@ -30,6 +30,8 @@ hash), the policy, the exploration, the first seed and each episode's seed, and 
 from __future__ import annotations
 
 import hashlib
+import importlib
+import inspect
 import json
 import math
 import re
@@ -46,6 +48,7 @@ from payroute.envs.baselines.exploration import EpsilonGreedy
 from payroute.envs.scenarios import Scenario, load_scenario
 from payroute.errors import PayrouteError
 from payroute.files import atomic_folder, check_output_folder
+from payroute.registration import ENVIRONMENTS
 from payroute.vocabulary import HELD_OUT_SEED_START
 
 DATASET_ENVS: dict[str, str] = {"payroute/Routing-v0": "route", "payroute/Risk-v0": "risk"}
@@ -119,6 +122,10 @@ def _scenario_hash(scenario: Scenario) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+REWARD_ARGUMENTS = ("credit", "baseline", "decline_cost")
+"""The environment arguments that decide its rewards: recorded with every dataset, defaults included."""
+
+
 @dataclass(frozen=True)
 class DatasetPlan:
     """A dataset checked and ready to write (:func:`plan_dataset`); :func:`write_planned` writes it."""
@@ -169,6 +176,11 @@ def plan_dataset(
     env_kwargs: dict[str, Any] = {"scenario": str(scenario)}
     if overrides:
         env_kwargs["scenario_overrides"] = overrides
+    # how the rewards were paid, written out (the defaults of this version) so the dataset says what its rewards
+    # are and a later version with other defaults rebuilds the same environment
+    module, _, name = ENVIRONMENTS[plain_id].partition(":")
+    parameters = inspect.signature(getattr(importlib.import_module(module), name).__init__).parameters
+    env_kwargs.update({k: parameters[k].default for k in REWARD_ARGUMENTS if k in parameters})
     seeds = tuple(seed + i for i in range(days))
     metadata = {
         "dataset_id": out.name,

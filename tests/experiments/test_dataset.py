@@ -73,6 +73,10 @@ def test_minari_load_dataset_reads_the_routing_dataset_with_masks_propensities_a
     assert meta["env_id"] == "payroute/Routing-v0" and meta["scenario_name"] == "default"
     assert meta["policy"] == "cheapest" and meta["explore"] == 0.2 and meta["episode_seeds"] == [3]
     assert data.storage.get_episode_metadata([0]).__next__()["seed"] == 3
+    # how the rewards were paid is written out, defaults included, and the recovered environment pays the same
+    reward_args = {k: meta["env_kwargs"][k] for k in ("credit", "baseline", "decline_cost")}
+    assert reward_args == {"credit": "expected_margin", "baseline": "route_mean", "decline_cost": False}
+    assert (env.unwrapped.credit, env.unwrapped.baseline) == ("expected_margin", "route_mean")
     assert env.unwrapped.scenario.volume_scale == 0.02 and env.action_space == data.action_space
     env.close()
 
