@@ -11,8 +11,8 @@ the manual):
   (:func:`~payroute.envs.baselines.routers.route_values`: P(success) x (price - cost - expected fraud loss) - the
   SLA penalty where the route cannot meet the deadline - P(decline) x the decline charge); the fraud loss is its
   expectation under the risk score's posterior (:class:`~payroute.envs.world.fraud.FraudPosterior`, with base
-  rates from every day this environment has simulated since its last seeded reset). A masked action is declined: it earns nothing and costs
-  ``invalid_penalty_usd``.
+  rates from every day this environment has simulated since its last seeded reset). A masked action is
+  declined: it earns nothing and costs ``invalid_penalty_usd``.
 * ``baseline="route_mean"`` (with ``expected_margin``): minus the mean expected margin of the payment's eligible
   routes, which does not depend on the action.
 
@@ -63,8 +63,8 @@ class ExpectedMargin:
     """Each routing decision's expected margin at the instant it is made, in cents (see the module docstring).
 
     One fraud history across the environment's days (the base rates a PSP knows from its past days), from its
-    last :meth:`forget`: the object outlives the worlds it values decisions in. Call :meth:`credit_cents` once per decision, in order,
-    before the world moves on.
+    last :meth:`forget`: the object outlives the worlds it values decisions in. Call :meth:`credit_cents` once
+    per decision, in order, before the world moves on.
     """
 
     def __init__(self, role: RouterRole, *, baseline: str = "none") -> None:
@@ -112,9 +112,8 @@ class RiskExpectedMargin:
     def __init__(self, role: RiskRole) -> None:
         self.role = role
         self.posterior = FraudPosterior()
-        self._watched: dict[
-            int, tuple[float, float]
-        ] = {}  # payment id -> (P(fraud) it is sent with, recovery)
+        # payment id -> (P(fraud) it is sent with, recovery share), from its decision until it is routed
+        self._watched: dict[int, tuple[float, float]] = {}
         self._routed_cents = 0.0  # the expected margin of watched payments routed since the last payment
         self._pass_likelihood: dict[tuple, float] = {}
 
