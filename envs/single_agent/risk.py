@@ -28,7 +28,8 @@ class RiskEnv(SingleAgentEnv):
 
     ## Action space
 
-    ``Discrete(3)``: 0 allow, 1 challenge, 2 block. Every action is always valid.
+    ``Discrete(3)``: 0 allow, 1 challenge, 2 block. Every action is always valid: ``info["action_mask"]`` and
+    ``env.action_masks()`` (for sb3-contrib's MaskablePPO) are all ones.
 
     ## Observation space
 
@@ -94,6 +95,11 @@ class RiskEnv(SingleAgentEnv):
     def lost_cents_by_tx(self) -> dict[int, int]:
         """The friction charge of each payment this episode (decision credit reads it)."""
         return self.role.lost_cents_by_tx
+
+    def action_masks(self) -> np.ndarray:
+        """Every action is valid: all ones (bool), as ``info["action_mask"]``; for clients that ask every
+        discrete environment for a mask (sb3-contrib's MaskablePPO)."""
+        return np.ones(self.action_space.n, dtype=bool)
 
     def _info(self, point: DecisionPoint) -> dict:
         tx = point.payload
