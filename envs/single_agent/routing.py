@@ -37,13 +37,16 @@ class RoutingEnv(SingleAgentEnv):
     Ineligible routes (wrong instrument, corridor or currency, over the limit, outside hours for routes that
     reject, not enough liquidity where the account fails when short) are masked. The mask is in
     ``info["action_mask"]``, in ``env.action_masks()`` (sb3-contrib MaskablePPO), and, for RLlib's action
-    masking, in the ``action_mask`` key of the observation when ``dict_observation=True``. The terminal step's
+    masking, in the ``action_mask`` key of the observation when ``dict_observation=True`` (the observation is then
+    ``{"observations": Box, "action_mask": Box(0, 1, (n_routes,))}``, keys in the order the ``Dict`` space has). The terminal step's
     ``info["action_mask"]`` allows every action, as ``action_masks()`` does then: no payment waits, and the action a
     vector env's autoreset asks for next is ignored.
     A masked action declines the payment (terminal state ``declined``, reason ``invalid_action``; it costs what a
     decline costs) and the reward is reduced by ``invalid_penalty_usd``: a client that samples without the mask
     (Gymnasium's and SB3's checkers, DQN, A2C) learns to avoid it. ``invalid_action="raise"`` raises
     ``ValueError`` instead, naming the eligible routes: for debugging a client that should respect the mask.
+    An action is a Python or NumPy integer or an integer array of one element; another type (``"1"``, ``2.5``,
+    ``True``) raises ``TypeError`` and an index outside ``0..n_routes-1`` ``ValueError``.
 
     ## Observation space
 
@@ -88,6 +91,14 @@ class RoutingEnv(SingleAgentEnv):
     ``gym.make("payroute/Routing-v0", scenario="processor_outage", seed=3, days=1.0, scenario_overrides=None,
     baselines={"risk": "threshold"}, invalid_action="penalize", invalid_penalty_usd=1.0, decline_cost=True,
     reward_scale=1.0, dict_observation=False)``
+
+    ## Other libraries
+
+    With its default arguments it passes Gymnasium's and SB3's ``check_env`` and works with SB3's
+    ``make_vec_env`` (PPO, A2C, DQN, MaskablePPO), Gymnasium's vector envs in every autoreset mode, and RLlib's
+    remote env runners by its plain id; in a process that has not imported payroute, write
+    ``"payroute:payroute/Routing-v0"``. It pickles and deep-copies at any point (the copy replays the episode so
+    far; :mod:`payroute.envs.replay`). ``docs/using_environments.md`` has the details.
 
     ## Version history
 
