@@ -281,6 +281,19 @@ class TrainingEnv(gym.Wrapper):
         for action in record["actions"]:
             env.step(action)
 
+    # the credit bookkeeping of the episode under way: it holds the world's payments, and the replay rebuilds it
+    _EPISODE_STATE = ("_decided", "_penalty", "_pending", "_p_fraud", "_reference", "_answers")
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickling and ``copy.deepcopy``: everything but the episode's credit bookkeeping, which loading rebuilds
+        by replaying the episode record (the inner environment pickles the same way, :mod:`payroute.envs.replay`)."""
+        return {k: v for k, v in self.__dict__.items() if k not in self._EPISODE_STATE}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if self._episode is not None:
+            self.replay_episode(self._episode)
+
     # ------------------------------------------------------------------ decision credit
     def _start_credit(self, info: dict) -> None:
         self._decided: list[Any] = []  # the payment each step routed
