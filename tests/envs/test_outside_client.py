@@ -20,6 +20,7 @@ from gymnasium.vector import AutoresetMode
 from sb3_contrib import MaskablePPO
 from stable_baselines3 import A2C, DQN, PPO
 from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.vec_env import SubprocVecEnv
 
 import payroute  # noqa: F401 - registers the ids
 
@@ -68,6 +69,36 @@ def test_sb3_learns_a_few_hundred_steps_on_make_vec_env_of_the_plain_id(env_id, 
     action, _ = model.predict(obs, deterministic=True)
     assert all(venv.action_space.contains(a) for a in action)
     venv.close()
+
+
+def test_sb3_subprocess_workers_make_the_module_qualified_id():
+    """SB3's subprocess workers start from a fresh interpreter (forkserver) that has not imported payroute (here:
+    pytest's main module does not): ``"payroute:payroute/Routing-v0"`` imports it there first."""
+    env_id = "payroute/Routing-v0"
+    venv = make_vec_env(
+        f"payroute:{env_id}", n_envs=2, env_kwargs=KWARGS[env_id], seed=0, vec_env_cls=SubprocVecEnv
+    )
+    try:
+        obs = venv.reset()
+        assert obs.shape == (2, *venv.observation_space.shape)
+        masks = np.stack(venv.env_method("action_masks"))
+        rng = np.random.default_rng(0)
+        ended = 0
+        for _ in range(
+            200
+        ):  # across episode ends (SB3 resets a finished worker and keeps its reset info apart)
+            obs, _r, done, infos = venv.step(np.array([_masked_choice(rng, m) for m in masks]))
+            masks = np.stack(
+                [
+                    (venv.reset_infos[i] if d else info)["action_mask"]
+                    for i, (d, info) in enumerate(zip(done, infos, strict=True))
+                ]
+            )
+            np.testing.assert_array_equal(masks.astype(bool), np.stack(venv.env_method("action_masks")))
+            ended += int(done.sum())
+        assert ended >= 2
+    finally:
+        venv.close()
 
 
 # ---------------------------------------------------------------------------------------------------- vector envs
