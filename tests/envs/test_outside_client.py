@@ -84,9 +84,8 @@ def test_sb3_subprocess_workers_make_the_module_qualified_id():
         masks = np.stack(venv.env_method("action_masks"))
         rng = np.random.default_rng(0)
         ended = 0
-        for _ in range(
-            200
-        ):  # across episode ends (SB3 resets a finished worker and keeps its reset info apart)
+        # across episode ends: SB3 resets a finished worker at once and keeps its reset info apart
+        for _ in range(200):
             obs, _r, done, infos = venv.step(np.array([_masked_choice(rng, m) for m in masks]))
             masks = np.stack(
                 [
