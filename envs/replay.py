@@ -23,9 +23,19 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import numpy as np
+
 
 def _copy_action(action: Any) -> Any:
-    return action if type(action) is int else copy.deepcopy(action)  # noqa: E721 - ints are immutable
+    """A copy the caller cannot change later (a step per payment: the common forms without ``deepcopy``)."""
+    kind = type(action)
+    if kind is int or isinstance(action, np.generic):
+        return action  # immutable
+    if kind is np.ndarray:
+        return action.copy()
+    if kind is dict:
+        return {k: _copy_action(v) for k, v in action.items()}
+    return copy.deepcopy(action)
 
 
 class Replayable:

@@ -69,9 +69,8 @@ class RouterRole(Role):
         obs = box(self.features)
         if self.mask_in_observation:
             mask = spaces.Box(0.0, 1.0, (n,), dtype=np.float32)
-            self.observation_space = spaces.Dict(
-                [("observations", obs), ("action_mask", mask)]
-            )  # the observation's order
+            # keys in the order observe() returns them (from a plain dict the space would sort them)
+            self.observation_space = spaces.Dict([("observations", obs), ("action_mask", mask)])
         else:
             self.observation_space = obs
         self.observer: RoutingFeatures | None = None
