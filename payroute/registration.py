@@ -11,7 +11,8 @@ RLlib's env runners find a string id first in Ray's env registry (``ray.tune.reg
 of a Ray cluster shares, and only then ask Gymnasium in their own process. So each plain id is also registered
 there, with a creator that makes the environment with RLlib's ``env_config`` as keyword arguments: as soon as
 ``ray.tune.registry`` is imported in a process that imported payroute (before or after it; RLlib imports it),
-unless the id is registered there already. ``PPOConfig().environment("payroute/Routing-v0", env_config={...})``
+unless the id is registered there already; and again on each later ``ray.init`` (a new cluster's registry starts
+empty). ``PPOConfig().environment("payroute/Routing-v0", env_config={...})``
 then works with remote env runners as with a local one.
 """
 
@@ -52,8 +53,18 @@ def make_for_ray(env_id: str, env_config: Mapping[str, Any]) -> gym.Env:
 
 
 def register_with_ray() -> None:
-    """Register every payroute id in Ray's env registry (see the module docstring); ids registered there
-    already, by the user or an earlier call, are left as they are."""
+    """Register every payroute id in Ray's env registry (see the module docstring), now and after every later
+    ``ray.init`` (a new cluster starts with an empty registry); ids registered there already, by the user or
+    an earlier call, are left as they are."""
+    import ray._private.worker as ray_worker
+
+    hooks = getattr(ray_worker, "_post_init_hooks", None)  # where Ray's registry flushes itself on ray.init
+    if isinstance(hooks, list) and _register_ids not in hooks:
+        hooks.append(_register_ids)
+    _register_ids()
+
+
+def _register_ids() -> None:
     from ray.tune.registry import ENV_CREATOR, _global_registry, register_env
 
     for env_id in ENVIRONMENTS:

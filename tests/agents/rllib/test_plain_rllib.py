@@ -29,10 +29,7 @@ LEARNING = ["router", "risk", "fraudster"]
 
 @pytest.fixture(scope="module")
 def ray_session():
-    # a new local cluster even if a `ray start` cluster is around (tests must not join a shared one)
-    ray.init(
-        address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True
-    )
+    _local_cluster()
     yield
     ray.shutdown()
 
@@ -77,7 +74,17 @@ def test_the_ecosystem_trains_under_a_plain_multi_agent_ppo_config(ray_session, 
     assert result["env_runners"]["num_env_steps_sampled"] >= 200
 
 
+def _local_cluster() -> None:
+    # a new local cluster even if a `ray start` cluster is around (tests must not join a shared one)
+    ray.init(
+        address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True
+    )
+
+
 def test_routing_by_its_plain_id_trains_on_a_remote_env_runner(ray_session):
+    # on a cluster started after another one was shut down (each new cluster's env registry starts empty)
+    ray.shutdown()
+    _local_cluster()
     config = _tiny(
         PPOConfig().environment("payroute/Routing-v0", env_config={"scenario_overrides": TINY, "days": 0.25}),
         runners=1,
