@@ -171,7 +171,10 @@ def make_env(env_id: str, kwargs: dict[str, Any]) -> Any:
 
 
 class TrainingEnv(gym.Wrapper):
-    """A single-agent payroute environment with held-out seeds, optional reward clipping and running KPIs."""
+    """A single-agent payroute environment with held-out seeds, optional reward clipping and running KPIs.
+
+    It pickles and deep-copies mid-episode: the copy replays the episode record (:meth:`replay_episode`), which
+    rebuilds the decision credit's bookkeeping as well as the world."""
 
     def __init__(
         self,
