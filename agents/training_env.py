@@ -181,7 +181,10 @@ def make_env(env_id: str, kwargs: dict[str, Any]) -> Any:
 
 
 class TrainingEnv(gym.Wrapper):
-    """A single-agent payroute environment with held-out seeds, optional reward clipping and running KPIs."""
+    """A single-agent payroute environment with held-out seeds, optional reward clipping and running KPIs.
+
+    It pickles and deep-copies mid-episode: the copy replays the episode record (:meth:`replay_episode`), which
+    rebuilds the decision credit's bookkeeping as well as the world."""
 
     def __init__(
         self,
@@ -296,6 +299,19 @@ class TrainingEnv(gym.Wrapper):
         env.reset(options=copy.deepcopy(record["options"]))
         for action in record["actions"]:
             env.step(action)
+
+    # the credit bookkeeping of the episode under way: it holds the world's payments, and the replay rebuilds it
+    _EPISODE_STATE = ("_decided", "_penalty", "_pending", "_p_fraud", "_reference", "_answers")
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickling and ``copy.deepcopy``: everything but the episode's credit bookkeeping, which loading rebuilds
+        by replaying the episode record (the inner environment pickles the same way, :mod:`payroute.envs.replay`)."""
+        return {k: v for k, v in self.__dict__.items() if k not in self._EPISODE_STATE}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if self._episode is not None:
+            self.replay_episode(self._episode)
 
     # ------------------------------------------------------------------ decision credit
     def _start_credit(self, info: dict) -> None:

@@ -24,6 +24,7 @@ from gymnasium import spaces
 
 from payroute.envs.episode import Episode
 from payroute.envs.info import InfoKey, with_info_table
+from payroute.envs.replay import Replayable
 from payroute.envs.roles import ROLE_CLASSES, FraudsterRole, Role, RouterRole
 from payroute.envs.scenarios import Scenario, load_scenario
 from payroute.envs.world import PaymentWorld
@@ -45,7 +46,7 @@ _OPTIONS = {
 }
 
 
-class PaymentEcosystemEnv:
+class PaymentEcosystemEnv(Replayable):
     """Every decision-maker of the payment world as an agent, learning or bound to a baseline.
 
     ## Description
@@ -90,6 +91,12 @@ class PaymentEcosystemEnv:
     Risk-v0 credit their one agent (then the agents' money no longer adds up to the ledger). The opportunity
     costs those environments add (the margin a decline or a false block forgoes) are not ledger money and are
     not paid here.
+
+    ## Copies
+
+    It pickles and deep-copies at any point, mid-episode included: the copy is rebuilt from the constructor's
+    arguments and replays the episode so far (:mod:`payroute.envs.replay`), then continues exactly as the
+    original. So do its RLlib and PettingZoo wrappers, which hold it.
 
     ## Episode end
 
@@ -317,6 +324,7 @@ class PaymentEcosystemEnv:
         self._paid = dict.fromkeys(self.possible_agents, 0)
         self._last_obs = {}
         self.agents = list(self.possible_agents)
+        self._record_reset(seed, options)
         point = self.episode.reset(seed)
         agent = point.agent_id
         obs = self._observe(agent, point)
@@ -334,6 +342,7 @@ class PaymentEcosystemEnv:
                 f"got actions for {sorted(action_dict)}"
             )
         nxt = self.episode.advance(self.roles[agent].to_world(action_dict[agent], point))
+        self._record_step(action_dict)
         if nxt is None:
             return self._end()
         agent = nxt.agent_id
@@ -400,7 +409,12 @@ class PaymentEcosystemEnv:
         money[world.hub.agent_ids["fraud"]] = world.fraudster.net_cents / 100.0
         return {"kpis": world.kpis(), "agent_money_usd": money, "fraudster": world.fraudster.summary()}
 
+    def _replay_extra(self) -> dict[str, Any]:
+        # what take_reward (the PettingZoo wrapper) has paid out between steps, which a replay of steps leaves out
+        return {**super()._replay_extra(), "_paid": dict(self._paid)}
+
     def close(self) -> None:
+        self._record_close()
         self.episode.close()
 
 

@@ -28,6 +28,57 @@ if TYPE_CHECKING:
     from payroute.envs.world.world import PaymentWorld
 
 
+def discrete_action(action: Any, n: int, what: str, noun: str = "an integer", detail: str = "") -> int:
+    """``action`` as an index in ``range(n)``, or a ``TypeError``/``ValueError`` that says what was given.
+
+    Accepted: a Python or NumPy integer, or an integer array holding one element (the form SB3 and RLlib
+    pass). Refused: ``bool``, floats (``2.5``, and ``2.0`` too: an index is not a quantity), strings, arrays
+    of several elements, and integers outside ``0..n-1``.
+    """
+    if type(action) is int:  # noqa: E721 - the common case, and not bool
+        a = action
+    elif isinstance(action, np.integer):
+        a = int(action)
+    elif isinstance(action, np.ndarray) and action.size == 1 and np.issubdtype(action.dtype, np.integer):
+        a = int(action.reshape(()))
+    else:
+        given = (
+            f"array of dtype {action.dtype} and shape {action.shape}"
+            if isinstance(action, np.ndarray)
+            else (f"{type(action).__name__} {action!r}")
+        )
+        raise TypeError(
+            f"{what} action must be {noun} in 0..{n - 1}{detail} (a Python or NumPy integer, or an integer array "
+            f"of one element), got {given}"
+        )
+    if not 0 <= a < n:
+        raise ValueError(f"{what} action must be {noun} in 0..{n - 1}{detail}, got {a}")
+    return a
+
+
+def box_action(
+    action: Any, shape: tuple[int, ...], what: str, detail: str = "", unit: str = "numbers"
+) -> np.ndarray:
+    """``action`` as a float64 array of ``shape``, or a ``TypeError``/``ValueError`` that says what was given.
+
+    Accepted: anything NumPy reads as ``prod(shape)`` real numbers, flat or in ``shape``; refused: strings,
+    booleans, other sizes, NaN and infinities. (Values outside the space are clipped by the caller, as
+    Gymnasium's ``Box`` clients expect.)
+    """
+    expected = f"{what} action must be {int(np.prod(shape))} finite {unit} in shape {shape}" + (
+        f" ({detail})" if detail else ""
+    )
+    a = np.asarray(action)
+    if a.dtype == object or not (np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)):
+        raise TypeError(f"{expected}, got {type(action).__name__} {action!r} (dtype {a.dtype})")
+    if a.size != int(np.prod(shape)) or a.shape not in (shape, (a.size,)):
+        raise ValueError(f"{expected}, got shape {a.shape}: {action!r}")
+    a = a.astype(np.float64).reshape(shape)
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"{expected}, got non-finite values: {action!r}")
+    return a
+
+
 def box(features: list[Feature]) -> spaces.Box:
     """The ``Box`` of a feature list's bounds (float32)."""
     low = np.array([f.low for f in features], dtype=np.float32)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from gymnasium import spaces
 
-from payroute.envs.roles.base import Role
+from payroute.envs.roles.base import Role, box_action, discrete_action
 from payroute.envs.roles.calendar import (
     CALENDAR_FEATURES,
     CALENDAR_HIGH,
@@ -153,24 +153,11 @@ class PricerRole(Role):
 
     def to_world(self, action: Any, point: DecisionPoint | None = None) -> np.ndarray:
         if self.price_levels is not None:
-            a = np.asarray(action)
-            if (
-                a.size != 1
-                or not np.issubdtype(a.dtype, np.integer)
-                or not 0 <= int(a) < len(self.price_levels)
-            ):
-                raise ValueError(
-                    f"Pricing-v0 action must be a price level index in 0..{len(self.price_levels) - 1} "
-                    f"(levels {list(self.price_levels)}), got {action!r}"
-                )
-            return np.full(self._shape, self.price_levels[int(a)], dtype=np.float64)
-        a = np.asarray(action, dtype=np.float64)
-        if a.size != self._shape[0] * self._shape[1] or not np.all(np.isfinite(a)):
-            raise ValueError(
-                f"Pricing-v0 action must be {self._shape} finite multipliers "
-                f"(segments {list(self.segments)} x families {list(FAMILIES)}), got {action!r}"
-            )
-        return a.reshape(self._shape)
+            levels = f" (levels {list(self.price_levels)})"
+            i = discrete_action(action, len(self.price_levels), "Pricing-v0", "a price level index", levels)
+            return np.full(self._shape, self.price_levels[i], dtype=np.float64)
+        names = f"segments {list(self.segments)} x families {list(FAMILIES)}"
+        return box_action(action, self._shape, "Pricing-v0", detail=names, unit="multipliers")
 
     def _close_period(self) -> None:
         """Counts of the period that just ended, and its profit."""

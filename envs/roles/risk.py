@@ -17,7 +17,7 @@ import numpy as np
 from gymnasium import spaces
 
 from payroute.envs.features import TransactionFeatures, transaction_features
-from payroute.envs.roles.base import Role, box
+from payroute.envs.roles.base import Role, box, discrete_action
 from payroute.envs.world.decisions import RISK_ACTIONS
 
 if TYPE_CHECKING:
@@ -66,7 +66,4 @@ class RiskRole(Role):
         return out
 
     def to_world(self, action: Any, point: DecisionPoint) -> int:
-        a = int(np.asarray(action).item())
-        if a not in (0, 1, 2):
-            raise ValueError(f"risk action must be 0 (allow), 1 (challenge) or 2 (block), got {action!r}")
-        return a
+        return discrete_action(action, 3, "risk", detail=" (0 allow, 1 challenge, 2 block)")

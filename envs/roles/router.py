@@ -25,7 +25,7 @@ from gymnasium import spaces
 
 from payroute.envs.features import RoutingFeatures, routing_features
 from payroute.envs.info import InfoKey
-from payroute.envs.roles.base import Role, box
+from payroute.envs.roles.base import Role, box, discrete_action
 
 if TYPE_CHECKING:
     from payroute.envs.scenarios import Scenario
@@ -72,6 +72,7 @@ class RouterRole(Role):
         self.invalid_hint = invalid_hint
         self.mask_in_observation = bool(mask_in_observation)
         self.route_names = list(scenario.routes)
+        self._routes_named = f" ({', '.join(f'{i} {n}' for i, n in enumerate(self.route_names))})"
         self.route_latency_s = [spec.latency.median_s for spec in scenario.routes.values()]
         self.features = routing_features(scenario)
         self._n = n = len(self.route_names)
@@ -79,7 +80,8 @@ class RouterRole(Role):
         obs = box(self.features)
         if self.mask_in_observation:
             mask = spaces.Box(0.0, 1.0, (n,), dtype=np.float32)
-            self.observation_space = spaces.Dict({"observations": obs, "action_mask": mask})
+            # keys in the order observe() returns them (from a plain dict the space would sort them)
+            self.observation_space = spaces.Dict([("observations", obs), ("action_mask", mask)])
         else:
             self.observation_space = obs
         self.observer: RoutingFeatures | None = None
@@ -136,15 +138,14 @@ class RouterRole(Role):
         return {"action_mask": self.observer.mask(point.payload)}
 
     def to_world(self, action: Any, point: DecisionPoint) -> int:
-        a = action if type(action) is int else int(np.asarray(action).item())  # noqa: E721 - not bool
+        a = discrete_action(action, self._n, "router", "a route index", self._routes_named)
         tx = point.payload
-        if 0 <= a < self._n and (tx.eligible_mask >> a) & 1:
+        if (tx.eligible_mask >> a) & 1:
             return a
         if self.invalid_action == "raise":
             eligible = [self.route_names[i] for i in np.flatnonzero(self.observer.mask(tx))]
-            name = self.route_names[a] if 0 <= a < self._n else "out of range"
             raise ValueError(
-                f"router action {a} ({name}) is masked for this payment; eligible routes: {eligible}. "
+                f"router action {a} ({self.route_names[a]}) is masked for this payment; eligible routes: {eligible}. "
                 f"{self.invalid_hint}"
             )
         self.charges_cents += self.invalid_penalty_cents

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from gymnasium import spaces
 
-from payroute.envs.roles.base import Role
+from payroute.envs.roles.base import Role, box_action
 from payroute.envs.roles.calendar import (
     CALENDAR_FEATURES,
     CALENDAR_HIGH,
@@ -137,12 +137,7 @@ class TreasurerRole(Role):
         self.last_costs = dict.fromkeys(COST_KEYS, 0)
 
     def to_world(self, action: Any, point: DecisionPoint | None = None) -> TreasuryAction:
-        a = np.asarray(action, dtype=np.float64).reshape(-1)
-        if a.shape != self.action_space.shape or not np.all(np.isfinite(a)):
-            raise ValueError(
-                f"Treasury-v0 action must be {len(self.action_names)} finite numbers {list(self.action_names)}, "
-                f"got {action!r}"
-            )
+        a = box_action(action, self.action_space.shape, "Treasury-v0", detail=", ".join(self.action_names))
         a = np.clip(a, self.action_space.low, self.action_space.high)
         sc = self.world.scenario  # the day's scenario (a training mix may change it between episodes)
         transfers: dict[str, int] = {}

@@ -18,13 +18,25 @@ from typing import Any, ClassVar
 import gymnasium as gym
 
 from payroute.envs.episode import Episode
+from payroute.envs.replay import Replayable
 from payroute.envs.roles import Role
 from payroute.envs.scenarios import Scenario, load_scenario
 from payroute.envs.world import DecisionPoint, PaymentWorld
 
 
-class SingleAgentEnv(gym.Env):
-    """Base class: one step per decision of :attr:`role` on the payment world; every other kind bound."""
+class UnsupportedRenderMode(TypeError, ValueError):
+    """A ``render_mode`` other than ``None``. A ``TypeError`` (and a ``ValueError``) because Stable-Baselines3's
+    ``make_vec_env`` asks every environment id for ``render_mode="rgb_array"`` and, on a ``TypeError``, makes it
+    again without one: the form of an environment that does not render."""
+
+
+class SingleAgentEnv(Replayable, gym.Env):
+    """Base class: one step per decision of :attr:`role` on the payment world; every other kind bound.
+
+    Pickling and ``copy.deepcopy`` work at any point, mid-episode included (:mod:`payroute.envs.replay`: the
+    copy is rebuilt from the constructor's arguments and replays the episode so far, then continues exactly as
+    the original). ``render_mode`` must be ``None``: there is nothing to draw.
+    """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
     decision_kind: ClassVar[str] = ""
@@ -48,9 +60,9 @@ class SingleAgentEnv(gym.Env):
         """``role``: a function of the loaded scenario that returns the environment's :class:`Role`."""
         super().__init__()
         if render_mode is not None:
-            raise ValueError(
+            raise UnsupportedRenderMode(
                 f"render_mode {render_mode!r} is not supported: render_mode must be None (payroute environments "
-                "do not render)"
+                "do not render; read env.unwrapped.world, its KPIs and event log instead)"
             )
         self.render_mode = render_mode
         loaded = load_scenario(scenario, scenario_overrides)
@@ -80,6 +92,13 @@ class SingleAgentEnv(gym.Env):
     def agent_id(self) -> str:
         return self.role.name
 
+    def seed_state(self) -> dict[str, Any]:
+        """The seed cursor (:meth:`Episode.seed_state <payroute.envs.episode.Episode.seed_state>`)."""
+        return self.episode.seed_state()
+
+    def set_seed_state(self, state: dict[str, Any]) -> None:
+        self.episode.set_seed_state(state)
+
     def feature_schema(self) -> list[dict]:
         """Each observation entry's name, unit, scaling, low and high, in observation order."""
         return self.role.feature_schema()
@@ -87,6 +106,7 @@ class SingleAgentEnv(gym.Env):
     # ------------------------------------------------------------------ gymnasium API
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
+        self._record_reset(seed, options)
         point = self.episode.reset(seed)
         self._np_random = self.episode.np_random  # env.np_random: the generator of the next world seeds
         obs = self._last_obs = self.role.observe(point)
@@ -99,6 +119,7 @@ class SingleAgentEnv(gym.Env):
         world_action = self.role.to_world(action, point)
         pay = self._open_credit(point, world_action)  # valued before the world moves on
         point = self.episode.advance(world_action)
+        self._record_step(action)
         if point is None:  # the role's final observation may still book money (a last period's profit)
             obs = self._last_obs = self.role.final_observation(self._last_obs)
         else:
@@ -110,6 +131,7 @@ class SingleAgentEnv(gym.Env):
         return obs, reward, False, False, self._info(point)
 
     def close(self) -> None:
+        self._record_close()
         self.episode.close()
         super().close()
 

@@ -32,7 +32,8 @@ class RiskEnv(SingleAgentEnv):
 
     ## Action space
 
-    ``Discrete(3)``: 0 allow, 1 challenge, 2 block. Every action is always valid.
+    ``Discrete(3)``: 0 allow, 1 challenge, 2 block. Every action is always valid: ``info["action_mask"]`` and
+    ``env.action_masks()`` (for sb3-contrib's MaskablePPO) are all ones.
 
     ## Observation space
 
@@ -136,6 +137,13 @@ class RiskEnv(SingleAgentEnv):
             self._expected.forget()  # a seeded reset repeats its episode exactly, rewards included
         return super().reset(seed=seed, options=options)
 
+    def _carried_state(self) -> Any:
+        return None if self._expected is None else self._expected.posterior  # the step credit's fraud history
+
+    def _restore_carried(self, state: Any) -> None:
+        if self._expected is not None and state is not None:
+            self._expected.posterior = state
+
     def _open_credit(self, point: DecisionPoint, world_action: Any) -> Callable[[], float] | None:
         if self._expected is None:
             return None
@@ -175,6 +183,11 @@ class RiskEnv(SingleAgentEnv):
         ),
     )
     """Every key of Risk-v0's ``info`` (the docstring's ``## Info`` table, docs/environments.md)."""
+
+    def action_masks(self) -> np.ndarray:
+        """Every action is valid: all ones (bool), as ``info["action_mask"]``; for clients that ask every
+        discrete environment for a mask (sb3-contrib's MaskablePPO)."""
+        return np.ones(self.action_space.n, dtype=bool)
 
     def _info(self, point: DecisionPoint) -> dict:
         tx = point.payload

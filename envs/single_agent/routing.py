@@ -41,13 +41,16 @@ class RoutingEnv(SingleAgentEnv):
     Ineligible routes (wrong instrument, corridor or currency, over the limit, outside hours for routes that
     reject, not enough liquidity where the account fails when short) are masked. The mask is in
     ``info["action_mask"]``, in ``env.action_masks()`` (sb3-contrib MaskablePPO), and, for RLlib's action
-    masking, in the ``action_mask`` key of the observation when ``dict_observation=True``. The terminal step's
+    masking, in the ``action_mask`` key of the observation when ``dict_observation=True`` (the observation is then
+    ``{"observations": Box, "action_mask": Box(0, 1, (n_routes,))}``, keys in the order the ``Dict`` space has). The terminal step's
     ``info["action_mask"]`` allows every action, as ``action_masks()`` does then: no payment waits, and the action a
     vector env's autoreset asks for next is ignored.
     A masked action declines the payment (terminal state ``declined``, reason ``invalid_action``; it costs what a
     decline costs) and the reward is reduced by ``invalid_penalty_usd``: a client that samples without the mask
     (Gymnasium's and SB3's checkers, DQN, A2C) learns to avoid it. ``invalid_action="raise"`` raises
     ``ValueError`` instead, naming the eligible routes: for debugging a client that should respect the mask.
+    An action is a Python or NumPy integer or an integer array of one element; another type (``"1"``, ``2.5``,
+    ``True``) raises ``TypeError`` and an index outside ``0..n_routes-1`` ``ValueError``.
 
     ## Observation space
 
@@ -131,6 +134,14 @@ class RoutingEnv(SingleAgentEnv):
     baselines={"risk": "threshold"}, invalid_action="penalize", invalid_penalty_usd=1.0, decline_cost=False,
     reward_scale=1.0, dict_observation=False, credit="expected_margin", baseline="route_mean")``
 
+    ## Other libraries
+
+    With its default arguments it passes Gymnasium's and SB3's ``check_env`` and works with SB3's
+    ``make_vec_env`` (PPO, A2C, DQN, MaskablePPO), Gymnasium's vector envs in every autoreset mode, and RLlib's
+    remote env runners by its plain id; in a process that has not imported payroute, write
+    ``"payroute:payroute/Routing-v0"``. It pickles and deep-copies at any point (the copy replays the episode so
+    far; :mod:`payroute.envs.replay`). ``docs/using_environments.md`` has the details.
+
     ## Version history
 
     * v0: initial release; the ``risk_z`` feature (the score's normal quantile) and each route's
@@ -213,6 +224,13 @@ class RoutingEnv(SingleAgentEnv):
         if point is None:
             return np.ones(self.action_space.n, dtype=bool)
         return self.role.mask(point.payload).astype(bool)
+
+    def _carried_state(self) -> Any:
+        return None if self._expected is None else self._expected.posterior  # the step credit's fraud history
+
+    def _restore_carried(self, state: Any) -> None:
+        if self._expected is not None and state is not None:
+            self._expected.posterior = state
 
     def _open_credit(self, point: DecisionPoint, world_action: Any) -> Callable[[], float] | None:
         if self._expected is None:

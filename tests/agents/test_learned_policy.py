@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import functools
+import pickle
 
 import numpy as np
 import pytest
@@ -249,6 +251,32 @@ def test_decision_credit_counts_the_invalid_action_penalty():
     rewards, info = _play(env, sometimes_invalid, seed=2)
     assert info["decision_rewards"].sum() == pytest.approx(rewards.sum(), abs=0.05)
     assert (info["decision_rewards"] <= -2.0).sum() > 0
+
+
+@pytest.mark.parametrize("credit, baseline", [("expected_outcome", "route_mean"), ("resolved", "none")])
+def test_a_training_env_copied_mid_episode_pays_the_same_credit(credit, baseline):
+    env = TrainingEnv(_routing_env(days=0.25), seed=3, credit=credit, baseline=baseline)
+    rng = np.random.default_rng(0)
+    _obs, info = env.reset()
+    for _ in range(10):
+        _obs, _r, _t, _tr, info = env.step(int(rng.choice(np.flatnonzero(info["action_mask"]))))
+
+    def rest(e, info) -> list:
+        rng = np.random.default_rng(1)
+        out = []
+        for _ in range(150):  # past the episode's end (its decision rewards) into the next world
+            obs, r, done, _tr, info = e.step(int(rng.choice(np.flatnonzero(info["action_mask"]))))
+            out.append((obs.tobytes(), r, done, np.asarray(info.get("decision_rewards", [])).tobytes()))
+            if done:
+                obs, info = e.reset()
+                out.append(obs.tobytes())
+        return out
+
+    copies = [pickle.loads(pickle.dumps(env)), copy.deepcopy(env)]
+    original = rest(env, info)
+    assert any(isinstance(x, tuple) and x[2] for x in original)
+    for twin in copies:
+        assert rest(twin, info) == original
 
 
 def test_training_worlds_use_seeds_below_the_held_out_range():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import pickle
 
 import numpy as np
@@ -152,6 +153,45 @@ def test_a_restored_seed_cursor_draws_the_worlds_the_saved_environment_would_dra
     fresh.set_seed_state(saved)
     assert [fresh.reset()[0]["risk"].tobytes() for _ in range(3)] == ahead
     assert len(set(ahead)) == 3
+
+
+def _continue(env, obs, infos, steps: int, seed: int) -> list:
+    """``steps`` random valid steps through the episode's end and the next unseeded reset."""
+    rng = np.random.default_rng(seed)
+    trail = []
+    for _ in range(steps):
+        ((agent, _),) = obs.items()
+        mask = infos[agent].get("action_mask")
+        action = (
+            int(rng.choice(np.flatnonzero(mask))) if mask is not None else env.action_spaces[agent].sample()
+        )
+        obs, rewards, terminateds, _t, infos = env.step({agent: action})
+        trail.append(({a: np.asarray(v).tobytes() for a, v in obs.items()}, rewards, terminateds["__all__"]))
+        if terminateds["__all__"]:
+            obs, infos = env.reset()
+            trail.append(({a: np.asarray(v).tobytes() for a, v in obs.items()}, None, None))
+    return trail
+
+
+def test_pickle_and_deepcopy_mid_episode_continue_identically():
+    env = PaymentEcosystemEnv(scenario_overrides=SMALL, learning=ALL, seed=2, days=0.25)
+    for i, space in enumerate(env.action_spaces.values()):
+        space.seed(i)  # the copies carry the spaces' generators: sample() continues identically
+    obs, infos = env.reset()
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        ((agent, _),) = obs.items()
+        mask = infos[agent].get("action_mask")
+        action = (
+            int(rng.choice(np.flatnonzero(mask))) if mask is not None else env.action_spaces[agent].sample()
+        )
+        obs, _r, _te, _tr, infos = env.step({agent: action})
+    env.take_reward("risk")  # paid out between steps (the PettingZoo wrapper does): the copies keep it
+    pickled, deep = pickle.loads(pickle.dumps(env)), copy.deepcopy(env)
+    original = _continue(env, obs, infos, 400, seed=1)
+    assert any(done for _o, _r, done in original)
+    assert _continue(pickled, obs, infos, 400, seed=1) == original
+    assert _continue(deep, obs, infos, 400, seed=1) == original
 
 
 @pytest.mark.parametrize(

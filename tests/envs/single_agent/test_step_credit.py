@@ -7,6 +7,7 @@ routes (payroute.envs.roles.credit); the realised world is the same whatever the
 from __future__ import annotations
 
 import copy
+import pickle
 
 import gymnasium as gym
 import numpy as np
@@ -180,3 +181,23 @@ def test_bad_credit_arguments_are_refused_in_words(kwargs, message):
         gym.make("payroute/Routing-v0", **kwargs)
     with pytest.raises(ValueError, match="credit must be one of"):
         gym.make("payroute/Risk-v0", credit="decision")
+
+
+@pytest.mark.parametrize("env_id", BOTH)
+def test_a_copy_made_on_a_later_day_keeps_the_fraud_history_and_pays_the_same_credit(env_id):
+    env = _make(env_id)
+    _day(env, 5, _cheapest)  # a first day: the credit's fraud history has cells now
+    obs, info = env.reset()  # the next day, seedless: the history is carried over
+    for _ in range(40):
+        obs, _r, _d, _t, info = env.step(_cheapest(info))
+    for how in (lambda e: pickle.loads(pickle.dumps(e)), copy.deepcopy):
+        copied = how(env)
+        a_info = b_info = info
+        for _ in range(200):
+            a_obs, a_r, a_done, _, a_info = env.step(_cheapest(a_info))
+            b_obs, b_r, b_done, _, b_info = copied.step(_cheapest(b_info))
+            np.testing.assert_array_equal(a_obs, b_obs)
+            assert a_r == b_r and a_done == b_done
+            if a_done:
+                break
+        env, info = copied, b_info  # the copy goes on as the original would have
