@@ -43,6 +43,30 @@ more seeds for a quick look; only the task's own seed count gives the benchmark'
 """
 
 
+TOPS = """## What each top is
+
+- **Routing**: `oracle` (`payroute.envs.baselines.routers.OracleRouter`) sees every route's hidden health, this
+  payment's true approval odds and the latency it would see, and knows fraud only as well as the risk score allows.
+  `clairvoyant` also knows the fraud truth and can score above 100: sending a known fraud to a route that fails it
+  is blocking by routing, the risk desk's decision.
+- **Risk**: `clairvoyant_risk` (`payroute.envs.baselines.ClairvoyantRisk`) blocks exactly the frauds. No defender can
+  see the truth; it is not a proven optimum (blocking a genuine payment that loses money could do better).
+- **Pricing**: no oracle exists. The best known bound is the best static level in hindsight: of every segment and
+  family at x0.8 ... x2.0 of list (grid 0.2, 4 seeds of 2 days), x2.0, the scenario's `max_multiplier`, made the
+  most, and still led on 7-day runs (customers churn over days, but within these horizons not enough to pay back a
+  lower price). A policy that moves prices by period can beat it. The zoo pricing bundle chooses among
+  x0.8 ... x1.3 and cannot be bound into a world yet (it acts through `payroute/Pricing-v0` only): its row says so.
+- **Treasury** (`liquidity_crunch`: balances open at a fifth of target, inflows halve): no oracle exists. The bound
+  `free_liquidity` is, seed by seed, the reference's own margin with every liquidity cost it paid given back
+  (opportunity cost, intraday credit, transfer fees, queue delay): the most treasury could have saved on that day.
+  It is not proven: a treasury that also avoids payouts failing for want of money could exceed it.
+- **RTGS game** (`payroute.envs.rtgs`, 2 banks, 12 periods, random demand, liquidity dearer than delay): the bound
+  `planner` is, day by day, the least total cost of the banks over every joint fixed-share strategy (each bank's
+  posting share on the game's grid x release share 0, 0.5 or 1, 1,089 profiles), chosen knowing that day's demands.
+  Policies are the game's baseline banks, every bank playing the same one; the KPI is the banks' total.
+"""
+
+
 def _zoo_policies() -> list[BundlePolicy]:
     return [load_bundle(zoo(name)) for name in ZOO_BUNDLES]
 
@@ -86,7 +110,7 @@ def score_task_table(
 
 
 def render_page(results: dict[str, tuple[list[Score], list[tuple[str, str]]]], elapsed_s: float) -> str:
-    lines = [INTRO, *_tasks_table(), "## Scores", ""]
+    lines = [INTRO, *_tasks_table(), TOPS, "## Scores", ""]
     for name, (scores, skipped) in results.items():
         lines += [f"### `{name}`", "", "| policy | score [95% CI] | KPI mean |", "| --- | --- | --- |"]
         for s in scores:

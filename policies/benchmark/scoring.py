@@ -109,13 +109,8 @@ def _first_task_by_kind() -> dict[str, Task]:
     return out
 
 
-def _arm(policy: str | BundlePolicy, task: Task) -> PolicyRef:
-    if isinstance(policy, BundlePolicy):
-        return bundle_policy(policy, policy_label(policy))
-    top = top_arm(task)
-    if isinstance(top, NamedPolicy) and policy == top.name:
-        return top
-    return policy
+def _arm(policy: str | BundlePolicy) -> PolicyRef:
+    return bundle_policy(policy, policy_label(policy)) if isinstance(policy, BundlePolicy) else policy
 
 
 def task_values(
