@@ -143,7 +143,7 @@ def task_values(
     arms: list[PolicyRef] = [
         task.reference,
         *([top] if top is not None else []),
-        *(_arm(p, task) for p in wanted),
+        *(_arm(p) for p in wanted),
     ]
     runs = [Run(scenario, arm, s, task.days, task.kind) for arm in arms for s in seed_list]
     spawn = any(isinstance(p, BundlePolicy) for p in wanted)  # onnxruntime sessions must not cross a fork

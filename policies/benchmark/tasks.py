@@ -52,7 +52,7 @@ class Task:
     top_note: str
     kpi: str
     days: float = 1.0
-    seeds: int = 10
+    seeds: int = 20
     overrides: Mapping[str, Any] = field(default_factory=lambda: {"volume_scale": BENCHMARK_VOLUME})
 
     def seed_list(self, count: int | None = None) -> list[int]:
@@ -85,7 +85,7 @@ TASKS: dict[str, Task] = {
         Task("pricing-default", "price", "default", "static_pricing", "static_x2", False,
              "best known bound `static_x2`: the best static price level in hindsight (every segment and family at "
              "x2.0 of list, the scenario's maximum; levels 0.8 ... 2.0 tried); not a proven optimum",
-             _MARGIN, days=2.0, overrides={"volume_scale": BENCHMARK_VOLUME, "prices": {"period_s": 21600}}),
+             _MARGIN, days=2.0, seeds=10, overrides={"volume_scale": BENCHMARK_VOLUME, "prices": {"period_s": 21600}}),
         Task("treasury-liquidity_crunch", "treasury", "liquidity_crunch", "target_balance", "free_liquidity", False,
              "best known bound `free_liquidity`: the reference's own day with its liquidity, transfer and queue-delay "
              "costs given back (what treasury could save at most on those days, were money free to hold and move)",
