@@ -53,13 +53,13 @@ TOPS = """## What each top is
   see the truth; it is not a proven optimum (blocking a genuine payment that loses money could do better).
 - **Pricing**: no oracle exists. The best known bound is the best static level in hindsight: of every segment and
   family at x0.8 ... x2.0 of list (grid 0.2, 4 seeds of 2 days), x2.0, the scenario's `max_multiplier`, made the
-  most, and still led on 7-day runs (customers churn over days, but within these horizons not enough to pay back a
+  most, and still led on 7-day runs (2 seeds; customers churn over days, but within these horizons not enough to pay back a
   lower price). A policy that moves prices by period can beat it. The zoo pricing bundle chooses among
   x0.8 ... x1.3 and cannot be bound into a world yet (it acts through `payroute/Pricing-v0` only): its row says so.
 - **Treasury** (`liquidity_crunch`: balances open at a fifth of target, inflows halve): no oracle exists. The bound
   `free_liquidity` is, seed by seed, the reference's own margin with every liquidity cost it paid given back
-  (opportunity cost, intraday credit, transfer fees, queue delay): the most treasury could have saved on that day.
-  It is not proven: a treasury that also avoids payouts failing for want of money could exceed it.
+  (opportunity cost, intraday credit, transfer fees, queue delay): that day as if money were free to hold and
+  move. It is not a proven bound: a treasury that also avoids payouts failing for want of money could exceed it.
 - **RTGS game** (`payroute.envs.rtgs`, 2 banks, 12 periods, random demand, liquidity dearer than delay): the bound
   `planner` is, day by day, the least total cost of the banks over every joint fixed-share strategy (each bank's
   posting share on the game's grid x release share 0, 0.5 or 1, 1,089 profiles), chosen knowing that day's demands.

@@ -125,7 +125,7 @@ def task_values(
     seed_list = task.seed_list(seeds)
     for p in policies:
         if not applies(p, task):
-            tasks_for(p, task.name)  # raises the error that says why
+            tasks_for(p, task)  # raises the error that says why
     labels = [policy_label(p) for p in policies]
     wanted = [p for p, lab in zip(policies, labels, strict=True) if lab not in (task.reference, task.top)]
     if task.kind == "rtgs":

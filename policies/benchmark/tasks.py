@@ -83,16 +83,16 @@ TASKS: dict[str, Task] = {
         Task("risk-fraud_surge", "risk", "fraud_surge", "threshold", "clairvoyant_risk", True,
              "`clairvoyant_risk`: blocks every fraud and allows every genuine payment (sees the fraud truth)", _MARGIN),
         Task("pricing-default", "price", "default", "static_pricing", "static_x2", False,
-             "best known bound `static_x2`: the best static price level in hindsight (every segment and family at "
+             "`static_x2`: the best static price level in hindsight (every segment and family at "
              "x2.0 of list, the scenario's maximum; levels 0.8 ... 2.0 tried); not a proven optimum",
              _MARGIN, days=2.0, seeds=10, overrides={"volume_scale": BENCHMARK_VOLUME, "prices": {"period_s": 21600}}),
         Task("treasury-liquidity_crunch", "treasury", "liquidity_crunch", "target_balance", "free_liquidity", False,
-             "best known bound `free_liquidity`: the reference's own day with its liquidity, transfer and queue-delay "
-             "costs given back (what treasury could save at most on those days, were money free to hold and move)",
+             "`free_liquidity`: the reference's own day with its liquidity, transfer and queue-delay "
+             "costs given back (those days as if money were free to hold and move)",
              _MARGIN),
         Task("rtgs-game", "rtgs", "rtgs default config (2 banks, 12 periods, random demand)", "release_all",
              "planner", False,
-             "best known bound `planner`: per day, the clairvoyant planner's best joint strategy (each bank's posting "
+             "`planner`: per day, the clairvoyant planner's best joint strategy (each bank's posting "
              "share on the grid x release share 0, 0.5 or 1), knowing that day's demands",
              "minus the banks' total cost per day (USD): liquidity posted, delay and overnight borrowing",
              seeds=10, overrides={}),
