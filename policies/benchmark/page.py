@@ -55,7 +55,7 @@ TOPS = """## What each top is
   family at x0.8 ... x2.0 of list (grid 0.2, 4 seeds of 2 days), x2.0, the scenario's `max_multiplier`, made the
   most, and still led on 7-day runs (2 seeds; customers churn over days, but within these horizons not enough to pay back a
   lower price). A policy that moves prices by period can beat it. The zoo pricing bundle chooses among
-  x0.8 ... x1.3 and cannot be bound into a world yet (it acts through `payroute/Pricing-v0` only): its row says so.
+  x0.8 ... x1.3 only, so it cannot reach the bound.
 - **Treasury** (`liquidity_crunch`: balances open at a fifth of target, inflows halve): no oracle exists. The bound
   `free_liquidity` is, seed by seed, the reference's own margin with every liquidity cost it paid given back
   (opportunity cost, intraday credit, transfer fees, queue delay): that day as if money were free to hold and

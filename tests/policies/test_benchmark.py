@@ -79,7 +79,7 @@ def test_the_cli_prints_the_rtgs_planners_score_as_json_and_the_reference_in_a_t
         (["cheapestt", "--task", "routing-default"], ["cheapestt", "cheapest", "oracle"]),
         (["threshold", "--task", "routing-default"], ["threshold", "route", "routing-default"]),
         (["no_such_policy"], ["no_such_policy", "no benchmark task"]),
-        ([zoo("pricing"), "--task", "pricing-default"], ["pricing", "pricing-default", "price"]),
+        ([zoo("router"), "--task", "risk-default"], ["risk-default", "'route' bundle", "threshold"]),
         (["/no/such/bundle"], ["/no/such/bundle", "not found"]),
     ],
 )
@@ -119,3 +119,30 @@ def test_the_clairvoyant_risk_bound_blocks_fraud_and_allows_genuine_payments():
     policy = ClairvoyantRisk()
     assert policy.decide(None, Tx(True)) == (BLOCK, 1.0)
     assert policy.decide(None, Tx(False)) == (ALLOW, 1.0)
+
+
+def test_a_price_bundle_bound_into_the_world_makes_the_same_day_as_driving_pricing_v0_with_it():
+    import gymnasium as gym
+
+    from payroute.envs.baselines import bound_policies
+    from payroute.envs.scenarios import load_scenario
+    from payroute.envs.world import PaymentWorld
+    from payroute.policies import load_bundle
+    from payroute.policies.bundle.binding import bound_bundle, check_bundle_fits_scenario
+
+    bundle = load_bundle(zoo("pricing"))
+    overrides = {"volume_scale": 0.02, "prices": {"period_s": 21600}}
+    scenario = load_scenario("default", overrides)
+    check_bundle_fits_scenario(bundle, scenario)
+    world = PaymentWorld(
+        scenario, seed=SEED_START, policies={**bound_policies(), "price": bound_bundle(bundle)}, days=2.0
+    )
+    world.run()
+    env = gym.make("payroute/Pricing-v0", scenario="default", scenario_overrides=overrides, days=2.0,
+                   price_levels=bundle.card.action_values)  # fmt: skip
+    obs, _ = env.reset(seed=SEED_START)
+    done = False
+    while not done:
+        obs, _, terminated, truncated, _ = env.step(int(bundle.act(obs)))
+        done = terminated or truncated
+    assert env.unwrapped.world.kpis() == world.kpis()
