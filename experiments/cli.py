@@ -368,6 +368,39 @@ def evaluate(
 
 @app.command()
 @user_errors
+def score(
+    policy: Annotated[
+        str, typer.Argument(help="A baseline name or a policy bundle path (directory or .zip).")
+    ],
+    task: Annotated[
+        str,
+        typer.Option(help="A benchmark task (docs/benchmark.md) or 'all': every task the policy applies to."),
+    ] = "all",
+    seeds: Annotated[
+        int | None,
+        typer.Option(
+            min=2,
+            help="Evaluation seeds per task (default: the task's; other counts are not the benchmark's score).",
+        ),
+    ] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Processes running seeds in parallel.")] = 1,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the scores as JSON.")] = False,
+) -> None:
+    """A policy's normalised benchmark score per task (0 = the reference baseline, 100 = the oracle or best known
+    bound) with its paired 95% interval."""
+    from payroute.experiments.console import print_scores
+    from payroute.policies.benchmark import score as score_policy
+
+    with progress_bar(lambda name: f"scoring on {name}", disable=json_out) as report:
+        scores = score_policy(policy, task, seeds, workers, report)
+    if json_out:
+        sys.stdout.write(json.dumps([s.as_dict() for s in scores], indent=2) + "\n")
+        return
+    print_scores(scores)
+
+
+@app.command()
+@user_errors
 def export(
     run_dir: Annotated[Path, typer.Argument(help="A run folder written by `payroute train` (RLlib or SB3).")],
     out: Annotated[

@@ -279,3 +279,24 @@ def print_run_summary(run: Any) -> None:
     summary.add_row("review", f"{word}: {run.review_dir / 'report.html'}")
     summary.add_row("total time", f"{run.total_s:.0f} s")
     wide_console.print(summary)
+
+
+def print_scores(scores) -> None:
+    """Benchmark scores: per task, the score with its paired 95% interval and the KPI means behind it."""
+    from payroute.policies.benchmark import get_task
+
+    t = Table(title="benchmark scores (0 = reference, 100 = oracle or best known bound; docs/benchmark.md)")
+    for col in ("task", "policy", "score [95% CI]", "policy KPI", "reference", "top", "seeds"):
+        t.add_column(col, justify="left" if col in ("task", "policy", "reference", "top") else "right")
+    for s in scores:
+        task = get_task(s.task)
+        t.add_row(
+            s.task,
+            s.policy,
+            f"{s.score:.1f} [{s.low:.1f}, {s.high:.1f}]",
+            f"{s.policy_kpi:,.2f}",
+            f"{task.reference} {s.reference_kpi:,.2f}",
+            f"{task.top} {s.top_kpi:,.2f}",
+            f"{s.seeds} from {s.first_seed:,}",
+        )
+    wide_console.print(t)

@@ -47,3 +47,28 @@ def paired_interval(a: np.ndarray, b: np.ndarray, confidence: float = 0.95) -> I
     if a.shape != b.shape:
         raise ValueError(f"paired samples must have the same shape, got {a.shape} and {b.shape}")
     return mean_interval(a - b, confidence)
+
+
+def paired_ratio_interval(num: np.ndarray, den: np.ndarray, confidence: float = 0.95) -> Interval:
+    """Interval of mean(num) / mean(den) over paired observations (same seeds), by the delta method.
+
+    The ratio ``R`` of the two means is estimated from the same seeds, so its standard error is that of the mean
+    of the linearised residuals ``num - R * den``, divided by ``|mean(den)|``; the interval is Student t with
+    ``n - 1`` degrees of freedom. When ``num`` is ``den`` (or zero) the residuals vanish and the interval is the
+    point itself. A zero ``mean(den)`` has no ratio: ``ValueError``.
+    """
+    num, den = np.asarray(num, dtype=float), np.asarray(den, dtype=float)
+    if num.shape != den.shape:
+        raise ValueError(f"paired samples must have the same shape, got {num.shape} and {den.shape}")
+    n = len(num)
+    if n == 0:
+        raise ValueError("need at least one value")
+    scale = float(den.mean())
+    if scale == 0.0:
+        raise ValueError("the denominator's mean is zero: no ratio")
+    ratio = float(num.mean()) / scale
+    if n == 1:
+        return Interval(ratio, ratio, ratio, 1)
+    resid = num - ratio * den
+    half = float(stats.t.ppf(0.5 + confidence / 2, n - 1) * resid.std(ddof=1) / np.sqrt(n) / abs(scale))
+    return Interval(ratio, ratio - half, ratio + half, n)

@@ -24,7 +24,8 @@ name                      kind      what it does
 ``post_all`` ...          rtgs      banks of the RTGS liquidity game (:mod:`payroute.envs.baselines.rtgs`)
 ========================  ========  ===============================================================
 
-Routers that learn from outcomes (success rate, bandits) and the oracle are in :mod:`.routers`; the fixed rules in
+Routers that learn from outcomes (success rate, bandits) and the oracle are in :mod:`.routers`; the clairvoyant
+risk bound (:class:`ClairvoyantRisk`, not a named baseline: it sees the fraud truth) in :mod:`.rules`; the fixed rules in
 :mod:`.rules`; the RTGS game's banks in :mod:`.rtgs`; epsilon-greedy exploration around any router in
 :mod:`.exploration`.
 """
@@ -39,6 +40,7 @@ from payroute.envs.baselines.rules import (
     AllowAll,
     CardBlocker,
     CheapestRoute,
+    ClairvoyantRisk,
     CostPlusPricing,
     FastestRoute,
     HoldTreasury,
@@ -119,6 +121,7 @@ __all__ = [
     "AllowAll",
     "CardBlocker",
     "CheapestRoute",
+    "ClairvoyantRisk",
     "CostPlusPricing",
     "FastestRoute",
     "HoldTreasury",

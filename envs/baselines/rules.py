@@ -117,6 +117,20 @@ class RiskThreshold:
         return ALLOW
 
 
+class ClairvoyantRisk:
+    """Knows the hidden truth: blocks every fraudulent payment and allows every genuine one.
+
+    No defender can see the truth, so this is a bound, shown for scale (the benchmark's 100 on its risk tasks),
+    never a reference a policy must beat. Only usable bound into the world (the truth is not in an
+    environment's ``info``).
+    """
+
+    kind = "risk"
+
+    def decide(self, world: Any, payload: Any) -> tuple[int, float]:
+        return (BLOCK if payload.is_fraud else ALLOW), 1.0
+
+
 class CardBlocker(RiskThreshold):
     """A defender that closes the card door: blocks card payments whose risk score is at least ``card_block_at``
     (lower than the general threshold, so most card fraud and some good card customers are stopped), and

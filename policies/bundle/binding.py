@@ -29,8 +29,9 @@ from payroute.envs.features import (
     routing_features,
     transaction_features,
 )
+from payroute.envs.roles import PricerRole
 from payroute.errors import PayrouteError
-from payroute.policies.bundle.card import FeatureSpec
+from payroute.policies.bundle.card import FeatureSpec, check_observation_schema
 from payroute.policies.bundle.runtime import BundlePolicy
 
 if TYPE_CHECKING:
@@ -88,6 +89,8 @@ def observation_features(kind: str, scenario: Scenario) -> list[Feature]:
         return routing_features(scenario)
     if kind == "risk":
         return transaction_features(scenario)
+    if kind == "price":
+        return list(PricerRole(scenario).features)
     raise PayrouteError(f"no world observation for {kind!r} decisions; bindable kinds: {list(OBSERVATIONS)}")
 
 
@@ -128,8 +131,39 @@ def feature_specs(kind: str, scenario: Scenario) -> list[FeatureSpec]:
     return [FeatureSpec(**f.__dict__) for f in observation_features(kind, scenario)]
 
 
+class BoundPriceBundle:
+    """A price-level bundle (``Pricing-v0`` with ``price_levels``) as the world's pricing policy: at each pricing
+    period it sees what Pricing-v0 shows the pricer (:class:`~payroute.envs.roles.PricerRole`) and sets every
+    segment and family to the level it chooses (greedy, propensity 1)."""
+
+    kind = "price"
+
+    def __init__(self, policy: BundlePolicy) -> None:
+        if policy.card.action_values is None:
+            raise PayrouteError(
+                f"bundle {policy.source.name}: a price bundle bound into the world needs its price levels "
+                "(card action_values)"
+            )
+        self.policy = policy
+        self.role: PricerRole | None = None
+
+    def bind(self, world: Any) -> None:
+        self.role = PricerRole(world.scenario, price_levels=list(self.policy.card.action_values))
+        self.role.bind(world)
+        check_observation_schema(self.policy.card, list(self.role.observation_names), self.policy.source.name)
+
+    def decide(self, world: Any, payload: Any) -> tuple[np.ndarray, float]:
+        if self.role is None or self.role.world is not world:
+            self.bind(world)
+        action = int(self.policy.act(self.role.observe(None)))
+        return self.role.to_world(np.int64(action)), 1.0
+
+
 def bound_bundle(policy: BundlePolicy, *, sample: bool = False) -> Any:
-    """The bundle as the world's policy for its decision kind, seeing the observation of the matching env."""
+    """The bundle as the world's policy for its decision kind, seeing the observation of the matching env (a
+    price bundle: :class:`BoundPriceBundle`, greedy)."""
+    if policy.decision_kind == "price" and not sample:
+        return BoundPriceBundle(policy)
     builder = OBSERVATIONS.get(policy.decision_kind)
     if builder is None:
         raise PayrouteError(
@@ -140,6 +174,7 @@ def bound_bundle(policy: BundlePolicy, *, sample: bool = False) -> Any:
 
 __all__ = [
     "OBSERVATIONS",
+    "BoundPriceBundle",
     "RiskObservation",
     "RoutingObservation",
     "bound_bundle",
