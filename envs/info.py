@@ -226,3 +226,9 @@ def readonly(array: np.ndarray) -> np.ndarray:
     """``array`` made read-only (an info may hand it out more than once), returned."""
     array.flags.writeable = False
     return array
+
+
+ELAPSED_S = InfoKey(
+    "t_s", "float", "s", "simulated time now, since the episode's start", when=("reset", "step", "terminal")
+)
+"""The ``t_s`` key of the environments that step by period (Pricing-v0, Treasury-v0)."""

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from payroute.envs.info import InfoKey, with_info_table
+from payroute.envs.info import ELAPSED_S, InfoKey, with_info_table
 from payroute.envs.roles import PricerRole
 from payroute.envs.roles.pricer import OBSERVATION_UNITS
 from payroute.envs.scenarios import Scenario
@@ -150,13 +150,7 @@ class PricingEnv(SingleAgentEnv):
         self.observation_names: tuple[str, ...] = role.observation_names
 
     INFO_KEYS: tuple[InfoKey, ...] = (
-        InfoKey(
-            "t_s",
-            "float",
-            "s",
-            "simulated time now, since the episode's start",
-            when=("reset", "step", "terminal"),
-        ),
+        ELAPSED_S,
         InfoKey(
             "profit_usd",
             "float",

@@ -14,7 +14,7 @@ from payroute.envs.roles import RiskRole
 from payroute.envs.roles.credit import STEP_CREDITS, RiskExpectedMargin, check_step_credit
 from payroute.envs.scenarios import Scenario
 from payroute.envs.single_agent.base import SingleAgentEnv
-from payroute.envs.world.books import KPI_FIELDS
+from payroute.envs.world.books import FINAL_KPIS, PAYMENT_FIELDS
 from payroute.envs.world.decisions import RISK_ACTIONS, DecisionPoint
 
 
@@ -167,20 +167,11 @@ class RiskEnv(SingleAgentEnv):
             "",
             "the waiting payment",
             fields=(
-                InfoKey("id", "int", "", "the payment's id in this world"),
-                InfoKey("amount_cents", "int", "cents", "the amount"),
-                InfoKey("price_cents", "int", "cents", "the fee the payer was quoted"),
+                *PAYMENT_FIELDS,
                 InfoKey("instrument", "str", "", "`card_credit`, `card_debit` or `bank_account`"),
             ),
         ),
-        InfoKey(
-            "kpis",
-            "dict",
-            "",
-            "the episode's KPIs: what really happened, whatever the reward credited",
-            when=("terminal",),
-            fields=KPI_FIELDS,
-        ),
+        FINAL_KPIS,
     )
     """Every key of Risk-v0's ``info`` (the docstring's ``## Info`` table, docs/environments.md)."""
 

@@ -20,7 +20,7 @@ from payroute.envs.roles import RouterRole
 from payroute.envs.roles.credit import STEP_CREDITS, ExpectedMargin, check_step_credit
 from payroute.envs.scenarios import Scenario
 from payroute.envs.single_agent.base import SingleAgentEnv
-from payroute.envs.world.books import KPI_FIELDS
+from payroute.envs.world.books import FINAL_KPIS, PAYMENT_FIELDS
 from payroute.envs.world.decisions import DecisionPoint
 
 
@@ -262,9 +262,7 @@ class RoutingEnv(SingleAgentEnv):
             "",
             "the waiting payment",
             fields=(
-                InfoKey("id", "int", "", "the payment's id in this world"),
-                InfoKey("amount_cents", "int", "cents", "the amount"),
-                InfoKey("price_cents", "int", "cents", "the fee the payer was quoted"),
+                *PAYMENT_FIELDS,
                 InfoKey(
                     "segment_index",
                     "int",
@@ -316,14 +314,7 @@ class RoutingEnv(SingleAgentEnv):
             "whether each route is inside its operating hours now (read-only)",
             shape=("n_routes",),
         ),
-        InfoKey(
-            "kpis",
-            "dict",
-            "",
-            "the episode's KPIs: what really happened, whatever the reward credited",
-            when=("terminal",),
-            fields=KPI_FIELDS,
-        ),
+        FINAL_KPIS,
     )
     """Every key of Routing-v0's ``info`` (the docstring's ``## Info`` table, docs/environments.md)."""
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from payroute.envs.info import InfoKey, with_info_table
+from payroute.envs.info import ELAPSED_S, InfoKey, with_info_table
 from payroute.envs.roles import TreasurerRole
 from payroute.envs.roles.treasurer import COST_KEYS, OBSERVATION_UNITS
 from payroute.envs.scenarios import Scenario
@@ -129,13 +129,7 @@ class TreasuryEnv(SingleAgentEnv):
         self.observation_names: tuple[str, ...] = role.observation_names
 
     INFO_KEYS: tuple[InfoKey, ...] = (
-        InfoKey(
-            "t_s",
-            "float",
-            "s",
-            "simulated time now, since the episode's start",
-            when=("reset", "step", "terminal"),
-        ),
+        ELAPSED_S,
         InfoKey(
             "costs_usd",
             "dict",

@@ -55,6 +55,23 @@ KPI_FIELDS: tuple[InfoKey, ...] = (
 )
 """:meth:`Books.kpis` as it appears in an info's ``kpis`` (each KPI a ``float``)."""
 
+FINAL_KPIS = InfoKey(
+    "kpis",
+    "dict",
+    "",
+    "the episode's KPIs: what really happened, whatever the reward credited",
+    when=("terminal",),
+    fields=KPI_FIELDS,
+)
+"""The ``kpis`` key of a payment environment's last step."""
+
+PAYMENT_FIELDS: tuple[InfoKey, ...] = (
+    InfoKey("id", "int", "", "the payment's id in this world"),
+    InfoKey("amount_cents", "int", "cents", "the amount"),
+    InfoKey("price_cents", "int", "cents", "the fee the payer was quoted"),
+)
+"""The fields every environment's ``transaction`` info starts with."""
+
 
 class Books:
     """Payments opened and closed, named postings attributed to payments and agents, log rows and KPIs.
