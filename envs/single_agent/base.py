@@ -106,6 +106,8 @@ class SingleAgentEnv(Replayable, gym.Env):
     # ------------------------------------------------------------------ gymnasium API
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
+        if seed is not None and self._expected is not None:
+            self._expected.forget()  # a seeded reset repeats its episode exactly, step credit included
         self._record_reset(seed, options)
         point = self.episode.reset(seed)
         self._np_random = self.episode.np_random  # env.np_random: the generator of the next world seeds
@@ -136,6 +138,17 @@ class SingleAgentEnv(Replayable, gym.Env):
         super().close()
 
     # ------------------------------------------------------------------ what each environment adds
+    _expected: Any = None
+    """The step credit of an environment that pays decisions by their own (:mod:`payroute.envs.roles.credit`):
+    it carries a fraud history from day to day, forgotten at a seeded reset, kept in a copy."""
+
+    def _carried_state(self) -> Any:
+        return None if self._expected is None else self._expected.posterior
+
+    def _restore_carried(self, state: Any) -> None:
+        if self._expected is not None and state is not None:
+            self._expected.posterior = state
+
     def _open_credit(self, point: DecisionPoint, world_action: Any) -> Callable[[], float] | None:
         """When the environment pays decisions by a credit of their own: a function that, once the world has
         run to the next decision, returns the step's reward in cents (before ``reward_scale``). ``None``: the

@@ -132,18 +132,6 @@ class RiskEnv(SingleAgentEnv):
         """The friction charge of each payment this episode (decision credit reads it)."""
         return self.role.lost_cents_by_tx
 
-    def reset(self, *, seed: int | None = None, options: dict | None = None):
-        if seed is not None and self._expected is not None:
-            self._expected.forget()  # a seeded reset repeats its episode exactly, rewards included
-        return super().reset(seed=seed, options=options)
-
-    def _carried_state(self) -> Any:
-        return None if self._expected is None else self._expected.posterior  # the step credit's fraud history
-
-    def _restore_carried(self, state: Any) -> None:
-        if self._expected is not None and state is not None:
-            self._expected.posterior = state
-
     def _open_credit(self, point: DecisionPoint, world_action: Any) -> Callable[[], float] | None:
         if self._expected is None:
             return None

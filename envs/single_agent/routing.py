@@ -225,13 +225,6 @@ class RoutingEnv(SingleAgentEnv):
             return np.ones(self.action_space.n, dtype=bool)
         return self.role.mask(point.payload).astype(bool)
 
-    def _carried_state(self) -> Any:
-        return None if self._expected is None else self._expected.posterior  # the step credit's fraud history
-
-    def _restore_carried(self, state: Any) -> None:
-        if self._expected is not None and state is not None:
-            self._expected.posterior = state
-
     def _open_credit(self, point: DecisionPoint, world_action: Any) -> Callable[[], float] | None:
         if self._expected is None:
             return None
@@ -322,8 +315,6 @@ class RoutingEnv(SingleAgentEnv):
         self._route_open_for = (math.inf, -math.inf)  # the times [from, until) _route_open_now holds for
         self._timed_routes: list = []
         self._route_open_now: list[bool] = []
-        if seed is not None and self._expected is not None:
-            self._expected.forget()  # a seeded reset repeats its episode exactly, rewards included
         self._route_open_info: np.ndarray | None = None  # the read-only array of _route_open_now, once built
         return super().reset(seed=seed, options=options)
 
