@@ -249,7 +249,13 @@ class TrainingEnv(gym.Wrapper):
             mix, p = self._mix
             self.env.unwrapped.scenario = mix[int(self._seeds.choice(len(mix), p=p))]
         self._steps = 0
-        obs, info = self.env.reset(seed=world_seed, options=options)
+        # every day is seeded here; the environment's own step credit keeps its fraud history across them
+        keep = (
+            {"credit_history": "keep"}
+            if getattr(self.env.unwrapped, "credit", "resolved") != "resolved"
+            else {}
+        )
+        obs, info = self.env.reset(seed=world_seed, options={**(options or {}), **keep} or None)
         if self._per_decision:
             self._start_credit(info)
         return obs, info

@@ -1,6 +1,8 @@
 """An outside client's router: SB3 PPO given only ``gym.make`` arguments, on the quickstart's budget.
 
-What a researcher gets with their own code: Stable-Baselines3 PPO on ``gym.make("payroute/Routing-v0",
+What a researcher gets with their own code: Stable-Baselines3 PPO (``--algo maskable``, the default: sb3-contrib's
+MaskablePPO, which samples within ``env.action_masks()``; ``--algo ppo``: plain PPO, which samples masked routes
+and is declined for them) on ``gym.make("payroute/Routing-v0",
 scenario_overrides={"volume_scale": 0.1}, decline_cost=False)`` — every other argument at its default, so each
 step is paid its decision's expected margin over the route mean (payroute.envs.roles.credit) — with the
 quickstart's hyperparameters (gamma 0, lr 1e-3, 6 epochs, minibatch 4096, 64x64 tanh) and the quickstart's
@@ -23,6 +25,7 @@ import time
 import gymnasium as gym
 import numpy as np
 import torch
+from sb3_contrib import MaskablePPO
 from stable_baselines3 import PPO
 from stable_baselines3.common.vec_env import DummyVecEnv
 
@@ -49,6 +52,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--steps", type=int, default=960_000)
     ap.add_argument("--envs", type=int, default=16)
     ap.add_argument("--credit", default="expected_margin", choices=["expected_margin", "resolved"])
+    ap.add_argument("--algo", default="maskable", choices=["maskable", "ppo"])
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--eval-days", type=int, default=16)
     args = ap.parse_args(argv)
@@ -63,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
     venv = DummyVecEnv([make for _ in range(args.envs)])
     venv.seed(args.seed)
     n_steps = 10_000  # x 16 environments: 160,000 decisions an update, the quickstart's 16 days
-    model = PPO(
+    model = (MaskablePPO if args.algo == "maskable" else PPO)(
         "MlpPolicy", venv, n_steps=n_steps, batch_size=4096, n_epochs=6, learning_rate=1e-3, gamma=0.0,
         gae_lambda=0.0, clip_range=0.2, ent_coef=0.0, vf_coef=0.5, max_grad_norm=10.0, seed=args.seed,
         policy_kwargs={"net_arch": [64, 64], "activation_fn": torch.nn.Tanh}, device="cpu", verbose=0,
@@ -94,6 +98,7 @@ def main(argv: list[str] | None = None) -> None:
         json.dumps(
             {
                 "credit": args.credit,
+                "algo": args.algo,
                 "steps": args.steps,
                 "seed": args.seed,
                 "train_s": round(train_s, 1),

@@ -30,6 +30,13 @@ class UnsupportedRenderMode(TypeError, ValueError):
     again without one: the form of an environment that does not render."""
 
 
+RESET_OPTIONS = {
+    "credit_history": "with a seed: 'forget' (the default) starts the step credit's fraud history afresh, so the "
+    "same seed gives the same rewards; 'keep' carries it on, as a trainer that seeds every day does",
+}
+"""What ``reset(options=...)`` may hold."""
+
+
 class SingleAgentEnv(Replayable, gym.Env):
     """Base class: one step per decision of :attr:`role` on the payment world; every other kind bound.
 
@@ -106,7 +113,16 @@ class SingleAgentEnv(Replayable, gym.Env):
     # ------------------------------------------------------------------ gymnasium API
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
-        if seed is not None and self._expected is not None:
+        if options:
+            unknown = sorted(set(options) - set(RESET_OPTIONS))
+            if unknown:
+                raise ValueError(f"unknown reset options {unknown}; known: {sorted(RESET_OPTIONS)}")
+            if options.get("credit_history", "forget") not in ("forget", "keep"):
+                raise ValueError(
+                    f"reset option credit_history must be 'forget' or 'keep', got {options['credit_history']!r}"
+                )
+        keep = bool(options) and options.get("credit_history") == "keep"
+        if seed is not None and self._expected is not None and not keep:
             self._expected.forget()  # a seeded reset repeats its episode exactly, step credit included
         self._record_reset(seed, options)
         point = self.episode.reset(seed)

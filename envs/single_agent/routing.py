@@ -118,7 +118,7 @@ class RoutingEnv(SingleAgentEnv):
     ``reset`` starts a new world at midnight of the scenario's start date and runs to the first payment that
     needs a route. ``reset(seed=s)`` runs world seed ``s`` (the same customers as ``payroute simulate --seed
     s``); without a seed, the first reset runs the constructor's ``seed`` and later ones draw the next world seed
-    from the generator seeded by the first seed given (:mod:`payroute.envs.episode`). The episode terminates after ``days`` of arrivals (default one simulated day, about 10^5
+    from the generator seeded by the first seed given (:mod:`payroute.envs.episode`). A seeded reset also starts the step credit's fraud history afresh, so that the same seed gives the same rewards; ``reset(seed=s, options={"credit_history": "keep"})`` carries it on (a trainer that seeds every day). The episode terminates after ``days`` of arrivals (default one simulated day, about 10^5
     payments at ``volume_scale`` 1); there is no truncation.
 
     ## Info

@@ -201,3 +201,20 @@ def test_a_copy_made_on_a_later_day_keeps_the_fraud_history_and_pays_the_same_cr
             if a_done:
                 break
         env, info = copied, b_info  # the copy goes on as the original would have
+
+
+def test_a_trainer_that_seeds_every_day_keeps_the_fraud_history_and_bad_reset_options_are_refused():
+    from payroute.agents.training_env import TrainingEnv
+
+    env = _make()
+    trainer = TrainingEnv(env, seed=3)
+    trainer.reset()
+    cells = len(env._expected.posterior._cells)
+    while not trainer.step(_cheapest(env._info(env.episode.point)))[2]:
+        pass
+    trainer.reset()  # TrainingEnv seeds every day; the history of the day before is carried on
+    assert len(env._expected.posterior._cells) > cells
+    with pytest.raises(ValueError, match="unknown reset options"):
+        env.reset(seed=1, options={"credit": "keep"})
+    with pytest.raises(ValueError, match="credit_history must be 'forget' or 'keep'"):
+        env.reset(seed=1, options={"credit_history": "always"})
