@@ -38,11 +38,11 @@ class RoutingEnv(SingleAgentEnv):
     ## Action space
 
     ``Discrete(n_routes)``: the index of a route in the scenario's route order (``env.route_names``).
-    Ineligible routes (wrong instrument, corridor or currency, over the limit, outside hours for routes that
-    reject, not enough liquidity where the account fails when short) are masked. The mask is in
-    ``info["action_mask"]``, in ``env.action_masks()`` (sb3-contrib MaskablePPO), and, for RLlib's action
-    masking, in the ``action_mask`` key of the observation when ``dict_observation=True`` (the observation is then
-    ``{"observations": Box, "action_mask": Box(0, 1, (n_routes,))}``, keys in the order the ``Dict`` space has). The terminal step's
+    Ineligible routes (wrong instrument, corridor or currency, over the limit, outside hours for routes that reject,
+    not enough liquidity where the account fails when short) are masked. The mask is in ``info["action_mask"]``, in
+    ``env.action_masks()`` (sb3-contrib MaskablePPO), and, for RLlib's action masking, in the ``action_mask`` key of
+    the observation when ``dict_observation=True`` (the observation is then ``{"observations": Box, "action_mask":
+    Box(0, 1, (n_routes,))}``, keys in the order the ``Dict`` space has). The terminal step's
     ``info["action_mask"]`` allows every action, as ``action_masks()`` does then: no payment waits, and the action a
     vector env's autoreset asks for next is ignored.
     A masked action declines the payment (terminal state ``declined``, reason ``invalid_action``; it costs what a
@@ -95,13 +95,13 @@ class RoutingEnv(SingleAgentEnv):
       changing between the decision and its answer, and the posterior's miscalibration on cells with little
       history. ``baseline="none"`` pays the expected margin itself (the episode's return is then the day's
       expected margin).
-    * ``credit="resolved"``: the margin of the payments this agent routed whose outcomes resolved since its
-      previous step — fee revenue − route cost − fraud loss (chargebacks, unrecovered returns, APP
-      reimbursements) − SLA penalty − intraday credit cost — and, with ``decline_cost=True``, minus the margin a
-      declined or failed payment would have earned (price − its route cost). Outcomes still open when the day ends (settlements, chargebacks) are resolved by draining the world
-      and paid in the last step's reward, often hundreds of times a normal step's. Exact money, summed over the
-      episode; but a step's reward is mostly other payments' outcomes, and a fraud of thousands of dollars lands
-      days after the decision that let it through.
+    * ``credit="resolved"``: the margin of the payments this agent routed whose outcomes resolved since its previous
+      step — fee revenue − route cost − fraud loss (chargebacks, unrecovered returns, APP reimbursements) − SLA
+      penalty − intraday credit cost — and, with ``decline_cost=True``, minus the margin a declined or failed
+      payment would have earned (price − its route cost). Outcomes still open when the day ends (settlements,
+      chargebacks) are resolved by draining the world and paid in the last step's reward, often hundreds of times a
+      normal step's. Exact money, summed over the episode; but a step's reward is mostly other payments' outcomes,
+      and a fraud of thousands of dollars lands days after the decision that let it through.
 
     ``decline_cost=True`` charges every declined or failed payment the margin it would have made (price − its
     route cost) on top of the margin it did not earn: approval then counts twice, and a router buys it with costlier
@@ -115,11 +115,13 @@ class RoutingEnv(SingleAgentEnv):
 
     ## Starting state and episode end
 
-    ``reset`` starts a new world at midnight of the scenario's start date and runs to the first payment that
-    needs a route. ``reset(seed=s)`` runs world seed ``s`` (the same customers as ``payroute simulate --seed
-    s``); without a seed, the first reset runs the constructor's ``seed`` and later ones draw the next world seed
-    from the generator seeded by the first seed given (:mod:`payroute.envs.episode`). A seeded reset also starts the step credit's fraud history afresh, so that the same seed gives the same rewards; ``reset(seed=s, options={"credit_history": "keep"})`` carries it on (a trainer that seeds every day). The episode terminates after ``days`` of arrivals (default one simulated day, about 10^5
-    payments at ``volume_scale`` 1); there is no truncation.
+    ``reset`` starts a new world at midnight of the scenario's start date and runs to the first payment that needs a
+    route. ``reset(seed=s)`` runs world seed ``s`` (the same customers as ``payroute simulate --seed s``); without a
+    seed, the first reset runs the constructor's ``seed`` and later ones draw the next world seed from the generator
+    seeded by the first seed given (:mod:`payroute.envs.episode`). A seeded reset also starts the step credit's
+    fraud history afresh, so that the same seed gives the same rewards; ``reset(seed=s, options={"credit_history":
+    "keep"})`` carries it on (a trainer that seeds every day). The episode terminates after ``days`` of arrivals
+    (default one simulated day, about 10^5 payments at ``volume_scale`` 1); there is no truncation.
 
     ## Info
 
