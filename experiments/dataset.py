@@ -30,7 +30,6 @@ hash), the policy, the exploration, the first seed and each episode's seed, and 
 from __future__ import annotations
 
 import hashlib
-import importlib
 import inspect
 import json
 import math
@@ -43,12 +42,12 @@ from typing import Any
 import numpy as np
 
 from payroute import __version__
+from payroute.agents.training_env import resolve_entry_point
 from payroute.envs.baselines import DEFAULT_BASELINES, make_policy, policy_names
 from payroute.envs.baselines.exploration import EpsilonGreedy
 from payroute.envs.scenarios import Scenario, load_scenario
 from payroute.errors import PayrouteError
 from payroute.files import atomic_folder, check_output_folder
-from payroute.registration import ENVIRONMENTS
 from payroute.vocabulary import HELD_OUT_SEED_START
 
 DATASET_ENVS: dict[str, str] = {"payroute/Routing-v0": "route", "payroute/Risk-v0": "risk"}
@@ -178,8 +177,7 @@ def plan_dataset(
         env_kwargs["scenario_overrides"] = overrides
     # how the rewards were paid, written out (the defaults of this version) so the dataset says what its rewards
     # are and a later version with other defaults rebuilds the same environment
-    module, _, name = ENVIRONMENTS[plain_id].partition(":")
-    parameters = inspect.signature(getattr(importlib.import_module(module), name).__init__).parameters
+    parameters = inspect.signature(resolve_entry_point(plain_id).__init__).parameters
     env_kwargs.update({k: parameters[k].default for k in REWARD_ARGUMENTS if k in parameters})
     seeds = tuple(seed + i for i in range(days))
     metadata = {

@@ -76,6 +76,9 @@ class ExpectedMargin:
         """Start the fraud history afresh (a seeded reset: the same seed, the same credits)."""
         self.posterior = FraudPosterior()
 
+    def bind(self, world: Any) -> None:
+        """A new day's world: nothing to watch (a router's own decisions are valued as they are made)."""
+
     def route_credits_cents(self, point: DecisionPoint) -> tuple[dict[int, float], float]:
         """``({route index: credit of sending the payment there}, credit of a masked action)`` for ``point``.
 
@@ -122,6 +125,7 @@ class RiskExpectedMargin:
         self.posterior = FraudPosterior()
 
     def bind(self, world: Any) -> None:
+        """A new day's world: watch where its bound router sends the payments this desk lets through."""
         self.world = world
         self._watched, self._routed_cents = {}, 0.0
         world.hub.bound_listeners.setdefault("route", []).append(self._on_route)

@@ -126,6 +126,10 @@ class SingleAgentEnv(Replayable, gym.Env):
             self._expected.forget()  # a seeded reset repeats its episode exactly, step credit included
         self._record_reset(seed, options)
         point = self.episode.reset(seed)
+        if self._expected is not None:
+            self._expected.bind(
+                self.world
+            )  # the new day's world (no learning decision has been answered yet)
         self._np_random = self.episode.np_random  # env.np_random: the generator of the next world seeds
         obs = self._last_obs = self.role.observe(point)
         return obs, self._info(point)

@@ -133,11 +133,7 @@ class RiskEnv(SingleAgentEnv):
         return self.role.lost_cents_by_tx
 
     def _open_credit(self, point: DecisionPoint, world_action: Any) -> Callable[[], float] | None:
-        if self._expected is None:
-            return None
-        if getattr(self._expected, "world", None) is not self.world:
-            self._expected.bind(self.world)  # a new day's world: watch where its router sends payments
-        return self._expected.open(point, world_action)
+        return None if self._expected is None else self._expected.open(point, world_action)
 
     INFO_KEYS: tuple[InfoKey, ...] = (
         InfoKey(
@@ -154,10 +150,7 @@ class RiskEnv(SingleAgentEnv):
             "dict",
             "",
             "the waiting payment",
-            fields=(
-                *PAYMENT_FIELDS,
-                InfoKey("instrument", "str", "", "`card_credit`, `card_debit` or `bank_account`"),
-            ),
+            fields=(*PAYMENT_FIELDS,),
         ),
         FINAL_KPIS,
     )

@@ -264,7 +264,6 @@ class RoutingEnv(SingleAgentEnv):
                     "",
                     "payer segment, in the scenario's `demand.segment_mix` order",
                 ),
-                InfoKey("instrument", "str", "", "`card_credit`, `card_debit` or `bank_account`"),
                 InfoKey("network", "str", "", "card network (`visa`, ...); `''` for bank payments"),
                 InfoKey(
                     "urgency", "str", "", "bank payouts: `standard`, `same_day`, `instant`; `''` for cards"

@@ -69,8 +69,9 @@ PAYMENT_FIELDS: tuple[InfoKey, ...] = (
     InfoKey("id", "int", "", "the payment's id in this world"),
     InfoKey("amount_cents", "int", "cents", "the amount"),
     InfoKey("price_cents", "int", "cents", "the fee the payer was quoted"),
+    InfoKey("instrument", "str", "", "`card_credit`, `card_debit` or `bank_account`"),
 )
-"""The fields every environment's ``transaction`` info starts with."""
+"""The fields every environment's ``transaction`` info holds."""
 
 
 class Books:
