@@ -23,6 +23,7 @@ recorded as each episode starts and put back before the replay.
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -56,10 +57,20 @@ class Replayable:
         self._record: dict[str, Any] | None = None
         return self
 
+    # ------------------------------------------------------------------ the seed cursor
+    def seed_state(self) -> dict[str, Any]:
+        """The seed cursor: what decides the next episodes' worlds, as a picklable copy
+        (:meth:`Episode.seed_state <payroute.envs.episode.Episode.seed_state>`); everything else an episode starts
+        from is built afresh at its reset. Exact resume puts it back with :meth:`set_seed_state`."""
+        return self.episode.seed_state()
+
+    def set_seed_state(self, state: Mapping[str, Any]) -> None:
+        self.episode.set_seed_state(state)
+
     # ------------------------------------------------------------------ recording
     def _record_reset(self, seed: int | None, options: dict | None) -> None:
         self._record = {
-            "seed_state": self.episode.seed_state(),
+            "seed_state": self.seed_state(),
             "scenario": self.episode.scenario,
             "seed": seed,
             "options": copy.deepcopy(options),
@@ -94,7 +105,7 @@ class Replayable:
         record = self._record
         return {
             "init": self._init_args,
-            "seed_state": self.episode.seed_state(),  # used when no episode has started
+            "seed_state": self.seed_state(),  # used when no episode has started
             "episode": None if record is None else {**record, "actions": list(record["actions"])},
             "scenario": self.episode.scenario,
             "extra": self._replay_extra(),
@@ -106,9 +117,9 @@ class Replayable:
         self._init_args = state["init"]
         record = state["episode"]
         if record is None:
-            self.episode.set_seed_state(state["seed_state"])
+            self.set_seed_state(state["seed_state"])
         else:
-            self.episode.set_seed_state(record["seed_state"])
+            self.set_seed_state(record["seed_state"])
             self.episode.scenario = record["scenario"]
             self._restore_carried(copy.deepcopy(record.get("carried")))
             self.reset(seed=record["seed"], options=copy.deepcopy(record["options"]))

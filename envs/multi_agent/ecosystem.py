@@ -28,7 +28,7 @@ from payroute.envs.replay import Replayable
 from payroute.envs.roles import ROLE_CLASSES, FraudsterRole, Role, RouterRole
 from payroute.envs.scenarios import Scenario, load_scenario
 from payroute.envs.world import PaymentWorld
-from payroute.envs.world.books import KPI_FIELDS
+from payroute.envs.world.books import FINAL_KPIS
 from payroute.envs.world.decisions import DecisionPoint
 from payroute.vocabulary import KIND_ROLE, ROLE_KIND, ROLES
 
@@ -131,14 +131,7 @@ class PaymentEcosystemEnv(Replayable):
     """
 
     FINAL_INFO_KEYS: tuple[InfoKey, ...] = (
-        InfoKey(
-            "kpis",
-            "dict",
-            "",
-            "the episode's KPIs: what really happened",
-            when=("terminal",),
-            fields=KPI_FIELDS,
-        ),
+        FINAL_KPIS,
         InfoKey(
             "agent_money_usd",
             "dict[str, ...]",
@@ -298,14 +291,6 @@ class PaymentEcosystemEnv(Replayable):
     @property
     def np_random(self) -> np.random.Generator:
         return self.episode.np_random
-
-    def seed_state(self) -> dict[str, Any]:
-        """The seed cursor: what decides the next episodes' worlds (a picklable copy; everything else an
-        episode starts from is built afresh at its reset). For exact resume, with :meth:`set_seed_state`."""
-        return self.episode.seed_state()
-
-    def set_seed_state(self, state: Mapping[str, Any]) -> None:
-        self.episode.set_seed_state(state)
 
     def get_observation_space(self, agent_id: str) -> spaces.Space:
         return self.observation_spaces[agent_id]

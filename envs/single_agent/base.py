@@ -99,13 +99,6 @@ class SingleAgentEnv(Replayable, gym.Env):
     def agent_id(self) -> str:
         return self.role.name
 
-    def seed_state(self) -> dict[str, Any]:
-        """The seed cursor (:meth:`Episode.seed_state <payroute.envs.episode.Episode.seed_state>`)."""
-        return self.episode.seed_state()
-
-    def set_seed_state(self, state: dict[str, Any]) -> None:
-        self.episode.set_seed_state(state)
-
     def feature_schema(self) -> list[dict]:
         """Each observation entry's name, unit, scaling, low and high, in observation order."""
         return self.role.feature_schema()
