@@ -73,20 +73,50 @@ def approval_by_hour(hourly: pd.DataFrame, title: str, path: Path) -> Path:
     return _save(fig, path)
 
 
+def margin_curve_means(curve: pd.DataFrame) -> pd.DataFrame:
+    """Mean cumulative margin over seeds: one row per point of the plot (``hours``, infinite for the drained point,
+    when every outcome of the day, chargebacks and late settlements included, is booked), one column per policy.
+
+    The drained point is what the evaluation table counts: its order of the policies is the table's order of
+    total margin (every policy meets the same payments on a seed)."""
+    points = curve.assign(hours=curve["hours"].fillna(np.inf))  # the drained point has no hour
+    mean = points.groupby(["drained", "hours", "policy"])["margin_usd_cum"].mean().unstack("policy")
+    return mean.sort_index(level=["drained", "hours"])
+
+
 def cumulative_margin(curve: pd.DataFrame, title: str, path: Path, reference: str = "cheapest") -> Path:
+    """Cumulative margin through the day, and a last point once the day has drained (what the table counts)."""
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 8), sharex=True)
-    hourly = curve[~curve.drained]
-    mean = hourly.groupby(["policy", "hours"])["margin_usd_cum"].mean().unstack(0)
-    for p in _order(list(mean.columns)):
+    mean = margin_curve_means(curve)
+    hourly = mean.xs(False, level="drained")
+    hours = hourly.index.to_numpy(dtype=float)
+    drained = mean.xs(True, level="drained").iloc[0] if True in mean.index.get_level_values(0) else None
+    end_x = (hours.max() if len(hours) else 0.0) + 3.0
+    for i, p in enumerate(_order(list(mean.columns))):
         lw = 2.5 if p == "trained" else 1.2
-        top.plot(mean.index, mean[p], lw=lw, label=p)
-        if reference in mean:
-            bottom.plot(mean.index, mean[p] - mean[reference], lw=lw, label=p)
+        color = plt.get_cmap("tab10")(i % 10)
+        top.plot(hours, hourly[p], lw=lw, label=p, color=color)
+        if reference in hourly:
+            bottom.plot(hours, hourly[p] - hourly[reference], lw=lw, label=p, color=color)
+        if drained is not None and len(hours):
+            # the day's outcomes that resolve after its last hour (chargebacks, late settlements, returns)
+            top.plot([hours[-1], end_x], [hourly[p].iloc[-1], drained[p]], ls=":", lw=lw, color=color)
+            top.plot([end_x], [drained[p]], marker="o", color=color)
+            if reference in drained:
+                ref_last = hourly[p].iloc[-1] - hourly[reference].iloc[-1]
+                bottom.plot([hours[-1], end_x], [ref_last, drained[p] - drained[reference]], ls=":", lw=lw,
+                            color=color)  # fmt: skip
+                bottom.plot([end_x], [drained[p] - drained[reference]], marker="o", color=color)
     top.set_ylabel("cumulative margin ($, mean over seeds)")
     top.legend(ncol=3, fontsize=8)
     bottom.axhline(0.0, color="black", lw=0.8)
     bottom.set_ylabel(f"minus {reference} ($)")
-    bottom.set_xlabel("simulated hours (outcomes booked so far; the rest resolves after the day)")
+    if drained is not None and len(hours):
+        ticks = [t for t in bottom.get_xticks() if hours.min() <= t <= hours.max()]
+        bottom.set_xticks([*ticks, end_x], [*(f"{t:g}" for t in ticks), "all\nbooked"])
+    bottom.set_xlabel(
+        "simulated hours (outcomes booked so far); the dot: every outcome booked, as the table counts"
+    )
     top.set_title(f"{title}: cumulative margin")
     fig.tight_layout()
     return _save(fig, path)
