@@ -360,6 +360,11 @@ def evaluate(
     names = [s.strip() for s in scenarios.split(",") if s.strip()] if scenarios else None
     with progress_bar(evaluating, disable=json_out) as report:
         result = evaluate_run(run_dir, names, seeds, first_seed, workers, out, report, checkpoint)
+    if out is None and checkpoint is None:  # the run's own evaluation: its summary page shows it
+        from payroute.config_io import read_json
+        from payroute.experiments.run_page import write_run_page
+
+        write_run_page(result, read_json(run_dir / "run.json"))
     if json_out:
         sys.stdout.write((result.out / "summary.json").read_text() + "\n")
         return

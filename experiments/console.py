@@ -266,6 +266,7 @@ def print_run_summary(run: Any) -> None:
     summary = Table(title="payroute run: summary", show_header=False)
     summary.add_column("what", style="bold")
     summary.add_column("where")
+    summary.add_row("summary page", str(run.page))
     summary.add_row("run folder", str(run.run_dir))
     summary.add_row("training", f"{record.get('iterations')} iterations, {record.get('env_steps'):,} env steps, "
                     f"{run.trained_s:.0f} s ({record.get('stop_reason')})")  # fmt: skip

@@ -70,6 +70,7 @@ class QuickstartRun:
     review_dir: Path
     review: ReviewResult
     total_s: float
+    page: Path  # the run's summary page (summary.html)
 
 
 def run_quickstart(
@@ -80,6 +81,7 @@ def run_quickstart(
     from payroute.config_io import read_json
     from payroute.experiments.evaluate import evaluate_run
     from payroute.experiments.export import export_run
+    from payroute.experiments.run_page import write_run_page
     from payroute.experiments.runner import train as run_train
     from payroute.files import check_output_folder
 
@@ -105,6 +107,7 @@ def run_quickstart(
     )
     print_review(verdict, None, None)
     record = read_json(run_dir / "run.json")
+    page = write_run_page(evaluation, record, verdict, review_dir / "report.html", bundle)
     return QuickstartRun(
-        run_dir, record, trained_s, evaluation, bundle, review_dir, verdict, time.perf_counter() - start
+        run_dir, record, trained_s, evaluation, bundle, review_dir, verdict, time.perf_counter() - start, page
     )

@@ -239,3 +239,26 @@ def test_payroute_run_trains_evaluates_exports_reviews_and_says_where_everything
     summary = json.loads((run_dir / "review" / "summary.json").read_text())
     assert (run_dir / "review" / "report.html").is_file()
     assert summary["verdict"] in ("pass", "fail") and summary["verdict"].upper() in out
+
+
+def test_the_run_page_shows_the_verdict_curve_table_and_where_everything_is(ppo_run, tmp_path):
+    import re
+    from types import SimpleNamespace
+
+    from payroute.experiments.run_page import write_run_page
+    from payroute.policies.review.checks import Check
+
+    result = evaluate_run(ppo_run)  # the run's own evaluation folder, as `payroute run` makes it
+    failed = Check("stress", "fraud_surge margin", "fail", "below the gate")
+    review = SimpleNamespace(passed=False, failed=[failed], checks=[failed, Check("ope", "x", "pass", "ok")])
+    page = write_run_page(result, read_run(ppo_run)[1], review, ppo_run / "review" / "report.html")
+    text = page.read_text()
+    assert page == ppo_run / "summary.html"
+    best = result.meta["best_heuristic"]["default"]
+    assert f"the best heuristic, {best}:" in text and "paired 95%" in text
+    assert "FAIL (1 of 2 checks)" in text and "stress / fraud_surge margin" in text
+    assert text.count("data:image/png;base64,") == 1  # the learning curve
+    assert f"{best} (best heuristic)" in text and "oracle share" in text and "100%" in text  # the oracle's
+    for link in re.findall(r"src='([^':]+)'", text) + re.findall(r"href='([^':]+)'", text):
+        if link != "review/report.html":  # written by the review, not here
+            assert (ppo_run / link).exists(), link
