@@ -102,7 +102,14 @@ class _Progress:
     """A rich progress bar over the first stopping limit, with the latest KPIs beside it."""
 
     def __init__(self, exp: Experiment, console: Console | None, enabled: bool) -> None:
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import (
+            BarColumn,
+            Progress,
+            SpinnerColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         s = exp.stopping
         if s.env_steps:
@@ -112,11 +119,14 @@ class _Progress:
         else:
             self.unit, self.total = "seconds", s.wall_time_s
         self.bar = Progress(
+            SpinnerColumn(),  # moves while an iteration is under way, before the first one reports
             TextColumn("{task.description}", style="bold", markup=False),  # experiment names are not markup
             BarColumn(),
             TextColumn("{task.fields[where]}", markup=False),
             TextColumn("{task.fields[kpis]}", markup=False),
             TimeElapsedColumn(),
+            TextColumn("left"),
+            TimeRemainingColumn(),  # estimated from the iterations done so far
             console=console,
             disable=not enabled,
             transient=False,
@@ -132,10 +142,11 @@ class _Progress:
 
     def update(self, iteration: int, env_steps: int, elapsed_s: float, scalars: dict[str, float]) -> None:
         done = {"env steps": env_steps, "iterations": iteration, "seconds": elapsed_s}[self.unit]
+        where = f"it {iteration} · {env_steps:,} steps" if iteration else "iteration 1 under way"
         self.bar.update(
             self.task,
             completed=min(done, self.total),
-            where=f"it {iteration} · {env_steps:,} steps",
+            where=where,
             kpis=format_kpis(scalars),
         )
 
@@ -303,7 +314,11 @@ def _train(
     if on_start is not None:
         on_start(run_dir)
 
-    trainer = make_trainer(exp, ray_address)
+    if progress:
+        with console.status(f"building the {exp.trainer.library} trainer (workers and the algorithm)"):
+            trainer = make_trainer(exp, ray_address)
+    else:
+        trainer = make_trainer(exp, ray_address)
     if checkpoint is not None:
         trainer.restore(checkpoint[0], env_steps=start_steps)
         _truncate_history(run_dir, start_iteration)
