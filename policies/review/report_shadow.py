@@ -69,32 +69,21 @@ def shadow_section(shadow: ShadowResult | None) -> list[str]:
         table = _table([title, "decisions", "agreement", "estimated Δ cents/decision"], rows)
         out.append(table if by != "hour" else f"<details><summary>by hour of day</summary>{table}</details>")
     out.append("<h3>Largest-value disagreements</h3>")
+    out.append(
+        "<p class='muted'>Ranked by the size of the estimated value difference. An estimate for a route the log "
+        "rarely took rests on few decisions (the column says how many): read it as a lead to check, not a fact.</p>"
+    )
     if not shadow.largest:
         out.append("<p class='muted'>None: the bundle takes the logged route on every decision.</p>")
     else:
+        header = ["tx", "hour", "amount $", "segment", "instrument", "risk", "fraud", "logged", "shadow",
+                  "shadow route's logged decisions", "propensity", "realised ¢", "estimated Δ ¢"]  # fmt: skip
         rows = [[str(x["tx_id"]), f"{x['hour']:02d}", f"{x['amount_usd']:,.2f}", x["segment"], x["instrument"],
                  f"{x['risk_score']:.2f}", "" if x["is_fraud"] is None else ("yes" if x["is_fraud"] else "no"),
-                 x["logged_route"], x["shadow_route"], f"{x['propensity']:.3f}", f"{x['reward_cents']:+,.0f}",
-                 f"{x['value_diff_cents']:+,.1f}"] for x in shadow.largest]  # fmt: skip
-        out.append(
-            _table(
-                [
-                    "tx",
-                    "hour",
-                    "amount $",
-                    "segment",
-                    "instrument",
-                    "risk",
-                    "fraud",
-                    "logged",
-                    "shadow",
-                    "propensity",
-                    "realised ¢",
-                    "estimated Δ ¢",
-                ],
-                rows,
-            )  # fmt: skip
-        )
+                 x["logged_route"], x["shadow_route"], f"{x['shadow_route_logged_decisions']:,}",
+                 f"{x['propensity']:.3f}", f"{x['reward_cents']:+,.0f}", f"{x['value_diff_cents']:+,.1f}"]
+                for x in shadow.largest]  # fmt: skip
+        out.append(_table(header, rows))
     return out
 
 

@@ -452,6 +452,7 @@ def _largest(
     risk = _column(logged, "risk_score")
     cross = _column(logged, "cross_border")
     fraud = logged.is_fraud
+    support = np.bincount(logged.actions, minlength=len(names))  # how often the log tried each route
     out = []
     for i in order:
         out.append(
@@ -466,6 +467,7 @@ def _largest(
                 "is_fraud": None if fraud is None else bool(fraud[i]),
                 "logged_route": names[int(logged.actions[i])],
                 "shadow_route": names[int(shadow[i])],
+                "shadow_route_logged_decisions": int(support[shadow[i]]),
                 "propensity": float(logged.propensities[i]),
                 "reward_cents": float(logged.rewards[i]),
                 "q_logged_cents": float(q[i, logged.actions[i]]),
