@@ -280,7 +280,7 @@ def review(
     shadow: Annotated[
         Path | None,
         typer.Option(
-            help="Shadow replay: the bundle on every routing decision of this log (Parquet, with obs.*)."
+            help="Shadow replay: the bundle on every routing decision of this log (Parquet or CSV, with obs.*)."
         ),
     ] = None,
     shadow_out: Annotated[

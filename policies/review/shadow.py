@@ -56,6 +56,7 @@ from payroute.errors import PayrouteError
 from payroute.files import atomic_write_text
 from payroute.policies.bundle import BundlePolicy
 from payroute.policies.logs import LoggedDecisions, read_logged_decisions
+from payroute.policies.logs.csv_log import csv_columns, is_csv_log
 from payroute.policies.logs.reading import OBS_PREFIX
 from payroute.policies.review.checks import NOT_RUN, Check, status
 from payroute.policies.review.ope import _bootstrap_sums
@@ -110,9 +111,9 @@ def read_shadow_log(path: str | Path, policy: BundlePolicy, route_names: list[st
             f"{policy.decision_kind!r}, and only route bundles are replayed on a log"
         )
     try:
-        columns = pq.read_schema(path).names
+        columns = csv_columns(path) if is_csv_log(path) else pq.read_schema(path).names
     except (OSError, ValueError):
-        columns = None  # not a readable Parquet file: the reader says so, naming it
+        columns = None  # not a readable log: the reader says so, naming it
     if columns is not None:
         have = [c for c in columns if c.startswith(OBS_PREFIX)]
         want = [OBS_PREFIX + f for f in policy.feature_names]

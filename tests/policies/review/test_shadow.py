@@ -6,6 +6,8 @@ cannot be replayed on is exit 2 with one line naming the problem."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from pathlib import Path
 
@@ -216,6 +218,34 @@ def test_shadow_replay_is_evidence_not_a_gate_by_default(bundles, explore_log):
     assert check.status == "not run" and not check.failed and "evidence, not a gate" in check.summary
     assert 0.8 < result.agreement < 1.0  # the cheapest router explored 10% of the time
     assert len(result.largest) == cfg.shadow.top_disagreements
+
+
+def test_a_csv_copy_of_the_log_gives_the_same_shadow_replay(bundles, explore_log, tmp_path):
+    import pyarrow.csv as pa_csv
+
+    copy = tmp_path / "explore.csv"
+    pa_csv.write_csv(pq.read_table(explore_log), copy)
+    js_parquet, js_csv = tmp_path / "parquet.json", tmp_path / "csv.json"
+    cfg = write_config(tmp_path / "review.yaml")
+    for log, js in ((explore_log, js_parquet), (copy, js_csv)):
+        code, output = review(
+            str(bundles["cheap"]), "--shadow", str(log), "--config", str(cfg), "--json", str(js)
+        )
+        assert code == 0, output
+    parquet, from_csv = (json.loads(p.read_text())["shadow"] for p in (js_parquet, js_csv))
+    assert from_csv["log"] == "explore.csv"
+    assert {**from_csv, "log": ""} == {**parquet, "log": ""}
+    # a value that is not of its column's type is exit 2, naming the file and the column
+    lines = copy.read_text().splitlines()
+    header = next(csv.reader([lines[0]]))
+    row = next(csv.reader([lines[1]]))
+    row[header.index("eligible_mask")] = "lots"
+    bad = tmp_path / "bad.csv"
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows([header, row, *csv.reader(lines[2:])])
+    bad.write_text(out.getvalue())
+    code, output = review(str(bundles["cheap"]), "--shadow", str(bad), "--config", str(cfg))
+    assert code == 2 and "bad.csv" in output and "eligible_mask" in output and "Traceback" not in output
 
 
 def _drop_observations(table: pa.Table) -> pa.Table:
