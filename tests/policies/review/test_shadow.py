@@ -296,3 +296,20 @@ def test_a_log_the_bundle_cannot_be_replayed_on_is_exit_2_in_one_line(
         assert "bad.parquet" in line
     assert json.loads(js.read_text())["verdict"] == "error"
     assert not (tmp_path / "shadow.json").exists()
+
+
+def test_names_from_the_log_are_shown_as_written_in_the_report(bundles, explore_log):
+    from payroute.policies.review.report_shadow import shadow_section
+
+    table = pq.read_table(explore_log)
+    segment = pc.replace_substring(table["segment"], "consumer", "<script>alert(1)</script>")
+    table = table.set_column(table.schema.get_field_index("segment"), "segment", segment)
+    policy = load_bundle(bundles["expensive"])
+    _specs, routes = default_route_schema()
+    logged = read_logged_decisions(table, route_names=routes, observation_names=policy.feature_names)
+    cfg = ReviewConfig()
+    result = run_shadow(policy, logged, cfg.shadow, cfg.ope, [0] * len(routes), "<i>log</i>.parquet")
+    assert "<script>alert(1)</script>" in {g["value"] for g in result.by["segment"]}
+    page = "\n".join(shadow_section(result))
+    assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<i>log</i>" not in page and "&lt;i&gt;log&lt;/i&gt;.parquet" in page
