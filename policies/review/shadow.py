@@ -127,7 +127,8 @@ def read_shadow_log(path: str | Path, policy: BundlePolicy, route_names: list[st
         if missing:
             extra = [c for c in have if c not in want]
             raise PayrouteError(
-                f"--shadow {name}: the log records another scenario's observation: it has no column "
+                f"--shadow {name}: the log records an observation other than the bundle's (another scenario's "
+                f"routes or features): it has no column "
                 f"{missing[0]}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
                 + (f" but has {extra[0]}" if extra else "")
                 + f"; bundle {policy.source.name} routes over {', '.join(route_names)}"

@@ -264,7 +264,7 @@ def _other_routes(table: pa.Table) -> pa.Table:
     ("case", "said"),
     [
         ("no observations", "no observations recorded (no obs.<feature> columns)"),
-        ("another scenario", "records another scenario's observation: it has no column obs.digital_remit"),
+        ("another scenario", "(another scenario's routes or features): it has no column obs.digital_remit"),
         ("not parquet", "is not a readable Parquet file"),
         ("risk bundle", "bundle risk decides 'risk', and only route bundles are replayed on a log"),
         ("shadow-out alone", "--shadow-out writes the shadow replay's decisions; pass --shadow LOG with it"),
