@@ -277,6 +277,16 @@ def review(
             help="A trusted Ed25519 public key (payroute keygen); repeatable. The zoo's is trusted."
         ),
     ] = None,
+    shadow: Annotated[
+        Path | None,
+        typer.Option(
+            help="Shadow replay: the bundle on every routing decision of this log (Parquet or CSV, with obs.*)."
+        ),
+    ] = None,
+    shadow_out: Annotated[
+        Path | None,
+        typer.Option(help="Write the shadow replay's per-decision routes and values here (JSON)."),
+    ] = None,
 ) -> None:
     """Review a policy bundle: integrity, off-policy estimates, stress suite, constraints. Exit 0 pass, 1 fail,
     2 could not review."""
@@ -285,7 +295,8 @@ def review(
     from payroute.policies.review import EXIT_ERROR, error_summary
 
     try:
-        result = run_review(bundle, logs, champion, config, report, json_out, tuple(trusted_key or ()))
+        result = run_review(bundle, logs, champion, config, report, json_out, tuple(trusted_key or ()),
+                            shadow=shadow, shadow_out=shadow_out)  # fmt: skip
     except PayrouteError as exc:
         print_error("could not review:", exc)
         if json_out is not None and not json_out.is_dir():

@@ -36,25 +36,35 @@ def run_review(
     report: Path | None,
     json_out: Path | None,
     trusted_keys: tuple[Path, ...] = (),
+    shadow: Path | None = None,
+    shadow_out: Path | None = None,
 ) -> ReviewResult:
-    """Review ``bundle`` with a progress bar; write the HTML report and the JSON summary where asked (both
-    paths checked before the review starts, both files written whole or not at all)."""
+    """Review ``bundle`` with a progress bar; write the HTML report, the JSON summary and the shadow replay's
+    per-decision JSON where asked (every path checked before the review starts, every file written whole or not
+    at all)."""
+    from payroute.errors import PayrouteError
     from payroute.files import check_output_file
     from payroute.policies.review import load_review_config, review_bundle
 
     check_output_file(report, "--report")
     check_output_file(json_out, "--json")
+    check_output_file(shadow_out, "--shadow-out")
+    if shadow_out is not None and shadow is None:
+        raise PayrouteError("--shadow-out writes the shadow replay's decisions; pass --shadow LOG with it")
     cfg = load_review_config(config)
     with progress_bar() as progress:
         result = review_bundle(
-            bundle, logs=logs, champion=champion, config=cfg, progress=progress, trusted_keys=trusted_keys
-        )
+            bundle, logs=logs, champion=champion, config=cfg, progress=progress, trusted_keys=trusted_keys,
+            shadow=shadow,
+        )  # fmt: skip
     if report is not None:
         from payroute.policies.review.report import write_html
 
         write_html(result, report)
     if json_out is not None:
         result.write_json(json_out)
+    if shadow_out is not None and result.shadow is not None:
+        result.shadow.write_decisions(shadow_out, result.bundle)
     return result
 
 

@@ -2,7 +2,8 @@
 
 - :mod:`~payroute.policies.logs.recording`: the event log with the routing observation of every decision;
 - :mod:`~payroute.policies.logs.reading`: reading and checking a log (:func:`read_logged_decisions`) and the
-  log schema's documentation (``python -m payroute.policies.logs docs/log_schema.md``).
+  log schema's documentation (``python -m payroute.policies.logs docs/log_schema.md``);
+- :mod:`~payroute.policies.logs.csv_log`: a log kept as CSV, read as the schema's types.
 """
 
 from payroute.policies.logs.reading import (

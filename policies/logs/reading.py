@@ -34,6 +34,7 @@ import pyarrow.parquet as pq
 from payroute.envs.world.eventlog import LOG_COLUMNS, LOG_SCHEMA_VERSION
 from payroute.errors import PayrouteError
 from payroute.files import atomic_write_text
+from payroute.policies.logs.csv_log import is_csv_log, read_csv_log
 
 RECORD_KINDS = ("transaction", "post_settlement", "account", "decision")
 REWARD_COMPONENTS = (
@@ -114,14 +115,18 @@ def read_logged_decisions(
     route_names: list[str] | None = None,
     observation_names: list[str] | None = None,
 ) -> LoggedDecisions:
-    """Read and check the routed decisions of an event log (Parquet path or Arrow table).
+    """Read and check the routed decisions of an event log (Parquet or CSV path, or Arrow table).
 
     ``route_names`` (the scenario's route order) fixes the number of routes and is checked against the log's
     ``route`` column where it has one; otherwise the routes are inferred from the indices and masks seen.
     ``observation_names`` (a policy's feature names) also reads the observation of every decision from the
     ``obs.<feature>`` columns (float, no nulls or NaN on routed rows) into ``observations``.
     """
+    csv_label = Path(source).name if is_csv_log(source) else None
+    if csv_label is not None:  # a CSV log: typed by the schema, then checked as a Parquet one
+        source = read_csv_log(source, OBS_PREFIX)
     schema, label = _schema_of(source)
+    label = csv_label or label
     _check_schema(schema, label)
     present = set(schema.names)
     obs_columns = [OBS_PREFIX + n for n in observation_names or ()]
@@ -531,6 +536,7 @@ def render_log_schema() -> str:
         "",
         "Columns marked *required* must be present for off-policy evaluation; the others are optional, and",
         "checked for type when present. Integer columns accept any integer width, float columns any float width.",
+        "A log may also be a CSV file (`.csv`, `.csv.gz`) with these column names: each is read as its type here.",
         "",
         *log_columns_table(),
     ]

@@ -8,6 +8,8 @@
 - :mod:`~payroute.policies.review.ope_estimators` and :mod:`~payroute.policies.review.ope`: off-policy
   estimators, and the evaluation with bootstrap intervals and weight diagnostics;
 - :mod:`~payroute.policies.review.constraints`: masked actions, malformed inputs, caps, latency;
+- :mod:`~payroute.policies.review.shadow`: shadow replay of a route bundle on a log (``--shadow``), its report
+  section in :mod:`~payroute.policies.review.report_shadow`;
 - :mod:`~payroute.policies.review.checks`: one check's result; :mod:`~payroute.policies.review.report`: the HTML.
 """
 

@@ -22,6 +22,7 @@ The review runs on the core install (onnxruntime, numpy, pyarrow, matplotlib; no
    ``ope.min_effective_sample_size``; the mean importance weight is within ``ope.max_mean_weight_deviation``
    of 1 (it is 1 in expectation when the logged propensities are right).
 5. **Constraint checks** (:mod:`payroute.policies.review.constraints`): masked actions, malformed inputs, caps, latency.
+6. **Shadow replay** (``--shadow``, :mod:`payroute.policies.review.shadow`): the bundle on every logged decision.
 
 Thresholds live in a review YAML (:class:`~payroute.policies.review.config.ReviewConfig`; the shipped defaults
 are ``policies/review/review_default.yaml``). The verdict: exit code 0 when every check passed (checks that did not apply do not count), 1 when
@@ -62,6 +63,7 @@ from payroute.policies.review.constraints import (
 )
 from payroute.policies.review.integrity import load_for_review, review_keys, signature_check
 from payroute.policies.review.ope import ESTIMATORS, OPEResult, evaluate_policy
+from payroute.policies.review.shadow import ShadowResult, read_shadow_log, run_shadow, shadow_checks
 from payroute.policies.review.stress import StressResult, run_stress_suite
 
 EXIT_PASS, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
@@ -84,6 +86,7 @@ class ReviewResult:
     ope_weights: np.ndarray | None = None
     stress: StressResult | None = None
     constraints: ConstraintResult | None = None
+    shadow: ShadowResult | None = None
     started: str = ""
     wall_s: float = 0.0
     versions: dict[str, str] = field(default_factory=dict)
@@ -124,6 +127,7 @@ class ReviewResult:
             "ope": None if self.ope is None else _clean(self.ope.to_dict()),
             "stress": None if self.stress is None else _clean(self.stress.to_dict()),
             "constraints": None if self.constraints is None else _clean(self.constraints.to_dict()),
+            "shadow": None if self.shadow is None else _clean(self.shadow.to_dict()),
             "config": self.config.model_dump(mode="json"),
         }
 
@@ -158,6 +162,7 @@ def review_bundle(
     config: ReviewConfig | None = None,
     progress: Callable[[str, int, int], None] | None = None,
     trusted_keys: tuple[str | Path, ...] = (),
+    shadow: str | Path | None = None,
 ) -> ReviewResult:
     """Review a bundle; raises :class:`~payroute.errors.PayrouteError` when it cannot be reviewed.
 
@@ -224,6 +229,8 @@ def review_bundle(
             observation_names=policy.feature_names,
         )
 
+    shadow_log = None if shadow is None else read_shadow_log(shadow, policy, list(scenario.routes))
+
     # 3. stress suite
     stress = None
     if policy.decision_kind not in ("route", "risk"):
@@ -264,6 +271,12 @@ def review_bundle(
     else:
         checks.append(Check("ope", "logged_decisions", NOT_RUN, "no logs given (--logs FILE.parquet)"))
 
+    shadow_result = None
+    if shadow_log is not None:  # 6. shadow replay: evidence, a gate only with shadow.max_disagreement
+        classes = route_loss_classes(scenario.routes.values())
+        shadow_result = run_shadow(policy, shadow_log, config.shadow, config.ope, classes, Path(shadow).name)
+        checks += shadow_checks(shadow_result, config.shadow)
+
     # 5. constraints
     if progress is not None:
         progress("constraint checks", 0, 1)
@@ -287,6 +300,7 @@ def review_bundle(
         ope_weights=weights,
         stress=stress,
         constraints=constraints,
+        shadow=shadow_result,
         started=started,
         wall_s=time.perf_counter() - start,
         versions=_versions(),
