@@ -150,6 +150,55 @@ def simulate(
 
 @app.command()
 @user_errors
+def calibrate(
+    log: Annotated[
+        Path, typer.Argument(help="The log: payroute's own event log (Parquet), or a flat CSV/Parquet.")
+    ],
+    out: Annotated[Path, typer.Option(help="Write the calibrated scenario YAML here.")],
+    mapping: Annotated[
+        Path | None,
+        typer.Option(help="Mapping YAML of a flat one-row-per-attempt log (docs/calibration_inputs.md)."),
+    ] = None,
+    base: Annotated[
+        str, typer.Option(help="Base scenario: what the log cannot identify comes from it.")
+    ] = "default",
+    name: Annotated[
+        str | None, typer.Option(help="Name of the calibrated scenario (default: OUT's stem).")
+    ] = None,
+    prior_strength: Annotated[
+        float, typer.Option(min=0.0, help="Pseudo-rows of the base behind each approval rate (shrinkage).")
+    ] = 20.0,
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")] = False,
+) -> None:
+    """Fit a scenario to LOG: volume and arrival profile, mixes, amounts, approval, latency, fees, fraud."""
+    from payroute.envs.calibration import calibrate as fit_log
+
+    check_output_file(out, "--out")
+    result = fit_log(log, mapping=mapping, base=base, name=name or out.stem, prior_strength=prior_strength)
+    atomic_write_text(out, result.yaml_text())
+    p = result.provenance
+    summary = {
+        "out": str(out), "rows_read": p["rows_read"], "rows_used": p["rows_used"],
+        "rows_left_out": p["rows_left_out"], "date_from": p["date_from"], "date_to": p["date_to"],
+        "fitted": sum(1 for v in p["values"].values() if v["status"] == "fitted"), "flagged": result.flagged,
+    }  # fmt: skip
+    if json_out:
+        sys.stdout.write(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+        return
+    left = ", ".join(f"{n:,} {why}" for why, n in summary["rows_left_out"].items()) or "none"
+    console.print(
+        f"calibrated {summary['rows_used']:,} of {summary['rows_read']:,} rows ({p['date_from']} to {p['date_to']}); "
+        f"rows left out: {left}", markup=False, soft_wrap=True,
+    )  # fmt: skip
+    console.print(f"{summary['fitted']} values fitted; kept from the base and flagged:", markup=False)
+    for path in result.flagged:
+        v = p["values"][path]
+        console.print(f"  {path} ({v['status']}: {v.get('note', '')})", markup=False, soft_wrap=True)
+    console.print(f"wrote {out}; run it with: payroute simulate {out}", markup=False, soft_wrap=True)
+
+
+@app.command()
+@user_errors
 def dataset(
     scenario: Annotated[str, typer.Argument(help="Scenario name (see `payroute scenarios`) or a YAML path.")],
     out: Annotated[
