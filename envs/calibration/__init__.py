@@ -78,7 +78,8 @@ def calibrate(
     base_scenario = load_scenario(base)
     mapping_model = load_mapping(mapping) if isinstance(mapping, str | Path) else mapping
     reader = LogReader(log, mapping_model, base_scenario)
-    stats = LogStats(base_scenario, reader.present)
+    net = mapping_model.fee_includes_interchange if mapping_model is not None else True
+    stats = LogStats(base_scenario, reader.present, fee_includes_interchange=net)
     for batch in reader.batches():
         stats.add(batch)
     stats.finish(reader.discoveries)

@@ -311,7 +311,7 @@ class Fit:
                 p["attacks_per_day"] = _r(count / n_days)
                 half = Z95 * math.sqrt(count) / n_days
                 self.note(f"{path}.attacks_per_day", p["attacks_per_day"], "fitted", count,
-                          (count / n_days - half, count / n_days + half))  # fmt: skip
+                          (max(count / n_days - half, 0.0), count / n_days + half))  # fmt: skip
             m = s.delays.get(name)
             if m is None or m.n < MIN_ROWS:
                 self.note(f"{path}.discovery_median_days", p.get("discovery_median_days", 30.0), "base",

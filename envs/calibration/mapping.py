@@ -39,11 +39,12 @@ class Coded(ConfigModel):
 
 
 class Flag(ConfigModel):
-    """A yes/no column: the codes that mean yes; every other non-empty code must be in ``false``."""
+    """A yes/no column: ``yes_codes`` mean yes, ``no_codes`` no (compared without case); any other code is
+    refused, naming its row."""
 
     column: str = Field(min_length=1)
-    true: tuple[str, ...] = ("true", "1", "yes", "y", "t")
-    false: tuple[str, ...] = ("false", "0", "no", "n", "f", "")
+    yes_codes: tuple[str, ...] = ("true", "1", "yes", "y", "t")
+    no_codes: tuple[str, ...] = ("false", "0", "no", "n", "f", "")
 
 
 def _coded(value: object) -> object:
@@ -74,6 +75,10 @@ class Mapping(ConfigModel):
     route: Coded | None = None
     outcome: Coded | None = None
     fee: str | None = Field(None, description="what the route charged, in amount_unit")
+    fee_includes_interchange: bool = Field(
+        True,
+        description="card fees include interchange and scheme fees (taken off with the base's before fitting)",
+    )
     latency_s: str | None = None
     settled_at: str | None = None
     fraud: Flag | None = None

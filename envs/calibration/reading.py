@@ -425,14 +425,14 @@ class LogReader:
 
     def _flag(self, raw: pa.RecordBatch, flag: Flag, offset: int) -> pa.Array:
         col = pc.utf8_lower(pc.utf8_trim_whitespace(raw.column(flag.column).cast(pa.string())))
-        true = pa.array([t.lower() for t in flag.true], pa.string())
-        false = pa.array([f.lower() for f in flag.false], pa.string())
+        true = pa.array([t.lower() for t in flag.yes_codes], pa.string())
+        false = pa.array([f.lower() for f in flag.no_codes], pa.string())
         known = pc.or_(pc.is_in(col, true), pc.is_in(col, false))
         bad = np.flatnonzero(~pc.fill_null(known, True).to_numpy(zero_copy_only=False))
         if len(bad):
             raise PayrouteError(
                 f"{self.path}: column {flag.column!r}, row {offset + int(bad[0]) + 1}: {col[int(bad[0])].as_py()!r} "
-                f"is neither yes ({', '.join(flag.true)}) nor no ({', '.join(f for f in flag.false if f)})"
+                f"is neither yes ({', '.join(flag.yes_codes)}) nor no ({', '.join(f for f in flag.no_codes if f)})"
             )
         return pc.is_in(col, true)
 

@@ -88,6 +88,7 @@ class LogStats:
 
     base: Scenario
     present: set[str]
+    fee_includes_interchange: bool = True
     rows: int = 0
     t_lo: float = math.inf
     t_hi: float = -math.inf
@@ -219,7 +220,8 @@ class LogStats:
             hist = self.latency.setdefault(name, np.zeros(LOG_LAT_BINS))
             hist += np.histogram(np.log(lat_r[ok]), bins=LOG_LAT_BINS, range=(LOG_LAT_LO, LOG_LAT_HI))[0]
             paid = sel & approved & ~np.isnan(fee)
-            y = fee[paid] - (network_cost[paid] if spec.rail == "card" else 0.0)
+            card = spec.rail == "card" and self.fee_includes_interchange
+            y = fee[paid] - (network_cost[paid] if card else 0.0)
             self.fees.setdefault(name, LineMoments()).add(amount[paid] / 10_000.0, y)
 
     def _card_network_cents(
