@@ -19,12 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 from pydantic import ValidationError
 
 from payroute.envs.calibration.fitting import NOT_IDENTIFIED, Fit
 from payroute.envs.calibration.mapping import Mapping, load_mapping
-from payroute.envs.calibration.reading import LogReader
+from payroute.envs.calibration.reading import LogReader, troubled_hours
 from payroute.envs.calibration.stats import LogStats
 from payroute.envs.scenarios import Scenario, load_scenario
 from payroute.errors import ConfigError, PayrouteError, format_validation_error
@@ -79,7 +80,12 @@ def calibrate(
     mapping_model = load_mapping(mapping) if isinstance(mapping, str | Path) else mapping
     reader = LogReader(log, mapping_model, base_scenario)
     net = mapping_model.fee_includes_interchange if mapping_model is not None else True
-    stats = LogStats(base_scenario, reader.present, fee_includes_interchange=net)
+    stats = LogStats(
+        base_scenario,
+        reader.present,
+        fee_includes_interchange=net,
+        trouble=_trouble(log, mapping_model, base_scenario),
+    )
     for batch in reader.batches():
         stats.add(batch)
     stats.finish(reader.discoveries)
@@ -109,6 +115,8 @@ def calibrate(
         "rows_used": stats.rows + reader.late_rows,
         "rows_left_out": {why: n for why, n in sorted(reader.excluded.items()) if n},
         "prior_strength": float(prior_strength),
+        "failure_hours": {route: len(hours) for route, hours in stats.trouble.items()},
+        "failure_hour_attempts": stats.trouble_rows,
         "values": dict(sorted(fit.values.items())),
         "not_identified": dict(NOT_IDENTIFIED),
         "response_codes": fit.response_codes(),
@@ -118,6 +126,20 @@ def calibrate(
     except ValidationError as err:
         raise ConfigError(format_validation_error(f"the scenario fitted to {log}", err, Scenario)) from None
     return Calibration(scenario, data, provenance)
+
+
+def _trouble(log: str | Path, mapping: Mapping | None, base: Scenario) -> dict[str, Any]:
+    """A first, light pass over the log: each route's hours with technical failures (a degraded or down route).
+
+    Approval and latency are fitted on the other hours: the base's health process adds its own bad hours back.
+    """
+    found: set[tuple[str, int]] = set()
+    for batch in LogReader(log, mapping, base, light=True).batches():
+        found |= troubled_hours(batch)
+    by_route: dict[str, list[int]] = {}
+    for route, hour in found:
+        by_route.setdefault(route, []).append(hour)
+    return {route: np.array(sorted(hours), dtype=np.int64) for route, hours in sorted(by_route.items())}
 
 
 def _sha256(path: Path) -> str:

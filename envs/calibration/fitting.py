@@ -187,6 +187,8 @@ class Fit:
         approval = self.data["routes"][name]["approval"]
         base_by = self.base.routes[name].approval.by_segment
         fallback = float(np.mean(list(base_by.values())))
+        # the rate drifts (a random walk in logit): the log's average wanders by about sigma * sqrt(days / 3)
+        drift = self.base.routes[name].approval.drift_sigma_per_day * math.sqrt(len(self.days) / 3.0)
         by = {}
         for seg in sorted(self.data["demand"]["segment_mix"]):
             k = self.stats.approval.get((name, seg, "approved"), 0)
@@ -199,9 +201,10 @@ class Fit:
                 continue
             a, b = self.prior_strength * p0 + k, self.prior_strength * (1 - p0) + n - k
             by[seg] = _r(a / (a + b))
-            lo, hi = st.beta.ppf([0.025, 0.975], a, b)
+            lo, hi = _widen_logit(st.beta.ppf([0.025, 0.975], a, b), drift)
             self.note(path, by[seg], "fitted", n, (lo, hi),
-                      why=f"shrunk toward the base {p0} with {self.prior_strength:g} pseudo-rows")  # fmt: skip
+                      why=f"shrunk toward the base {p0} with {self.prior_strength:g} pseudo-rows; the interval "
+                      f"holds the base's drift ({drift:g} logit a day) over the log's days")  # fmt: skip
         approval["by_segment"] = by
         k_f = self.stats.foreign_approval.get((name, "approved"), 0)
         n_f = k_f + self.stats.foreign_approval.get((name, "declined"), 0)
@@ -274,9 +277,9 @@ class Fit:
             " (below the first volume tier: the base's tiers kept)" if tiers else ""
         )
         sa = math.sqrt(var_a)
-        self.note(
-            f"{path}.fixed_cents", fee["fixed_cents"], "fitted", n, (fixed - Z95 * sa, fixed + Z95 * sa)
-        )
+        # the value written is a whole cent: its interval holds the rounding too
+        interval = (fixed - Z95 * sa - 0.5, fixed + Z95 * sa + 0.5)
+        self.note(f"{path}.fixed_cents", fee["fixed_cents"], "fitted", n, interval)
         if var_b is None:
             self.note(f"{path}.bps", fee["bps"], "base", n, why="every amount was the same: bps set to 0")
         else:
@@ -341,6 +344,14 @@ def _r(x: float) -> float:
     """Six significant digits: what the YAML holds (deterministic, readable)."""
     x = float(x)
     return 0.0 if x == 0 else float(f"{x:.6g}")
+
+
+def _widen_logit(interval, sd: float) -> tuple[float, float]:
+    """A probability's interval widened, in logit space, by another source of spread with this sd."""
+    lo, hi = (min(max(float(x), 1e-9), 1 - 1e-9) for x in interval)
+    a, b = math.log(lo / (1 - lo)), math.log(hi / (1 - hi))
+    mid, half = (a + b) / 2, math.hypot((b - a) / 2, Z95 * sd)
+    return 1 / (1 + math.exp(-(mid - half))), 1 / (1 + math.exp(-(mid + half)))
 
 
 def _wilson(k: int, n: int) -> tuple[float, float]:

@@ -79,10 +79,15 @@ class LogReader:
     ``present`` names the normal-form fields the log holds (a field not there is not fitted).
     """
 
-    def __init__(self, path: str | Path, mapping: Mapping | None, base: Scenario) -> None:
+    def __init__(
+        self, path: str | Path, mapping: Mapping | None, base: Scenario, light: bool = False
+    ) -> None:
         self.path = Path(path)
         if not self.path.is_file():
             raise PayrouteError(f"log file not found: {self.path}")
+        self.light = light  # read only the time, amount, instrument, route and outcome (a first pass)
+        if light and mapping is not None:
+            mapping = mapping.model_copy(update=dict.fromkeys(_LIGHT_DROP))
         self.mapping = mapping
         self.base = base
         self.kind = self._kind()
@@ -172,7 +177,7 @@ class LogReader:
                     yield from pacsv.open_csv(fh, read_options=read, convert_options=convert)
                 return
             if self.kind == "own":
-                columns = [c for c in self._columns if c in _OWN_READ]
+                columns = [c for c in self._columns if c in (_OWN_LIGHT if self.light else _OWN_READ)]
             else:
                 columns = sorted(set(self.mapping.columns().values()))  # type: ignore[union-attr]
             yield from pq.ParquetFile(self.path).iter_batches(batch_size=BATCH_ROWS, columns=columns)
@@ -218,8 +223,15 @@ class LogReader:
                 continue
             col = tx_rows.column(name)
             if field == "outcome":
-                col = pa.array([OWN_STATES.get(s, s) for s in col.to_pylist()], pa.string())
-                cols["code"] = tx_rows.column(name).cast(pa.string())
+                state = col.cast(pa.string())
+                col = pc.if_else(pc.equal(state, "settled"), "approved", state)
+                if (
+                    "reason" in tx_rows.schema.names
+                ):  # a failure's code is why it failed (route_error, liquidity...)
+                    state = pc.if_else(
+                        pc.equal(state, "failed"), tx_rows.column("reason").cast(pa.string()), state
+                    )
+                cols["code"] = state
             elif field == "settled_at":
                 col = pc.if_else(pc.less(col, 0), pa.scalar(None, pa.float64()), pc.add(col, self._sim_epoch))
             elif field in ("fee",):
@@ -456,9 +468,34 @@ _OWN_COLUMNS = {
     "outcome": "state", "fee": "route_cost_cents", "settled_at": "t_settled", "fraud_pattern": "fraud_pattern",
     "merchant_category": "merchant_category",
 }  # fmt: skip
-_OWN_READ = {"record", "t", "tx_id", "t_arrival", "amount_cents", "kind"} | {
+_OWN_READ = {"record", "t", "tx_id", "t_arrival", "amount_cents", "kind", "reason"} | {
     _OWN_COLUMNS.get(f, f) for f in OWN_FIELDS
 }
+
+_OWN_LIGHT = {"record", "t", "tx_id", "t_arrival", "amount_cents", "instrument", "route", "state", "reason"}
+_LIGHT_DROP = (
+    "currency", "network", "foreign_card", "issuer_country", "cross_border", "segment", "merchant_category",
+    "urgency", "fee", "latency_s", "settled_at", "fraud", "fraud_pattern", "chargeback_at", "return_at",
+)  # fmt: skip
+
+
+def troubled_hours(batch: pa.RecordBatch) -> set[tuple[str, int]]:
+    """The (route, hour since 1970) in which a route failed an attempt for a technical reason.
+
+    A failure is an attempt whose outcome is ``failed`` on a route, other than for want of liquidity or of an
+    eligible route: in payroute's world a degraded or down route (the health process, an incident).
+    """
+    failed = pc.and_(pc.equal(batch.column("outcome"), "failed"), pc.not_equal(batch.column("route"), ""))
+    failed = pc.and_(failed, pc.invert(pc.is_in(pc.fill_null(batch.column("code"), ""), _NOT_TECHNICAL)))
+    failed = pc.fill_null(failed, False)
+    if not pc.any(failed).as_py():
+        return set()
+    rows = batch.filter(failed)
+    hours = np.floor(rows.column("t").to_numpy(zero_copy_only=False) / 3600.0).astype(np.int64).tolist()
+    return set(zip(rows.column("route").to_pylist(), hours, strict=True))
+
+
+_NOT_TECHNICAL = pa.array(["liquidity", "no_route"], pa.string())
 
 
 def _own_column(field: str) -> str:

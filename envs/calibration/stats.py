@@ -105,9 +105,11 @@ class LogStats:
     fees: dict[str, LineMoments] = field(default_factory=dict)
     fraud: Counter = field(default_factory=Counter)  # pattern ("" if the log has none) -> attempts
     delays: dict[str, Moments] = field(default_factory=dict)  # pattern -> log-days until found
-    pending: dict[int, tuple[str, float]] = field(
+    pending: dict[int, tuple[str, float]] = field(default_factory=dict)  # own log: tx_id -> pattern, settled
+    trouble: dict[str, np.ndarray] = field(
         default_factory=dict
-    )  # own log: tx_id -> (pattern, settled)
+    )  # route -> hours (since 1970) it failed attempts
+    trouble_rows: int = 0  # answered attempts in those hours, left out of approval and latency
 
     # ---------------------------------------------------------------- folding one batch
     def add(self, batch: pa.RecordBatch) -> None:
@@ -176,32 +178,29 @@ class LogStats:
         for key, count in _value_counts(routed, route, outcome).items():
             self.attempts[tuple(key.split(SEP))] += count
         days = np.floor(pc.filter(col["t"], routed).to_numpy(zero_copy_only=False) / DAY_S).astype(np.int64)
-        months = {d: (EPOCH + dt.timedelta(days=d)).year * 12 + (EPOCH + dt.timedelta(days=d)).month
-                  for d in np.unique(days).tolist()}  # fmt: skip
-        month = (
-            pa.array([months[d] for d in days.tolist()], pa.int64())
-            if len(days)
-            else pa.array([], pa.int64())
-        )
-        for key, count in _value_counts(
-            pa.array(np.ones(len(days), bool)), pc.filter(route, routed), month
-        ).items():
+        unique, inverse = np.unique(days, return_inverse=True)
+        month = pa.array(np.array([_month(d) for d in unique.tolist()], dtype=np.int64)[inverse])
+        everything = pa.array(np.ones(len(days), bool))
+        for key, count in _value_counts(everything, pc.filter(route, routed), month).items():
             r, m = key.split(SEP)
             self.route_months[(r, int(m))] += count
         if "code" in self.present:
             for key, count in _value_counts(routed, route, col["code"]).items():
                 self.codes[tuple(key.split(SEP))] += count
         answered = pc.and_(routed, pc.is_in(outcome, pa.array(["approved", "declined"])))
+        clean = self._clean(route, t, answered)
         foreign = pc.fill_null(col["foreign_card"], False)
-        home = pc.and_(pc.and_(answered, legit), pc.invert(foreign))
+        home = pc.and_(pc.and_(clean, legit), pc.invert(foreign))
         for key, count in _value_counts(home, route, col["segment"], outcome).items():
             self.approval[tuple(key.split(SEP))] += count
-        for key, count in _value_counts(pc.and_(pc.and_(answered, legit), foreign), route, outcome).items():
+        for key, count in _value_counts(pc.and_(pc.and_(clean, legit), foreign), route, outcome).items():
             self.foreign_approval[tuple(key.split(SEP))] += count
-        names = pc.filter(route, answered).to_numpy(zero_copy_only=False)
-        if not len(names):
+        encoded = pc.filter(route, answered).dictionary_encode()
+        if not len(encoded):
             return
+        names = encoded.indices.to_numpy(zero_copy_only=False)
         t_ans = t[answered.to_numpy(zero_copy_only=False)]
+        clean_ans = pc.filter(clean, answered).to_numpy(zero_copy_only=False)
         lat = pc.filter(col["latency_s"], answered).to_numpy(zero_copy_only=False).astype(float)
         fee = pc.filter(col["fee"], answered).to_numpy(zero_copy_only=False).astype(float)
         amount = pc.filter(col["amount"], answered).to_numpy(zero_copy_only=False).astype(float)
@@ -210,11 +209,11 @@ class LogStats:
             pc.filter(col["instrument"], answered), pc.filter(col["network"], answered),
             pc.filter(foreign, answered), amount,
         )  # fmt: skip
-        for name in np.unique(names).tolist():
+        for code, name in enumerate(encoded.dictionary.to_pylist()):
             spec = self.base.routes[name]
-            sel = names == name
+            sel = names == code
             lat_r = lat[sel]
-            ok = ~np.isnan(lat_r) & (lat_r > 0)
+            ok = ~np.isnan(lat_r) & (lat_r > 0) & clean_ans[sel]
             if spec.hours is not None:
                 ok &= _open_at(t_ans[sel], spec.hours, self.base)
             hist = self.latency.setdefault(name, np.zeros(LOG_LAT_BINS))
@@ -224,13 +223,27 @@ class LogStats:
             y = fee[paid] - (network_cost[paid] if card else 0.0)
             self.fees.setdefault(name, LineMoments()).add(amount[paid] / 10_000.0, y)
 
+    def _clean(self, route: pa.Array, t: np.ndarray, answered: pa.Array) -> pa.Array:
+        """``answered`` less the attempts on a route in an hour it failed attempts (counted in ``trouble_rows``)."""
+        if not self.trouble:
+            return answered
+        hours = np.floor(t / 3600.0).astype(np.int64)
+        names = pc.fill_null(route, "").to_numpy(zero_copy_only=False)
+        bad = np.zeros(len(t), bool)
+        for name, troubled in self.trouble.items():
+            sel = names == name
+            if sel.any():
+                bad[sel] = np.isin(hours[sel], troubled)
+        bad &= answered.to_numpy(zero_copy_only=False)
+        self.trouble_rows += int(bad.sum())
+        return pc.and_(answered, pa.array(~bad))
+
     def _card_network_cents(
         self, instrument: pa.Array, network: pa.Array, foreign: pa.Array, amount: np.ndarray
     ) -> np.ndarray:
         """Interchange plus network assessment of each card payment, as the base scenario prices it."""
         ic = self.base.interchange
         inst = instrument.to_numpy(zero_copy_only=False)
-        nets = pc.fill_null(network, "").to_numpy(zero_copy_only=False)
         abroad = foreign.to_numpy(zero_copy_only=False).astype(bool)
         cost = np.zeros(len(amount))
         for name, sched in (("card_credit", ic.credit), ("card_debit", ic.debit_regulated)):
@@ -241,10 +254,10 @@ class LogStats:
                 fee = np.minimum(fee, sched.max_cents)
             cost[sel] = fee
         card = inst != "bank_account"
-        bps = (
-            np.array([ic.network_assessment_bps.get(n, 0.0) for n in nets.tolist()])
-            + abroad * ic.foreign_card_bps
-        )
+        known = pa.array(list(ic.network_assessment_bps), pa.string())
+        per_net = pa.array(list(ic.network_assessment_bps.values()), pa.float64())
+        bps = pc.fill_null(pc.take(per_net, pc.index_in(network, known)), 0.0).to_numpy(zero_copy_only=False)
+        bps = bps + abroad * ic.foreign_card_bps
         cost += np.where(card, np.rint(amount * bps / 10_000.0), 0.0)
         return cost
 
@@ -303,6 +316,11 @@ def _value_counts(mask: pa.Array, *columns: pa.Array) -> dict[str, int]:
     key = cols[0] if len(cols) == 1 else pc.binary_join_element_wise(*cols, SEP)
     counts = pc.value_counts(key)
     return dict(zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True))
+
+
+def _month(day: int) -> int:
+    date = EPOCH + dt.timedelta(days=day)
+    return date.year * 12 + date.month
 
 
 def _open_at(t: np.ndarray, hours, base: Scenario) -> np.ndarray:

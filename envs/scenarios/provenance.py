@@ -41,6 +41,10 @@ class Provenance(ConfigModel):
     rows_used: Count
     rows_left_out: dict[str, Count] = {}
     prior_strength: Annotated[float, Field(ge=0.0)] = 0.0
+    failure_hours: dict[str, Count] = Field(
+        {}, description="per route, the hours with technical failures: left out of its approval and latency"
+    )
+    failure_hour_attempts: Count = 0
     values: dict[str, FittedValue] = {}
     not_identified: dict[str, str] = {}
     response_codes: dict[str, dict[str, float]] = {}
