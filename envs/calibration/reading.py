@@ -251,9 +251,9 @@ class LogReader:
     def _check_own(self, batch: pa.RecordBatch) -> None:
         """Raise :class:`_BadRow` (with the row's index in ``batch``) at the first value that cannot be read."""
         arr = batch.column("amount").to_numpy(zero_copy_only=False)
-        bad = np.flatnonzero(~np.isnan(arr.astype(float)) & (arr.astype(float) <= 0))
+        bad = np.flatnonzero(~np.isnan(arr.astype(float)) & (arr.astype(float) < 0))
         if len(bad):
-            raise _BadRow(int(bad[0]), "amount_cents", f"{arr[bad[0]]!r} is not a positive amount")
+            raise _BadRow(int(bad[0]), "amount_cents", f"{arr[bad[0]]!r} is negative; allowed: an amount >= 0")
         checks = (
             ("instrument", "instrument", INSTRUMENT_VALUES, "value"),
             ("outcome", "state", OUTCOMES, "terminal state"),
@@ -274,7 +274,7 @@ class LogReader:
         self.rows_read += raw.num_rows
         n = raw.num_rows
         cols: dict[str, pa.Array] = {"t": self._timestamps(raw, m.timestamp, offset)}
-        cols["amount"] = self._amount(raw, m.amount, offset, required=True)
+        cols["amount"] = self._amount(raw, m.amount, offset)
         if m.currency:
             cols["currency"] = raw.column(m.currency)
         cols["instrument"] = self._coded(raw, "instrument", m.instrument, offset, INSTRUMENT_VALUES)
@@ -314,7 +314,7 @@ class LogReader:
                 ("card_testing", "account_takeover", "app_scam", "mule_cashout", ""),
             )
         if m.fee is not None:
-            cols["fee"] = self._amount(raw, m.fee, offset, required=False).cast(pa.float64())
+            cols["fee"] = self._amount(raw, m.fee, offset).cast(pa.float64())
         if m.latency_s is not None:
             cols["latency_s"] = self._number(raw, m.latency_s, offset)
         for field in ("settled_at", "chargeback_at", "return_at"):
@@ -324,18 +324,26 @@ class LogReader:
         return self._drop_unusable(_normal_batch(cols, n))
 
     def _drop_unusable(self, batch: pa.RecordBatch) -> pa.RecordBatch:
-        keep = pc.and_(pc.is_valid(batch.column("t")), pc.is_valid(batch.column("amount")))
-        keep = pc.and_(keep, pc.is_valid(batch.column("instrument")))
-        dropped = batch.num_rows - pc.sum(pc.cast(keep, pa.int64())).as_py() if batch.num_rows else 0
-        if dropped:
-            for field, reason in (
-                ("t", "empty timestamp"),
-                ("amount", "empty amount"),
-                ("instrument", "empty instrument"),
-            ):
-                self.excluded[reason] += batch.column(field).null_count
-            batch = batch.filter(keep)
-        return batch
+        """Leave out (and count, by the first reason that applies) rows without a time, amount or instrument,
+        and zero amounts (an account-verification authorisation is not a payment)."""
+        if not batch.num_rows:
+            return batch
+        reasons = (
+            ("empty timestamp", pc.is_null(batch.column("t"))),
+            ("empty amount", pc.is_null(batch.column("amount"))),
+            (
+                "zero amount (e.g. an account verification)",
+                pc.fill_null(pc.equal(batch.column("amount"), 0), False),
+            ),
+            ("empty instrument", pc.is_null(batch.column("instrument"))),
+        )
+        dropped = np.zeros(batch.num_rows, bool)
+        for reason, mask in reasons:
+            new = mask.to_numpy(zero_copy_only=False) & ~dropped
+            if new.any():
+                self.excluded[reason] += int(new.sum())
+                dropped |= new
+        return batch.filter(pa.array(~dropped)) if dropped.any() else batch
 
     def _timestamps(self, raw: pa.RecordBatch, column: str, offset: int, required: bool = True) -> pa.Array:
         m = self.mapping
@@ -400,17 +408,11 @@ class LogReader:
             )
         return values
 
-    def _amount(self, raw: pa.RecordBatch, column: str, offset: int, required: bool) -> pa.Array:
+    def _amount(self, raw: pa.RecordBatch, column: str, offset: int) -> pa.Array:
         values = self._number(raw, column, offset)
         if self.mapping is not None and self.mapping.amount_unit == "major":
             values = pc.multiply(values, 100.0)
         arr = values.to_numpy(zero_copy_only=False)
-        if required:
-            bad = np.flatnonzero(arr == 0)
-            if len(bad):
-                raise PayrouteError(
-                    f"{self.path}: column {column!r}, row {offset + int(bad[0]) + 1}: an amount of 0; allowed: > 0"
-                )
         return pa.array(np.rint(arr), pa.float64(), from_pandas=True).cast(pa.int64())
 
     def _coded(
