@@ -81,6 +81,7 @@ class Fit:
         self._mixes()
         self._amounts()
         for name in self.base.routes:
+            self._currencies(name)
             self._approval(name)
             self._latency(name)
             self._fee(name)
@@ -183,6 +184,17 @@ class Fit:
                       (m.sd - Z95 * se_sd, m.sd + Z95 * se_sd))  # fmt: skip
 
     # ---------------------------------------------------------------- routes
+    def _currencies(self, name: str) -> None:
+        """A route that carried a currency the base does not list for it gets it (else no payment in it routes)."""
+        route = self.data["routes"][name]
+        seen = sorted(c for (r, c), n in self.stats.route_currencies.items() if r == name and c and n)
+        extra = [c for c in seen if c not in route["currencies"]]
+        if extra:
+            route["currencies"] = [*route["currencies"], *extra]
+            rows = sum(self.stats.route_currencies[(name, c)] for c in extra)
+            self.note(f"routes.{name}.currencies", route["currencies"], "fitted", rows,
+                      why=f"the log shows it carrying {extra}")  # fmt: skip
+
     def _approval(self, name: str) -> None:
         approval = self.data["routes"][name]["approval"]
         base_by = self.base.routes[name].approval.by_segment

@@ -180,7 +180,9 @@ class LogReader:
                 columns = [c for c in self._columns if c in (_OWN_LIGHT if self.light else _OWN_READ)]
             else:
                 columns = sorted(set(self.mapping.columns().values()))  # type: ignore[union-attr]
-            yield from pq.ParquetFile(self.path).iter_batches(batch_size=BATCH_ROWS, columns=columns)
+            # without pre-buffering: with it the reader keeps what it read, and memory grows with the log
+            parquet = pq.ParquetFile(self.path, pre_buffer=False, buffer_size=1 << 20)
+            yield from parquet.iter_batches(batch_size=BATCH_ROWS, columns=columns)
         except (pa.ArrowInvalid, OSError) as exc:
             raise PayrouteError(f"{self.path}: cannot be read: {exc}") from None
 
@@ -253,7 +255,9 @@ class LogReader:
         arr = batch.column("amount").to_numpy(zero_copy_only=False)
         bad = np.flatnonzero(~np.isnan(arr.astype(float)) & (arr.astype(float) < 0))
         if len(bad):
-            raise _BadRow(int(bad[0]), "amount_cents", f"{arr[bad[0]]!r} is negative; allowed: an amount >= 0")
+            raise _BadRow(
+                int(bad[0]), "amount_cents", f"{arr[bad[0]]!r} is negative; allowed: an amount >= 0"
+            )
         checks = (
             ("instrument", "instrument", INSTRUMENT_VALUES, "value"),
             ("outcome", "state", OUTCOMES, "terminal state"),
@@ -348,9 +352,17 @@ class LogReader:
     def _timestamps(self, raw: pa.RecordBatch, column: str, offset: int, required: bool = True) -> pa.Array:
         m = self.mapping
         assert m is not None
-        text = pc.utf8_trim_whitespace(raw.column(column).cast(pa.string()))
-        text = pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)
         shift = self.base.base_utc_offset_h * 3600.0
+        values = raw.column(column)
+        if pa.types.is_timestamp(values.type):  # a typed Parquet column: no text to parse
+            secs = pc.divide(
+                values.cast(pa.timestamp("us", tz=values.type.tz)).cast(pa.int64()).cast(pa.float64()), 1e6
+            )
+            if values.type.tz is None:
+                secs = pc.subtract(secs, m.naive_utc_offset_h * 3600.0)
+            return pc.add(secs, shift)
+        text = pc.utf8_trim_whitespace(values.cast(pa.string()))
+        text = pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)
         if m.timestamp_format == "epoch_s":
             try:
                 secs = text.cast(pa.float64())

@@ -100,6 +100,7 @@ class LogStats:
     foreign_approval: Counter = field(default_factory=Counter)  # (route, outcome) -> n, foreign cards
     attempts: Counter = field(default_factory=Counter)  # (route, outcome) -> n, every routed attempt
     codes: Counter = field(default_factory=Counter)  # (route, code) -> n
+    route_currencies: Counter = field(default_factory=Counter)  # (route, currency) -> routed attempts
     route_months: Counter = field(default_factory=Counter)  # (route, year * 12 + month) -> routed attempts
     latency: dict[str, np.ndarray] = field(default_factory=dict)
     fees: dict[str, LineMoments] = field(default_factory=dict)
@@ -184,6 +185,8 @@ class LogStats:
         for key, count in _value_counts(everything, pc.filter(route, routed), month).items():
             r, m = key.split(SEP)
             self.route_months[(r, int(m))] += count
+        for key, count in _value_counts(routed, route, col["currency"]).items():
+            self.route_currencies[tuple(key.split(SEP))] += count
         if "code" in self.present:
             for key, count in _value_counts(routed, route, col["code"]).items():
                 self.codes[tuple(key.split(SEP))] += count

@@ -541,9 +541,7 @@ class Scenario(Model):
     extra_holidays: tuple[dt.date, ...] = ()
     treasury_period_s: b.PeriodS = 3600
     fraud_period_s: b.PeriodS = 3600
-    provenance: Provenance | None = Field(
-        None, exclude=True, description="what `payroute calibrate` fitted it from"
-    )
+    provenance: Provenance | None = Field(None, exclude=True)  # what `payroute calibrate` fitted it from
 
     @model_validator(mode="after")
     def _check_references(self) -> Scenario:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
@@ -20,6 +22,7 @@ from payroute.experiments.cli import app
 
 EXAMPLE = EXAMPLE_DIR / "transactions.csv"
 MAPPING = EXAMPLE_DIR / "mapping.yaml"
+HEADER = EXAMPLE.read_text().splitlines()[0].split(",")
 
 
 def _small_log(tmp_path: Path, edit=None, rows: int = 400) -> Path:
@@ -159,3 +162,21 @@ def test_a_log_that_is_not_csv_or_parquet_is_refused(tmp_path, suffix):
     log = tmp_path / f"log{suffix}"
     log.write_text("{}")
     _refused([str(log)], tmp_path / "out.yaml", "a log must be a .csv or .parquet file")
+
+
+def test_a_flat_parquet_log_fits_the_same_as_its_csv(tmp_path):
+    csv = _small_log(tmp_path, rows=1500)
+    table = pacsv.read_csv(csv, convert_options=pacsv.ConvertOptions(strings_can_be_null=False,
+                                                                     column_types=dict.fromkeys(HEADER, pa.string())))  # fmt: skip
+    as_text = tmp_path / "text.parquet"
+    pq.write_table(table, as_text)
+    typed = tmp_path / "typed.parquet"  # a timestamp column and numbers, as a warehouse would write them
+    stamp = pc.cast(table["txn_time"], pa.timestamp("us", tz="UTC"))
+    table = table.set_column(0, "txn_time", stamp).set_column(
+        1, "amount", pc.cast(table["amount"], pa.float64())
+    )
+    pq.write_table(table, typed)
+    fits = [calibrate(p, mapping=MAPPING, base="default", name="same").data for p in (csv, as_text, typed)]
+    for fit in fits:
+        fit.pop("description")  # names the log file
+    assert fits[0] == fits[1] == fits[2]
