@@ -168,20 +168,37 @@ def calibrate(
     prior_strength: Annotated[
         float, typer.Option(min=0.0, help="Pseudo-rows of the base behind each approval rate (shrinkage).")
     ] = 20.0,
+    report: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also simulate the fitted scenario as the log routed and write the fit report (JSON)."
+        ),
+    ] = None,
+    report_days: Annotated[
+        float | None,
+        typer.Option(min=0.01, help="Days the report simulates (default: the log's, at most 7)."),
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")] = False,
 ) -> None:
     """Fit a scenario to LOG: volume and arrival profile, mixes, amounts, approval, latency, fees, fraud."""
     from payroute.envs.calibration import calibrate as fit_log
 
     check_output_file(out, "--out")
+    check_output_file(report, "--report")
     result = fit_log(log, mapping=mapping, base=base, name=name or out.stem, prior_strength=prior_strength)
+    fit = result.report(report_days) if report is not None else None
     atomic_write_text(out, result.yaml_text())
+    if report is not None:
+        atomic_write_text(report, json.dumps(fit, indent=2, sort_keys=True) + "\n")
     p = result.provenance
     summary = {
         "out": str(out), "rows_read": p["rows_read"], "rows_used": p["rows_used"],
         "rows_left_out": p["rows_left_out"], "date_from": p["date_from"], "date_to": p["date_to"],
         "fitted": sum(1 for v in p["values"].values() if v["status"] == "fitted"), "flagged": result.flagged,
     }  # fmt: skip
+    if fit is not None:
+        summary["report"] = {"path": str(report), "verdict": fit["verdict"],
+                             "blocks": {k: b["verdict"] for k, b in fit["blocks"].items()}}  # fmt: skip
     if json_out:
         sys.stdout.write(json.dumps(summary, indent=2, sort_keys=True) + "\n")
         return
@@ -194,6 +211,10 @@ def calibrate(
     for path in result.flagged:
         v = p["values"][path]
         console.print(f"  {path} ({v['status']}: {v.get('note', '')})", markup=False, soft_wrap=True)
+    if fit is not None:
+        verdicts = ", ".join(f"{k} {v}" for k, v in summary["report"]["blocks"].items())
+        console.print(f"fit report ({fit['simulated_days']:g} simulated days): {verdicts}; wrote {report}",
+                      markup=False, soft_wrap=True)  # fmt: skip
     console.print(f"wrote {out}; run it with: payroute simulate {out}", markup=False, soft_wrap=True)
 
 

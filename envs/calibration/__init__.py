@@ -15,18 +15,16 @@ size does not grow with it (:mod:`~payroute.envs.calibration.stats`), and fitted
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import yaml
 from pydantic import ValidationError
 
 from payroute.envs.calibration.fitting import NOT_IDENTIFIED, Fit
 from payroute.envs.calibration.mapping import Mapping, load_mapping
-from payroute.envs.calibration.reading import LogReader, troubled_hours
-from payroute.envs.calibration.stats import LogStats
+from payroute.envs.calibration.stats import LogStats, read_log_stats
 from payroute.envs.scenarios import Scenario, load_scenario
 from payroute.errors import ConfigError, PayrouteError, format_validation_error
 
@@ -40,6 +38,18 @@ class Calibration:
     scenario: Scenario
     data: dict[str, Any]
     provenance: dict[str, Any]
+    stats: LogStats = field(repr=False, compare=False)
+
+    @property
+    def log_days(self) -> int:
+        return self.stats.last_day - self.stats.first_day + 1
+
+    def report(self, days: float | None = None, seed: int = 0) -> dict[str, Any]:
+        """The fit report: the log against ``days`` (default: the log's, at most 7) simulated days of the fitted
+        scenario routed as the log routed (:mod:`~payroute.envs.calibration.report`)."""
+        from payroute.envs.calibration.report import fit_report
+
+        return fit_report(self.scenario, self.stats, days or min(self.log_days, 7), seed)
 
     @property
     def flagged(self) -> list[str]:
@@ -78,17 +88,7 @@ def calibrate(
         raise PayrouteError(f"prior strength = {prior_strength}: allowed: a number >= 0 (pseudo-rows)")
     base_scenario = load_scenario(base)
     mapping_model = load_mapping(mapping) if isinstance(mapping, str | Path) else mapping
-    reader = LogReader(log, mapping_model, base_scenario)
-    net = mapping_model.fee_includes_interchange if mapping_model is not None else True
-    stats = LogStats(
-        base_scenario,
-        reader.present,
-        fee_includes_interchange=net,
-        trouble=_trouble(log, mapping_model, base_scenario),
-    )
-    for batch in reader.batches():
-        stats.add(batch)
-    stats.finish(reader.discoveries)
+    reader, stats = read_log_stats(log, mapping_model, base_scenario)
     if stats.rows == 0:
         left = ", ".join(f"{n} {why}" for why, n in sorted(reader.excluded.items())) or "none"
         raise PayrouteError(f"{log}: no usable payment rows (rows left out: {left})")
@@ -125,21 +125,7 @@ def calibrate(
         scenario = Scenario.model_validate({**data, "provenance": provenance})
     except ValidationError as err:
         raise ConfigError(format_validation_error(f"the scenario fitted to {log}", err, Scenario)) from None
-    return Calibration(scenario, data, provenance)
-
-
-def _trouble(log: str | Path, mapping: Mapping | None, base: Scenario) -> dict[str, Any]:
-    """A first, light pass over the log: each route's hours with technical failures (a degraded or down route).
-
-    Approval and latency are fitted on the other hours: the base's health process adds its own bad hours back.
-    """
-    found: set[tuple[str, int]] = set()
-    for batch in LogReader(log, mapping, base, light=True).batches():
-        found |= troubled_hours(batch)
-    by_route: dict[str, list[int]] = {}
-    for route, hour in found:
-        by_route.setdefault(route, []).append(hour)
-    return {route: np.array(sorted(hours), dtype=np.int64) for route, hours in sorted(by_route.items())}
+    return Calibration(scenario, data, provenance, stats)
 
 
 def _sha256(path: Path) -> str:

@@ -14,17 +14,21 @@ import datetime as dt
 import math
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from payroute.envs.calibration.mapping import Mapping
+from payroute.envs.calibration.reading import LogReader, troubled_hours
 from payroute.envs.scenarios.schema import Scenario, hhmm_to_s
 from payroute.envs.world.clock import us_fed_holidays
 
 DAY_S = 86_400
 EPOCH = dt.date(1970, 1, 1)
 LOG_LAT_LO, LOG_LAT_HI, LOG_LAT_BINS = math.log(1e-3), math.log(1e6), 10_000
+LOG_AMOUNT_HI, AMOUNT_BINS = math.log(1e12), 1_000  # log cents from 1 cent to $10bn
 SEP = "\x1f"
 
 
@@ -96,10 +100,12 @@ class LogStats:
     hour_counts: np.ndarray = field(default_factory=lambda: np.zeros(24))
     mixes: dict[str, Counter] = field(default_factory=dict)
     amounts: dict[str, Moments] = field(default_factory=dict)
+    amount_hist: dict[str, np.ndarray] = field(default_factory=dict)  # family -> histogram of log cents
     approval: Counter = field(default_factory=Counter)  # (route, segment, outcome) -> n
     foreign_approval: Counter = field(default_factory=Counter)  # (route, outcome) -> n, foreign cards
     attempts: Counter = field(default_factory=Counter)  # (route, outcome) -> n, every routed attempt
     codes: Counter = field(default_factory=Counter)  # (route, code) -> n
+    route_choice: Counter = field(default_factory=Counter)  # (instrument, cross_border, route) -> attempts
     route_currencies: Counter = field(default_factory=Counter)  # (route, currency) -> routed attempts
     route_months: Counter = field(default_factory=Counter)  # (route, year * 12 + month) -> routed attempts
     latency: dict[str, np.ndarray] = field(default_factory=dict)
@@ -169,7 +175,10 @@ class LogStats:
         amount = col["amount"]
         for name, mask in families.items():
             values = pc.filter(amount, pc.and_(legit, mask)).to_numpy(zero_copy_only=False)
-            self.amounts.setdefault(name, Moments()).add(np.log(values.astype(float)))
+            logs = np.log(values.astype(float))
+            self.amounts.setdefault(name, Moments()).add(logs)
+            hist = self.amount_hist.setdefault(name, np.zeros(AMOUNT_BINS))
+            hist += np.histogram(logs, bins=AMOUNT_BINS, range=(0.0, LOG_AMOUNT_HI))[0]
 
     def _routes(self, col: dict[str, pa.Array], legit: pa.Array, t: np.ndarray) -> None:
         route, outcome = col["route"], col["outcome"]
@@ -185,6 +194,9 @@ class LogStats:
         for key, count in _value_counts(everything, pc.filter(route, routed), month).items():
             r, m = key.split(SEP)
             self.route_months[(r, int(m))] += count
+        xb = pc.cast(pc.fill_null(col["cross_border"], False), pa.string())
+        for key, count in _value_counts(routed, col["instrument"], xb, route).items():
+            self.route_choice[tuple(key.split(SEP))] += count
         for key, count in _value_counts(routed, route, col["currency"]).items():
             self.route_currencies[tuple(key.split(SEP))] += count
         if "code" in self.present:
@@ -309,6 +321,28 @@ class LogStats:
 
     def date(self, ordinal: int) -> dt.date:
         return EPOCH + dt.timedelta(days=ordinal)
+
+
+def read_log_stats(log: str | Path, mapping: Mapping | None, base: Scenario) -> tuple[LogReader, LogStats]:
+    """Read ``log`` into :class:`LogStats`: a light first pass finds each route's hours with technical failures
+    (a degraded or down route), left out of its approval and latency in the second, full pass (the base's
+    health process puts its own bad hours back when the scenario runs)."""
+    found: set[tuple[str, int]] = set()
+    for batch in LogReader(log, mapping, base, light=True).batches():
+        found |= troubled_hours(batch)
+    by_route: dict[str, list[int]] = {}
+    for route, hour in sorted(found):
+        by_route.setdefault(route, []).append(hour)
+    reader = LogReader(log, mapping, base)
+    stats = LogStats(
+        base, reader.present,
+        fee_includes_interchange=mapping.fee_includes_interchange if mapping is not None else True,
+        trouble={route: np.array(hours, dtype=np.int64) for route, hours in by_route.items()},
+    )  # fmt: skip
+    for batch in reader.batches():
+        stats.add(batch)
+    stats.finish(reader.discoveries)
+    return reader, stats
 
 
 def _value_counts(mask: pa.Array, *columns: pa.Array) -> dict[str, int]:
