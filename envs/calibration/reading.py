@@ -16,6 +16,7 @@ and left out (:attr:`LogReader.excluded`).
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 from collections import Counter
 from collections.abc import Iterator
@@ -96,6 +97,7 @@ class LogReader:
         self.discoveries: dict[int, tuple[str, float]] = {}  # own log: tx_id -> (kind, local time)
         self.late_rows = 0  # own log: post_settlement rows (read for the fraud discovery delays)
         self.present: set[str] = set()
+        self._types: dict[str, pa.DataType] = {}
         self._columns = self._header()
         self._check_columns()
 
@@ -115,11 +117,17 @@ class LogReader:
     def _header(self) -> list[str]:
         try:
             if self.kind == "flat_csv":
-                with open(self.path, "rb") as fh:
-                    reader = pacsv.open_csv(fh, convert_options=pacsv.ConvertOptions(column_types={}))
-                    return list(reader.schema.names)
-            return list(pq.ParquetFile(self.path).schema_arrow.names)
-        except (pa.ArrowInvalid, OSError) as exc:
+                with open(self.path, newline="", encoding="utf-8-sig") as fh:
+                    header = next(csv.reader(fh), None)
+                if not header:
+                    raise PayrouteError(
+                        f"{self.path}: cannot be read as csv: the file is empty (no header row)"
+                    )
+                return header
+            schema = pq.ParquetFile(self.path).schema_arrow
+            self._types = {name: schema.field(name).type for name in schema.names}
+            return list(schema.names)
+        except (pa.ArrowInvalid, OSError, UnicodeDecodeError, csv.Error) as exc:
             raise PayrouteError(f"{self.path}: cannot be read as {self.path.suffix[1:]}: {exc}") from None
 
     def _check_columns(self) -> None:
@@ -131,6 +139,12 @@ class LogReader:
                     f"{self.path}: column {missing[0]!r} is missing: payroute's own event log needs {need} "
                     "(or pass --mapping for a flat one-row-per-attempt log)"
                 )
+            for column, want, is_type in _OWN_TYPES:
+                got = self._types.get(column)
+                if got is not None and not is_type(got):
+                    raise PayrouteError(
+                        f"{self.path}: column {column!r} has type {got}; allowed: {want} (docs/log_schema.md)"
+                    )
             self.present = {"t", "amount", "tx_id"} | {
                 f for f in OWN_FIELDS if _own_column(f) in self._columns
             }
@@ -485,6 +499,29 @@ _OWN_COLUMNS = {
 _OWN_READ = {"record", "t", "tx_id", "t_arrival", "amount_cents", "kind", "reason"} | {
     _OWN_COLUMNS.get(f, f) for f in OWN_FIELDS
 }
+
+
+def _is_number(t: pa.DataType) -> bool:
+    return pa.types.is_integer(t) or pa.types.is_floating(t)
+
+
+def _is_text(t: pa.DataType) -> bool:
+    return (
+        pa.types.is_string(t)
+        or pa.types.is_large_string(t)
+        or pa.types.is_dictionary(t)
+        or pa.types.is_null(t)
+    )
+
+
+_OWN_TYPES = (
+    *((c, "a number", _is_number) for c in ("t", "tx_id", "t_arrival", "amount_cents", "t_settled", "latency_s",
+                                            "route_cost_cents")),
+    *((c, "text", _is_text) for c in ("record", "instrument", "segment", "state", "route", "network", "reason",
+                                      "currency", "urgency", "merchant_category", "fraud_pattern", "kind")),
+    *((c, "true/false", lambda t: pa.types.is_boolean(t) or pa.types.is_null(t))
+      for c in ("is_fraud", "cross_border", "foreign_card")),
+)  # fmt: skip
 
 _OWN_LIGHT = {"record", "t", "tx_id", "t_arrival", "amount_cents", "instrument", "route", "state", "reason"}
 _LIGHT_DROP = (

@@ -180,3 +180,23 @@ def test_a_flat_parquet_log_fits_the_same_as_its_csv(tmp_path):
     for fit in fits:
         fit.pop("description")  # names the log file
     assert fits[0] == fits[1] == fits[2]
+
+
+def test_a_column_of_the_own_log_with_the_wrong_type_is_refused(tmp_path):
+    log = tmp_path / "own.parquet"
+    pq.write_table(
+        pa.table({"record": ["transaction"], "tx_id": [0], "t": [1.0], "t_arrival": ["noon"], "amount_cents": [100],
+                  "instrument": ["card_credit"], "segment": ["consumer"], "state": ["settled"]}),
+        log,
+    )  # fmt: skip
+    _refused([str(log)], tmp_path / "out.yaml", "column 't_arrival' has type string; allowed: a number")
+
+
+def test_a_csv_with_a_byte_order_mark_reads_as_without(tmp_path):
+    plain = _small_log(tmp_path)
+    marked = tmp_path / "marked.csv"
+    marked.write_bytes(b"\xef\xbb\xbf" + plain.read_bytes())
+    fits = [calibrate(p, mapping=MAPPING, base="default", name="same").data for p in (plain, marked)]
+    for fit in fits:
+        fit.pop("description")
+    assert fits[0] == fits[1]
