@@ -168,6 +168,9 @@ def calibrate(
     prior_strength: Annotated[
         float, typer.Option(min=0.0, help="Pseudo-rows of the base behind each approval rate (shrinkage).")
     ] = 20.0,
+    start_date: Annotated[
+        str | None, typer.Option(help="Own log only: the date of its day 0 (default: the base's start_date).")
+    ] = None,
     report: Annotated[
         Path | None,
         typer.Option(
@@ -185,37 +188,18 @@ def calibrate(
 
     check_output_file(out, "--out")
     check_output_file(report, "--report")
-    result = fit_log(log, mapping=mapping, base=base, name=name or out.stem, prior_strength=prior_strength)
+    result = fit_log(log, mapping, base, name or out.stem, prior_strength, start_date)
     fit = result.report(report_days) if report is not None else None
     atomic_write_text(out, result.yaml_text())
     if report is not None:
         atomic_write_text(report, json.dumps(fit, indent=2, sort_keys=True) + "\n")
-    p = result.provenance
-    summary = {
-        "out": str(out), "rows_read": p["rows_read"], "rows_used": p["rows_used"],
-        "rows_left_out": p["rows_left_out"], "date_from": p["date_from"], "date_to": p["date_to"],
-        "fitted": sum(1 for v in p["values"].values() if v["status"] == "fitted"), "flagged": result.flagged,
-    }  # fmt: skip
-    if fit is not None:
-        summary["report"] = {"path": str(report), "verdict": fit["verdict"],
-                             "blocks": {k: b["verdict"] for k, b in fit["blocks"].items()}}  # fmt: skip
+    summary = result.summary(out, report, fit)
     if json_out:
         sys.stdout.write(json.dumps(summary, indent=2, sort_keys=True) + "\n")
         return
-    left = ", ".join(f"{n:,} {why}" for why, n in summary["rows_left_out"].items()) or "none"
-    console.print(
-        f"calibrated {summary['rows_used']:,} of {summary['rows_read']:,} rows ({p['date_from']} to {p['date_to']}); "
-        f"rows left out: {left}", markup=False, soft_wrap=True,
-    )  # fmt: skip
-    console.print(f"{summary['fitted']} values fitted; kept from the base and flagged:", markup=False)
-    for path in result.flagged:
-        v = p["values"][path]
-        console.print(f"  {path} ({v['status']}: {v.get('note', '')})", markup=False, soft_wrap=True)
-    if fit is not None:
-        verdicts = ", ".join(f"{k} {v}" for k, v in summary["report"]["blocks"].items())
-        console.print(f"fit report ({fit['simulated_days']:g} simulated days): {verdicts}; wrote {report}",
-                      markup=False, soft_wrap=True)  # fmt: skip
-    console.print(f"wrote {out}; run it with: payroute simulate {out}", markup=False, soft_wrap=True)
+    from payroute.experiments.console import print_calibration
+
+    print_calibration(summary, result.provenance["values"])
 
 
 @app.command()

@@ -14,6 +14,7 @@ size does not grow with it (:mod:`~payroute.envs.calibration.stats`), and fitted
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +52,21 @@ class Calibration:
 
         return fit_report(self.scenario, self.stats, days or min(self.log_days, 7), seed)
 
+    def summary(
+        self, out: Path, report: Path | None = None, fit: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """What ``payroute calibrate`` prints: rows, dates, how many values were fitted and which were flagged."""
+        p = self.provenance
+        summary = {
+            "out": str(out), "rows_read": p["rows_read"], "rows_used": p["rows_used"],
+            "rows_left_out": p["rows_left_out"], "date_from": p["date_from"], "date_to": p["date_to"],
+            "fitted": sum(1 for v in p["values"].values() if v["status"] == "fitted"), "flagged": self.flagged,
+        }  # fmt: skip
+        if fit is not None:
+            summary["report"] = {"path": str(report), "verdict": fit["verdict"], "days": fit["simulated_days"],
+                                 "blocks": {k: b["verdict"] for k, b in fit["blocks"].items()}}  # fmt: skip
+        return summary
+
     @property
     def flagged(self) -> list[str]:
         """The values the log could not identify (kept from the base), by field path."""
@@ -78,17 +94,24 @@ def calibrate(
     base: str | Path = "default",
     name: str = "calibrated",
     prior_strength: float = DEFAULT_PRIOR_STRENGTH,
+    start_date: dt.date | str | None = None,
 ) -> Calibration:
     """Fit a scenario to ``log`` (payroute's own Parquet event log, or a flat CSV/Parquet with ``mapping``).
 
     Raises :class:`~payroute.errors.PayrouteError` for a log that cannot be read (naming the column, row and
-    problem) and :class:`~payroute.errors.ConfigError` for a bad mapping file.
+    problem) and :class:`~payroute.errors.ConfigError` for a bad mapping file. ``start_date`` is the date of
+    an own log's day 0 (the scenario it was simulated from started then; default: the base's ``start_date``).
     """
     if prior_strength < 0:
         raise PayrouteError(f"prior strength = {prior_strength}: allowed: a number >= 0 (pseudo-rows)")
     base_scenario = load_scenario(base)
     mapping_model = load_mapping(mapping) if isinstance(mapping, str | Path) else mapping
-    reader, stats = read_log_stats(log, mapping_model, base_scenario)
+    if isinstance(start_date, str):
+        try:
+            start_date = dt.date.fromisoformat(start_date)
+        except ValueError:
+            raise PayrouteError(f"start date = {start_date!r}: allowed: a date such as 2026-03-02") from None
+    reader, stats = read_log_stats(log, mapping_model, base_scenario, start_date)
     if stats.rows == 0:
         left = ", ".join(f"{n} {why}" for why, n in sorted(reader.excluded.items())) or "none"
         raise PayrouteError(f"{log}: no usable payment rows (rows left out: {left})")

@@ -96,44 +96,49 @@ class Fit:
         s, d = self.stats, self.data["demand"]
         counts = {day: s.day_counts.get(day, 0) for day in self.days}
         weekday = {day: s.date(day).weekday() for day in self.days}
-        business = [day for day in self.days if not self._is_holiday(day)]
-        seen = {weekday[day] for day in business}
-        n_business = sum(counts[day] for day in business)
+        ordinary = [day for day in self.days if not self._is_holiday(day)]  # weekends included
+        holidays = [day for day in self.days if self._is_holiday(day)]
+        seen = {weekday[day] for day in ordinary}
+        n_ordinary = sum(counts[day] for day in ordinary)
+        n_hol = sum(counts[day] for day in holidays)
         if len(seen) == 7:
-            means = [np.mean([counts[x] for x in business if weekday[x] == k]) for k in range(7)]
+            means = [np.mean([counts[x] for x in ordinary if weekday[x] == k]) for k in range(7)]
             weekly = [m / np.mean(means) for m in means]
             d["weekly_profile"] = [_r(w) for w in weekly]
-            self.note("demand.weekly_profile", d["weekly_profile"], "fitted", n_business)
+            self.note("demand.weekly_profile", d["weekly_profile"], "fitted", n_ordinary)
         else:
             base = np.asarray(self.base.demand.weekly_profile)
             weekly = list(base / base.mean())
-            self.note("demand.weekly_profile", d["weekly_profile"], "base", n_business,
-                      why=f"weekdays seen on business days: {sorted(seen)}; all 7 are needed")  # fmt: skip
-        expected = sum(weekly[weekday[day]] for day in business)
-        if n_business == 0 or expected <= 0:
-            raise PayrouteError(
-                "the log has no genuine payments on a business day: nothing to fit the volume on"
-            )
-        per_day = n_business / expected
+            self.note("demand.weekly_profile", d["weekly_profile"], "base", n_ordinary,
+                      why=f"weekdays seen on days that are not holidays: {sorted(seen)}; all 7 are needed")  # fmt: skip
+        if n_ordinary > 0:
+            n, expected, why = n_ordinary, sum(weekly[weekday[day]] for day in ordinary), ""
+        elif n_hol > 0:  # only holidays: the volume through the base's holiday factor
+            factor = self.base.demand.holiday_factor
+            n, expected = n_hol, factor * sum(weekly[weekday[day]] for day in holidays)
+            why = f"the log has only holidays: their volume over the base's holiday factor {factor:g}"
+        else:
+            raise PayrouteError("the log has no genuine payments: nothing to fit the volume on")
+        per_day = n / expected
         if per_day > MAX_TRANSACTIONS_PER_DAY:
             raise PayrouteError(
                 f"the log has {per_day:,.0f} payments a day; allowed at most {MAX_TRANSACTIONS_PER_DAY:,}"
             )
         d["transactions_per_day"] = max(1, int(round(per_day)))
         self.volume_ratio = per_day / (self.base.demand.transactions_per_day * self.base.volume_scale)
-        half = Z95 * math.sqrt(n_business) / expected
-        self.note("demand.transactions_per_day", d["transactions_per_day"], "fitted", n_business,
-                  (per_day - half, per_day + half))  # fmt: skip
-        holidays = [day for day in self.days if self._is_holiday(day)]
-        if holidays:
-            n_hol = sum(counts[day] for day in holidays)
+        half = Z95 * math.sqrt(n) / expected
+        self.note("demand.transactions_per_day", d["transactions_per_day"], "fitted", n,
+                  (max(per_day - half, 0.0), per_day + half), why=why)  # fmt: skip
+        if holidays and n_ordinary > 0:
             exp_hol = per_day * sum(weekly[weekday[day]] for day in holidays)
             d["holiday_factor"] = _r(min(n_hol / exp_hol, 10.0))
-            half = Z95 * math.sqrt(max(n_hol, 1)) / exp_hol
+            # the factor is a ratio of two Poisson counts: both uncertainties count
+            half = Z95 * (n_hol / exp_hol) * math.sqrt(1 / max(n_hol, 1) + 1 / n_ordinary)
             self.note("demand.holiday_factor", d["holiday_factor"], "fitted", n_hol,
-                      (n_hol / exp_hol - half, n_hol / exp_hol + half))  # fmt: skip
+                      (max(n_hol / exp_hol - half, 0.0), n_hol / exp_hol + half))  # fmt: skip
         else:
-            self.note("demand.holiday_factor", d["holiday_factor"], "base", 0, why="no holiday in the log")
+            why = "no holiday in the log" if not holidays else "no day that is not a holiday to compare with"
+            self.note("demand.holiday_factor", d["holiday_factor"], "base", n_hol, why=why)
         total = s.hour_counts.sum()
         d["intraday_profile"] = [_r(100.0 * c / total) for c in s.hour_counts]
         self.note("demand.intraday_profile", "shares of the day by hour, x100", "fitted", int(total))

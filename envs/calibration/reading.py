@@ -81,11 +81,17 @@ class LogReader:
     """
 
     def __init__(
-        self, path: str | Path, mapping: Mapping | None, base: Scenario, light: bool = False
+        self,
+        path: str | Path,
+        mapping: Mapping | None,
+        base: Scenario,
+        light: bool = False,
+        start_date: dt.date | None = None,
     ) -> None:
         self.path = Path(path)
         if not self.path.is_file():
             raise PayrouteError(f"log file not found: {self.path}")
+        self.start_date = start_date or base.start_date  # the own log's day 0 (it does not say)
         self.light = light  # read only the time, amount, instrument, route and outcome (a first pass)
         if light and mapping is not None:
             mapping = mapping.model_copy(update=dict.fromkeys(_LIGHT_DROP))
@@ -262,7 +268,7 @@ class LogReader:
 
     @property
     def _sim_epoch(self) -> float:
-        return _date_epoch_s(self.base.start_date)
+        return _date_epoch_s(self.start_date)
 
     def _check_own(self, batch: pa.RecordBatch) -> None:
         """Raise :class:`_BadRow` (with the row's index in ``batch``) at the first value that cannot be read."""

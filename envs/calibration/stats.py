@@ -323,17 +323,19 @@ class LogStats:
         return EPOCH + dt.timedelta(days=ordinal)
 
 
-def read_log_stats(log: str | Path, mapping: Mapping | None, base: Scenario) -> tuple[LogReader, LogStats]:
+def read_log_stats(
+    log: str | Path, mapping: Mapping | None, base: Scenario, start_date: dt.date | None = None
+) -> tuple[LogReader, LogStats]:
     """Read ``log`` into :class:`LogStats`: a light first pass finds each route's hours with technical failures
     (a degraded or down route), left out of its approval and latency in the second, full pass (the base's
     health process puts its own bad hours back when the scenario runs)."""
     found: set[tuple[str, int]] = set()
-    for batch in LogReader(log, mapping, base, light=True).batches():
+    for batch in LogReader(log, mapping, base, light=True, start_date=start_date).batches():
         found |= troubled_hours(batch)
     by_route: dict[str, list[int]] = {}
     for route, hour in sorted(found):
         by_route.setdefault(route, []).append(hour)
-    reader = LogReader(log, mapping, base)
+    reader = LogReader(log, mapping, base, start_date=start_date)
     stats = LogStats(
         base, reader.present,
         fee_includes_interchange=mapping.fee_includes_interchange if mapping is not None else True,

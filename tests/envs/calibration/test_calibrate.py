@@ -130,3 +130,16 @@ def test_the_provenance_section_changes_nothing_the_world_computes(default_log, 
         "kpis"
     ]
     assert with_it == without
+
+
+def test_a_holiday_in_the_log_fits_the_holiday_factor(tmp_path):
+    # Sunday 24 May 2026, then Memorial Day (a Federal Reserve holiday)
+    overrides = {"volume_scale": 0.05, "start_date": "2026-05-24"}
+    path = tmp_path / "log.parquet"
+    run_simulation("default", days=2.0, seed=4, log_path=path, overrides=overrides, log_observations=False)
+    values = calibrate(path, base="default", start_date="2026-05-24").provenance["values"]  # the log's day 0
+    entry = values["demand.holiday_factor"]
+    assert entry["status"] == "fitted"
+    lo, hi = entry["interval"]
+    assert lo <= 0.6 <= hi and hi - lo < 0.2  # default's factor, found from one holiday against one Sunday
+    assert values["demand.transactions_per_day"]["status"] == "fitted"
