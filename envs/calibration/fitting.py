@@ -206,10 +206,13 @@ class Fit:
         fallback = float(np.mean(list(base_by.values())))
         # the rate drifts (a random walk in logit): the log's average wanders by about sigma * sqrt(days / 3)
         drift = self.base.routes[name].approval.drift_sigma_per_day * math.sqrt(len(self.days) / 3.0)
-        by = {}
+        by, by_segment = {}, "segment" in self.stats.present
         for seg in sorted(self.data["demand"]["segment_mix"]):
-            k = self.stats.approval.get((name, seg, "approved"), 0)
-            n = k + self.stats.approval.get((name, seg, "declined"), 0)
+            cell = (
+                seg if by_segment else ""
+            )  # without a segment column: the route's pooled rate, every segment
+            k = self.stats.approval.get((name, cell, "approved"), 0)
+            n = k + self.stats.approval.get((name, cell, "declined"), 0)
             p0 = base_by.get(seg, fallback)
             path = f"routes.{name}.approval.by_segment.{seg}"
             if n == 0:
@@ -221,7 +224,8 @@ class Fit:
             lo, hi = _widen_logit(st.beta.ppf([0.025, 0.975], a, b), drift)
             self.note(path, by[seg], "fitted", n, (lo, hi),
                       why=f"shrunk toward the base {p0} with {self.prior_strength:g} pseudo-rows; the interval "
-                      f"holds the base's drift ({drift:g} logit a day) over the log's days")  # fmt: skip
+                      f"holds the base's drift ({drift:g} logit a day) over the log's days"
+                      + ("" if by_segment else "; the log has no segment: the route's rate over all"))  # fmt: skip
         approval["by_segment"] = by
         k_f = self.stats.foreign_approval.get((name, "approved"), 0)
         n_f = k_f + self.stats.foreign_approval.get((name, "declined"), 0)

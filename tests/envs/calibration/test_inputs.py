@@ -200,3 +200,16 @@ def test_a_csv_with_a_byte_order_mark_reads_as_without(tmp_path):
     for fit in fits:
         fit.pop("description")
     assert fits[0] == fits[1]
+
+
+def test_a_log_without_segments_fits_each_route_s_pooled_approval(tmp_path):
+    mapping = tmp_path / "mapping.yaml"
+    text = MAPPING.read_text()
+    start, end = text.index("segment:"), text.index("merchant_category:")
+    mapping.write_text(text[:start] + text[end:])
+    result = calibrate(_small_log(tmp_path, rows=2000), mapping=mapping, base="default")
+    values = result.provenance["values"]
+    assert values["demand.segment_mix"]["status"] == "base"
+    cells = [values[f"routes.card_gamma.approval.by_segment.{s}"] for s in ("consumer", "small_business")]
+    assert all(c["status"] == "fitted" and "no segment" in c["note"] for c in cells)
+    assert cells[0]["rows"] == cells[1]["rows"] > 0  # the same pooled attempts behind every segment
