@@ -6,10 +6,13 @@
     result = calibrate("my_log.csv", mapping="my_mapping.yaml", base="default", name="my_world")
     result.scenario          # a validated Scenario (provenance attached)
     result.yaml_text()       # the YAML file: an ordinary scenario with a provenance: section
+    result.report(days=1)    # the fit report: the log against a simulated day of the fitted world (JSON-able)
 
 The log is read a batch at a time (:mod:`~payroute.envs.calibration.reading`), folded into statistics whose
 size does not grow with it (:mod:`~payroute.envs.calibration.stats`), and fitted
-(:mod:`~payroute.envs.calibration.fitting`). The same log, mapping and base give the same YAML, byte for byte.
+(:mod:`~payroute.envs.calibration.fitting`); the fit report compares the log with a simulation of the fitted
+scenario (:mod:`~payroute.envs.calibration.report`). The same log, mapping and base give the same YAML, byte
+for byte.
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 from scipy import stats as st
 
-from payroute.envs.calibration.stats import LOG_LAT_BINS, LOG_LAT_HI, LOG_LAT_LO, SEP, LogStats
+from payroute.envs.calibration.stats import LOG_LAT_BINS, LOG_LAT_HI, LOG_LAT_LO, LogStats
 from payroute.envs.scenarios.bounds import MAX_TRANSACTIONS_PER_DAY
 from payroute.envs.scenarios.schema import Scenario
 from payroute.envs.world.clock import us_fed_holidays
@@ -396,4 +396,4 @@ def _hist_quantiles(hist: np.ndarray, qs: tuple[float, ...]) -> list[float]:
     return out
 
 
-__all__ = ["NOT_IDENTIFIED", "SEP", "Fit"]
+__all__ = ["NOT_IDENTIFIED", "Fit"]
