@@ -150,6 +150,60 @@ def simulate(
 
 @app.command()
 @user_errors
+def calibrate(
+    log: Annotated[
+        Path, typer.Argument(help="The log: payroute's own event log (Parquet), or a flat CSV/Parquet.")
+    ],
+    out: Annotated[Path, typer.Option(help="Write the calibrated scenario YAML here.")],
+    mapping: Annotated[
+        Path | None,
+        typer.Option(help="Mapping YAML of a flat one-row-per-attempt log (docs/calibration_inputs.md)."),
+    ] = None,
+    base: Annotated[
+        str, typer.Option(help="Base scenario: what the log cannot identify comes from it.")
+    ] = "default",
+    name: Annotated[
+        str | None, typer.Option(help="Name of the calibrated scenario (default: OUT's stem).")
+    ] = None,
+    prior_strength: Annotated[
+        float, typer.Option(min=0.0, help="Pseudo-rows of the base behind each approval rate (shrinkage).")
+    ] = 20.0,
+    start_date: Annotated[
+        str | None, typer.Option(help="Own log only: the date of its day 0 (default: the base's start_date).")
+    ] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also simulate the fitted scenario as the log routed and write the fit report (JSON)."
+        ),
+    ] = None,
+    report_days: Annotated[
+        float | None,
+        typer.Option(min=0.01, help="Days the report simulates (default: the log's, at most 7)."),
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")] = False,
+) -> None:
+    """Fit a scenario to LOG: volume and arrival profile, mixes, amounts, approval, latency, fees, fraud."""
+    from payroute.envs.calibration import calibrate as fit_log
+
+    check_output_file(out, "--out")
+    check_output_file(report, "--report")
+    result = fit_log(log, mapping, base, name or out.stem, prior_strength, start_date)
+    fit = result.report(report_days) if report is not None else None
+    atomic_write_text(out, result.yaml_text())
+    if report is not None:
+        atomic_write_text(report, json.dumps(fit, indent=2, sort_keys=True) + "\n")
+    summary = result.summary(out, report, fit)
+    if json_out:
+        sys.stdout.write(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+        return
+    from payroute.experiments.console import print_calibration
+
+    print_calibration(summary, result.provenance["values"])
+
+
+@app.command()
+@user_errors
 def dataset(
     scenario: Annotated[str, typer.Argument(help="Scenario name (see `payroute scenarios`) or a YAML path.")],
     out: Annotated[

@@ -14,6 +14,7 @@ project's own styling is given as styles, never as markup in a string: ``style=`
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -301,3 +302,20 @@ def print_scores(scores) -> None:
             f"{s.seeds} from {s.first_seed:,}",
         )
     wide_console.print(t)
+
+
+def print_calibration(summary: dict, values: dict) -> None:
+    """What ``payroute calibrate`` fitted: rows used and left out, the flagged values, the fit report's verdicts."""
+    left = ", ".join(f"{n:,} {why}" for why, n in summary["rows_left_out"].items()) or "none"
+    say = functools.partial(console.print, markup=False, soft_wrap=True)
+    say(f"calibrated {summary['rows_used']:,} of {summary['rows_read']:,} rows ({summary['date_from']} to "
+        f"{summary['date_to']}); rows left out: {left}")  # fmt: skip
+    say(f"{summary['fitted']} values fitted; kept from the base and flagged:")
+    for path in summary["flagged"]:
+        say(f"  {path} ({values[path]['status']}: {values[path].get('note', '')})")
+    if "report" in summary:
+        r = summary["report"]
+        verdicts = ", ".join(f"{k} {v}" for k, v in r["blocks"].items())
+        days = f"{r['days']:g} simulated day{'' if r['days'] == 1 else 's'}"
+        say(f"fit report ({days}): {verdicts}; wrote {r['path']}")
+    say(f"wrote {summary['out']}; run it with: payroute simulate {summary['out']}")

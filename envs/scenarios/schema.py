@@ -17,6 +17,7 @@ from pydantic import Field, field_validator, model_validator
 
 import payroute.envs.scenarios.bounds as b
 from payroute.config_model import ConfigModel
+from payroute.envs.scenarios.provenance import Provenance
 
 Instrument = Literal["card_credit", "card_debit", "bank_account"]
 Corridor = Literal["domestic", "cross_border"]
@@ -540,6 +541,7 @@ class Scenario(Model):
     extra_holidays: tuple[dt.date, ...] = ()
     treasury_period_s: b.PeriodS = 3600
     fraud_period_s: b.PeriodS = 3600
+    provenance: Provenance | None = Field(None, exclude=True)  # what `payroute calibrate` fitted it from
 
     @model_validator(mode="after")
     def _check_references(self) -> Scenario:

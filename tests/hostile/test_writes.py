@@ -262,10 +262,13 @@ def test_review_refuses_a_bad_output_path_before_it_reviews(tmp_path, monkeypatc
         (["export", "{dir}/run", "--out", "{file}/bundle.zip"], "--out"),
         (["train", "quickstart", "--runs", "{file}"], "--runs"),
         (["run", "--runs", "{file}/runs"], "--runs"),
+        (["calibrate", "{file}", "--out", "{dir}"], "--out"),
+        (["calibrate", "{file}", "--out", "{file}/fitted.yaml"], "--out"),
     ],
 )
 def test_a_bad_output_path_is_refused_before_any_work(tmp_path, monkeypatch, args, option):
     monkeypatch.setattr(simulate_module, "run_simulation", _not_called("the simulation"))
+    monkeypatch.setattr("payroute.envs.calibration.calibrate", _not_called("the fit"))
     monkeypatch.setattr("payroute.policies.compare.run_paired", _not_called("the baselines"))
     monkeypatch.setattr(runner_module, "make_trainer", _not_called("training"))
     monkeypatch.setattr(runner_module, "_train", _not_called("training"))
