@@ -16,6 +16,7 @@ from payroute.config_io import read_yaml_mapping
 from payroute.config_model import ConfigModel
 from payroute.errors import ConfigError, format_validation_error
 from payroute.policies.review.constraints import ConstraintConfig
+from payroute.policies.review.roles import RoleReviewConfig
 from payroute.policies.review.stress import StressConfig
 
 DEFAULT_CONFIG_FILE = "review_default.yaml"
@@ -89,6 +90,10 @@ class ReviewConfig(_Strict):
     stress: StressReviewConfig = StressReviewConfig()
     ope: OPEReviewConfig = OPEReviewConfig()
     constraints: ConstraintConfig = ConstraintConfig()
+    roles: RoleReviewConfig = Field(
+        default=RoleReviewConfig(),
+        description="the stress gates of price, treasury and fraud-side bundles (runs as in stress:)",
+    )
 
 
 def default_config_path() -> Path:

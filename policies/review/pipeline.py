@@ -62,6 +62,7 @@ from payroute.policies.review.constraints import (
 )
 from payroute.policies.review.integrity import load_for_review, review_keys, signature_check
 from payroute.policies.review.ope import ESTIMATORS, OPEResult, evaluate_policy
+from payroute.policies.review.roles import ROLE_KINDS, RoleStressResult, role_checks, run_role_stress
 from payroute.policies.review.stress import StressResult, run_stress_suite
 
 EXIT_PASS, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
@@ -84,6 +85,7 @@ class ReviewResult:
     ope_weights: np.ndarray | None = None
     stress: StressResult | None = None
     constraints: ConstraintResult | None = None
+    roles: RoleStressResult | None = None  # the stress suite of a price, treasury or fraud bundle
     started: str = ""
     wall_s: float = 0.0
     versions: dict[str, str] = field(default_factory=dict)
@@ -124,6 +126,7 @@ class ReviewResult:
             "ope": None if self.ope is None else _clean(self.ope.to_dict()),
             "stress": None if self.stress is None else _clean(self.stress.to_dict()),
             "constraints": None if self.constraints is None else _clean(self.constraints.to_dict()),
+            "roles": None if self.roles is None else _clean(self.roles.to_dict()),
             "config": self.config.model_dump(mode="json"),
         }
 
@@ -190,26 +193,18 @@ def review_bundle(
         checks.append(signature_check(champ, config.integrity, "champion signature"))
     scenario_name = _scenario_name(policy, config)
     scenario = load_scenario(scenario_name)
-    if policy.decision_kind in ("route", "risk"):
-        _check_fits(policy, champ, scenario, config)
-        checks.append(
-            Check(
-                "integrity",
-                "observation_schema",
-                PASS,
-                f"the card's {policy.obs_dim} features and {policy.n_actions} actions match scenario "
-                f"{scenario_name!r}" + (" and every stress scenario" if config.stress.enabled else ""),
-            )
+    _check_fits(
+        policy, champ, scenario, config
+    )  # every kind: its role's observation, from the scenario alone
+    checks.append(
+        Check(
+            "integrity",
+            "observation_schema",
+            PASS,
+            f"the card's {policy.obs_dim} features and {policy.n_actions} actions match scenario "
+            f"{scenario_name!r}" + (" and every stress scenario" if config.stress.enabled else ""),
         )
-    else:
-        checks.append(
-            Check(
-                "integrity",
-                "observation_schema",
-                NOT_RUN,
-                f"a {policy.decision_kind} bundle's observation is not built here, so it is not matched to a scenario",
-            )
-        )
+    )
 
     # 2. the log, read before anything long runs (a malformed log is exit 2)
     logged = None
@@ -225,17 +220,11 @@ def review_bundle(
         )
 
     # 3. stress suite
-    stress = None
-    if policy.decision_kind not in ("route", "risk"):
-        checks.append(
-            Check(
-                "stress",
-                "stress_suite",
-                NOT_RUN,
-                f"a {policy.decision_kind} bundle cannot act in the world yet (its environment is not bound here); "
-                "its card and network are checked by the constraint checks",
-            )
-        )
+    stress = roles = None
+    if policy.decision_kind in ROLE_KINDS and config.stress.enabled:
+        stress_progress = None if progress is None else (lambda d, t: progress("stress suite", d, t))
+        roles = run_role_stress(policy, config.stress, config.roles, champion=champ, progress=stress_progress)
+        checks += role_checks(roles)
     elif config.stress.enabled:
         stress_progress = None if progress is None else (lambda d, t: progress("stress suite", d, t))
         stress = run_stress_suite(policy, config.stress, champion=champ, progress=stress_progress)
@@ -287,6 +276,7 @@ def review_bundle(
         ope_weights=weights,
         stress=stress,
         constraints=constraints,
+        roles=roles,
         started=started,
         wall_s=time.perf_counter() - start,
         versions=_versions(),
@@ -309,8 +299,6 @@ def _scaled(scenario: Scenario, multiplier: float) -> Scenario:
 def _check_fits(
     policy: BundlePolicy, champ: BundlePolicy | None, scenario: Scenario, config: ReviewConfig
 ) -> None:
-    if policy.decision_kind not in ("route", "risk"):
-        return  # not bindable: checked on the card alone
     names = [scenario.name] + (list(config.stress.scenarios) if config.stress.enabled else [])
     for name in dict.fromkeys(names):
         sc = scenario if name == scenario.name else load_scenario(name)
