@@ -102,7 +102,7 @@ def check_bundle_fits_scenario(policy: BundlePolicy, scenario: Scenario) -> None
     order. Computed from the scenario alone, no world is built."""
     role = None
     if policy.decision_kind in PERIOD_ROLES:
-        role = PERIOD_ROLES[policy.decision_kind](scenario, policy)
+        role = period_role(policy, scenario)
         expected = list(role.features)
     else:
         expected = observation_features(policy.decision_kind, scenario)
@@ -171,19 +171,25 @@ class BoundPriceBundle:
         return self.role.to_world(np.int64(action)), 1.0
 
 
-def _treasurer(scenario: Scenario, policy: BundlePolicy | None = None) -> TreasurerRole:
-    """Treasury-v0's role with the settings the bundle was trained with (card ``reward.env_kwargs``)."""
-    kwargs = dict(policy.card.reward.get("env_kwargs") or {}) if policy is not None else {}
+def _treasurer(scenario: Scenario, env_kwargs: dict[str, Any] | None = None) -> TreasurerRole:
+    """Treasury-v0's role with the environment's settings (``forecast_hours``, ``min_transfer_fraction``)."""
+    kwargs = env_kwargs or {}
     keep = {k: kwargs[k] for k in ("forecast_hours", "min_transfer_fraction") if k in kwargs}
     return TreasurerRole(scenario, **keep)
 
 
-def _fraudster(scenario: Scenario, policy: BundlePolicy | None = None) -> FraudsterRole:
+def _fraudster(scenario: Scenario, env_kwargs: dict[str, Any] | None = None) -> FraudsterRole:
     return FraudsterRole(scenario)
 
 
 PERIOD_ROLES = {"treasury": _treasurer, "fraud": _fraudster}
-"""Per-period decision kinds whose bundles are continuous: kind -> the role (observation, action box)."""
+"""Per-period decision kinds whose bundles are continuous: kind -> ``(scenario, env_kwargs)`` -> the role
+(observation, action box); ``env_kwargs`` as trained (a card's ``reward.env_kwargs``)."""
+
+
+def period_role(policy: BundlePolicy, scenario: Scenario) -> Any:
+    """The role a treasury or fraud bundle acts as in ``scenario``, with the settings on its card."""
+    return PERIOD_ROLES[policy.decision_kind](scenario, dict(policy.card.reward.get("env_kwargs") or {}))
 
 
 def _continuous_problems(policy: BundlePolicy, role: Any) -> list[str]:
@@ -226,7 +232,7 @@ class BoundPeriodBundle:
         self.raw: list[np.ndarray] = []
 
     def bind(self, world: Any) -> None:
-        self.role = PERIOD_ROLES[self.kind](world.scenario, self.policy)
+        self.role = period_role(self.policy, world.scenario)
         self.role.bind(world)
         check_bundle_fits_scenario(self.policy, world.scenario)
 

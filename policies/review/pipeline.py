@@ -62,6 +62,7 @@ from payroute.policies.review.constraints import (
 )
 from payroute.policies.review.integrity import load_for_review, review_keys, signature_check
 from payroute.policies.review.ope import ESTIMATORS, OPEResult, evaluate_policy
+from payroute.policies.review.role_limits import check_role_limits
 from payroute.policies.review.roles import ROLE_KINDS, RoleStressResult, role_checks, run_role_stress
 from payroute.policies.review.stress import StressResult, run_stress_suite
 
@@ -260,6 +261,11 @@ def review_bundle(
     sim_scenario = _scaled(load_scenario(sim.scenario or scenario_name), sim.volume_multiplier)
     logged_ctx = None if logged is None else Contexts("logged", logged.observations, logged.masks)
     constraints = run_constraint_checks(policy, config.constraints, sim_scenario, logged_ctx)
+    if policy.card.continuous:  # a treasury or fraud bundle: what its network asks for against its limits
+        constraints.checks.append(
+            check_role_limits(policy, load_scenario(sim.scenario or scenario_name), seeds=list(range(sim.seeds)),
+                              days=sim.days, volume=sim.volume_multiplier, max_clipped_share=config.roles.max_clipped_share)
+        )  # fmt: skip
     checks += constraints.checks
 
     return ReviewResult(

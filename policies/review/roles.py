@@ -112,6 +112,13 @@ class RoleReviewConfig(ConfigModel):
     price: PriceGates = PriceGates()
     treasury: TreasuryGates = TreasuryGates()
     fraud: FraudGates = FraudGates()
+    max_clipped_share: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="continuous (treasury, fraud) bundles: the share of decisions whose raw action may leave "
+        "the card's limits (clipped); null: reported, a warning when not zero",
+    )
 
 
 # ---------------------------------------------------------------------- what each role is measured on
@@ -353,7 +360,13 @@ def _fmt(x: float, unit: str, sign: bool = True) -> str:
         return f"{'-' if x < 0 else '+' if sign else ''}${abs(x):.4f}"
     if unit == "points":
         return f"{x * 100:+.2f} points" if sign else f"{x:.2%}"
-    return f"{x:+.2f}" if sign else f"{x:.2f}"
+    return f"{x:+.2f}" if sign else f"{x:.2f} per 1,000 payments"
+
+
+def _whose(kind: str, ref: str) -> str:
+    if ref == CHAMPION:
+        return "the champion"
+    return "the strongest reference" if kind == "fraud" else "the best reference"
 
 
 def role_checks(result: RoleStressResult) -> list[Check]:
@@ -387,7 +400,7 @@ def _gate_check(result: RoleStressResult, gate: Gate, group: str, ref: str, row:
     ok = bool(np.isfinite(bound) and (bound >= thr if gate.sign > 0 else bound <= thr))
     said = (
         f"on {group} the bundle's {gate.label} was {_fmt(row[f'candidate_{m}'], u, False)} against "
-        f"{_fmt(row[f'reference_{m}'], u, False)} for {ref} ({'the champion' if ref == CHAMPION else 'the best reference'}): "
+        f"{_fmt(row[f'reference_{m}'], u, False)} for {ref} ({_whose(result.kind, ref)}): "
         f"{_fmt(diff, u)}, paired {result.config.confidence:.0%} interval [{_fmt(low, u)}, {_fmt(high, u)}] over "
         f"{int(row.seeds)} seeds"
     )
