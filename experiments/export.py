@@ -113,9 +113,13 @@ def export_run(
         if card.get("action_low") is not None:  # a Gaussian policy: the bundle holds its mean
             module, width = _mean_head(net, len(card["actions"])), len(card["actions"])
         obs, masks = parity_contexts(exp, net, card["decision_kind"], parity_observations)
+        source = "observations the policy met acting in its training scenario"
+        if card["decision_kind"] in CONTINUOUS_KINDS and ":" in exp.env.id:
+            source = "observations drawn uniformly within the declared bounds of the role's features"
         written[role] = export_torch_policy(
-            module, net.spec.obs_dim, width, card, targets[role], parity=(obs, masks[:, :width]), sign_key=key
-        )
+            module, net.spec.obs_dim, width, card, targets[role], parity=(obs, masks[:, :width]),
+            parity_source=source, sign_key=key,
+        )  # fmt: skip
     return written, skipped
 
 
