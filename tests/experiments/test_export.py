@@ -164,3 +164,30 @@ def test_a_treasury_run_exports_a_continuous_bundle_that_acts_like_the_trained_m
         out = np.clip(bundle.logits(obs[None])[0], bound.low, bound.high)
         np.testing.assert_allclose(out, mean, atol=1e-5)
         obs, *_ = env.step(mean)
+
+
+def test_the_fraudster_of_an_adversarial_run_exports_as_a_continuous_fraud_bundle(tmp_path):
+    from payroute.envs.roles import FraudsterRole
+
+    data = tiny_experiment(
+        "tiny_rvf", scenario="fraud_surge", env__id="payroute.envs.multi_agent.ecosystem:PaymentEcosystemEnv",
+        env__kpi_every_steps=0, agents__learn=["risk", "fraudster"],
+        agents__baselines={"router": "cheapest", "pricer": "static_pricing", "treasury": "target_balance"},
+        trainer__hyperparameters={"batch_size": 600, "minibatch_size": 300, "epochs": 1}, stopping={"iterations": 1},
+        evaluation__baselines=["threshold"], evaluation__oracle=False,
+    )  # fmt: skip
+    run = train(write_experiment(tmp_path, data), runs_root=tmp_path / "runs", progress=False)
+    written, _skipped = export_run(run, tmp_path / "bundles", parity_observations=200)
+    bundle = load_bundle(written["fraudster"])
+    role = FraudsterRole(load_scenario("fraud_surge"))
+    assert bundle.card.decision_kind == "fraud" and bundle.card.actions == list(role.action_names)
+    assert bundle.card.action_high[: len(role.pattern_names)] == [role.max_intensity] * len(
+        role.pattern_names
+    )
+    assert "within the declared bounds" in bundle.card.parity["source"]
+    # the graph is the trained Gaussian's mean
+    net = load_policy(run / "policy" / "fraudster")
+    obs = np.random.default_rng(0).uniform(0, 1, (32, bundle.obs_dim)).astype(np.float32)
+    with torch.inference_mode():
+        mean = net(torch.as_tensor(obs)).numpy()[:, : len(role.action_names)]
+    np.testing.assert_allclose(bundle.logits(obs), mean, atol=1e-5)
