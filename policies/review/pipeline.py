@@ -15,13 +15,16 @@ The review runs on the core install (onnxruntime, numpy, pyarrow, matplotlib; no
    stress scenarios with common random numbers. Gate, per scenario: the lower bound of the paired interval of
    (bundle - best reference) margin per transaction is at least ``stress.min_margin_diff_vs_best_usd``, and the
    same for the approval rate with ``stress.min_approval_diff_vs_best`` (a non-inferiority test: a wide
-   interval fails, and the report says to run more seeds).
+   interval fails, and the report says to run more seeds). Price, treasury and fraud-side bundles run in the
+   same stress worlds against their own references, with their role's gates
+   (:mod:`payroute.policies.review.roles`).
 4. **Off-policy evaluation** (:mod:`payroute.policies.review.ope`) on the log: every estimator with bootstrap intervals.
    Gates: the chosen estimator's lower bound minus the logged mean reward per decision is at least
    ``ope.min_lower_bound_vs_logged_cents``; the effective sample size is at least
    ``ope.min_effective_sample_size``; the mean importance weight is within ``ope.max_mean_weight_deviation``
    of 1 (it is 1 in expectation when the logged propensities are right).
-5. **Constraint checks** (:mod:`payroute.policies.review.constraints`): masked actions, malformed inputs, caps, latency.
+5. **Constraint checks** (:mod:`payroute.policies.review.constraints`): masked actions, malformed inputs, caps, latency;
+   for a continuous (treasury, fraud) bundle, its limits (:mod:`payroute.policies.review.role_limits`).
 
 Thresholds live in a review YAML (:class:`~payroute.policies.review.config.ReviewConfig`; the shipped defaults
 are ``policies/review/review_default.yaml``). The verdict: exit code 0 when every check passed (checks that did not apply do not count), 1 when
