@@ -4,7 +4,6 @@ common random numbers, each gated on what that role answers for, with a champion
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -188,10 +187,33 @@ def test_payroute_review_runs_a_treasury_bundle_in_the_stress_worlds_and_files_t
     assert "data:image/png;base64," in text
 
 
-def test_constraints_of_a_continuous_bundle_check_its_limits(bundles):
+def test_constraints_of_a_continuous_bundle_check_its_limits(bundles, tmp_path):
+    from payroute.policies.review.checks import WARN
     from payroute.policies.review.role_limits import check_role_limits
 
+    scenario = load_scenario("liquidity_crunch")
     sweep = load_bundle(bundles["sweep"])  # -1 and 0: on the role's bounds
-    check = check_role_limits(sweep, load_scenario("liquidity_crunch"), seeds=[0], days=0.25, volume=0.02)
-    assert check.status == PASS and check.details["decisions"] > 0
-    assert Path(bundles["sweep"]).is_dir()
+    check = check_role_limits(sweep, scenario, seeds=[0], days=0.25, volume=0.02)
+    assert check.status == PASS and check.details["decisions"] > 0 and check.value == 0.0
+    # a network asking for three target balances each period leans on the clip: a warning, or a failure when gated
+    greedy = load_bundle(treasury_bundle(3.0, 0.5, tmp_path / "greedy"))
+    warned = check_role_limits(greedy, scenario, seeds=[0], days=0.25, volume=0.02)
+    assert warned.status == WARN and warned.value == 1.0
+    assert "transfer[rtp_prefund]: asked for [3, 3], allowed [-1, 1]" in warned.summary.replace(
+        " (most often ", ": "
+    )
+    gated = check_role_limits(greedy, scenario, seeds=[0], days=0.25, volume=0.02, max_clipped_share=0.1)
+    assert gated.status == FAIL and gated.threshold == 0.1
+
+
+@pytest.mark.parametrize("name", ["sweep", "scripted"])
+def test_a_champion_identical_to_the_challenger_differs_by_exactly_nothing(bundles, name):
+    scenario = "liquidity_crunch" if name == "sweep" else "fraud_surge"
+    result = run_role_stress(
+        bundles[name], _stress(scenarios=[scenario]), RoleReviewConfig(fraud={"defenses": ["threshold"]}),
+        champion=bundles[name],
+    )  # fmt: skip
+    for group in result.groups:
+        row = result.comparison(group, "champion")
+        diffs = [row[c] for c in result.comparisons.columns if c.endswith(("_diff", "_low", "_high"))]
+        assert diffs and all(d == 0.0 for d in diffs)
