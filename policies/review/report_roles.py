@@ -91,7 +91,8 @@ def _plot(roles: RoleStressResult) -> Any:
                            else [""] * len(y))  # fmt: skip
         for label in ax.get_yticklabels():
             label.set_parse_math(False)
-        ax.set_title(f"{gate.label}: {LABELS.get(m, m)}", fontsize=9)
+        unit = LABELS.get(m, m)
+        ax.set_title(gate.label if unit == gate.label else f"{gate.label}: {unit}", fontsize=9)
         ax.invert_yaxis()
     fig.tight_layout()
     return fig
