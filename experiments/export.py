@@ -32,6 +32,7 @@ import numpy as np
 from payroute.agents.networks import PolicyNet, load_policy
 from payroute.agents.training_env import env_kwargs, make_env
 from payroute.config_io import read_json
+from payroute.envs.world.decisions import RISK_ACTIONS
 from payroute.errors import PayrouteError
 from payroute.experiments.rundir import (
     EVAL_DIR,
@@ -138,6 +139,8 @@ def not_exportable(role: str, net: PolicyNet) -> str | None:
                 f"{len(spec.action_names) or 'its'} action entries"
             )
         return None
+    if kind == "risk" and not spec.action_names and spec.n_actions == len(RISK_ACTIONS):
+        return None  # a multi-agent run's risk desk: the names are the role's
     if not spec.action_names or spec.n_actions != len(spec.action_names):
         return (
             f"{role}: its network outputs {spec.n_actions} numbers for {len(spec.action_names)} named actions, "
@@ -179,7 +182,7 @@ def bundle_card(
     scenario = _scenario(exp)
     continuous = kind in CONTINUOUS_KINDS
     env = None if kind in ("route", "risk") or continuous else _single_env(exp, kind)  # schema, action values
-    actions = list(spec.action_names)
+    actions = list(spec.action_names) or (list(RISK_ACTIONS) if kind == "risk" else [])
     if continuous:
         period = _period_role(exp, kind)
         if spec.n_actions != 2 * len(period.action_names) or (

@@ -166,7 +166,7 @@ def test_a_treasury_run_exports_a_continuous_bundle_that_acts_like_the_trained_m
         obs, *_ = env.step(mean)
 
 
-def test_the_fraudster_of_an_adversarial_run_exports_as_a_continuous_fraud_bundle(tmp_path):
+def test_both_sides_of_an_adversarial_run_export_the_fraudster_as_a_continuous_bundle(tmp_path):
     from payroute.envs.roles import FraudsterRole
 
     data = tiny_experiment(
@@ -177,7 +177,8 @@ def test_the_fraudster_of_an_adversarial_run_exports_as_a_continuous_fraud_bundl
         evaluation__baselines=["threshold"], evaluation__oracle=False,
     )  # fmt: skip
     run = train(write_experiment(tmp_path, data), runs_root=tmp_path / "runs", progress=False)
-    written, _skipped = export_run(run, tmp_path / "bundles", parity_observations=200)
+    written, skipped = export_run(run, tmp_path / "bundles", parity_observations=200)
+    assert skipped == {} and load_bundle(written["risk"]).card.actions == ["allow", "challenge", "block"]
     bundle = load_bundle(written["fraudster"])
     role = FraudsterRole(load_scenario("fraud_surge"))
     assert bundle.card.decision_kind == "fraud" and bundle.card.actions == list(role.action_names)
