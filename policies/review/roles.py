@@ -412,9 +412,12 @@ def _gate_check(result: RoleStressResult, gate: Gate, group: str, ref: str, row:
             f"{said}; the {which} bound is past the allowed {allowed}, but the mean is within it: the interval is "
             "too wide to show the bundle is no worse, so more seeds could change the verdict (stress.seeds)"
         )
+    elif (high < thr) if gate.sign > 0 else (low > thr):
+        summary = f"{said}; the whole interval is past the allowed {allowed}: more seeds would not change the verdict"
     else:
         summary = (
-            f"{said}; the mean itself is past the allowed {allowed}: more seeds would not change the verdict"
+            f"{said}; the mean itself is past the allowed {allowed}, though the interval still reaches it: more "
+            "seeds would most likely confirm the failure"
         )
     return Check(
         "stress",

@@ -71,7 +71,9 @@ def test_a_price_bundle_is_gated_on_abandonment_too(bundles):
     assert checks["profit vs best: fee_hike"].status == PASS
     abandon = checks["abandonment vs best: fee_hike"]
     assert abandon.status == FAIL and abandon.details["mean"] > 0.001
-    assert "more seeds would not change the verdict" in abandon.summary
+    # two seeds: the mean fails, the interval (one degree of freedom) still reaches the gate; the check says so
+    assert abandon.details["low"] < 0.001 < abandon.details["mean"]
+    assert "the mean itself is past the allowed +0.10 points, though the interval still" in abandon.summary
 
 
 def test_a_treasury_bundle_that_sweeps_the_accounts_fails_on_failed_payouts(bundles):
@@ -82,6 +84,10 @@ def test_a_treasury_bundle_that_sweeps_the_accounts_fails_on_failed_payouts(bund
     assert failed.status == FAIL and failed.details["low"] > 0.5  # more failures on every seed
     assert failed.details["reference"] in ("target_balance", "hold")
     assert "per 1,000 payments" in failed.summary
+    assert (
+        "the whole interval is past the allowed +0.50: more seeds would not change the verdict"
+        in failed.summary
+    )
     runs = result.runs[result.runs.scenario == "liquidity_crunch"]
     swept = runs[runs.policy == "candidate"].failed_payouts_per_1k
     topped_up = runs[runs.policy == "target_balance"].failed_payouts_per_1k
@@ -110,7 +116,8 @@ def test_a_dormant_fraud_bundle_is_no_adversary_and_fails(bundles):
     )
     (check,) = role_checks(result)
     assert check.name == "loss inflicted vs strongest: fraud_surge / threshold"
-    assert check.status == FAIL and "more seeds would not change the verdict" in check.summary
+    assert check.status == FAIL and check.details["mean"] < -0.05  # a real failure, not the width
+    assert "the mean itself is past" in check.summary or "the whole interval is past" in check.summary
     cand = result.runs[result.runs.policy == "candidate"]
     assert (cand.fraud_attempts == 0).all() and (cand.fraud_loss_usd == 0).all()
 
