@@ -32,6 +32,7 @@ import numpy as np
 from payroute.agents.networks import PolicyNet, load_policy
 from payroute.agents.training_env import env_kwargs, make_env
 from payroute.config_io import read_json
+from payroute.envs.world.decisions import RISK_ACTIONS
 from payroute.errors import PayrouteError
 from payroute.experiments.rundir import (
     EVAL_DIR,
@@ -109,23 +110,66 @@ def export_run(
     written: dict[str, Path] = {}
     for role, card in cards.items():
         net = nets[role]
+        module, width = net, net.spec.n_actions
+        if card.get("action_low") is not None:  # a Gaussian policy: the bundle holds its mean
+            module, width = _mean_head(net, len(card["actions"])), len(card["actions"])
         obs, masks = parity_contexts(exp, net, card["decision_kind"], parity_observations)
+        source = "observations the policy met acting in its training scenario"
+        if card["decision_kind"] in CONTINUOUS_KINDS and ":" in exp.env.id:
+            source = "observations drawn uniformly within the declared bounds of the role's features"
         written[role] = export_torch_policy(
-            net, net.spec.obs_dim, net.spec.n_actions, card, targets[role], parity=(obs, masks), sign_key=key
-        )
+            module, net.spec.obs_dim, width, card, targets[role], parity=(obs, masks[:, :width]),
+            parity_source=source, sign_key=key,
+        )  # fmt: skip
     return written, skipped
+
+
+CONTINUOUS_KINDS = ("treasury", "fraud")
+"""Kinds whose Gaussian policies become continuous bundles: the graph outputs the mean (the greedy action)."""
 
 
 def not_exportable(role: str, net: PolicyNet) -> str | None:
     """Why ``role``'s network cannot be a bundle, or ``None``."""
     spec = net.spec
+    kind = spec.decision_kind or ROLE_KIND.get(role, "")
+    if kind in CONTINUOUS_KINDS:
+        if spec.n_actions % 2 or (spec.action_names and spec.n_actions != 2 * len(spec.action_names)):
+            return (
+                f"{role}: its network outputs {spec.n_actions} numbers, not a mean and a log-std for each of "
+                f"{len(spec.action_names) or 'its'} action entries"
+            )
+        return None
+    if kind == "risk" and not spec.action_names and spec.n_actions == len(RISK_ACTIONS):
+        return None  # a multi-agent run's risk desk: the names are the role's
     if not spec.action_names or spec.n_actions != len(spec.action_names):
         return (
             f"{role}: its network outputs {spec.n_actions} numbers for {len(spec.action_names)} named actions, "
             "a policy over continuous (Box) actions (a mean and a log-std per dimension); bundles hold "
-            "discrete-action policies (route, risk, price levels)"
+            "discrete-action policies (route, risk, price levels) and the means of treasury and fraud policies"
         )
     return None
+
+
+def _mean_head(net: PolicyNet, size: int) -> Any:
+    """The network's first ``size`` outputs: a diagonal Gaussian's means, the greedy action."""
+    import torch
+
+    class MeanHead(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = net
+
+        def forward(self, obs: torch.Tensor) -> torch.Tensor:
+            return self.net(obs)[:, :size]
+
+    return MeanHead()
+
+
+def _period_role(exp: Experiment, kind: str) -> Any:
+    """The treasury or fraudster role of the run's scenario, with the environment's settings."""
+    from payroute.policies.bundle.binding import PERIOD_ROLES
+
+    return PERIOD_ROLES[kind](_scenario(exp), dict(exp.env.kwargs))
 
 
 # ---------------------------------------------------------------------- the card
@@ -136,12 +180,24 @@ def bundle_card(
     spec = net.spec
     kind = spec.decision_kind or ROLE_KIND.get(role, "")
     scenario = _scenario(exp)
-    env = None if kind in ("route", "risk") else _single_env(exp, kind)  # once: schema and action values
+    continuous = kind in CONTINUOUS_KINDS
+    env = None if kind in ("route", "risk") or continuous else _single_env(exp, kind)  # schema, action values
+    actions = list(spec.action_names) or (list(RISK_ACTIONS) if kind == "risk" else [])
+    if continuous:
+        period = _period_role(exp, kind)
+        if spec.n_actions != 2 * len(period.action_names) or (
+            actions and actions != list(period.action_names)
+        ):
+            raise PayrouteError(
+                f"{role}: the network outputs {spec.n_actions} numbers, the {kind} role of scenario "
+                f"{exp.scenario!r} acts with {list(period.action_names)} (a mean and a log-std each)"
+            )
+        actions = list(period.action_names)
     card: dict[str, Any] = {
         "decision_kind": kind,
         "agent_id": role,
         "observation": observation_schema(exp, kind, spec, env),
-        "actions": list(spec.action_names),
+        "actions": actions,
         "reward": {
             "definition": REWARDS.get(kind, f"the {exp.env.id} reward of the {role} agent"),
             "unit": "USD",
@@ -165,6 +221,9 @@ def bundle_card(
     values = getattr(env, "action_values", None)
     if values is not None:
         card["action_values"] = [float(v) for v in values]
+    if continuous:
+        card["action_low"] = [float(v) for v in period.action_space.low]
+        card["action_high"] = [float(v) for v in period.action_space.high]
     return card
 
 
@@ -180,6 +239,8 @@ def observation_schema(exp: Experiment, kind: str, spec: Any, env: Any = None) -
         from payroute.policies.bundle.binding import feature_specs
 
         specs = [f.model_dump() for f in feature_specs(kind, _scenario(exp))]
+    elif kind in CONTINUOUS_KINDS:
+        specs = [_spec(f) for f in _period_role(exp, kind).features]
     else:
         env = env if env is not None else _single_env(exp, kind)
         names = list(getattr(env, "observation_names", None) or getattr(env, "feature_names", None) or [])
@@ -199,6 +260,11 @@ def observation_schema(exp: Experiment, kind: str, spec: Any, env: Any = None) -
             f"of scenario {exp.scenario!r} has {len(specs)} {names[:3]}...: the run and this payroute disagree"
         )
     return specs
+
+
+def _spec(f: Any) -> dict[str, Any]:
+    bound = lambda x: float(x) if np.isfinite(x) else None  # noqa: E731
+    return {"name": f.name, "unit": f.unit, "scaling": f.scaling, "low": bound(f.low), "high": bound(f.high)}
 
 
 def training_summary(
@@ -263,7 +329,19 @@ def parity_contexts(exp: Experiment, net: PolicyNet, kind: str, n: int) -> tuple
                 f"scenario {exp.scenario!r} gave only {contexts.n:,} {kind} decisions to check the export on"
             )
         return contexts.obs[:n], contexts.masks[:n]
+    if kind in CONTINUOUS_KINDS and ":" in exp.env.id:
+        return _random_contexts(exp, kind, net, n)
     return _env_contexts(exp, kind, net, n)
+
+
+def _random_contexts(exp: Experiment, kind: str, net: PolicyNet, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """A multi-agent role's observations uniform within its declared bounds (every fraudster feature has them)."""
+    features = _period_role(exp, kind).features
+    rng = np.random.default_rng(PARITY_SEED)
+    low = np.array([f.low if np.isfinite(f.low) else -1.0 for f in features])
+    high = np.array([f.high if np.isfinite(f.high) else 1.0 for f in features])
+    obs = rng.uniform(low, high, (n, len(features))).astype(np.float32)
+    return obs, np.ones((n, net.spec.n_actions), dtype=bool)
 
 
 def _single_env(exp: Experiment, kind: str) -> Any:

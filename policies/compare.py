@@ -124,6 +124,9 @@ class Run:
     others: tuple[tuple[str, str], ...] = ()
     detail: bool = False
     keep_errors: bool = False
+    measure: Callable[[Any], dict[str, float]] | None = None
+    """More numbers from the finished world (``measure(world) -> {name: value}``, into ``Outcome.extra``); a
+    module-level function, so the run pickles into worker processes."""
 
 
 @dataclass
@@ -136,6 +139,7 @@ class Outcome:
     error: str = ""
     hourly: dict[str, list[float]] | None = None
     route_mix: dict[str, int] | None = None
+    extra: dict[str, float] | None = None
 
 
 def run_policies(run: Run) -> dict[str, Any]:
@@ -164,6 +168,8 @@ def run_one(run: Run) -> Outcome:
             raise
         return Outcome({}, 0, time.perf_counter() - start, f"{type(err).__name__}: {err}")
     out = Outcome(world.kpis(), world.arrivals, time.perf_counter() - start)
+    if run.measure is not None:
+        out.extra = run.measure(world)
     if run.detail:
         out.hourly = {
             "attempts": world.by_hour_attempts.tolist(),

@@ -97,6 +97,10 @@ class FraudsterRole(Role):
         lo = [0.0] * p + [self.amount_range[0]] * p
         hi = [self.max_intensity] * p + [self.amount_range[1]] * p
         self.action_space = spaces.Box(np.array(lo, np.float32), np.array(hi, np.float32), dtype=np.float32)
+        self.action_names = tuple(
+            [f"intensity[{n}]" for n in self.pattern_names]
+            + [f"amount_multiplier[{n}]" for n in self.pattern_names]
+        )
         period_h = max(1, sc.fraud_period_s // HOUR_S)
         self._rate_per_period = np.array(
             [

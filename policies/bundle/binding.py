@@ -29,7 +29,7 @@ from payroute.envs.features import (
     routing_features,
     transaction_features,
 )
-from payroute.envs.roles import PricerRole
+from payroute.envs.roles import FraudsterRole, PricerRole, TreasurerRole
 from payroute.errors import PayrouteError
 from payroute.policies.bundle.card import FeatureSpec, check_observation_schema
 from payroute.policies.bundle.runtime import BundlePolicy
@@ -91,6 +91,8 @@ def observation_features(kind: str, scenario: Scenario) -> list[Feature]:
         return transaction_features(scenario)
     if kind == "price":
         return list(PricerRole(scenario).features)
+    if kind in PERIOD_ROLES:
+        return list(PERIOD_ROLES[kind](scenario).features)
     raise PayrouteError(f"no world observation for {kind!r} decisions; bindable kinds: {list(OBSERVATIONS)}")
 
 
@@ -98,7 +100,12 @@ def check_bundle_fits_scenario(policy: BundlePolicy, scenario: Scenario) -> None
     """Raise unless the bundle's card matches ``scenario``: the observation names in order, and units, scaling
     and bounds wherever the card declares them, and (route bundles) the action names, the scenario's routes in
     order. Computed from the scenario alone, no world is built."""
-    expected = observation_features(policy.decision_kind, scenario)
+    role = None
+    if policy.decision_kind in PERIOD_ROLES:
+        role = period_role(policy, scenario)
+        expected = list(role.features)
+    else:
+        expected = observation_features(policy.decision_kind, scenario)
     have = policy.card.observation
     problems = []
     if len(have) != len(expected):
@@ -116,8 +123,13 @@ def check_bundle_fits_scenario(policy: BundlePolicy, scenario: Scenario) -> None
                     f"feature {got.name!r} {attr} is {declared!r}, the scenario's is {getattr(want, attr)!r}"
                 )
     names = list(scenario.routes) if policy.decision_kind == "route" else None
+    if role is not None:
+        names = list(role.action_names)
     if names is not None and policy.action_names != names:
-        problems.append(f"actions {policy.action_names} are not this scenario's routes {names}")
+        what = "routes" if role is None else f"{policy.decision_kind} actions"
+        problems.append(f"actions {policy.action_names} are not this scenario's {what} {names}")
+    if role is not None:
+        problems += _continuous_problems(policy, role)
     if problems:
         shown = "; ".join(problems[:4]) + (f"; and {len(problems) - 4} more" if len(problems) > 4 else "")
         raise PayrouteError(
@@ -159,11 +171,88 @@ class BoundPriceBundle:
         return self.role.to_world(np.int64(action)), 1.0
 
 
+def _treasurer(scenario: Scenario, env_kwargs: dict[str, Any] | None = None) -> TreasurerRole:
+    """Treasury-v0's role with the environment's settings (``forecast_hours``, ``min_transfer_fraction``)."""
+    kwargs = env_kwargs or {}
+    keep = {k: kwargs[k] for k in ("forecast_hours", "min_transfer_fraction") if k in kwargs}
+    return TreasurerRole(scenario, **keep)
+
+
+def _fraudster(scenario: Scenario, env_kwargs: dict[str, Any] | None = None) -> FraudsterRole:
+    return FraudsterRole(scenario)
+
+
+PERIOD_ROLES = {"treasury": _treasurer, "fraud": _fraudster}
+"""Per-period decision kinds whose bundles are continuous: kind -> ``(scenario, env_kwargs)`` -> the role
+(observation, action box); ``env_kwargs`` as trained (a card's ``reward.env_kwargs``)."""
+
+
+def period_role(policy: BundlePolicy, scenario: Scenario) -> Any:
+    """The role a treasury or fraud bundle acts as in ``scenario``, with the settings on its card."""
+    return PERIOD_ROLES[policy.decision_kind](scenario, dict(policy.card.reward.get("env_kwargs") or {}))
+
+
+def _continuous_problems(policy: BundlePolicy, role: Any) -> list[str]:
+    card = policy.card
+    if not card.continuous:
+        return [
+            f"a {policy.decision_kind} bundle acts with one number per action entry (card action_low and "
+            "action_high); this card declares none"
+        ]
+    low, high = role.action_space.low.astype(float), role.action_space.high.astype(float)
+    wider = [
+        f"{n} [{lo:g}, {hi:g}] (the role allows [{rlo:g}, {rhi:g}])"
+        for n, lo, hi, rlo, rhi in zip(
+            role.action_names, card.action_low, card.action_high, low, high, strict=False
+        )
+        if lo < rlo - 1e-6 or hi > rhi + 1e-6
+    ]
+    return [f"declared action bounds wider than the role's: {', '.join(wider)}"] if wider else []
+
+
+class BoundPeriodBundle:
+    """A continuous per-period bundle (``treasury``, ``fraud``) as the world's policy for its kind: at each
+    period it sees what its role shows (:class:`~payroute.envs.roles.TreasurerRole`: Treasury-v0's observation;
+    :class:`~payroute.envs.roles.FraudsterRole`: the ecosystem fraudster's) and acts with the graph's output
+    (the trained Gaussian's mean) clipped to the card's ``action_low``/``action_high``, then to the role's own
+    limits (greedy, propensity 1). ``raw`` keeps every unclipped output (the constraint checks read it)."""
+
+    def __init__(self, policy: BundlePolicy, keep_raw: bool = False) -> None:
+        if policy.decision_kind not in PERIOD_ROLES or not policy.card.continuous:
+            raise PayrouteError(
+                f"bundle {policy.source.name}: a {policy.decision_kind!r} bundle bound per period needs "
+                "decision_kind treasury or fraud and continuous actions (card action_low/action_high)"
+            )
+        self.policy = policy
+        self.kind = policy.decision_kind
+        self.low = np.asarray(policy.card.action_low, dtype=np.float64)
+        self.high = np.asarray(policy.card.action_high, dtype=np.float64)
+        self.role: Any = None
+        self.keep_raw = keep_raw
+        self.raw: list[np.ndarray] = []
+
+    def bind(self, world: Any) -> None:
+        self.role = period_role(self.policy, world.scenario)
+        self.role.bind(world)
+        check_bundle_fits_scenario(self.policy, world.scenario)
+
+    def decide(self, world: Any, payload: Any) -> tuple[Any, float]:
+        if self.role is None or self.role.world is not world:
+            self.bind(world)
+        obs = np.asarray(self.role.observe(None), dtype=np.float32)
+        out = self.policy.logits(obs[None])[0].astype(np.float64)
+        if self.keep_raw:
+            self.raw.append(out)
+        return self.role.to_world(np.clip(out, self.low, self.high), None), 1.0
+
+
 def bound_bundle(policy: BundlePolicy, *, sample: bool = False) -> Any:
     """The bundle as the world's policy for its decision kind, seeing the observation of the matching env (a
-    price bundle: :class:`BoundPriceBundle`, greedy)."""
+    price bundle: :class:`BoundPriceBundle`, greedy; a treasury or fraud bundle: :class:`BoundPeriodBundle`)."""
     if policy.decision_kind == "price" and not sample:
         return BoundPriceBundle(policy)
+    if policy.decision_kind in PERIOD_ROLES:
+        return BoundPeriodBundle(policy)
     builder = OBSERVATIONS.get(policy.decision_kind)
     if builder is None:
         raise PayrouteError(
@@ -174,6 +263,8 @@ def bound_bundle(policy: BundlePolicy, *, sample: bool = False) -> Any:
 
 __all__ = [
     "OBSERVATIONS",
+    "PERIOD_ROLES",
+    "BoundPeriodBundle",
     "BoundPriceBundle",
     "RiskObservation",
     "RoutingObservation",

@@ -127,6 +127,15 @@ class PolicyCard(_Strict):
         description="the numeric setting each action stands for, where it has one (a price bundle's fee "
         "multiplier per action); review checks the chosen values against caps",
     )
+    action_low: list[float] | None = Field(
+        default=None,
+        description="continuous (treasury, fraud) bundles: the lowest value of each action entry; with "
+        "`action_high`, it makes the graph's output the action itself (the trained Gaussian's mean, one per "
+        "entry of `actions`), clipped to [action_low, action_high], instead of logits; null: discrete",
+    )
+    action_high: list[float] | None = Field(
+        default=None, description="continuous bundles: the highest value of each action entry"
+    )
     reward: dict[str, Any] = Field(
         default_factory=dict,
         description="the reward definition it was trained on (environment, terms, scale)",
@@ -175,6 +184,19 @@ class PolicyCard(_Strict):
             raise ValueError(
                 f"action_values lists {len(self.action_values)} values for {len(self.actions)} actions"
             )
+        bounds = (self.action_low, self.action_high)
+        if (bounds[0] is None) != (bounds[1] is None):
+            raise ValueError("a continuous bundle declares both action_low and action_high, or neither")
+        if bounds[0] is not None:
+            if len(bounds[0]) != len(self.actions) or len(bounds[1]) != len(self.actions):
+                raise ValueError(
+                    f"action_low and action_high need one value per action ({len(self.actions)}), got "
+                    f"{len(bounds[0])} and {len(bounds[1])}"
+                )
+            if any(lo > hi for lo, hi in zip(*bounds, strict=True)):
+                raise ValueError("every action_low must be <= its action_high")
+            if self.action_values is not None:
+                raise ValueError("a continuous bundle (action_low/action_high) has no action_values")
         for field in ("scenario", "experiment"):
             rec = getattr(self, field)
             if rec is not None and rec.config is not None and config_sha256(rec.config) != rec.sha256:
@@ -184,6 +206,11 @@ class PolicyCard(_Strict):
     @property
     def feature_names(self) -> list[str]:
         return [f.name for f in self.observation]
+
+    @property
+    def continuous(self) -> bool:
+        """Whether the graph's output is the action itself (``action_low``/``action_high``), not logits."""
+        return self.action_low is not None
 
 
 def _no_duplicates(names: Sequence[str], what: str) -> None:

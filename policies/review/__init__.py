@@ -5,6 +5,8 @@
 - :mod:`~payroute.policies.review.config`: thresholds and settings (``review_default.yaml`` ships the defaults);
 - :mod:`~payroute.policies.review.stress`: the stress suite, on the paired-comparison engine
   (:mod:`payroute.policies.compare`);
+- :mod:`~payroute.policies.review.roles`: price, treasury and fraud-side bundles in the stress worlds, with their
+  role's gates (:mod:`~payroute.policies.review.role_limits`: a continuous bundle's limits);
 - :mod:`~payroute.policies.review.ope_estimators` and :mod:`~payroute.policies.review.ope`: off-policy
   estimators, and the evaluation with bootstrap intervals and weight diagnostics;
 - :mod:`~payroute.policies.review.constraints`: masked actions, malformed inputs, caps, latency;

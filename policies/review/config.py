@@ -16,6 +16,7 @@ from payroute.config_io import read_yaml_mapping
 from payroute.config_model import ConfigModel
 from payroute.errors import ConfigError, format_validation_error
 from payroute.policies.review.constraints import ConstraintConfig
+from payroute.policies.review.roles import RoleReviewConfig
 from payroute.policies.review.shadow import ShadowReviewConfig
 from payroute.policies.review.stress import StressConfig
 
@@ -91,6 +92,10 @@ class ReviewConfig(_Strict):
     ope: OPEReviewConfig = OPEReviewConfig()
     constraints: ConstraintConfig = ConstraintConfig()
     shadow: ShadowReviewConfig = ShadowReviewConfig()
+    roles: RoleReviewConfig = Field(
+        default=RoleReviewConfig(),
+        description="the stress gates of price, treasury and fraud-side bundles (runs as in stress:)",
+    )
 
 
 def default_config_path() -> Path:

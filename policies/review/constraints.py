@@ -357,9 +357,11 @@ def check_action_caps(
                 "this price bundle's card declares no action_values, so the fee levels it chooses cannot be "
                 "checked against the caps",
             )
-        return Check(
-            "constraints", "action_caps", NOT_RUN, f"not applicable: {kind} actions are choices, not levels"
-        )
+        if policy.card.continuous:
+            why = f"not applicable: {kind} actions are continuous; their limits are checked by role_limits"
+        else:
+            why = f"not applicable: {kind} actions are choices, not levels"
+        return Check("constraints", "action_caps", NOT_RUN, why)
     source = "review config"
     if low is None and high is None and kind == "price":
         low, high = scenario.prices.min_multiplier, scenario.prices.max_multiplier

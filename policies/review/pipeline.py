@@ -15,13 +15,16 @@ The review runs on the core install (onnxruntime, numpy, pyarrow, matplotlib; no
    stress scenarios with common random numbers. Gate, per scenario: the lower bound of the paired interval of
    (bundle - best reference) margin per transaction is at least ``stress.min_margin_diff_vs_best_usd``, and the
    same for the approval rate with ``stress.min_approval_diff_vs_best`` (a non-inferiority test: a wide
-   interval fails, and the report says to run more seeds).
+   interval fails, and the report says to run more seeds). Price, treasury and fraud-side bundles run in the
+   same stress worlds against their own references, with their role's gates
+   (:mod:`payroute.policies.review.roles`).
 4. **Off-policy evaluation** (:mod:`payroute.policies.review.ope`) on the log: every estimator with bootstrap intervals.
    Gates: the chosen estimator's lower bound minus the logged mean reward per decision is at least
    ``ope.min_lower_bound_vs_logged_cents``; the effective sample size is at least
    ``ope.min_effective_sample_size``; the mean importance weight is within ``ope.max_mean_weight_deviation``
    of 1 (it is 1 in expectation when the logged propensities are right).
-5. **Constraint checks** (:mod:`payroute.policies.review.constraints`): masked actions, malformed inputs, caps, latency.
+5. **Constraint checks** (:mod:`payroute.policies.review.constraints`): masked actions, malformed inputs, caps, latency;
+   for a continuous (treasury, fraud) bundle, its limits (:mod:`payroute.policies.review.role_limits`).
 6. **Shadow replay** (``--shadow``, :mod:`payroute.policies.review.shadow`): the bundle on every logged decision.
 
 Thresholds live in a review YAML (:class:`~payroute.policies.review.config.ReviewConfig`; the shipped defaults
@@ -63,6 +66,8 @@ from payroute.policies.review.constraints import (
 )
 from payroute.policies.review.integrity import load_for_review, review_keys, signature_check
 from payroute.policies.review.ope import ESTIMATORS, OPEResult, evaluate_policy
+from payroute.policies.review.role_limits import check_role_limits
+from payroute.policies.review.roles import ROLE_KINDS, RoleStressResult, role_checks, run_role_stress
 from payroute.policies.review.shadow import ShadowResult, read_shadow_log, run_shadow, shadow_checks
 from payroute.policies.review.stress import StressResult, run_stress_suite
 
@@ -87,6 +92,7 @@ class ReviewResult:
     stress: StressResult | None = None
     constraints: ConstraintResult | None = None
     shadow: ShadowResult | None = None
+    roles: RoleStressResult | None = None  # the stress suite of a price, treasury or fraud bundle
     started: str = ""
     wall_s: float = 0.0
     versions: dict[str, str] = field(default_factory=dict)
@@ -128,6 +134,7 @@ class ReviewResult:
             "stress": None if self.stress is None else _clean(self.stress.to_dict()),
             "constraints": None if self.constraints is None else _clean(self.constraints.to_dict()),
             "shadow": None if self.shadow is None else _clean(self.shadow.to_dict()),
+            "roles": None if self.roles is None else _clean(self.roles.to_dict()),
             "config": self.config.model_dump(mode="json"),
         }
 
@@ -195,26 +202,18 @@ def review_bundle(
         checks.append(signature_check(champ, config.integrity, "champion signature"))
     scenario_name = _scenario_name(policy, config)
     scenario = load_scenario(scenario_name)
-    if policy.decision_kind in ("route", "risk"):
-        _check_fits(policy, champ, scenario, config)
-        checks.append(
-            Check(
-                "integrity",
-                "observation_schema",
-                PASS,
-                f"the card's {policy.obs_dim} features and {policy.n_actions} actions match scenario "
-                f"{scenario_name!r}" + (" and every stress scenario" if config.stress.enabled else ""),
-            )
+    _check_fits(
+        policy, champ, scenario, config
+    )  # every kind: its role's observation, from the scenario alone
+    checks.append(
+        Check(
+            "integrity",
+            "observation_schema",
+            PASS,
+            f"the card's {policy.obs_dim} features and {policy.n_actions} actions match scenario "
+            f"{scenario_name!r}" + (" and every stress scenario" if config.stress.enabled else ""),
         )
-    else:
-        checks.append(
-            Check(
-                "integrity",
-                "observation_schema",
-                NOT_RUN,
-                f"a {policy.decision_kind} bundle's observation is not built here, so it is not matched to a scenario",
-            )
-        )
+    )
 
     # 2. the log, read before anything long runs (a malformed log is exit 2)
     logged = None
@@ -232,17 +231,11 @@ def review_bundle(
     shadow_log = None if shadow is None else read_shadow_log(shadow, policy, list(scenario.routes))
 
     # 3. stress suite
-    stress = None
-    if policy.decision_kind not in ("route", "risk"):
-        checks.append(
-            Check(
-                "stress",
-                "stress_suite",
-                NOT_RUN,
-                f"a {policy.decision_kind} bundle cannot act in the world yet (its environment is not bound here); "
-                "its card and network are checked by the constraint checks",
-            )
-        )
+    stress = roles = None
+    if policy.decision_kind in ROLE_KINDS and config.stress.enabled:
+        stress_progress = None if progress is None else (lambda d, t: progress("stress suite", d, t))
+        roles = run_role_stress(policy, config.stress, config.roles, champion=champ, progress=stress_progress)
+        checks += role_checks(roles)
     elif config.stress.enabled:
         stress_progress = None if progress is None else (lambda d, t: progress("stress suite", d, t))
         stress = run_stress_suite(policy, config.stress, champion=champ, progress=stress_progress)
@@ -284,6 +277,11 @@ def review_bundle(
     sim_scenario = _scaled(load_scenario(sim.scenario or scenario_name), sim.volume_multiplier)
     logged_ctx = None if logged is None else Contexts("logged", logged.observations, logged.masks)
     constraints = run_constraint_checks(policy, config.constraints, sim_scenario, logged_ctx)
+    if policy.card.continuous:  # a treasury or fraud bundle: what its network asks for against its limits
+        constraints.checks.append(
+            check_role_limits(policy, load_scenario(sim.scenario or scenario_name), seeds=list(range(sim.seeds)),
+                              days=sim.days, volume=sim.volume_multiplier, max_clipped_share=config.roles.max_clipped_share)
+        )  # fmt: skip
     checks += constraints.checks
 
     return ReviewResult(
@@ -301,6 +299,7 @@ def review_bundle(
         stress=stress,
         constraints=constraints,
         shadow=shadow_result,
+        roles=roles,
         started=started,
         wall_s=time.perf_counter() - start,
         versions=_versions(),
@@ -323,8 +322,6 @@ def _scaled(scenario: Scenario, multiplier: float) -> Scenario:
 def _check_fits(
     policy: BundlePolicy, champ: BundlePolicy | None, scenario: Scenario, config: ReviewConfig
 ) -> None:
-    if policy.decision_kind not in ("route", "risk"):
-        return  # not bindable: checked on the card alone
     names = [scenario.name] + (list(config.stress.scenarios) if config.stress.enabled else [])
     for name in dict.fromkeys(names):
         sc = scenario if name == scenario.name else load_scenario(name)

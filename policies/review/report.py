@@ -24,6 +24,7 @@ import yaml
 
 from payroute.files import atomic_write_text
 from payroute.policies.review.checks import PASS, WARN, Check
+from payroute.policies.review.report_roles import render_roles_section
 from payroute.policies.review.report_shadow import shadow_section
 
 if TYPE_CHECKING:
@@ -79,6 +80,7 @@ def render_html(result: ReviewResult) -> str:
     parts += ["<h2>All checks</h2>", _checks_table(result.checks)]
     parts += _integrity_section(result)
     parts += _stress_section(result)
+    parts += render_roles_section(result)  # price, treasury and fraud-side bundles (report_roles.py)
     parts += _ope_section(result)
     parts += _constraints_section(result)
     parts += shadow_section(result.shadow)

@@ -117,11 +117,78 @@ def test_export_refuses_what_is_not_a_run(tmp_path):
     assert "Traceback" not in result.output
 
 
-def test_a_continuous_action_agent_is_named_not_exported(rllib_run, tmp_path):
+def test_a_continuous_pricer_is_named_not_exported_and_a_treasury_or_fraud_mean_is(rllib_run, tmp_path):
     from payroute.agents.networks import PolicyNet, PolicySpec
     from payroute.experiments.export import not_exportable
 
-    gaussian = PolicyNet(PolicySpec(obs_dim=4, n_actions=6, hidden=(8,), activation="tanh",
-                                    decision_kind="fraud", action_names=("a", "b", "c")))  # fmt: skip
-    assert "continuous (Box) actions" in not_exportable("fraudster", gaussian)
+    def gaussian(kind, outputs, names):
+        return PolicyNet(PolicySpec(obs_dim=4, n_actions=outputs, hidden=(8,), activation="tanh",
+                                    decision_kind=kind, action_names=names))  # fmt: skip
+
+    assert "continuous (Box) actions" in not_exportable("pricer", gaussian("price", 6, ("a", "b", "c")))
+    assert not_exportable("fraudster", gaussian("fraud", 6, ("a", "b", "c"))) is None  # means, log-stds
+    assert not_exportable("fraudster", gaussian("fraud", 6, ())) is None  # names come from the role
+    assert "not a mean and a log-std" in not_exportable("treasury", gaussian("treasury", 5, ()))
     assert not_exportable("router", load_policy(rllib_run / "policy" / "router")) is None
+
+
+def test_a_treasury_run_exports_a_continuous_bundle_that_acts_like_the_trained_mean(tmp_path):
+    from payroute.agents.learned import greedy_action
+    from payroute.agents.training_env import make_env
+    from payroute.policies.bundle.binding import BoundPeriodBundle
+
+    data = tiny_experiment(
+        "tiny_treasury", scenario="liquidity_crunch", env__id="payroute/Treasury-v0", env__kpi_every_steps=0,
+        agents__learn=["treasury"], agents__baselines={"router": "fastest", "risk": "threshold"},
+        trainer__hyperparameters={"batch_size": 48, "minibatch_size": 24, "epochs": 1}, stopping={"iterations": 1},
+        evaluation__baselines=["target_balance"], evaluation__oracle=False,
+    )  # fmt: skip
+    run = train(write_experiment(tmp_path, data), runs_root=tmp_path / "runs", progress=False)
+    written, skipped = export_run(run, tmp_path / "treasury", parity_observations=200)
+    assert skipped == {}
+    bundle = load_bundle(written["treasury"])
+    card = bundle.card
+    assert card.decision_kind == "treasury" and card.continuous
+    assert card.actions == ["transfer[rtp_prefund]", "transfer[nostro]", "credit_line[fed_master]"]
+    assert card.action_low == [-1.0, -1.0, 0.0] and card.action_high == [1.0, 1.0, 1.0]
+    assert card.parity["max_abs_diff"] <= 1e-5
+    # in Treasury-v0, the bundle's clipped output is the trained network's greedy (mean) action
+    net = load_policy(run / "policy" / "treasury")
+    env = make_env(
+        "payroute/Treasury-v0", {"scenario": "liquidity_crunch", "scenario_overrides": TINY_VOLUME}
+    )
+    obs, _ = env.reset(seed=5)
+    bound = BoundPeriodBundle(bundle)
+    for _ in range(6):
+        mean = greedy_action(net, obs, None, env.action_space)
+        out = np.clip(bundle.logits(obs[None])[0], bound.low, bound.high)
+        np.testing.assert_allclose(out, mean, atol=1e-5)
+        obs, *_ = env.step(mean)
+
+
+def test_both_sides_of_an_adversarial_run_export_the_fraudster_as_a_continuous_bundle(tmp_path):
+    from payroute.envs.roles import FraudsterRole
+
+    data = tiny_experiment(
+        "tiny_rvf", scenario="fraud_surge", env__id="payroute.envs.multi_agent.ecosystem:PaymentEcosystemEnv",
+        env__kpi_every_steps=0, agents__learn=["risk", "fraudster"],
+        agents__baselines={"router": "cheapest", "pricer": "static_pricing", "treasury": "target_balance"},
+        trainer__hyperparameters={"batch_size": 600, "minibatch_size": 300, "epochs": 1}, stopping={"iterations": 1},
+        evaluation__baselines=["threshold"], evaluation__oracle=False,
+    )  # fmt: skip
+    run = train(write_experiment(tmp_path, data), runs_root=tmp_path / "runs", progress=False)
+    written, skipped = export_run(run, tmp_path / "bundles", parity_observations=200)
+    assert skipped == {} and load_bundle(written["risk"]).card.actions == ["allow", "challenge", "block"]
+    bundle = load_bundle(written["fraudster"])
+    role = FraudsterRole(load_scenario("fraud_surge"))
+    assert bundle.card.decision_kind == "fraud" and bundle.card.actions == list(role.action_names)
+    assert bundle.card.action_high[: len(role.pattern_names)] == [role.max_intensity] * len(
+        role.pattern_names
+    )
+    assert "within the declared bounds" in bundle.card.parity["source"]
+    # the graph is the trained Gaussian's mean
+    net = load_policy(run / "policy" / "fraudster")
+    obs = np.random.default_rng(0).uniform(0, 1, (32, bundle.obs_dim)).astype(np.float32)
+    with torch.inference_mode():
+        mean = net(torch.as_tensor(obs)).numpy()[:, : len(role.action_names)]
+    np.testing.assert_allclose(bundle.logits(obs), mean, atol=1e-5)

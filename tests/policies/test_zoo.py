@@ -83,7 +83,7 @@ def _without_a_wall_clock_gate(config: Path | None, out: Path) -> Path:
 @pytest.mark.parametrize(
     "name",
     [
-        pytest.param("pricing", marks=pytest.mark.slow),
+        pytest.param("pricing", marks=pytest.mark.slow(minutes=3)),  # 75 stress worlds: role gates
         pytest.param("risk", marks=pytest.mark.slow(minutes=3)),
         pytest.param("router", marks=pytest.mark.slow(minutes=7)),  # 720 simulated days: 80 per policy
     ],

@@ -161,10 +161,24 @@ def test_price_levels_beyond_the_scenario_caps_fail_and_within_pass(tmp_path):
 
 
 def test_a_price_bundle_beyond_its_caps_fails_review_without_a_world(tmp_path):
-    levels = {"actions": ["x0.5", "x1", "x3"], "action_values": [0.5, 1.0, 3.0]}
-    bundle = export_torch_policy(linear(3, [0, 0, 4.0]), D, 3, card("price", **levels), tmp_path / "price")
+    from payroute.envs.roles import PricerRole
+
+    features = [  # the pricer's observation, so the bundle fits the review scenario
+        {"name": f.name, "low": float(f.low) if np.isfinite(f.low) else None,
+         "high": float(f.high) if np.isfinite(f.high) else None}
+        for f in PricerRole(load_scenario("default")).features
+    ]  # fmt: skip
+    levels = {"actions": ["x0.5", "x1", "x3"], "action_values": [0.5, 1.0, 3.0], "observation": features}
+    net = torch.nn.Linear(len(features), 3)
+    with torch.no_grad():
+        net.weight.zero_()
+        net.bias.copy_(torch.tensor([0, 0, 4.0]))
+    bundle = export_torch_policy(net, len(features), 3, card("price", **levels), tmp_path / "price")
     cfg = tmp_path / "review.yaml"
-    cfg.write_text("constraints: {random_contexts: 300, latency_decisions: 200, latency_p99_ms: 60000}\n")
+    cfg.write_text(
+        "stress: {enabled: false}\n"
+        "constraints: {random_contexts: 300, latency_decisions: 200, latency_p99_ms: 60000}\n"
+    )
     out = tmp_path / "out.json"
     res = CliRunner().invoke(app, ["review", str(bundle), "--config", str(cfg), "--json", str(out)])
     assert res.exit_code == 1, res.output
