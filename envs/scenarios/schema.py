@@ -17,6 +17,7 @@ from pydantic import Field, field_validator, model_validator
 
 import payroute.envs.scenarios.bounds as b
 from payroute.config_model import ConfigModel
+from payroute.envs.scenarios.retries import ResponseCodes, Retries
 
 Instrument = Literal["card_credit", "card_debit", "bank_account"]
 Corridor = Literal["domestic", "cross_border"]
@@ -537,6 +538,8 @@ class Scenario(Model):
     service_level: ServiceLevel = ServiceLevel()
     incidents: tuple[Incident, ...] = ()
     fee_changes: tuple[FeeChange, ...] = ()
+    response_codes: ResponseCodes = ResponseCodes()
+    retries: Retries = Retries()
     extra_holidays: tuple[dt.date, ...] = ()
     treasury_period_s: b.PeriodS = 3600
     fraud_period_s: b.PeriodS = 3600
