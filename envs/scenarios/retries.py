@@ -66,11 +66,11 @@ class Recovery(_Model):
 
 
 class RecoveryTable(_Model):
-    insufficient_funds: Recovery = Recovery(cascade=0.03, later=0.06, step_up=0.02)
-    do_not_honor: Recovery = Recovery(cascade=0.25, later=0.12, step_up=0.30)
-    issuer_unavailable: Recovery = Recovery(cascade=0.55, later=0.45, step_up=0.40)
-    authentication_required: Recovery = Recovery(cascade=0.05, later=0.03, step_up=0.70)
-    try_again_later: Recovery = Recovery(cascade=0.20, later=0.35, step_up=0.15)
+    insufficient_funds: Recovery = Recovery(cascade=0.02, later=0.05, step_up=0.02)
+    do_not_honor: Recovery = Recovery(cascade=0.12, later=0.06, step_up=0.15)
+    issuer_unavailable: Recovery = Recovery(cascade=0.50, later=0.35, step_up=0.30)
+    authentication_required: Recovery = Recovery(cascade=0.03, later=0.02, step_up=0.60)
+    try_again_later: Recovery = Recovery(cascade=0.08, later=0.20, step_up=0.08)
 
 
 class AchReturnShares(_Model):
