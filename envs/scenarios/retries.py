@@ -95,12 +95,20 @@ class ResponseCodes(_Model):
         insufficient_funds=0.29, do_not_honor=0.38, issuer_unavailable=0.03, authentication_required=0.04,
         try_again_later=0.10, lost_stolen=0.035, invalid_account=0.08, closed_account=0.02, suspected_fraud=0.025,
     )  # fmt: skip
-    fraud_hard_multiplier: Annotated[float, Field(ge=1.0, le=1000.0)] = 8.0
-    mastercard_do_not_retry_share: b.Probability = 0.05
+    fraud_hard_multiplier: Annotated[float, Field(ge=1.0, le=1000.0)] = Field(
+        8.0, description="weight multiplier of lost_stolen and suspected_fraud (R10/R29 on ACH) for fraud"
+    )
+    mastercard_do_not_retry_share: b.Probability = Field(
+        0.05, description="share of Mastercard soft declines that carry MAC 03 (do not try again)"
+    )
     ach_return_shares: AchReturnShares = AchReturnShares()
-    ach_return_business_days: Annotated[int, Field(ge=0, le=10)] = 0
+    ach_return_business_days: Annotated[int, Field(ge=0, le=10)] = Field(
+        0, description="business days after settlement an ACH return arrives (0: when the route answers)"
+    )
     recovery: RecoveryTable = RecoveryTable()
-    retry_fraud_logit_offset: b.LogitOffset = -1.0
+    retry_fraud_logit_offset: b.LogitOffset = Field(
+        -1.0, description="added to a retried fraud's approval logit (issuers distrust retried fraud)"
+    )
     source: str = ""
 
 
@@ -108,25 +116,38 @@ class NetworkRule(_Model):
     """A card network's reattempt rule for one card: retries beyond ``max_retries`` and any retry after a
     do-not-retry advice (Mastercard MAC 03/21) are fined."""
 
-    max_retries: Annotated[int, Field(ge=0, le=100)] = 15
-    excess_fine_cents: b.Cents = 10
-    do_not_retry_fine_cents: b.Cents = 0
+    max_retries: Annotated[int, Field(ge=0, le=100)] = Field(15, description="retries allowed per card")
+    excess_fine_cents: b.Cents = Field(10, description="fine per retry beyond max_retries")
+    do_not_retry_fine_cents: b.Cents = Field(0, description="fine per retry after MAC 03/21")
 
 
 class Retries(_Model):
     """Whether and how the router may try a payment again after a soft decline (off: one attempt each)."""
 
-    enabled: bool = False
-    max_attempts: Annotated[int, Field(ge=1, le=10)] = 3
-    latency_budget_s: Annotated[float, Field(gt=0.0, le=float(b.DAY_S))] = 30.0
-    delays_s: tuple[Annotated[float, Field(gt=0.0, le=float(b.DAY_S))], ...] = Field(
-        default=(2.0, 10.0, 60.0), min_length=1, max_length=8
+    enabled: bool = Field(False, description="false: one attempt per payment (the single-attempt world)")
+    max_attempts: Annotated[int, Field(ge=1, le=10)] = Field(
+        3, description="attempts per payment, the first included"
     )
-    attempt_fee_cents: b.Cents = 2
-    networks: dict[str, NetworkRule] = {
-        "visa": NetworkRule(max_retries=15, excess_fine_cents=10),
-        "mastercard": NetworkRule(max_retries=10, excess_fine_cents=50, do_not_retry_fine_cents=50),
-    }
-    patience_median_s: Annotated[float, Field(gt=0.0, le=float(b.DAY_S))] = 20.0
-    patience_sigma: b.LogSigma = 0.7
+    latency_budget_s: Annotated[float, Field(gt=0.0, le=float(b.DAY_S))] = Field(
+        30.0, description="no attempt starts later than this after the payment arrived"
+    )
+    delays_s: tuple[Annotated[float, Field(gt=0.0, le=float(b.DAY_S))], ...] = Field(
+        default=(2.0, 10.0, 60.0),
+        min_length=1,
+        max_length=8,
+        description="the delays a 'later' retry may take",
+    )
+    attempt_fee_cents: b.Cents = Field(2, description="fee of each attempt after the first")
+    networks: dict[str, NetworkRule] = Field(
+        default={
+            "visa": NetworkRule(max_retries=15, excess_fine_cents=10),
+            "mastercard": NetworkRule(max_retries=10, excess_fine_cents=50, do_not_retry_fine_cents=50),
+        },
+        description="card network -> its reattempt rule (a network not listed fines nothing)",
+    )
+    patience_median_s: Annotated[float, Field(gt=0.0, le=float(b.DAY_S))] = Field(
+        20.0,
+        description="median time a payer waits for retries (lognormal); a retry starting later is abandoned",
+    )
+    patience_sigma: b.LogSigma = Field(0.7, description="log-scale spread of the payer's patience")
     source: str = ""
