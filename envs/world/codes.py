@@ -30,8 +30,8 @@ NACHA return reason (``R01``, ``R02``, ``R03``, ``R10``/``R29`` for unauthorised
 instant rail's or wire's reject the ISO 20022 reason of the same kind (``AM04``, ``AC04``, ``AC03``,
 ``FR01``); a failed rail answers ``rail_unavailable``.
 
-Retries (:class:`RetryState`): a payment's later attempts draw from their own generator, keyed by the payment's
-id, so two policies on one seed give the same payment the same luck on its retries. The issuer approves a retry
+Retries (:class:`RetryState`): every payment is dealt its retry uniforms on arrival, in arrival order, from a
+stream of its own, so two policies on one seed give the same payment the same luck on its retries. The issuer approves a retry
 after a soft reason with the scenario's recovery probability for the way it was retried (``cascade``,
 ``later``, ``step_up``), shifted on the logit scale by how much better or worse the new route is for this
 payment than the one that declined it; a retried fraud is shifted further by ``retry_fraud_logit_offset``.
@@ -153,16 +153,25 @@ class ResponseDesk:
         self._rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(_CODE_STREAM,)))
         self._rows: list[list[float]] = []
         self._row = _BLOCK
+        # retries on: every payment is also dealt its retry uniforms (its payer's patience, then four per retry:
+        # approval, reason, advice, step-up) from a second stream, so the code uniforms stay the same either way
         retries = scenario.retries
-        self._uniforms_per_payment = 1 + 4 * retries.max_attempts
+        self._retry_width = 1 + 4 * (retries.max_attempts - 1) if retries.enabled else 0
+        if self._retry_width:
+            self._retry_rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(_RETRY_STREAM,)))
+            self._retry_rows: list[list[float]] = []
 
     # ------------------------------------------------------------------ every payment
     def deal(self, tx: Transaction) -> None:
         """Give a new payment its two code uniforms (in arrival order, whatever happens to it later)."""
         if self._row == _BLOCK:
             self._rows = self._rng.random((_BLOCK, 2)).tolist()
+            if self._retry_width:
+                self._retry_rows = self._retry_rng.random((_BLOCK, self._retry_width)).tolist()
             self._row = 0
         tx.u_code, tx.u_advice = self._rows[self._row]
+        if self._retry_width:
+            tx.u_retry = self._retry_rows[self._row]
         self._row += 1
 
     def card_code(self, tx: Transaction, why: str, u_code: float, u_advice: float) -> tuple[str, str]:
@@ -194,8 +203,7 @@ class ResponseDesk:
         """The payment's retry memory, made at its first decline: its own uniforms and its payer's patience."""
         st = tx.retry
         if st is None:
-            seq = np.random.SeedSequence(self.seed, spawn_key=(_RETRY_STREAM, tx.id))
-            uniforms = np.random.default_rng(seq).random(self._uniforms_per_payment).tolist()
+            uniforms = tx.u_retry
             r = self.scenario.retries
             z = _NORMAL.inv_cdf(min(max(uniforms[0], 1e-12), 1 - 1e-12))
             st = tx.retry = RetryState(uniforms, r.patience_median_s * math.exp(r.patience_sigma * z))

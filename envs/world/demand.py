@@ -37,7 +37,7 @@ class Transaction:
         "state", "reason", "t_terminal", "t_settled", "latency_s", "revenue_cents", "route_cost_cents",
         "fraud_loss_cents", "sla_penalty_cents", "liquidity_cost_cents", "challenge_cost_cents", "agents",
         "post_state", "features", "cost_quotes", "u_code", "u_advice", "attempt", "response_code",
-        "merchant_advice", "sequence_propensity", "retry", "retry_fee_cents", "network_fine_cents",
+        "merchant_advice", "sequence_propensity", "retry", "retry_fee_cents", "network_fine_cents", "u_retry",
     )  # fmt: skip
 
     def __init__(self) -> None:

@@ -304,7 +304,10 @@ class Payments:
         self.books.code_counts[tx.response_code] += 1
         if not self.retries_on or not route.is_card:
             return False
-        st = codes.retry_state(tx) if not approved or tx.retry is not None else None
+        soft = not approved and tx.response_code in SOFT_CODES
+        st = tx.retry
+        if st is None and soft and self.hub.asks_retries():
+            st = codes.retry_state(tx)
         if st is not None:
             st.codes.append(tx.response_code)
             st.routes.append(route.index)
@@ -312,7 +315,7 @@ class Payments:
                 codes.remember(tx, route, why, tx.response_code, tx.merchant_advice)
         if self.log_attempts:
             self.books.log_attempt(tx, route, approved, why, "first" if tx.attempt == 1 else st.mode)
-        return not approved and tx.response_code in SOFT_CODES
+        return soft
 
     def _card_sla_miss(self, tx) -> None:
         """A card payment's deadline is missed once, however many attempts it took."""
@@ -342,8 +345,8 @@ class Payments:
         env, books, r = self.env, self.books, self.scenario.retries
         st = tx.retry
         elapsed = env.now - tx.t_arrival
-        if tx.attempt >= r.max_attempts or elapsed >= r.latency_budget_s or not self.hub.asks_retries():
-            self._give_up(tx, why)
+        if st is None or tx.attempt >= r.max_attempts or elapsed >= r.latency_budget_s:
+            self._give_up(tx, why)  # the router does not take retries (no retry memory was made), or no budget left
             return
         eligible = self.eligible_routes(tx)
         mask = 0
