@@ -346,7 +346,9 @@ class Payments:
         st = tx.retry
         elapsed = env.now - tx.t_arrival
         if st is None or tx.attempt >= r.max_attempts or elapsed >= r.latency_budget_s:
-            self._give_up(tx, why)  # the router does not take retries (no retry memory was made), or no budget left
+            self._give_up(
+                tx, why
+            )  # the router does not take retries (no retry memory was made), or no budget left
             return
         eligible = self.eligible_routes(tx)
         mask = 0

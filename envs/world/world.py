@@ -23,7 +23,8 @@ Randomness: one ``SeedSequence(seed)`` spawns one generator per component, in a 
 attributes, hidden truth, the per-transaction uniforms behind approval, abandonment, challenge, latency and
 discovery) never depends on what policies do, so two policies on one seed are compared on the same customers.
 Churn thins arrivals with a uniform drawn for every potential arrival from a side stream (as is the draw behind
-switching methods), so at different prices the customers who still come are the same ones.
+switching methods), so at different prices the customers who still come are the same ones. Response codes and
+retries draw from two more side streams, dealt to every payment on arrival (:mod:`payroute.envs.world.codes`).
 """
 
 from __future__ import annotations

@@ -299,3 +299,10 @@ def test_bad_retry_settings_are_refused_naming_the_field():
         load_scenario(BASE, {"response_codes": {"recovery": {"do_not_honor": {"cascade": 1.5}}}})
     with pytest.raises(ConfigError, match=r"retries\.colour"):
         load_scenario(BASE, {"retries": {"colour": 1}})
+
+
+def test_a_world_with_retries_is_the_same_world_on_the_same_seed():
+    runs = [_world({**SMALL, "retries": {"enabled": True}}, RandomRetryRouter(), seed=11) for _ in range(2)]
+    assert runs[0].totals["retry_attempts"] > 0
+    assert runs[0].kpis() == runs[1].kpis() and runs[0].ledger.balances == runs[1].ledger.balances
+    assert runs[0].books.code_counts == runs[1].books.code_counts
