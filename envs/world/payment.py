@@ -237,7 +237,7 @@ class Payments:
         hour = int((tx.t_arrival % DAY_S) // HOUR_S)
         if first:
             books.by_hour_attempts[hour] += 1
-        if tx.family == "card" and env.now > tx.deadline_t and not retry:
+        if tx.family == "card" and env.now > tx.deadline_t:
             self._card_sla_miss(tx)
         if not approved:
             if self.ach_return_days and route.rail == "ach" and why == "declined":
@@ -318,7 +318,7 @@ class Payments:
         return soft
 
     def _card_sla_miss(self, tx) -> None:
-        """A card payment's deadline is missed once, however many attempts it took."""
+        """A card payment misses its deadline at its first late answer, once however many attempts it takes."""
         st = tx.retry
         if st is None:
             self.books.sla_miss(tx)
@@ -336,8 +336,6 @@ class Payments:
         return settle + (back_day - day) * DAY_S
 
     def _give_up(self, tx, why: str) -> None:
-        if tx.family == "card" and self.env.now > tx.deadline_t:
-            self._card_sla_miss(tx)
         self.books.terminate(tx, "failed" if why != "declined" else "declined", why)
 
     def retry(self, tx, route: RouteState, why: str):
@@ -376,8 +374,6 @@ class Payments:
         if elapsed + delay > st.patience_s:
             # the payer stops waiting before the retry would start
             yield env.timeout(max(tx.t_arrival + st.patience_s - env.now, 0.0))
-            if env.now > tx.deadline_t:
-                self._card_sla_miss(tx)
             books.terminate(tx, "abandoned", "patience")
             return
         if delay:

@@ -105,6 +105,9 @@ def test_random_retry_worlds_end_every_payment_once_within_budget_with_balanced_
     assert world.ledger.balance("network_fine") == int(tx.network_fine_cents.sum())
     assert world.ledger.balance("challenge_cost") == int(tx.challenge_cost_cents.sum())
     assert world.totals["retry_attempts"] == int(started.sum())
+    # a late card payment pays its service-level penalty once, however many attempts it took
+    cards = tx[tx.instrument.str.startswith("card")]
+    assert (cards.sla_penalty_cents <= world.scenario.service_level.penalty_cents.get("card", 0)).all()
     # the payment's money adds up to the books' margin
     margin = world.kpis()["margin_usd"] * 100
     assert np.isfinite(margin)
