@@ -113,7 +113,7 @@ class Books:
         self.by_hour_attempts = np.zeros(24, dtype=np.int64)
         self.by_hour_approved = np.zeros(24, dtype=np.int64)
         self.route_counts = Counter()
-        self.code_counts: Counter[str] = Counter()  # route answers by response code, every attempt
+        self.code_counts: Counter[str] = Counter()  # declined and failed route answers by code, every attempt
         # called as listener(tx) when a transaction reaches its terminal state
         self.terminal_listeners: list[Callable[[Transaction], None]] = []
 

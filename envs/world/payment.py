@@ -293,15 +293,17 @@ class Payments:
         """Set the answer's reason code (and log the attempt); True when the router may be asked again."""
         codes = self.codes
         if approved:
-            tx.response_code, tx.merchant_advice = APPROVED, ""
-        elif route.is_card:
-            if tx.attempt == 1:
+            tx.response_code = APPROVED
+            if tx.attempt > 1:
+                tx.merchant_advice = ""
+        else:
+            if not route.is_card:
+                tx.response_code, tx.merchant_advice = codes.bank_code(tx, route, why), ""
+            elif tx.attempt == 1:
                 tx.response_code, tx.merchant_advice = codes.card_code(tx, why, tx.u_code, tx.u_advice)
             else:
                 tx.response_code, tx.merchant_advice = codes.retry_code(tx, why)
-        else:
-            tx.response_code, tx.merchant_advice = codes.bank_code(tx, route, why), ""
-        self.books.code_counts[tx.response_code] += 1
+            self.books.code_counts[tx.response_code] += 1
         if not self.retries_on or not route.is_card:
             return False
         soft = not approved and tx.response_code in SOFT_CODES
