@@ -83,6 +83,12 @@ class AchReturnShares(_Model):
     R10: b.Weight = 0.05
     R29: b.Weight = 0.05
 
+    @model_validator(mode="after")
+    def _some_weight(self) -> AchReturnShares:
+        if sum(getattr(self, c) for c in ACH_RETURN_CODES) <= 0:
+            raise ValueError("ACH return shares: at least one reason needs a weight above 0")
+        return self
+
 
 class ResponseCodes(_Model):
     """Why routes decline: reason shares, the truth's tilt, merchant advice, bank returns, retry recovery."""

@@ -300,6 +300,9 @@ def test_bad_retry_settings_are_refused_naming_the_field():
         load_scenario(BASE, {"retries": {"max_attempts": 0}})
     with pytest.raises(ConfigError, match=r"response_codes\.recovery\.do_not_honor\.cascade"):
         load_scenario(BASE, {"response_codes": {"recovery": {"do_not_honor": {"cascade": 1.5}}}})
+    zero = {c: 0.0 for c in ("R01", "R02", "R03", "R10", "R29")}
+    with pytest.raises(ConfigError, match=r"response_codes\.ach_return_shares.*at least one reason"):
+        load_scenario(BASE, {"response_codes": {"ach_return_shares": zero}})
     with pytest.raises(ConfigError, match=r"retries\.colour"):
         load_scenario(BASE, {"retries": {"colour": 1}})
 
