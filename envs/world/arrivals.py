@@ -68,6 +68,7 @@ class Arrivals:
         if not is_fraud:
             tx.u_switch = float(cols["u_switch"][i])
         self.books.open(tx)
+        self.payments.codes.deal(tx)
         if is_fraud:
             self.fraudster.attempt(tx)
         return self.payments.admit(tx)

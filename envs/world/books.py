@@ -34,6 +34,8 @@ _COST_KEYS = (
     "sla_penalty_cents",
     "liquidity_cost_cents",
     "challenge_cost_cents",
+    "retry_fee_cents",
+    "network_fine_cents",
 )
 
 KPI_FIELDS: tuple[InfoKey, ...] = (
@@ -111,6 +113,7 @@ class Books:
         self.by_hour_attempts = np.zeros(24, dtype=np.int64)
         self.by_hour_approved = np.zeros(24, dtype=np.int64)
         self.route_counts = Counter()
+        self.code_counts: Counter[str] = Counter()  # declined and failed route answers by code, every attempt
         # called as listener(tx) when a transaction reaches its terminal state
         self.terminal_listeners: list[Callable[[Transaction], None]] = []
 
@@ -193,7 +196,22 @@ class Books:
                 "latency_s": tx.latency_s, "revenue_cents": tx.revenue_cents, "route_cost_cents": tx.route_cost_cents,
                 "fraud_loss_cents": 0, "sla_penalty_cents": tx.sla_penalty_cents,
                 "liquidity_cost_cents": tx.liquidity_cost_cents, "challenge_cost_cents": tx.challenge_cost_cents,
+                "attempts": tx.attempt, "response_code": tx.response_code, "merchant_advice": tx.merchant_advice,
+                "sequence_propensity": tx.sequence_propensity, "retry_fee_cents": tx.retry_fee_cents,
+                "network_fine_cents": tx.network_fine_cents,
             }
+        )  # fmt: skip
+
+    def log_attempt(self, tx: Transaction, route: RouteState, approved: bool, why: str, mode: str) -> None:
+        """One row per route answer when retries are on: the attempt, its route and propensity, its code."""
+        self.log.append(
+            {"record": "attempt", "t": self.env.now, "tx_id": tx.id, "t_arrival": tx.t_arrival,
+             "amount_cents": tx.amount_cents, "instrument": tx.instrument, "network": tx.network,
+             "is_fraud": tx.is_fraud, "route": route.name, "route_index": route.index,
+             "route_propensity": tx.route_propensity, "eligible_mask": tx.eligible_mask, "agents": ",".join(tx.agents),
+             "state": "approved" if approved else ("declined" if why == "declined" else "failed"), "reason": why,
+             "latency_s": tx.latency_s, "attempt": tx.attempt, "response_code": tx.response_code,
+             "merchant_advice": tx.merchant_advice, "retry_action": mode}
         )  # fmt: skip
 
     def log_post_settlement(self, tx: Transaction, kind: str, loss: int) -> None:

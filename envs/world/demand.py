@@ -36,7 +36,8 @@ class Transaction:
         "price_cents", "route", "route_propensity", "eligible_mask", "risk_action", "risk_propensity",
         "state", "reason", "t_terminal", "t_settled", "latency_s", "revenue_cents", "route_cost_cents",
         "fraud_loss_cents", "sla_penalty_cents", "liquidity_cost_cents", "challenge_cost_cents", "agents",
-        "post_state", "features", "cost_quotes",
+        "post_state", "features", "cost_quotes", "u_code", "u_advice", "attempt", "response_code",
+        "merchant_advice", "sequence_propensity", "retry", "retry_fee_cents", "network_fine_cents", "u_retry",
     )  # fmt: skip
 
     def __init__(self) -> None:
@@ -62,6 +63,14 @@ class Transaction:
         self.features = None
         self.cost_quotes: dict[int, int] | None = None
         self.u_switch = 1.0  # set for genuine payers: the draw behind switching to a cheaper method
+        # response codes and retries (payroute.envs.world.codes): attempts made, the last answer's reason
+        self.attempt = 0
+        self.response_code = ""
+        self.merchant_advice = ""
+        self.sequence_propensity = 1.0  # product of the propensities of every routing decision on it
+        self.retry = None  # a RetryState once declined with retries enabled
+        self.retry_fee_cents = 0
+        self.network_fine_cents = 0
 
     @property
     def margin_cents(self) -> int:
@@ -72,6 +81,8 @@ class Transaction:
             - self.sla_penalty_cents
             - self.liquidity_cost_cents
             - self.challenge_cost_cents
+            - self.retry_fee_cents
+            - self.network_fine_cents
         )
 
     def __repr__(self) -> str:

@@ -13,6 +13,12 @@ One table, one row per record; the ``record`` column says which kind of row it i
 
 The column list, types and meanings are :data:`LOG_COLUMNS`; :data:`LOG_SCHEMA_VERSION` changes whenever
 they do. Off-policy evaluation reads ``transaction`` rows.
+
+Response codes and retries add :data:`CODE_FIELDS` (a world with retries enabled adds them to its log before
+the first row; any log can be made with them as ``extra_fields``): on ``transaction`` rows the number of
+attempts, the last answer's reason and merchant advice, the product of the routing decisions' propensities and
+the retry fees and fines; and a fifth kind of row, ``attempt`` (retries enabled): one per route answer, with its
+route, the propensity of the decision that sent it, its attempt number, code, advice and how it was sent.
 """
 
 from __future__ import annotations
@@ -91,6 +97,31 @@ LOG_SCHEMA = pa.schema(
 )
 
 
+CODE_FIELDS: tuple[pa.Field, ...] = tuple(
+    pa.field(name, typ, nullable=True, metadata={"unit": unit, "doc": doc})
+    for name, typ, unit, doc in (
+        ("attempt", pa.int64(), "", "attempt rows: the attempt's number (1 = the first routing decision)"),
+        ("attempts", pa.int64(), "", "transaction rows: attempts made (0 if never routed)"),
+        (
+            "response_code",
+            pa.string(),
+            "",
+            "the route's reason code (approved, insufficient_funds, R01, ...)",
+        ),
+        ("merchant_advice", pa.string(), "01|02|03", "Mastercard merchant advice code (empty if none)"),
+        (
+            "retry_action",
+            pa.string(),
+            "first|cascade|later|step_up",
+            "attempt rows: how the attempt was sent",
+        ),
+        ("sequence_propensity", pa.float64(), "0..1", "product of the propensities of the routing decisions"),
+        ("retry_fee_cents", pa.int64(), "cents", "fees of the attempts after the first"),
+        ("network_fine_cents", pa.int64(), "cents", "card network fines for excessive or forbidden retries"),
+    )
+)
+"""Columns of the response codes and attempts (see the module docstring)."""
+
 GROUP_ROWS = 65_536  # rows per Parquet row group (the last one of a file fewer)
 # values (rows x columns) buffered before they become an Arrow table: 16,384 rows of the plain schema
 FLUSH_CELLS = 16_384 * len(LOG_COLUMNS)
@@ -119,17 +150,15 @@ class EventLog:
         clash = sorted({f.name for f in added} & set(LOG_COLUMN_NAMES))
         if clash:
             raise ValueError(f"extra log columns {clash} clash with the event log schema")
-        self.schema = pa.schema([*LOG_SCHEMA, *added], metadata=LOG_SCHEMA.metadata) if added else LOG_SCHEMA
-        self.column_names = list(self.schema.names)
-        # the columns filled from the row dicts passed to append()
-        self._row_names = [*LOG_COLUMN_NAMES, *(f.name for f in extra_fields)]
+        self._extra_fields = list(extra_fields)
+        self._block_fields = list(block_fields)
+        self._set_schema()
         # a buffer holds about FLUSH_CELLS values however wide the rows are: the row-dict ones are Python objects
         # (about 32 bytes each), and the buffer sets the peak memory (3 days logged with the routing observation: 948 MB at 65,536 rows a
         # buffer, 461 MB at 4,228)
         self.flush_rows = (
             flush_rows if flush_rows is not None else max(1024, FLUSH_CELLS // len(self.column_names))
         )
-        self._cols: dict[str, list] = {name: [] for name in self._row_names}
         self._n = 0
         # Parquet row groups are bigger than a buffer's worth: the writer keeps every column chunk's metadata
         # (about 0.9 KB each) until it closes, so 4,000-row groups of 155 columns grew by 275 MB a month of days
@@ -140,6 +169,24 @@ class EventLog:
         self._file: AtomicFile | None = None
         self._tables: list[pa.Table] = []
         self.rows_written = 0
+
+    def _set_schema(self) -> None:
+        added = [*self._extra_fields, *self._block_fields]
+        self.schema = pa.schema([*LOG_SCHEMA, *added], metadata=LOG_SCHEMA.metadata) if added else LOG_SCHEMA
+        self.column_names = list(self.schema.names)
+        # the columns filled from the row dicts passed to append()
+        self._row_names = [*LOG_COLUMN_NAMES, *(f.name for f in self._extra_fields)]
+        self._cols: dict[str, list] = {name: [] for name in self._row_names}
+
+    def add_fields(self, fields: Sequence[pa.Field]) -> None:
+        """Add row-dict columns (those not there yet) before the first row is appended."""
+        new = [f for f in fields if f.name not in self.column_names]
+        if not new:
+            return
+        if self._n or self.rows_written:
+            raise ValueError("columns can be added to an event log only before its first row")
+        self._extra_fields += new
+        self._set_schema()
 
     def append(self, row: dict) -> None:
         cols = self._cols

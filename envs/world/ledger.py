@@ -13,7 +13,8 @@ so the sum of all account balances is zero at every instant. Accounts the world 
 ``customer_funds``                customer money we hold for payouts (and reimbursements)
 ``equity``                        opening balances
 ``fee_revenue``                   what we charge (credit balance)
-``route_cost`` ...                costs: route fees, fraud losses, SLA penalties, liquidity, challenges
+``route_cost`` ...                costs: route fees, fraud losses, SLA penalties, liquidity, challenges,
+                                  retry fees and network fines
 ``memo:opportunity``              contra account of opportunity cost (economic, not cash)
 ``memo:delay``                    contra account of the delay cost of payouts queued for funds (economic)
 ================================  ===============================================================
@@ -43,6 +44,8 @@ COST_ACCOUNTS = (
     "challenge_cost",
     "treasury_cost",
     "delay_cost",
+    "retry_fee",
+    "network_fine",
 )
 
 

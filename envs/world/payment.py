@@ -12,6 +12,12 @@ it, or fails it when its hidden health is bad (:meth:`~payroute.envs.world.rails
 Approved card payments are captured at once and settle in the processor's hourly batch after the settlement
 delay; bank payouts settle when their rail settles (ACH at its window). A settled fraud is handed to
 :class:`~payroute.envs.world.discovery.Discovery`.
+
+Every answer carries a reason code (:mod:`payroute.envs.world.codes`). With the scenario's ``retries`` enabled,
+a card payment softly declined goes back to the router (:meth:`Payments.retry`), which may send it again on
+another route now, on the same route after a delay, after a step-up challenge, or give up; each extra attempt
+pays the scenario's fee, and network fines where the card network's rule is broken. The payer waits for the
+retries only as long as their patience lasts. A payment still ends in exactly one terminal state.
 """
 
 from __future__ import annotations
@@ -23,7 +29,17 @@ from collections.abc import Callable
 from payroute.envs.scenarios.schema import Scenario
 from payroute.envs.world.books import Books
 from payroute.envs.world.clock import DAY_S, HOUR_S
-from payroute.envs.world.decisions import ALLOW, BLOCK, CHALLENGE, DecisionHub, InvalidActionError
+from payroute.envs.world.codes import APPROVED, DO_NOT_RETRY_ADVICE, SOFT_CODES, ResponseDesk
+from payroute.envs.world.decisions import (
+    ALLOW,
+    BLOCK,
+    CHALLENGE,
+    RETRY_KINDS,
+    DecisionHub,
+    InvalidActionError,
+    RetryAction,
+    RetryRequest,
+)
 from payroute.envs.world.demand import Transaction
 from payroute.envs.world.discovery import Discovery
 from payroute.envs.world.liquidity import Liquidity
@@ -44,6 +60,7 @@ class Payments:
         discovery: Discovery,
         market: Market,
         arrivals_open: Callable[[], bool],
+        seed: int = 0,
     ) -> None:
         self.env = books.env
         self.scenario = scenario
@@ -65,6 +82,10 @@ class Payments:
         self.outcome_listeners: list[Callable[[Transaction, RouteState, bool, str], None]] = []
         # the pricer is credited with every payment it priced, when someone sets prices
         self.pricing_agents: tuple[str, ...] = (hub.agent_ids["price"],) if hub.answers("price") else ()
+        self.codes = ResponseDesk(scenario, seed)
+        self.retries_on = scenario.retries.enabled
+        self.log_attempts = self.retries_on and books.log is not None
+        self.ach_return_days = scenario.response_codes.ach_return_business_days
 
     # ------------------------------------------------------------------ quote, risk, route
     def eligible_routes(self, tx: Transaction) -> list[RouteState]:
@@ -145,6 +166,8 @@ class Payments:
             )
         tx.route = action
         tx.route_propensity = prop
+        tx.sequence_propensity = prop
+        tx.attempt = 1
         route = self.routes[action]
         books.route_counts[route.name] += 1
         self.env.process(self.send(tx, route))
@@ -201,17 +224,31 @@ class Payments:
             yield env.timeout(latency)
         tx.latency_s = env.now - tx.t_arrival
 
-        approved, why = route.answer(tx)
+        first = tx.attempt == 1
+        st = tx.retry
+        if first:
+            approved, why = route.answer(tx)
+        else:
+            approved, why = self.codes.retry_answer(tx, route, st.mode)
+        retry = self._answer_code(tx, route, approved, why)
         route.observe(approved, tx.latency_s)
         for listener in self.outcome_listeners:
             listener(tx, route, approved, why)
         hour = int((tx.t_arrival % DAY_S) // HOUR_S)
-        books.by_hour_attempts[hour] += 1
+        if first:
+            books.by_hour_attempts[hour] += 1
         if tx.family == "card" and env.now > tx.deadline_t:
-            books.sla_miss(tx)
+            self._card_sla_miss(tx)
         if not approved:
+            if self.ach_return_days and route.rail == "ach" and why == "declined":
+                # the return reaches us days after the payout settled; the funds are out until then
+                back = self._ach_return_time(route, env.now)
+                yield env.timeout(back - env.now)
             if acct is not None:
                 liquidity.undraw(tx, acct)
+            if retry:
+                yield from self.retry(tx, route, why)
+                return
             books.terminate(tx, "failed" if why != "declined" else "declined", why)
             return
         books.by_hour_approved[hour] += 1
@@ -250,6 +287,156 @@ class Payments:
         books.terminate(tx, "settled", "")
         if tx.is_fraud:
             self.discovery.schedule(tx, route)
+
+    # ------------------------------------------------------------------ codes and retries
+    def _answer_code(self, tx, route: RouteState, approved: bool, why: str) -> bool:
+        """Set the answer's reason code (and log the attempt); True when the router may be asked again."""
+        codes = self.codes
+        if approved:
+            tx.response_code = APPROVED
+            if tx.attempt > 1:
+                tx.merchant_advice = ""
+        else:
+            if not route.is_card:
+                tx.response_code, tx.merchant_advice = codes.bank_code(tx, route, why), ""
+            elif tx.attempt == 1:
+                tx.response_code, tx.merchant_advice = codes.card_code(tx, why, tx.u_code, tx.u_advice)
+            else:
+                tx.response_code, tx.merchant_advice = codes.retry_code(tx, why)
+            self.books.code_counts[tx.response_code] += 1
+        if not self.retries_on or not route.is_card:
+            return False
+        soft = not approved and tx.response_code in SOFT_CODES
+        st = tx.retry
+        if st is None and soft and self.hub.asks_retries():
+            st = codes.retry_state(tx)
+        if st is not None:
+            st.codes.append(tx.response_code)
+            st.routes.append(route.index)
+            if not approved:
+                codes.remember(tx, route, why, tx.response_code, tx.merchant_advice)
+        if self.log_attempts:
+            self.books.log_attempt(tx, route, approved, why, "first" if tx.attempt == 1 else st.mode)
+        return soft
+
+    def _card_sla_miss(self, tx) -> None:
+        """A card payment misses its deadline at its first late answer, once however many attempts it takes."""
+        st = tx.retry
+        if st is None:
+            self.books.sla_miss(tx)
+        elif not st.sla_missed:
+            st.sla_missed = True
+            self.books.sla_miss(tx)
+
+    def _ach_return_time(self, route: RouteState, t: float) -> float:
+        """When the return of an ACH payout submitted at ``t`` arrives: business days after it settles."""
+        settle = route.settlement_time(t)
+        cal, shift = route.calendar, route.window_shift
+        local = settle + shift
+        day = int(local // DAY_S)
+        back_day = cal.next_business_day(day, self.ach_return_days)
+        return settle + (back_day - day) * DAY_S
+
+    def _give_up(self, tx, why: str) -> None:
+        self.books.terminate(tx, "failed" if why != "declined" else "declined", why)
+
+    def retry(self, tx, route: RouteState, why: str):
+        """Ask the router again about ``tx``, softly declined on ``route``, and carry out its answer."""
+        env, books, r = self.env, self.books, self.scenario.retries
+        st = tx.retry
+        elapsed = env.now - tx.t_arrival
+        if st is None or tx.attempt >= r.max_attempts or elapsed >= r.latency_budget_s:
+            self._give_up(
+                tx, why
+            )  # the router does not take retries (no retry memory was made), or no budget left
+            return
+        eligible = self.eligible_routes(tx)
+        mask = 0
+        for e in eligible:
+            mask |= 1 << e.index
+        request = RetryRequest(
+            tx=tx, eligible=eligible, attempt=tx.attempt, codes=tuple(st.codes), routes=tuple(st.routes),
+            merchant_advice=tx.merchant_advice, elapsed_s=elapsed, budget_left_s=r.latency_budget_s - elapsed,
+            attempts_left=r.max_attempts - tx.attempt, delays_s=r.delays_s,
+        )  # fmt: skip
+        action, prop = yield from self.hub.ask(
+            "route", request, info={"eligible": eligible, "retry": request}, listeners=False
+        )
+        action = self._checked(action, route, mask, tx)
+        if action is None:  # an outside router that cannot mask chose an ineligible route
+            books.terminate(tx, "declined", "invalid_action")
+            return
+        if action.kind == "give_up":
+            self._give_up(tx, why)
+            return
+        delay = r.delays_s[action.delay_index] if action.kind == "later" else 0.0
+        if elapsed + delay >= r.latency_budget_s:
+            self._give_up(tx, why)  # no attempt may start after the latency budget
+            return
+        if elapsed + delay > st.patience_s:
+            # the payer stops waiting before the retry would start
+            yield env.timeout(max(tx.t_arrival + st.patience_s - env.now, 0.0))
+            books.terminate(tx, "abandoned", "patience")
+            return
+        if delay:
+            yield env.timeout(delay)
+        if action.kind == "step_up":
+            books.book(tx, "challenge_cost", self.scenario.risk.challenge_cost_cents, "bank:operating")
+            u = st.uniform()
+            if tx.is_fraud:
+                if u >= self.scenario.fraud.patterns[tx.pattern].challenge_pass_probability:
+                    books.terminate(tx, "blocked", "challenge_failed")
+                    return
+            elif u < self.scenario.risk.challenge_abandon_probability:
+                books.terminate(tx, "abandoned", "challenge")
+                return
+        # the extra attempt's fee, and the network's fine if its rule is broken, each booked once
+        st.retries += 1
+        books.totals["retry_attempts"] += 1
+        books.book(tx, "retry_fee", r.attempt_fee_cents, "bank:operating")
+        rule = r.networks.get(tx.network)
+        if rule is not None:
+            fine = rule.excess_fine_cents if st.retries > rule.max_retries else 0
+            if tx.merchant_advice in DO_NOT_RETRY_ADVICE:
+                fine += rule.do_not_retry_fine_cents
+            books.book(tx, "network_fine", fine, "bank:operating")
+        new = route if action.route < 0 else self.routes[action.route]
+        st.mode = action.kind
+        tx.attempt += 1
+        tx.route = new.index
+        tx.route_propensity = prop
+        tx.sequence_propensity *= prop
+        tx.eligible_mask = mask
+        yield from self.send(tx, new)
+
+    def _checked(self, action, route: RouteState, mask: int, tx) -> RetryAction | None:
+        """The router's retry answer if the world can carry it out (``None``: an outside router's masked route)."""
+        if not isinstance(action, RetryAction) or action.kind not in RETRY_KINDS:
+            raise InvalidActionError(
+                f"a retry decision must be a RetryAction with kind in {RETRY_KINDS}, got {action!r}"
+            )
+        if action.kind == "later":
+            if action.route not in (-1, route.index):
+                raise InvalidActionError(
+                    f"a 'later' retry goes to the same route ({route.index}), got {action.route}"
+                )
+            if not 0 <= action.delay_index < len(self.scenario.retries.delays_s):
+                raise InvalidActionError(
+                    f"delay_index {action.delay_index} is not one of the scenario's "
+                    f"{len(self.scenario.retries.delays_s)} retry delays"
+                )
+        elif action.kind == "cascade" or (action.kind == "step_up" and action.route >= 0):
+            ok = 0 <= action.route < len(self.routes) and (mask >> action.route) & 1
+            if action.kind == "cascade" and action.route == route.index:
+                raise InvalidActionError(f"a cascade goes to another route than {route.index}; use 'later'")
+            if not ok:
+                if self.hub.is_external("route") and action.route == -1:
+                    return None
+                raise InvalidActionError(
+                    f"route {action.route} is not eligible for the retry of transaction {tx.id}; "
+                    f"eligible: {[i for i in range(len(self.routes)) if (mask >> i) & 1]}"
+                )
+        return action
 
     def start_card_settlement(self, route: RouteState) -> None:
         route.settling = True

@@ -23,7 +23,8 @@ Randomness: one ``SeedSequence(seed)`` spawns one generator per component, in a 
 attributes, hidden truth, the per-transaction uniforms behind approval, abandonment, challenge, latency and
 discovery) never depends on what policies do, so two policies on one seed are compared on the same customers.
 Churn thins arrivals with a uniform drawn for every potential arrival from a side stream (as is the draw behind
-switching methods), so at different prices the customers who still come are the same ones.
+switching methods), so at different prices the customers who still come are the same ones. Response codes and
+retries draw from two more side streams, dealt to every payment on arrival (:mod:`payroute.envs.world.codes`).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from payroute.envs.world.customers import FAMILY_INDEX, Offer
 from payroute.envs.world.decisions import DecisionHub, DecisionPoint, InvalidActionError
 from payroute.envs.world.demand import LegitimateDemand, Transaction, TransactionFactory
 from payroute.envs.world.discovery import Discovery
-from payroute.envs.world.eventlog import EventLog
+from payroute.envs.world.eventlog import CODE_FIELDS, EventLog
 from payroute.envs.world.fraud import FraudsterBook, FraudStreams
 from payroute.envs.world.ledger import Ledger
 from payroute.envs.world.liquidity import Liquidity
@@ -56,7 +57,8 @@ from payroute.errors import PayrouteError
 __all__ = ["FAMILY_INDEX", "InvalidActionError", "PaymentWorld"]
 
 _RNG_STREAMS = ("demand", "fraud", "inflows", "health", "policy")
-# side streams spawned by key, so adding them left every stream above unchanged
+# side streams spawned by key, so adding them left every stream above unchanged (2002 and 2003: response codes
+# and retries, payroute.envs.world.codes)
 _CUSTOMER_STREAM, _COMPETITOR_STREAM = 2000, 2001
 
 
@@ -161,8 +163,11 @@ class PaymentWorld:
         )  # fmt: skip
         self.discovery = Discovery(scenario, self.fraud, self.fraudster, books, self.liquidity)
         self.payments = Payments(
-            scenario, self.routes, self.hub, books, self.liquidity, self.discovery, self.market, is_open
-        )
+            scenario, self.routes, self.hub, books, self.liquidity, self.discovery, self.market, is_open,
+            self.seed,
+        )  # fmt: skip
+        if log is not None and scenario.retries.enabled:
+            log.add_fields(CODE_FIELDS)
         self.arrivals_desk = Arrivals(
             env, scenario, self.factory, self.demand, self.fraud, self.fraudster, self.market, books,
             self.payments, self.hub, self.rngs, self._side_rng(_CUSTOMER_STREAM), self.horizon_s,
