@@ -224,8 +224,13 @@ def baselines(
         bool, typer.Option("--markdown", help="Print the summary as a Markdown table.")
     ] = False,
     out: Annotated[Path | None, typer.Option(help="Write the per-seed runs to this Parquet file.")] = None,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(help="Run the worlds on this Ray cluster (HOST:PORT) instead of local processes."),
+    ] = None,
 ) -> None:
     """Every routing baseline and the oracle on the same seeds: KPIs with paired 95% intervals."""
+    from payroute.experiments.cluster import ray_executor
     from payroute.experiments.console import print_baselines
     from payroute.policies.compare import run_paired, summarise
 
@@ -236,11 +241,12 @@ def baselines(
     overrides = {"volume_scale": volume_scale} if volume_scale is not None else None
     what = f"{scenario}: {len(names)} policies x {seeds} seeds"
     seed_list = list(range(first_seed, first_seed + seeds))
-    with progress_bar(disable=json_out or markdown) as report:
+    with ray_executor(ray_address) as executor, progress_bar(disable=json_out or markdown) as report:
         report(what, 0, len(names) * seeds)  # the bar shows before the first run ends
         runs = run_paired(
-            scenario, names, seed_list, days, risk, overrides, workers, lambda d, t: report(what, d, t)
-        )
+            scenario, names, seed_list, days, risk, overrides, workers, lambda d, t: report(what, d, t),
+            executor=executor,
+        )  # fmt: skip
     table = summarise(runs)
     if out is not None:
         with atomic_path(out) as tmp:
@@ -277,6 +283,12 @@ def review(
             help="A trusted Ed25519 public key (payroute keygen); repeatable. The zoo's is trusted."
         ),
     ] = None,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            help="Run the stress worlds on this Ray cluster (HOST:PORT) instead of local processes."
+        ),
+    ] = None,
 ) -> None:
     """Review a policy bundle: integrity, off-policy estimates, stress suite, constraints. Exit 0 pass, 1 fail,
     2 could not review."""
@@ -285,7 +297,9 @@ def review(
     from payroute.policies.review import EXIT_ERROR, error_summary
 
     try:
-        result = run_review(bundle, logs, champion, config, report, json_out, tuple(trusted_key or ()))
+        result = run_review(
+            bundle, logs, champion, config, report, json_out, tuple(trusted_key or ()), ray_address
+        )
     except PayrouteError as exc:
         print_error("could not review:", exc)
         if json_out is not None and not json_out.is_dir():
@@ -352,14 +366,21 @@ def evaluate(
         ),
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(help="Run the worlds on this Ray cluster (HOST:PORT) instead of local processes."),
+    ] = None,
 ) -> None:
     """The trained policy, the baselines and the oracle on the same held-out seeds: KPIs with paired 95% intervals."""
+    from payroute.experiments.cluster import ray_executor
     from payroute.experiments.console import print_evaluation
     from payroute.experiments.evaluate import evaluate_run
 
     names = [s.strip() for s in scenarios.split(",") if s.strip()] if scenarios else None
-    with progress_bar(evaluating, disable=json_out) as report:
-        result = evaluate_run(run_dir, names, seeds, first_seed, workers, out, report, checkpoint)
+    with ray_executor(ray_address) as executor, progress_bar(evaluating, disable=json_out) as report:
+        result = evaluate_run(
+            run_dir, names, seeds, first_seed, workers, out, report, checkpoint, executor=executor
+        )
     if json_out:
         sys.stdout.write((result.out / "summary.json").read_text() + "\n")
         return

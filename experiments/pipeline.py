@@ -36,19 +36,23 @@ def run_review(
     report: Path | None,
     json_out: Path | None,
     trusted_keys: tuple[Path, ...] = (),
+    ray_address: str | None = None,
 ) -> ReviewResult:
     """Review ``bundle`` with a progress bar; write the HTML report and the JSON summary where asked (both
-    paths checked before the review starts, both files written whole or not at all)."""
+    paths checked before the review starts, both files written whole or not at all). ``ray_address``: the
+    stress worlds run on that Ray cluster."""
+    from payroute.experiments.cluster import ray_executor
     from payroute.files import check_output_file
     from payroute.policies.review import load_review_config, review_bundle
 
     check_output_file(report, "--report")
     check_output_file(json_out, "--json")
     cfg = load_review_config(config)
-    with progress_bar() as progress:
+    with ray_executor(ray_address) as executor, progress_bar() as progress:
         result = review_bundle(
-            bundle, logs=logs, champion=champion, config=cfg, progress=progress, trusted_keys=trusted_keys
-        )
+            bundle, logs=logs, champion=champion, config=cfg, progress=progress, trusted_keys=trusted_keys,
+            executor=executor,
+        )  # fmt: skip
     if report is not None:
         from payroute.policies.review.report import write_html
 

@@ -14,6 +14,7 @@ the network must still give finite logits and an allowed action, which ``payrout
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 import time
@@ -98,6 +99,7 @@ class BundlePolicy:
         self.limits = limits
         self.trusted_keys = trusted_keys
         self.source = source
+        self.onnx_sha256 = hashlib.sha256(onnx_bytes).hexdigest()  # the graph this object runs
         self.decision_kind = card.decision_kind
         self.obs_dim = card.io.obs_dim
         self.n_actions = card.io.n_actions

@@ -47,6 +47,7 @@ from payroute.errors import PayrouteError
 from payroute.files import atomic_write_text
 from payroute.policies.bundle import BundlePolicy
 from payroute.policies.bundle.binding import check_bundle_fits_scenario
+from payroute.policies.compare import Executor
 from payroute.policies.logs import LoggedDecisions, read_logged_decisions, route_loss_classes
 from payroute.policies.review.checks import FAIL, NOT_RUN, PASS, Check, status
 from payroute.policies.review.config import (
@@ -60,6 +61,7 @@ from payroute.policies.review.constraints import (
     Contexts,
     run_constraint_checks,
 )
+from payroute.policies.review.governance import governance_record, review_digests
 from payroute.policies.review.integrity import load_for_review, review_keys, signature_check
 from payroute.policies.review.ope import ESTIMATORS, OPEResult, evaluate_policy
 from payroute.policies.review.stress import StressResult, run_stress_suite
@@ -88,6 +90,7 @@ class ReviewResult:
     wall_s: float = 0.0
     versions: dict[str, str] = field(default_factory=dict)
     signature: dict[str, Any] = field(default_factory=dict)
+    digests: dict[str, Any] = field(default_factory=dict)  # what was reviewed, pinned (governance.py)
 
     @property
     def failed(self) -> list[Check]:
@@ -107,6 +110,7 @@ class ReviewResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "governance": governance_record(self),
             "verdict": self.verdict,
             "exit_code": self.exit_code,
             "bundle": self.bundle,
@@ -158,10 +162,12 @@ def review_bundle(
     config: ReviewConfig | None = None,
     progress: Callable[[str, int, int], None] | None = None,
     trusted_keys: tuple[str | Path, ...] = (),
+    executor: Executor | None = None,
 ) -> ReviewResult:
     """Review a bundle; raises :class:`~payroute.errors.PayrouteError` when it cannot be reviewed.
 
-    ``trusted_keys`` (public key files) are trusted besides the config's ``integrity.trusted_keys``."""
+    ``trusted_keys`` (public key files) are trusted besides the config's ``integrity.trusted_keys``;
+    ``executor`` runs the stress worlds elsewhere (a Ray cluster: ``--ray-address``)."""
     config = config or load_review_config()
     start = time.perf_counter()
     started = datetime.now(UTC).isoformat(timespec="seconds")
@@ -170,6 +176,7 @@ def review_bundle(
     # 1. integrity: refuses (exit 2) a bundle that is tampered with (an invalid signature included), incomplete,
     # unsafe, or does not fit the world; says who signed it
     keys = review_keys(config.integrity, tuple(trusted_keys))
+    digests = review_digests(bundle, champion, logs, config)  # before loading: what is reviewed is pinned
     policy = load_for_review(bundle, config.integrity, keys)
     checks.append(
         Check(
@@ -238,7 +245,9 @@ def review_bundle(
         )
     elif config.stress.enabled:
         stress_progress = None if progress is None else (lambda d, t: progress("stress suite", d, t))
-        stress = run_stress_suite(policy, config.stress, champion=champ, progress=stress_progress)
+        stress = run_stress_suite(
+            policy, config.stress, champion=champ, progress=stress_progress, executor=executor
+        )
         checks += stress_checks(stress, config.stress)
     else:
         checks.append(Check("stress", "stress_suite", NOT_RUN, "disabled in the review config"))
@@ -290,6 +299,7 @@ def review_bundle(
         started=started,
         wall_s=time.perf_counter() - start,
         versions=_versions(),
+        digests=digests,
     )
 
 
