@@ -35,6 +35,15 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+# options several commands share
+RayAddress = Annotated[
+    str | None,
+    typer.Option(help="Run the worlds on this Ray cluster (HOST:PORT) instead of local processes."),
+]
+MlflowUri = Annotated[
+    str | None, typer.Option(help="Register the bundle's ONNX model, card and ML-BOM (and the review) at this "
+                             "MLflow tracking URI (docs/review.md).")
+]  # fmt: skip
 scenarios_app = typer.Typer(
     help="List the shipped scenarios, or show one resolved.", invoke_without_command=True
 )
@@ -224,10 +233,7 @@ def baselines(
         bool, typer.Option("--markdown", help="Print the summary as a Markdown table.")
     ] = False,
     out: Annotated[Path | None, typer.Option(help="Write the per-seed runs to this Parquet file.")] = None,
-    ray_address: Annotated[
-        str | None,
-        typer.Option(help="Run the worlds on this Ray cluster (HOST:PORT) instead of local processes."),
-    ] = None,
+    ray_address: RayAddress = None,
 ) -> None:
     """Every routing baseline and the oracle on the same seeds: KPIs with paired 95% intervals."""
     from payroute.experiments.cluster import ray_executor
@@ -283,12 +289,8 @@ def review(
             help="A trusted Ed25519 public key (payroute keygen); repeatable. The zoo's is trusted."
         ),
     ] = None,
-    ray_address: Annotated[
-        str | None,
-        typer.Option(
-            help="Run the stress worlds on this Ray cluster (HOST:PORT) instead of local processes."
-        ),
-    ] = None,
+    ray_address: RayAddress = None,
+    mlflow: MlflowUri = None,
 ) -> None:
     """Review a policy bundle: integrity, off-policy estimates, stress suite, constraints. Exit 0 pass, 1 fail,
     2 could not review."""
@@ -297,6 +299,10 @@ def review(
     from payroute.policies.review import EXIT_ERROR, error_summary
 
     try:
+        if mlflow is not None:
+            from payroute.experiments.registry import check_records
+
+            check_records(None, mlflow)
         result = run_review(
             bundle, logs, champion, config, report, json_out, tuple(trusted_key or ()), ray_address
         )
@@ -307,6 +313,14 @@ def review(
                 atomic_write_text(json_out, json.dumps(error_summary(bundle, str(exc)), indent=2) + "\n")
         raise typer.Exit(code=EXIT_ERROR) from None
     print_review(result, report, json_out)
+    if mlflow is not None:
+        from payroute.experiments.registry import write_records
+
+        try:
+            write_records([bundle], None, mlflow, result.to_dict(), report, say=console.print)
+        except PayrouteError as exc:
+            print_error("reviewed, but not registered:", exc)
+            raise typer.Exit(code=EXIT_ERROR) from None
     raise typer.Exit(code=result.exit_code)
 
 
@@ -366,10 +380,7 @@ def evaluate(
         ),
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
-    ray_address: Annotated[
-        str | None,
-        typer.Option(help="Run the worlds on this Ray cluster (HOST:PORT) instead of local processes."),
-    ] = None,
+    ray_address: RayAddress = None,
 ) -> None:
     """The trained policy, the baselines and the oracle on the same held-out seeds: KPIs with paired 95% intervals."""
     from payroute.experiments.cluster import ray_executor
@@ -441,14 +452,22 @@ def export(
         Path | None,
         typer.Option(help="Sign the bundle with this Ed25519 private key (payroute keygen): signature.json."),
     ] = None,
+    ml_bom: Annotated[
+        Path | None,
+        typer.Option(help="Also write the model card(s) as a CycloneDX 1.6 ML-BOM (JSON) to this file."),
+    ] = None,
+    mlflow: MlflowUri = None,
 ) -> None:
     """Export a run's learned policies as bundles (ONNX + card.json + golden vectors + checksums), no pickle."""
     from payroute.experiments.console import print_export
     from payroute.experiments.export import export_run
+    from payroute.experiments.registry import check_records, write_records
 
+    check_records(ml_bom, mlflow)  # before any work
     with err_console.status(EXPORTING):
         written, skipped = export_run(run_dir, out, checkpoint, parity, sign_key=sign_key)
     print_export(written, skipped, sign_key)
+    write_records(list(written.values()), ml_bom, mlflow, say=console.print)
 
 
 @app.command()
