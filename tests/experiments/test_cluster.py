@@ -1,4 +1,6 @@
-"""The paired-comparison engine on a Ray head on loopback: the same seeds give the same numbers as local workers."""
+"""The paired-comparison engine on a Ray head on loopback: the same seeds give the same numbers as local workers
+(``payroute review`` with a zip bundle, ``payroute baselines``, ``whatif.compare``), bundles shipped as bytes and
+verified again in the workers."""
 
 from __future__ import annotations
 
@@ -25,12 +27,13 @@ from payroute.errors import PayrouteError
 from payroute.experiments import whatif
 from payroute.experiments.cli import app
 from payroute.experiments.cluster import ray_executor
-from payroute.policies.compare import Run, bundle_policy, run_all, run_one, ship_bundles
-from payroute.policies.review.stress import StressConfig, run_stress_suite
+from payroute.policies.compare import Run, bundle_policy, run_one, ship_bundles
 
 pytestmark = pytest.mark.slow
 
 ROUTER = Path(__file__).resolve().parents[2] / "policies" / "zoo" / "router"
+QUICK_CONSTRAINTS = {"random_contexts": 200, "latency_decisions": 200, "latency_p99_ms": 60_000.0,
+                     "simulated": {"volume_multiplier": 0.02}}  # fmt: skip
 TINY = {
     "scenarios": ["processor_outage"],
     "seeds": 2,
@@ -53,39 +56,37 @@ def _stop(proc: subprocess.Popen) -> None:
         except ProcessLookupError:
             break
         try:
-            proc.wait(timeout=20)
+            proc.wait(timeout=5)
             break
         except subprocess.TimeoutExpired:
             continue
 
 
 @pytest.fixture(scope="module")
-def head():
+def head(tmp_path_factory):
     """A Ray head on 127.0.0.1 with two CPUs and a fresh token, stopped at the end; yields its address."""
-    port, client_port = _free_port(), _free_port()
+    ports = [_free_port() for _ in range(6)]
     token = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16)}
     ray_tmp = tempfile.mkdtemp(prefix="pr-ray-", dir="/tmp")  # Ray's socket paths must stay short
-    proc = subprocess.Popen(
-        [str(Path(sys.executable).with_name("ray")), "start", "--head", f"--port={port}",
-         f"--ray-client-server-port={client_port}", "--node-ip-address=127.0.0.1", "--num-cpus=2",
-         "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={ray_tmp}", "--block"],
-        env={**os.environ, **token}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )  # fmt: skip
+    log = tmp_path_factory.mktemp("ray") / "head.log"
+    with open(log, "w") as out:
+        # every agent port given: the raylet then need not wait for the agents to report theirs
+        proc = subprocess.Popen(
+            [str(Path(sys.executable).with_name("ray")), "start", "--head", f"--port={ports[0]}",
+             f"--ray-client-server-port={ports[1]}", f"--metrics-export-port={ports[2]}",
+             f"--dashboard-agent-grpc-port={ports[3]}", f"--dashboard-agent-listen-port={ports[4]}",
+             f"--runtime-env-agent-port={ports[5]}", "--node-ip-address=127.0.0.1", "--num-cpus=2",
+             "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={ray_tmp}", "--block"],
+            env={**os.environ, **token}, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
     saved = {k: os.environ.get(k) for k in token}
     os.environ.update(token)  # the driver (this process) connects with the same token
     try:
-        address = f"127.0.0.1:{port}"
-        deadline = time.time() + 60
-        while True:  # the head takes a few seconds to accept drivers
-            try:
-                with ray_executor(address):
-                    break
-            except PayrouteError:
-                if time.time() > deadline:
-                    raise
-                time.sleep(1)
-        yield address
+        deadline = time.time() + 90
+        while "Ray runtime started" not in log.read_text():
+            assert proc.poll() is None and time.time() < deadline, f"no Ray head: {log.read_text()[-1500:]}"
+            time.sleep(0.5)
+        yield f"127.0.0.1:{ports[0]}"
     finally:
         for k, v in saved.items():
             if v is None:
@@ -96,27 +97,22 @@ def head():
         shutil.rmtree(ray_tmp, ignore_errors=True)
 
 
+@pytest.fixture(scope="module")
+def connected(head):
+    """This process connected to the head for the tests that follow (their workers then start once)."""
+    import ray
+
+    ray.init(address=head, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield head
+    ray.shutdown()
+
+
 def _small(name: str):
     return load_scenario(name, {"volume_scale": 0.02})
 
 
-def _numbers(result) -> tuple[pd.DataFrame, pd.DataFrame]:
-    return result.runs.drop(columns="wall_s"), result.comparisons
-
-
-def test_the_stress_suite_on_a_ray_cluster_gives_the_numbers_of_local_workers(head, tmp_path):
-    zipped = Path(shutil.make_archive(str(tmp_path / "router"), "zip", ROUTER))  # a zip bundle ships too
-    config = StressConfig(**TINY, workers=1)
-    local = run_stress_suite(zipped, config)
-    with ray_executor(head) as executor:
-        on_ray = run_stress_suite(zipped, config, executor=executor)
-    for a, b in zip(_numbers(local), _numbers(on_ray), strict=True):
-        pd.testing.assert_frame_equal(a, b)
-    assert set(local.runs.policy) == {"candidate", "cheapest", "ucb", "oracle"}
-    assert (local.runs.error == "").all() and local.runs.arrivals.gt(0).all()
-
-
 def test_a_worker_verifies_the_shipped_bundle_again_and_refuses_one_changed_in_transit(head):
+    """(Connects to the head itself, as ``--ray-address`` does, and closes the connection after.)"""
     (job,) = ship_bundles([Run(_small("default"), bundle_policy(ROUTER, "candidate"), 0, 1.0)])
     make = job.policy.make
     (shipped,) = make.args
@@ -129,18 +125,24 @@ def test_a_worker_verifies_the_shipped_bundle_again_and_refuses_one_changed_in_t
             list(executor.map(run_one, [job]))
 
 
-def test_payroute_review_and_baselines_take_a_ray_address_and_report_the_local_numbers(head, tmp_path):
+def test_payroute_review_and_baselines_take_a_ray_address_and_report_the_local_numbers(connected, tmp_path):
+    head = connected
+    zipped = Path(shutil.make_archive(str(tmp_path / "router"), "zip", ROUTER))  # a zip bundle ships too
     cfg = tmp_path / "review.yaml"
-    cfg.write_text(json.dumps({"stress": {**TINY, "workers": 1}}))
+    cfg.write_text(json.dumps({"stress": {**TINY, "workers": 1}, "constraints": QUICK_CONSTRAINTS}))
     runner = CliRunner()
     reports = {}
     for where, extra in (("local", []), ("ray", ["--ray-address", head])):
         out = tmp_path / f"{where}.json"
-        res = runner.invoke(app, ["review", str(ROUTER), "--config", str(cfg), "--json", str(out), *extra])
+        res = runner.invoke(app, ["review", str(zipped), "--config", str(cfg), "--json", str(out), *extra])
         assert res.exit_code in (0, 1), res.output
         reports[where] = json.loads(out.read_text())
-    assert reports["ray"]["stress"]["comparisons"] == reports["local"]["stress"]["comparisons"]
-    assert reports["ray"]["verdict"] == reports["local"]["verdict"]
+    local, on_ray = reports["local"]["stress"], reports["ray"]["stress"]
+    assert on_ray["comparisons"] == local["comparisons"] and on_ray["means"] == local["means"]
+    assert {m["policy"] for m in local["means"]} == {"candidate", "cheapest", "ucb", "oracle"}
+    assert not local["errors"] and [c["status"] for c in reports["ray"]["checks"]] == [
+        c["status"] for c in reports["local"]["checks"]
+    ]
 
     args = [
         "baselines",
@@ -153,27 +155,20 @@ def test_payroute_review_and_baselines_take_a_ray_address_and_report_the_local_n
         "0.02",
         "--json",
     ]
-    local = runner.invoke(app, args)
-    on_ray = runner.invoke(app, [*args, "--ray-address", head])
-    assert local.exit_code == 0 and on_ray.exit_code == 0, on_ray.output
-    assert json.loads(on_ray.stdout) == json.loads(local.stdout)
+    local_table = runner.invoke(app, args)
+    ray_table = runner.invoke(app, [*args, "--ray-address", head])
+    assert local_table.exit_code == 0 and ray_table.exit_code == 0, ray_table.output
+    assert json.loads(ray_table.stdout) == json.loads(local_table.stdout)
 
 
-def test_whatif_compare_with_a_ray_address_gives_the_local_table(head):
+def test_whatif_compare_with_a_ray_address_gives_the_local_table(connected):
+    head = connected
     kwargs = dict(
         scenario="default",
         changes={"incidents": [{"route": "card_alpha", "at": "10:00", "duration_min": 120, "state": "down"}]},
         base_changes={"volume_scale": 0.02},
         seeds=2,
     )
-    local = whatif.compare([str(ROUTER), "cheapest"], **kwargs)
-    on_ray = whatif.compare([str(ROUTER), "cheapest"], ray_address=head, **kwargs)
+    local = whatif.compare([str(ROUTER)], **kwargs)
+    on_ray = whatif.compare([str(ROUTER)], ray_address=head, **kwargs)
     pd.testing.assert_frame_equal(local, on_ray)
-
-
-def test_run_all_through_an_executor_runs_every_job_in_order(head):
-    runs = [Run(_small("default"), p, s, 1.0) for s in (3, 4) for p in ("cheapest", "fastest")]
-    with ray_executor(head) as executor:
-        remote = run_all(runs, executor=executor)
-    here = run_all(runs)
-    assert [o.kpis for o in remote] == [o.kpis for o in here]
