@@ -126,8 +126,8 @@ def _ship(
 ) -> ShippedBundle:
     files = read_bundle_files(path)
     verified = _LOADED.get((path, trusted_keys, limits))
-    onnx = files.get("policy.onnx", b"")
-    if verified is not None and hashlib.sha256(onnx).hexdigest() != verified.onnx_sha256:
+    listed = hashlib.sha256(files.get("checksums.sha256", b"")).hexdigest()
+    if verified is not None and verified.checksums_sha256 not in (None, listed):
         raise PayrouteError(
             f"bundle {Path(path).name} changed on disk after it was verified; review it again"
         )

@@ -125,6 +125,7 @@ def load_bundle_files(
         card, onnx_bytes, path, threads, signature=signature, limits=here, trusted_keys=keys
     )
     _check_outputs([policy.run(o, m) for o, m in batches], golden, card, name)
+    policy.checksums_sha256 = hashlib.sha256(files[CHECKSUM_FILE]).hexdigest()
     if expected_observation is not None:
         check_observation_schema(card, expected_observation, name)
     return policy

@@ -14,7 +14,6 @@ the network must still give finite logits and an allowed action, which ``payrout
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 import time
@@ -99,7 +98,9 @@ class BundlePolicy:
         self.limits = limits
         self.trusted_keys = trusted_keys
         self.source = source
-        self.onnx_sha256 = hashlib.sha256(onnx_bytes).hexdigest()  # the graph this object runs
+        # sha256 of the checksums.sha256 it was verified against (pins every file but the signature); set by
+        # the loader
+        self.checksums_sha256: str | None = None
         self.decision_kind = card.decision_kind
         self.obs_dim = card.io.obs_dim
         self.n_actions = card.io.n_actions

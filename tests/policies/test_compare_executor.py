@@ -14,7 +14,7 @@ import pytest
 
 from payroute.envs.scenarios import load_scenario
 from payroute.errors import PayrouteError
-from payroute.policies.bundle.loading import load_bundle_files, read_bundle_files
+from payroute.policies.bundle.loading import load_bundle, load_bundle_files, read_bundle_files
 from payroute.policies.compare import Run, ShippedBundle, bundle_policy, run_all, run_one, ship_bundles
 
 ROUTER = Path(__file__).resolve().parents[2] / "policies" / "zoo" / "router"
@@ -88,11 +88,11 @@ def test_shipped_bytes_load_as_the_bundle_on_disk_does():
     files = read_bundle_files(ROUTER)
     policy = load_bundle_files(files, ROUTER)
     assert policy.signature.trusted and policy.source.name == "router"
-    assert policy.onnx_sha256 == hashlib.sha256(files["policy.onnx"]).hexdigest()
+    assert policy.checksums_sha256 == hashlib.sha256(files["checksums.sha256"]).hexdigest()
+    assert policy.checksums_sha256 == load_bundle(ROUTER).checksums_sha256
 
 
 def test_a_bundle_changed_on_disk_after_it_was_verified_is_not_shipped(tmp_path):
-    from payroute.policies.bundle.loading import load_bundle
     from payroute.policies.compare import remember_bundle
 
     bundle = Path(shutil.copytree(ROUTER, tmp_path / "router"))
