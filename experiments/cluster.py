@@ -48,6 +48,7 @@ class RayExecutor:
         shared = ray.put((fn, list(jobs)))
         task = ray.remote(num_cpus=self.num_cpus)(_run_job)
         refs = [task.remote([shared], i) for i in range(len(jobs))]
+        done = 0
         try:
             for ref in refs:
                 try:
@@ -57,8 +58,9 @@ class RayExecutor:
                     if isinstance(cause, Exception):
                         raise cause from None  # what the job raised, as itself (a PayrouteError stays one)
                     raise
+                done += 1
         finally:
-            for ref in refs:  # a failure or an abandoned iteration leaves no task running
+            for ref in refs[done:]:  # a failure or an abandoned iteration leaves no task running
                 with contextlib.suppress(Exception):
                     ray.cancel(ref)
 

@@ -43,7 +43,7 @@ def run_review(
     stress worlds run on that Ray cluster."""
     from payroute.experiments.cluster import ray_executor
     from payroute.files import check_output_file
-    from payroute.policies.review import load_review_config, review_bundle
+    from payroute.policies.review import default_config_path, load_review_config, review_bundle
 
     check_output_file(report, "--report")
     check_output_file(json_out, "--json")
@@ -51,7 +51,7 @@ def run_review(
     with ray_executor(ray_address) as executor, progress_bar() as progress:
         result = review_bundle(
             bundle, logs=logs, champion=champion, config=cfg, progress=progress, trusted_keys=trusted_keys,
-            executor=executor,
+            executor=executor, config_file=config or default_config_path(),
         )  # fmt: skip
     if report is not None:
         from payroute.policies.review.report import write_html

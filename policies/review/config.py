@@ -6,12 +6,11 @@ keep their defaults). A bad file fails at load with :class:`~payroute.errors.Con
 
 from __future__ import annotations
 
-import hashlib
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, PrivateAttr, ValidationError
+from pydantic import Field, ValidationError
 
 from payroute.config_io import read_yaml_mapping
 from payroute.config_model import ConfigModel
@@ -82,8 +81,6 @@ class IntegrityReviewConfig(_Strict):
 class ReviewConfig(_Strict):
     """A review's thresholds and settings (``review.yaml``)."""
 
-    _source: tuple[str, str] | None = PrivateAttr(default=None)  # (file name, sha256) when read from a file
-
     scenario: str | None = Field(
         default=None,
         description="the scenario the bundle must fit; null: the card's scenario if shipped, else default",
@@ -109,9 +106,4 @@ def load_review_config(path: str | Path | None = None) -> ReviewConfig:
     except ValidationError as err:
         raise ConfigError(format_validation_error(source.name, err)) from None
     keys = [str(source.parent / k) for k in config.integrity.trusted_keys]  # relative to the config file
-    config = config.model_copy(
-        update={"integrity": config.integrity.model_copy(update={"trusted_keys": keys})}
-    )
-    # the review JSON files the file's digest (policies/review/governance.py)
-    config._source = (source.name, hashlib.sha256(source.read_bytes()).hexdigest())
-    return config
+    return config.model_copy(update={"integrity": config.integrity.model_copy(update={"trusted_keys": keys})})

@@ -9,9 +9,9 @@ The review JSON (``payroute review --json``) opens with a ``governance`` block (
   the ``.zip`` file itself (``sha256sum bundle.zip``), or, for a bundle directory, of its ``checksums.sha256``
   file (``sha256sum BUNDLE/checksums.sha256``), which lists the sha256 of every other file of the bundle
   (``signature.json`` excepted: it signs that very file) (:mod:`payroute.policies.bundle.digest`);
-- ``review_config``: the sha256 of the review YAML as read (the shipped ``review_default.yaml`` when none was
-  given); a config built in code, with no file, is pinned by the sha256 of its canonical JSON (sorted keys, no
-  spaces), and ``of`` says which;
+- ``review_config``: the sha256 of the review YAML the config was read from (``payroute review`` passes its
+  ``--config``, or the shipped ``review_default.yaml``); a config given to :func:`review_bundle` without its
+  file is pinned by the sha256 of its canonical JSON (sorted keys, no spaces), and ``of`` says which;
 - ``logs``: the sha256 of the log file OPE read, when there was one;
 - the payroute version and the time the review started.
 
@@ -31,24 +31,27 @@ GOVERNANCE_SCHEMA = "payroute.review.governance/1"
 CANONICAL_JSON, YAML_FILE = "canonical JSON of the resolved config", "the YAML file as read"
 
 
-def config_digest(config: Any) -> dict[str, str | None]:
-    """The review config's sha256: of the file it was read from, else of its canonical JSON."""
-    source = getattr(config, "_source", None)
-    if source is not None:
-        name, digest = source
-        return {"name": name, "sha256": digest, "of": YAML_FILE}
+def config_digest(config: Any, config_file: str | Path | None = None) -> dict[str, str | None]:
+    """The review config's sha256: of ``config_file`` (the YAML it was read from) when given, else of the
+    config's canonical JSON."""
+    if config_file is not None:
+        return {"name": Path(config_file).name, "sha256": file_sha256(config_file), "of": YAML_FILE}
     canonical = json.dumps(config.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
     return {"name": None, "sha256": hashlib.sha256(canonical.encode()).hexdigest(), "of": CANONICAL_JSON}
 
 
 def review_digests(
-    bundle: str | Path, champion: str | Path | None, logs: str | Path | None, config: Any
+    bundle: str | Path,
+    champion: str | Path | None,
+    logs: str | Path | None,
+    config: Any,
+    config_file: str | Path | None = None,
 ) -> dict[str, Any]:
     """The digests a review records when it starts: bundle, champion, review config, logs."""
     return {
         "bundle": bundle_digest(bundle),
         "champion": None if champion is None else bundle_digest(champion),
-        "review_config": config_digest(config),
+        "review_config": config_digest(config, config_file),
         "logs": None if logs is None else {"name": Path(logs).name, "sha256": file_sha256(logs)},
     }
 

@@ -163,11 +163,13 @@ def review_bundle(
     progress: Callable[[str, int, int], None] | None = None,
     trusted_keys: tuple[str | Path, ...] = (),
     executor: Executor | None = None,
+    config_file: str | Path | None = None,
 ) -> ReviewResult:
     """Review a bundle; raises :class:`~payroute.errors.PayrouteError` when it cannot be reviewed.
 
     ``trusted_keys`` (public key files) are trusted besides the config's ``integrity.trusted_keys``;
-    ``executor`` runs the stress worlds elsewhere (a Ray cluster: ``--ray-address``)."""
+    ``executor`` runs the stress worlds elsewhere (a Ray cluster: ``--ray-address``); ``config_file``, the YAML
+    ``config`` was read from, is what the review JSON's digest pins (else the config's canonical JSON)."""
     config = config or load_review_config()
     start = time.perf_counter()
     started = datetime.now(UTC).isoformat(timespec="seconds")
@@ -176,7 +178,7 @@ def review_bundle(
     # 1. integrity: refuses (exit 2) a bundle that is tampered with (an invalid signature included), incomplete,
     # unsafe, or does not fit the world; says who signed it
     keys = review_keys(config.integrity, tuple(trusted_keys))
-    digests = review_digests(bundle, champion, logs, config)  # before loading: what is reviewed is pinned
+    digests = review_digests(bundle, champion, logs, config, config_file)  # pinned before anything loads
     policy = load_for_review(bundle, config.integrity, keys)
     checks.append(
         Check(

@@ -12,7 +12,7 @@ import yaml
 from typer.testing import CliRunner
 
 from payroute.experiments.cli import app
-from payroute.policies.review import default_config_path, load_review_config
+from payroute.policies.review import default_config_path
 
 ZOO = Path(__file__).resolve().parents[3] / "policies" / "zoo"
 QUICK = {
@@ -79,19 +79,26 @@ def test_a_zip_bundle_is_pinned_by_the_zip_and_a_changed_bundle_by_another_diges
     assert other["bundle"]["sha256"] != gov["bundle"]["sha256"]
 
 
-def test_the_config_digest_changes_with_the_file_and_defaults_to_the_shipped_file(tmp_path, quick_config):
+def test_the_config_digest_follows_the_file_and_a_review_without_config_pins_the_default_file(
+    tmp_path, quick_config, monkeypatch
+):
+    import payroute.policies.review as review_pkg
+    import payroute.policies.review.config as review_config
     from payroute.policies.review.governance import config_digest
 
     edited = tmp_path / "committee.yaml"
     edited.write_text(quick_config.read_text().replace("200", "201"))
-    assert (
-        config_digest(load_review_config(edited))["sha256"]
-        != config_digest(load_review_config(quick_config))["sha256"]
-    )
-    shipped = config_digest(load_review_config())
-    assert shipped["sha256"] == _sha(default_config_path()) and shipped["name"] == "review_default.yaml"
-    built = config_digest(load_review_config(quick_config).model_copy())  # a copy keeps where it came from
-    assert built["sha256"] == _sha(quick_config)
+    assert config_digest(None, edited)["sha256"] != config_digest(None, quick_config)["sha256"]
+    assert config_digest(None, default_config_path())["name"] == "review_default.yaml"
+    # without --config the review reads the default file, and pins that file (a quick one stands in for it)
+    for module in (review_pkg, review_config):
+        monkeypatch.setattr(module, "default_config_path", lambda: quick_config)
+    gov = _review(tmp_path, ZOO / "router")["governance"]
+    assert gov["review_config"] == {
+        "name": "committee.yaml",
+        "sha256": _sha(quick_config),
+        "of": "the YAML file as read",
+    }
 
 
 def test_a_config_built_in_code_is_pinned_by_its_canonical_json():
