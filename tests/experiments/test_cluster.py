@@ -172,3 +172,12 @@ def test_whatif_compare_with_a_ray_address_gives_the_local_table(connected):
     local = whatif.compare([str(ROUTER)], **kwargs)
     on_ray = whatif.compare([str(ROUTER)], ray_address=head, **kwargs)
     pd.testing.assert_frame_equal(local, on_ray)
+
+
+def test_a_ray_address_without_ray_installed_is_a_one_line_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # as on a reviewer's core install: `import ray` fails
+    with pytest.raises(PayrouteError, match=r"--ray-address needs Ray: .*payroute\[train\]"):
+        with ray_executor("10.0.0.5:6379"):
+            pass
+    with ray_executor(None) as executor:  # no address: the engine's own worker processes, no Ray
+        assert executor is None
