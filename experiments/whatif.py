@@ -115,8 +115,10 @@ def compare(
         for sc in (base_sc, changed_sc)
         for s in seed_list
     ]
+    # a bundle verified here holds an onnxruntime session, which must not cross a fork: spawn the workers
+    spawn = any(isinstance(spec, str) and is_bundle_path(spec) for spec in named.values())
     with ray_executor(ray_address) as executor:
-        kpis = iter(o.kpis for o in run_all(runs, workers, executor=executor))
+        kpis = iter(o.kpis for o in run_all(runs, workers, spawn=spawn, executor=executor))
     rows = []
     for name in named:
         base = [next(kpis) for _ in seed_list]
