@@ -25,6 +25,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from payroute.errors import PayrouteError
 from payroute.policies.bundle.digest import bundle_digest, file_sha256
 
 GOVERNANCE_SCHEMA = "payroute.review.governance/1"
@@ -47,7 +48,14 @@ def review_digests(
     config: Any,
     config_file: str | Path | None = None,
 ) -> dict[str, Any]:
-    """The digests a review records when it starts: bundle, champion, review config, logs."""
+    """The digests a review records: bundle, champion, review config, logs (files it has read and checked)."""
+    try:
+        return _digests(bundle, champion, logs, config, config_file)
+    except OSError as err:
+        raise PayrouteError(f"cannot read {err.filename} to record its sha256 ({err.strerror})") from None
+
+
+def _digests(bundle, champion, logs, config, config_file) -> dict[str, Any]:
     return {
         "bundle": bundle_digest(bundle),
         "champion": None if champion is None else bundle_digest(champion),

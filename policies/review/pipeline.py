@@ -178,7 +178,6 @@ def review_bundle(
     # 1. integrity: refuses (exit 2) a bundle that is tampered with (an invalid signature included), incomplete,
     # unsafe, or does not fit the world; says who signed it
     keys = review_keys(config.integrity, tuple(trusted_keys))
-    digests = review_digests(bundle, champion, logs, config, config_file)  # pinned before anything loads
     policy = load_for_review(bundle, config.integrity, keys)
     checks.append(
         Check(
@@ -301,7 +300,7 @@ def review_bundle(
         started=started,
         wall_s=time.perf_counter() - start,
         versions=_versions(),
-        digests=digests,
+        digests=review_digests(bundle, champion, logs, config, config_file),  # files read and checked above
     )
 
 

@@ -109,3 +109,10 @@ def test_a_config_built_in_code_is_pinned_by_its_canonical_json():
     assert a["of"] == "canonical JSON of the resolved config" and a["name"] is None
     assert a == config_digest(ReviewConfig.model_validate({}))
     assert a["sha256"] != config_digest(ReviewConfig.model_validate({"scenario": "fee_hike"}))["sha256"]
+
+
+def test_a_missing_bundle_is_still_a_one_line_error_with_an_error_summary(tmp_path):
+    out = tmp_path / "summary.json"
+    res = CliRunner().invoke(app, ["review", str(tmp_path / "nowhere.zip"), "--json", str(out)])
+    assert res.exit_code == 2 and "bundle not found" in res.output and "Traceback" not in res.output
+    assert json.loads(out.read_text())["verdict"] == "error"
