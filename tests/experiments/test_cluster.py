@@ -181,3 +181,15 @@ def test_a_ray_address_without_ray_installed_is_a_one_line_error(monkeypatch):
             pass
     with ray_executor(None) as executor:  # no address: the engine's own worker processes, no Ray
         assert executor is None
+
+
+def test_an_unsigned_bundle_verified_under_limits_where_it_runs_gives_the_local_numbers(connected, tmp_path):
+    from payroute.experiments.cluster import RayExecutor
+    from payroute.policies.compare import run_all
+    from tests.helpers.route_bundles import fee_router_bundle
+
+    unsigned = fee_router_bundle(-1.0, tmp_path / "cheap")  # not signed: its graph first runs in a child
+    runs = [Run(_small("default"), bundle_policy(unsigned, "cheap"), seed, 1.0) for seed in (0, 1)]
+    here = run_all(runs)
+    there = run_all(runs, executor=RayExecutor())
+    assert [o.kpis for o in there] == [o.kpis for o in here] and here[0].arrivals > 0
