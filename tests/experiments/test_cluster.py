@@ -1,6 +1,6 @@
 """The paired-comparison engine on a Ray head on loopback: the same seeds give the same numbers as local workers
-(``payroute review`` with a zip bundle, ``payroute baselines``, ``whatif.compare``), bundles shipped as bytes and
-verified again in the workers."""
+(``payroute review`` with a zip bundle, ``payroute baselines``, ``payroute evaluate``, ``whatif.compare``), bundles
+shipped as bytes and verified again in the workers."""
 
 from __future__ import annotations
 
@@ -193,3 +193,23 @@ def test_an_unsigned_bundle_verified_under_limits_where_it_runs_gives_the_local_
     here = run_all(runs)
     there = run_all(runs, executor=RayExecutor())
     assert [o.kpis for o in there] == [o.kpis for o in here] and here[0].arrivals > 0
+
+
+def test_payroute_evaluate_with_a_ray_address_gives_the_local_evaluation(connected, tmp_path):
+    from payroute.experiments.runner import train
+    from tests.helpers.experiments import tiny_experiment, write_experiment
+
+    data = tiny_experiment("tiny_eval_on_ray", stopping={"env_steps": 300, "iterations": 40})
+    data["trainer"] = {"library": "sb3", "algorithm": "MaskablePPO",
+                       "hyperparameters": {"batch_size": 256, "minibatch_size": 64, "epochs": 1},
+                       "network": {"hidden": [16], "activation": "tanh"}}  # fmt: skip
+    data["resources"] = {"num_env_runners": 0, "num_envs_per_env_runner": 1}
+    run_dir = train(write_experiment(tmp_path, data), runs_root=tmp_path / "runs", progress=False)
+    runner = CliRunner()
+    for where, extra in (("local", []), ("ray", ["--ray-address", connected])):
+        res = runner.invoke(app, ["evaluate", str(run_dir), "--out", str(tmp_path / where), "--json", *extra])
+        assert res.exit_code == 0, res.output[-2000:]
+    local, on_ray = (pd.read_parquet(tmp_path / w / "runs.parquet") for w in ("local", "ray"))
+    assert "trained" in set(local.policy)  # the trained network, shipped to the workers, is an arm
+    keep = [c for c in local.columns if not c.startswith("wall")]
+    pd.testing.assert_frame_equal(on_ray[keep], local[keep])
