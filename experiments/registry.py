@@ -62,7 +62,7 @@ def register_bundle(
     files = read_bundle_files(bundle)
     digest = bundle_digest(bundle)
     model_name = name or bundle.name.removesuffix(".zip")
-    previous = mlflow.get_tracking_uri() if "MLFLOW_TRACKING_URI" in os.environ else None
+    previous = os.environ.get("MLFLOW_TRACKING_URI")  # this process's own setting, put back after
     mlflow.set_tracking_uri(tracking_uri)
     try:
         mlflow.set_experiment(EXPERIMENT)
@@ -104,8 +104,7 @@ def register_bundle(
             hint = " (a local folder needs MLFLOW_ALLOW_FILE_STORE=true with MLflow 3)"
         raise PayrouteError(f"--mlflow {tracking_uri}: {type(err).__name__}: {msg[:300]}{hint}") from None
     finally:
-        if previous is not None:
-            mlflow.set_tracking_uri(previous)
+        mlflow.set_tracking_uri(previous)  # None: MLflow's default again
     return {
         "tracking_uri": tracking_uri,
         "run_id": run.info.run_id,
