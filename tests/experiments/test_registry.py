@@ -66,6 +66,7 @@ def test_review_with_mlflow_registers_the_onnx_model_with_card_bom_and_review(tm
     import mlflow.onnx
     import onnx
 
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # the review put MLflow's own setting back
     model = mlflow.onnx.load_model(f"models:/router/{version.version}")
     assert model.graph == onnx.load_model_from_string((ROUTER / "policy.onnx").read_bytes()).graph
 
