@@ -7,7 +7,6 @@ wrong and what is allowed, and exits with code 2 — never a traceback.
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import sys
 from pathlib import Path
@@ -17,6 +16,7 @@ import typer
 
 from payroute import __version__
 from payroute.errors import PayrouteError
+from payroute.experiments.cli_app import MlflowUri, RayAddress, app, scenarios_app, user_errors
 from payroute.experiments.console import (
     EXPORTING,
     console,
@@ -27,32 +27,6 @@ from payroute.experiments.console import (
 )
 from payroute.files import atomic_path, atomic_write_text, check_output_file, check_output_folder
 from payroute.policies.compare import ROUTING_BASELINE_ORDER
-
-app = typer.Typer(
-    name="payroute",
-    help="payroute: a reinforcement-learning simulator for payment routing, risk, pricing and treasury.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-scenarios_app = typer.Typer(
-    help="List the shipped scenarios, or show one resolved.", invoke_without_command=True
-)
-app.add_typer(scenarios_app, name="scenarios")
-
-
-def user_errors(fn):
-    """Turn a :class:`PayrouteError` into a short message and exit code 2."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except PayrouteError as exc:
-            print_error("error:", exc)
-            raise typer.Exit(code=2) from None
-
-    return wrapper
 
 
 def _version(value: bool) -> None:
@@ -150,110 +124,6 @@ def simulate(
 
 @app.command()
 @user_errors
-def calibrate(
-    log: Annotated[
-        Path, typer.Argument(help="The log: payroute's own event log (Parquet), or a flat CSV/Parquet.")
-    ],
-    out: Annotated[Path, typer.Option(help="Write the calibrated scenario YAML here.")],
-    mapping: Annotated[
-        Path | None,
-        typer.Option(help="Mapping YAML of a flat one-row-per-attempt log (docs/calibration_inputs.md)."),
-    ] = None,
-    base: Annotated[
-        str, typer.Option(help="Base scenario: what the log cannot identify comes from it.")
-    ] = "default",
-    name: Annotated[
-        str | None, typer.Option(help="Name of the calibrated scenario (default: OUT's stem).")
-    ] = None,
-    prior_strength: Annotated[
-        float, typer.Option(min=0.0, help="Pseudo-rows of the base behind each approval rate (shrinkage).")
-    ] = 20.0,
-    start_date: Annotated[
-        str | None, typer.Option(help="Own log only: the date of its day 0 (default: the base's start_date).")
-    ] = None,
-    report: Annotated[
-        Path | None,
-        typer.Option(
-            help="Also simulate the fitted scenario as the log routed and write the fit report (JSON)."
-        ),
-    ] = None,
-    report_days: Annotated[
-        float | None,
-        typer.Option(min=0.01, help="Days the report simulates (default: the log's, at most 7)."),
-    ] = None,
-    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")] = False,
-) -> None:
-    """Fit a scenario to LOG: volume and arrival profile, mixes, amounts, approval, latency, fees, fraud."""
-    from payroute.envs.calibration import calibrate as fit_log
-
-    check_output_file(out, "--out")
-    check_output_file(report, "--report")
-    result = fit_log(log, mapping, base, name or out.stem, prior_strength, start_date)
-    fit = result.report(report_days) if report is not None else None
-    atomic_write_text(out, result.yaml_text())
-    if report is not None:
-        atomic_write_text(report, json.dumps(fit, indent=2, sort_keys=True) + "\n")
-    summary = result.summary(out, report, fit)
-    if json_out:
-        sys.stdout.write(json.dumps(summary, indent=2, sort_keys=True) + "\n")
-        return
-    from payroute.experiments.console import print_calibration
-
-    print_calibration(summary, result.provenance["values"])
-
-
-@app.command()
-@user_errors
-def dataset(
-    scenario: Annotated[str, typer.Argument(help="Scenario name (see `payroute scenarios`) or a YAML path.")],
-    out: Annotated[
-        Path, typer.Option(help="The dataset folder to create, named NAME-vN (must not exist yet).")
-    ],
-    env: Annotated[
-        str, typer.Option(help="payroute/Routing-v0 or payroute/Risk-v0.")
-    ] = "payroute/Routing-v0",
-    policy: Annotated[
-        str | None,
-        typer.Option(
-            help="Behaviour policy: a baseline of the env's decision kind (default: cheapest for Routing-v0, "
-            "threshold for Risk-v0), or a bundle path."
-        ),
-    ] = None,
-    explore: Annotated[
-        float, typer.Option(help="Epsilon-greedy exploration around the policy, in [0, 1].")
-    ] = 0.1,
-    days: Annotated[int, typer.Option(help="Days to log: one episode each.")] = 1,
-    seed: Annotated[
-        int, typer.Option(help="World seed of the first episode (then +1 each); below 1000000000.")
-    ] = 0,
-    volume_scale: Annotated[float | None, typer.Option(help="Override the scenario's volume_scale.")] = None,
-    trusted_key: Annotated[
-        list[Path] | None,
-        typer.Option(help="A trusted public key for a --policy bundle (payroute keygen); repeatable."),
-    ] = None,
-) -> None:
-    """Log episodes of an environment as a Minari dataset for offline RL (propensities and masks in infos).
-
-    Episode i runs world seed SEED+i, a training seed (below the held-out range).
-    The folder's name is the dataset id (NAME-vN). Its contents and how to load it: docs/datasets.md.
-    """
-    from payroute.experiments.dataset import plan_dataset, write_planned
-
-    plan = plan_dataset(
-        scenario, out, env_id=env, policy=policy, explore=explore, days=days, seed=seed,
-        volume_scale=volume_scale, trusted_keys=tuple(trusted_key or ()),
-    )  # fmt: skip
-    with progress_bar(lambda _name: f"logging {scenario}: simulated hours") as report:
-        summary = write_planned(plan, report)
-    console.print(
-        f"wrote {summary['out']}: {summary['episodes']} episode(s), {summary['steps']:,} steps of "
-        f"{summary['env_id']}\nload it: minari.MinariDataset({summary['data_path']!r})",
-        soft_wrap=True,
-    )
-
-
-@app.command()
-@user_errors
 def baselines(
     scenario: Annotated[str, typer.Argument(help="Scenario name or YAML path.")],
     seeds: Annotated[
@@ -278,8 +148,10 @@ def baselines(
         bool, typer.Option("--markdown", help="Print the summary as a Markdown table.")
     ] = False,
     out: Annotated[Path | None, typer.Option(help="Write the per-seed runs to this Parquet file.")] = None,
+    ray_address: RayAddress = None,
 ) -> None:
     """Every routing baseline and the oracle on the same seeds: KPIs with paired 95% intervals."""
+    from payroute.experiments.cluster import ray_executor
     from payroute.experiments.console import print_baselines
     from payroute.policies.compare import run_paired, summarise
 
@@ -290,11 +162,12 @@ def baselines(
     overrides = {"volume_scale": volume_scale} if volume_scale is not None else None
     what = f"{scenario}: {len(names)} policies x {seeds} seeds"
     seed_list = list(range(first_seed, first_seed + seeds))
-    with progress_bar(disable=json_out or markdown) as report:
+    with ray_executor(ray_address) as executor, progress_bar(disable=json_out or markdown) as report:
         report(what, 0, len(names) * seeds)  # the bar shows before the first run ends
         runs = run_paired(
-            scenario, names, seed_list, days, risk, overrides, workers, lambda d, t: report(what, d, t)
-        )
+            scenario, names, seed_list, days, risk, overrides, workers, lambda d, t: report(what, d, t),
+            executor=executor,
+        )  # fmt: skip
     table = summarise(runs)
     if out is not None:
         with atomic_path(out) as tmp:
@@ -341,6 +214,8 @@ def review(
         Path | None,
         typer.Option(help="Write the shadow replay's per-decision routes and values here (JSON)."),
     ] = None,
+    ray_address: RayAddress = None,
+    mlflow: MlflowUri = None,
 ) -> None:
     """Review a policy bundle: integrity, off-policy estimates, stress suite, constraints. Exit 0 pass, 1 fail,
     2 could not review."""
@@ -349,8 +224,12 @@ def review(
     from payroute.policies.review import EXIT_ERROR, error_summary
 
     try:
+        if mlflow is not None:
+            from payroute.experiments.registry import check_records
+
+            check_records(None, mlflow)
         result = run_review(bundle, logs, champion, config, report, json_out, tuple(trusted_key or ()),
-                            shadow=shadow, shadow_out=shadow_out)  # fmt: skip
+                            ray_address, shadow=shadow, shadow_out=shadow_out)  # fmt: skip
     except PayrouteError as exc:
         print_error("could not review:", exc)
         if json_out is not None and not json_out.is_dir():
@@ -358,6 +237,14 @@ def review(
                 atomic_write_text(json_out, json.dumps(error_summary(bundle, str(exc)), indent=2) + "\n")
         raise typer.Exit(code=EXIT_ERROR) from None
     print_review(result, report, json_out)
+    if mlflow is not None:
+        from payroute.experiments.registry import write_records
+
+        try:
+            write_records([bundle], None, mlflow, result.to_dict(), report, say=console.print)
+        except PayrouteError as exc:
+            print_error("reviewed, but not registered:", exc)
+            raise typer.Exit(code=EXIT_ERROR) from None
     raise typer.Exit(code=result.exit_code)
 
 
@@ -417,14 +304,18 @@ def evaluate(
         ),
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    ray_address: RayAddress = None,
 ) -> None:
     """The trained policy, the baselines and the oracle on the same held-out seeds: KPIs with paired 95% intervals."""
+    from payroute.experiments.cluster import ray_executor
     from payroute.experiments.console import print_evaluation
     from payroute.experiments.evaluate import evaluate_run
 
     names = [s.strip() for s in scenarios.split(",") if s.strip()] if scenarios else None
-    with progress_bar(evaluating, disable=json_out) as report:
-        result = evaluate_run(run_dir, names, seeds, first_seed, workers, out, report, checkpoint)
+    with ray_executor(ray_address) as executor, progress_bar(evaluating, disable=json_out) as report:
+        result = evaluate_run(
+            run_dir, names, seeds, first_seed, workers, out, report, checkpoint, executor=executor
+        )
     if out is None and checkpoint is None:  # the run's own evaluation: its summary page shows it
         from payroute.config_io import read_json
         from payroute.experiments.run_page import write_run_page
@@ -490,14 +381,22 @@ def export(
         Path | None,
         typer.Option(help="Sign the bundle with this Ed25519 private key (payroute keygen): signature.json."),
     ] = None,
+    ml_bom: Annotated[
+        Path | None,
+        typer.Option(help="Also write the model card(s) as a CycloneDX 1.6 ML-BOM (JSON) to this file."),
+    ] = None,
+    mlflow: MlflowUri = None,
 ) -> None:
     """Export a run's learned policies as bundles (ONNX + card.json + golden vectors + checksums), no pickle."""
     from payroute.experiments.console import print_export
     from payroute.experiments.export import export_run
+    from payroute.experiments.registry import check_records, write_records
 
+    check_records(ml_bom, mlflow)  # before any work
     with err_console.status(EXPORTING):
         written, skipped = export_run(run_dir, out, checkpoint, parity, sign_key=sign_key)
     print_export(written, skipped, sign_key)
+    write_records(list(written.values()), ml_bom, mlflow, say=console.print)
 
 
 @app.command()
@@ -577,6 +476,10 @@ def bench(
         *(["--skip-memory"] if skip_memory else []),
     ]
     raise typer.Exit(subprocess.run([*args, *ctx.args], check=False).returncode)
+
+
+# the commands defined in their own modules register themselves on the app when imported
+from payroute.experiments import cli_data  # noqa: E402, F401
 
 
 def main() -> None:

@@ -36,6 +36,7 @@ from payroute.experiments.rundir import EVAL_DIR, policy_folder, read_run
 from payroute.experiments.schema import ROLE_KIND, Experiment
 from payroute.files import atomic_path, atomic_write_text, check_output_folder
 from payroute.policies.compare import (
+    Executor,
     NamedPolicy,
     PairedRuns,
     run_paired_detailed,
@@ -114,7 +115,10 @@ def evaluate_run(
     out: Path | None = None,
     progress: Callable[[str, int, int], None] | None = None,
     checkpoint: int | None = None,
+    *,
+    executor: Executor | None = None,
 ) -> Evaluation:
+    """Evaluate the run's policy; ``executor`` runs the worlds elsewhere (a Ray cluster: ``--ray-address``)."""
     run_dir = Path(run_dir)
     check_output_folder(out, "--out")
     exp, _record = read_run(run_dir)
@@ -148,12 +152,12 @@ def evaluate_run(
             entry = NamedPolicy(TRAINED, functools.partial(LEARNED_POLICIES[kind], net))
             paired = run_paired_detailed(
                 scenario, (entry, *names), seed_list, ev.days, risk, ev.scenario_overrides or None,
-                n_workers, report, kind=kind, others=others,
+                n_workers, report, kind=kind, others=others, executor=executor,
             )  # fmt: skip
         else:
             paired = run_paired_detailed(
                 scenario, names, seed_list, ev.days, risk, ev.scenario_overrides or None, n_workers, report,
-                kind=kind, others=others,
+                kind=kind, others=others, executor=executor,
             )  # fmt: skip
             rows = [_rollout_job(exp, net, scenario, dict(ev.scenario_overrides), s) for s in seed_list]
             paired = PairedRuns(

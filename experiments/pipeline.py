@@ -36,15 +36,17 @@ def run_review(
     report: Path | None,
     json_out: Path | None,
     trusted_keys: tuple[Path, ...] = (),
+    ray_address: str | None = None,
     shadow: Path | None = None,
     shadow_out: Path | None = None,
 ) -> ReviewResult:
     """Review ``bundle`` with a progress bar; write the HTML report, the JSON summary and the shadow replay's
     per-decision JSON where asked (every path checked before the review starts, every file written whole or not
-    at all)."""
+    at all). ``ray_address``: the stress worlds run on that Ray cluster."""
     from payroute.errors import PayrouteError
+    from payroute.experiments.cluster import ray_executor
     from payroute.files import check_output_file
-    from payroute.policies.review import load_review_config, review_bundle
+    from payroute.policies.review import default_config_path, load_review_config, review_bundle
 
     check_output_file(report, "--report")
     check_output_file(json_out, "--json")
@@ -52,10 +54,10 @@ def run_review(
     if shadow_out is not None and shadow is None:
         raise PayrouteError("--shadow-out writes the shadow replay's decisions; pass --shadow LOG with it")
     cfg = load_review_config(config)
-    with progress_bar() as progress:
+    with ray_executor(ray_address) as executor, progress_bar() as progress:
         result = review_bundle(
             bundle, logs=logs, champion=champion, config=cfg, progress=progress, trusted_keys=trusted_keys,
-            shadow=shadow,
+            shadow=shadow, executor=executor, config_file=config or default_config_path(),
         )  # fmt: skip
     if report is not None:
         from payroute.policies.review.report import write_html

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,8 +33,19 @@ import pandas as pd
 from payroute.envs.scenarios import Scenario, load_scenario
 from payroute.envs.world import PaymentWorld
 from payroute.errors import PayrouteError
-from payroute.experiments.simulate import route_policy
-from payroute.policies.compare import NamedPolicy, Run, run_all, run_policies
+from payroute.experiments.cluster import ray_executor
+from payroute.experiments.simulate import is_bundle_path, route_policy
+from payroute.policies.bundle.binding import check_bundle_fits_scenario
+from payroute.policies.bundle.loading import load_bundle
+from payroute.policies.compare import (
+    NamedPolicy,
+    PolicyRef,
+    Run,
+    bundle_policy,
+    remember_bundle,
+    run_all,
+    run_policies,
+)
 from payroute.stats import paired_interval
 from payroute.vocabulary import HEADLINE_KPIS
 
@@ -80,12 +92,15 @@ def compare(
     metrics: tuple[str, ...] = DEFAULT_METRICS,
     risk: str = "threshold",
     workers: int = 1,
+    ray_address: str | None = None,
 ) -> pd.DataFrame:
     """Each policy on ``scenario`` (+ ``base_changes``) and on it with ``changes`` too, same seeds.
 
     Returns one row per policy and metric: ``base`` and ``changed`` means over seeds, and the paired difference
     ``diff`` (changed − base) with its 95% interval ``diff_low``/``diff_high``. ``workers`` > 1 runs the worlds
-    in worker processes (the policies must then pickle: names, bundle paths, module-level factories).
+    in worker processes (the policies must then pickle: names, bundle paths, module-level factories);
+    ``ray_address`` (``HOST:PORT``) runs them on that Ray cluster instead, bundles shipped as bytes, with the
+    same numbers.
     """
     if not changes:
         raise PayrouteError("compare needs the change to evaluate: pass changes={...} (scenario overrides)")
@@ -93,13 +108,17 @@ def compare(
     seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
     base_sc = load_scenario(scenario, base_changes)
     changed_sc = load_scenario(base_sc, changes)
+    arms = {name: _arm(name, spec, (base_sc, changed_sc)) for name, spec in named.items()}
     runs = [
-        _run(spec, sc, s, days, risk)
-        for spec in named.values()
+        Run(sc, arm, s, days, "route", (("risk", risk),))
+        for arm in arms.values()
         for sc in (base_sc, changed_sc)
         for s in seed_list
     ]
-    kpis = iter(o.kpis for o in run_all(runs, workers))
+    # a bundle verified here holds an onnxruntime session, which must not cross a fork: spawn the workers
+    spawn = any(isinstance(spec, str) and is_bundle_path(spec) for spec in named.values())
+    with ray_executor(ray_address) as executor:
+        kpis = iter(o.kpis for o in run_all(runs, workers, spawn=spawn, executor=executor))
     rows = []
     for name in named:
         base = [next(kpis) for _ in seed_list]
@@ -121,6 +140,24 @@ def compare(
                 }
             )
     return pd.DataFrame(rows)
+
+
+def _arm(name: str, spec: PolicySpec, scenarios: tuple[Scenario, ...]) -> PolicyRef:
+    """A policy as an arm of the engine: a bundle path verified once here (its decision kind and its fit to
+    every scenario checked) and then in each worker process, from its path or its shipped bytes; a baseline by
+    name; a factory as it is."""
+    if isinstance(spec, str) and is_bundle_path(spec):
+        policy = load_bundle(spec)
+        if policy.decision_kind != "route":
+            raise PayrouteError(f"bundle {Path(spec).name} decides {policy.decision_kind!r}, not 'route'")
+        for sc in scenarios:
+            check_bundle_fits_scenario(policy, sc)
+        remember_bundle(policy)
+        return bundle_policy(policy, name)
+    if isinstance(spec, str):
+        route_policy(spec, scenarios[0])  # an unknown name fails here, before any world runs
+        return spec
+    return NamedPolicy(name, spec)
 
 
 def _name(spec: PolicySpec) -> str:

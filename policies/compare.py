@@ -12,19 +12,21 @@ between policies are paired. Every comparison in payroute runs here:
 An arm is a baseline name or a :class:`NamedPolicy`: a label and a factory of the bound policy (a trained network,
 a bundle via :func:`bundle_policy`, a router for a scenario variant). A :class:`Run` is one world: an arm on a
 scenario and seed, every other decision bound to a baseline. :func:`run_all` runs a list of them in order, in this
-process or in worker processes, with the same numbers either way.
+process, in worker processes or through an :class:`Executor` (a Ray cluster: ``payroute.experiments.cluster``),
+with the same numbers every way.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -34,7 +36,7 @@ from payroute.envs.scenarios import Scenario, load_scenario
 from payroute.envs.world import PaymentWorld
 from payroute.errors import PayrouteError
 from payroute.policies.bundle.binding import bound_bundle
-from payroute.policies.bundle.loading import load_bundle
+from payroute.policies.bundle.loading import load_bundle, load_bundle_files, read_bundle_files
 from payroute.policies.bundle.runtime import BundlePolicy
 from payroute.policies.bundle.sandbox import GraphLimits
 from payroute.policies.bundle.signing import TrustedKey
@@ -92,6 +94,71 @@ def _bound_bundle(
         policy = load_bundle(path, trusted_keys=trusted_keys, limits=limits)
         _LOADED[(path, trusted_keys, limits)] = policy
     return bound_bundle(policy)
+
+
+@dataclass(frozen=True)
+class ShippedBundle:
+    """A bundle's files as bytes, for a worker that cannot read the path it was verified at (a Ray node): the
+    worker verifies them again (:func:`~payroute.policies.bundle.loading.load_bundle_files`) against the same
+    trusted keys and under the same limits before it binds the policy. ``digest`` (sha256 over the files' names
+    and contents) keys the worker's cache, so a changed bundle under the same path is never reused."""
+
+    source: str
+    files: dict[str, bytes]
+    digest: str
+    trusted_keys: tuple[TrustedKey, ...] | None = None
+    limits: GraphLimits | None = None
+
+
+def _bound_shipped(shipped: ShippedBundle) -> Any:
+    key = (f"sha256:{shipped.digest}", shipped.trusted_keys, shipped.limits)
+    policy = _LOADED.get(key)
+    if policy is None:
+        policy = load_bundle_files(
+            shipped.files, shipped.source, trusted_keys=shipped.trusted_keys, limits=shipped.limits
+        )
+        _LOADED[key] = policy
+    return bound_bundle(policy)
+
+
+def _ship(
+    path: str, trusted_keys: tuple[TrustedKey, ...] | None, limits: GraphLimits | None
+) -> ShippedBundle:
+    files = read_bundle_files(path)
+    verified = _LOADED.get((path, trusted_keys, limits))
+    listed = hashlib.sha256(files.get("checksums.sha256", b"")).hexdigest()
+    if verified is not None and verified.checksums_sha256 not in (None, listed):
+        raise PayrouteError(
+            f"bundle {Path(path).name} changed on disk after it was verified; review it again"
+        )
+    h = hashlib.sha256()
+    for name in sorted(files):
+        h.update(name.encode() + b"\0" + hashlib.sha256(files[name]).digest())
+    return ShippedBundle(path, files, h.hexdigest(), trusted_keys, limits)
+
+
+def ship_bundles(runs: Sequence[Run]) -> list[Run]:
+    """``runs`` with every bundle arm (:func:`bundle_policy`) carrying its bundle's bytes instead of its path:
+    each bundle is read once and shared by every run that uses it."""
+    shipped: dict[tuple[Any, ...], NamedPolicy] = {}
+    out = []
+    for run in runs:
+        make = run.policy.make if isinstance(run.policy, NamedPolicy) else None
+        if isinstance(make, functools.partial) and make.func is _bound_bundle:
+            key = (run.policy.name, *make.args)
+            if key not in shipped:
+                shipped[key] = NamedPolicy(
+                    run.policy.name, functools.partial(_bound_shipped, _ship(*_bundle_args(make)))
+                )
+            run = replace(run, policy=shipped[key])
+        out.append(run)
+    return out
+
+
+def _bundle_args(make: functools.partial) -> tuple[str, Any, Any]:
+    path, *rest = make.args
+    keys, limits = (*rest, None, None)[:2]
+    return path, keys, limits
 
 
 def bundle_policy(bundle: str | Path | BundlePolicy, name: str | None = None) -> NamedPolicy:
@@ -180,18 +247,37 @@ def run_one(run: Run) -> Outcome:
     return out
 
 
+class Executor(Protocol):
+    """Somewhere else to run :func:`run_all`'s jobs (a Ray cluster: ``payroute.experiments.cluster``).
+
+    ``map`` calls the picklable ``fn`` on every job, wherever it likes, and yields the results in the order
+    of ``jobs``; an exception ``fn`` raised is raised again here, as itself. The jobs it gets carry their
+    bundles as bytes (:func:`ship_bundles`), so its workers need not see this machine's files."""
+
+    def map(self, fn: Callable[[Any], Any], jobs: Sequence[Any]) -> Iterator[Any]: ...
+
+
 def run_all(
     runs: Sequence[Run],
     workers: int = 1,
     progress: Callable[[int, int], None] | None = None,
     *,
     spawn: bool = False,
+    executor: Executor | None = None,
 ) -> list[Outcome]:
     """Every run, in order: in this process when ``workers`` <= 1, else in that many worker processes (the same
     numbers either way: each world depends on its scenario, seed and policies only). ``spawn`` starts fresh
-    processes instead of forking (needed where onnxruntime sessions exist: they must not cross a fork)."""
+    processes instead of forking (needed where onnxruntime sessions exist: they must not cross a fork).
+    ``executor`` (``workers`` and ``spawn`` then unused) runs them elsewhere, bundles shipped as bytes and
+    verified again where they run."""
     runs = list(runs)
     out: list[Outcome] = []
+    if executor is not None and runs:
+        for i, res in enumerate(executor.map(run_one, ship_bundles(runs))):
+            out.append(res)
+            if progress:
+                progress(i + 1, len(runs))
+        return out
     if workers <= 1 or len(runs) <= 1:
         for i, run in enumerate(runs):
             out.append(run_one(run))
@@ -230,13 +316,17 @@ def run_paired(
     progress: Callable[[int, int], None] | None = None,
     kind: str = "route",
     others: dict[str, str] | None = None,
+    executor: Executor | None = None,
 ) -> pd.DataFrame:
     """One row per (policy, seed) with the run's KPIs; every policy sees the same seeds.
 
     ``policies`` are baseline names for decision ``kind`` or :class:`NamedPolicy` entries; ``risk`` and
-    ``others`` (kind -> baseline name) bind every other decision.
+    ``others`` (kind -> baseline name) bind every other decision; ``executor`` runs the worlds elsewhere
+    (:func:`run_all`).
     """
-    return _run(scenario, policies, seeds, days, risk, overrides, workers, progress, kind, others, False).runs
+    return _run(
+        scenario, policies, seeds, days, risk, overrides, workers, progress, kind, others, False, executor
+    ).runs
 
 
 def run_paired_detailed(
@@ -250,13 +340,16 @@ def run_paired_detailed(
     progress: Callable[[int, int], None] | None = None,
     kind: str = "route",
     others: dict[str, str] | None = None,
+    executor: Executor | None = None,
 ) -> PairedRuns:
     """:func:`run_paired` plus the hourly series and route mix of every run (long format)."""
-    return _run(scenario, policies, seeds, days, risk, overrides, workers, progress, kind, others, True)
+    return _run(
+        scenario, policies, seeds, days, risk, overrides, workers, progress, kind, others, True, executor
+    )
 
 
 def _run(
-    scenario, policies, seeds, days, risk, overrides, workers, progress, kind, others, detail
+    scenario, policies, seeds, days, risk, overrides, workers, progress, kind, others, detail, executor=None
 ) -> PairedRuns:
     sc = load_scenario(scenario, overrides)
     seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
@@ -271,7 +364,7 @@ def _run(
         raise ValueError(f"policy labels must be unique, got {labels}")
     names = tuple({"risk": risk, **other}.items())
     runs = [Run(sc, p, s, days, kind, names, detail) for s in seed_list for p in policies]
-    outcomes = run_all(runs, workers, progress)
+    outcomes = run_all(runs, workers, progress, executor=executor)
     results = [
         {"policy": _label(r.policy), "seed": r.seed, "arrivals": o.arrivals, **o.kpis}
         for r, o in zip(runs, outcomes, strict=True)

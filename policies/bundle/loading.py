@@ -75,8 +75,36 @@ def load_bundle(
     the problem when the bundle is incomplete, tampered with, unsafe, of another schema version or inconsistent.
     """
     path = Path(path)
+    return load_bundle_files(
+        _read_bundle_files(path), path, expected_observation=expected_observation, threads=threads,
+        trusted_keys=trusted_keys, require_signature=require_signature, limits=limits,
+    )  # fmt: skip
+
+
+def read_bundle_files(path: str | Path) -> dict[str, bytes]:
+    """The files of the bundle at ``path`` (directory or ``.zip``) by name, read as :func:`load_bundle` reads
+    them (plain files only, no entry escaping the folder, every file listed in the checksums, sizes bounded);
+    nothing is verified beyond that. :func:`load_bundle_files` verifies them, wherever they were shipped to."""
+    return _read_bundle_files(Path(path))
+
+
+def load_bundle_files(
+    files: Mapping[str, bytes],
+    source: str | Path,
+    *,
+    expected_observation: Sequence[FeatureSpec | Mapping[str, Any] | str] | None = None,
+    threads: int = 1,
+    trusted_keys: Sequence[TrustedKey] | None = None,
+    require_signature: bool = False,
+    limits: GraphLimits | None = None,
+) -> BundlePolicy:
+    """:func:`load_bundle` on a bundle's files already in memory (a bundle shipped as bytes to another machine):
+    the same checks, in the same order; ``source`` is the path the bundle had where it was read (its name is
+    the one the messages give)."""
+    path = Path(source)
     name = path.name
-    files = _read_bundle_files(path)
+    files = dict(files)
+    _check_shipped_names(files, name)
     _check_checksums(files, name)
     keys = default_trusted_keys() if trusted_keys is None else tuple(trusted_keys)
     signature = verify_signature(files, keys, name)
@@ -97,9 +125,26 @@ def load_bundle(
         card, onnx_bytes, path, threads, signature=signature, limits=here, trusted_keys=keys
     )
     _check_outputs([policy.run(o, m) for o, m in batches], golden, card, name)
+    policy.checksums_sha256 = hashlib.sha256(files[CHECKSUM_FILE]).hexdigest()
     if expected_observation is not None:
         check_observation_schema(card, expected_observation, name)
     return policy
+
+
+def _check_shipped_names(files: dict[str, bytes], name: str) -> None:
+    """What reading a bundle from disk checks of its entries, again on files held in memory: the checksums
+    file is there, every other file is listed in it (or is the signature), none is larger than its bound."""
+    if CHECKSUM_FILE not in files:
+        raise PayrouteError(f"bundle {name}: {CHECKSUM_FILE} is missing")
+    listed = _parse_checksums(files[CHECKSUM_FILE], name)
+    for rel, data in files.items():
+        if rel not in listed and rel not in (CHECKSUM_FILE, SIGNATURE_FILE):
+            raise PayrouteError(f"bundle {name}: {rel} is not listed in {CHECKSUM_FILE}; refusing to load")
+        bound = MAX_FILE_BYTES.get(rel, MAX_OTHER_FILE_BYTES)
+        if len(data) > bound:
+            raise PayrouteError(
+                f"bundle {name}: {rel} is {len(data):,} bytes; at most {bound:,} allowed; refusing to load"
+            )
 
 
 # ---------------------------------------------------------------------- reading files safely
@@ -483,4 +528,4 @@ def _check_outputs(
         raise PayrouteError(f"bundle {name}: {GOLDEN_FILE} golden actions do not reproduce")
 
 
-__all__ = ["check_onnx", "load_bundle"]
+__all__ = ["check_onnx", "load_bundle", "load_bundle_files", "read_bundle_files"]

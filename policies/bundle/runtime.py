@@ -98,6 +98,9 @@ class BundlePolicy:
         self.limits = limits
         self.trusted_keys = trusted_keys
         self.source = source
+        # sha256 of the checksums.sha256 it was verified against (pins every file but the signature); set by
+        # the loader
+        self.checksums_sha256: str | None = None
         self.decision_kind = card.decision_kind
         self.obs_dim = card.io.obs_dim
         self.n_actions = card.io.n_actions

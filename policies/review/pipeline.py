@@ -51,6 +51,7 @@ from payroute.errors import PayrouteError
 from payroute.files import atomic_write_text
 from payroute.policies.bundle import BundlePolicy
 from payroute.policies.bundle.binding import check_bundle_fits_scenario
+from payroute.policies.compare import Executor
 from payroute.policies.logs import LoggedDecisions, read_logged_decisions, route_loss_classes
 from payroute.policies.review.checks import FAIL, NOT_RUN, PASS, Check, status
 from payroute.policies.review.config import (
@@ -64,6 +65,7 @@ from payroute.policies.review.constraints import (
     Contexts,
     run_constraint_checks,
 )
+from payroute.policies.review.governance import governance_record, review_digests
 from payroute.policies.review.integrity import load_for_review, review_keys, signature_check
 from payroute.policies.review.ope import ESTIMATORS, OPEResult, evaluate_policy
 from payroute.policies.review.role_limits import check_role_limits
@@ -97,6 +99,7 @@ class ReviewResult:
     wall_s: float = 0.0
     versions: dict[str, str] = field(default_factory=dict)
     signature: dict[str, Any] = field(default_factory=dict)
+    digests: dict[str, Any] = field(default_factory=dict)  # what was reviewed, pinned (governance.py)
 
     @property
     def failed(self) -> list[Check]:
@@ -116,6 +119,7 @@ class ReviewResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "governance": governance_record(self),
             "verdict": self.verdict,
             "exit_code": self.exit_code,
             "bundle": self.bundle,
@@ -170,10 +174,14 @@ def review_bundle(
     progress: Callable[[str, int, int], None] | None = None,
     trusted_keys: tuple[str | Path, ...] = (),
     shadow: str | Path | None = None,
+    executor: Executor | None = None,
+    config_file: str | Path | None = None,
 ) -> ReviewResult:
     """Review a bundle; raises :class:`~payroute.errors.PayrouteError` when it cannot be reviewed.
 
-    ``trusted_keys`` (public key files) are trusted besides the config's ``integrity.trusted_keys``."""
+    ``trusted_keys`` (public key files) are trusted besides the config's ``integrity.trusted_keys``;
+    ``executor`` runs the stress worlds elsewhere (a Ray cluster: ``--ray-address``); ``config_file``, the YAML
+    ``config`` was read from, is what the review JSON's digest pins (else the config's canonical JSON)."""
     config = config or load_review_config()
     start = time.perf_counter()
     started = datetime.now(UTC).isoformat(timespec="seconds")
@@ -234,11 +242,15 @@ def review_bundle(
     stress = roles = None
     if policy.decision_kind in ROLE_KINDS and config.stress.enabled:
         stress_progress = None if progress is None else (lambda d, t: progress("stress suite", d, t))
-        roles = run_role_stress(policy, config.stress, config.roles, champion=champ, progress=stress_progress)
+        roles = run_role_stress(
+            policy, config.stress, config.roles, champion=champ, progress=stress_progress, executor=executor
+        )
         checks += role_checks(roles)
     elif config.stress.enabled:
         stress_progress = None if progress is None else (lambda d, t: progress("stress suite", d, t))
-        stress = run_stress_suite(policy, config.stress, champion=champ, progress=stress_progress)
+        stress = run_stress_suite(
+            policy, config.stress, champion=champ, progress=stress_progress, executor=executor
+        )
         checks += stress_checks(stress, config.stress)
     else:
         checks.append(Check("stress", "stress_suite", NOT_RUN, "disabled in the review config"))
@@ -303,6 +315,7 @@ def review_bundle(
         started=started,
         wall_s=time.perf_counter() - start,
         versions=_versions(),
+        digests=review_digests(bundle, champion, logs, config, config_file),  # files read and checked above
     )
 
 

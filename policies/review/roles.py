@@ -54,7 +54,7 @@ from payroute.errors import PayrouteError
 from payroute.policies.bundle.binding import check_bundle_fits_scenario
 from payroute.policies.bundle.loading import load_bundle
 from payroute.policies.bundle.runtime import BundlePolicy
-from payroute.policies.compare import Run, bundle_policy, remember_bundle, run_all
+from payroute.policies.compare import Executor, Run, bundle_policy, remember_bundle, run_all
 from payroute.policies.review.checks import FAIL, Check, status
 from payroute.policies.review.stress import BASELINE, CANDIDATE, CHAMPION, StressConfig, _scenario
 from payroute.stats import paired_interval
@@ -260,9 +260,10 @@ def run_role_stress(
     *,
     champion: BundlePolicy | Any | None = None,
     progress: Callable[[int, int], None] | None = None,
+    executor: Executor | None = None,
 ) -> RoleStressResult:
     """Run a price, treasury or fraud bundle, its references (and a champion) on every stress scenario and seed
-    (fraud: against every defense too); compare paired."""
+    (fraud: against every defense too); compare paired. ``executor`` runs the worlds elsewhere (a Ray cluster)."""
     config = config or StressConfig()
     roles = roles or RoleReviewConfig()
     cand = _load(candidate)
@@ -310,7 +311,9 @@ def run_role_stress(
                     )
                     tags.append((group, name, defense, f"{label}\t{role}"))
     workers = config.workers or os.cpu_count() or 1
-    outcomes = run_all(runs, workers, progress, spawn=True)  # onnxruntime sessions must not cross a fork
+    outcomes = run_all(
+        runs, workers, progress, spawn=True, executor=executor
+    )  # onnxruntime sessions must not cross a fork
     rows = []
     for run, (group, name, defense, lr), out in zip(runs, tags, outcomes, strict=True):
         label, role = lr.split("\t")

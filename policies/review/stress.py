@@ -18,7 +18,8 @@ reference.
 Volume: ``volume_multiplier`` multiplies each scenario's own ``volume_scale`` (``holiday_peak`` stays 2.5
 times the default). The runs go through the paired-comparison engine (:func:`payroute.policies.compare.run_all`):
 ``workers`` > 1 runs them in spawned processes (each process loads and verifies the bundles itself, against the
-keys and under the limits they were verified with here) with the same numbers as one worker.
+keys and under the limits they were verified with here) with the same numbers as one worker; an ``executor``
+(a Ray cluster, ``--ray-address``) runs them there, each bundle shipped as bytes and verified again.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from payroute.errors import PayrouteError
 from payroute.policies.bundle.binding import check_bundle_fits_scenario
 from payroute.policies.bundle.loading import load_bundle
 from payroute.policies.bundle.runtime import BundlePolicy
-from payroute.policies.compare import Run, bundle_policy, remember_bundle, run_all
+from payroute.policies.compare import Executor, Run, bundle_policy, remember_bundle, run_all
 from payroute.stats import paired_interval
 from payroute.vocabulary import HEADLINE_KPIS
 
@@ -167,8 +168,11 @@ def run_stress_suite(
     *,
     champion: BundlePolicy | str | Path | None = None,
     progress: Callable[[int, int], None] | None = None,
+    executor: Executor | None = None,
 ) -> StressResult:
-    """Run the candidate bundle, the references and the oracle on every stress scenario and seed; compare paired."""
+    """Run the candidate bundle, the references and the oracle on every stress scenario and seed; compare paired.
+
+    ``executor`` runs the worlds elsewhere (a Ray cluster) instead of ``config.workers`` processes."""
 
     config = config or StressConfig()
     cand = candidate if isinstance(candidate, BundlePolicy) else load_bundle(candidate)
@@ -208,7 +212,8 @@ def run_stress_suite(
                 tags.append((label, role))
 
     workers = config.workers or os.cpu_count() or 1
-    outcomes = run_all(runs, workers, progress, spawn=True)  # onnxruntime sessions must not cross a fork
+    # onnxruntime sessions must not cross a fork
+    outcomes = run_all(runs, workers, progress, spawn=True, executor=executor)
     rows = [_row(r, label, role, o) for r, (label, role), o in zip(runs, tags, outcomes, strict=True)]
     return _compare(pd.DataFrame(rows), cand.source.name, config)
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -94,12 +97,22 @@ def test_an_sb3_run_exports_too_and_the_cli_says_where(tmp_path):
     key, pub, kid = generate_keypair(tmp_path / "keys")
     result = CliRunner().invoke(
         app,
-        ["export", str(run_dir), "--out", str(tmp_path / "sb3"), "--parity", "2000", "--sign-key", str(key)],
-    )
+        ["export", str(run_dir), "--out", str(tmp_path / "sb3"), "--parity", "2000", "--sign-key", str(key),
+         "--ml-bom", str(tmp_path / "sb3.cdx.json")],
+    )  # fmt: skip
     assert result.exit_code == 0, result.output[-2000:]
     out = " ".join(result.output.split())
     assert "parity on 2,000 observations" in out and "payroute review" in out
     assert f"signed by {kid} (trusted: signing.key)" in out
+    bom = json.loads((tmp_path / "sb3.cdx.json").read_text())  # the card as a CycloneDX 1.6 ML-BOM
+    (model,) = bom["components"]
+    assert (
+        bom["specVersion"] == "1.6" and model["type"] == "machine-learning-model" and model["name"] == "sb3"
+    )
+    assert (
+        model["hashes"][0]["content"]
+        == hashlib.sha256((tmp_path / "sb3" / "checksums.sha256").read_bytes()).hexdigest()
+    )
     bundle = load_bundle(tmp_path / "sb3", trusted_keys=[load_public_key(pub)])
     assert bundle.signature.describe() == f"signed by {kid} (trusted: signing.pub)"
     assert bundle.card.training["trainer"] == "sb3/MaskablePPO"

@@ -39,3 +39,18 @@ def test_a_change_that_changes_nothing_gives_exactly_zero_difference():
 def test_compare_without_a_change_is_a_clear_error():
     with pytest.raises(PayrouteError, match="needs the change"):
         whatif.compare(["cheapest"], changes={})
+
+
+def test_a_bundle_compared_in_worker_processes_gives_the_numbers_of_one_process():
+    from pathlib import Path
+
+    router = str(Path(__file__).resolve().parents[2] / "policies" / "zoo" / "router")
+    kwargs = dict(
+        scenario="default",
+        changes={"incidents": [{"route": "card_alpha", "at": "10:00", "duration_min": 120, "state": "down"}]},
+        base_changes={"volume_scale": 0.02},
+        seeds=2,
+    )
+    one = whatif.compare([router], **kwargs)
+    two = whatif.compare([router], workers=2, **kwargs)  # spawned: the verified bundle's session stays here
+    assert one.equals(two) and len(one) > 0
