@@ -108,7 +108,8 @@ def _hhmm(seconds: int) -> str:
 
 def draw_timing(sc: Scenario, seed: int, days: float, t: StressTimings) -> tuple[Scenario, dict[str, Any]]:
     """``sc`` with the day and incident times of ``seed`` (unchanged when ``t.draw`` is false), and a record of
-    the timing that ran: start date, weekday, each incident's day and hours, and whether it was drawn."""
+    the timing that ran: start date, weekday, each incident in words, the first incident's route, state, day and
+    start, and whether it was drawn."""
     start, incidents = sc.start_date, list(sc.incidents)
     if t.draw:
         rng = timing_rng(seed, sc.name)
@@ -131,8 +132,17 @@ def draw_timing(sc: Scenario, seed: int, days: float, t: StressTimings) -> tuple
         "start_date": start.isoformat(),
         "weekday": WEEKDAYS[start.weekday()],
         "incidents": [_incident_words(i) for i in incidents],
+        "first_incident": None,
         "drawn": bool(t.draw),
     }
+    if incidents:
+        first = min(incidents, key=_start_s)
+        record["first_incident"] = {
+            "route": first.route,
+            "state": first.state,
+            "day": first.day,
+            "at": first.at,
+        }
     return sc, record
 
 
