@@ -62,6 +62,7 @@ from payroute.policies.review.constraints import (
 )
 from payroute.policies.review.integrity import load_for_review, review_keys, signature_check
 from payroute.policies.review.ope import ESTIMATORS, OPEResult, evaluate_policy
+from payroute.policies.review.report_card import card_record
 from payroute.policies.review.stress import StressResult, run_stress_suite
 
 EXIT_PASS, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
@@ -276,7 +277,7 @@ def review_bundle(
     return ReviewResult(
         bundle=policy.source.name,
         bundle_path=str(policy.source),
-        card=policy.card.model_dump(mode="json", exclude={"scenario": {"config"}, "experiment": {"config"}}),
+        card=card_record(policy.card),
         signature={**policy.signature.to_dict(), "claims": policy.signature.claims()},
         scenario=scenario_name,
         config=config,

@@ -123,7 +123,11 @@ def _verdict(result: ReviewResult) -> str:
 def gate_margin(check: Check) -> float | None:
     """How far the measured value is on the passing side of the threshold (negative: short of it), in the
     check's own unit; ``None`` for a check without both numbers. A gate's direction (at least / at most) is
-    read from its status: a passed check whose value is below its threshold is an 'at most' gate."""
+    read from its status: a passed check whose value is below its threshold is an 'at most' gate. A check whose
+    value and threshold are not comparable says its margin itself (``details["margin"]``)."""
+    margin = (check.details or {}).get("margin")
+    if isinstance(margin, int | float) and check.status in (PASS, FAIL):
+        return float(margin)
     v, t = check.value, check.threshold
     if (
         v is None

@@ -18,17 +18,41 @@ if TYPE_CHECKING:
     from payroute.policies.review import ReviewResult
 
 
+def card_record(card: Any) -> dict[str, Any]:
+    """The card (a pydantic model) as the review keeps it: the scenario's and experiment's configs are left out
+    (they are large and hashed), what says where the bundle was trained is kept from them
+    (``experiment.train_scenarios``, ``scenario.volume_scale``)."""
+    out = card.model_dump(mode="json", exclude={"scenario": {"config"}, "experiment": {"config"}})
+    full = card.model_dump(mode="json", include={"scenario", "experiment"})
+    exp_cfg = (full.get("experiment") or {}).get("config") or {}
+    scen_cfg = (full.get("scenario") or {}).get("config") or {}
+    if (
+        isinstance(out.get("experiment"), dict)
+        and isinstance(exp_cfg, dict)
+        and exp_cfg.get("train_scenarios")
+    ):
+        out["experiment"]["train_scenarios"] = exp_cfg["train_scenarios"]
+    if isinstance(out.get("scenario"), dict) and isinstance(scen_cfg, dict) and "volume_scale" in scen_cfg:
+        out["scenario"]["volume_scale"] = scen_cfg["volume_scale"]
+    return out
+
+
 def trained_on(card: dict[str, Any]) -> str:
     """One line: the scenarios (with their mix) and budget the bundle was trained on, as the card says."""
-    exp = (card.get("experiment") or {}).get("config") or {}
+    experiment = card.get("experiment") or {}
+    exp = experiment.get("config") or {}
     scen = card.get("scenario") or {}
-    mix = exp.get("train_scenarios") or {}
+    mix = experiment.get("train_scenarios") or exp.get("train_scenarios") or {}
     where = (
         ", ".join(f"{k} ({v:g})" if isinstance(v, int | float) else str(k) for k, v in mix.items())
         if mix
         else str(scen.get("name") or exp.get("scenario") or "an unrecorded scenario")
     )
-    volume = ((scen.get("config") or {}).get("volume_scale")) if isinstance(scen, dict) else None
+    volume = (
+        scen.get("volume_scale", (scen.get("config") or {}).get("volume_scale"))
+        if isinstance(scen, dict)
+        else None
+    )
     train = card.get("training") or {}
     steps = train.get("env_steps") if isinstance(train, dict) else None
     who = train.get("trainer") if isinstance(train, dict) else None
@@ -125,10 +149,10 @@ def _eval_cell(r: dict[str, Any], key: str) -> Any:
     v = r.get(key)
     if key.endswith("_diff") and isinstance(v, int | float):
         lo, hi = r.get(f"{key}_low"), r.get(f"{key}_high")
-        scale = 100 if key == "approval_diff" else 1
+        scale, f = (100, "{:+.2f}") if key == "approval_diff" else (1, "{:+.4f}")
         if isinstance(lo, int | float) and isinstance(hi, int | float):
-            return f"{v * scale:+.4f} [{lo * scale:+.4f}, {hi * scale:+.4f}]"
-        return f"{v * scale:+.4f}"
+            return f"{f.format(v * scale)} [{f.format(lo * scale)}, {f.format(hi * scale)}]"
+        return f.format(v * scale)
     if key == "approval_rate" and isinstance(v, int | float):
         return f"{v:.2%}"
     if key == "oracle_share" and isinstance(v, int | float):
@@ -178,7 +202,8 @@ def _evaluation(ev: Any, claims: str) -> list[str]:
         if plot:
             out.append(plot)
     for name, recs in records.items():
-        cols = list(dict.fromkeys(k for r in recs for k in r))
+        cols = list(dict.fromkeys(k for r in recs for k in r))  # names first, then the numbers
+        cols.sort(key=lambda c: any(isinstance(r.get(c), int | float) for r in recs))
         rows = [[v if isinstance(v := r.get(c, ""), int | float) else _short(v) for c in cols] for r in recs]
         out += [f"<h4>{esc(name)}</h4>", f"<div class='wide'>{table(cols, rows)}</div>"]
     return out
@@ -228,4 +253,4 @@ def card_section(result: ReviewResult) -> list[str]:
     return out
 
 
-__all__ = ["card_section", "trained_on"]
+__all__ = ["card_record", "card_section", "trained_on"]

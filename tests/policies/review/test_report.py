@@ -140,6 +140,8 @@ def test_gate_margins_read_the_direction_from_the_status_and_width_failures_are_
     assert is_width_failure(wide) and not is_width_failure(real)
     assert not is_width_failure(gate(PASS, 0.1, 0.0, mean=0.2, low=0.1, high=0.3))
     assert is_width_failure(gate(FAIL, 9.0, 1.0, width_failure=True))  # a gate may say so itself
+    weight = Check("ope", "mean importance weight", PASS, "", 1.14, 0.25, {"margin": 0.11})
+    assert gate_margin(weight) == 0.11  # value and threshold not comparable: the check says its margin
     # the worst gate: failures first, then by shortfall relative to the interval's width
     assert worst_gate([gate(PASS, 0.01, 0.0), wide, real]) is real
     assert (
