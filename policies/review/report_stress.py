@@ -70,9 +70,14 @@ def stress_section(result: ReviewResult) -> list[str]:
     out.append(
         f"<p>The bundle ({esc(stress.candidate)}) and every reference ran on the same {cfg.seeds} seeds "
         f"{_more_seeds(cfg)}({cfg.days:g} day(s) each, volume {cfg.volume_multiplier:g}× each scenario's own) on "
-        f"{len(cfg.scenarios)} scenarios. Each seed's day and incident times are drawn from the seed "
-        f"({'on' if cfg.timings.draw else 'off: every seed runs the scenario’s own calendar'}), the same for every "
-        f"policy on it. Differences are bundle minus reference, paired by seed, with {cfg.confidence:.0%} "
+        f"{len(cfg.scenarios)} scenarios. "
+        + (
+            "Each seed's day and incident times were drawn from the seed, the same for every policy on it (counted "
+            "under each scenario). "
+            if cfg.timings.draw
+            else "Every seed ran each scenario's own calendar (stress.timings.draw: false). "
+        )
+        + f"Differences are bundle minus reference, paired by seed, with {cfg.confidence:.0%} "
         "Student-t intervals; the dashed red line is the gate against the best reference (drawn bold).</p>"
     )
     comp = stress.comparisons
