@@ -197,17 +197,23 @@ def _facts(result: ReviewResult, ids: set[str]) -> str:
     if not failed:
         widths = "No failures: nothing for more seeds to change."
     elif len(width) == len(failed):
+        which = (
+            "The failure is a width failure"
+            if len(failed) == 1
+            else f"All {len(failed)} failures are width failures"
+        )
         widths = (
-            f"All {len(failed)} failure(s) are width failures: the estimates pass, their intervals reach below "
-            "the gate. More seeds or volume could change the verdict."
+            f"{which}: the estimate passes, its interval reaches past the gate. More seeds or volume could change "
+            "the verdict."
         )
     elif width:
         widths = (
             f"{len(width)} of {len(failed)} failures are width failures (more seeds could turn them); the other "
-            f"{len(failed) - len(width)} are real: the estimate itself is past the gate."
+            f"{len(failed) - len(width)} real: the estimate itself is past the gate."
         )
     else:
-        widths = f"None of the {len(failed)} failure(s) is a width failure: more seeds would not change the verdict."
+        which = "The failure is real" if len(failed) == 1 else f"All {len(failed)} failures are real"
+        widths = f"{which}: the estimate itself is past the gate; more seeds would not change the verdict."
     facts = (("What it decides", decides), ("Worst gate", gate), ("Width or real", widths))
     return (
         "<div class='facts'>"

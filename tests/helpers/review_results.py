@@ -3,21 +3,29 @@ seeded generator, compared and gated by the real code), for testing the report w
 
 from __future__ import annotations
 
-import json
+import functools
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from payroute.envs.scenarios import load_scenario
+from payroute.policies.bundle.loading import load_bundle
 from payroute.policies.review import ReviewConfig
 from payroute.policies.review.checks import PASS, Check
 from payroute.policies.review.pipeline import ReviewResult, stress_checks
+from payroute.policies.review.report_card import card_record
 from payroute.policies.review.stress import STRESS_SCENARIOS, _compare
 from payroute.policies.review.timings import draw_timing
 
 ZOO_ROUTER = Path(__file__).resolve().parents[2] / "policies" / "zoo" / "router"
 REFERENCES = ("cheapest", "fastest", "priority", "success_rate", "cost_aware", "thompson", "ucb")
+
+
+@functools.cache
+def zoo_card() -> dict:
+    """The zoo router's card as the review keeps it (:func:`card_record` of the verified bundle's card)."""
+    return card_record(load_bundle(ZOO_ROUTER).card)
 
 
 def synthetic_review(seeds: int = 200, shift: dict[str, float] | None = None, seed: int = 0) -> ReviewResult:
@@ -55,8 +63,7 @@ def synthetic_review(seeds: int = 200, shift: dict[str, float] | None = None, se
         Check("integrity", "bundle", PASS, "checksums and schema verified"),
         *stress_checks(stress, cfg.stress),
     ]
-    card = json.loads((ZOO_ROUTER / "card.json").read_text())
     return ReviewResult(
-        "router", str(ZOO_ROUTER), card, "default", cfg, checks, stress=stress,
+        "router", str(ZOO_ROUTER), zoo_card(), "default", cfg, checks, stress=stress,
         signature={"says": "unsigned", "claims": "unsigned claims (nobody vouches for them)"},
     )  # fmt: skip

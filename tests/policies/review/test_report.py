@@ -14,7 +14,7 @@ from payroute.policies.review.checks import FAIL, NOT_RUN, PASS, Check
 from payroute.policies.review.pipeline import ReviewResult
 from payroute.policies.review.report import gate_margin, is_width_failure, render_html, worst_gate
 from payroute.policies.review.report_html import evidence_id
-from tests.helpers.review_results import ZOO_ROUTER, synthetic_review
+from tests.helpers.review_results import ZOO_ROUTER, synthetic_review, zoo_card
 
 pytest.importorskip("matplotlib")
 
@@ -59,7 +59,7 @@ def test_the_page_opens_with_the_verdict_then_the_three_facts_then_the_failed_ga
         f"measured {worst.value:.4g} against -0.05, {abs(worst.value + 0.05):.4g} short of the threshold"
         in facts
     )
-    assert "None of the 1 failure(s) is a width failure" in facts
+    assert "The failure is real: the estimate itself is past the gate" in facts
 
 
 def test_every_failed_gate_links_to_its_evidence_on_the_page(failing):
@@ -153,10 +153,7 @@ def test_gate_margins_read_the_direction_from_the_status_and_width_failures_are_
 
 
 def result_with(checks: list[Check]) -> ReviewResult:
-    import json
-
-    card = json.loads((ZOO_ROUTER / "card.json").read_text())
-    return ReviewResult("router", str(ZOO_ROUTER), card, "default", ReviewConfig(), checks)
+    return ReviewResult("router", str(ZOO_ROUTER), zoo_card(), "default", ReviewConfig(), checks)
 
 
 def test_the_facts_say_when_more_seeds_could_change_the_verdict():
@@ -179,9 +176,9 @@ def test_the_facts_say_when_more_seeds_could_change_the_verdict():
         {"mean": -0.25, "low": -0.3, "high": -0.2},
     )
     page = render_html(result_with([wide]))
-    assert "All 1 failure(s) are width failures" in page and "(width failure)" in page
+    assert "The failure is a width failure" in page and "(width failure)" in page
     page = render_html(result_with([wide, real]))
-    assert "1 of 2 failures are width failures (more seeds could turn them); the other 1 are real" in page
+    assert "1 of 2 failures are width failures (more seeds could turn them); the other 1 real" in page
     assert "No failures: nothing for more seeds to change." in render_html(result_with([]))
 
 
