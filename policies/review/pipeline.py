@@ -48,6 +48,7 @@ from payroute.files import atomic_write_text
 from payroute.policies.bundle import BundlePolicy
 from payroute.policies.bundle.binding import check_bundle_fits_scenario
 from payroute.policies.logs import LoggedDecisions, read_logged_decisions, route_loss_classes
+from payroute.policies.review.card import card_record
 from payroute.policies.review.checks import FAIL, NOT_RUN, PASS, Check, status
 from payroute.policies.review.config import (
     OPEReviewConfig,
@@ -62,7 +63,6 @@ from payroute.policies.review.constraints import (
 )
 from payroute.policies.review.integrity import load_for_review, review_keys, signature_check
 from payroute.policies.review.ope import ESTIMATORS, OPEResult, evaluate_policy
-from payroute.policies.review.report_card import card_record
 from payroute.policies.review.stress import StressResult, run_stress_suite
 
 EXIT_PASS, EXIT_FAIL, EXIT_ERROR = 0, 1, 2

@@ -32,8 +32,9 @@ import numpy as np
 import yaml
 
 from payroute.files import atomic_write_text
+from payroute.policies.review.card import trained_on
 from payroute.policies.review.checks import FAIL, PASS, WARN, Check
-from payroute.policies.review.report_card import card_section, trained_on
+from payroute.policies.review.report_card import card_section
 from payroute.policies.review.report_html import esc, evidence_id, figure, img, num, slug, table
 from payroute.policies.review.report_stress import stress_section
 

@@ -12,9 +12,9 @@ import pandas as pd
 from payroute.envs.scenarios import load_scenario
 from payroute.policies.bundle.loading import load_bundle
 from payroute.policies.review import ReviewConfig
+from payroute.policies.review.card import card_record
 from payroute.policies.review.checks import PASS, Check
 from payroute.policies.review.pipeline import ReviewResult, stress_checks
-from payroute.policies.review.report_card import card_record
 from payroute.policies.review.stress import STRESS_SCENARIOS, _compare
 from payroute.policies.review.timings import draw_timing
 
