@@ -53,6 +53,7 @@ from payroute.policies.bundle import BundlePolicy
 from payroute.policies.bundle.binding import check_bundle_fits_scenario
 from payroute.policies.compare import Executor
 from payroute.policies.logs import LoggedDecisions, read_logged_decisions, route_loss_classes
+from payroute.policies.review.card import card_record
 from payroute.policies.review.checks import FAIL, NOT_RUN, PASS, Check, status
 from payroute.policies.review.config import (
     OPEReviewConfig,
@@ -299,7 +300,7 @@ def review_bundle(
     return ReviewResult(
         bundle=policy.source.name,
         bundle_path=str(policy.source),
-        card=policy.card.model_dump(mode="json", exclude={"scenario": {"config"}, "experiment": {"config"}}),
+        card=card_record(policy.card),
         signature={**policy.signature.to_dict(), "claims": policy.signature.claims()},
         scenario=scenario_name,
         config=config,

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from payroute.policies.review.report_html import evidence_id
 from payroute.policies.review.roles import GATES, REPORTED
 
 if TYPE_CHECKING:
@@ -49,7 +50,7 @@ def render_roles_section(result: ReviewResult) -> list[str]:
     if roles.kind == "fraud":
         against = f", each against the shipped defenses {', '.join(e(d) for d in roles.gates.defenses)}"
     out = [
-        f"<h2>{TITLES[roles.kind]} in the stress worlds</h2>",
+        f"<h2 id='{evidence_id('stress')}'>{TITLES[roles.kind]} in the stress worlds</h2>",
         f"<p>The bundle ({e(roles.candidate)}) and its references ({refs}) ran on the same seeds "
         f"({cfg.seeds} per scenario unless stress.seeds_by_scenario says more; {cfg.days:g} day(s) each, volume "
         f"{cfg.volume_multiplier:g}× each scenario's own) on {len(cfg.scenarios)} scenarios{against}. "

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from payroute.policies.review.report_html import evidence_id
+
 if TYPE_CHECKING:
     from payroute.policies.review.shadow import ShadowResult
 
@@ -28,7 +30,7 @@ _BY_TITLES = {
 
 def shadow_section(shadow: ShadowResult | None) -> list[str]:
     """The report's HTML for the shadow replay (a 'not run' line without ``--shadow``)."""
-    out = ["<h2 id='shadow'>Shadow replay</h2>"]
+    out = [f"<h2 id='{evidence_id('shadow')}'>Shadow replay</h2>"]
     if shadow is None:
         return [*out, "<p class='muted'>Not run: no log was given (<code>--shadow LOG.parquet</code>).</p>"]
     e = html.escape

@@ -15,6 +15,11 @@ reference slightly, which errs on the side of caution. The oracle (knows the hid
 scale, as the share of the oracle's uplift over the cheapest route that the candidate captures; it is never a
 reference.
 
+Timing: each seed's day (and so the weekday the surge, the crunch or the fee hike falls on) and the start of
+each incident (the outage's day and hour) are drawn from that seed (:mod:`payroute.policies.review.timings`), so
+every policy on one seed runs the same world, different seeds put the outage on different days and hours, and a
+policy cannot pass by having memorised the shipped Friday afternoon; ``timings`` in the result says which ran.
+
 Volume: ``volume_multiplier`` multiplies each scenario's own ``volume_scale`` (``holiday_peak`` stays 2.5
 times the default). The runs go through the paired-comparison engine (:func:`payroute.policies.compare.run_all`):
 ``workers`` > 1 runs them in spawned processes (each process loads and verifies the bundles itself, against the
@@ -43,6 +48,7 @@ from payroute.policies.bundle.binding import check_bundle_fits_scenario
 from payroute.policies.bundle.loading import load_bundle
 from payroute.policies.bundle.runtime import BundlePolicy
 from payroute.policies.compare import Executor, Run, bundle_policy, remember_bundle, run_all
+from payroute.policies.review.timings import StressTimings, draw_timing
 from payroute.stats import paired_interval
 from payroute.vocabulary import HEADLINE_KPIS
 
@@ -80,6 +86,10 @@ class StressConfig(ConfigModel):
     )
     confidence: float = Field(default=0.95, gt=0, lt=1)
     workers: int = Field(default=0, ge=0, le=4096, description="processes; 0 = one per CPU")
+    timings: StressTimings = Field(
+        default_factory=StressTimings,
+        description="each seed's day and incident times, drawn per seed (policies/review/timings.py)",
+    )
 
     @field_validator("scenarios")
     @classmethod
@@ -121,6 +131,7 @@ class StressResult:
     comparisons: pd.DataFrame  # scenario, reference, role, diff mean/low/high of margin and approval, is_best
     best: dict[str, str] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)  # scenario -> what went wrong with the candidate
+    timings: list[dict[str, Any]] = field(default_factory=list)  # per scenario and seed: the timing that ran
 
     def comparison(self, scenario: str, reference: str) -> pd.Series:
         rows = self.comparisons
@@ -132,6 +143,7 @@ class StressResult:
             "candidate": self.candidate,
             "best_reference": self.best,
             "errors": self.errors,
+            "timings": self.timings,
             "comparisons": _records(self.comparisons),
             "means": _records(
                 self.runs.groupby(["scenario", "policy", "role"], sort=False)[list(KPIS)].mean().reset_index()
@@ -191,6 +203,7 @@ def run_stress_suite(
 
     runs: list[Run] = []
     tags: list[tuple[str, str]] = []
+    timings: list[dict[str, Any]] = []
     for name in config.scenarios:
         sc = _scenario(name, config.volume_multiplier)
         check_bundle_fits_scenario(cand, sc)
@@ -203,19 +216,23 @@ def run_stress_suite(
         if config.include_oracle and kind == "route":
             entries.append(("oracle", ORACLE, "oracle"))
         for seed in config.seed_list(name):
+            seed_sc, timing = draw_timing(sc, seed, config.days, config.timings)  # one world per seed
+            timings.append(timing)
             for label, role, pol in entries:
                 keep = role in (
                     CANDIDATE,
                     CHAMPION,
                 )  # a failing bundle is a finding; a failing baseline a bug
-                runs.append(Run(sc, pol, seed, config.days, kind, others, keep_errors=keep))
+                runs.append(Run(seed_sc, pol, seed, config.days, kind, others, keep_errors=keep))
                 tags.append((label, role))
 
     workers = config.workers or os.cpu_count() or 1
     # onnxruntime sessions must not cross a fork
     outcomes = run_all(runs, workers, progress, spawn=True, executor=executor)
     rows = [_row(r, label, role, o) for r, (label, role), o in zip(runs, tags, outcomes, strict=True)]
-    return _compare(pd.DataFrame(rows), cand.source.name, config)
+    result = _compare(pd.DataFrame(rows), cand.source.name, config)
+    result.timings = timings
+    return result
 
 
 def _references(kind: str, config: StressConfig) -> list[str]:

@@ -93,6 +93,16 @@ def test_most_expensive_route_bundle_fails_review_and_the_report_says_why(expens
     assert {c["reference"] for c in comps} == {"cheapest", "cost_aware"} and {c["seeds"] for c in comps} == {
         3
     }
+    # each seed ran its own drawn timing, the same for every policy on it, and the JSON says which
+    timings = summary["stress"]["timings"]
+    assert [(t["scenario"], t["seed"]) for t in timings] == [
+        (s, i) for s in STRESS_SCENARIOS for i in range(3)
+    ]
+    outage = [t for t in timings if t["scenario"] == "processor_outage"]
+    assert len({(t["start_date"], t["first_incident"]["at"]) for t in outage}) == 3 and all(
+        t["drawn"] for t in outage
+    )
+    assert "Timing drawn per seed: 3 seeds" in html and "card_alpha down from" in html
     # nothing else is wrong with the bundle: intact, masks respected, sane on malformed input
     statuses = {c["name"]: c["status"] for c in summary["checks"]}
     assert statuses["bundle"] == statuses["masked_actions"] == statuses["malformed_inputs"] == "pass"
