@@ -26,7 +26,8 @@ stated floor above a logged reward is lowered to it.
 off-policy: a day is ``decisions_per_day`` payments (the log's mean per day) drawn independently from the log's
 decisions with per-decision self-normalised importance weights :math:`w_i / \sum_j w_j`, and its loss the sum of
 their logged fraud losses; ``tail_days`` such days are drawn (seeded) and their quantile taken. The logging
-policy's own tail is the same computation with weights 1. Limits: it assumes a day's payments are independent
+policy's own tail is the same computation with weights 1, on the same random draws (a bundle that routes like
+the logger has the logger's tail to the cent). Limits: it assumes a day's payments are independent
 (no fraud waves, outages or fraudster adapting within the day, which fatten the real tail); it cannot see a loss
 larger than any in the log; and a loss the logger rarely explored on the bundle's route carries a large weight
 (``lossy_effective_sample_size``: the effective number of fraud losses behind the estimate).
@@ -152,9 +153,9 @@ def fraud_loss_tail(
     n_days = int(np.unique(day).size)
     per_day = max(1, round(loss.size / n_days))
     lossy = np.nonzero(loss > 0)[0]
-    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(8,)))
 
-    def simulate(p: np.ndarray) -> np.ndarray:
+    def simulate(p: np.ndarray) -> np.ndarray:  # the same draws for both policies: common random numbers
+        rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(8,)))
         total = float(p.sum())
         if total <= 0 or lossy.size == 0:
             return np.zeros(days)

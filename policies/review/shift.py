@@ -217,8 +217,8 @@ def shift_check(
                 if worst
                 else "no single feature past its threshold"
             )
-            + f": the log's traffic is not the review scenario's, so the off-policy estimates describe other "
-            f"traffic than the stress and constraint checks"
+            + ": the log's traffic is not the review scenario's, so the off-policy estimates describe other "
+            "traffic than the stress and constraint checks"
         )
         return Check(
             "shift", "covariate shift", WARN, summary, res.domain_auc, cfg.max_auc, res.to_dict()
