@@ -24,6 +24,7 @@ import yaml
 
 from payroute.files import atomic_write_text
 from payroute.policies.review.checks import PASS, WARN, Check
+from payroute.policies.review.report_statistics import statistics_section
 
 if TYPE_CHECKING:
     from payroute.policies.review import ReviewResult
@@ -80,6 +81,7 @@ def render_html(result: ReviewResult) -> str:
     parts += _stress_section(result)
     parts += _ope_section(result)
     parts += _constraints_section(result)
+    parts += statistics_section(result)  # family-wise gates, OPE bound and tail, covariate shift
     parts += [
         "<h2>Review config</h2><pre>",
         e(yaml.safe_dump(result.config.model_dump(mode="json"), sort_keys=False)),
