@@ -148,7 +148,7 @@ def _shift(result: ReviewResult) -> list[str]:
             f["kind"],
             f"{'TV' if f['kind'] == 'categorical' else 'KS'} {f['distance']:.3f}",
             "" if f["wasserstein_sd"] is None else f"{f['wasserstein_sd']:.3f}",
-            "shifted" if f["shifted"] else "",
+            "shifted" if f["shifted"] else "routing state (not counted)" if f.get("routing_state") else "",
         ]
         for f in sorted(d["features"], key=lambda f: -f["distance"])
     ]

@@ -48,6 +48,20 @@ def test_the_same_traffic_passes_and_a_shifted_amount_warns_naming_it():
     )
 
 
+def test_routing_state_features_are_shown_but_do_not_warn():
+    """A route's recent approvals depend on who routed the earlier payments (the logger or the bundle), not on the
+    customers: a difference there alone is no covariate shift."""
+    rng = np.random.default_rng(1)
+    names = [*NAMES, "card_alpha.recent_count"]
+    log = np.column_stack([_contexts(rng, 3000), rng.uniform(0.1, 0.3, 3000)])
+    sim = np.column_stack([_contexts(rng, 3000), np.zeros(3000)])  # the bundle never sends to card_alpha
+    check, res = shift_check(log, sim, names, ShiftReviewConfig(), "default")
+    state = res.features[-1]
+    assert state.routing_state and state.distance == 1.0 and not state.shifted
+    assert check.status == "pass" and res.domain_auc < 0.56
+    assert "1 of 1 routing-state features differ too" in check.summary
+
+
 def test_without_a_log_or_when_disabled_it_does_not_run():
     rng = np.random.default_rng(0)
     assert shift_check(None, _contexts(rng, 10), NAMES, ShiftReviewConfig(), "default")[0].status == "not run"
