@@ -15,7 +15,8 @@ The review runs on the core install (onnxruntime, numpy, pyarrow, matplotlib; no
    stress scenarios with common random numbers. Gate, per scenario: the lower bound of the paired interval of
    (bundle - best reference) margin per transaction is at least ``stress.min_margin_diff_vs_best_usd``, and the
    same for the approval rate with ``stress.min_approval_diff_vs_best`` (a non-inferiority test: a wide
-   interval fails, and the report says to run more seeds).
+   interval fails, and the report says to run more seeds). The comparisons are one family: under
+   ``stress.multiplicity: holm`` (the default) their bounds hold together (:mod:`payroute.policies.review.gates`).
 4. **Off-policy evaluation** (:mod:`payroute.policies.review.ope`) on the log: every estimator with bootstrap intervals.
    Gates: the chosen estimator's lower bound minus the logged mean reward per decision is at least
    ``ope.min_lower_bound_vs_logged_cents``; the effective sample size is at least
