@@ -179,3 +179,16 @@ def test_the_review_gates_family_wise_and_shows_the_unadjusted_interval_beside_t
     assert fam["margin vs best: fee_hike"].status == one["margin vs best: fee_hike"].status == "pass"
     assert all(fam[f"approval vs best: {s}"].status == "pass" for s in scenarios)  # equal approval: sd 0
     assert stress_gates(stress, holm_cfg)[("processor_outage", "margin")].rank == 5
+
+
+def test_an_unknown_multiplicity_is_refused_naming_the_field_and_the_choices(tmp_path):
+    from payroute.errors import ConfigError
+    from payroute.policies.review import load_review_config
+
+    bad = tmp_path / "review.yaml"
+    bad.write_text("stress:\n  multiplicity: bonferroni\n")
+    with pytest.raises(ConfigError) as err:
+        load_review_config(bad)
+    message = str(err.value)
+    assert "review.yaml" in message and "stress.multiplicity" in message and "bonferroni" in message
+    assert "'holm'" in message and "'none'" in message
