@@ -18,6 +18,7 @@ from payroute.errors import ConfigError, format_validation_error
 from payroute.policies.review.constraints import ConstraintConfig
 from payroute.policies.review.roles import RoleReviewConfig
 from payroute.policies.review.shadow import ShadowReviewConfig
+from payroute.policies.review.shift import ShiftReviewConfig
 from payroute.policies.review.stress import StressConfig
 
 DEFAULT_CONFIG_FILE = "review_default.yaml"
@@ -40,6 +41,19 @@ class OPEReviewConfig(_Strict):
     max_weight: float | None = Field(default=None, gt=0)
     switch_tau: float = Field(default=10.0, gt=0)
     seed: int = Field(default=0, ge=0, le=2**32 - 1)
+    min_hcope_lower_bound_vs_logged_cents: float | None = Field(
+        default=None,
+        description="gate on the high-confidence (empirical Bernstein) lower bound minus the logged mean; "
+        "null: reported only (policies/review/ope_bounds.py)",
+    )
+    hcope_reward_floor_cents: float | None = Field(
+        default=None,
+        description="no decision earns less (the bound's floor); null: the log's smallest reward",
+    )
+    tail_level: float = Field(default=0.95, gt=0, lt=1, description="VaR/CVaR level of a day's fraud loss")
+    tail_days: int = Field(
+        default=2000, ge=100, le=1_000_000, description="days drawn for the fraud-loss tail"
+    )
 
 
 class StressReviewConfig(StressConfig):
@@ -47,6 +61,11 @@ class StressReviewConfig(StressConfig):
 
     min_margin_diff_vs_best_usd: float = -0.05
     min_approval_diff_vs_best: Annotated[float, Field(ge=-1.0, le=1.0)] | None = -0.02
+    multiplicity: Literal["holm", "none"] = Field(
+        default="holm",
+        description="holm: the stress gates control the family-wise error over all their comparisons at "
+        "(1 - confidence) / 2; none: each at that level alone (policies/review/gates.py)",
+    )
     enabled: bool = True
 
 
@@ -96,6 +115,7 @@ class ReviewConfig(_Strict):
         default=RoleReviewConfig(),
         description="the stress gates of price, treasury and fraud-side bundles (runs as in stress:)",
     )
+    shift: ShiftReviewConfig = ShiftReviewConfig()
 
 
 def default_config_path() -> Path:

@@ -106,6 +106,7 @@ class ConstraintResult:
     checks: list[Check]
     latency_ms: np.ndarray = field(default_factory=lambda: np.zeros(0))
     contexts: dict[str, int] = field(default_factory=dict)
+    simulated: Contexts | None = None  # the bundle's own contexts in the review scenario (the shift check's)
 
     def to_dict(self) -> dict[str, Any]:
         return {"checks": [c.to_dict() for c in self.checks], "contexts": self.contexts}
@@ -470,7 +471,8 @@ def run_constraint_checks(
         check_action_caps(policy, contexts, config.action_value_low, config.action_value_high, scenario),
         check_latency(times, config.latency_p99_ms),
     ]
-    return ConstraintResult(checks, times, {c.source: c.n for c in contexts})
+    simulated = next((c for c in contexts if c.source == "simulated"), None)
+    return ConstraintResult(checks, times, {c.source: c.n for c in contexts}, simulated)
 
 
 __all__ = [

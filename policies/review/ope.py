@@ -81,6 +81,8 @@ class OPEResult:
     n_bootstrap: int
     seed: int
     reward_model: str = "none"  # none | given | ridge | per-action mean | fraud-aware ridge
+    hcope: dict[str, Any] | None = None  # the high-confidence lower bound (review.ope_bounds), when computed
+    tail: dict[str, Any] | None = None  # VaR/CVaR of a day's fraud loss (review.ope_bounds), when computed
 
     def __getitem__(self, estimator: str) -> Estimate:
         return self.estimates[estimator]
@@ -94,6 +96,8 @@ class OPEResult:
             "n_bootstrap": self.n_bootstrap,
             "reward_model": self.reward_model,
             "seed": self.seed,
+            "hcope": self.hcope,
+            "tail": self.tail,
         }
 
 

@@ -15,9 +15,10 @@ The review runs on the core install (onnxruntime, numpy, pyarrow, matplotlib; no
    stress scenarios with common random numbers. Gate, per scenario: the lower bound of the paired interval of
    (bundle - best reference) margin per transaction is at least ``stress.min_margin_diff_vs_best_usd``, and the
    same for the approval rate with ``stress.min_approval_diff_vs_best`` (a non-inferiority test: a wide
-   interval fails, and the report says to run more seeds). Price, treasury and fraud-side bundles run in the
-   same stress worlds against their own references, with their role's gates
-   (:mod:`payroute.policies.review.roles`).
+   interval fails, and the report says to run more seeds). The comparisons are one family: under
+   ``stress.multiplicity: holm`` (the default) their bounds hold together (:mod:`payroute.policies.review.gates`).
+   Price, treasury and fraud-side bundles run in the same stress worlds against their own references, with their
+   role's gates (:mod:`payroute.policies.review.roles`).
 4. **Off-policy evaluation** (:mod:`payroute.policies.review.ope`) on the log: every estimator with bootstrap intervals.
    Gates: the chosen estimator's lower bound minus the logged mean reward per decision is at least
    ``ope.min_lower_bound_vs_logged_cents``; the effective sample size is at least
@@ -38,7 +39,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -66,12 +67,15 @@ from payroute.policies.review.constraints import (
     Contexts,
     run_constraint_checks,
 )
+from payroute.policies.review.gates import GateResult, stress_gates
 from payroute.policies.review.governance import governance_record, review_digests
 from payroute.policies.review.integrity import load_for_review, review_keys, signature_check
 from payroute.policies.review.ope import ESTIMATORS, OPEResult, evaluate_policy
+from payroute.policies.review.ope_bounds import fraud_loss_tail, hcope_check, hcope_lower_bound
 from payroute.policies.review.role_limits import check_role_limits
 from payroute.policies.review.roles import ROLE_KINDS, RoleStressResult, role_checks, run_role_stress
 from payroute.policies.review.shadow import ShadowResult, read_shadow_log, run_shadow, shadow_checks
+from payroute.policies.review.shift import shift_check
 from payroute.policies.review.stress import StressResult, run_stress_suite
 
 EXIT_PASS, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
@@ -296,6 +300,9 @@ def review_bundle(
                               days=sim.days, volume=sim.volume_multiplier, max_clipped_share=config.roles.max_clipped_share)
         )  # fmt: skip
     checks += constraints.checks
+    sim_obs = None if constraints.simulated is None else constraints.simulated.obs
+    logged_obs = None if logged is None else logged.observations
+    checks.append(shift_check(logged_obs, sim_obs, policy.feature_names, config.shift, sim_scenario.name)[0])
 
     return ReviewResult(
         bundle=policy.source.name,
@@ -357,6 +364,7 @@ def _versions() -> dict[str, str]:
 # ---------------------------------------------------------------------- stress gates
 def stress_checks(stress: StressResult, cfg: StressReviewConfig) -> list[Check]:
     checks = []
+    gates = stress_gates(stress, cfg)  # family-wise over every comparison below (stress.multiplicity)
     for scenario in cfg.scenarios:
         if scenario in stress.errors:
             checks.append(
@@ -370,9 +378,9 @@ def stress_checks(stress: StressResult, cfg: StressReviewConfig) -> list[Check]:
             continue
         ref = stress.best[scenario]
         row = stress.comparison(scenario, ref)
-        checks.append(_margin_check(stress, scenario, ref, row, cfg))
+        checks.append(_margin_check(stress, scenario, ref, row, cfg, gates[(scenario, "margin")]))
         if cfg.min_approval_diff_vs_best is not None:
-            checks.append(_approval_check(scenario, ref, row, cfg))
+            checks.append(_approval_check(scenario, ref, row, cfg, gates[(scenario, "approval")]))
     return checks
 
 
@@ -384,7 +392,9 @@ def _means(stress: StressResult, scenario: str, policy: str) -> dict[str, float]
     }
 
 
-def _margin_check(stress: StressResult, scenario: str, ref: str, row: Any, cfg: StressReviewConfig) -> Check:
+def _margin_check(
+    stress: StressResult, scenario: str, ref: str, row: Any, cfg: StressReviewConfig, gate: GateResult
+) -> Check:
     thr = cfg.min_margin_diff_vs_best_usd
     conf = f"{cfg.confidence:.0%}"
     low, high, diff = row.margin_diff_low, row.margin_diff_high, row.margin_diff
@@ -392,26 +402,28 @@ def _margin_check(stress: StressResult, scenario: str, ref: str, row: Any, cfg: 
         f"on {scenario} the bundle earned {_usd(row.candidate_margin_per_tx_usd)} per transaction, "
         f"{_usd(diff, sign=True)} against {ref} (the best reference, "
         f"{_usd(row.reference_margin_per_tx_usd)}); paired {conf} interval [{low:+.4f}, {high:+.4f}] over "
-        f"{int(row.seeds)} seeds"
+        f"{int(row.seeds)} seeds" + gate.bound_words()
     )
-    ok = low >= thr
+    ok = gate.passed
     if ok:
-        summary = f"{said}; the lower bound is at least the allowed {thr:+.4f}"
+        summary = f"{said}; the {gate.bound_name} is at least the allowed {thr:+.4f}"
     elif diff >= thr:
         summary = (
-            f"{said}; the lower bound is below the allowed {thr:+.4f}: the interval is too wide to show the "
-            "bundle is no worse, so run more seeds or more volume (stress.seeds, stress.volume_multiplier)"
+            f"{said}; the {gate.bound_name} is below the allowed {thr:+.4f}: the interval is too wide to show the "
+            "bundle is no worse, so run more seeds or more volume (stress.seeds, stress.volume_multiplier); "
+            + gate.more_seeds_words()
         )
     else:
         summary = f"{said}; it is worse than the allowed {thr:+.4f}" + _why(stress, scenario, ref)
+        summary += "; " + gate.more_seeds_words()
     return Check(
         "stress",
         f"margin vs best: {scenario}",
         status(ok),
         summary,
-        float(low),
+        gate.adjusted_low,
         thr,
-        {"reference": ref, "mean": float(diff), "low": float(low), "high": float(high)},
+        {"reference": ref, "mean": float(diff), "low": float(low), "high": float(high), **gate.to_dict()},
     )
 
 
@@ -438,27 +450,29 @@ def _why(stress: StressResult, scenario: str, ref: str) -> str:
     return ": " + "; ".join(reasons) if reasons else ""
 
 
-def _approval_check(scenario: str, ref: str, row: Any, cfg: StressReviewConfig) -> Check:
+def _approval_check(scenario: str, ref: str, row: Any, cfg: StressReviewConfig, gate: GateResult) -> Check:
     thr = cfg.min_approval_diff_vs_best
     low, high, diff = row.approval_diff_low, row.approval_diff_high, row.approval_diff
     said = (
         f"on {scenario} the bundle's approval rate was {row.candidate_approval_rate:.2%} against "
         f"{row.reference_approval_rate:.2%} for {ref}: {diff * 100:+.2f} points, paired {cfg.confidence:.0%} "
-        f"interval [{low * 100:+.2f}, {high * 100:+.2f}]"
+        f"interval [{low * 100:+.2f}, {high * 100:+.2f}]" + gate.bound_words(100.0, "{:+.2f} points")
     )
-    ok = low >= thr
+    ok = gate.passed
     verdict = "at least" if ok else "below"
-    summary = f"{said}; the lower bound is {verdict} the allowed {thr * 100:+.2f} points"
+    summary = f"{said}; the {gate.bound_name} is {verdict} the allowed {thr * 100:+.2f} points"
     if not ok and diff >= thr:
         summary += " (the interval is too wide: run more seeds or volume)"
+    if not ok:
+        summary += "; " + gate.more_seeds_words()
     return Check(
         "stress",
         f"approval vs best: {scenario}",
         status(ok),
         summary,
-        float(low),
+        gate.adjusted_low,
         thr,
-        {"reference": ref, "mean": float(diff), "low": float(low), "high": float(high)},
+        {"reference": ref, "mean": float(diff), "low": float(low), "high": float(high), **gate.to_dict()},
     )
 
 
@@ -487,7 +501,10 @@ def _evaluate_on_log(
         fraud=logged.fraud_labels(loss_classes),
     )
     weights = target[np.arange(logged.n), logged.actions] / logged.propensities
-    return result, weights
+    hcope = hcope_lower_bound(logged.rewards, weights, cfg.confidence, cfg.seed, cfg.hcope_reward_floor_cents)
+    arrival = logged.table.column("t_arrival").to_numpy()
+    tail = fraud_loss_tail(logged.fraud_losses, weights, arrival, cfg.tail_level, cfg.tail_days, cfg.seed)
+    return replace(result, hcope=hcope.to_dict(), tail=tail.to_dict()), weights
 
 
 def ope_checks(result: OPEResult, cfg: OPEReviewConfig) -> list[Check]:
@@ -519,6 +536,8 @@ def ope_checks(result: OPEResult, cfg: OPEReviewConfig) -> list[Check]:
         Check("ope", f"{cfg.estimator} vs logged", status(ok), summary, float(gap), cfg.min_lower_bound_vs_logged_cents,
               {"estimate": est.value, "low": est.ci_low, "high": est.ci_high, "logged_mean": logged})
     ]  # fmt: skip
+    if result.hcope is not None:
+        checks += hcope_check(result.hcope, logged, cfg.min_hcope_lower_bound_vs_logged_cents)
     ess_ok = diag.effective_sample_size >= cfg.min_effective_sample_size
     checks.append(
         Check(

@@ -38,6 +38,7 @@ from payroute.policies.review.report_card import card_section
 from payroute.policies.review.report_html import esc, evidence_id, figure, img, num, slug, table
 from payroute.policies.review.report_roles import render_roles_section
 from payroute.policies.review.report_shadow import shadow_section
+from payroute.policies.review.report_statistics import statistics_section
 from payroute.policies.review.report_stress import stress_section
 
 if TYPE_CHECKING:
@@ -404,6 +405,7 @@ SECTIONS: list[Section] = [
     render_roles_section,  # price, treasury and fraud-side bundles (report_roles.py)
     _ope_section,
     _constraints_section,
+    statistics_section,  # family-wise gates, OPE bound and tail, covariate shift (report_statistics.py)
     lambda result: shadow_section(result.shadow),  # --shadow LOG (report_shadow.py)
 ]
 

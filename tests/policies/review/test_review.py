@@ -173,7 +173,7 @@ def test_the_shipped_review_config_is_the_documented_defaults():
     assert ReviewConfig.model_validate(shipped).model_dump() == ReviewConfig().model_dump()
     # every default is written out in the shipped file, so reviewers see what they change
     assert set(shipped) == set(ReviewConfig.model_fields)
-    for section in ("stress", "ope", "constraints"):
+    for section in ("stress", "ope", "constraints", "shift"):
         assert set(shipped[section]) == set(type(getattr(ReviewConfig(), section)).model_fields)
 
 
