@@ -250,7 +250,7 @@ def review_bundle(
         roles = run_role_stress(
             policy, config.stress, config.roles, champion=champ, progress=stress_progress, executor=executor
         )
-        checks += role_checks(roles)
+        checks += role_checks(roles, config.stress.multiplicity)
     elif config.stress.enabled:
         stress_progress = None if progress is None else (lambda d, t: progress("stress suite", d, t))
         stress = run_stress_suite(

@@ -56,6 +56,7 @@ from payroute.policies.bundle.loading import load_bundle
 from payroute.policies.bundle.runtime import BundlePolicy
 from payroute.policies.compare import Executor, Run, bundle_policy, remember_bundle, run_all
 from payroute.policies.review.checks import FAIL, Check, status
+from payroute.policies.review.gates import Comparison, GateResult, family_gates
 from payroute.policies.review.stress import BASELINE, CANDIDATE, CHAMPION, StressConfig, _scenario
 from payroute.stats import paired_interval
 
@@ -372,8 +373,36 @@ def _whose(kind: str, ref: str) -> str:
     return "the strongest reference" if kind == "fraud" else "the best reference"
 
 
-def role_checks(result: RoleStressResult) -> list[Check]:
-    """One check per gate and stress group (scenario, or scenario / defense)."""
+def role_comparisons(result: RoleStressResult) -> tuple[list[Comparison], dict[tuple[str, str], Gate]]:
+    """The family of a role review's gates, each as "bound >= threshold" (an upper-bound gate, whose difference
+    must stay below its threshold, negated), with its per-seed paired differences; and the gate of each."""
+    comparisons, gates = [], {}
+    for group in result.groups:
+        if group in result.errors:
+            continue
+        ref = result.best[group]
+        row = result.comparison(group, ref)
+        rows = result.runs[result.runs.group == group]
+        for gate in GATES[result.kind]:
+            thr = getattr(result.gates, gate.threshold_field)
+            if thr is None:
+                continue
+            m, sign = gate.metric, gate.sign
+            wide = rows.pivot(index="seed", columns="policy", values=m)
+            diffs = sign * (wide[CANDIDATE] - wide[ref]).to_numpy(dtype=float)
+            low, high = float(row[f"{m}_low"]), float(row[f"{m}_high"])
+            low, high = (low, high) if sign > 0 else (-high, -low)
+            comparisons.append(Comparison(group, m, diffs, sign * float(thr), low, high))
+            gates[(group, m)] = gate
+    return comparisons, gates
+
+
+def role_checks(result: RoleStressResult, multiplicity: str = "holm") -> list[Check]:
+    """One check per gate and stress group (scenario, or scenario / defense); the gates are one family under
+    ``multiplicity`` (:func:`~payroute.policies.review.gates.family_gates`: Holm by default), as the route and
+    risk bundles' stress gates are."""
+    comparisons, gates = role_comparisons(result)
+    verdicts = family_gates(comparisons, multiplicity, result.config.confidence)
     checks: list[Check] = []
     for group in result.groups:
         if group in result.errors:
@@ -391,37 +420,34 @@ def role_checks(result: RoleStressResult) -> list[Check]:
         for gate in GATES[result.kind]:
             thr = getattr(result.gates, gate.threshold_field)
             if thr is not None:
-                checks.append(_gate_check(result, gate, group, ref, row, thr))
+                checks.append(_gate_check(result, gate, group, ref, row, thr, verdicts[(group, gate.metric)]))
     return checks
 
 
-def _gate_check(result: RoleStressResult, gate: Gate, group: str, ref: str, row: Any, thr: float) -> Check:
-    m, u = gate.metric, gate.unit
+def _gate_check(
+    result: RoleStressResult, gate: Gate, group: str, ref: str, row: Any, thr: float, verdict: GateResult
+) -> Check:
+    m, u, sign = gate.metric, gate.unit, gate.sign
     diff, low, high = float(row[f"{m}_diff"]), float(row[f"{m}_low"]), float(row[f"{m}_high"])
-    bound = low if gate.sign > 0 else high
-    which = "lower" if gate.sign > 0 else "upper"
-    ok = bool(np.isfinite(bound) and (bound >= thr if gate.sign > 0 else bound <= thr))
+    bound = sign * verdict.adjusted_low  # the bound the gate is decided on (Holm-adjusted in a family)
+    which = "lower" if sign > 0 else "upper"
+    ok = verdict.passed
     said = (
         f"on {group} the bundle's {gate.label} was {_fmt(row[f'candidate_{m}'], u, False)} against "
         f"{_fmt(row[f'reference_{m}'], u, False)} for {ref} ({_whose(result.kind, ref)}): "
         f"{_fmt(diff, u)}, paired {result.config.confidence:.0%} interval [{_fmt(low, u)}, {_fmt(high, u)}] over "
         f"{int(row.seeds)} seeds"
     )
+    if verdict.method != "none" and verdict.family_size > 1:
+        said += (
+            f"; the Holm-adjusted {which} bound is {_fmt(bound, u)} (one-sided {verdict.level:.3%}, rank "
+            f"{verdict.rank} of {verdict.family_size} comparisons)"
+        )
     allowed = _fmt(thr, u)
     if ok:
         summary = f"{said}; the {which} bound is within the allowed {allowed}"
-    elif (diff >= thr) if gate.sign > 0 else (diff <= thr):
-        summary = (
-            f"{said}; the {which} bound is past the allowed {allowed}, but the mean is within it: the interval is "
-            "too wide to show the bundle is no worse, so more seeds could change the verdict (stress.seeds)"
-        )
-    elif (high < thr) if gate.sign > 0 else (low > thr):
-        summary = f"{said}; the whole interval is past the allowed {allowed}: more seeds would not change the verdict"
     else:
-        summary = (
-            f"{said}; the mean itself is past the allowed {allowed}, though the interval still reaches it: more "
-            "seeds would most likely confirm the failure"
-        )
+        summary = f"{said}; the {which} bound is past the allowed {allowed}: {verdict.more_seeds_words()}"
     return Check(
         "stress",
         f"{gate.label} vs {'strongest' if result.kind == 'fraud' else 'best'}: {group}",
@@ -429,7 +455,7 @@ def _gate_check(result: RoleStressResult, gate: Gate, group: str, ref: str, row:
         summary,
         bound,
         thr,
-        {"reference": ref, "metric": m, "mean": diff, "low": low, "high": high},
+        {"reference": ref, "metric": m, "mean": diff, "low": low, "high": high, "gate": verdict.to_dict()},
     )
 
 
