@@ -73,7 +73,10 @@ def test_a_price_bundle_is_gated_on_abandonment_too(bundles):
     assert abandon.status == FAIL and abandon.details["mean"] > 0.001
     # two seeds: the mean fails, the interval (one degree of freedom) still reaches the gate; the check says so
     assert abandon.details["low"] < 0.001 < abandon.details["mean"]
-    assert "the upper bound is past the allowed +0.10 points: more seeds would not change this" in abandon.summary
+    assert (
+        "the upper bound is past the allowed +0.10 points: more seeds would not change this"
+        in abandon.summary
+    )
     assert abandon.details["gate"]["more_seeds_help"] is False
 
 
@@ -129,7 +132,10 @@ def test_a_dormant_fraud_bundle_is_no_adversary_and_fails(bundles):
     (check,) = role_checks(result)
     assert check.name == "loss inflicted vs strongest: fraud_surge / threshold"
     assert check.status == FAIL and check.details["mean"] < -0.05  # a real failure, not the width
-    assert "more seeds would not change this" in check.summary and check.details["gate"]["more_seeds_help"] is False
+    assert (
+        "more seeds would not change this" in check.summary
+        and check.details["gate"]["more_seeds_help"] is False
+    )
     cand = result.runs[result.runs.policy == "candidate"]
     assert (cand.fraud_attempts == 0).all() and (cand.fraud_loss_usd == 0).all()
 
