@@ -26,6 +26,7 @@ from payroute.envs.calibration.stats import (
     LOG_LAT_LO,
     LogStats,
 )
+from payroute.errors import PayrouteError
 from payroute.policies.review.report_html import esc, figure, img, table
 
 LOGGED, SIMULATED = ("logged", "tab:blue"), ("simulated", "tab:orange")
@@ -54,9 +55,17 @@ th{background:#f5f6f9}td.num{text-align:right;font-variant-numeric:tabular-nums;
 """
 
 
+def fit_figure(calibration: Calibration, simulated: LogStats, block: str) -> Any:
+    """The plot of one block (a matplotlib Figure; a notebook shows it inline), or None when the log has no rows
+    for it: the log's statistics (``calibration.stats``) beside ``simulated``'s."""
+    if block not in DRAW:
+        raise PayrouteError(f"fit report block = {block!r}: allowed: {', '.join(DRAW)}")
+    return DRAW[block](calibration.stats, simulated, calibration)
+
+
 def render_fit_report(calibration: Calibration, report: dict[str, Any], simulated: LogStats) -> str:
     """The fit report as one HTML string: ``report`` and ``simulated`` from ``calibration.compare()``."""
-    log, p = calibration.stats, calibration.provenance
+    p = calibration.provenance
     blocks = report["blocks"]
     verdict = report["verdict"]
     warned = [b for b, v in blocks.items() if v["verdict"] != "pass"]
@@ -79,18 +88,17 @@ def render_fit_report(calibration: Calibration, report: dict[str, Any], simulate
         "<h2 id='flagged'>Not identified by the log: kept from the base (flagged)</h2>",
         _flagged(calibration),
     ]
-    draw = {
-        "arrivals": _arrivals, "mixes": _mixes, "amounts": _amounts, "approval": _approval,
-        "latency": _latency, "fees": _fees, "fraud": _fraud, "discovery": _discovery,
-    }  # fmt: skip
     for name, block in blocks.items():
         title = BLOCK_TITLES.get(name, name)
         parts.append(
             f"<h2 id='block-{esc(name)}'>{esc(title)} <span class='st {esc(block['verdict'])}'>"
             f"{esc(block['verdict'])}</span></h2>"
         )
-        plots = draw[name](log, simulated, calibration, block) if name in draw else []
-        parts += plots or ["<p class='muted'>nothing to plot: the log has no rows for this block</p>"]
+        fig = fit_figure(calibration, simulated, name)
+        empty = EMPTY.get(name, EMPTY[""])
+        parts.append(img(fig, ALT[name]) if fig is not None else f"<p class='muted'>{esc(empty)}</p>")
+        if name in NOTES:
+            parts.append(f"<p class='muted'>{esc(NOTES[name])}</p>")
         parts.append(_distances(block))
     parts.append("</body></html>")
     return "\n".join(parts)
@@ -198,7 +206,7 @@ def _grid(n: int, cols: int, w: float = 3.6, h: float = 2.6) -> tuple[Any, list[
     return fig, axes
 
 
-def _arrivals(log: LogStats, sim: LogStats, cal: Calibration, block: dict) -> list[str]:
+def _arrivals(log: LogStats, sim: LogStats, cal: Calibration) -> Any:
     fig = figure(11, 3.2)
     ax1, ax2 = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
     hours = [f"{h:02d}" for h in range(24)]
@@ -219,13 +227,13 @@ def _arrivals(log: LogStats, sim: LogStats, cal: Calibration, block: dict) -> li
     ax2.tick_params(axis="x", rotation=35, labelsize=7)
     ax2.legend(fontsize=8)
     fig.tight_layout()
-    return [img(fig, "arrivals: intraday profile and arrivals per day, logged and simulated")]
+    return fig
 
 
-def _mixes(log: LogStats, sim: LogStats, cal: Calibration, block: dict) -> list[str]:
+def _mixes(log: LogStats, sim: LogStats, cal: Calibration) -> Any:
     names = [n for n, c in log.mixes.items() if sum(c.values())]
     if not names:
-        return []
+        return None
     fig, axes = _grid(len(names), 3)
     for i, (ax, name) in enumerate(zip(axes, names, strict=True)):
         other = sim.mixes.get(name, {})
@@ -234,7 +242,7 @@ def _mixes(log: LogStats, sim: LogStats, cal: Calibration, block: dict) -> list[
         ax.set_title(name, fontsize=9)
         ax.tick_params(axis="x", labelsize=7)
     fig.tight_layout()
-    return [img(fig, "mixes: shares logged and simulated")]
+    return fig
 
 
 def _rebinned(hist: np.ndarray, factor: int) -> np.ndarray:
@@ -257,10 +265,10 @@ def _hist_panel(ax: Any, a: np.ndarray, b: np.ndarray | None, lo: float, width: 
     ax.legend(fontsize=7)
 
 
-def _amounts(log: LogStats, sim: LogStats, cal: Calibration, block: dict) -> list[str]:
+def _amounts(log: LogStats, sim: LogStats, cal: Calibration) -> Any:
     names = [n for n, h in log.amount_hist.items() if h.sum()]
     if not names:
-        return []
+        return None
     factor, width = 10, LOG_AMOUNT_HI / AMOUNT_BINS * 10
     fig, axes = _grid(len(names), 3)
     for ax, name in zip(axes, names, strict=True):
@@ -270,7 +278,7 @@ def _amounts(log: LogStats, sim: LogStats, cal: Calibration, block: dict) -> lis
         ax.set_title(f"{name} (share per bin)", fontsize=9)
         ax.set_xlabel("amount ($, log scale)", fontsize=8)
     fig.tight_layout()
-    return [img(fig, "amount histograms logged and simulated")]
+    return fig
 
 
 def _wilson(k: int, n: int) -> tuple[float, float, float]:
@@ -282,10 +290,10 @@ def _wilson(k: int, n: int) -> tuple[float, float, float]:
     return p, c - h, c + h
 
 
-def _approval(log: LogStats, sim: LogStats, cal: Calibration, block: dict) -> list[str]:
+def _approval(log: LogStats, sim: LogStats, cal: Calibration) -> Any:
     cells = sorted({(r, s) for r, s, _ in log.approval})
     if not cells:
-        return []
+        return None
     fig = figure(9, 0.28 * len(cells) + 1.2)
     ax = fig.add_subplot(1, 1, 1)
     y = np.arange(len(cells))
@@ -309,13 +317,13 @@ def _approval(log: LogStats, sim: LogStats, cal: Calibration, block: dict) -> li
     ax.set_xlabel("approval rate (home cards, 95% Wilson interval)", fontsize=8)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    return [img(fig, "approval by route and segment with intervals, logged and simulated")]
+    return fig
 
 
-def _latency(log: LogStats, sim: LogStats, cal: Calibration, block: dict) -> list[str]:
+def _latency(log: LogStats, sim: LogStats, cal: Calibration) -> Any:
     names = [n for n, h in log.latency.items() if h.sum()]
     if not names:
-        return []
+        return None
     factor = 100
     width = (LOG_LAT_HI - LOG_LAT_LO) / LOG_LAT_BINS * factor
     fig, axes = _grid(len(names), 4, 2.8, 2.3)
@@ -326,13 +334,13 @@ def _latency(log: LogStats, sim: LogStats, cal: Calibration, block: dict) -> lis
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("seconds (log scale)", fontsize=7)
     fig.tight_layout()
-    return [img(fig, "latency histograms by route, logged and simulated")]
+    return fig
 
 
-def _fees(log: LogStats, sim: LogStats, cal: Calibration, block: dict) -> list[str]:
+def _fees(log: LogStats, sim: LogStats, cal: Calibration) -> Any:
     names = sorted(n for n, m in log.fees.items() if m.n)
     if not names:
-        return []
+        return None
     means, errs = [], []
     for s in (log, sim):
         ms = [s.fees.get(n) for n in names]
@@ -347,13 +355,13 @@ def _fees(log: LogStats, sim: LogStats, cal: Calibration, block: dict) -> list[s
     ax.set_title("mean fee per approved attempt (card routes net of interchange and network fees), 95% interval",
                  fontsize=9)  # fmt: skip
     fig.tight_layout()
-    return [img(fig, "fee per route, logged and simulated")]
+    return fig
 
 
-def _fraud(log: LogStats, sim: LogStats, cal: Calibration, block: dict) -> list[str]:
+def _fraud(log: LogStats, sim: LogStats, cal: Calibration) -> Any:
     names = sorted(log.fraud)
     if not names:
-        return []
+        return None
     rates, errs = [], []
     for s in (log, sim):
         days = s.last_day - s.first_day + 1
@@ -367,15 +375,14 @@ def _fraud(log: LogStats, sim: LogStats, cal: Calibration, block: dict) -> list[
     _bars(ax, [n or "all" for n in names], rates[0], rates[1], err=errs)
     ax.set_ylabel("fraud attempts per day (95% Poisson interval)", fontsize=8)
     fig.tight_layout()
-    return [img(fig, "fraud attempts per day by pattern, logged and simulated")]
+    return fig
 
 
-def _discovery(log: LogStats, sim: LogStats, cal: Calibration, block: dict) -> list[str]:
+def _discovery(log: LogStats, sim: LogStats, cal: Calibration) -> Any:
     patterns = cal.scenario.fraud.patterns
     names = sorted(n for n, m in log.delays.items() if m.n and n in patterns)
     if not names:
-        return ["<p class='muted'>the log has no chargebacks or returns of frauds: the discovery delays are the "
-                "base's (flagged above)</p>"]  # fmt: skip
+        return None
     fig, axes = _grid(len(names), 3)
     x = np.geomspace(0.1, 400, 300)
     for ax, name in zip(axes, names, strict=True):
@@ -394,11 +401,31 @@ def _discovery(log: LogStats, sim: LogStats, cal: Calibration, block: dict) -> l
         ax.set_xlabel("days from settlement to chargeback / return", fontsize=7)
         ax.legend(fontsize=7)
     fig.tight_layout()
-    return [
-        img(fig, "discovery delays, logged and in the fitted scenario"),
-        "<p class='muted'>The simulated days end before their frauds come to light (weeks later), so the log's "
-        "delays are compared with the fitted scenario's discovery model (density of log days).</p>",
-    ]
+    return fig
 
 
-__all__ = ["render_fit_report"]
+DRAW = {
+    "arrivals": _arrivals, "mixes": _mixes, "amounts": _amounts, "approval": _approval, "latency": _latency,
+    "fees": _fees, "fraud": _fraud, "discovery": _discovery,
+}  # fmt: skip
+ALT = {
+    "arrivals": "arrivals: intraday profile and arrivals per day, logged and simulated",
+    "mixes": "mixes: shares logged and simulated",
+    "amounts": "amount histograms logged and simulated",
+    "approval": "approval by route and segment with intervals, logged and simulated",
+    "latency": "latency histograms by route, logged and simulated",
+    "fees": "fee per route, logged and simulated",
+    "fraud": "fraud attempts per day by pattern, logged and simulated",
+    "discovery": "discovery delays, logged and in the fitted scenario",
+}
+EMPTY = {
+    "": "nothing to plot: the log has no rows for this block",
+    "discovery": "the log has no chargebacks or returns of frauds: the discovery delays are the base's (flagged "
+    "above)",
+}
+NOTES = {
+    "discovery": "The simulated days end before their frauds come to light (weeks later), so the log's delays are "
+    "compared with the fitted scenario's discovery model (density of log days).",
+}
+
+__all__ = ["fit_figure", "render_fit_report"]

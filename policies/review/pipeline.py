@@ -72,7 +72,7 @@ from payroute.policies.review.ope import ESTIMATORS, OPEResult, evaluate_policy
 from payroute.policies.review.role_limits import check_role_limits
 from payroute.policies.review.roles import ROLE_KINDS, RoleStressResult, role_checks, run_role_stress
 from payroute.policies.review.shadow import ShadowResult, read_shadow_log, run_shadow, shadow_checks
-from payroute.policies.review.stress import StressResult, run_stress_suite
+from payroute.policies.review.stress import StressResult, layered_scenario, run_stress_suite
 
 EXIT_PASS, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
 
@@ -338,7 +338,14 @@ def _check_fits(
 ) -> None:
     names = [scenario.name] + (list(config.stress.scenarios) if config.stress.enabled else [])
     for name in dict.fromkeys(names):
-        sc = scenario if name == scenario.name else load_scenario(name)
+        if name == scenario.name:
+            sc = scenario
+        else:
+            sc = (
+                load_scenario(name)
+                if config.stress.base is None
+                else layered_scenario(name, config.stress.base)
+            )
         check_bundle_fits_scenario(policy, sc)
         if champ is not None:
             check_bundle_fits_scenario(champ, sc)

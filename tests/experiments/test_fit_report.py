@@ -56,7 +56,7 @@ def test_the_page_has_every_block_with_its_verdict_and_plots(page):
     for block in BLOCKS:
         assert _block_verdict(text, block) == report["blocks"][block]["verdict"]
     images = _images(text)
-    assert len(images) >= len(BLOCKS) - 1  # discovery has no plot when the log holds too few delays
+    assert len(images) == len(BLOCKS)  # the example log has rows for every block, a few chargebacks included
     assert all(im.format == "PNG" and im.size[0] > 200 and im.size[1] > 100 for im in images)
 
 
@@ -98,3 +98,16 @@ def test_calibrate_writes_html_for_an_html_report_and_json_otherwise(tmp_path):
     )
     assert res.exit_code == 0, res.output
     assert set(json.loads((tmp_path / "fit.json").read_text())["blocks"]) == set(BLOCKS)
+
+
+def test_each_block_s_plot_is_a_figure_a_notebook_can_show(fitted):
+    from matplotlib.figure import Figure
+
+    from payroute.errors import PayrouteError
+    from payroute.experiments.fit_report import fit_figure
+
+    _, simulated = fitted.compare(days=1, seed=3)
+    for block in BLOCKS:
+        assert isinstance(fit_figure(fitted, simulated, block), Figure), block
+    with pytest.raises(PayrouteError, match="approvals"):
+        fit_figure(fitted, simulated, "approvals")
