@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
@@ -25,6 +26,10 @@ def fitted(tmp_path_factory):
     path = tmp_path_factory.mktemp("fitted") / "my_world.yaml"
     path.write_text(result.yaml_text())
     return path
+
+
+def _sha256(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _without_description(name_or_scenario) -> dict:
@@ -88,6 +93,7 @@ def test_review_runs_on_a_calibrated_scenario(fitted, tmp_path):
     summary = json.loads(js.read_text())
     assert summary["scenario"] == str(fitted)
     assert summary["config"]["stress"]["base"] == str(fitted)
+    assert summary["governance"]["scenario"] == {"name": "my_world.yaml", "sha256": _sha256(fitted)}
     # the same stress suite on the shipped variants sees other payments: the world under it is the given one
     stress = StressConfig(baselines=["cheapest"], include_oracle=False, seeds=2, scenarios=["fraud_surge"],
                           volume_multiplier=0.2, workers=1)  # fmt: skip
