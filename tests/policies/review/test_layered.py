@@ -85,14 +85,14 @@ def test_review_runs_on_a_calibrated_scenario(fitted, tmp_path):
         "constraints": {"random_contexts": 200, "latency_decisions": 200, "latency_p99_ms": 60_000.0,
                         "simulated": {"volume_multiplier": 0.2}},
     }))  # fmt: skip
-    js = tmp_path / "summary.json"
-    res = CliRunner().invoke(
-        app, ["review", str(bundle), "--scenario", str(fitted), "--config", str(cfg), "--json", str(js)]
-    )
+    js, html = tmp_path / "summary.json", tmp_path / "report.html"
+    args = ["review", str(bundle), "--scenario", str(fitted), "--config", str(cfg), "--json", str(js)]
+    res = CliRunner().invoke(app, [*args, "--report", str(html)])
     assert res.exit_code in (0, 1), res.output
     summary = json.loads(js.read_text())
     assert summary["scenario"] == str(fitted)
     assert summary["config"]["stress"]["base"] == str(fitted)
+    assert "each layered on my_world.yaml" in html.read_text()
     assert summary["governance"]["scenario"] == {"name": "my_world.yaml", "sha256": _sha256(fitted)}
     # the same stress suite on the shipped variants sees other payments: the world under it is the given one
     stress = StressConfig(baselines=["cheapest"], include_oracle=False, seeds=2, scenarios=["fraud_surge"],
