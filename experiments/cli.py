@@ -214,6 +214,13 @@ def review(
         Path | None,
         typer.Option(help="Write the shadow replay's per-decision routes and values here (JSON)."),
     ] = None,
+    scenario: Annotated[
+        str | None,
+        typer.Option(
+            help="Review on this scenario (a name or a YAML path, e.g. from payroute calibrate): the stress "
+            "variants are layered on it."
+        ),
+    ] = None,
     ray_address: RayAddress = None,
     mlflow: MlflowUri = None,
 ) -> None:
@@ -229,7 +236,7 @@ def review(
 
             check_records(None, mlflow)
         result = run_review(bundle, logs, champion, config, report, json_out, tuple(trusted_key or ()),
-                            ray_address, shadow=shadow, shadow_out=shadow_out)  # fmt: skip
+                            ray_address, shadow=shadow, shadow_out=shadow_out, scenario=scenario)  # fmt: skip
     except PayrouteError as exc:
         print_error("could not review:", exc)
         if json_out is not None and not json_out.is_dir():

@@ -41,7 +41,8 @@ def calibrate(
     report: Annotated[
         Path | None,
         typer.Option(
-            help="Also simulate the fitted scenario as the log routed and write the fit report (JSON)."
+            help="Also simulate the fitted scenario as the log routed and write the fit report: an HTML page "
+            "with plots for a .html/.htm path, else JSON."
         ),
     ] = None,
     report_days: Annotated[
@@ -56,10 +57,18 @@ def calibrate(
     check_output_file(out, "--out")
     check_output_file(report, "--report")
     result = fit_log(log, mapping, base, name or out.stem, prior_strength, start_date)
-    fit = result.report(report_days) if report is not None else None
+    fit, page = None, None
+    if report is not None:
+        fit, simulated = result.compare(report_days)
+        if report.suffix.lower() in (".html", ".htm"):
+            from payroute.experiments.fit_report import render_fit_report
+
+            page = render_fit_report(result, fit, simulated)
     atomic_write_text(out, result.yaml_text())
     if report is not None:
-        atomic_write_text(report, json.dumps(fit, indent=2, sort_keys=True) + "\n")
+        atomic_write_text(
+            report, page if page is not None else json.dumps(fit, indent=2, sort_keys=True) + "\n"
+        )
     summary = result.summary(out, report, fit)
     if json_out:
         sys.stdout.write(json.dumps(summary, indent=2, sort_keys=True) + "\n")

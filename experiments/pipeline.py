@@ -39,14 +39,18 @@ def run_review(
     ray_address: str | None = None,
     shadow: Path | None = None,
     shadow_out: Path | None = None,
+    scenario: str | None = None,
 ) -> ReviewResult:
     """Review ``bundle`` with a progress bar; write the HTML report, the JSON summary and the shadow replay's
     per-decision JSON where asked (every path checked before the review starts, every file written whole or not
-    at all). ``ray_address``: the stress worlds run on that Ray cluster."""
+    at all). ``ray_address``: the stress worlds run on that Ray cluster. ``scenario`` (a shipped name or a YAML
+    path, e.g. a calibrated scenario) is the review's world: the bundle must fit it, the constraint checks run
+    on it and every stress variant is layered on it (:func:`payroute.policies.review.stress.layered_scenario`)."""
     from payroute.errors import PayrouteError
     from payroute.experiments.cluster import ray_executor
     from payroute.files import check_output_file
     from payroute.policies.review import default_config_path, load_review_config, review_bundle
+    from payroute.policies.review.config import with_scenario
 
     check_output_file(report, "--report")
     check_output_file(json_out, "--json")
@@ -54,6 +58,8 @@ def run_review(
     if shadow_out is not None and shadow is None:
         raise PayrouteError("--shadow-out writes the shadow replay's decisions; pass --shadow LOG with it")
     cfg = load_review_config(config)
+    if scenario is not None:
+        cfg = with_scenario(cfg, scenario)
     with ray_executor(ray_address) as executor, progress_bar() as progress:
         result = review_bundle(
             bundle, logs=logs, champion=champion, config=cfg, progress=progress, trusted_keys=trusted_keys,

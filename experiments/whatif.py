@@ -68,7 +68,7 @@ def _run(spec: PolicySpec, scenario: Scenario, seed: int, days: float, risk: str
 
 def run(
     policy: PolicySpec,
-    scenario: str | Scenario = "default",
+    scenario: str | Path | Scenario = "default",
     changes: dict[str, Any] | None = None,
     seed: int = 0,
     days: float = 1.0,
@@ -84,7 +84,7 @@ def run(
 
 def compare(
     policies: Iterable[PolicySpec] | dict[str, PolicySpec],
-    scenario: str | Scenario = "default",
+    scenario: str | Path | Scenario = "default",
     changes: dict[str, Any] | None = None,
     seeds: int | list[int] = 5,
     days: float = 1.0,
@@ -95,6 +95,9 @@ def compare(
     ray_address: str | None = None,
 ) -> pd.DataFrame:
     """Each policy on ``scenario`` (+ ``base_changes``) and on it with ``changes`` too, same seeds.
+
+    ``scenario`` is a shipped name, a YAML path (e.g. ``"my_scenario.yaml"`` from ``payroute calibrate``: a
+    what-if on your own traffic) or a :class:`Scenario`.
 
     Returns one row per policy and metric: ``base`` and ``changed`` means over seeds, and the paired difference
     ``diff`` (changed − base) with its 95% interval ``diff_low``/``diff_high``. ``workers`` > 1 runs the worlds

@@ -7,6 +7,7 @@
     result.scenario          # a validated Scenario (provenance attached)
     result.yaml_text()       # the YAML file: an ordinary scenario with a provenance: section
     result.report(days=1)    # the fit report: the log against a simulated day of the fitted world (JSON-able)
+    report, simulated = result.compare(days=1)  # the same, and the simulated day's statistics (for plots)
 
 The log is read a batch at a time (:mod:`~payroute.envs.calibration.reading`), folded into statistics whose
 size does not grow with it (:mod:`~payroute.envs.calibration.stats`), and fitted
@@ -54,6 +55,12 @@ class Calibration:
         from payroute.envs.calibration.report import fit_report
 
         return fit_report(self.scenario, self.stats, days or min(self.log_days, 7), seed)
+
+    def compare(self, days: float | None = None, seed: int = 0) -> tuple[dict[str, Any], LogStats]:
+        """The fit report and the simulated days' statistics (what the HTML report plots beside the log's)."""
+        from payroute.envs.calibration.report import fit_comparison
+
+        return fit_comparison(self.scenario, self.stats, days or min(self.log_days, 7), seed)
 
     def summary(
         self, out: Path, report: Path | None = None, fit: dict[str, Any] | None = None

@@ -152,7 +152,9 @@ class Fit:
             if total == 0:
                 self.note(f"demand.{name}", d[name], "base", 0, why="not in the log")
                 continue
-            keys = sorted(set(d[name]) | set(counter))
+            keys = list(d[name]) + sorted(
+                set(counter) - set(d[name])
+            )  # the base's order: a bundle's features
             d[name] = {k: _r(counter.get(k, 0) / total) for k in keys}
             for k in keys:
                 self.note(

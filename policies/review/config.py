@@ -118,6 +118,16 @@ class ReviewConfig(_Strict):
     shift: ShiftReviewConfig = ShiftReviewConfig()
 
 
+def with_scenario(config: ReviewConfig, scenario: str | Path) -> ReviewConfig:
+    """``config`` reviewing on ``scenario`` (``--scenario``): the review's world, and the base every stress variant
+    (of the stress suite and of the role gates) is layered on; a bad name or path is a :class:`ConfigError`."""
+    try:
+        stress = StressReviewConfig.model_validate({**config.stress.model_dump(), "base": str(scenario)})
+    except ValidationError as err:
+        raise ConfigError(format_validation_error("--scenario", err)) from None
+    return config.model_copy(update={"scenario": str(scenario), "stress": stress})
+
+
 def default_config_path() -> Path:
     return Path(str(resources.files("payroute.policies.review") / DEFAULT_CONFIG_FILE))
 

@@ -48,7 +48,8 @@ def review_digests(
     config: Any,
     config_file: str | Path | None = None,
 ) -> dict[str, Any]:
-    """The digests a review records: bundle, champion, review config, logs (files it has read and checked)."""
+    """The digests a review records: bundle, champion, review config, logs, a scenario file (files it has read
+    and checked)."""
     try:
         return _digests(bundle, champion, logs, config, config_file)
     except OSError as err:
@@ -61,7 +62,15 @@ def _digests(bundle, champion, logs, config, config_file) -> dict[str, Any]:
         "champion": None if champion is None else bundle_digest(champion),
         "review_config": config_digest(config, config_file),
         "logs": None if logs is None else {"name": Path(logs).name, "sha256": file_sha256(logs)},
+        "scenario": _scenario_digest(getattr(config, "scenario", None)),
     }
+
+
+def _scenario_digest(scenario: str | None) -> dict[str, str] | None:
+    """A review scenario given as a file (``--scenario my_scenario.yaml``): its name and sha256."""
+    if scenario is None or Path(scenario).suffix not in (".yaml", ".yml"):
+        return None
+    return {"name": Path(scenario).name, "sha256": file_sha256(scenario)}
 
 
 def governance_record(result: Any) -> dict[str, Any]:

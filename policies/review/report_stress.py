@@ -9,6 +9,7 @@ per-seed list is in the JSON), so the page of a 200-seed review is the size of a
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -72,7 +73,12 @@ def stress_section(result: ReviewResult) -> list[str]:
     out.append(
         f"<p>The bundle ({esc(stress.candidate)}) and every reference ran on the same {cfg.seeds} seeds "
         f"{_more_seeds(cfg)}({cfg.days:g} day(s) each, volume {cfg.volume_multiplier:g}× each scenario's own) on "
-        f"{len(cfg.scenarios)} scenarios. "
+        f"{len(cfg.scenarios)} scenarios"
+        + (
+            f", each layered on {esc(Path(cfg.base).name)} (its changes scaled to that world: docs/review.md). "
+            if cfg.base is not None
+            else ". "
+        )
         + (
             "Each seed's day and incident times were drawn from the seed, the same for every policy on it (counted "
             "under each scenario). "

@@ -294,7 +294,7 @@ def run_role_stress(
     runs: list[Run] = []
     tags: list[tuple[str, str, str, str]] = []
     for name in config.scenarios:
-        sc = _scenario(name, config.volume_multiplier)
+        sc = _scenario(name, config.volume_multiplier, config.base)
         for bundle in (cand, champ):
             if bundle is not None:
                 check_bundle_fits_scenario(bundle, sc)

@@ -20,6 +20,14 @@ each incident (the outage's day and hour) are drawn from that seed (:mod:`payrou
 every policy on one seed runs the same world, different seeds put the outage on different days and hours, and a
 policy cannot pass by having memorised the shipped Friday afternoon; ``timings`` in the result says which ran.
 
+On your own world: ``base`` (``payroute review --scenario my_scenario.yaml``, e.g. a calibrated scenario) layers
+each stress variant on that scenario instead of on the variant's own base (``default``), by
+:func:`layered_scenario`: the variant's ``overrides`` are merged in as the loader merges them (mappings key by
+key; lists such as ``incidents`` and ``fee_changes``, dates and names replaced), except that a number the
+variant changes is changed by the same factor (fraud attack rates x5, ``volume_scale`` x2.5, opening balances
+x0.2, credit interchange +5%), so "five times the fraud" means five times *your* fraud. A stress scenario that
+is a whole scenario file (no ``base:``) runs as it is.
+
 Volume: ``volume_multiplier`` multiplies each scenario's own ``volume_scale`` (``holiday_peak`` stays 2.5
 times the default). The runs go through the paired-comparison engine (:func:`payroute.policies.compare.run_all`):
 ``workers`` > 1 runs them in spawned processes (each process loads and verifies the bundles itself, against the
@@ -29,6 +37,7 @@ keys and under the limits they were verified with here) with the same numbers as
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,10 +48,12 @@ import numpy as np
 import pandas as pd
 from pydantic import Field, field_validator, model_validator
 
+from payroute.config_io import read_yaml_mapping
 from payroute.config_model import ConfigModel
 from payroute.envs.baselines import policy_names
 from payroute.envs.baselines.routers import ORACLES
 from payroute.envs.scenarios import Scenario, available_scenarios, load_scenario
+from payroute.envs.scenarios.loader import SCENARIO_DIR, resolve_scenario_dict
 from payroute.errors import PayrouteError
 from payroute.policies.bundle.binding import check_bundle_fits_scenario
 from payroute.policies.bundle.loading import load_bundle
@@ -78,6 +89,11 @@ class StressConfig(ConfigModel):
         "five times the fraud swings by a few large cash-outs, so its interval needs more days than the others",
     )
     first_seed: int = Field(default=0, ge=0, le=2**32 - 1)
+    base: str | None = Field(
+        default=None,
+        description="the scenario (a shipped name or a YAML path, e.g. a calibrated one) each stress variant is "
+        "layered on; null: each variant's own base (default)",
+    )
     days: float = Field(default=1.0, gt=0, le=30)
     volume_multiplier: float = Field(default=0.1, gt=0, le=10)
     other_policies: dict[str, str] = Field(
@@ -102,6 +118,15 @@ class StressConfig(ConfigModel):
                 )
         if len(set(v)) != len(v):
             raise ValueError("scenarios are listed twice")
+        return v
+
+    @field_validator("base")
+    @classmethod
+    def _known_base(cls, v: str | None) -> str | None:
+        if v is not None and v not in available_scenarios() and not Path(v).is_file():
+            raise ValueError(
+                f"unknown scenario {v!r}; shipped: {', '.join(sorted(available_scenarios()))}, or a YAML path"
+            )
         return v
 
     @model_validator(mode="after")
@@ -169,9 +194,51 @@ def _row(run: Run, label: str, role: str, outcome: Any) -> dict[str, Any]:
     return row
 
 
-def _scenario(name: str, multiplier: float) -> Scenario:
-    base = load_scenario(name)
-    return load_scenario(base, {"volume_scale": base.volume_scale * multiplier})
+def _scenario(name: str, multiplier: float, base: str | Scenario | None = None) -> Scenario:
+    sc = load_scenario(name) if base is None else layered_scenario(name, base)
+    return load_scenario(sc, {"volume_scale": sc.volume_scale * multiplier})
+
+
+def layered_scenario(variant: str, base: str | Path | Scenario) -> Scenario:
+    """The stress ``variant`` (a shipped name or a variant YAML) layered on ``base`` instead of its own base.
+
+    The variant's overrides are merged into ``base`` as the loader merges them, except that a number the variant
+    changes is changed by the same factor on ``base`` (integers stay integers); the result keeps the variant's
+    name. A whole scenario file (no ``base:``) is returned as it is.
+    """
+    path = Path(variant) if Path(variant).suffix in (".yaml", ".yml") else SCENARIO_DIR / f"{variant}.yaml"
+    data = read_yaml_mapping(path)
+    if "base" not in data:
+        return load_scenario(variant)
+    own_ref = str(data["base"])
+    beside = path.parent / own_ref
+    if Path(own_ref).suffix in (".yaml", ".yml") and not Path(own_ref).is_absolute() and beside.exists():
+        own_ref = str(beside)
+    own = resolve_scenario_dict(own_ref)
+    target = load_scenario(base).model_dump(mode="json")
+    layered = _layer(target, own, data.get("overrides") or {})
+    layered["name"] = data.get("name", path.stem)
+    layered["description"] = f"{data.get('description', layered['name'])} (layered on {target['name']})"
+    return load_scenario(load_scenario(base), layered)
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool)
+
+
+def _layer(target: dict[str, Any], own: Any, overrides: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(target)
+    own = own if isinstance(own, dict) else {}
+    for key, value in overrides.items():
+        have, was = out.get(key), own.get(key)
+        if isinstance(value, dict) and isinstance(have, dict):
+            out[key] = _layer(have, was, value)
+        elif _is_number(value) and _is_number(have) and _is_number(was) and was != 0 and have != was:
+            scaled = have * value / was
+            out[key] = round(scaled) if isinstance(value, int) and isinstance(have, int) else scaled
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
 
 
 def run_stress_suite(
@@ -205,7 +272,7 @@ def run_stress_suite(
     tags: list[tuple[str, str]] = []
     timings: list[dict[str, Any]] = []
     for name in config.scenarios:
-        sc = _scenario(name, config.volume_multiplier)
+        sc = _scenario(name, config.volume_multiplier, config.base)
         check_bundle_fits_scenario(cand, sc)
         if champ is not None:
             check_bundle_fits_scenario(champ, sc)
@@ -294,4 +361,4 @@ def _compare(runs: pd.DataFrame, bundle_name: str, config: StressConfig) -> Stre
     return StressResult(config, bundle_name, runs, pd.DataFrame(comparisons), best, errors)
 
 
-__all__ = ["STRESS_SCENARIOS", "StressConfig", "StressResult", "run_stress_suite"]
+__all__ = ["STRESS_SCENARIOS", "StressConfig", "StressResult", "layered_scenario", "run_stress_suite"]

@@ -14,7 +14,7 @@ from payroute.envs.scenarios import load_scenario
 from payroute.experiments.cli import app
 from payroute.experiments.simulate import run_simulation
 
-BLOCKS = {"arrivals", "mixes", "amounts", "approval", "latency", "fees", "fraud"}
+BLOCKS = {"arrivals", "mixes", "amounts", "approval", "latency", "fees", "fraud", "discovery"}
 
 
 @pytest.fixture(scope="module")
