@@ -338,8 +338,11 @@ class RoutingEnv(SingleAgentEnv):
 
     def _info(self, point: DecisionPoint) -> dict:
         tx = point.payload
+        retry = point.info.get("retry")
+        if retry is not None:  # a retry decision (retries on): its payment
+            tx = retry.tx
         features = self.role.observer
-        if features.last_tx is tx:  # the observation has just priced this payment on its eligible routes
+        if features.last_tx is tx and retry is None:  # the observation has just priced this payment
             costs = features.last_costs
         else:
             costs = [0] * len(self.route_names)
@@ -349,7 +352,7 @@ class RoutingEnv(SingleAgentEnv):
         outcomes, role.outcomes = role.outcomes, []
         now = float(self.episode.world.env.now)  # info["t"]: always a float
         return {
-            "action_mask": features.mask(tx),
+            "action_mask": self.role.mask(point.payload),
             "route_costs_cents": np.array(costs, dtype=np.int64),
             "transaction": {
                 "id": tx.id,
