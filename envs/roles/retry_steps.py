@@ -103,6 +103,7 @@ class RetrySteps:
         first = np.zeros(len(self.features), dtype=np.float32)
         first[2] = (r.max_attempts - 1) / r.max_attempts
         first[3] = 1.0
+        self._first_masks: dict[int, np.ndarray] = {}
         self.first = first  # the retry part at a first attempt (read only: concatenated, never written)
         self._actions = (
             [RetryAction("cascade", i) for i in range(n_routes)]
@@ -151,11 +152,14 @@ class RetrySteps:
         out[self.step_up] = 1
         return out
 
-    def first_mask(self, route_mask: np.ndarray) -> np.ndarray:
-        """A first attempt's mask: its eligible routes, no retry action."""
-        out = np.zeros(self.n_actions, dtype=np.int8)
-        out[: self.n] = route_mask
-        return out
+    def first_mask(self, bits: int) -> np.ndarray:
+        """A first attempt's mask (its eligible routes as the bits of ``bits``, no retry action; a new array)."""
+        cached = self._first_masks.get(bits)
+        if cached is None:
+            cached = np.zeros(self.n_actions, dtype=np.int8)
+            cached[: self.n] = (bits >> np.arange(self.n)) & 1
+            self._first_masks[bits] = cached
+        return cached.copy()
 
     def action(self, a: int) -> RetryAction:
         """The world's answer to a retry for action index ``a`` (see the module docstring)."""

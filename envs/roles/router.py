@@ -142,7 +142,7 @@ class RouterRole(Role):
             return self.observer.mask(payload)
         if isinstance(payload, RetryRequest):
             return retries.mask(payload)
-        return retries.first_mask(self.observer.mask(payload))
+        return retries.first_mask(payload.eligible_mask)
 
     def observe(self, point: DecisionPoint | None) -> Any:
         payload = point.payload

@@ -52,6 +52,16 @@ class RoutingEnv(SingleAgentEnv):
     An action is a Python or NumPy integer or an integer array of one element; another type (``"1"``, ``2.5``,
     ``True``) raises ``TypeError`` and an index outside ``0..n_routes-1`` ``ValueError``.
 
+    With the scenario's ``retries.enabled: true`` the router is also asked again about each card payment a route
+    softly declined (a retry step, docs/world.md "Response codes and retries"): the action space becomes
+    ``Discrete(n_routes + 2 + n_delays)`` (a route index: send there, or at a retry cascade there; then give up,
+    the same route after each of ``retries.delays_s``, and a step-up), the observation gains the attempt number,
+    the attempts and latency budget left, the last decline's reason and merchant advice, the reasons so far and
+    the routes tried (:mod:`payroute.envs.roles.retry_steps`; ``docs/environments.md`` lists them), and the
+    mask allows only what the world can carry out. The ``expected_margin`` credit values a retry answer as the
+    oracle values retries (:func:`payroute.envs.baselines.routers.retry_values`; giving up is worth 0). With
+    retries off (every shipped scenario) the spaces, observations and every number are unchanged.
+
     ## Observation space
 
     ``Box(low, high, (n_features,), float32)``; ``env.feature_names`` lists them, ``env.feature_schema()``
