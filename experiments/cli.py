@@ -138,12 +138,12 @@ def baselines(
     ] = 0,
     days: Annotated[float, typer.Option(min=0.01, help="Days per run.")] = 1.0,
     policies: Annotated[
-        str,
+        str | None,
         typer.Option(
             help="Comma-separated routing policies (default: every baseline and the oracle; with retries on, "
             f"the retry routers {', '.join(RETRY_BASELINE_ORDER)} too)."
         ),
-    ] = "",
+    ] = None,
     risk: Annotated[str, typer.Option(help="Risk policy bound for every run.")] = "threshold",
     volume_scale: Annotated[float | None, typer.Option(help="Override the scenario's volume_scale.")] = None,
     retries: Annotated[
@@ -172,7 +172,7 @@ def baselines(
     if retries:
         overrides = {**(overrides or {}), "retries": {"enabled": True}}
     retries_on = load_scenario(scenario, overrides).retries.enabled
-    names = tuple(p.strip() for p in policies.split(",") if p.strip()) or baseline_order(retries_on)
+    names = tuple(p.strip() for p in (policies or "").split(",") if p.strip()) or baseline_order(retries_on)
     if "cheapest" not in names:
         raise PayrouteError("--policies must include 'cheapest' (the reference of the paired intervals)")
     what = f"{scenario}: {len(names)} policies x {seeds} seeds"
