@@ -136,3 +136,28 @@ def test_the_same_seed_gives_the_same_steps_with_retries():
                 break
         runs.append(trace)
     assert runs[0] == runs[1]
+
+
+def test_the_ecosystem_router_takes_the_retry_steps_too():
+    from payroute.envs.multi_agent.ecosystem import PaymentEcosystemEnv
+
+    env = PaymentEcosystemEnv("default", seed=1, days=0.1, scenario_overrides=ON, learning=("router", "risk"))
+    assert env.action_spaces["router"].n == len(env.scenario.routes) + 2 + len(env.scenario.retries.delays_s)
+    obs, infos = env.reset(seed=2)
+    rng = np.random.default_rng(0)
+    env.action_spaces["risk"].seed(0)
+    while True:
+        actions = {}
+        for agent in obs:
+            if agent == "router":
+                actions[agent] = int(rng.choice(np.flatnonzero(infos[agent]["action_mask"])))
+            else:
+                actions[agent] = env.action_spaces[agent].sample()
+        obs, _rew, term, _trunc, infos = env.step(actions)
+        if term["__all__"]:
+            break
+    world = env.episode.world
+    assert world.totals["retry_attempts"] > 0
+    assert (
+        world.in_flight == 0 and world.arrivals == sum(world.terminal.values()) and world.ledger.total() == 0
+    )
