@@ -32,8 +32,10 @@ import math
 from collections import deque
 from typing import Any
 
+import numpy as np
+
 from payroute.envs.baselines.routers import STEP_UP, LearningRouter, RouteChoice, SuccessRateRouter
-from payroute.envs.baselines.rules import PriorityRoute
+from payroute.envs.baselines.rules import PriorityRoute, retry_step
 from payroute.envs.world.codes import DO_NOT_RETRY_ADVICE
 from payroute.envs.world.decisions import GIVE_UP, RetryAction, RetryRequest
 from payroute.envs.world.demand import Transaction
@@ -81,6 +83,26 @@ class StaticCascadeRouter(PriorityRoute):
         rank = self._rank
         best = min(options, key=lambda r: rank.get(r.index, 10_000 + r.index))
         return RetryAction("cascade", best.index), 1.0
+
+    def act(self, observation: Any, info: dict) -> int:
+        """As a plain Routing-v0 policy: at a retry step the first allowed route on the list (the mask leaves out
+        the route that declined; routes tried before may come again), else give up."""
+        if not retry_step(info):
+            return super().act(observation, info)
+        names = info["route_names"]
+        rank = {names.index(n): i for i, n in enumerate(self.order or names)}
+        allowed = np.flatnonzero(info["action_mask"][: len(names)])
+        return int(min(allowed, key=lambda i: rank.get(i, 10_000 + i))) if len(allowed) else len(names)
+
+
+def _cascade_by(score: Any, info: dict) -> int:
+    """A retry step as a plain policy: the allowed route of highest ``score(route)`` (the first of equals), or give
+    up if none is allowed."""
+    n = len(info["route_names"])
+    allowed = [int(i) for i in np.flatnonzero(info["action_mask"][:n])]
+    if not allowed:
+        return n
+    return max(allowed, key=lambda r: (score(r), -r))
 
 
 class SuccessRateCascadeRouter(SuccessRateRouter):
@@ -148,6 +170,13 @@ class SuccessRateCascadeRouter(SuccessRateRouter):
             options, key=lambda r: (self.retry_score(family, r.index), self.score(key, r.index), -r.index)
         )
         return RetryAction("cascade", best.index), 1.0
+
+    def act_retry(self, info: dict) -> int:
+        """As a plain Routing-v0 policy (the info carries no reason code): the allowed route with the best
+        first-attempt success rate, else give up."""
+        t = info["transaction"]
+        key = (int(t["segment_index"]), t["instrument"], t["network"])
+        return _cascade_by(lambda r: self.score(key, r), info)
 
 
 class DecisionEngineRouter(LearningRouter):
@@ -307,6 +336,11 @@ class DecisionEngineRouter(LearningRouter):
             return GIVE_UP, 1.0
         tx = payload.tx
         return RetryAction("cascade", self._leader((tx.instrument, tx.network), options)), 1.0
+
+    def act_retry(self, info: dict) -> int:
+        """As a plain Routing-v0 policy: the best-scored allowed route, else give up."""
+        t = info["transaction"]
+        return _cascade_by(lambda r: self.score((t["instrument"], t["network"]), r), info)
 
 
 RETRY_ROUTERS = {

@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from payroute.envs.baselines.rules import retry_step
 from payroute.envs.world.codes import DO_NOT_RETRY_ADVICE
 from payroute.envs.world.decisions import GIVE_UP, RetryAction, RetryRequest
 from payroute.envs.world.demand import Transaction
@@ -117,8 +118,15 @@ class LearningRouter:
                 o["reason"],
                 o["t"],
             )
+        if retry_step(info):
+            return self.act_retry(info)
         action, _p = self.choose(choice_from_info(info), float(info.get("t", 0.0)))
         return action
+
+    def act_retry(self, info: dict) -> int:
+        """A Routing-v0 retry step (retries on) as a plain policy: give up, as the world does for a router that
+        does not take retries (the retry routers of :mod:`.cascades` cascade)."""
+        return len(info["route_names"])
 
     # subclasses
     def reset_state(self, n_routes: int) -> None:

@@ -161,3 +161,23 @@ def test_the_ecosystem_router_takes_the_retry_steps_too():
     assert (
         world.in_flight == 0 and world.arrivals == sum(world.terminal.values()) and world.ledger.total() == 0
     )
+
+
+@pytest.mark.parametrize(
+    ("name", "retries"),
+    [("cheapest", False), ("success_rate", False), ("no_retry", False), ("static_cascade", True),
+     ("sr_cascade", True), ("decision_engine", True)],
+)  # fmt: skip
+def test_baselines_as_plain_policies_give_up_or_cascade_at_retry_steps(name, retries):
+    from payroute.envs.baselines import make_policy
+
+    env = _env()
+    policy = make_policy("route", name)
+    obs, info = env.reset(seed=3)
+    while True:
+        action = policy.act(obs, info)
+        assert info["action_mask"][action], (name, action)
+        obs, _r, term, _t, info = env.step(action)
+        if term:
+            break
+    assert (env.world.totals["retry_attempts"] > 0) == retries
