@@ -400,6 +400,7 @@ def retry_values(
         return p * (tx.price_cents - route.cost_cents(tx) - loss) - fee
 
     out: list[tuple[RetryAction, float]] = []
+    later: float | None = None
     for action in retry_options(request, last.index, r.latency_budget_s):
         delay = request.delays_s[action.delay_index] if action.kind == "later" else 0.0
         if action.kind == "give_up" or request.elapsed_s + delay > st.patience_s:
@@ -407,7 +408,9 @@ def retry_values(
         elif action.kind == "cascade":
             out.append((action, worth(routes[action.route], "cascade")))
         elif action.kind == "later":
-            out.append((action, worth(last, "later")))
+            if later is None:
+                later = worth(last, "later")  # the same for every delay: the route's state now
+            out.append((action, later))
         else:
             risk, patterns = sc.risk, sc.fraud.patterns
             if p_fraud >= 1.0 and tx.is_fraud:

@@ -173,3 +173,17 @@ def test_decision_engine_eliminates_a_route_whose_decaying_score_falls_below_5_p
     assert de.choose(_choice((0,)), 0.0)[0] == 0  # the only candidate is taken even so
     de.update(other, 0, True, "", 0.0)  # a success multiplies it by 1.0526: back above the threshold
     assert de.elimination[0] >= 0.05 and de.choose(_choice(), 0.0)[0] == 0
+
+
+def test_the_oracle_retries_only_when_the_true_approval_of_the_retry_pays():
+    from payroute.envs.world.codes import SOFT_CODES as SOFT
+
+    def table(p: float) -> dict:
+        return {c: {"cascade": p, "later": p, "step_up": p} for c in SOFT}
+
+    hopeless = {**ON, "response_codes": {"recovery": table(0.0)}}
+    never = _run(hopeless, "oracle")
+    assert never.totals["retry_attempts"] == 0  # no retry can be approved: it pays nothing but fees
+    assert _run(hopeless, "static_cascade").totals["retry_attempts"] > 0  # a rule retries anyway
+    sure = _run({**ON, "response_codes": {"recovery": table(0.99)}}, "oracle")
+    assert sure.totals["retry_attempts"] > 0 and sure.kpis()["approval_rate"] > never.kpis()["approval_rate"]
