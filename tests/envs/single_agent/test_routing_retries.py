@@ -31,6 +31,12 @@ def test_the_gymnasium_checker_passes_with_retries_on():
     check_env(_env(dict_observation=True), skip_render_check=True)
 
 
+def test_sb3s_checker_passes_with_retries_on():
+    from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+    sb3_check_env(_env(), warn=False)
+
+
 def test_retries_add_actions_and_features_only_when_on():
     off = _env(overrides={"volume_scale": 0.05})
     on = _env()
