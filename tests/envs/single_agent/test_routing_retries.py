@@ -187,3 +187,24 @@ def test_baselines_as_plain_policies_give_up_or_cascade_at_retry_steps(name, ret
         if term:
             break
     assert (env.world.totals["retry_attempts"] > 0) == retries
+
+
+def test_a_copy_taken_at_a_retry_step_continues_exactly_as_the_original():
+    import copy
+
+    env = _env()
+    rng = np.random.default_rng(5)
+    _to_retry(env, rng)
+    twin = copy.deepcopy(env)
+    assert isinstance(twin.episode.point.payload, RetryRequest)
+    rng_a, rng_b = np.random.default_rng(1), np.random.default_rng(1)
+    for _ in range(100):
+        mask_a, mask_b = env.action_masks(), twin.action_masks()
+        assert (mask_a == mask_b).all()
+        a, b = (
+            env.step(int(rng_a.choice(np.flatnonzero(mask_a)))),
+            twin.step(int(rng_b.choice(np.flatnonzero(mask_b)))),
+        )
+        assert a[0].tobytes() == b[0].tobytes() and a[1] == b[1]
+        if a[2]:
+            break
