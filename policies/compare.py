@@ -54,7 +54,7 @@ ROUTING_BASELINE_ORDER = (
     "oracle",
     "clairvoyant",
 )
-RETRY_BASELINE_ORDER = ("no_retry", "static_cascade", "sr_cascade", "decision_engine")
+RETRY_BASELINE_ORDER = ("no_retry", "static_cascade", "sr_cascade", "decision_engine", "volume_sr")
 """The routers that also decide after a soft decline: `payroute baselines` adds them where retries are on."""
 
 

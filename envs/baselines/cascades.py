@@ -20,6 +20,8 @@ and differs in what it does next; with retries off each gives its sibling's numb
                      route for ``authentication_required``; gives up after a do-not-retry advice
 ``decision_engine``  juspay/decision-engine's SR-v3 router with its defaults (:class:`DecisionEngineRouter`),
                      cascading to the best-scored untried route after a soft decline
+``volume_sr``        ``decision_engine`` with its window and exploration sized from live traffic, as
+                     decision-engine's autopilot does (:class:`VolumeAwareRouter`)
 ===================  ====================================================================================
 
 The oracle (:class:`~payroute.envs.baselines.routers.OracleRouter`) answers retries too, knowing each route's
@@ -238,7 +240,11 @@ class DecisionEngineRouter(LearningRouter):
         self.buckets: dict[tuple, deque] = {}
         self.sums: dict[tuple, int] = {}
         self.elimination = [1.0] * n_routes
-        self._reset_for: dict[float, tuple[tuple[int, ...], int, float]] = {}
+        self._reset_for: dict[tuple[float, int], tuple[tuple[int, ...], int, float]] = {}
+        self.bucket_sizes: dict[tuple, int] = {}  # payment method -> its bucket size, where not the default
+        self.hedge_shares: dict[
+            tuple, float
+        ] = {}  # payment method -> its hedging share, where not the default
 
     @staticmethod
     def method(key: tuple) -> tuple:
@@ -248,8 +254,9 @@ class DecisionEngineRouter(LearningRouter):
     def _bucket(self, k: tuple) -> deque:
         b = self.buckets.get(k)
         if b is None:  # a new key starts with a full bucket of successes
-            b = self.buckets[k] = deque([1] * self.bucket_size)
-            self.sums[k] = self.bucket_size
+            size = self.bucket_sizes.get(k[0], self.bucket_size)
+            b = self.buckets[k] = deque([1] * size)
+            self.sums[k] = size
         return b
 
     def score(self, method: tuple, route: int) -> float:
@@ -258,11 +265,13 @@ class DecisionEngineRouter(LearningRouter):
         return self.sums[k] / len(b) if b else 1.0
 
     def update(self, key: tuple, route: int, approved: bool, reason: str, t: float) -> None:
-        k = (self.method(key), route)
+        method = self.method(key)
+        k = (method, route)
         b = self._bucket(k)
         b.append(1 if approved else 0)
         self.sums[k] += 1 if approved else 0
-        while len(b) > self.bucket_size:
+        size = self.bucket_sizes.get(method, self.bucket_size)
+        while len(b) > size:  # resized in place: the oldest outcomes go
             self.sums[k] -= b.popleft()
         e = self.elimination[route]
         if approved:
@@ -271,9 +280,10 @@ class DecisionEngineRouter(LearningRouter):
             e = max(e * (1.0 - self.penalty_factor / 100.0), 0.0)
         self.elimination[route] = e
 
-    def reset_bucket(self, leader_score: float) -> tuple[list[int], float]:
-        """The bucket a route far below the leader is reset to, and the threshold below which it is."""
-        n = self.bucket_size
+    def reset_bucket(self, leader_score: float, n: int = 0) -> tuple[list[int], float]:
+        """The bucket (of ``n`` outcomes; the default bucket size if 0) a route far below the leader is reset to,
+        and the threshold below which it is."""
+        n = n or self.bucket_size
         sigma = math.sqrt(max(leader_score * (1.0 - leader_score), 0.09) / n)
         threshold = leader_score - self.upper_reset_factor * sigma
         zeros = min(max(math.floor((1.0 - leader_score + self.lower_reset_factor * sigma) * n), 2), n)
@@ -292,10 +302,11 @@ class DecisionEngineRouter(LearningRouter):
         """The candidates' scores after decision-engine's reset of those far below the leader."""
         scores = [self.score(method, r) for r in cands]
         leader = max(scores)
-        reset = self._reset_for.get(leader)
+        size = self.bucket_sizes.get(method, self.bucket_size)
+        reset = self._reset_for.get((leader, size))
         if reset is None:
-            bucket, threshold = self.reset_bucket(leader)
-            reset = self._reset_for[leader] = (tuple(bucket), sum(bucket), threshold)
+            bucket, threshold = self.reset_bucket(leader, size)
+            reset = self._reset_for[(leader, size)] = (tuple(bucket), sum(bucket), threshold)
         bucket, ones, threshold = reset
         for i, (s, r) in enumerate(zip(scores, cands, strict=True)):
             if s < threshold:
@@ -320,11 +331,12 @@ class DecisionEngineRouter(LearningRouter):
         cands = list(c.eligible)
         best = self._leader(method, cands)
         others = [r for r in cands if r != best]
-        if not others or self.hedge_share <= 0:
+        hedge = self.hedge_shares.get(method, self.hedge_share)
+        if not others or hedge <= 0:
             return best, 1.0
-        if self.rng.random() < self.hedge_share:
-            return others[int(self.rng.integers(len(others)))], self.hedge_share / len(others)
-        return best, 1.0 - self.hedge_share
+        if self.rng.random() < hedge:
+            return others[int(self.rng.integers(len(others)))], hedge / len(others)
+        return best, 1.0 - hedge
 
     def decide(self, world: Any, payload: Any) -> tuple[Any, float]:
         if not isinstance(payload, RetryRequest):
@@ -343,10 +355,89 @@ class DecisionEngineRouter(LearningRouter):
         return _cascade_by(lambda r: self.score((t["instrument"], t["network"]), r), info)
 
 
+class VolumeAwareRouter(DecisionEngineRouter):
+    """:class:`DecisionEngineRouter` whose window and exploration are sized from live traffic, as
+    juspay/decision-engine's autopilot does (``src/sr_auto_calibration.rs``, ``auto_bucket`` and
+    ``auto_hedge_pct``, with its production defaults).
+
+    Every ``interval_s`` (900) of simulated time, for each payment method with at least ``min_volume`` (100)
+    payments in the trailing ``lookback_s`` (3600) and n >= 2 routes: the bucket B = 5 sqrt(V / (n - 1))
+    rounded to 25 and clamped to [100, 2000] (V: the payments of the lookback); the hedging share per
+    non-leader = B / (the volume of a ``reaction_horizon_s`` of 3600 at the lookback's rate), clamped to
+    [1%, 30% / (n - 1)], in all at most 30%. A bucket is resized in place (the oldest outcomes go); B moves only
+    by whole steps of 25, and hedging only by a point or more (the source's deadbands). Methods below the volume
+    keep decision-engine's defaults (125, 5%). n is the most eligible routes a payment of the method has had.
+    """
+
+    def __init__(
+        self,
+        interval_s: float = 900.0,
+        lookback_s: float = 3600.0,
+        reaction_horizon_s: float = 3600.0,
+        min_volume: int = 100,
+        min_bucket: int = 100,
+        max_bucket: int = 2000,
+        max_hedging_percent: float = 30.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.interval_s = interval_s
+        self.lookback_s = lookback_s
+        self.reaction_horizon_s = reaction_horizon_s
+        self.min_volume = min_volume
+        self.min_bucket = min_bucket
+        self.max_bucket = max_bucket
+        self.max_hedge = max_hedging_percent / 100.0
+
+    def reset_state(self, n_routes: int) -> None:
+        super().reset_state(n_routes)
+        self.arrivals: dict[tuple, deque] = {}  # payment method -> times of its payments in the lookback
+        self.gateways: dict[tuple, int] = {}
+        self.next_calibration = self.interval_s
+
+    def calibrated(self, volume: int, gateways: int) -> tuple[int, float]:
+        """(bucket size, total hedging share) for ``volume`` payments over the lookback on ``gateways`` routes."""
+        n1 = gateways - 1
+        bucket = round(5.0 * math.sqrt(volume / n1) / 25.0) * 25
+        bucket = min(max(bucket, self.min_bucket), self.max_bucket)
+        in_horizon = volume * self.reaction_horizon_s / self.lookback_s
+        per_route = min(bucket / in_horizon, self.max_hedge / n1)
+        per_route = max(per_route, 0.01)
+        return bucket, round(min(per_route * n1, self.max_hedge), 4)
+
+    def calibrate(self, t: float) -> None:
+        """Size every payment method's window and exploration from the lookback's traffic."""
+        for method, times in self.arrivals.items():
+            while times and times[0] < t - self.lookback_s:
+                times.popleft()
+            volume, gateways = len(times), self.gateways.get(method, 0)
+            if volume < self.min_volume or gateways < 2:
+                continue
+            bucket, hedge = self.calibrated(volume, gateways)
+            if abs(bucket - self.bucket_sizes.get(method, self.bucket_size)) >= 25:
+                self.bucket_sizes[method] = bucket
+            if abs(hedge - self.hedge_shares.get(method, self.hedge_share)) >= 0.01:
+                self.hedge_shares[method] = hedge
+
+    def choose(self, c: RouteChoice, t: float) -> tuple[int, float]:
+        if t >= self.next_calibration:
+            self.calibrate(t)
+            self.next_calibration = (math.floor(t / self.interval_s) + 1) * self.interval_s
+        method = self.method(c.key)
+        times = self.arrivals.get(method)
+        if times is None:
+            times = self.arrivals[method] = deque()
+        times.append(t)
+        if len(c.eligible) > self.gateways.get(method, 0):
+            self.gateways[method] = len(c.eligible)
+        return super().choose(c, t)
+
+
 RETRY_ROUTERS = {
     "no_retry": NoRetryRouter,
     "static_cascade": StaticCascadeRouter,
     "sr_cascade": SuccessRateCascadeRouter,
     "decision_engine": DecisionEngineRouter,
+    "volume_sr": VolumeAwareRouter,
 }
 """Routers that answer retry decisions (and route first attempts), by name."""

@@ -187,3 +187,29 @@ def test_the_oracle_retries_only_when_the_true_approval_of_the_retry_pays():
     assert _run(hopeless, "static_cascade").totals["retry_attempts"] > 0  # a rule retries anyway
     sure = _run({**ON, "response_codes": {"recovery": table(0.99)}}, "oracle")
     assert sure.totals["retry_attempts"] > 0 and sure.kpis()["approval_rate"] > never.kpis()["approval_rate"]
+
+
+def test_the_volume_aware_router_sizes_window_and_hedging_from_traffic_as_decision_engines_autopilot():
+    from payroute.envs.baselines.cascades import VolumeAwareRouter
+
+    vr = VolumeAwareRouter()
+    # B = round25(5 sqrt(V / (n - 1))) in [100, 2000]; hedging B / V per non-leader in [1%, 30% / (n - 1)]
+    assert vr.calibrated(10_000, 3) == (350, 0.07)
+    assert vr.calibrated(100, 3) == (100, 0.30)  # thin traffic: the smallest window, the most exploration
+    assert vr.calibrated(10_000_000, 2) == (2000, 0.01)
+    vr.reset_state(3)
+    vr.rng = np.random.default_rng(0)
+    vr.update(KEY, 1, True, "", 0.0)
+    assert len(vr.buckets[(M, 1)]) == 125
+    for i in range(1_000):  # 1,000 payments over 900 s on three routes, then the first calibration
+        vr.choose(_choice(), i * 0.9)
+    assert vr.bucket_sizes == {} and vr.hedge_shares == {}  # not calibrated yet: decision-engine's defaults
+    vr.choose(_choice(), 900.0)
+    assert vr.bucket_sizes[M] == 100 and vr.hedge_shares[M] == pytest.approx(0.2)  # V=1,000: B=round25(111.8)
+    vr.update(KEY, 1, False, "declined", 0.0)
+    assert len(vr.buckets[(M, 1)]) == 100 and vr.score(M, 1) == pytest.approx(0.99)  # resized in place
+
+
+def test_the_volume_aware_router_retries_in_the_world():
+    world = _run(ON, "volume_sr")
+    assert world.totals["retry_attempts"] > 0 and world.ledger.total() == 0
