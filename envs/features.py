@@ -367,8 +367,8 @@ class RoutingFeatures:
         amount = tx.amount_cents
         deadline = tx.deadline_t
         world = self.world
-        if tx is not self.last_tx:  # each payment joins its cell's fraud history once
-            self._p_fraud = self._posterior(world, tx)
+        if tx is not self.last_tx:  # each payment joins its cell's fraud history once (a retry has joined it)
+            self._p_fraud = self._posterior(world, tx, tx.retry is None)
         p_fraud, recovery = self._p_fraud
         costs = [0] * len(self.routes)
         # what fraud loses depends only on the kind of route (card, irrevocable, revocable): once per kind

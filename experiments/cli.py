@@ -26,7 +26,7 @@ from payroute.experiments.console import (
     progress_bar,
 )
 from payroute.files import atomic_path, atomic_write_text, check_output_file, check_output_folder
-from payroute.policies.compare import ROUTING_BASELINE_ORDER
+from payroute.policies.compare import RETRY_BASELINE_ORDER, baseline_order
 
 
 def _version(value: bool) -> None:
@@ -138,10 +138,21 @@ def baselines(
     ] = 0,
     days: Annotated[float, typer.Option(min=0.01, help="Days per run.")] = 1.0,
     policies: Annotated[
-        str, typer.Option(help="Comma-separated routing policies (default: every baseline and the oracle).")
-    ] = ",".join(ROUTING_BASELINE_ORDER),
+        str | None,
+        typer.Option(
+            help="Comma-separated routing policies (default: every baseline and the oracle; with retries on, "
+            f"the retry routers {', '.join(RETRY_BASELINE_ORDER)} too)."
+        ),
+    ] = None,
     risk: Annotated[str, typer.Option(help="Risk policy bound for every run.")] = "threshold",
     volume_scale: Annotated[float | None, typer.Option(help="Override the scenario's volume_scale.")] = None,
+    retries: Annotated[
+        bool,
+        typer.Option(
+            "--retries",
+            help="Turn the scenario's retries on (retries.enabled: true): a soft decline goes back to the router.",
+        ),
+    ] = False,
     workers: Annotated[int, typer.Option(min=1, help="Processes to run seeds in parallel.")] = 1,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     markdown: Annotated[
@@ -151,15 +162,19 @@ def baselines(
     ray_address: RayAddress = None,
 ) -> None:
     """Every routing baseline and the oracle on the same seeds: KPIs with paired 95% intervals."""
+    from payroute.envs.scenarios import load_scenario
     from payroute.experiments.cluster import ray_executor
     from payroute.experiments.console import print_baselines
     from payroute.policies.compare import run_paired, summarise
 
     check_output_file(out, "--out")
-    names = tuple(p.strip() for p in policies.split(",") if p.strip())
+    overrides: dict | None = {"volume_scale": volume_scale} if volume_scale is not None else None
+    if retries:
+        overrides = {**(overrides or {}), "retries": {"enabled": True}}
+    retries_on = load_scenario(scenario, overrides).retries.enabled
+    names = tuple(p.strip() for p in (policies or "").split(",") if p.strip()) or baseline_order(retries_on)
     if "cheapest" not in names:
         raise PayrouteError("--policies must include 'cheapest' (the reference of the paired intervals)")
-    overrides = {"volume_scale": volume_scale} if volume_scale is not None else None
     what = f"{scenario}: {len(names)} policies x {seeds} seeds"
     seed_list = list(range(first_seed, first_seed + seeds))
     with ray_executor(ray_address) as executor, progress_bar(disable=json_out or markdown) as report:

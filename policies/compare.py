@@ -54,6 +54,17 @@ ROUTING_BASELINE_ORDER = (
     "oracle",
     "clairvoyant",
 )
+RETRY_BASELINE_ORDER = ("no_retry", "static_cascade", "sr_cascade", "decision_engine", "volume_sr")
+"""The routers that also decide after a soft decline: `payroute baselines` adds them where retries are on."""
+
+
+def baseline_order(retries: bool) -> tuple[str, ...]:
+    """The routing policies `payroute baselines` compares by default: with retries on, the retry routers too."""
+    if not retries:
+        return ROUTING_BASELINE_ORDER
+    return (*ROUTING_BASELINE_ORDER[:-2], *RETRY_BASELINE_ORDER, *ROUTING_BASELINE_ORDER[-2:])
+
+
 KPI_COLUMNS = HEADLINE_KPIS
 
 

@@ -13,6 +13,7 @@ name                      kind      what it does
 ``cheapest``              route     the eligible route that costs least for this payment
 ``fastest``               route     the eligible route with the shortest typical latency
 ``priority``              route     a fixed preference list (the scenario's route order by default)
+``no_retry`` ...          route     routers that also decide after a soft decline (:mod:`.cascades`)
 ``allow_all``             risk      allows every payment
 ``threshold``             risk      challenges above one risk score, blocks above another
 ``card_blocker``          risk      blocks card payments from a lower risk score; thresholds elsewhere
@@ -34,6 +35,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from payroute.envs.baselines.cascades import RETRY_ROUTERS
 from payroute.envs.baselines.routers import ORACLES, ROUTING_LEARNERS
 from payroute.envs.baselines.rtgs import RTGS_BASELINES
 from payroute.envs.baselines.rules import (
@@ -57,6 +59,7 @@ ROUTE_BASELINES = {
     "fastest": FastestRoute,
     "priority": PriorityRoute,
     **ROUTING_LEARNERS,
+    **RETRY_ROUTERS,
 }
 RISK_BASELINES = {"allow_all": AllowAll, "threshold": RiskThreshold, "card_blocker": CardBlocker}
 PRICE_BASELINES = {"static_pricing": StaticPricing, "cost_plus": CostPlusPricing}
@@ -116,6 +119,7 @@ __all__ = [
     "RISK_BASELINES",
     "ROUTE_BASELINES",
     "ROUTING_LEARNERS",
+    "RETRY_ROUTERS",
     "RTGS_BASELINES",
     "TREASURY_BASELINES",
     "AllowAll",

@@ -33,6 +33,9 @@ from typing import Any
 
 import numpy as np
 
+from payroute.envs.baselines.rules import retry_step
+from payroute.envs.world.codes import DO_NOT_RETRY_ADVICE
+from payroute.envs.world.decisions import GIVE_UP, RetryAction, RetryRequest
 from payroute.envs.world.demand import Transaction
 from payroute.envs.world.fraud import FraudPosterior, expected_fraud_loss_cents
 
@@ -115,8 +118,15 @@ class LearningRouter:
                 o["reason"],
                 o["t"],
             )
+        if retry_step(info):
+            return self.act_retry(info)
         action, _p = self.choose(choice_from_info(info), float(info.get("t", 0.0)))
         return action
+
+    def act_retry(self, info: dict) -> int:
+        """A Routing-v0 retry step (retries on) as a plain policy: give up, as the world does for a router that
+        does not take retries (the retry routers of :mod:`.cascades` cascade)."""
+        return len(info["route_names"])
 
     # subclasses
     def reset_state(self, n_routes: int) -> None:
@@ -343,6 +353,86 @@ def route_values(
     return out
 
 
+STEP_UP = RetryAction("step_up")
+
+
+def retry_options(request: RetryRequest, last: int, budget_s: float) -> list[RetryAction]:
+    """Every answer the world can carry out for ``request`` (``last``: the route that declined it), in the
+    order of Routing-v0's retry actions: give up, a cascade to each eligible route but ``last``, the same
+    route after each delay that starts inside the latency budget ``budget_s``, a step-up."""
+    options = [GIVE_UP]
+    options += [RetryAction("cascade", r.index) for r in request.eligible if r.index != last]
+    options += [
+        RetryAction("later", -1, i)
+        for i, delay in enumerate(request.delays_s)
+        if request.elapsed_s + delay < budget_s
+    ]
+    options.append(STEP_UP)
+    return options
+
+
+def retry_values(
+    world: Any, request: RetryRequest, p_fraud: float, recovery: float
+) -> list[tuple[RetryAction, float]]:
+    """Each of :func:`retry_options` with its expected margin (cents), knowing the routes' hidden state.
+
+    Giving up is worth 0. A retry is worth P(approved on this attempt) x (price - cost - expected fraud loss) -
+    the attempt fee - the network's fine; a step-up is weighed by the chance the payer passes it (a fraud by
+    its pattern's pass probability, the patterns' mean where the fraud is not known) and pays its cost. A retry
+    that would start after the payer's patience is worth 0 (the payer leaves; nothing is paid). One step
+    ahead: what a later retry could still add is not counted; nor is a late card payment's SLA penalty.
+    """
+    tx, payments = request.tx, world.payments
+    desk, sc = payments.codes, world.scenario
+    r, st = sc.retries, tx.retry
+    fee = r.attempt_fee_cents
+    rule = r.networks.get(tx.network)
+    if rule is not None:
+        fee += rule.excess_fine_cents if st.retries + 1 > rule.max_retries else 0
+        if request.merchant_advice in DO_NOT_RETRY_ADVICE:
+            fee += rule.do_not_retry_fine_cents
+    routes = payments.routes
+    last = routes[request.routes[-1]]
+
+    def worth(route: Any, mode: str) -> float:
+        p = desk.retry_success(tx, route, mode)
+        loss = expected_fraud_loss_cents(world, tx, route, p_fraud, recovery)
+        return p * (tx.price_cents - route.cost_cents(tx) - loss) - fee
+
+    out: list[tuple[RetryAction, float]] = []
+    later: float | None = None
+    for action in retry_options(request, last.index, r.latency_budget_s):
+        delay = request.delays_s[action.delay_index] if action.kind == "later" else 0.0
+        if action.kind == "give_up" or request.elapsed_s + delay > st.patience_s:
+            out.append((action, 0.0))
+        elif action.kind == "cascade":
+            out.append((action, worth(routes[action.route], "cascade")))
+        elif action.kind == "later":
+            if later is None:
+                later = worth(last, "later")  # the same for every delay: the route's state now
+            out.append((action, later))
+        else:
+            risk, patterns = sc.risk, sc.fraud.patterns
+            if p_fraud >= 1.0 and tx.is_fraud:
+                fraud_pass = patterns[tx.pattern].challenge_pass_probability
+            else:
+                fraud_pass = sum(p.challenge_pass_probability for p in patterns.values()) / max(
+                    len(patterns), 1
+                )
+            passes = (1.0 - p_fraud) * (1.0 - risk.challenge_abandon_probability) + p_fraud * fraud_pass
+            out.append((action, passes * worth(last, "step_up") - risk.challenge_cost_cents))
+    return out
+
+
+def best_retry(world: Any, request: RetryRequest, p_fraud: float, recovery: float) -> RetryAction:
+    """The answer of highest :func:`retry_values` (the first of equals: giving up first)."""
+    best, best_value = GIVE_UP, 0.0
+    for action, value in retry_values(world, request, p_fraud, recovery):
+        if value > best_value:
+            best, best_value = action, value
+    return best
+
+
 class OracleRouter:
     """Routes by the expected margin knowing every route's hidden state; fraud only as the risk score allows.
 
@@ -358,11 +448,15 @@ class OracleRouter:
     """
 
     kind = "route"
+    handles_retries = True
 
     def bind(self, world: Any) -> None:
         self.fraud_probability = FraudPosterior()
 
-    def decide(self, world: Any, payload: Any) -> tuple[int, float]:
+    def decide(self, world: Any, payload: Any) -> tuple[Any, float]:
+        if isinstance(payload, RetryRequest):  # the payment joined the history at its first attempt
+            p_fraud, recovery = self.fraud_probability(world, payload.tx, join=False)
+            return best_retry(world, payload, p_fraud, recovery), 1.0
         tx, eligible = payload
         p_fraud, recovery = self.fraud_probability(world, tx)
         return self.best_route(world, tx, eligible, p_fraud, recovery), 1.0
@@ -378,7 +472,13 @@ class ClairvoyantOracleRouter(OracleRouter):
     routing policy can reach, shown for scale. Sending a known fraud to a route that fails it is blocking by
     routing, the risk desk's decision."""
 
-    def decide(self, world: Any, payload: Any) -> tuple[int, float]:
+    def decide(self, world: Any, payload: Any) -> tuple[Any, float]:
+        if isinstance(payload, RetryRequest):
+            tx = payload.tx
+            if not tx.is_fraud:
+                return best_retry(world, payload, 0.0, 0.0), 1.0
+            recovery = world.scenario.fraud.patterns[tx.pattern].recovery_probability_revocable
+            return best_retry(world, payload, 1.0, recovery), 1.0
         tx, eligible = payload
         if not tx.is_fraud:
             return self.best_route(world, tx, eligible, 0.0, 0.0), 1.0

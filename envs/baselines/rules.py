@@ -16,6 +16,14 @@ from payroute.envs.world.decisions import ALLOW, BLOCK, CHALLENGE, TreasuryActio
 from payroute.envs.world.world import FAMILY_INDEX
 
 
+def retry_step(info: dict) -> bool:
+    """Whether a Routing-v0 step is a retry decision (retries on: the mask allows giving up, action
+    ``n_routes``); a plain-policy router that does not take retries then gives up."""
+    mask = info["action_mask"]
+    n = len(info["route_names"])
+    return len(mask) > n and bool(mask[n])
+
+
 class CheapestRoute:
     """Routes each payment to the eligible route with the lowest cost for it (ties: scenario order)."""
 
@@ -28,6 +36,8 @@ class CheapestRoute:
 
     def act(self, observation: Any, info: dict) -> int:
         costs = info["route_costs_cents"]
+        if retry_step(info):
+            return len(costs)  # give up, as the world does for a router that does not take retries
         return min(np.flatnonzero(info["action_mask"]), key=lambda i: (costs[i], i))
 
 
@@ -45,6 +55,8 @@ class FastestRoute:
 
     def act(self, observation: Any, info: dict) -> int:
         latency, is_open = info["route_latency_s"], info["route_open"]
+        if retry_step(info):
+            return len(latency)  # give up
         return min(
             np.flatnonzero(info["action_mask"]), key=lambda i: (latency[i] + (0 if is_open[i] else 1e9), i)
         )
@@ -76,6 +88,8 @@ class PriorityRoute:
 
     def act(self, observation: Any, info: dict) -> int:
         names = info["route_names"]
+        if retry_step(info):
+            return len(names)  # give up
         rank = {names.index(n): i for i, n in enumerate(self.order or names)}
         return min(np.flatnonzero(info["action_mask"]), key=lambda i: rank.get(i, 10_000 + i))
 

@@ -31,8 +31,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from payroute.envs.baselines.routers import route_values
-from payroute.envs.world.decisions import CHALLENGE
+from payroute.envs.baselines.routers import retry_values, route_values
+from payroute.envs.world.decisions import CHALLENGE, RetryAction, RetryRequest
 from payroute.envs.world.fraud import FraudPosterior
 
 if TYPE_CHECKING:
@@ -96,9 +96,23 @@ class ExpectedMargin:
         # a masked route: the payment is declined, nothing moves, the penalty is charged
         return credits, -float(role.invalid_penalty_cents) - reference
 
-    def credit_cents(self, point: DecisionPoint, world_action: int) -> float:
+    def retry_credits_cents(self, point: DecisionPoint) -> tuple[dict[RetryAction, float], float]:
+        """``({answer: credit}, credit of a masked action)`` for a retry decision (retries on): each answer's
+        expected margin as the oracle values retries (:func:`~payroute.envs.baselines.routers.retry_values`;
+        giving up is worth 0), less their mean with ``baseline="route_mean"``."""
+        role = self.role
+        request = point.payload
+        p_fraud, recovery = self.posterior(role.world, request.tx, join=False)  # joined at its first attempt
+        values = retry_values(role.world, request, p_fraud, recovery)
+        reference = sum(v for _, v in values) / len(values) if self.baseline == "route_mean" else 0.0
+        return {a: v - reference for a, v in values}, -float(role.invalid_penalty_cents) - reference
+
+    def credit_cents(self, point: DecisionPoint, world_action: Any) -> float:
         """The credit of answering ``point`` with ``world_action`` (a route index, or a negative index: a
-        masked action, declined)."""
+        masked action, declined; at a retry decision a :class:`RetryAction`)."""
+        if isinstance(point.payload, RetryRequest):
+            credits, masked = self.retry_credits_cents(point)
+            return credits.get(world_action, masked)
         credits, masked = self.route_credits_cents(point)
         return credits[world_action] if world_action >= 0 else masked
 

@@ -26,6 +26,8 @@ from gymnasium import spaces
 from payroute.envs.features import RoutingFeatures, routing_features
 from payroute.envs.info import InfoKey
 from payroute.envs.roles.base import Role, box, discrete_action
+from payroute.envs.roles.retry_steps import RetrySteps
+from payroute.envs.world.decisions import RetryAction, RetryRequest
 
 if TYPE_CHECKING:
     from payroute.envs.scenarios import Scenario
@@ -76,10 +78,17 @@ class RouterRole(Role):
         self.route_latency_s = [spec.latency.median_s for spec in scenario.routes.values()]
         self.features = routing_features(scenario)
         self._n = n = len(self.route_names)
-        self.action_space = spaces.Discrete(n)
+        # retries on: the router is also asked the retry decisions (:mod:`payroute.envs.roles.retry_steps`)
+        self.retries = RetrySteps(scenario, n) if scenario.retries.enabled else None
+        n_actions = n
+        if self.retries is not None:
+            self.features = [*self.features, *self.retries.features]
+            n_actions = self.retries.n_actions
+        self._n_actions = n_actions
+        self.action_space = spaces.Discrete(n_actions)
         obs = box(self.features)
         if self.mask_in_observation:
-            mask = spaces.Box(0.0, 1.0, (n,), dtype=np.float32)
+            mask = spaces.Box(0.0, 1.0, (n_actions,), dtype=np.float32)
             # keys in the order observe() returns them (from a plain dict the space would sort them)
             self.observation_space = spaces.Dict([("observations", obs), ("action_mask", mask)])
         else:
@@ -94,6 +103,8 @@ class RouterRole(Role):
         self.lost_cents_by_tx = {}  # the decline charge of each payment (decision credit reads it)
         self.outcomes = []  # the outcomes of its payments since they were last taken (Routing-v0's info)
         self._env = world.env
+        if self.retries is not None and world.hub.is_external("route"):
+            world.hub.external_retries = True  # softly declined payments come back to this router
         if self.decline_cost or self.record_outcomes:
             world.outcome_listeners.append(self._on_outcome)
 
@@ -123,30 +134,56 @@ class RouterRole(Role):
             )
 
     # ------------------------------------------------------------------ a decision
-    def mask(self, tx: Any) -> np.ndarray:
-        """The eligible-route mask of ``tx`` (int8, 1 = eligible; a new array)."""
-        return self.observer.mask(tx)
+    def mask(self, payload: Any) -> np.ndarray:
+        """The action mask of a decision's payload (int8, 1 = allowed; a new array): the eligible routes of a
+        payment, or with retries on the allowed answers of a :class:`RetryRequest`."""
+        retries = self.retries
+        if retries is None:
+            return self.observer.mask(payload)
+        if isinstance(payload, RetryRequest):
+            return retries.mask(payload)
+        return retries.first_mask(payload.eligible_mask)
 
     def observe(self, point: DecisionPoint | None) -> Any:
-        tx = point.payload
-        obs = self.observer.build(tx, self._env.now)
+        payload = point.payload
+        if self.retries is None:
+            obs = self.observer.build(payload, self._env.now)
+        else:
+            tx = payload.tx if isinstance(payload, RetryRequest) else payload
+            obs = self.retries.observe(self.observer.build(tx, self._env.now), payload)
         if self.mask_in_observation:
-            return {"observations": obs, "action_mask": self.observer.mask(tx).astype(np.float32)}
+            return {"observations": obs, "action_mask": self.mask(payload).astype(np.float32)}
         return obs
 
     def info(self, point: DecisionPoint) -> dict:
-        return {"action_mask": self.observer.mask(point.payload)}
+        return {"action_mask": self.mask(point.payload)}
 
-    def to_world(self, action: Any, point: DecisionPoint) -> int:
-        a = discrete_action(action, self._n, "router", "a route index", self._routes_named)
-        tx = point.payload
-        if (tx.eligible_mask >> a) & 1:
-            return a
+    def to_world(self, action: Any, point: DecisionPoint) -> Any:
+        retries = self.retries
+        if retries is None:
+            a = discrete_action(action, self._n, "router", "a route index", self._routes_named)
+            if (point.payload.eligible_mask >> a) & 1:
+                return a
+        else:
+            a = discrete_action(action, self._n_actions, "router", "an action", " (docs/environments.md)")
+            if isinstance(point.payload, RetryRequest):
+                if retries.mask(point.payload)[a]:
+                    return retries.action(a)
+            elif a < self._n and (point.payload.eligible_mask >> a) & 1:
+                return a
         if self.invalid_action == "raise":
-            eligible = [self.route_names[i] for i in np.flatnonzero(self.observer.mask(tx))]
+            allowed = np.flatnonzero(self.mask(point.payload))
+            if retries is None:
+                raise ValueError(
+                    f"router action {a} ({self.route_names[a]}) is masked for this payment; eligible routes: "
+                    f"{[self.route_names[i] for i in allowed]}. {self.invalid_hint}"
+                )
+            names = self.route_names
             raise ValueError(
-                f"router action {a} ({self.route_names[a]}) is masked for this payment; eligible routes: {eligible}. "
-                f"{self.invalid_hint}"
+                f"router action {a} ({retries.describe(a, names)}) is masked for this decision; allowed: "
+                f"{[f'{i} {retries.describe(i, names)}' for i in allowed]}. {self.invalid_hint}"
             )
         self.charges_cents += self.invalid_penalty_cents
+        if isinstance(point.payload, RetryRequest):
+            return RetryAction("cascade", DECLINE_ACTION)  # the world declines the payment (invalid_action)
         return DECLINE_ACTION

@@ -52,6 +52,16 @@ class RoutingEnv(SingleAgentEnv):
     An action is a Python or NumPy integer or an integer array of one element; another type (``"1"``, ``2.5``,
     ``True``) raises ``TypeError`` and an index outside ``0..n_routes-1`` ``ValueError``.
 
+    With the scenario's ``retries.enabled: true`` the router is also asked again about each card payment a route
+    softly declined (a retry step, docs/world.md "Response codes and retries"): the action space becomes
+    ``Discrete(n_routes + 2 + n_delays)`` (a route index: send there, or at a retry cascade there; then give up,
+    the same route after each of ``retries.delays_s``, and a step-up), the observation gains the attempt number,
+    the attempts and latency budget left, the last decline's reason and merchant advice, the reasons so far and
+    the routes tried (:mod:`payroute.envs.roles.retry_steps`; ``docs/environments.md`` lists them), and the
+    mask allows only what the world can carry out. The ``expected_margin`` credit values a retry answer as the
+    oracle values retries (:func:`payroute.envs.baselines.routers.retry_values`; giving up is worth 0). With
+    retries off (every shipped scenario) the spaces, observations and every number are unchanged.
+
     ## Observation space
 
     ``Box(low, high, (n_features,), float32)``; ``env.feature_names`` lists them, ``env.feature_schema()``
@@ -338,8 +348,11 @@ class RoutingEnv(SingleAgentEnv):
 
     def _info(self, point: DecisionPoint) -> dict:
         tx = point.payload
+        retry = point.info.get("retry")
+        if retry is not None:  # a retry decision (retries on): its payment
+            tx = retry.tx
         features = self.role.observer
-        if features.last_tx is tx:  # the observation has just priced this payment on its eligible routes
+        if features.last_tx is tx and retry is None:  # the observation has just priced this payment
             costs = features.last_costs
         else:
             costs = [0] * len(self.route_names)
@@ -349,7 +362,7 @@ class RoutingEnv(SingleAgentEnv):
         outcomes, role.outcomes = role.outcomes, []
         now = float(self.episode.world.env.now)  # info["t"]: always a float
         return {
-            "action_mask": features.mask(tx),
+            "action_mask": self.role.mask(point.payload),
             "route_costs_cents": np.array(costs, dtype=np.int64),
             "transaction": {
                 "id": tx.id,

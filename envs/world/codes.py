@@ -224,23 +224,38 @@ class ResponseDesk:
         u = st.uniform()
         if route.health_now == DOWN:
             return False, "route_down"
-        p_route = route.approval_probability(tx)
-        if st.issuer_code is None:
-            p = p_route  # the issuer has not answered yet: a fresh authorisation
-        elif st.advice in DO_NOT_RETRY_ADVICE:
-            p = 0.0
-        else:
-            base = getattr(self.rc.recovery, st.issuer_code)
-            z = logit(getattr(base, mode)) + logit(p_route) - st.issuer_z
-            if tx.is_fraud:
-                z += self.rc.retry_fraud_logit_offset
-            p = sigmoid(z)
+        p = self.retry_approval(tx, route, mode)
         success = p
         if route.health_now != 0:  # degraded
             success = p * (1.0 - route.spec.health.degraded_failure_probability)
         if u < success:
             return True, ""
         return False, ("route_error" if u < p else "declined")
+
+    def retry_approval(self, tx: Transaction, route: RouteState, mode: str) -> float:
+        """The probability the issuer approves a retry of ``tx`` (already declined) on ``route`` sent by ``mode``,
+        the route's health aside (see the module docstring)."""
+        st = tx.retry
+        p_route = route.approval_probability(tx)
+        if st.issuer_code is None:
+            return p_route  # the issuer has not answered yet: a fresh authorisation
+        if st.advice in DO_NOT_RETRY_ADVICE:
+            return 0.0
+        base = getattr(self.rc.recovery, st.issuer_code)
+        z = logit(getattr(base, mode)) + logit(p_route) - st.issuer_z
+        if tx.is_fraud:
+            z += self.rc.retry_fraud_logit_offset
+        return sigmoid(z)
+
+    def retry_success(self, tx: Transaction, route: RouteState, mode: str) -> float:
+        """The probability a retry of ``tx`` on ``route`` sent by ``mode`` now is approved, the route's hidden
+        health included (what the oracle routes retries by)."""
+        if route.health_now == DOWN:
+            return 0.0
+        p = self.retry_approval(tx, route, mode)
+        if route.health_now != 0:  # degraded
+            p *= 1.0 - route.spec.health.degraded_failure_probability
+        return p
 
     def retry_code(self, tx: Transaction, why: str) -> tuple[str, str]:
         """The reason and advice of a declined retry (see the module docstring)."""

@@ -268,8 +268,10 @@ class FraudPosterior:
         # (instrument, urgency, corridor, half decade of the amount in cents) -> [n, n_fraud, recovery]
         self._cells: dict[tuple, list[float]] = {}
 
-    def __call__(self, world: ScenarioWorld, tx: Transaction) -> tuple[float, float]:
-        """(P(fraud | score, cell), mean recovery share of fraud on revocable rails in the cell)."""
+    def __call__(self, world: ScenarioWorld, tx: Transaction, join: bool = True) -> tuple[float, float]:
+        """(P(fraud | score, cell), mean recovery share of fraud on revocable rails in the cell).
+
+        ``join=False``: the payment does not join its cell's history (it already has: a retry of it)."""
         sc = world.scenario
         amount = tx.amount_cents
         band = int(2.0 * math.log10(amount)) if amount > 0 else 0  # half decades of cents
@@ -284,6 +286,8 @@ class FraudPosterior:
         lr = math.exp(min(d * z - d * d / 2.0, 700.0))
         p_fraud = lr * prior / (lr * prior + 1.0 - prior)
         recovery = recovered / n_fraud if n_fraud else 0.5
+        if not join:
+            return p_fraud, recovery
         cell[0] += 1.0  # this payment joins the cell's history
         if tx.is_fraud:
             cell[1] += 1.0

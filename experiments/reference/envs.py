@@ -129,8 +129,57 @@ def _routing() -> list[str]:
         "",
         *_observation_table(env.feature_schema()),
         *_info(env.INFO_KEYS, f"`n_routes` = {env.action_space.n}."),
+        *_routing_retries(env),
     ]
     return lines
+
+
+def _routing_retries(off: Any) -> list[str]:
+    """Routing-v0's retry steps: the actions and features the scenario's ``retries.enabled`` adds."""
+    import gymnasium as gym
+
+    env = gym.make(
+        "payroute/Routing-v0", scenario=SCENARIO, scenario_overrides={"retries": {"enabled": True}}
+    ).unwrapped
+    steps = env.role.retries
+    n = len(env.route_names)
+    names = [f"cascade to `{r}`" for r in env.route_names]
+    names += ["give up", *[f"later, after {d:g} s" for d in steps.delays_s], "step up"]
+    meaning = ["first attempt: send it there; retry: cascade there now"] * n
+    meaning += [
+        "retry only: the payment ends declined (failed after a technical failure)",
+        *["retry only: the same route again after this delay"] * len(steps.delays_s),
+        "retry only: the risk desk's step-up challenge, then the same route at once",
+    ]
+    base = len(off.feature_schema())
+    extra = env.feature_schema()[base:]
+    lines = [
+        "### With retries on",
+        "",
+        "With the scenario's `retries.enabled: true` a softly declined card payment comes back to the router "
+        "(`payroute.envs.roles.retry_steps`): the action space is "
+        f"`Discrete({env.action_space.n})` and the observation gains {len(extra)} entries after index "
+        f"{base - 1} (with retries off, nothing changes). The mask allows, at a first attempt, the eligible "
+        "routes; at a retry, the eligible routes but the one that declined, give up, each delay that starts "
+        "inside the latency budget, and step up.",
+        "",
+        "| action | name | meaning |",
+        "| --- | --- | --- |",
+    ]
+    lines += [
+        f"| {i} | {name} | {_cell(m)} |" for i, (name, m) in enumerate(zip(names, meaning, strict=True))
+    ]
+    lines += [
+        "",
+        "| index | name | unit | scaling / meaning | low | high |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for i, f in enumerate(extra, base):
+        lines.append(
+            f"| {i} | `{f['name']}` | {_cell(f['unit'])} | {_cell(f['scaling'])} | {_num(f['low'])} "
+            f"| {_num(f['high'])} |"
+        )
+    return [*lines, ""]
 
 
 def _risk() -> list[str]:
