@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import secrets
+
 import pytest
+
+# Ray in the tests stays on loopback. A local instance binds this machine's outward IP unless clusters are
+# "disabled" (Ray's switch for Windows and macOS: the instance then keeps to 127.0.0.1); a head the tests start
+# uses 127.0.0.2 (tests/helpers/ray_head.py). Ray reads its auth mode once per process, so every test process
+# gets one token from the start, for its local instances and the heads it starts alike.
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+os.environ.setdefault("RAY_AUTH_MODE", "token")
+os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(16))
 
 from payroute.envs.scenarios import load_scenario
 

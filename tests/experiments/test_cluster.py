@@ -6,15 +6,8 @@ from __future__ import annotations
 
 import functools
 import json
-import os
-import secrets
 import shutil
-import signal
-import socket
-import subprocess
 import sys
-import tempfile
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -28,18 +21,9 @@ from payroute.experiments import whatif
 from payroute.experiments.cli import app
 from payroute.experiments.cluster import ray_executor
 from payroute.policies.compare import Run, bundle_policy, run_one, ship_bundles
+from tests.helpers.ray_head import ray_head
 
-# Opt-in: Ray dials this machine's outward IP even for a head started on 127.0.0.1 (its address canonicalisation),
-# and where only loopback traffic is allowed (CI here) that is not to be done; the tests ran green that way, and
-# hung or failed once the head was kept on loopback (docs/cluster.md). Run them on a machine that may:
-#   PAYROUTE_RAY_CLUSTER_TESTS=1 pytest tests/experiments/test_cluster.py
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        os.environ.get("PAYROUTE_RAY_CLUSTER_TESTS") != "1",
-        reason="Ray cluster tests are opt-in (PAYROUTE_RAY_CLUSTER_TESTS=1): Ray dials the machine's outward IP",
-    ),
-]
+pytestmark = pytest.mark.slow
 
 ROUTER = Path(__file__).resolve().parents[2] / "policies" / "zoo" / "router"
 QUICK_CONSTRAINTS = {"random_contexts": 200, "latency_decisions": 200, "latency_p99_ms": 60_000.0,
@@ -52,59 +36,11 @@ TINY = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    """Stop the head we started, and only it: its own process group (gcs, raylet, workers)."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            break
-        try:
-            proc.wait(timeout=5)
-            break
-        except subprocess.TimeoutExpired:
-            continue
-
-
 @pytest.fixture(scope="module")
 def head(tmp_path_factory):
-    """A Ray head on 127.0.0.1 with two CPUs and a fresh token, stopped at the end; yields its address."""
-    ports = [_free_port() for _ in range(6)]
-    token = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16)}
-    ray_tmp = tempfile.mkdtemp(prefix="pr-ray-", dir="/tmp")  # Ray's socket paths must stay short
-    log = tmp_path_factory.mktemp("ray") / "head.log"
-    with open(log, "w") as out:
-        # every agent port given: the raylet then need not wait for the agents to report theirs
-        proc = subprocess.Popen(
-            [str(Path(sys.executable).with_name("ray")), "start", "--head", f"--port={ports[0]}",
-             f"--ray-client-server-port={ports[1]}", f"--metrics-export-port={ports[2]}",
-             f"--dashboard-agent-grpc-port={ports[3]}", f"--dashboard-agent-listen-port={ports[4]}",
-             f"--runtime-env-agent-port={ports[5]}", "--node-ip-address=127.0.0.1", "--num-cpus=2",
-             "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={ray_tmp}", "--block"],
-            env={**os.environ, **token}, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-    saved = {k: os.environ.get(k) for k in token}
-    os.environ.update(token)  # the driver (this process) connects with the same token
-    try:
-        deadline = time.time() + 90
-        while "Ray runtime started" not in log.read_text():
-            assert proc.poll() is None and time.time() < deadline, f"no Ray head: {log.read_text()[-1500:]}"
-            time.sleep(0.5)
-        yield f"127.0.0.1:{ports[0]}"
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        _stop(proc)
-        shutil.rmtree(ray_tmp, ignore_errors=True)
+    """A Ray head on loopback with two CPUs and a fresh token, stopped at the end; yields its address."""
+    with ray_head(tmp_path_factory.mktemp("ray") / "head.log") as address:
+        yield address
 
 
 @pytest.fixture(scope="module")
@@ -223,3 +159,12 @@ def test_payroute_evaluate_with_a_ray_address_gives_the_local_evaluation(connect
     assert "trained" in set(local.policy)  # the trained network, shipped to the workers, is an arm
     keep = [c for c in local.columns if not c.startswith("wall")]
     pd.testing.assert_frame_equal(on_ray[keep], local[keep])
+
+
+def test_the_cluster_and_this_driver_stay_on_loopback(connected):
+    import ray
+
+    from tests.helpers.ray_head import LOOPBACK
+
+    assert {node["NodeManagerAddress"] for node in ray.nodes()} == {LOOPBACK}
+    assert ray.get_runtime_context().worker.node.node_ip_address == LOOPBACK

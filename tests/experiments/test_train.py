@@ -243,17 +243,20 @@ def test_payroute_run_trains_evaluates_exports_reviews_and_says_where_everything
 
 def test_the_run_page_shows_the_verdict_curve_table_and_where_everything_is(ppo_run, tmp_path):
     import re
+    import shutil
     from types import SimpleNamespace
 
     from payroute.experiments.run_page import write_run_page
     from payroute.policies.review.checks import Check
 
-    result = evaluate_run(ppo_run)  # the run's own evaluation folder, as `payroute run` makes it
+    run = tmp_path / ppo_run.name  # a copy: the other tests read the shared run as training left it
+    shutil.copytree(ppo_run, run)
+    result = evaluate_run(run)  # the run's own evaluation folder, as `payroute run` makes it
     failed = Check("stress", "fraud_surge margin", "fail", "below the gate")
     review = SimpleNamespace(passed=False, failed=[failed], checks=[failed, Check("ope", "x", "pass", "ok")])
-    page = write_run_page(result, read_run(ppo_run)[1], review, ppo_run / "review" / "report.html")
+    page = write_run_page(result, read_run(run)[1], review, run / "review" / "report.html")
     text = page.read_text()
-    assert page == ppo_run / "summary.html"
+    assert page == run / "summary.html"
     best = result.meta["best_heuristic"]["default"]
     assert f"the best heuristic, {best}:" in text and "paired 95%" in text
     assert "FAIL (1 of 2 checks)" in text and "stress / fraud_surge margin" in text
@@ -261,4 +264,4 @@ def test_the_run_page_shows_the_verdict_curve_table_and_where_everything_is(ppo_
     assert f"{best} (best heuristic)" in text and "oracle share" in text and "100%" in text  # the oracle's
     for link in re.findall(r"src='([^':]+)'", text) + re.findall(r"href='([^':]+)'", text):
         if link != "review/report.html":  # written by the review, not here
-            assert (ppo_run / link).exists(), link
+            assert (run / link).exists(), link
