@@ -11,7 +11,8 @@ credit an iteration is collected here instead, the way RLlib's complete-episode 
 * every environment starts a new day; the current policy acts on all of them with one forward pass per vector
   step (with the action masks for MaskablePPO), sampling as SB3's own rollout does;
 * a finished day's steps are paid its ``decision_rewards`` and kept whole; an environment starts another day while
-  the days kept so far hold fewer than ``min_steps`` steps, and every day begun is finished;
+  the days kept and the steps of the days under way come to fewer than ``min_steps``, and every day begun is
+  finished;
 * the days go into the algorithm's own rollout buffer one after the other (an episode start at each day's first
   step, every day ending in a terminal step), and the algorithm's own ``train()`` updates on them: GAE, the
   minibatches, the losses and the logger are SB3's.
@@ -82,7 +83,9 @@ def sample_days(envs: list[Any], act: Any, min_steps: int, masked: bool) -> list
             days.append(day)
             kept += len(day.actions)
             under_way[i] = Day()
-            if kept < min_steps:  # another day on this environment; every day begun is finished
+            # the days under way will be finished too: another day here only if they and the days kept fall short
+            coming = sum(len(under_way[j].actions) for j in active if j != i)
+            if kept + coming < min_steps:
                 obs[i] = envs[i].reset()[0]
                 still.append(i)
         active = still
