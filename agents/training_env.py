@@ -341,19 +341,42 @@ class TrainingEnv(gym.Wrapper):
 
     def _note_decision(self, action: Any) -> None:
         env = self.env.unwrapped
-        tx = env.world.live[self._pending]
+        world = env.world
+        tx = world.live[self._pending]
         a = action if type(action) is int else int(np.asarray(action).item())  # noqa: E721 - not bool
         valid = 0 <= a < env.action_space.n and (env.decision_kind != "route" or (tx.eligible_mask >> a) & 1)
         self._decided.append(tx)
         self._penalty.append(0 if valid else env.invalid_penalty_cents)
         if self._expected_fraud:
-            self._p_fraud.append(self._posterior(env.world, tx))
+            p_fraud = self._posterior(world, tx)
+            self._p_fraud.append(p_fraud)
         if self.baseline == "route_mean":
-            eligible = [r for r in env.world.routes if (tx.eligible_mask >> r.index) & 1]
-            values = route_values(env.world, tx, eligible, *self._p_fraud[-1], env.decline_charge_cents)
-            # plain Python adds fewer than 8 numbers in the order np.mean does (the same mean to the bit)
-            n = len(values)
-            self._reference.append(sum(values) / n if n < 8 else float(np.mean(values)))
+            self._reference.append(self._route_mean(env, world, tx, p_fraud))
+
+    @staticmethod
+    def _route_mean(env: Any, world: Any, tx: Any, p_fraud: tuple[float, float]) -> float:
+        """The route baseline of ``tx``: the mean expected margin of its eligible routes (cents).
+
+        The observation's feature pass has just visited every route for this payment at this instant (the
+        world has not moved since): its eligible routes, costs and done times are reused, not asked again."""
+        # without decline_cost the charge is 0, and subtracting (1 - p) x 0 changes no value
+        charge = env.decline_charge_cents if env.decline_cost else None
+        features = env.features
+        if features.last_tx is tx and features.last_now == world.now:
+            values = route_values(
+                world, tx, features.last_routes, *p_fraud, charge,
+                costs=features.last_costs, done_times=features.last_done_times,
+            )  # fmt: skip
+        else:  # not the payment the features last observed (never in Routing-v0): ask every route
+            eligible = [r for r in world.routes if (tx.eligible_mask >> r.index) & 1]
+            values = route_values(world, tx, eligible, *p_fraud, charge)
+        n = len(values)
+        if n >= 8:
+            return float(np.mean(values))  # numpy's pairwise sum from 8 numbers on
+        total = 0.0  # fewer than 8: added in the order np.mean adds them (the same mean to the bit)
+        for v in values:
+            total += v
+        return total / n
 
     def _decision_rewards(self) -> np.ndarray:
         env = self.env.unwrapped

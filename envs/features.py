@@ -294,12 +294,16 @@ class RoutingFeatures:
         self._cut_valid_min = -math.inf if self._timed else math.inf
         self._width = width
         self._last_eligible: list[int] = []
-        # eligible mask -> ((index, route, first slot) of each eligible route, their first slots)
-        self._eligible_slots: dict[int, tuple[list[tuple[int, RouteState, int]], list[int]]] = {}
+        # eligible mask -> ((index, route, first slot, loss kind) of each eligible route, their first slots, the
+        # eligible routes)
+        self._eligible_slots: dict[int, tuple[list[tuple[int, RouteState, int, int]], list[int], list]] = {}
         self._balances = world.ledger.balances
         self._account_keys = [(k, a.key, a.target or 1) for k, a in enumerate(self.accounts, self._acct_off)]
         self._mask_cache: dict[int, np.ndarray] = {}
         self.last_tx: Transaction | None = None
+        self.last_now = -math.inf
+        self.last_routes: list[RouteState] = []
+        self.last_done_times: list[float] = [0.0] * n
         # the risk desk's posterior P(fraud | score, cell), with the base rates of this world's payments so far
         self._posterior = FraudPosterior()
         self._p_fraud = (0.0, 0.0)
@@ -314,8 +318,11 @@ class RoutingFeatures:
     def build(self, tx: Transaction, now: float) -> np.ndarray:
         """The observation of ``tx`` at ``now`` (float32, :attr:`names` order).
 
-        As a by-product, ``last_tx`` is ``tx`` and ``last_costs`` its cost in cents on each route (0 where
-        it is not eligible), so a caller that also reports costs need not ask the routes again.
+        As a by-product, ``last_tx`` is ``tx``, ``last_now`` is ``now``, ``last_routes`` its eligible routes,
+        ``last_costs`` its cost in cents on each route and ``last_done_times`` when each route would get it done
+        (:meth:`~payroute.envs.world.rails.RouteState.expected_done_time`; both by route index, 0 where it is not
+        eligible): a caller that reports costs or values the routes for the same payment at the same instant (the
+        info, the route baseline of a trainer's credit) need not ask the routes again.
         """
         vec = self._vec
         # recent approval, count and latency change only when a route reports an outcome
@@ -362,8 +369,8 @@ class RoutingFeatures:
                 for i, r in enumerate(self.routes)
                 if (mask >> i) & 1
             ]
-            known = self._eligible_slots[mask] = (slots, [slot[2] for slot in slots])
-        slots, self._last_eligible = known
+            known = self._eligible_slots[mask] = (slots, [slot[2] for slot in slots], [s[1] for s in slots])
+        slots, self._last_eligible, routes = known
         amount = tx.amount_cents
         deadline = tx.deadline_t
         world = self.world
@@ -371,6 +378,7 @@ class RoutingFeatures:
             self._p_fraud = self._posterior(world, tx, tx.retry is None)
         p_fraud, recovery = self._p_fraud
         costs = [0] * len(self.routes)
+        done_times = [0.0] * len(self.routes)
         # what fraud loses depends only on the kind of route (card, irrevocable, revocable): once per kind
         losses = [-1.0, -1.0, -1.0]
         for i, r, j, kind in slots:
@@ -378,13 +386,15 @@ class RoutingFeatures:
             share = cost / amount
             vec[j + 4] = share if share < 10.0 else 10.0
             vec[j + 6] = 1.0
-            vec[j + 7] = signed_log_days(deadline - r.expected_done_time(now))
+            done = done_times[i] = r.expected_done_time(now)
+            vec[j + 7] = signed_log_days(deadline - done)
             loss = losses[kind]
             if loss < 0.0:
                 usd = expected_fraud_loss_cents(world, tx, r, p_fraud, recovery) / 100.0
                 loss = losses[kind] = min(math.log1p(usd) / _LOG_LOSS_SCALE, 1.0)
             vec[j + 8] = loss
-        self.last_tx, self.last_costs = tx, costs
+        self.last_tx, self.last_now, self.last_routes = tx, now, routes
+        self.last_costs, self.last_done_times = costs, done_times
         self.tx_features.write(vec, tx, now)
         balances = self._balances
         for k, key, target in self._account_keys:

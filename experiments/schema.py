@@ -70,7 +70,7 @@ class EnvSection(_Strict):
     credit: Literal["resolved", "decision", "expected", "expected_outcome"] = Field(
         "resolved",
         description="resolved: the env's own reward (money as it resolves); decision: each step is paid the final "
-        "margin of its own payment (Routing-v0 and Risk-v0; RLlib trains on complete episodes); expected: decision "
+        "margin of its own payment (Routing-v0 and Risk-v0; RLlib and SB3 train on complete episodes); expected: decision "
         "credit with each sent payment's fraud loss replaced by its expectation under the risk-score posterior "
         "(Routing-v0 and Risk-v0, where a challenged payment keeps its realised loss; lower variance, same mean); "
         "expected_outcome: expected credit where the route's approve-or-decline is also taken at its expectation "
@@ -433,10 +433,15 @@ class Experiment(_Strict):
 
     @model_validator(mode="after")
     def _library_resources(self) -> Experiment:
-        if self.env.credit != "resolved" and (
-            self.trainer.library != "rllib" or self.trainer.algorithm == "DQN"
-        ):
-            raise ValueError(f"env.credit {self.env.credit!r} needs trainer.library 'rllib' with PPO or APPO")
+        if self.env.credit != "resolved" and self.trainer.algorithm == "DQN":
+            # the credit is known when a day has drained: on-policy learners update on complete days (RLlib's
+            # PPO and APPO sample them; SB3's PPO, MaskablePPO and A2C, payroute.agents.sb3.days); DQN learns
+            # from each step as it comes
+            allowed = "PPO or APPO" if self.trainer.library == "rllib" else "PPO, MaskablePPO or A2C"
+            raise ValueError(
+                f"env.credit {self.env.credit!r} needs an algorithm that updates on complete days: with "
+                f"trainer.library {self.trainer.library!r}, {allowed} (got DQN)"
+            )
         own = self.env.kwargs.get("credit", "resolved")
         if self.env.credit != "resolved" and own != "resolved":
             raise ValueError(

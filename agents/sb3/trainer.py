@@ -6,7 +6,10 @@ choice declines the payment with a penalty and the policy learns to avoid it.
 
 One training iteration is one ``learn()`` call of ``batch_size`` environment steps (on-policy) or
 ``steps_per_iteration`` (DQN), continuing the step count; losses come from SB3's logger (``sb3/train/...``),
-KPIs from the environments' infos. A checkpoint also keeps the days under way (replayed on restore), the
+KPIs from the environments' infos. With the trainers' decision credit (``env.credit`` other than ``resolved``:
+the same :class:`TrainingEnv` credit RLlib trains on) an iteration is complete days of at least ``batch_size``
+steps in all, each step paid its own payment's credit, and one update of the algorithm on them
+(:mod:`payroute.agents.sb3.days`). A checkpoint also keeps the days under way (replayed on restore), the
 random generators and the KPI windows, so a restored run continues the saved one exactly; the replay buffer
 of DQN is not checkpointed: a resumed DQN run refills it.
 """
@@ -29,6 +32,7 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from payroute.agents.networks import ACTIVATIONS, PolicyNet, linear_stack, policy_from_linears
+from payroute.agents.sb3.days import train_on_days
 from payroute.agents.trainer_api import (
     IterationReport,
     flatten_scalars,
@@ -101,6 +105,12 @@ class SB3Trainer:
         self.role = exp.agents.learn[0]
         self.algo_cls = ALGORITHMS[exp.trainer.algorithm]
         self.env_config = experiment_env_config(exp, penalize_invalid=exp.trainer.algorithm != "MaskablePPO")
+        # the trainers' decision credit: complete days, each step paid its own payment's credit (as RLlib's)
+        self.decision_credit = exp.env.credit != "resolved"
+        if self.decision_credit and exp.trainer.algorithm == "DQN":
+            raise ValueError(
+                f"env.credit {exp.env.credit!r} needs an on-policy algorithm (PPO, MaskablePPO, A2C)"
+            )
         self.venv = self._make_venv()
         self.capture = _Capture()
         self.kpis = _KPIRecorder()
@@ -172,10 +182,13 @@ class SB3Trainer:
         return self.model.n_steps * self.venv.num_envs
 
     def train_iteration(self) -> IterationReport:
-        self.model.learn(
-            total_timesteps=self._steps_per_iteration(), callback=self.kpis, reset_num_timesteps=False,
-            log_interval=1,
-        )  # fmt: skip
+        if self.decision_credit:
+            self._train_on_days()
+        else:
+            self.model.learn(
+                total_timesteps=self._steps_per_iteration(), callback=self.kpis, reset_num_timesteps=False,
+                log_interval=1,
+            )  # fmt: skip
         self.iteration += 1
         scalars: dict[str, float] = {}
         final = list(self.kpis.final)
@@ -192,6 +205,16 @@ class SB3Trainer:
         episodes = self.kpis.episodes - self._episodes_before
         self._episodes_before = self.kpis.episodes
         return IterationReport(self.iteration, self.env_steps, scalars, episodes)
+
+    def _train_on_days(self) -> None:
+        """One iteration with decision credit: complete days, one update (:mod:`payroute.agents.sb3.days`)."""
+        masked = self.exp.trainer.algorithm == "MaskablePPO"
+        days = train_on_days(self.model, self.venv.envs, self._steps_per_iteration(), masked)
+        for day in days:
+            if "kpis" in day.info:
+                self.kpis.final.append(day.info["kpis"])
+            self.kpis.returns.append(float(day.rewards.sum()))
+            self.kpis.episodes += 1
 
     def save(self, folder: Path) -> None:
         # our epsilon schedule holds the model itself: rebuilt on restore, never pickled

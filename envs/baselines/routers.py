@@ -320,6 +320,9 @@ def route_values(
     p_fraud: float,
     recovery: float,
     decline_charge: Callable[[Transaction, Any], float] | None = None,
+    *,
+    costs: list[int] | None = None,
+    done_times: list[float] | None = None,
 ) -> list[float]:
     """The expected margin (cents) of sending ``tx`` to each of ``eligible`` now, knowing the routes' hidden state.
 
@@ -329,23 +332,37 @@ def route_values(
     when given, is what a decline there costs on top (P(decline) x it is subtracted): Routing-v0's charge for
     the margin a decline lost. What :class:`OracleRouter` maximises; the reference of a router's training credit
     (the route baseline, docs/experiments.md).
+
+    ``costs`` and ``done_times`` (by route index: each route's cost for ``tx`` and
+    :meth:`~payroute.envs.world.rails.RouteState.expected_done_time` now) are what the observation's feature pass
+    has just computed for the same payment at the same instant (:class:`~payroute.envs.features.RoutingFeatures`,
+    ``last_costs`` and ``last_done_times``): given, they are used instead of asking the routes again (the same
+    numbers).
     """
     now = world.now
     penalty = world.scenario.service_level.penalty_cents.get(tx.family, 0)
     card = tx.family == "card"
+    price = tx.price_cents
+    deadline = tx.deadline_t
+    losses: dict[bool, float] = {}  # for one payment the expected fraud loss depends on irrevocability only
     out = []
     for r in eligible:
-        cost = r.cost_cents(tx)  # quoted for every eligible route, as when the payment was offered them
-        if not card and r.next_open_time(now) > tx.deadline_t:
+        # quoted for every eligible route, as when the payment was offered them
+        cost = r.cost_cents(tx) if costs is None else costs[r.index]
+        if not card and r.next_open_time(now) > deadline:
             # closed until after the deadline: the payment waits, then expires unsent (no money moves)
             out.append(float(-penalty))
             continue
         p = r.success_probability(tx)
-        value = p * (tx.price_cents - cost - expected_fraud_loss_cents(world, tx, r, p_fraud, recovery))
+        loss = losses.get(r.irrevocable)
+        if loss is None:
+            loss = losses[r.irrevocable] = expected_fraud_loss_cents(world, tx, r, p_fraud, recovery)
+        value = p * (price - cost - loss)
         if not card:
-            if r.expected_done_time(now) > tx.deadline_t:
+            done = r.expected_done_time(now) if done_times is None else done_times[r.index]
+            if done > deadline:
                 value -= p * penalty
-        elif r.latency_s(tx.z_latency) > tx.deadline_t - now:
+        elif r.latency_s(tx.z_latency) > deadline - now:
             value -= penalty
         if decline_charge is not None:
             value -= (1.0 - p) * decline_charge(tx, r)

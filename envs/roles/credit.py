@@ -90,7 +90,15 @@ class ExpectedMargin:
         eligible = point.info["eligible"]
         p_fraud, recovery = self.posterior(world, tx)
         charge = role.decline_charge_cents if role.decline_cost else None
-        values = route_values(world, tx, eligible, p_fraud, recovery, charge)
+        seen = role.observer
+        if seen.last_tx is tx and seen.last_now == world.now:
+            # the observation's feature pass has just visited every route for this payment at this instant
+            values = route_values(
+                world, tx, eligible, p_fraud, recovery, charge,
+                costs=seen.last_costs, done_times=seen.last_done_times,
+            )  # fmt: skip
+        else:
+            values = route_values(world, tx, eligible, p_fraud, recovery, charge)
         reference = sum(values) / len(values) if self.baseline == "route_mean" else 0.0
         credits = {r.index: v - reference for r, v in zip(eligible, values, strict=True)}
         # a masked route: the payment is declined, nothing moves, the penalty is charged

@@ -20,6 +20,7 @@ from payroute.agents.networks import (
     save_policy,
 )
 from payroute.agents.training_env import TrainingEnv, make_env
+from payroute.envs.baselines.routers import route_values
 from payroute.envs.scenarios import load_scenario
 from payroute.policies.compare import NamedPolicy, run_paired
 from payroute.vocabulary import HELD_OUT_SEED_START
@@ -165,6 +166,31 @@ def test_the_route_baseline_does_not_depend_on_the_action_it_is_paid_for():
     one, other = day(step, pick_last=False), day(step, pick_last=True)
     assert one._decided[step].route != other._decided[step].route
     assert one._reference == other._reference  # every step's reference so far, the differing one's included
+
+
+@pytest.mark.parametrize("decline_cost", [False, True])
+def test_the_route_baseline_from_the_feature_pass_is_the_one_asking_every_route_gives(decline_cost):
+    """The step reuses what the observation's feature pass found on every route (eligible routes, costs, done
+    times) and adds the values without numpy: each step's reference is the mean of the route values computed
+    from scratch at the same instant, to the bit."""
+    env = TrainingEnv(
+        _routing_env(decline_cost=decline_cost), seed=1, credit="expected_outcome", baseline="route_mean"
+    )
+    _, info = env.reset(seed=4)
+    rng = np.random.default_rng(0)
+    inner = env.unwrapped
+    done = False
+    steps = 0
+    while not done:
+        world = inner.world
+        tx = world.live[info["transaction"]["id"]]
+        eligible = [r for r in world.routes if (tx.eligible_mask >> r.index) & 1]
+        p_fraud = env._posterior(world, tx, join=False)  # what the step's own call will give
+        values = route_values(world, tx, eligible, *p_fraud, inner.decline_charge_cents)
+        _, _, done, _, info = env.step(int(rng.choice(np.flatnonzero(info["action_mask"]))))
+        assert env._reference[-1] == float(np.mean(values))
+        steps += 1
+    assert steps > 500
 
 
 def test_the_route_baseline_is_for_routers_with_expected_credit():

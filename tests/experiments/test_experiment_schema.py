@@ -98,13 +98,20 @@ def test_a_learning_agent_cannot_also_be_a_baseline():
     assert "['router'] are both learning and bound to a baseline" in _error(data)
 
 
-def test_decision_credit_needs_rllib_policy_gradient():
+@pytest.mark.parametrize("credit", ["decision", "expected", "expected_outcome"])
+def test_decision_credit_trains_with_either_library_on_policy_and_never_with_dqn(credit):
     data = tiny_experiment()
-    data["env"]["credit"] = "decision"
-    data["trainer"] = {"library": "sb3", "algorithm": "MaskablePPO"}
-    assert "env.credit 'decision' needs trainer.library 'rllib' with PPO or APPO" in _error(data)
-    data["env"]["credit"] = "expected"
-    assert "env.credit 'expected' needs trainer.library 'rllib' with PPO or APPO" in _error(data)
+    data["env"]["credit"] = credit
+    for algorithm in ("PPO", "MaskablePPO", "A2C"):  # SB3 updates on complete days too
+        data["trainer"] = {"library": "sb3", "algorithm": algorithm}
+        assert experiment_from_dict(data).env.credit == credit
+    data["trainer"] = {"library": "sb3", "algorithm": "DQN"}
+    assert (
+        f"env.credit '{credit}' needs an algorithm that updates on complete days: with trainer.library 'sb3', "
+        "PPO, MaskablePPO or A2C (got DQN)" in _error(data)
+    )
+    data["trainer"] = {"library": "rllib", "algorithm": "DQN"}
+    assert "with trainer.library 'rllib', PPO or APPO (got DQN)" in _error(data)
 
 
 def test_the_trainers_credit_and_the_environments_own_credit_are_not_stacked():

@@ -218,3 +218,49 @@ def test_a_trainer_that_seeds_every_day_keeps_the_fraud_history_and_bad_reset_op
         env.reset(seed=1, options={"credit": "keep"})
     with pytest.raises(ValueError, match="credit_history must be 'forget' or 'keep'"):
         env.reset(seed=1, options={"credit_history": "always"})
+
+
+@pytest.mark.parametrize(
+    "scenario, overrides, decline_cost",
+    [
+        ("default", {}, False),
+        ("processor_outage", {}, True),  # routes down and degraded: P(success) from the hidden health
+        ("default", {"retries": {"enabled": True}}, False),  # retry decisions observe the payment again
+    ],
+)
+def test_route_values_from_the_feature_pass_are_the_ones_asking_every_route_gives(
+    scenario, overrides, decline_cost
+):
+    """The observation's feature pass has visited every eligible route of the payment at the decision's instant;
+    the credit values the routes with its costs and done times instead of asking again: the same numbers, to the
+    bit, on card payments and payouts, at every hour of the day."""
+    env = gym.make(
+        "payroute/Routing-v0",
+        scenario=scenario,
+        scenario_overrides={**SMALL, **overrides},
+        decline_cost=decline_cost,
+    ).unwrapped
+    obs, info = env.reset(seed=4)
+    rng = np.random.default_rng(1)
+    charge = env.decline_charge_cents if decline_cost else None
+    compared = payouts = 0
+    done = False
+    while not done:
+        point = env.episode.point
+        tx = point.payload if not hasattr(point.payload, "tx") else point.payload.tx
+        features = env.role.observer
+        assert features.last_tx is tx and features.last_now == env.world.now
+        eligible = [r for r in env.world.routes if (tx.eligible_mask >> r.index) & 1]
+        assert features.last_routes == eligible
+        p_fraud, recovery = env._expected.posterior(env.world, tx, join=False)
+        asked = route_values(env.world, tx, eligible, p_fraud, recovery, charge)
+        reused = route_values(
+            env.world, tx, features.last_routes, p_fraud, recovery, charge,
+            costs=features.last_costs, done_times=features.last_done_times,
+        )  # fmt: skip
+        assert reused == asked  # lists of floats: equal to the bit
+        compared += 1
+        payouts += tx.family != "card"
+        mask = info["action_mask"]
+        obs, _, done, _, info = env.step(int(rng.choice(np.flatnonzero(mask))))
+    assert compared > 500 and payouts > 50
