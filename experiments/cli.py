@@ -140,8 +140,8 @@ def baselines(
     policies: Annotated[
         str | None,
         typer.Option(
-            help="Comma-separated routing policies (default: every baseline and the oracle; with retries on, "
-            f"the retry routers {', '.join(RETRY_BASELINE_ORDER)} too)."
+            help="Comma-separated routing policies: baseline names or route bundle paths (default: every "
+            f"baseline and the oracle; with retries on, the retry routers {', '.join(RETRY_BASELINE_ORDER)} too)."
         ),
     ] = None,
     risk: Annotated[str, typer.Option(help="Risk policy bound for every run.")] = "threshold",
@@ -165,23 +165,29 @@ def baselines(
     from payroute.envs.scenarios import load_scenario
     from payroute.experiments.cluster import ray_executor
     from payroute.experiments.console import print_baselines
+    from payroute.experiments.simulate import is_bundle_path
+    from payroute.experiments.whatif import route_arm
     from payroute.policies.compare import run_paired, summarise
 
     check_output_file(out, "--out")
     overrides: dict | None = {"volume_scale": volume_scale} if volume_scale is not None else None
     if retries:
         overrides = {**(overrides or {}), "retries": {"enabled": True}}
-    retries_on = load_scenario(scenario, overrides).retries.enabled
-    names = tuple(p.strip() for p in (policies or "").split(",") if p.strip()) or baseline_order(retries_on)
+    sc = load_scenario(scenario, overrides)
+    names = tuple(p.strip() for p in (policies or "").split(",") if p.strip()) or baseline_order(
+        sc.retries.enabled
+    )
     if "cheapest" not in names:
         raise PayrouteError("--policies must include 'cheapest' (the reference of the paired intervals)")
+    # a bundle path is an arm named after its file (verified here, and again where it runs)
+    arms = tuple(route_arm(Path(n).stem if is_bundle_path(n) else n, n, (sc,)) for n in names)
     what = f"{scenario}: {len(names)} policies x {seeds} seeds"
     seed_list = list(range(first_seed, first_seed + seeds))
     with ray_executor(ray_address) as executor, progress_bar(disable=json_out or markdown) as report:
         report(what, 0, len(names) * seeds)  # the bar shows before the first run ends
         runs = run_paired(
-            scenario, names, seed_list, days, risk, overrides, workers, lambda d, t: report(what, d, t),
-            executor=executor,
+            sc, arms, seed_list, days, risk, None, workers, lambda d, t: report(what, d, t),
+            executor=executor, spawn=any(is_bundle_path(n) for n in names),
         )  # fmt: skip
     table = summarise(runs)
     if out is not None:

@@ -111,7 +111,7 @@ def compare(
     seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
     base_sc = load_scenario(scenario, base_changes)
     changed_sc = load_scenario(base_sc, changes)
-    arms = {name: _arm(name, spec, (base_sc, changed_sc)) for name, spec in named.items()}
+    arms = {name: route_arm(name, spec, (base_sc, changed_sc)) for name, spec in named.items()}
     runs = [
         Run(sc, arm, s, days, "route", (("risk", risk),))
         for arm in arms.values()
@@ -145,7 +145,7 @@ def compare(
     return pd.DataFrame(rows)
 
 
-def _arm(name: str, spec: PolicySpec, scenarios: tuple[Scenario, ...]) -> PolicyRef:
+def route_arm(name: str, spec: PolicySpec, scenarios: tuple[Scenario, ...]) -> PolicyRef:
     """A policy as an arm of the engine: a bundle path verified once here (its decision kind and its fit to
     every scenario checked) and then in each worker process, from its path or its shipped bytes; a baseline by
     name; a factory as it is."""

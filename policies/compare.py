@@ -328,15 +328,28 @@ def run_paired(
     kind: str = "route",
     others: dict[str, str] | None = None,
     executor: Executor | None = None,
+    spawn: bool = False,
 ) -> pd.DataFrame:
     """One row per (policy, seed) with the run's KPIs; every policy sees the same seeds.
 
     ``policies`` are baseline names for decision ``kind`` or :class:`NamedPolicy` entries; ``risk`` and
-    ``others`` (kind -> baseline name) bind every other decision; ``executor`` runs the worlds elsewhere
-    (:func:`run_all`).
+    ``others`` (kind -> baseline name) bind every other decision; ``executor`` runs the worlds elsewhere and
+    ``spawn`` starts fresh worker processes (bundles among the policies) (:func:`run_all`).
     """
     return _run(
-        scenario, policies, seeds, days, risk, overrides, workers, progress, kind, others, False, executor
+        scenario,
+        policies,
+        seeds,
+        days,
+        risk,
+        overrides,
+        workers,
+        progress,
+        kind,
+        others,
+        False,
+        executor,
+        spawn,
     ).runs
 
 
@@ -352,15 +365,40 @@ def run_paired_detailed(
     kind: str = "route",
     others: dict[str, str] | None = None,
     executor: Executor | None = None,
+    spawn: bool = False,
 ) -> PairedRuns:
     """:func:`run_paired` plus the hourly series and route mix of every run (long format)."""
     return _run(
-        scenario, policies, seeds, days, risk, overrides, workers, progress, kind, others, True, executor
+        scenario,
+        policies,
+        seeds,
+        days,
+        risk,
+        overrides,
+        workers,
+        progress,
+        kind,
+        others,
+        True,
+        executor,
+        spawn,
     )
 
 
 def _run(
-    scenario, policies, seeds, days, risk, overrides, workers, progress, kind, others, detail, executor=None
+    scenario,
+    policies,
+    seeds,
+    days,
+    risk,
+    overrides,
+    workers,
+    progress,
+    kind,
+    others,
+    detail,
+    executor=None,
+    spawn=False,
 ) -> PairedRuns:
     sc = load_scenario(scenario, overrides)
     seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
@@ -375,7 +413,7 @@ def _run(
         raise ValueError(f"policy labels must be unique, got {labels}")
     names = tuple({"risk": risk, **other}.items())
     runs = [Run(sc, p, s, days, kind, names, detail) for s in seed_list for p in policies]
-    outcomes = run_all(runs, workers, progress, executor=executor)
+    outcomes = run_all(runs, workers, progress, spawn=spawn, executor=executor)
     results = [
         {"policy": _label(r.policy), "seed": r.seed, "arrivals": o.arrivals, **o.kpis}
         for r, o in zip(runs, outcomes, strict=True)

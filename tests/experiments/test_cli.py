@@ -188,6 +188,26 @@ def test_a_variant_finds_its_base_file_next_to_it(tmp_path, monkeypatch):
     assert "volume_scale: 0.02" in result.stdout and "start_date: '2026-03-06'" in result.stdout
 
 
+def test_baselines_take_a_route_bundle_beside_the_baselines_with_the_numbers_of_the_engine():
+    from payroute.policies.compare import bundle_policy, run_paired, summarise
+    from tests.helpers import REPO
+
+    router = REPO / "policies" / "zoo" / "router"
+    args = ["baselines", "default", "--seeds", "2", "--volume-scale", "0.01", "--json"]
+    res = runner.invoke(app, [*args, "--policies", f"cheapest,{router}", "--workers", "2"])
+    assert res.exit_code == 0, res.output
+    rows = {r["policy"]: r for r in json.loads(res.stdout)}
+    expected = summarise(
+        run_paired(
+            "default", ("cheapest", bundle_policy(router, "router")), 2, overrides={"volume_scale": 0.01}
+        )
+    ).set_index("policy")
+    assert set(rows) == {"cheapest", "router"}
+    assert rows["router"]["margin_diff"] == pytest.approx(expected.loc["router", "margin_diff"])
+    missing = runner.invoke(app, [*args, "--policies", f"cheapest,{router}_gone"])
+    assert missing.exit_code == 2 and "bundle not found" in missing.output
+
+
 def test_baselines_compare_on_the_seeds_asked_for_held_out_ones_included():
     from payroute.policies.compare import run_paired, summarise
 
