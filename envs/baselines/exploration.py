@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from payroute.envs.world.decisions import RISK_ACTIONS
+from payroute.envs.world.decisions import GIVE_UP, RISK_ACTIONS, RetryAction, RetryRequest
 from payroute.errors import PayrouteError
 from payroute.vocabulary import DECISION_KINDS
 
@@ -89,9 +89,61 @@ class EpsilonGreedy:
         return action, float(propensity)
 
 
+def retry_options(request: RetryRequest) -> list[RetryAction]:
+    """The retry actions an exploring router draws from (those a Routing-v0 retry step allows): a cascade to each
+    eligible route but the one that just declined, give up, the same route after each delay that starts inside
+    the latency budget, and a step-up on the same route."""
+    last = request.routes[-1]
+    options = [RetryAction("cascade", r.index) for r in request.eligible if r.index != last]
+    options.append(GIVE_UP)
+    budget = request.elapsed_s + request.budget_left_s
+    options += [
+        RetryAction("later", -1, i)
+        for i, delay in enumerate(request.delays_s)
+        if request.elapsed_s + delay < budget
+    ]
+    options.append(RetryAction("step_up"))
+    return options
+
+
+def same_retry(a: RetryAction, b: RetryAction, last: int) -> bool:
+    """Whether two retry answers do the same thing (``-1`` and ``last`` name the same route for later and step-up;
+    give-up ignores its route and delay, a delay counts only for ``later``)."""
+    if a.kind != b.kind:
+        return False
+    if a.kind == "give_up":
+        return True
+    route_a = last if a.route < 0 else a.route
+    route_b = last if b.route < 0 else b.route
+    return route_a == route_b and (a.kind != "later" or a.delay_index == b.delay_index)
+
+
 class EpsilonGreedyRoute(EpsilonGreedy):
     """:class:`EpsilonGreedy` around a router: the wrapped router's route with probability 1 - epsilon, a uniformly
-    drawn eligible route otherwise (what ``payroute simulate --explore`` logs with)."""
+    drawn eligible route otherwise (what ``payroute simulate --explore`` logs with).
+
+    Around a router that takes retry decisions (``handles_retries``), each retry decision is explored the same
+    way: the wrapped router's answer with probability 1 - epsilon, otherwise one drawn uniformly from
+    :func:`retry_options`; its propensity is ``(1 - epsilon) * 1[a = the router's answer] + epsilon * 1[a in the
+    options] / (number of options)``. Around a router that does not, the world never asks (it gives up at once).
+    """
 
     def __init__(self, base: Any, epsilon: float) -> None:
         super().__init__(base, epsilon, kind="route")
+        self.handles_retries = bool(getattr(base, "handles_retries", False))
+
+    def decide(self, world: Any, payload: Any) -> tuple[Any, float]:
+        if not isinstance(payload, RetryRequest):
+            return super().decide(world, payload)
+        greedy, _p = self.base.decide(world, payload)
+        options = retry_options(payload)
+        n = len(options)
+        self.decisions += 1
+        explore = self.rng.random() < self.epsilon
+        pick = options[int(self.rng.integers(n))]
+        action = pick if explore else greedy
+        self.explored += explore
+        last = payload.routes[-1]
+        listed = any(same_retry(action, o, last) for o in options)
+        propensity = (1.0 - self.epsilon) * same_retry(action, greedy, last) + self.epsilon * listed / n
+        return action, float(propensity)
