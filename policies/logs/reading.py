@@ -138,6 +138,8 @@ def read_logged_decisions(
     bad_record = pc.invert(pc.fill_null(pc.is_in(records, value_set=pa.array(RECORD_KINDS)), False))
     if pc.any(bad_record).as_py():
         first = table.filter(bad_record).column("record")[0].as_py()
+        if first in ("attempt", "retry"):  # a log made with retries: several decisions per payment
+            raise PayrouteError(f"{label}: has {first} rows (retries on): read it with read_logged_sequences")
         raise PayrouteError(f"{label}: column record has value {first!r}; allowed: {', '.join(RECORD_KINDS)}")
     tx_rows = table.filter(pc.equal(records, "transaction"))
     _no_nulls(tx_rows, ("tx_id", "route_index"), label, "transaction rows")
