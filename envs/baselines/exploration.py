@@ -25,7 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from payroute.envs.world.decisions import GIVE_UP, RISK_ACTIONS, RetryAction, RetryRequest
+from payroute.envs.baselines.routers import retry_options
+from payroute.envs.world.decisions import RISK_ACTIONS, RetryAction, RetryRequest
 from payroute.errors import PayrouteError
 from payroute.vocabulary import DECISION_KINDS
 
@@ -89,23 +90,6 @@ class EpsilonGreedy:
         return action, float(propensity)
 
 
-def retry_options(request: RetryRequest) -> list[RetryAction]:
-    """The retry actions an exploring router draws from (those a Routing-v0 retry step allows): a cascade to each
-    eligible route but the one that just declined, give up, the same route after each delay that starts inside
-    the latency budget, and a step-up on the same route."""
-    last = request.routes[-1]
-    options = [RetryAction("cascade", r.index) for r in request.eligible if r.index != last]
-    options.append(GIVE_UP)
-    budget = request.elapsed_s + request.budget_left_s
-    options += [
-        RetryAction("later", -1, i)
-        for i, delay in enumerate(request.delays_s)
-        if request.elapsed_s + delay < budget
-    ]
-    options.append(RetryAction("step_up"))
-    return options
-
-
 def same_retry(a: RetryAction, b: RetryAction, last: int) -> bool:
     """Whether two retry answers do the same thing (``-1`` and ``last`` name the same route for later and step-up;
     give-up ignores its route and delay, a delay counts only for ``later``)."""
@@ -123,8 +107,10 @@ class EpsilonGreedyRoute(EpsilonGreedy):
     drawn eligible route otherwise (what ``payroute simulate --explore`` logs with).
 
     Around a router that takes retry decisions (``handles_retries``), each retry decision is explored the same
-    way: the wrapped router's answer with probability 1 - epsilon, otherwise one drawn uniformly from
-    :func:`retry_options`; its propensity is ``(1 - epsilon) * 1[a = the router's answer] + epsilon * 1[a in the
+    way: the wrapped router's answer with probability 1 - epsilon, otherwise one drawn uniformly from the answers
+    a Routing-v0 retry step allows (:func:`~payroute.envs.baselines.routers.retry_options`: give up, a cascade to
+    each eligible route but the one that declined, the same route after each delay inside the latency budget, a
+    step-up); its propensity is ``(1 - epsilon) * 1[a = the router's answer] + epsilon * 1[a in the
     options] / (number of options)``. Around a router that does not, the world never asks (it gives up at once).
     """
 
@@ -136,14 +122,14 @@ class EpsilonGreedyRoute(EpsilonGreedy):
         if not isinstance(payload, RetryRequest):
             return super().decide(world, payload)
         greedy, _p = self.base.decide(world, payload)
-        options = retry_options(payload)
+        last = payload.routes[-1]
+        options = retry_options(payload, last, world.scenario.retries.latency_budget_s)
         n = len(options)
         self.decisions += 1
         explore = self.rng.random() < self.epsilon
         pick = options[int(self.rng.integers(n))]
         action = pick if explore else greedy
         self.explored += explore
-        last = payload.routes[-1]
         listed = any(same_retry(action, o, last) for o in options)
         propensity = (1.0 - self.epsilon) * same_retry(action, greedy, last) + self.epsilon * listed / n
         return action, float(propensity)
