@@ -152,6 +152,14 @@ class RetrySteps:
         out[self.step_up] = 1
         return out
 
+    def allows(self, payload: RetryRequest, a: int) -> bool:
+        """Whether :meth:`mask` allows action ``a`` (``0 <= a < n_actions``), without building the mask."""
+        if a < self.n:
+            return a != payload.routes[-1] and any(r.index == a for r in payload.eligible)
+        if a == self.give_up or a == self.step_up:
+            return True
+        return payload.elapsed_s + self.delays_s[a - self.give_up - 1] < self.budget_s
+
     def first_mask(self, bits: int) -> np.ndarray:
         """A first attempt's mask (its eligible routes as the bits of ``bits``, no retry action; a new array)."""
         cached = self._first_masks.get(bits)

@@ -167,7 +167,7 @@ class RouterRole(Role):
         else:
             a = discrete_action(action, self._n_actions, "router", "an action", " (docs/environments.md)")
             if isinstance(point.payload, RetryRequest):
-                if retries.mask(point.payload)[a]:
+                if retries.allows(point.payload, a):
                     return retries.action(a)
             elif a < self._n and (point.payload.eligible_mask >> a) & 1:
                 return a
