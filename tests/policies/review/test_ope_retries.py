@@ -6,6 +6,8 @@ never retries, and a target (the static cascade) whose true value is measured by
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -220,3 +222,47 @@ def test_malformed_retry_rows_are_refused_naming_the_column_and_transaction(
     read_logged_sequences(small_retry_log)  # the log as written reads
     with pytest.raises(PayrouteError, match=message):
         read_logged_sequences(_mutated(small_retry_log, column, value))
+
+
+def test_the_review_values_a_bundle_on_a_retry_log_as_a_router_that_gives_up(tmp_path):
+    pytest.importorskip("torch")  # the test bundle is exported from torch; the review itself never imports it
+    import yaml
+
+    from payroute.policies import load_bundle
+    from tests.helpers.route_bundles import fee_router_bundle
+
+    bundle = fee_router_bundle(-1.0, tmp_path / "cheap")
+    log = tmp_path / "retries.parquet"
+    args = ["simulate", "default", "--policy", "sr_cascade", "--retries", "--explore", "0.3", "--days", "0.1"]
+    assert CliRunner().invoke(app, [*args, "--seed", "4", "--log", str(log), "--json"]).exit_code == 0
+    cfg = tmp_path / "review.yaml"
+    small = {"random_contexts": 200, "latency_decisions": 200, "latency_p99_ms": 60_000.0}
+    cfg.write_text(yaml.safe_dump({"stress": {"enabled": False}, "constraints": small}))
+    out = tmp_path / "summary.json"
+    res = CliRunner().invoke(
+        app, ["review", str(bundle), "--logs", str(log), "--config", str(cfg), "--json", str(out)]
+    )
+    assert res.exit_code in (0, 1), res.output
+    ope = json.loads(out.read_text())["ope"]
+    # the same numbers as the sequence estimator with the give-up default, one row per routed payment
+    policy = load_bundle(bundle)
+    seqs = read_logged_sequences(
+        log, route_names=list(load_scenario("default").routes), observation_names=policy.feature_names
+    )
+    assert seqs.m > 0 and ope["diagnostics"]["n"] == seqs.n
+    target = policy.action_probs(seqs.first.observations, seqs.first.masks)
+    expected = evaluate_policy(
+        seqs.first.rewards, seqs.first.actions, seqs.first.propensities, target, masks=seqs.first.masks,
+        features=seqs.first.model_features, estimators=("ips",), n_bootstrap=0, continuation=continuation_weights(seqs),
+    )  # fmt: skip
+    naive = evaluate_policy(
+        seqs.first.rewards,
+        seqs.first.actions,
+        seqs.first.propensities,
+        target,
+        estimators=("ips",),
+        n_bootstrap=0,
+    )
+    assert ope["estimates"]["ips"]["value"] == pytest.approx(expected["ips"].value)
+    assert expected["ips"].value != pytest.approx(naive["ips"].value)
+    assert ope["logged_mean"]["value"] == pytest.approx(float(np.mean(seqs.first.rewards)))
