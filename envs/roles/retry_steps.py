@@ -104,7 +104,8 @@ class RetrySteps:
         first[2] = (r.max_attempts - 1) / r.max_attempts
         first[3] = 1.0
         self._first_masks: dict[int, np.ndarray] = {}
-        self.first = first  # the retry part at a first attempt (read only: concatenated, never written)
+        self.first = first  # the retry part at a first attempt (read only)
+        self.first_bytes = first.tobytes()
         self._actions = (
             [RetryAction("cascade", i) for i in range(n_routes)]
             + [GIVE_UP]
@@ -113,10 +114,11 @@ class RetrySteps:
         )
 
     # ------------------------------------------------------------------ observation
-    def observe(self, base: np.ndarray, payload: Any) -> np.ndarray:
-        """The router's observation: ``base`` (the routing features) and the retry part of ``payload``."""
+    def tail(self, payload: Any) -> bytes:
+        """The retry part of the router's observation of ``payload``, as packed float32 values (appended to the
+        routing features by :meth:`~payroute.envs.features.RoutingFeatures.build`)."""
         if not isinstance(payload, RetryRequest):
-            return np.concatenate((base, self.first))
+            return self.first_bytes
         v = np.zeros(len(self.features), dtype=np.float32)
         m = self.max_attempts
         v[0] = 1.0
@@ -135,7 +137,7 @@ class RetrySteps:
         for route in payload.routes:
             v[self._routes + 2 * route] = 1.0
         v[self._routes + 2 * payload.routes[-1] + 1] = 1.0
-        return np.concatenate((base, v))
+        return v.tobytes()
 
     # ------------------------------------------------------------------ actions
     def mask(self, payload: RetryRequest) -> np.ndarray:

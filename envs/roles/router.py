@@ -150,7 +150,7 @@ class RouterRole(Role):
             obs = self.observer.build(payload, self._env.now)
         else:
             tx = payload.tx if isinstance(payload, RetryRequest) else payload
-            obs = self.retries.observe(self.observer.build(tx, self._env.now), payload)
+            obs = self.observer.build(tx, self._env.now, self.retries.tail(payload))
         if self.mask_in_observation:
             return {"observations": obs, "action_mask": self.mask(payload).astype(np.float32)}
         return obs
