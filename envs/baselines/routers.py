@@ -358,13 +358,15 @@ _CASCADES: list[RetryAction] = []  # RetryAction("cascade", i), made once (answe
 _LATERS: list[RetryAction] = []  # RetryAction("later", -1, i)
 
 
-def _cascade(i: int) -> RetryAction:
+def cascade_action(i: int) -> RetryAction:
+    """``RetryAction("cascade", i)``, one shared object per route index."""
     while len(_CASCADES) <= i:
         _CASCADES.append(RetryAction("cascade", len(_CASCADES)))
     return _CASCADES[i]
 
 
-def _later(i: int) -> RetryAction:
+def later_action(i: int) -> RetryAction:
+    """``RetryAction("later", -1, i)``, one shared object per delay index."""
     while len(_LATERS) <= i:
         _LATERS.append(RetryAction("later", -1, len(_LATERS)))
     return _LATERS[i]
@@ -375,9 +377,9 @@ def retry_options(request: RetryRequest, last: int, budget_s: float) -> list[Ret
     order of Routing-v0's retry actions: give up, a cascade to each eligible route but ``last``, the same
     route after each delay that starts inside the latency budget ``budget_s``, a step-up."""
     options = [GIVE_UP]
-    options += [_cascade(r.index) for r in request.eligible if r.index != last]
+    options += [cascade_action(r.index) for r in request.eligible if r.index != last]
     elapsed = request.elapsed_s
-    options += [_later(i) for i, delay in enumerate(request.delays_s) if elapsed + delay < budget_s]
+    options += [later_action(i) for i, delay in enumerate(request.delays_s) if elapsed + delay < budget_s]
     options.append(STEP_UP)
     return options
 
@@ -426,17 +428,17 @@ def retry_values(
     for route in request.eligible:
         i = route.index
         if i != last_index:
-            out.append((_cascade(i), worth(routes[i], "cascade") if now_ok else 0.0))
+            out.append((cascade_action(i), worth(routes[i], "cascade") if now_ok else 0.0))
     later: float | None = None
     budget = r.latency_budget_s
     for i, delay in enumerate(request.delays_s):
         if elapsed + delay < budget:
             if elapsed + delay > patience:
-                out.append((_later(i), 0.0))
+                out.append((later_action(i), 0.0))
                 continue
             if later is None:
                 later = worth(last, "later")  # the same for every delay: the route's state now
-            out.append((_later(i), later))
+            out.append((later_action(i), later))
     if not now_ok:
         out.append((STEP_UP, 0.0))
         return out

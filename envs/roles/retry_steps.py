@@ -32,12 +32,11 @@ from typing import Any
 
 import numpy as np
 
+from payroute.envs.baselines.routers import STEP_UP, cascade_action, later_action
 from payroute.envs.features import Feature
 from payroute.envs.scenarios.retries import CARD_SOFT_CODES
 from payroute.envs.world.codes import DO_NOT_RETRY_ADVICE
 from payroute.envs.world.decisions import GIVE_UP, RetryAction, RetryRequest
-
-_STEP_UP = RetryAction("step_up")
 
 
 def retry_features(sc: Any) -> list[Feature]:
@@ -106,11 +105,12 @@ class RetrySteps:
         self._first_masks: dict[int, np.ndarray] = {}
         self.first = first  # the retry part at a first attempt (read only)
         self.first_bytes = first.tobytes()
+        # the shared answer objects of routers.retry_options (the training credit finds them by identity)
         self._actions = (
-            [RetryAction("cascade", i) for i in range(n_routes)]
+            [cascade_action(i) for i in range(n_routes)]
             + [GIVE_UP]
-            + [RetryAction("later", -1, i) for i in range(len(self.delays_s))]
-            + [_STEP_UP]
+            + [later_action(i) for i in range(len(self.delays_s))]
+            + [STEP_UP]
         )
 
     # ------------------------------------------------------------------ observation
