@@ -103,6 +103,7 @@ class RetrySteps:
         first[2] = (r.max_attempts - 1) / r.max_attempts
         first[3] = 1.0
         self._first_masks: dict[int, np.ndarray] = {}
+        self._retry_masks: dict[tuple[int, int], np.ndarray] = {}
         self.first = first  # the retry part at a first attempt (read only)
         self.first_bytes = first.tobytes()
         # the shared answer objects of routers.retry_options (the training credit finds them by identity)
@@ -142,17 +143,28 @@ class RetrySteps:
     # ------------------------------------------------------------------ actions
     def mask(self, payload: RetryRequest) -> np.ndarray:
         """The retry decision's mask (int8, 1 = allowed; a new array)."""
-        out = np.zeros(self.n_actions, dtype=np.int8)
         last = payload.routes[-1]
+        bits = 0
         for r in payload.eligible:
             if r.index != last:
-                out[r.index] = 1
-        out[self.give_up] = 1
+                bits |= 1 << r.index
+        elapsed, budget = payload.elapsed_s, self.budget_s
+        delays = 0
         for i, delay in enumerate(self.delays_s):
-            if payload.elapsed_s + delay < self.budget_s:
-                out[self.give_up + 1 + i] = 1
-        out[self.step_up] = 1
-        return out
+            if elapsed + delay < budget:
+                delays |= 1 << i
+        key = (bits, delays)
+        cached = self._retry_masks.get(key)
+        if (
+            cached is None
+        ):  # a few shapes recur: the routes that may take a cascade, the delays still in budget
+            cached = np.zeros(self.n_actions, dtype=np.int8)
+            cached[: self.n] = (bits >> np.arange(self.n)) & 1
+            cached[self.give_up] = 1
+            cached[self.give_up + 1 : self.step_up] = (delays >> np.arange(len(self.delays_s))) & 1
+            cached[self.step_up] = 1
+            self._retry_masks[key] = cached
+        return cached.copy()
 
     def allows(self, payload: RetryRequest, a: int) -> bool:
         """Whether :meth:`mask` allows action ``a`` (``0 <= a < n_actions``), without building the mask."""
