@@ -12,6 +12,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from payroute.envs.baselines import bound_policies
@@ -266,3 +268,43 @@ def test_the_review_values_a_bundle_on_a_retry_log_as_a_router_that_gives_up(tmp
     assert ope["estimates"]["ips"]["value"] == pytest.approx(expected["ips"].value)
     assert expected["ips"].value != pytest.approx(naive["ips"].value)
     assert ope["logged_mean"]["value"] == pytest.approx(float(np.mean(seqs.first.rewards)))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_ips_with_the_continuation_is_trajectory_importance_sampling(data):
+    from types import SimpleNamespace
+
+    from payroute.policies.logs.sequences import LoggedSequences
+
+    n = data.draw(st.integers(1, 12))
+    prob = st.floats(0.05, 1.0)
+    first_mu = np.array([data.draw(prob) for _ in range(n)])
+    retries = [data.draw(st.integers(0, 3)) for _ in range(n)]
+    payment = np.repeat(np.arange(n), retries).astype(np.int64)
+    m = len(payment)
+    mu = np.array([data.draw(prob) for _ in range(m)])
+    pi = np.array([data.draw(st.sampled_from([0.0, 0.5, 1.0])) for _ in range(m)])
+    kind = np.array(
+        [data.draw(st.sampled_from(["give_up", "cascade", "later"])) for _ in range(m)], dtype=object
+    )
+    first = SimpleNamespace(n=n, propensities=first_mu)
+    z = np.zeros(m, dtype=np.int64)
+    seqs = LoggedSequences(first, payment, z, kind, z, np.zeros(m), mu, z, z, z, np.full(m, "", dtype=object))
+    c = continuation_weights(seqs, pi)
+    for i in range(n):
+        mine = payment == i
+        assert c[i] == pytest.approx(np.prod(pi[mine] / mu[mine]))
+        assert seqs.sequence_propensities[i] == pytest.approx(first_mu[i] * np.prod(mu[mine]))
+    # the default target (no retries): 1 for give up, 0 otherwise
+    assert np.array_equal(give_up_probabilities(seqs), (kind == "give_up").astype(float))
+    rewards = np.array([data.draw(st.floats(-500, 500)) for _ in range(n)])
+    actions = np.zeros(n, dtype=np.int64)
+    target = np.array([[data.draw(st.sampled_from([0.25, 1.0]))] for _ in range(n)])
+    target = np.hstack([target, 1.0 - target])
+    res = evaluate_policy(
+        rewards, actions, first_mu, target, continuation=c, estimators=("ips",), n_bootstrap=0
+    )
+    trajectory = np.mean(target[:, 0] / first_mu * c * rewards)
+    assert res["ips"].value == pytest.approx(trajectory, abs=1e-9)
+    assert res.logged_mean.value == pytest.approx(np.mean(rewards), abs=1e-9)
