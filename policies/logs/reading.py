@@ -114,8 +114,9 @@ def read_logged_decisions(
     *,
     route_names: list[str] | None = None,
     observation_names: list[str] | None = None,
+    label: str | None = None,
 ) -> LoggedDecisions:
-    """Read and check the routed decisions of an event log (Parquet or CSV path, or Arrow table).
+    """Read and check the routed decisions of an event log (Parquet or CSV path, or Arrow table named ``label``).
 
     ``route_names`` (the scenario's route order) fixes the number of routes and is checked against the log's
     ``route`` column where it has one; otherwise the routes are inferred from the indices and masks seen.
@@ -125,8 +126,8 @@ def read_logged_decisions(
     csv_label = Path(source).name if is_csv_log(source) else None
     if csv_label is not None:  # a CSV log: typed by the schema, then checked as a Parquet one
         source = read_csv_log(source, OBS_PREFIX)
-    schema, label = _schema_of(source)
-    label = csv_label or label
+    schema, label_of = _schema_of(source)
+    label = csv_label or label or label_of
     _check_schema(schema, label)
     present = set(schema.names)
     obs_columns = [OBS_PREFIX + n for n in observation_names or ()]

@@ -138,26 +138,37 @@ def read_logged_sequences(
     ``attempt`` rows reads as one decision per payment. A malformed ``retry`` row raises
     :class:`~payroute.errors.PayrouteError` naming the column, the first offending row's ``tx_id`` and its value.
     """
+    single = dict(route_names=route_names, observation_names=observation_names)
+    if _single_attempt(source):  # no attempt rows possible: read as before (only the columns it needs)
+        return _sequences(read_logged_decisions(source, **single))
     table, label = _table(source)
     names = set(table.column_names)
     records = table.column("record") if "record" in names else None
     if records is None or "attempt" not in names:
-        return _sequences(
-            read_logged_decisions(table, route_names=route_names, observation_names=observation_names)
-        )
+        return _sequences(read_logged_decisions(table, **single, label=label))
     attempts = table.filter(pc.fill_null(pc.equal(records, "attempt"), False))
     retries = table.filter(pc.fill_null(pc.equal(records, "retry"), False))
     rest = table.filter(
         pc.invert(pc.fill_null(pc.is_in(records, value_set=pa.array(["attempt", "retry"])), False))
     )
     rest = _with_first_decisions(rest, attempts, label)
-    first = read_logged_decisions(rest, route_names=route_names, observation_names=observation_names)
+    first = read_logged_decisions(rest, **single, label=label)
     if retries.num_rows == 0:
         return _sequences(first)
     return _retry_decisions(first, retries, attempts, label)
 
 
 # ---------------------------------------------------------------------- reading
+def _single_attempt(source: str | Path | pa.Table) -> bool:
+    """A Parquet log whose schema has no ``attempt`` column (made with retries off)."""
+    if isinstance(source, pa.Table) or is_csv_log(source) or not Path(source).is_file():
+        return False
+    try:
+        return "attempt" not in pq.read_schema(source).names
+    except (pa.ArrowInvalid, OSError):
+        return True  # read_logged_decisions names the unreadable file
+
+
 def _table(source: str | Path | pa.Table) -> tuple[pa.Table, str]:
     if isinstance(source, pa.Table):
         return source, "log"
