@@ -308,3 +308,16 @@ def test_ips_with_the_continuation_is_trajectory_importance_sampling(data):
     trajectory = np.mean(target[:, 0] / first_mu * c * rewards)
     assert res["ips"].value == pytest.approx(trajectory, abs=1e-9)
     assert res.logged_mean.value == pytest.approx(np.mean(rewards), abs=1e-9)
+
+
+def test_a_retry_log_kept_as_csv_reads_as_its_parquet(small_retry_log, tmp_path):
+    import pyarrow.csv as pa_csv
+
+    path = tmp_path / "retries.csv"
+    pa_csv.write_csv(small_retry_log, path)
+    from_csv, from_table = read_logged_sequences(path), read_logged_sequences(small_retry_log)
+    assert from_csv.m == from_table.m > 0
+    assert np.array_equal(from_csv.first.rewards, from_table.first.rewards)
+    assert np.array_equal(from_csv.propensities, from_table.propensities)
+    assert list(from_csv.merchant_advice) == list(from_table.merchant_advice)  # "03" stays text
+    assert np.array_equal(continuation_weights(from_csv), continuation_weights(from_table))
