@@ -315,8 +315,9 @@ class RoutingFeatures:
     def schema(self) -> list[dict]:
         return _schema_dict(self.features)
 
-    def build(self, tx: Transaction, now: float) -> np.ndarray:
-        """The observation of ``tx`` at ``now`` (float32, :attr:`names` order).
+    def build(self, tx: Transaction, now: float, tail: bytes = b"") -> np.ndarray:
+        """The observation of ``tx`` at ``now`` (float32, :attr:`names` order), followed by the float32 values
+        packed in ``tail`` (the retry part of a router's observation with retries on: one array, no concatenation).
 
         As a by-product, ``last_tx`` is ``tx``, ``last_now`` is ``now``, ``last_routes`` its eligible routes,
         ``last_costs`` its cost in cents on each route and ``last_done_times`` when each route would get it done
@@ -402,7 +403,10 @@ class RoutingFeatures:
             vec[k] = (ratio if ratio < 5.0 else 5.0) if ratio > -5.0 else -5.0
         # packed to float32 by struct and wrapped, writable, without a copy: cheaper than np.array or np.fromiter
         # from a list (the same rounding; every feature is clipped far inside float32's range)
-        return np.frombuffer(bytearray(self._pack(*vec)), np.float32)
+        packed = bytearray(self._pack(*vec))
+        if tail:
+            packed += tail
+        return np.frombuffer(packed, np.float32)
 
     def _on_outcome(self, tx: Transaction, route: RouteState, approved: bool, reason: str) -> None:
         self._stale.add(route.index)

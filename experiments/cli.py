@@ -98,6 +98,13 @@ def simulate(
         list[Path] | None,
         typer.Option(help="A trusted public key for a --policy bundle (payroute keygen); repeatable."),
     ] = None,
+    retries: Annotated[
+        bool,
+        typer.Option(
+            "--retries",
+            help="Turn the scenario's retries on (retries.enabled: true): a soft decline goes back to the router.",
+        ),
+    ] = False,
 ) -> None:
     """Simulate SCENARIO with a routing baseline or bundle and print the KPIs."""
     from payroute.experiments.console import print_summary
@@ -115,6 +122,7 @@ def simulate(
         progress=not json_out,
         explore=explore,
         trusted_keys=tuple(trusted_key or ()),
+        retries=retries,
     )
     if json_out:
         sys.stdout.write(json.dumps(summary, indent=2, sort_keys=True) + "\n")

@@ -66,6 +66,7 @@ def run_simulation(
     explore: float | None = None,
     log_observations: bool = True,
     trusted_keys: tuple[Any, ...] = (),
+    retries: bool = False,
 ) -> dict[str, Any]:
     """Simulate ``days`` of ``scenario``; return the summary (counts, KPIs, wall time).
 
@@ -73,8 +74,15 @@ def run_simulation(
     epsilon-greedy exploration. With ``log_path`` every decision and outcome is logged, and with
     ``log_observations`` each routed transaction's row also holds the routing observation it was decided on.
     With a bundle router the summary's ``signature`` says who signed the bundle (``trusted_keys``: the public key
-    files trusted besides the zoo's).
+    files trusted besides the zoo's). ``retries`` turns the scenario's retries on (``retries.enabled: true``): a
+    soft decline goes back to a router that takes retry decisions, and the log gains its ``attempt`` and ``retry``
+    rows.
     """
+    if retries:
+        overrides = {
+            **(overrides or {}),
+            "retries": {**(overrides or {}).get("retries", {}), "enabled": True},
+        }
     sc = load_scenario(scenario, overrides)
     policies = bound_policies(risk=risk)
     router = route_policy(route, sc, trusted_keys)

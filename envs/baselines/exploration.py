@@ -25,7 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from payroute.envs.world.decisions import RISK_ACTIONS
+from payroute.envs.baselines.routers import retry_options
+from payroute.envs.world.decisions import RISK_ACTIONS, RetryAction, RetryRequest
 from payroute.errors import PayrouteError
 from payroute.vocabulary import DECISION_KINDS
 
@@ -89,9 +90,46 @@ class EpsilonGreedy:
         return action, float(propensity)
 
 
+def same_retry(a: RetryAction, b: RetryAction, last: int) -> bool:
+    """Whether two retry answers do the same thing (``-1`` and ``last`` name the same route for later and step-up;
+    give-up ignores its route and delay, a delay counts only for ``later``)."""
+    if a.kind != b.kind:
+        return False
+    if a.kind == "give_up":
+        return True
+    route_a = last if a.route < 0 else a.route
+    route_b = last if b.route < 0 else b.route
+    return route_a == route_b and (a.kind != "later" or a.delay_index == b.delay_index)
+
+
 class EpsilonGreedyRoute(EpsilonGreedy):
     """:class:`EpsilonGreedy` around a router: the wrapped router's route with probability 1 - epsilon, a uniformly
-    drawn eligible route otherwise (what ``payroute simulate --explore`` logs with)."""
+    drawn eligible route otherwise (what ``payroute simulate --explore`` logs with).
+
+    Around a router that takes retry decisions (``handles_retries``), each retry decision is explored the same
+    way: the wrapped router's answer with probability 1 - epsilon, otherwise one drawn uniformly from the answers
+    a Routing-v0 retry step allows (:func:`~payroute.envs.baselines.routers.retry_options`: give up, a cascade to
+    each eligible route but the one that declined, the same route after each delay inside the latency budget, a
+    step-up); its propensity is ``(1 - epsilon) * 1[a = the router's answer] + epsilon * 1[a in the
+    options] / (number of options)``. Around a router that does not, the world never asks (it gives up at once).
+    """
 
     def __init__(self, base: Any, epsilon: float) -> None:
         super().__init__(base, epsilon, kind="route")
+        self.handles_retries = bool(getattr(base, "handles_retries", False))
+
+    def decide(self, world: Any, payload: Any) -> tuple[Any, float]:
+        if not isinstance(payload, RetryRequest):
+            return super().decide(world, payload)
+        greedy, _p = self.base.decide(world, payload)
+        last = payload.routes[-1]
+        options = retry_options(payload, last, world.scenario.retries.latency_budget_s)
+        n = len(options)
+        self.decisions += 1
+        explore = self.rng.random() < self.epsilon
+        pick = options[int(self.rng.integers(n))]
+        action = pick if explore else greedy
+        self.explored += explore
+        listed = any(same_retry(action, o, last) for o in options)
+        propensity = (1.0 - self.epsilon) * same_retry(action, greedy, last) + self.epsilon * listed / n
+        return action, float(propensity)

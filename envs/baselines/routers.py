@@ -371,6 +371,22 @@ def route_values(
 
 
 STEP_UP = RetryAction("step_up")
+_CASCADES: list[RetryAction] = []  # RetryAction("cascade", i), made once (answers are immutable)
+_LATERS: list[RetryAction] = []  # RetryAction("later", -1, i)
+
+
+def cascade_action(i: int) -> RetryAction:
+    """``RetryAction("cascade", i)``, one shared object per route index."""
+    while len(_CASCADES) <= i:
+        _CASCADES.append(RetryAction("cascade", len(_CASCADES)))
+    return _CASCADES[i]
+
+
+def later_action(i: int) -> RetryAction:
+    """``RetryAction("later", -1, i)``, one shared object per delay index."""
+    while len(_LATERS) <= i:
+        _LATERS.append(RetryAction("later", -1, len(_LATERS)))
+    return _LATERS[i]
 
 
 def retry_options(request: RetryRequest, last: int, budget_s: float) -> list[RetryAction]:
@@ -378,12 +394,9 @@ def retry_options(request: RetryRequest, last: int, budget_s: float) -> list[Ret
     order of Routing-v0's retry actions: give up, a cascade to each eligible route but ``last``, the same
     route after each delay that starts inside the latency budget ``budget_s``, a step-up."""
     options = [GIVE_UP]
-    options += [RetryAction("cascade", r.index) for r in request.eligible if r.index != last]
-    options += [
-        RetryAction("later", -1, i)
-        for i, delay in enumerate(request.delays_s)
-        if request.elapsed_s + delay < budget_s
-    ]
+    options += [cascade_action(r.index) for r in request.eligible if r.index != last]
+    elapsed = request.elapsed_s
+    options += [later_action(i) for i, delay in enumerate(request.delays_s) if elapsed + delay < budget_s]
     options.append(STEP_UP)
     return options
 
@@ -409,35 +422,50 @@ def retry_values(
         if request.merchant_advice in DO_NOT_RETRY_ADVICE:
             fee += rule.do_not_retry_fine_cents
     routes = payments.routes
-    last = routes[request.routes[-1]]
+    last_index = request.routes[-1]
+    last = routes[last_index]
+    price = tx.price_cents
+    retry_success = desk.retry_success
+    # a card's expected fraud loss is the same on every card route: priced once
+    card_loss = expected_fraud_loss_cents(world, tx, last, p_fraud, recovery) if tx.family == "card" else None
 
     def worth(route: Any, mode: str) -> float:
-        p = desk.retry_success(tx, route, mode)
-        loss = expected_fraud_loss_cents(world, tx, route, p_fraud, recovery)
-        return p * (tx.price_cents - route.cost_cents(tx) - loss) - fee
+        p = retry_success(tx, route, mode)
+        loss = (
+            card_loss
+            if card_loss is not None
+            else expected_fraud_loss_cents(world, tx, route, p_fraud, recovery)
+        )
+        return p * (price - route.cost_cents(tx) - loss) - fee
 
-    out: list[tuple[RetryAction, float]] = []
+    # in the order of retry_options; an answer that would start after the payer's patience is worth 0
+    elapsed, patience = request.elapsed_s, st.patience_s
+    now_ok = not elapsed > patience
+    out: list[tuple[RetryAction, float]] = [(GIVE_UP, 0.0)]
+    for route in request.eligible:
+        i = route.index
+        if i != last_index:
+            out.append((cascade_action(i), worth(routes[i], "cascade") if now_ok else 0.0))
     later: float | None = None
-    for action in retry_options(request, last.index, r.latency_budget_s):
-        delay = request.delays_s[action.delay_index] if action.kind == "later" else 0.0
-        if action.kind == "give_up" or request.elapsed_s + delay > st.patience_s:
-            out.append((action, 0.0))
-        elif action.kind == "cascade":
-            out.append((action, worth(routes[action.route], "cascade")))
-        elif action.kind == "later":
+    budget = r.latency_budget_s
+    for i, delay in enumerate(request.delays_s):
+        if elapsed + delay < budget:
+            if elapsed + delay > patience:
+                out.append((later_action(i), 0.0))
+                continue
             if later is None:
                 later = worth(last, "later")  # the same for every delay: the route's state now
-            out.append((action, later))
-        else:
-            risk, patterns = sc.risk, sc.fraud.patterns
-            if p_fraud >= 1.0 and tx.is_fraud:
-                fraud_pass = patterns[tx.pattern].challenge_pass_probability
-            else:
-                fraud_pass = sum(p.challenge_pass_probability for p in patterns.values()) / max(
-                    len(patterns), 1
-                )
-            passes = (1.0 - p_fraud) * (1.0 - risk.challenge_abandon_probability) + p_fraud * fraud_pass
-            out.append((action, passes * worth(last, "step_up") - risk.challenge_cost_cents))
+            out.append((later_action(i), later))
+    if not now_ok:
+        out.append((STEP_UP, 0.0))
+        return out
+    risk, patterns = sc.risk, sc.fraud.patterns
+    if p_fraud >= 1.0 and tx.is_fraud:
+        fraud_pass = patterns[tx.pattern].challenge_pass_probability
+    else:
+        fraud_pass = sum(p.challenge_pass_probability for p in patterns.values()) / max(len(patterns), 1)
+    passes = (1.0 - p_fraud) * (1.0 - risk.challenge_abandon_probability) + p_fraud * fraud_pass
+    out.append((STEP_UP, passes * worth(last, "step_up") - risk.challenge_cost_cents))
     return out
 
 

@@ -108,19 +108,26 @@ class ExpectedMargin:
         """``({answer: credit}, credit of a masked action)`` for a retry decision (retries on): each answer's
         expected margin as the oracle values retries (:func:`~payroute.envs.baselines.routers.retry_values`;
         giving up is worth 0), less their mean with ``baseline="route_mean"``."""
+        values, reference, masked = self._retry_values(point)
+        return {a: v - reference for a, v in values}, masked
+
+    def _retry_values(self, point: DecisionPoint) -> tuple[list[tuple[RetryAction, float]], float, float]:
         role = self.role
         request = point.payload
         p_fraud, recovery = self.posterior(role.world, request.tx, join=False)  # joined at its first attempt
         values = retry_values(role.world, request, p_fraud, recovery)
         reference = sum(v for _, v in values) / len(values) if self.baseline == "route_mean" else 0.0
-        return {a: v - reference for a, v in values}, -float(role.invalid_penalty_cents) - reference
+        return values, reference, -float(role.invalid_penalty_cents) - reference
 
     def credit_cents(self, point: DecisionPoint, world_action: Any) -> float:
         """The credit of answering ``point`` with ``world_action`` (a route index, or a negative index: a
         masked action, declined; at a retry decision a :class:`RetryAction`)."""
         if isinstance(point.payload, RetryRequest):
-            credits, masked = self.retry_credits_cents(point)
-            return credits.get(world_action, masked)
+            values, reference, masked = self._retry_values(point)
+            for action, value in values:  # Routing-v0's answers are these very objects: found by identity
+                if action is world_action or action == world_action:
+                    return value - reference
+            return masked
         credits, masked = self.route_credits_cents(point)
         return credits[world_action] if world_action >= 0 else masked
 

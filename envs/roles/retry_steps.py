@@ -32,12 +32,11 @@ from typing import Any
 
 import numpy as np
 
+from payroute.envs.baselines.routers import STEP_UP, cascade_action, later_action
 from payroute.envs.features import Feature
 from payroute.envs.scenarios.retries import CARD_SOFT_CODES
 from payroute.envs.world.codes import DO_NOT_RETRY_ADVICE
 from payroute.envs.world.decisions import GIVE_UP, RetryAction, RetryRequest
-
-_STEP_UP = RetryAction("step_up")
 
 
 def retry_features(sc: Any) -> list[Feature]:
@@ -104,19 +103,23 @@ class RetrySteps:
         first[2] = (r.max_attempts - 1) / r.max_attempts
         first[3] = 1.0
         self._first_masks: dict[int, np.ndarray] = {}
-        self.first = first  # the retry part at a first attempt (read only: concatenated, never written)
+        self._retry_masks: dict[tuple[int, int], np.ndarray] = {}
+        self.first = first  # the retry part at a first attempt (read only)
+        self.first_bytes = first.tobytes()
+        # the shared answer objects of routers.retry_options (the training credit finds them by identity)
         self._actions = (
-            [RetryAction("cascade", i) for i in range(n_routes)]
+            [cascade_action(i) for i in range(n_routes)]
             + [GIVE_UP]
-            + [RetryAction("later", -1, i) for i in range(len(self.delays_s))]
-            + [_STEP_UP]
+            + [later_action(i) for i in range(len(self.delays_s))]
+            + [STEP_UP]
         )
 
     # ------------------------------------------------------------------ observation
-    def observe(self, base: np.ndarray, payload: Any) -> np.ndarray:
-        """The router's observation: ``base`` (the routing features) and the retry part of ``payload``."""
+    def tail(self, payload: Any) -> bytes:
+        """The retry part of the router's observation of ``payload``, as packed float32 values (appended to the
+        routing features by :meth:`~payroute.envs.features.RoutingFeatures.build`)."""
         if not isinstance(payload, RetryRequest):
-            return np.concatenate((base, self.first))
+            return self.first_bytes
         v = np.zeros(len(self.features), dtype=np.float32)
         m = self.max_attempts
         v[0] = 1.0
@@ -135,22 +138,41 @@ class RetrySteps:
         for route in payload.routes:
             v[self._routes + 2 * route] = 1.0
         v[self._routes + 2 * payload.routes[-1] + 1] = 1.0
-        return np.concatenate((base, v))
+        return v.tobytes()
 
     # ------------------------------------------------------------------ actions
     def mask(self, payload: RetryRequest) -> np.ndarray:
         """The retry decision's mask (int8, 1 = allowed; a new array)."""
-        out = np.zeros(self.n_actions, dtype=np.int8)
         last = payload.routes[-1]
+        bits = 0
         for r in payload.eligible:
             if r.index != last:
-                out[r.index] = 1
-        out[self.give_up] = 1
+                bits |= 1 << r.index
+        elapsed, budget = payload.elapsed_s, self.budget_s
+        delays = 0
         for i, delay in enumerate(self.delays_s):
-            if payload.elapsed_s + delay < self.budget_s:
-                out[self.give_up + 1 + i] = 1
-        out[self.step_up] = 1
-        return out
+            if elapsed + delay < budget:
+                delays |= 1 << i
+        key = (bits, delays)
+        cached = self._retry_masks.get(key)
+        if (
+            cached is None
+        ):  # a few shapes recur: the routes that may take a cascade, the delays still in budget
+            cached = np.zeros(self.n_actions, dtype=np.int8)
+            cached[: self.n] = (bits >> np.arange(self.n)) & 1
+            cached[self.give_up] = 1
+            cached[self.give_up + 1 : self.step_up] = (delays >> np.arange(len(self.delays_s))) & 1
+            cached[self.step_up] = 1
+            self._retry_masks[key] = cached
+        return cached.copy()
+
+    def allows(self, payload: RetryRequest, a: int) -> bool:
+        """Whether :meth:`mask` allows action ``a`` (``0 <= a < n_actions``), without building the mask."""
+        if a < self.n:
+            return a != payload.routes[-1] and any(r.index == a for r in payload.eligible)
+        if a == self.give_up or a == self.step_up:
+            return True
+        return payload.elapsed_s + self.delays_s[a - self.give_up - 1] < self.budget_s
 
     def first_mask(self, bits: int) -> np.ndarray:
         """A first attempt's mask (its eligible routes as the bits of ``bits``, no retry action; a new array)."""

@@ -150,7 +150,7 @@ class RouterRole(Role):
             obs = self.observer.build(payload, self._env.now)
         else:
             tx = payload.tx if isinstance(payload, RetryRequest) else payload
-            obs = self.retries.observe(self.observer.build(tx, self._env.now), payload)
+            obs = self.observer.build(tx, self._env.now, self.retries.tail(payload))
         if self.mask_in_observation:
             return {"observations": obs, "action_mask": self.mask(payload).astype(np.float32)}
         return obs
@@ -167,7 +167,7 @@ class RouterRole(Role):
         else:
             a = discrete_action(action, self._n_actions, "router", "an action", " (docs/environments.md)")
             if isinstance(point.payload, RetryRequest):
-                if retries.mask(point.payload)[a]:
+                if retries.allows(point.payload, a):
                     return retries.action(a)
             elif a < self._n and (point.payload.eligible_mask >> a) & 1:
                 return a

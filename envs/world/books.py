@@ -214,6 +214,27 @@ class Books:
              "merchant_advice": tx.merchant_advice, "retry_action": mode}
         )  # fmt: skip
 
+    def log_retry(
+        self, tx: Transaction, request: Any, action: Any, propensity: float, delay_s: float
+    ) -> None:
+        """One row per retry decision (retries on): what the router decided after attempt ``request.attempt`` was
+        softly declined, with its propensity and the eligible routes it chose from (off-policy evaluation reads
+        the payment's decisions from these and the first attempt's row)."""
+        route = (
+            action.route if action.route >= 0 or action.kind in ("cascade", "give_up") else request.routes[-1]
+        )
+        mask = 0
+        for r in request.eligible:
+            mask |= 1 << r.index
+        self.log.append(
+            {"record": "retry", "t": self.env.now, "tx_id": tx.id, "t_arrival": tx.t_arrival,
+             "amount_cents": tx.amount_cents, "instrument": tx.instrument, "network": tx.network,
+             "route": self.routes[route].name if route >= 0 else "", "route_index": route,
+             "route_propensity": propensity, "eligible_mask": mask, "attempt": request.attempt,
+             "response_code": request.codes[-1], "merchant_advice": request.merchant_advice,
+             "retry_action": action.kind, "retry_delay_s": delay_s}
+        )  # fmt: skip
+
     def log_post_settlement(self, tx: Transaction, kind: str, loss: int) -> None:
         if self.log is not None:
             self.log.append(

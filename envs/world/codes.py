@@ -153,6 +153,9 @@ class ResponseDesk:
         self._rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(_CODE_STREAM,)))
         self._rows: list[list[float]] = []
         self._row = _BLOCK
+        self._recovery_logit: dict[
+            tuple[str, str], float
+        ] = {}  # (reason, mode) -> logit of its recovery rate
         # retries on: every payment is also dealt its retry uniforms (its payer's patience, then four per retry:
         # approval, reason, advice, step-up) from a second stream, so the code uniforms stay the same either way
         retries = scenario.retries
@@ -241,8 +244,11 @@ class ResponseDesk:
             return p_route  # the issuer has not answered yet: a fresh authorisation
         if st.advice in DO_NOT_RETRY_ADVICE:
             return 0.0
-        base = getattr(self.rc.recovery, st.issuer_code)
-        z = logit(getattr(base, mode)) + logit(p_route) - st.issuer_z
+        key = (st.issuer_code, mode)
+        recovery = self._recovery_logit.get(key)
+        if recovery is None:
+            recovery = self._recovery_logit[key] = logit(getattr(getattr(self.rc.recovery, key[0]), mode))
+        z = recovery + logit(p_route) - st.issuer_z
         if tx.is_fraud:
             z += self.rc.retry_fraud_logit_offset
         return sigmoid(z)

@@ -18,7 +18,12 @@ Response codes and retries add :data:`CODE_FIELDS` (a world with retries enabled
 the first row; any log can be made with them as ``extra_fields``): on ``transaction`` rows the number of
 attempts, the last answer's reason and merchant advice, the product of the routing decisions' propensities and
 the retry fees and fines; and a fifth kind of row, ``attempt`` (retries enabled): one per route answer, with its
-route, the propensity of the decision that sent it, its attempt number, code, advice and how it was sent.
+route, the propensity of the decision that sent it, its attempt number, code, advice and how it was sent; and a
+sixth, ``retry`` (retries enabled): one per retry decision, after attempt ``attempt`` was softly declined, with
+the router's answer (``retry_action``: cascade, later, step_up or give_up; ``route_index`` the route it sends the
+payment to, -1 for give_up; ``retry_delay_s``), its propensity (``route_propensity``), the eligible routes it
+chose from (``eligible_mask``) and the decline it answered (``response_code``, ``merchant_advice``). A payment's
+decisions are its ``attempt`` row number 1 and its ``retry`` rows, in order.
 """
 
 from __future__ import annotations
@@ -112,9 +117,10 @@ CODE_FIELDS: tuple[pa.Field, ...] = tuple(
         (
             "retry_action",
             pa.string(),
-            "first|cascade|later|step_up",
-            "attempt rows: how the attempt was sent",
+            "first|cascade|later|step_up|give_up",
+            "attempt rows: how the attempt was sent; retry rows: the router's decision",
         ),
+        ("retry_delay_s", pa.float64(), "s", "retry rows: the delay a 'later' retry waits (0 otherwise)"),
         ("sequence_propensity", pa.float64(), "0..1", "product of the propensities of the routing decisions"),
         ("retry_fee_cents", pa.int64(), "cents", "fees of the attempts after the first"),
         ("network_fine_cents", pa.int64(), "cents", "card network fines for excessive or forbidden retries"),

@@ -366,10 +366,12 @@ class Payments:
         if action is None:  # an outside router that cannot mask chose an ineligible route
             books.terminate(tx, "declined", "invalid_action")
             return
+        delay = r.delays_s[action.delay_index] if action.kind == "later" else 0.0
+        if self.log_attempts:
+            books.log_retry(tx, request, action, prop, delay)
         if action.kind == "give_up":
             self._give_up(tx, why)
             return
-        delay = r.delays_s[action.delay_index] if action.kind == "later" else 0.0
         if elapsed + delay >= r.latency_budget_s:
             self._give_up(tx, why)  # no attempt may start after the latency budget
             return

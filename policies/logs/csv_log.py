@@ -1,7 +1,7 @@
 """An event log kept as CSV: read into the Arrow table the Parquet log would give, column types from the schema.
 
-A CSV file has no types, so every column of the event log schema (:data:`~payroute.envs.world.eventlog.LOG_COLUMNS`)
-is read as its schema type, every observation column (``obs.<feature>``) as float32, and any other column as
+A CSV file has no types, so every column of the event log schema (:data:`~payroute.envs.world.eventlog.LOG_COLUMNS`,
+and the response-code and retry columns of :data:`~payroute.envs.world.eventlog.CODE_FIELDS`) is read as its schema type, every observation column (``obs.<feature>``) as float32, and any other column as
 pyarrow infers it. An empty field is null in a number or boolean column and the empty string in a text column
 (as the Parquet log holds them). The checks of :func:`~payroute.policies.logs.read_logged_decisions` then run on
 the table as on a Parquet file.
@@ -17,7 +17,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
-from payroute.envs.world.eventlog import LOG_COLUMNS
+from payroute.envs.world.eventlog import CODE_FIELDS, LOG_COLUMNS
 from payroute.errors import PayrouteError
 
 CSV_SUFFIXES = (".csv", ".csv.gz")
@@ -49,7 +49,7 @@ def read_csv_log(path: str | Path, float_prefix: str) -> pa.Table:
         raise PayrouteError(f"{path.name} is not a readable CSV file ({err})") from None
     if not header:
         raise PayrouteError(f"{path.name}: an empty CSV file (a log needs a header row)")
-    types = {name: typ for name, typ, _unit, _doc in LOG_COLUMNS}
+    types = {name: typ for name, typ, _unit, _doc in LOG_COLUMNS} | {f.name: f.type for f in CODE_FIELDS}
     column_types = {c: types[c] for c in header if c in types}
     column_types |= {c: pa.float32() for c in header if c.startswith(float_prefix)}
     options = pa_csv.ConvertOptions(column_types=column_types, strings_can_be_null=False)

@@ -114,8 +114,9 @@ def read_logged_decisions(
     *,
     route_names: list[str] | None = None,
     observation_names: list[str] | None = None,
+    label: str | None = None,
 ) -> LoggedDecisions:
-    """Read and check the routed decisions of an event log (Parquet or CSV path, or Arrow table).
+    """Read and check the routed decisions of an event log (Parquet or CSV path, or Arrow table named ``label``).
 
     ``route_names`` (the scenario's route order) fixes the number of routes and is checked against the log's
     ``route`` column where it has one; otherwise the routes are inferred from the indices and masks seen.
@@ -125,8 +126,8 @@ def read_logged_decisions(
     csv_label = Path(source).name if is_csv_log(source) else None
     if csv_label is not None:  # a CSV log: typed by the schema, then checked as a Parquet one
         source = read_csv_log(source, OBS_PREFIX)
-    schema, label = _schema_of(source)
-    label = csv_label or label
+    schema, label_of = _schema_of(source)
+    label = csv_label or label or label_of
     _check_schema(schema, label)
     present = set(schema.names)
     obs_columns = [OBS_PREFIX + n for n in observation_names or ()]
@@ -138,6 +139,8 @@ def read_logged_decisions(
     bad_record = pc.invert(pc.fill_null(pc.is_in(records, value_set=pa.array(RECORD_KINDS)), False))
     if pc.any(bad_record).as_py():
         first = table.filter(bad_record).column("record")[0].as_py()
+        if first in ("attempt", "retry"):  # a log made with retries: several decisions per payment
+            raise PayrouteError(f"{label}: has {first} rows (retries on): read it with read_logged_sequences")
         raise PayrouteError(f"{label}: column record has value {first!r}; allowed: {', '.join(RECORD_KINDS)}")
     tx_rows = table.filter(pc.equal(records, "transaction"))
     _no_nulls(tx_rows, ("tx_id", "route_index"), label, "transaction rows")
@@ -574,6 +577,13 @@ def render_log_schema() -> str:
         "`payroute/Routing-v0` observation table). `payroute simulate --log` writes them, recorded at the moment",
         "each route was chosen, and leaves them null on rows without a routing decision. A log without them, or",
         "with a null, NaN or infinite value on a routed row, is refused naming the column.",
+        "",
+        "## Retries",
+        "",
+        "A log made with retries on (`payroute simulate --retries`) adds the columns of `CODE_FIELDS`",
+        "(`payroute.envs.world.eventlog`): `attempt` rows, one per route answer, and `retry` rows, one per retry",
+        "decision with its propensity. `read_logged_decisions` refuses it; `read_logged_sequences`",
+        "(`payroute.policies.logs.sequences`) reads each payment's decisions (docs/review.md, Retries).",
         "",
         "## Exploration",
         "",

@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from payroute.envs.features import RoutingFeatures
+from payroute.envs.world.decisions import RetryRequest
 from payroute.envs.world.eventlog import EventLog
 from payroute.policies.logs.reading import OBS_PREFIX
 
@@ -90,7 +91,9 @@ class RecordingRoute:
         if bind is not None:
             bind(world)
 
-    def decide(self, world: Any, payload: Any) -> tuple[int, float]:
+    def decide(self, world: Any, payload: Any) -> tuple[Any, float]:
+        if isinstance(payload, RetryRequest):  # a retry decision: logged as a ``retry`` row by the world
+            return self.inner.decide(world, payload)
         tx, _eligible = payload
         self.log.record(tx.id, self.features.build(tx, world.now))
         return self.inner.decide(world, payload)

@@ -15,7 +15,7 @@ of weights clipped at :math:`M`, and the share of decisions where switch-DR used
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -23,6 +23,7 @@ import numpy as np
 from payroute.errors import PayrouteError
 from payroute.policies.logs.reading import FraudLabels
 from payroute.policies.review.ope_estimators import (
+    _R,
     ESTIMATORS,
     MODEL_ESTIMATORS,
     _clip,
@@ -120,6 +121,7 @@ def evaluate_policy(
     ridge_alpha: float = 1.0,
     cross_fit_folds: int = 2,
     fraud: FraudLabels | None = None,
+    continuation: np.ndarray | None = None,
 ) -> OPEResult:
     """Estimate the target policy's value per decision on a log, with bootstrap intervals and diagnostics.
 
@@ -140,6 +142,11 @@ def evaluate_policy(
         switch_tau: switch-DR's weight threshold.
         ridge_alpha, cross_fit_folds: the reward model (:func:`fit_reward_model`).
         fraud: fraud labels for a fraud-aware reward model (:class:`FraudLabels`; ``None``: ridge alone).
+        continuation: ``(n,)`` for payments decided several times (retries): each payment's importance ratio of
+            its decisions after the first (:func:`payroute.policies.logs.sequences.continuation_weights`); the rows
+            are then the payments' first decisions and ``rewards`` their whole rewards. The estimators value the
+            target's whole sequence of decisions: each runs on the reward times its continuation ratio (the
+            logged mean stays the mean logged reward). ``None``: one decision per row.
     """
     unknown = sorted(set(estimators) - set(ESTIMATORS))
     if unknown:
@@ -152,6 +159,14 @@ def evaluate_policy(
         raise PayrouteError(f"max_weight must be > 0 or None, got {max_weight}")
     r, a, p, pi, m = validate_logged_arrays(rewards, actions, propensities, target_probs, masks)
     n, n_actions = pi.shape
+    logged = r
+    if continuation is not None:
+        c = np.asarray(continuation, dtype=np.float64)
+        if c.shape != (n,) or not (np.isfinite(c) & (c >= 0)).all():
+            raise PayrouteError(f"continuation must be {n} finite ratios >= 0, got shape {c.shape}")
+        r = r * c  # the later decisions' ratios fold into the reward (docs/review.md, "Retries")
+        if fraud is not None:
+            fraud = replace(fraud, losses=np.asarray(fraud.losses, dtype=np.float64) * c)
     q = None
     model = "none"
     if any(e in MODEL_ESTIMATORS for e in estimators):
@@ -174,6 +189,7 @@ def evaluate_policy(
                 features, a, r, n_actions, alpha=ridge_alpha, folds=cross_fit_folds, seed=seed, fraud=fraud
             )
     terms = _terms(r, a, p, pi, q, max_weight, switch_tau)
+    terms[:, _R] = logged
 
     point = _estimates_from_sums(terms.sum(axis=0))
     boot = _bootstrap_sums(terms, n_bootstrap, seed)

@@ -53,7 +53,8 @@ from payroute.files import atomic_write_text
 from payroute.policies.bundle import BundlePolicy
 from payroute.policies.bundle.binding import check_bundle_fits_scenario
 from payroute.policies.compare import Executor
-from payroute.policies.logs import LoggedDecisions, read_logged_decisions, route_loss_classes
+from payroute.policies.logs import LoggedDecisions, route_loss_classes
+from payroute.policies.logs.sequences import continuation_weights, read_logged_sequences
 from payroute.policies.review.card import card_record
 from payroute.policies.review.checks import FAIL, NOT_RUN, PASS, Check, status
 from payroute.policies.review.config import (
@@ -229,17 +230,18 @@ def review_bundle(
     )
 
     # 2. the log, read before anything long runs (a malformed log is exit 2)
-    logged = None
+    logged = continuation = None
     if logs is not None:
         if policy.decision_kind != "route":
             raise PayrouteError(
                 f"--logs holds routing decisions; bundle {policy.source.name} decides {policy.decision_kind!r}"
             )
-        logged = read_logged_decisions(
-            logs,
-            route_names=list(scenario.routes),
-            observation_names=policy.feature_names,
+        sequences = read_logged_sequences(
+            logs, route_names=list(scenario.routes), observation_names=policy.feature_names
         )
+        logged = sequences.first
+        # a bundle takes no retry decisions: the world gives up for it (docs/review.md, "Retries")
+        continuation = continuation_weights(sequences) if sequences.m else None
 
     shadow_log = None if shadow is None else read_shadow_log(shadow, policy, list(scenario.routes))
 
@@ -266,7 +268,7 @@ def review_bundle(
         if progress is not None:
             progress("off-policy evaluation", 0, 1)
         ope, weights = _evaluate_on_log(
-            policy, logged, config.ope, route_loss_classes(scenario.routes.values())
+            policy, logged, config.ope, route_loss_classes(scenario.routes.values()), continuation
         )
         checks += ope_checks(ope, config.ope)
     elif config.ope.required:
@@ -370,7 +372,11 @@ def _versions() -> dict[str, str]:
 
 # ---------------------------------------------------------------------- stress gates
 def _evaluate_on_log(
-    policy: BundlePolicy, logged: LoggedDecisions, cfg: OPEReviewConfig, loss_classes: list[int]
+    policy: BundlePolicy,
+    logged: LoggedDecisions,
+    cfg: OPEReviewConfig,
+    loss_classes: list[int],
+    continuation: np.ndarray | None = None,
 ) -> tuple[OPEResult, np.ndarray]:
     chunks = [
         policy.action_probs(logged.observations[i : i + 8192], logged.masks[i : i + 8192])
@@ -391,8 +397,11 @@ def _evaluate_on_log(
         max_weight=cfg.max_weight,
         switch_tau=cfg.switch_tau,
         fraud=logged.fraud_labels(loss_classes),
+        continuation=continuation,
     )
     weights = target[np.arange(logged.n), logged.actions] / logged.propensities
+    if continuation is not None:  # a payment's whole sequence of decisions
+        weights = weights * continuation
     hcope = hcope_lower_bound(logged.rewards, weights, cfg.confidence, cfg.seed, cfg.hcope_reward_floor_cents)
     arrival = logged.table.column("t_arrival").to_numpy()
     tail = fraud_loss_tail(logged.fraud_losses, weights, arrival, cfg.tail_level, cfg.tail_days, cfg.seed)
