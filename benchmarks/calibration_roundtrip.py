@@ -56,11 +56,13 @@ def study(truth_name: str, days: list[int], seeds: int, volume: float, workers: 
         kpis = rt.kpi_agreement(decisions, w)
         for metric in rt.METRICS:
             clear = signs[(signs.metric == metric) & signs.clear]
+            resolvable = clear[clear.resolvable]
             k = kpis[kpis.metric == metric]
             agreement.append({
                 "world": w, "metric": metric, "kendall_tau": rt.kendall_tau(decisions, w, metric=metric),
                 "clear_pairs": len(clear), "clear_pairs_agree": int(clear.agree.sum()),
-                "disagree": [f"{r.a} vs {r.b}: truth {r.truth_diff:+.4f} [{r.truth_low:+.4f}, {r.truth_high:+.4f}], "
+                "resolvable_pairs": len(resolvable), "resolvable_pairs_agree": int(resolvable.agree.sum()),
+                "disagree": [f"{r.a} vs {r.b}{'' if r.resolvable else ' (close)'}: truth {r.truth_diff:+.4f} [{r.truth_low:+.4f}, {r.truth_high:+.4f}], "
                              f"here {r.diff:+.4f} [{r.low:+.4f}, {r.high:+.4f}]" for r in clear[~clear.agree].itertuples()],
                 "kpi_consistent": int(k.consistent.sum()), "kpi_within": int(k.within.sum()), "policies": len(k),
             })  # fmt: skip
@@ -92,10 +94,11 @@ def print_study(r: dict) -> None:
     print("decisions: ranking by margin per transaction (1 = best)")
     print(pd.DataFrame(r["rankings"]).set_index("policy").to_string())
     for a in r["agreement"]:
-        print(f"  {a['world']:<28} {a['metric']:<18} tau {a['kendall_tau']:+.2f}; clear pairs keeping their sign "
-              f"{a['clear_pairs_agree']}/{a['clear_pairs']}; KPI diff holds 0 for {a['kpi_consistent']}/"
+        print(f"  {a['world']:<28} {a['metric']:<18} tau {a['kendall_tau']:+.2f}; pairs keeping their sign: clear "
+              f"{a['clear_pairs_agree']}/{a['clear_pairs']}, resolvable {a['resolvable_pairs_agree']}/"
+              f"{a['resolvable_pairs']}; KPI diff holds 0 for {a['kpi_consistent']}/"
               f"{a['policies']}, within tolerance for {a['kpi_within']}/{a['policies']}")  # fmt: skip
-        for d in a["disagree"]:
+        for d in a["disagree"] if a["world"] != "base" else []:
             print(f"      sign flips: {d}")
 
 
@@ -114,17 +117,17 @@ def plot(results: list[dict], path: Path) -> None:
         agree = agree[(agree.metric == "margin_per_tx_usd") & agree.world.str.startswith("fitted")]
         agree = agree[~agree.world.str.endswith("incidents")]
         days = [int(w.split()[1][:-1]) for w in agree.world]
-        share = agree.clear_pairs_agree / agree.clear_pairs.clip(lower=1)
+        share = agree.resolvable_pairs_agree / agree.resolvable_pairs.clip(lower=1)
         axes[1].plot(days, share, marker="o", label=f"{r['truth']}: fitted")
         base = pd.DataFrame(r["agreement"])
         base = base[(base.world == "base") & (base.metric == "margin_per_tx_usd")]
         if len(base):
-            b = float(base.clear_pairs_agree.iloc[0] / max(base.clear_pairs.iloc[0], 1))
+            b = float(base.resolvable_pairs_agree.iloc[0] / max(base.resolvable_pairs.iloc[0], 1))
             axes[1].axhline(b, linestyle="--", color="grey")
     axes[0].set(xscale="log", yscale="log", xlabel="log length (days)", ylabel="median relative error",
                 title="parameters recovered")  # fmt: skip
     axes[0].legend(fontsize=6, ncol=2)
-    axes[1].set(xscale="log", xlabel="log length (days)", ylabel="share of clear pairs keeping their sign",
+    axes[1].set(xscale="log", xlabel="log length (days)", ylabel="resolvable pairs keeping their sign",
                 title="decisions transfer (margin/tx; dashed: default)", ylim=(0, 1.05))  # fmt: skip
     axes[1].legend(fontsize=7)
     fig.tight_layout()

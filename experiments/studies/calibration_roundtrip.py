@@ -56,6 +56,13 @@ TOLERANCE = {"margin_per_tx_usd": 0.05, "approval_rate": 0.01, "fraud_loss_bps":
 METRICS = ("margin_per_tx_usd", "approval_rate")
 """What a decision is judged on: the ranking and the pair signs use these (margin first)."""
 
+RESOLVABLE = {"margin_per_tx_usd": 0.03, "approval_rate": 0.02}
+"""The smallest difference between two routers a log can be expected to settle. Approval is the binding one: a
+route's approval drifts (a random walk of ``drift_sigma_per_day`` in logit, 0.08 a day on default's card
+processors) and restarts at the scenario's value every simulated run, so the level a log shows wanders from it by
+about drift * sqrt(days / 3): 1 to 2 points on a card route, whatever the log's length. Two routers whose true
+approval differs by less can be ordered either way by a faithful fit."""
+
 ZOO_ROUTER = "zoo_router"
 
 
@@ -218,8 +225,9 @@ def rankings(d: Decisions, metric: str = "margin_per_tx_usd") -> pd.DataFrame:
 
 def pair_signs(d: Decisions, world: str, truth: str = "truth") -> pd.DataFrame:
     """For every pair of policies and each of :data:`METRICS`: the paired interval of their difference in the
-    truth and in ``world``; ``clear`` when the truth's interval excludes zero; ``agree`` when the signs of the
-    two mean differences are the same (for a clear pair, the decision the fitted world would make is right)."""
+    truth and in ``world``; ``clear`` when the truth's interval excludes zero, ``resolvable`` when it is clear and
+    at least :data:`RESOLVABLE`; ``agree`` when the signs of the two mean differences are the same (for a clear
+    pair, the decision the fitted world would make is right)."""
     rows = []
     for metric in METRICS:
         t, w = d.wide(truth, metric), d.wide(world, metric)
@@ -229,6 +237,7 @@ def pair_signs(d: Decisions, world: str, truth: str = "truth") -> pd.DataFrame:
             rows.append({"world": world, "metric": metric, "a": a, "b": b, "truth_diff": ti.mean,
                          "truth_low": ti.low, "truth_high": ti.high, "diff": wi.mean, "low": wi.low,
                          "high": wi.high, "clear": bool(ti.excludes_zero),
+                         "resolvable": bool(ti.excludes_zero and abs(ti.mean) >= RESOLVABLE[metric]),
                          "agree": bool(np.sign(ti.mean) == np.sign(wi.mean))})  # fmt: skip
     return pd.DataFrame(rows)
 
@@ -258,7 +267,7 @@ def worlds_for(truth: Scenario, fits: dict[str, Scenario], base: bool = True) ->
 
 
 __all__ = [
-    "EPSILON", "TOLERANCE", "TRUTHS", "TRUTH_DIR", "Decisions", "block_of", "decide", "fit_truth", "kendall_tau",
+    "EPSILON", "RESOLVABLE", "TOLERANCE", "TRUTHS", "TRUTH_DIR", "Decisions", "block_of", "decide", "fit_truth", "kendall_tau",
     "kpi_agreement", "log_truth", "pair_signs", "profile_distances", "rankings", "recovery", "replicate_fits", "routers",
     "truth_scenario", "truth_value", "worlds_for",
 ]  # fmt: skip
