@@ -44,6 +44,7 @@ def test_a_shipped_truth_is_recovered_within_the_fitted_intervals(name, shifted)
         assert not cal.scenario.incidents
 
 
+@pytest.mark.slow
 def test_clear_decisions_on_the_truth_keep_their_sign_on_the_fitted_world_and_not_on_default(shifted):
     truth, cal = shifted
     policies = (*ROUTERS, *rt.routers()[-1:])  # and the zoo router, bound from its bundle
@@ -72,6 +73,7 @@ def test_a_truth_with_incidents_is_also_compared_with_them_stated_on_the_fitted_
     assert not worlds["fitted 1d"].incidents
 
 
+@pytest.mark.slow
 def test_the_calibrated_default_matches_default_under_every_routing_baseline():
     """Calibrating from logs of ``default`` gives a world whose KPIs under every routing baseline match default's
     within the paired intervals. Each seed's fitted world comes from its own one-day log (four independent
