@@ -58,10 +58,10 @@ METRICS = ("margin_per_tx_usd", "approval_rate")
 
 RESOLVABLE = {"margin_per_tx_usd": 0.03, "approval_rate": 0.02}
 """The smallest difference between two routers a log can be expected to settle. Approval is the binding one: a
-route's approval drifts (a random walk of ``drift_sigma_per_day`` in logit, 0.08 a day on default's card
-processors) and restarts at the scenario's value every simulated run, so the level a log shows wanders from it by
-about drift * sqrt(days / 3): 1 to 2 points on a card route, whatever the log's length. Two routers whose true
-approval differs by less can be ordered either way by a faithful fit."""
+route's approval drifts (hourly random steps of ``drift_sigma_per_day`` a day in logit, 0.08 on default's card
+processors, reverting over about eight days) and starts at the scenario's value in every simulated run, so the
+level a log shows is off that value by 1 to 2 points on a card route, for a week of log as for a month. Two
+routers whose true approval differs by less can be ordered either way by a faithful fit."""
 
 ZOO_ROUTER = "zoo_router"
 
