@@ -1,35 +1,12 @@
-"""The truth behind a calibrated value: what the scenario that made the log says, at a provenance path.
-
-Paths are the calibrated scenario's (``demand.segment_mix.consumer``, ``routes.card_alpha.fee.bps``...). A
-mix's truth is its normalised share; a rate the world multiplies by ``volume_scale`` (genuine payments a day,
-fraud attacks a day) is the rate the log was made at.
-"""
+"""The truth behind a calibrated value (:func:`~payroute.experiments.studies.calibration_roundtrip.truth_value`:
+what the scenario that made the log says, at a provenance path), and how many fitted intervals hold it."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from payroute.envs.scenarios import Scenario
+from payroute.experiments.studies.calibration_roundtrip import truth_value
 
-MIXES = {
-    "instrument_mix", "segment_mix", "merchant_category_mix", "credit_networks", "debit_networks",
-    "cross_border_currencies", "urgency_mix",
-}  # fmt: skip
-
-
-def truth_value(truth: Scenario, path: str) -> float:
-    data: Any = truth.model_dump(mode="json")
-    parts = path.split(".")
-    if parts[:2] == ["demand", "transactions_per_day"]:
-        return truth.demand.transactions_per_day * truth.volume_scale
-    if parts[0] == "demand" and parts[1] in MIXES:
-        mix = data["demand"][parts[1]]
-        return mix.get(parts[2], 0.0) / sum(mix.values())
-    for part in parts:
-        data = data[part]
-    if parts[-1] == "attacks_per_day":
-        return float(data) * truth.volume_scale
-    return float(data)
+__all__ = ["coverage", "truth_value"]
 
 
 def coverage(values: dict[str, dict], truth: Scenario) -> tuple[int, int, list[str]]:
