@@ -70,10 +70,11 @@ class _Track:
         self.t0 = t0
 
     def grow(self) -> None:
-        rows = 2 * len(self.actions)
+        """Twice the rows (observations and masks keep their one extra row)."""
+        more = len(self.actions)
         for name in ("obs", "mask", "actions", "logp", "logits", "rewards"):
             old = getattr(self, name)
-            new = np.empty((rows + (len(old) - len(self.actions)),) + old.shape[1:], old.dtype)
+            new = np.empty((len(old) + more,) + old.shape[1:], old.dtype)
             new[: len(old)] = old
             setattr(self, name, new)
 
