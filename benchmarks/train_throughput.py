@@ -6,9 +6,9 @@ simulated days), 2 remote env runners x 8 environments, the learner in the drive
 ``--iterations`` iterations in a fresh process (its own Ray instance):
 
 * ``rllib``: RLlib's ``SingleAgentEnvRunner`` (the shipped config, the old path);
-* ``batched``: the batched sampler (``trainer.env_runner: batched``, :mod:`payroute.agents.rllib.batched`);
+* ``batched``: the batched sampler (``trainer.sampler.env_runner: batched``, :mod:`payroute.agents.rllib.batched`);
 * ``batched_async``: the batched sampler sampling the next batch while the learner updates
-  (``trainer.async_sampling: true``).
+  (``trainer.sampler.async_sampling: true``).
 
 Per iteration it records the env steps handed to the learner, the wall time and the CPU time of the driver and
 every process under it (Ray's raylet and workers, the env runners included), so a machine shared with other work
@@ -38,9 +38,9 @@ import warnings
 from typing import Any
 
 VARIANTS = {
-    "rllib": {"trainer.env_runner": "rllib"},
-    "batched": {"trainer.env_runner": "batched"},
-    "batched_async": {"trainer.env_runner": "batched", "trainer.async_sampling": True},
+    "rllib": {"trainer.sampler.env_runner": "rllib"},
+    "batched": {"trainer.sampler.env_runner": "batched"},
+    "batched_async": {"trainer.sampler.env_runner": "batched", "trainer.sampler.async_sampling": True},
 }
 TARGET_WALL = 5_000  # env steps a wall-second into the learner on 2 cores (issue 23)
 TARGET_SHARE = 0.35  # of the bound-policy world rate, per CPU-second

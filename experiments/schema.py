@@ -33,6 +33,7 @@ from pydantic import (
 from payroute.config_io import read_yaml_mapping
 from payroute.config_model import ConfigModel, FiniteAny
 from payroute.errors import ConfigError, PayrouteError, format_validation_error
+from payroute.experiments.sampling import SamplerSection, check_sampler, drop_default_sampler
 from payroute.vocabulary import HELD_OUT_SEED_START, KPI_NAMES, ROLE_KIND
 
 EXPERIMENT_DIR = Path(__file__).parent
@@ -249,16 +250,7 @@ class TrainerSection(_Strict):
         default_factory=dict,
         description="passed verbatim to the library (RLlib: .training() keywords; SB3: the model constructor)",
     )
-    env_runner: Literal["rllib", "batched"] = Field(
-        "rllib",
-        description="RLlib's env runner, or the batched sampler (payroute.agents.rllib.batched; PPO/APPO, "
-        "single-agent, discrete actions)",
-    )
-    async_sampling: bool = Field(
-        False,
-        description="batched sampler only, with remote env runners: sample the next batch while the learner "
-        "updates (the learner trains on data one update old)",
-    )
+    sampler: SamplerSection = Field(default_factory=SamplerSection)
 
     @model_validator(mode="before")
     @classmethod
@@ -279,15 +271,6 @@ class TrainerSection(_Strict):
             raise ValueError(
                 f"algorithm {self.algorithm!r} is not available with {self.library}; allowed: {', '.join(allowed)}"
             )
-        if self.env_runner == "batched" and (
-            self.library != "rllib" or self.algorithm not in ("PPO", "APPO")
-        ):
-            raise ValueError(
-                f"env_runner 'batched' needs library 'rllib' and algorithm PPO or APPO "
-                f"(got {self.library!r}, {self.algorithm!r}); allowed env_runner values: rllib, batched"
-            )
-        if self.async_sampling and self.env_runner != "batched":
-            raise ValueError("async_sampling: true needs env_runner 'batched'")
         return self
 
 
@@ -428,6 +411,7 @@ class Experiment(_Strict):
     evaluation: EvaluationSection = Field(default_factory=EvaluationSection)
     resources: ResourcesSection = Field(default_factory=ResourcesSection)
     sweep: SweepSection | None = None
+    _sampler_fits = model_validator(mode="after")(check_sampler)  # docs/experiments.md, Samplers
 
     @field_validator("scenario")
     @classmethod
@@ -474,11 +458,6 @@ class Experiment(_Strict):
                 "resources.num_env_runners must be 0 with sb3 (Stable-Baselines3 trains in one process; "
                 "use num_envs_per_env_runner for parallel environments)"
             )
-        if self.trainer.async_sampling and not self.resources.num_env_runners:
-            raise ValueError(
-                "trainer.async_sampling needs resources.num_env_runners >= 1 (the learner updates in this "
-                "process while a remote env runner samples)"
-            )
         if self.trainer.library == "sb3" and self.resources.ray_address:
             raise ValueError("resources.ray_address needs trainer.library 'rllib'")
         return self
@@ -495,10 +474,7 @@ class Experiment(_Strict):
             del data["train_scenarios"]
         if data["env"]["baseline"] == "none":
             del data["env"]["baseline"]
-        if data["trainer"]["env_runner"] == "rllib":
-            del data["trainer"]["env_runner"]
-        if not data["trainer"]["async_sampling"]:
-            del data["trainer"]["async_sampling"]
+        drop_default_sampler(data)
         return data
 
     def config_hash(self) -> str:
@@ -511,6 +487,7 @@ class Experiment(_Strict):
     def with_changes(self, changes: dict[str, Any]) -> Experiment:
         """A copy with dotted-path changes (``{"trainer.hyperparameters.lr": 1e-3}``), validated again."""
         data = self.resolved()
+        data["trainer"].setdefault("sampler", {})  # left out of resolved() when it is the default
         for dotted, value in changes.items():
             node = data
             *parents, leaf = dotted.split(".")

@@ -1,4 +1,4 @@
-"""A batched sampler for RLlib's new API stack: :class:`BatchedEnvRunner`, selected by ``trainer.env_runner: batched``.
+"""A batched sampler for RLlib's new API stack: :class:`BatchedEnvRunner`, selected by ``trainer.sampler.env_runner: batched``.
 
 RLlib's :class:`~ray.rllib.env.single_agent_env_runner.SingleAgentEnvRunner` spends most of a routing step on
 its own machinery: a connector pass into and out of the module, a torch distribution, an episode object
@@ -23,7 +23,7 @@ Unlike RLlib's runner in ``complete_episodes`` mode, which re-seeds every sub-en
 each ``sample()`` call (so every iteration replays the same simulated days), each sub-environment is seeded
 once and then continues its own stream of days.
 
-**Asynchronous sampling** (``trainer.async_sampling: true``, remote env runners): after handing over a batch
+**Asynchronous sampling** (``trainer.sampler.async_sampling: true``, remote env runners): after handing over a batch
 the runner starts the next one in a background thread, with the weights it has, while the learner updates on
 the other core; weights that arrive meanwhile are applied when that batch is handed over, before the next one
 starts. The learner thus always trains on a batch sampled by the policy one update older (PPO's importance
@@ -106,7 +106,7 @@ class BatchedEnvRunner(SingleAgentEnvRunner):
         self._episodes_begun = 0
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
-        self._prefetched: tuple[list[dict[str, Any]], int] | None = None
+        self._prefetched: tuple[list[dict[str, Any]], int] | BaseException | None = None
         self._pending_state: dict[str, Any] | None = None
         self._stop = False
         if self.env is not None:
@@ -318,8 +318,10 @@ class BatchedEnvRunner(SingleAgentEnvRunner):
             if self._thread is not None:
                 self._thread.join()
                 self._thread = None
-                raws, ts = self._prefetched
-                self._prefetched = None
+                prefetched, self._prefetched = self._prefetched, None
+                if isinstance(prefetched, BaseException):
+                    raise prefetched
+                raws, ts = prefetched
             else:
                 raws, ts = self._run(steps=num_timesteps, episodes=num_episodes)
             self._apply_pending()
@@ -330,7 +332,10 @@ class BatchedEnvRunner(SingleAgentEnvRunner):
         return self._hand_over(raws, ts)
 
     def _prefetch(self, steps: int | None, episodes: int | None) -> None:
-        self._prefetched = self._run(steps=steps, episodes=episodes)
+        try:
+            self._prefetched = self._run(steps=steps, episodes=episodes)
+        except BaseException as exc:  # raised again by the sample() call that collects this batch
+            self._prefetched = exc
 
     def _apply_pending(self) -> None:
         with self._lock:

@@ -248,13 +248,14 @@ class RLlibTrainer:
             dict_observation=exp.trainer.algorithm in ("PPO", "APPO"),
             penalize_invalid=exp.trainer.algorithm == "DQN",
         )
-        self.batched = getattr(exp.trainer, "env_runner", "rllib") == "batched"
+        self.batched = exp.trainer.sampler.env_runner == "batched"
         if self.batched:
             if self.multi_agent:
                 raise ValueError(
-                    f"trainer.env_runner 'batched' is for single-agent environments; {exp.env.id} is multi-agent"
+                    f"trainer.sampler.env_runner 'batched' is for single-agent environments; {exp.env.id} is "
+                    "multi-agent"
                 )
-            self.env_config["batched_sampler"] = {"async_sampling": bool(exp.trainer.async_sampling)}
+            self.env_config["batched_sampler"] = {"async_sampling": exp.trainer.sampler.async_sampling}
         self.probe = self._probe_env()
         self.config = self._algorithm_config()
         self.algo: Algorithm = self.config.build_algo()

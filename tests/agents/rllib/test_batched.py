@@ -27,7 +27,7 @@ pytestmark = pytest.mark.slow(minutes=2)
 
 def _batched(**changes) -> dict:
     data = tiny_experiment("batched", **changes)
-    data["trainer"]["env_runner"] = "batched"
+    data["trainer"]["sampler"] = {"env_runner": "batched", **data["trainer"].get("sampler", {})}
     return data
 
 
@@ -109,7 +109,7 @@ def _weights_after_two_iterations(data: dict) -> list[torch.Tensor]:
             "env__kpi_every_steps": 0,
             "resources__num_env_runners": 1,
             "resources__num_envs_per_env_runner": 2,
-            "trainer__async_sampling": True,
+            "trainer__sampler__async_sampling": True,
             "scenario_overrides": {"volume_scale": 0.005},  # days of about 500 steps
             "trainer__hyperparameters__batch_size": 600,
         },
@@ -131,18 +131,24 @@ def test_the_schema_refuses_what_the_batched_sampler_cannot_do():
 
     dqn = _batched()
     dqn["trainer"].update(algorithm="DQN", hyperparameters={})
-    assert "env_runner 'batched' needs library 'rllib' and algorithm PPO or APPO" in error(dqn)
-    assert "async_sampling: true needs env_runner 'batched'" in error(
-        tiny_experiment(trainer__async_sampling=True)
+    assert "trainer.sampler.env_runner 'batched' needs trainer.library 'rllib' with PPO or APPO" in error(dqn)
+    sb3 = _batched()
+    sb3["trainer"].update(library="sb3", algorithm="PPO", hyperparameters={})
+    assert "(got 'sb3', 'PPO')" in error(sb3)
+    eco = _batched(env__id="payroute.envs.multi_agent.ecosystem:PaymentEcosystemEnv")
+    assert "is for the single-agent payroute environments" in error(eco)
+    assert "async_sampling true needs trainer.sampler.env_runner 'batched'" in error(
+        tiny_experiment(trainer__sampler={"async_sampling": True})
     )
-    assert "trainer.async_sampling needs resources.num_env_runners >= 1" in error(
-        _batched(trainer__async_sampling=True)
+    assert "async_sampling true needs resources.num_env_runners >= 1" in error(
+        _batched(trainer__sampler__async_sampling=True)
     )
-    bad = _batched()
-    bad["trainer"]["env_runner"] = "fast"
-    assert "trainer.env_runner" in error(bad) and "'rllib' or 'batched'" in error(bad)
-    # the defaults leave a config's hash as it was before the fields existed
+    bad = _batched(trainer__sampler={"env_runner": "fast"})
+    assert "trainer.sampler.env_runner = 'fast'" in error(bad) and "'rllib' or 'batched'" in error(bad)
+    # the defaults leave a config's hash as it was before the section existed
     plain = experiment_from_dict(tiny_experiment())
-    assert "env_runner" not in plain.resolved()["trainer"]
-    assert "async_sampling" not in plain.resolved()["trainer"]
+    assert "sampler" not in plain.resolved()["trainer"]
     assert experiment_from_dict(_batched()).config_hash() != plain.config_hash()
+    assert (
+        plain.with_changes({"trainer.sampler.env_runner": "batched"}).trainer.sampler.env_runner == "batched"
+    )
