@@ -13,7 +13,7 @@ from pydantic import Field
 
 from payroute.config_model import ConfigModel
 
-PLAIN_SAMPLER = {"env_runner": "rllib", "async_sampling": False}
+PLAIN_SAMPLER = {"env_runner": "rllib", "async_sampling": False, "keep_infos": False}
 
 
 class SamplerSection(ConfigModel):
@@ -26,6 +26,10 @@ class SamplerSection(ConfigModel):
     )
     async_sampling: bool = Field(
         False, description="batched sampler with remote env runners: sample the next batch during the update"
+    )
+    keep_infos: bool = Field(
+        False,
+        description="batched sampler: keep every step's info in the episodes (default: the last step's only)",
     )
 
 
@@ -44,8 +48,9 @@ def check_sampler(exp: Any) -> Any:
         raise ValueError(
             f"trainer.sampler.env_runner 'batched' is for the single-agent payroute environments, not {exp.env.id!r}"
         )
-    if sampler.async_sampling and sampler.env_runner != "batched":
-        raise ValueError("trainer.sampler.async_sampling true needs trainer.sampler.env_runner 'batched'")
+    for flag in ("async_sampling", "keep_infos"):
+        if getattr(sampler, flag) and sampler.env_runner != "batched":
+            raise ValueError(f"trainer.sampler.{flag} true needs trainer.sampler.env_runner 'batched'")
     if sampler.async_sampling and not exp.resources.num_env_runners:
         raise ValueError(
             "trainer.sampler.async_sampling true needs resources.num_env_runners >= 1 (a remote env runner samples "

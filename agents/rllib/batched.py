@@ -56,7 +56,7 @@ _MIN_ROWS = 1024
 class _Track:
     """One sub-environment's episode under way: growing arrays, one row per step."""
 
-    __slots__ = ("obs", "mask", "actions", "logp", "logits", "rewards", "n", "id_", "t0")
+    __slots__ = ("obs", "mask", "actions", "logp", "logits", "rewards", "n", "id_", "t0", "infos")
 
     def __init__(self, obs_dim: int, n_actions: int, rows: int, id_: str, t0: int = 0) -> None:
         self.obs = np.empty((rows + 1, obs_dim), np.float32)
@@ -68,6 +68,7 @@ class _Track:
         self.n = 0
         self.id_ = id_
         self.t0 = t0
+        self.infos: list[dict] | None = None  # every step's info, only with keep_infos
 
     def grow(self) -> None:
         """Twice the rows (observations and masks keep their one extra row)."""
@@ -106,7 +107,8 @@ class BatchedEnvRunner(SingleAgentEnvRunner):
         self._episodes_begun = 0
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
-        self._prefetched: tuple[list[dict[str, Any]], int] | BaseException | None = None
+        self._prefetched: tuple[list[dict[str, Any]], int, list[dict]] | BaseException | None = None
+        self._returns: dict[str, tuple[int, float]] = {}  # length and return of days handed over in fragments
         self._pending_state: dict[str, Any] | None = None
         self._stop = False
         if self.env is not None:
@@ -135,8 +137,10 @@ class BatchedEnvRunner(SingleAgentEnvRunner):
         seed = None
         if not self._initial_seeded and self._seed is not None:
             seed = self._seed + i  # what gymnasium's SyncVectorEnv gives sub-environment i
-        obs, _ = self._envs[i].reset(seed=seed)
+        obs, info = self._envs[i].reset(seed=seed)
         track = _Track(self._obs_dim, self._n_actions, _MIN_ROWS, self._new_id())
+        if self._keep_infos:
+            track.infos = [info]
         track.obs[0] = obs["observations"]
         track.mask[0] = obs["action_mask"]
         self._obs[i] = obs["observations"]
@@ -147,8 +151,13 @@ class BatchedEnvRunner(SingleAgentEnvRunner):
         self._episodes_begun += 1  # unique across runners, and not drawn from the action generator
         return f"{int(self.worker_index or 0):08x}{self._episodes_begun:024x}"
 
-    def _run(self, *, steps: int | None, episodes: int | None) -> tuple[list[dict[str, Any]], int]:
-        """Step the vector until ``steps`` steps (then cut fragments) or ``episodes`` whole episodes."""
+    def _run(
+        self, *, steps: int | None, episodes: int | None
+    ) -> tuple[list[dict[str, Any]], int, list[dict]]:
+        """Step the vector until ``steps`` steps (then cut fragments) or ``episodes`` whole episodes.
+
+        Returns the finished episodes (and fragments) as arrays, the number of steps and the running KPIs seen.
+        """
         n = len(self._envs)
         if any(t is None for t in self._tracks):
             for i in range(n):
@@ -157,6 +166,7 @@ class BatchedEnvRunner(SingleAgentEnvRunner):
             self._initial_seeded = True
         policy = self._policy()
         done: list[dict[str, Any]] = []
+        running: list[dict[str, float]] = []
         ts = 0
         keep = self._keep_infos
         rng = self._rng
@@ -195,8 +205,10 @@ class BatchedEnvRunner(SingleAgentEnvRunner):
                 self._obs[i] = o
                 self._mask[i] = m
                 ts += 1
-                if keep or "kpis_running" in info:
-                    self._note_running(info)
+                if keep:
+                    track.infos.append(info)
+                if "kpis_running" in info:
+                    running.append(dict(info["kpis_running"]))
                 if terminated or truncated:
                     done.append(self._finish(track, info, terminated, truncated, whole=True))
                     self._reset_env(i)
@@ -208,13 +220,10 @@ class BatchedEnvRunner(SingleAgentEnvRunner):
                     nxt = _Track(self._obs_dim, self._n_actions, _MIN_ROWS, track.id_, track.t0 + track.n)
                     nxt.obs[0] = track.obs[track.n]
                     nxt.mask[0] = track.mask[track.n]
+                    if keep:
+                        nxt.infos = [track.infos[-1]]
                     self._tracks[i] = nxt
-        return done, ts
-
-    def _note_running(self, info: dict[str, Any]) -> None:
-        kpis = info.get("kpis_running")
-        if kpis:
-            self._running.append(dict(kpis))
+        return done, ts, running
 
     @staticmethod
     def _finish(
@@ -231,6 +240,7 @@ class BatchedEnvRunner(SingleAgentEnvRunner):
             "logits": track.logits[:k].copy(),
             "rewards": track.rewards[:k].copy(),
             "info": info or {},
+            "infos": track.infos,
             "terminated": bool(terminated),
             "truncated": bool(truncated),
         }
@@ -250,7 +260,7 @@ class BatchedEnvRunner(SingleAgentEnvRunner):
             actions=InfiniteLookbackBuffer(data=raw["actions"], lookback=0),
             action_space=self.env.single_action_space,
             rewards=[float(r) for r in raw["rewards"]],
-            infos=[{}] * k + [raw["info"]],
+            infos=raw["infos"] if raw["infos"] is not None else [{}] * k + [raw["info"]],
             terminated=raw["terminated"],
             truncated=raw["truncated"],
             extra_model_outputs={
@@ -262,7 +272,9 @@ class BatchedEnvRunner(SingleAgentEnvRunner):
         )
         return episode
 
-    def _hand_over(self, raws: list[dict[str, Any]], ts: int) -> list[SingleAgentEpisode]:
+    def _hand_over(
+        self, raws: list[dict[str, Any]], ts: int, running: list[dict]
+    ) -> list[SingleAgentEpisode]:
         out = []
         completed = 0
         for raw in raws:
@@ -279,15 +291,11 @@ class BatchedEnvRunner(SingleAgentEnvRunner):
                 prior = self._returns.get(raw["id"], (0, 0.0))
                 self._returns[raw["id"]] = (prior[0] + len(episode), prior[1] + float(raw["rewards"].sum()))
             out.append(episode.to_numpy())
-        for kpis in self._running:
+        for kpis in running:
             for key, value in kpis.items():
                 self.metrics.log_value(("kpi_running", key), float(value), reduce="mean", window=20)
-        self._running.clear()
         self._increase_sampled_metrics(ts, completed)
         return out
-
-    _returns: dict[str, tuple[int, float]]
-    _running: list[dict[str, float]]
 
     def sample(
         self,
@@ -306,8 +314,6 @@ class BatchedEnvRunner(SingleAgentEnvRunner):
                 random_actions=random_actions,
                 force_reset=force_reset,
             )
-        if not hasattr(self, "_returns"):
-            self._returns, self._running = {}, []
         if num_timesteps is None and num_episodes is None:
             if self.config.batch_mode == "truncate_episodes":
                 num_timesteps = self.config.get_rollout_fragment_length(self.worker_index) * self.num_envs
@@ -315,21 +321,25 @@ class BatchedEnvRunner(SingleAgentEnvRunner):
                 num_episodes = self.num_envs
         request = (num_timesteps, num_episodes)
         if self._async:
-            if self._thread is not None:
-                self._thread.join()
-                self._thread = None
-                prefetched, self._prefetched = self._prefetched, None
-                if isinstance(prefetched, BaseException):
-                    raise prefetched
-                raws, ts = prefetched
-            else:
-                raws, ts = self._run(steps=num_timesteps, episodes=num_episodes)
+            self._join()
+            prefetched, self._prefetched = self._prefetched, None
+            if prefetched is None:  # the first call (or one after a restore without a batch in flight)
+                prefetched = self._run(steps=num_timesteps, episodes=num_episodes)
             self._apply_pending()
             self._thread = threading.Thread(target=self._prefetch, args=request, daemon=True)
             self._thread.start()
         else:
-            raws, ts = self._run(steps=num_timesteps, episodes=num_episodes)
-        return self._hand_over(raws, ts)
+            prefetched = self._run(steps=num_timesteps, episodes=num_episodes)
+        return self._hand_over(*prefetched)
+
+    def _join(self) -> None:
+        """Wait for the batch in flight (its arrays stay in ``_prefetched``); raise what it raised."""
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if isinstance(self._prefetched, BaseException):
+            exc, self._prefetched = self._prefetched, None
+            raise exc
 
     def _prefetch(self, steps: int | None, episodes: int | None) -> None:
         try:

@@ -255,7 +255,11 @@ class RLlibTrainer:
                     f"trainer.sampler.env_runner 'batched' is for single-agent environments; {exp.env.id} is "
                     "multi-agent"
                 )
-            self.env_config["batched_sampler"] = {"async_sampling": exp.trainer.sampler.async_sampling}
+            sampler = exp.trainer.sampler
+            self.env_config["batched_sampler"] = {
+                "async_sampling": sampler.async_sampling,
+                "keep_infos": sampler.keep_infos,
+            }
         self.probe = self._probe_env()
         self.config = self._algorithm_config()
         self.algo: Algorithm = self.config.build_algo()

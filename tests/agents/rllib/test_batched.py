@@ -3,7 +3,8 @@ the same seed.
 
 * its episodes are what RLlib's PPO learner needs, in one piece: one more observation than actions, each action
   allowed by the mask it was drawn under, its log-probability that of the module's masked logits, fragments that
-  continue where the last one stopped, whole days whose rewards are the decision credit;
+  continue where the last one stopped, whole days whose rewards are the decision credit; every step's info only
+  when asked for (``keep_infos``);
 * every sub-environment continues its own stream of days from one ``sample()`` call to the next;
 * training two iterations twice from the same seed gives the same weights: with fragments in the driver, and
   with complete days on a remote env runner sampling asynchronously (the learner one update behind);
@@ -37,7 +38,7 @@ def _log_softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def test_fragments_and_whole_days_are_what_the_learner_needs():
-    data = _batched(resources__num_envs_per_env_runner=2)
+    data = _batched(resources__num_envs_per_env_runner=2, trainer__sampler={"keep_infos": True})
     trainer = RLlibTrainer(experiment_from_dict(data))
     try:
         runner = trainer.algo.env_runner
@@ -62,6 +63,8 @@ def test_fragments_and_whole_days_are_what_the_learner_needs():
         expected = _log_softmax(logits)[np.arange(len(actions)), actions]
         np.testing.assert_allclose(logp, expected, atol=1e-5)
         assert np.all(logits[mask == 0] < -1e30)  # masked as the module masks
+        infos = episode.get_infos()  # asked for: every step's info (by default only the last step's)
+        assert len(infos) == len(actions) + 1 and all("transaction" in i for i in infos[1:])
 
 
 def test_whole_days_carry_the_decision_credit_and_each_call_draws_new_days():
