@@ -80,6 +80,15 @@ class _Track:
             setattr(self, name, new)
 
 
+def _writable(track: _Track | None) -> _Track | None:
+    if track is not None:
+        for name in ("obs", "mask", "actions", "logp", "logits", "rewards"):
+            setattr(track, name, np.array(getattr(track, name), copy=True))
+        if track.infos is not None:
+            track.infos = list(track.infos)
+    return track
+
+
 def _training_env(env: Any) -> TrainingEnv:
     inner = env
     while inner is not None and not isinstance(inner, TrainingEnv):
@@ -340,6 +349,37 @@ class BatchedEnvRunner(SingleAgentEnvRunner):
         if isinstance(self._prefetched, BaseException):
             exc, self._prefetched = self._prefetched, None
             raise exc
+
+    # ------------------------------------------------------------------ exact resume (agents/rllib/resume.py)
+    def batched_state(self) -> dict[str, Any]:
+        """What decides this runner's next samples beyond RLlib's state and the environments' episode records:
+        the days under way as arrays, the action generator, the seed and id cursors, and the batch sampled in
+        the background (waited for first, so the environments' records are taken between two batches)."""
+        self._join()
+        return {
+            "tracks": self._tracks,
+            "obs": self._obs.copy(),
+            "mask": self._mask.copy(),
+            "rng": self._rng.bit_generator.state,
+            "initial_seeded": self._initial_seeded,
+            "episodes_begun": self._episodes_begun,
+            "returns": dict(self._returns),
+            "prefetched": self._prefetched,
+        }
+
+    def set_batched_state(self, state: dict[str, Any]) -> None:
+        """Put :meth:`batched_state` back (after the environments replayed their days; the weights are the
+        learner's, so weights waiting for a hand-over when the checkpoint was taken are not needed)."""
+        self._join()
+        self._tracks = [_writable(t) for t in state["tracks"]]  # Ray hands arrays over read-only
+        self._obs[:] = state["obs"]
+        self._mask[:] = state["mask"]
+        self._rng.bit_generator.state = state["rng"]
+        self._initial_seeded = bool(state["initial_seeded"])
+        self._episodes_begun = int(state["episodes_begun"])
+        self._returns = dict(state["returns"])
+        self._prefetched = state["prefetched"]
+        self._pending_state = None
 
     def _prefetch(self, steps: int | None, episodes: int | None) -> None:
         try:

@@ -7,7 +7,8 @@ the same seed.
   when asked for (``keep_infos``);
 * every sub-environment continues its own stream of days from one ``sample()`` call to the next;
 * training two iterations twice from the same seed gives the same weights: with fragments in the driver, and
-  with complete days on a remote env runner sampling asynchronously (the learner one update behind);
+  with complete days on a remote env runner sampling asynchronously (the learner one update behind); a run
+  restored from a checkpoint trains the weights the uninterrupted run trains;
 * the experiment schema refuses what the sampler cannot do, naming the field, and a config without the new
   fields hashes as before.
 """
@@ -103,7 +104,7 @@ def _weights_after_two_iterations(data: dict) -> list[torch.Tensor]:
     return after
 
 
-@pytest.mark.parametrize(
+SETTINGS = pytest.mark.parametrize(
     "changes",
     [
         {},  # fragments, sampled in the driver
@@ -119,11 +120,44 @@ def _weights_after_two_iterations(data: dict) -> list[torch.Tensor]:
     ],
     ids=["fragments-local", "days-remote-async"],
 )
+
+
+@SETTINGS
 def test_the_same_seed_trains_the_same_policy(changes):
     data = _batched(**changes)
     first = _weights_after_two_iterations(data)
     second = _weights_after_two_iterations(data)
     assert all(torch.equal(a, b) for a, b in zip(first, second, strict=True))
+
+
+def _weights(trainer: RLlibTrainer) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in trainer._module("router").parameters()]
+
+
+@SETTINGS
+def test_a_restored_run_continues_as_the_uninterrupted_one(changes, tmp_path):
+    """Saved after iteration 2 (with the async runner, while it samples iteration 3's batch), restored in a new
+    trainer: iterations 3 and 4 train the weights the uninterrupted run trains."""
+    exp = experiment_from_dict(_batched(**changes))
+    trainer = RLlibTrainer(exp)
+    try:
+        trainer.train_iteration()
+        trainer.train_iteration()
+        trainer.save(tmp_path / "ck")
+        trainer.train_iteration()
+        steps = trainer.train_iteration().env_steps
+        whole = _weights(trainer)
+    finally:
+        trainer.close()
+    resumed = RLlibTrainer(exp)
+    try:
+        resumed.restore(tmp_path / "ck")
+        resumed.train_iteration()
+        again = resumed.train_iteration()
+        assert all(torch.equal(a, b) for a, b in zip(whole, _weights(resumed), strict=True))
+    finally:
+        resumed.close()
+    assert again.env_steps > 0 and steps > 0
 
 
 def test_the_schema_refuses_what_the_batched_sampler_cannot_do():
