@@ -84,15 +84,17 @@ def _child(variant: str, iterations: int, overrides: dict[str, Any]) -> dict[str
     try:
         steps = 0
         for _ in range(iterations):
-            cpu, wall = _tree_cpu(), time.perf_counter()
+            cpu, wall, own = _tree_cpu(), time.perf_counter(), time.process_time()
             report = trainer.train_iteration()
-            wall, cpu = time.perf_counter() - wall, _tree_cpu() - cpu
+            wall, cpu, own = time.perf_counter() - wall, _tree_cpu() - cpu, time.process_time() - own
             rows.append(
                 {
                     "iteration": report.iteration,
                     "env_steps": report.env_steps - steps,
                     "wall_s": round(wall, 3),
                     "cpu_s": round(cpu, 3),
+                    # the driver: the learner update, receiving the episodes, RLlib's bookkeeping
+                    "driver_cpu_s": round(own, 3),
                     "loadavg_1m": round(os.getloadavg()[0], 2),
                     "episode_return": report.scalars.get("agent/router/episode_return"),
                 }
@@ -114,6 +116,51 @@ def _child(variant: str, iterations: int, overrides: dict[str, Any]) -> dict[str
         "steps_per_wall_s": round(n / wall) if wall else None,
         "steps_per_cpu_s": round(n / cpu) if cpu else None,
     }
+
+
+def sampling_cost(volume_scale: float, envs: int) -> dict[str, Any]:
+    """CPU microseconds a step, in this process: the training environment alone (random allowed routes), RLlib's
+    runner and the batched sampler (``sample()`` only, no learner), on the same days, taken in turns."""
+    warnings.filterwarnings("ignore")
+    logging.disable(logging.WARNING)
+    import numpy as np
+
+    from payroute.agents.rllib.trainer import RLlibTrainer
+    from payroute.experiments.schema import load_experiment
+
+    out: dict[str, Any] = {"volume_scale": volume_scale, "envs": envs}
+    for runner in ("rllib", "batched"):
+        exp = load_experiment(
+            "quickstart",
+            {
+                "resources.num_env_runners": 0,
+                "resources.num_envs_per_env_runner": envs,
+                "scenario_overrides.volume_scale": volume_scale,
+                "trainer.sampler.env_runner": runner,
+            },
+        )
+        trainer = RLlibTrainer(exp)
+        try:
+            sampler = trainer.algo.env_runner
+            sampler.sample()  # warm-up
+            cpu = time.process_time()
+            steps = sum(len(e) for e in sampler.sample())
+            out[f"{runner}_us_per_step"] = round((time.process_time() - cpu) / steps * 1e6, 1)
+            if runner == "batched":  # the environments alone: the same wrappers, random allowed routes
+                rng = np.random.default_rng(0)
+                bare = sampler._envs
+                cpu, n = time.process_time(), 0
+                for env in bare:
+                    obs, _ = env.reset(seed=None)
+                    done = False
+                    while not done:
+                        allowed = np.flatnonzero(obs["action_mask"])
+                        obs, _, term, trunc, _ = env.step(int(allowed[rng.integers(len(allowed))]))
+                        done, n = term or trunc, n + 1
+                out["env_us_per_step"] = round((time.process_time() - cpu) / n * 1e6, 1)
+        finally:
+            trainer.close()
+    return out
 
 
 def world_rate(volume_scale: float, seed: int = 0, repeats: int = 3) -> dict[str, Any]:
@@ -152,10 +199,24 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--envs", type=int, default=None, help="resources.num_envs_per_env_runner")
     ap.add_argument("--volume-scale", type=float, default=None, help="scenario_overrides.volume_scale")
     ap.add_argument("--batch-size", type=int, default=None, help="trainer.hyperparameters.batch_size")
+    ap.add_argument(
+        "--sampling-only",
+        action="store_true",
+        help="instead: CPU per step of the environment alone, RLlib's runner and the batched sampler, in this process",
+    )
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--overrides", default="{}", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
+    if args.sampling_only:
+        cost = sampling_cost(args.volume_scale or 0.03, args.envs or 8)
+        print(
+            f"CPU a step (volume_scale {cost['volume_scale']:g}, {cost['envs']} environments, sample() only): "
+            f"environment alone {cost['env_us_per_step']} us, batched sampler {cost['batched_us_per_step']} us, "
+            f"RLlib's runner {cost['rllib_us_per_step']} us"
+        )
+        print(json.dumps({"benchmark": "train_throughput_sampling", **cost}))
+        return
     if args.child:
         print(json.dumps(_child(args.child, args.iterations, json.loads(args.overrides))))
         return
