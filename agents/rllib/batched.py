@@ -315,13 +315,11 @@ class BatchedEnvRunner(SingleAgentEnvRunner):
         random_actions: bool = False,
         force_reset: bool = False,
     ) -> list[SingleAgentEpisode]:
-        if explore is False or random_actions:  # evaluation-style calls: RLlib's own loop
-            return super().sample(
-                num_timesteps=num_timesteps,
-                num_episodes=num_episodes,
-                explore=explore,
-                random_actions=random_actions,
-                force_reset=force_reset,
+        if explore is False or random_actions or force_reset:
+            # RLlib's own loop would step the same environments behind this sampler's back
+            raise ValueError(
+                "the batched sampler samples the policy's exploring actions only (no explore=False, "
+                "random_actions or force_reset): use trainer.sampler.env_runner 'rllib' for those"
             )
         if num_timesteps is None and num_episodes is None:
             if self.config.batch_mode == "truncate_episodes":

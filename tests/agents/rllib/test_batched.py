@@ -45,6 +45,8 @@ def test_fragments_and_whole_days_are_what_the_learner_needs():
         runner = trainer.algo.env_runner
         first = runner.sample(num_timesteps=300)
         second = runner.sample(num_timesteps=300)
+        with pytest.raises(ValueError, match="exploring actions only"):  # not RLlib's loop on the same envs
+            runner.sample(num_timesteps=10, explore=False)
     finally:
         trainer.close()
     assert sum(len(e) for e in first) >= 300 and len(first) == 2
