@@ -219,13 +219,13 @@ class BatchedEnvRunner(SingleAgentEnvRunner):
                 if "kpis_running" in info:
                     running.append(dict(info["kpis_running"]))
                 if terminated or truncated:
-                    done.append(self._finish(track, info, terminated, truncated, whole=True))
+                    done.append(self._finish(track, info, terminated, truncated))
                     self._reset_env(i)
         if steps is not None:  # fragments: cut every episode under way and continue it
             for i in range(n):
                 track = self._tracks[i]
                 if track.n:
-                    done.append(self._finish(track, None, False, False, whole=False))
+                    done.append(self._finish(track, None, False, False))
                     nxt = _Track(self._obs_dim, self._n_actions, _MIN_ROWS, track.id_, track.t0 + track.n)
                     nxt.obs[0] = track.obs[track.n]
                     nxt.mask[0] = track.mask[track.n]
@@ -235,9 +235,7 @@ class BatchedEnvRunner(SingleAgentEnvRunner):
         return done, ts, running
 
     @staticmethod
-    def _finish(
-        track: _Track, info: dict | None, terminated: bool, truncated: bool, whole: bool
-    ) -> dict[str, Any]:
+    def _finish(track: _Track, info: dict | None, terminated: bool, truncated: bool) -> dict[str, Any]:
         k = track.n
         return {
             "id": track.id_,
