@@ -15,8 +15,8 @@ the Ray cluster path) and replaces ``sample()`` with a plain loop:
   over the masked logits, from the runner's own seeded generator) with its log-probability;
 * each finished episode is handed over in one piece: a :class:`SingleAgentEpisode` built from whole arrays,
   with the module's action-distribution inputs and log-probabilities, as RLlib's PPO/APPO learners expect;
-* per-step infos are not kept (only the episode's last, which carries the KPIs and the decision credit); the
-  running KPIs of ``kpi_every_steps`` are logged as the steps arrive.
+* per-step infos are kept only when asked for (``trainer.sampler.keep_infos``; otherwise only the episode's
+  last, which carries the KPIs and the decision credit); the running KPIs of ``kpi_every_steps`` are logged.
 
 Complete episodes (the decision credits) and fixed-length fragments (``credit: resolved``) are both supported.
 Unlike RLlib's runner in ``complete_episodes`` mode, which re-seeds every sub-environment with the same seed at
@@ -29,6 +29,10 @@ the other core; weights that arrive meanwhile are applied when that batch is han
 starts. The learner thus always trains on a batch sampled by the policy one update older (PPO's importance
 ratio is taken against the sampling policy's recorded log-probabilities, as APPO's is). Which weights sample
 which batch does not depend on timing, so a fixed seed still gives the same trained policy.
+
+Exact resume: :meth:`BatchedEnvRunner.batched_state` and :meth:`~BatchedEnvRunner.set_batched_state` (called by
+:mod:`payroute.agents.rllib.resume`) keep the days under way, the action generator, the seed cursors and a batch
+sampled in the background; the environments' own episode records rebuild the worlds.
 
 Single-agent environments with a ``Discrete`` action space and the masked actor-critic (PPO, APPO) only; the
 experiment schema refuses anything else.
