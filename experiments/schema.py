@@ -33,6 +33,7 @@ from pydantic import (
 from payroute.config_io import read_yaml_mapping
 from payroute.config_model import ConfigModel, FiniteAny
 from payroute.errors import ConfigError, PayrouteError, format_validation_error
+from payroute.experiments.sampling import SamplerSection, check_sampler, drop_default_sampler
 from payroute.vocabulary import HELD_OUT_SEED_START, KPI_NAMES, ROLE_KIND
 
 EXPERIMENT_DIR = Path(__file__).parent
@@ -249,6 +250,7 @@ class TrainerSection(_Strict):
         default_factory=dict,
         description="passed verbatim to the library (RLlib: .training() keywords; SB3: the model constructor)",
     )
+    sampler: SamplerSection = Field(default_factory=SamplerSection)
 
     @model_validator(mode="before")
     @classmethod
@@ -409,6 +411,7 @@ class Experiment(_Strict):
     evaluation: EvaluationSection = Field(default_factory=EvaluationSection)
     resources: ResourcesSection = Field(default_factory=ResourcesSection)
     sweep: SweepSection | None = None
+    _sampler_fits = model_validator(mode="after")(check_sampler)  # docs/experiments.md, Samplers
 
     @field_validator("scenario")
     @classmethod
@@ -476,6 +479,7 @@ class Experiment(_Strict):
             del data["train_scenarios"]
         if data["env"]["baseline"] == "none":
             del data["env"]["baseline"]
+        drop_default_sampler(data)
         return data
 
     def config_hash(self) -> str:
@@ -488,6 +492,7 @@ class Experiment(_Strict):
     def with_changes(self, changes: dict[str, Any]) -> Experiment:
         """A copy with dotted-path changes (``{"trainer.hyperparameters.lr": 1e-3}``), validated again."""
         data = self.resolved()
+        data["trainer"].setdefault("sampler", {})  # left out of resolved() when it is the default
         for dotted, value in changes.items():
             node = data
             *parents, leaf = dotted.split(".")

@@ -62,6 +62,8 @@ def runner_state(runner: Any) -> dict[str, Any] | None:
     """
     if getattr(runner, "env", None) is None:
         return None
+    # the batched sampler first: it waits for a batch sampling in the background, which steps the environments
+    batched = runner.batched_state() if callable(getattr(runner, "batched_state", None)) else None
     subs = _sub_envs(runner)
     records = []
     for sub in subs:
@@ -86,6 +88,7 @@ def runner_state(runner: Any) -> dict[str, Any] | None:
         "metrics": runner.metrics.get_state(),
         "weights_seq_no": runner._weights_seq_no,
         "env_steps_lifetime": runner.num_env_steps_sampled_lifetime,
+        "batched": batched,
     }
 
 
@@ -120,6 +123,8 @@ def set_runner_state(runner: Any, state: dict[str, Any] | None, weights: Any = N
     runner.metrics.set_state(state["metrics"])
     runner._weights_seq_no = state["weights_seq_no"]
     runner.num_env_steps_sampled_lifetime = state["env_steps_lifetime"]
+    if state.get("batched") is not None:
+        runner.set_batched_state(state["batched"])
     set_process_rng_state(state["rng"])
 
 

@@ -38,6 +38,7 @@ from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 from ray.rllib.env.multi_agent_env import MultiAgentEnv
 
 from payroute.agents.networks import PolicyNet, linear_stack, policy_from_linears
+from payroute.agents.rllib.batched import BatchedEnvRunner
 from payroute.agents.rllib.env import RLlibPaymentEcosystem
 from payroute.agents.rllib.module import MaskedActorCritic, MaskedActorCriticWithTarget
 from payroute.agents.rllib.resume import restore_extras, save_extras
@@ -247,6 +248,18 @@ class RLlibTrainer:
             dict_observation=exp.trainer.algorithm in ("PPO", "APPO"),
             penalize_invalid=exp.trainer.algorithm == "DQN",
         )
+        self.batched = exp.trainer.sampler.env_runner == "batched"
+        if self.batched:
+            if self.multi_agent:
+                raise ValueError(
+                    f"trainer.sampler.env_runner 'batched' is for single-agent environments; {exp.env.id} is "
+                    "multi-agent"
+                )
+            sampler = exp.trainer.sampler
+            self.env_config["batched_sampler"] = {
+                "async_sampling": sampler.async_sampling,
+                "keep_infos": sampler.keep_infos,
+            }
         self.probe = self._probe_env()
         self.config = self._algorithm_config()
         self.algo: Algorithm = self.config.build_algo()
@@ -324,6 +337,7 @@ class RLlibTrainer:
                 # which it would silently train on nothing: wait for the episodes instead
                 **({} if exp.env.credit == "resolved" else {"sample_timeout_s": None}),
             )
+            .env_runners(**({"env_runner_cls": BatchedEnvRunner} if self.batched else {}))
             .callbacks(KPICallbacks)
             .debugging(seed=exp.seed, log_level="ERROR")
         )
