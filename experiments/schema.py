@@ -34,6 +34,7 @@ from payroute.config_io import read_yaml_mapping
 from payroute.config_model import ConfigModel, FiniteAny
 from payroute.errors import ConfigError, PayrouteError, format_validation_error
 from payroute.experiments.sampling import SamplerSection, check_sampler, drop_default_sampler
+from payroute.experiments.sweep_space import SweepSection
 from payroute.vocabulary import HELD_OUT_SEED_START, KPI_NAMES, ROLE_KIND
 
 EXPERIMENT_DIR = Path(__file__).parent
@@ -41,7 +42,6 @@ EXPERIMENT_DIR = Path(__file__).parent
 ALGORITHMS = {"rllib": ("PPO", "APPO", "DQN"), "sb3": ("PPO", "MaskablePPO", "DQN", "A2C")}
 HP_FAMILY = {"PPO": "PPO", "MaskablePPO": "PPO", "APPO": "APPO", "A2C": "A2C", "DQN": "DQN"}
 
-PosFloat = Annotated[float, Field(gt=0.0)]
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 Days = Annotated[float, Field(gt=0.0, le=366.0)]
 Steps = Annotated[int, Field(gt=0, le=10**9)]
@@ -330,47 +330,6 @@ class ResourcesSection(_Strict):
     num_envs_per_env_runner: Annotated[int, Field(gt=0, le=4096)] = 4
     num_cpus: Workers | None = Field(None, description="CPUs for a local Ray instance (default: all)")
     ray_address: str | None = None
-
-
-class Distribution(_Strict):
-    """One dimension of a sweep: exactly one of the keys."""
-
-    choice: list[FiniteAny] | None = Field(None, min_length=1)
-    uniform: tuple[float, float] | None = Field(None, description="[low, high], low < high")
-    loguniform: tuple[PosFloat, PosFloat] | None = Field(None, description="[low, high], 0 < low < high")
-    randint: tuple[int, int] | None = Field(None, description="[low, high] inclusive, low <= high")
-
-    @model_validator(mode="after")
-    def _one(self) -> Distribution:
-        given = [k for k in ("choice", "uniform", "loguniform", "randint") if getattr(self, k) is not None]
-        if len(given) != 1:
-            raise ValueError(
-                f"give exactly one of choice, uniform, loguniform, randint (got {given or 'none'})"
-            )
-        for key in ("uniform", "loguniform", "randint"):
-            bounds = getattr(self, key)
-            if bounds is not None and (
-                bounds[0] > bounds[1] or (key != "randint" and bounds[0] == bounds[1])
-            ):
-                need = "must not exceed" if key == "randint" else "must be below"
-                raise ValueError(f"{key} = {list(bounds)}: the low bound {need} the high one")
-        return self
-
-    def candidates(self) -> list[Any]:
-        """The values a trial can take that bound the rest: every choice, or both ends of a range."""
-        if self.choice is not None:
-            return list(self.choice)
-        return list(self.uniform or self.loguniform or self.randint)  # type: ignore[arg-type]
-
-
-class SweepSection(_Strict):
-    """A Ray Tune search: ``space`` maps dotted config paths to distributions."""
-
-    space: dict[str, Distribution] = Field(min_length=1)
-    num_samples: Annotated[int, Field(gt=0, le=100_000)] = 4
-    max_concurrent: Workers = 1
-    metric: Literal[KPI_NAMES + ("episode_return_mean",)] = "margin_per_tx_usd"  # type: ignore[valid-type]
-    mode: Literal["max", "min"] = "max"
 
 
 # ---------------------------------------------------------------------------- the experiment
