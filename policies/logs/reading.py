@@ -34,6 +34,8 @@ import pyarrow.parquet as pq
 from payroute.envs.world.eventlog import LOG_COLUMNS, LOG_SCHEMA_VERSION
 from payroute.errors import PayrouteError
 from payroute.files import atomic_write_text
+from payroute.policies.logs.checks import bad_rows as _bad_rows
+from payroute.policies.logs.checks import no_nulls as _no_nulls
 from payroute.policies.logs.csv_log import is_csv_log, read_csv_log
 
 RECORD_KINDS = ("transaction", "post_settlement", "account", "decision")
@@ -391,27 +393,6 @@ def _check_observation_schema(schema: pa.Schema, obs_columns: list[str], label: 
             raise PayrouteError(
                 f"{label}: column {c} has type {schema.field(c).type}; expected float32 or float64"
             )
-
-
-def _no_nulls(rows: pa.Table, columns: list[str] | tuple[str, ...], label: str, where: str) -> None:
-    for col in columns:
-        arr = rows.column(col)
-        nulls = arr.null_count
-        if nulls == 0 and pa.types.is_floating(arr.type):
-            nulls = pc.sum(pc.is_nan(arr)).as_py() or 0
-        if nulls:
-            raise PayrouteError(f"{label}: column {col}: {nulls} null or NaN value(s) on {where}")
-
-
-def _bad_rows(
-    label: str, column: str, bad: np.ndarray, tx_id: np.ndarray, values: np.ndarray, problem: str
-) -> None:
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise PayrouteError(
-            f"{label}: column {column}: {int(bad.sum())} row(s) where the value {problem} "
-            f"(first: tx_id {int(tx_id[i])}, value {values[i].item()!r})"
-        )
 
 
 def _check_context(routed: pa.Table, tx_id: np.ndarray, label: str) -> None:

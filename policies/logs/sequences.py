@@ -30,6 +30,7 @@ import pyarrow.parquet as pq
 from payroute.envs.world.codes import DO_NOT_RETRY_ADVICE
 from payroute.envs.world.decisions import RETRY_KINDS
 from payroute.errors import PayrouteError
+from payroute.policies.logs.checks import bad_rows, no_nulls
 from payroute.policies.logs.csv_log import is_csv_log, read_csv_log
 from payroute.policies.logs.reading import MIN_PROPENSITY, OBS_PREFIX, LoggedDecisions, read_logged_decisions
 
@@ -204,27 +205,10 @@ def _ints(rows: pa.Table, column: str) -> np.ndarray:
     return rows.column(column).to_numpy(zero_copy_only=False).astype(np.int64)
 
 
-def _no_nulls(rows: pa.Table, columns: tuple[str, ...], label: str, where: str) -> None:
-    for col in columns:
-        if col not in rows.column_names:
-            raise PayrouteError(f"{label}: missing column {col}, which {where} fill; see docs/log_schema.md")
-        arr = rows.column(col)
-        nulls = arr.null_count + (
-            int(pc.sum(pc.is_nan(arr)).as_py() or 0) if pa.types.is_floating(arr.type) else 0
-        )
-        if nulls:
-            raise PayrouteError(f"{label}: column {col}: {nulls} null or NaN value(s) on {where}")
-
-
 def _bad(
     label: str, column: str, bad: np.ndarray, tx_id: np.ndarray, values: np.ndarray, problem: str
 ) -> None:
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise PayrouteError(
-            f"{label}: column {column}: {int(bad.sum())} retry row(s) where the value {problem} "
-            f"(first: tx_id {int(tx_id[i])}, value {values[i].item() if hasattr(values[i], 'item') else values[i]!r})"
-        )
+    bad_rows(label, column, bad, tx_id, values, problem, kind="retry row(s)")
 
 
 def _with_first_decisions(rest: pa.Table, attempts: pa.Table, label: str) -> pa.Table:
@@ -238,7 +222,7 @@ def _with_first_decisions(rest: pa.Table, attempts: pa.Table, label: str) -> pa.
             out = out.set_column(at, "route_cost_cents", cost.cast(out.schema.field(at).type))
     if attempts.num_rows == 0:
         return out
-    _no_nulls(attempts, ("tx_id", "attempt", *FIRST_COLUMNS[1:]), label, "attempt rows")
+    no_nulls(attempts, ("tx_id", "attempt", *FIRST_COLUMNS[1:]), label, "attempt rows")
     ones = attempts.filter(pc.equal(attempts.column("attempt"), 1))
     ids = _ints(ones, "tx_id")
     uniq, counts = np.unique(ids, return_counts=True)
@@ -269,7 +253,7 @@ def _with_first_decisions(rest: pa.Table, attempts: pa.Table, label: str) -> pa.
 def _retry_decisions(
     first: LoggedDecisions, retries: pa.Table, attempts: pa.Table, label: str
 ) -> LoggedSequences:
-    _no_nulls(retries, RETRY_COLUMNS, label, "retry rows")
+    no_nulls(retries, RETRY_COLUMNS, label, "retry rows")
     tx_id = _ints(retries, "tx_id")
     row_of = {int(t): i for i, t in enumerate(first.tx_id)}
     known = np.array([int(t) in row_of for t in tx_id], dtype=bool)
