@@ -31,14 +31,15 @@ def free_port() -> int:
 
 
 def _stop(proc: subprocess.Popen) -> None:
-    """Stop the head we started, and only it: its own process group (gcs, raylet, workers)."""
+    """Stop the head we started, and only it: its own process group (gcs, raylet, workers). A blocked
+    ``ray start`` can sit out SIGTERM for longer than the tests should wait: SIGKILL follows after 5 s."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
         try:
             os.killpg(proc.pid, sig)
         except ProcessLookupError:
             break
         try:
-            proc.wait(timeout=20)
+            proc.wait(timeout=5 if sig == signal.SIGTERM else 20)
             break
         except subprocess.TimeoutExpired:
             continue
