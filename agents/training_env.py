@@ -268,10 +268,8 @@ class TrainingEnv(gym.Wrapper):
         obs, reward, terminated, truncated, info = self.env.step(action)
         self._steps += 1
         if self.reward_clip is not None:
-            clip = (
-                self.reward_clip
-            )  # plain Python on one number: numpy's call costs more than the step's credit
-            reward = float(min(max(reward, -clip), clip))
+            # plain Python on one number: numpy's call costs more than the step's credit
+            reward = float(min(max(reward, -self.reward_clip), self.reward_clip))
         if self.kpi_every and self._steps % self.kpi_every == 0 and not terminated:
             world = getattr(self.env.unwrapped, "world", None)
             if world is not None:

@@ -26,6 +26,7 @@ That money never enters the PSP's ledger; the PSP's side of the same events is i
 
 from __future__ import annotations
 
+import functools
 import math
 from statistics import NormalDist
 from typing import TYPE_CHECKING, Protocol
@@ -248,9 +249,12 @@ class FraudsterBook:
         return out
 
 
-_LAST_LR: list[tuple[float, float, float]] = [(math.nan, math.nan, 0.0)]
-"""(score, separability, likelihood ratio) of the last payment a :class:`FraudPosterior` valued: the observation's
-posterior and a trainer's credit value the same payment one after the other (a pure function's last answer)."""
+@functools.lru_cache(maxsize=1)
+def _likelihood_ratio(score: float, d: float) -> float:
+    """The risk score's likelihood ratio under separability ``d``. The last answer is kept: the observation's
+    posterior and a trainer's credit value the same payment one after the other."""
+    z = _NORMAL.inv_cdf(min(max(score, 1e-12), 1.0 - 1e-12))
+    return math.exp(min(d * z - d * d / 2.0, 700.0))
 
 
 class FraudPosterior:
@@ -287,14 +291,7 @@ class FraudPosterior:
         n, n_fraud, recovered = cell
         prior = (n_fraud + 0.01) / (n + 1.0)
         d = sc.risk.separability
-        score = tx.risk_score
-        last_score, last_d, lr = _LAST_LR[0]  # one tuple, replaced whole: a consistent triple in any thread
-        if (
-            last_score != score or last_d != d
-        ):  # else the same payment valued again (the observation, the credit)
-            z = _NORMAL.inv_cdf(min(max(score, 1e-12), 1.0 - 1e-12))
-            lr = math.exp(min(d * z - d * d / 2.0, 700.0))
-            _LAST_LR[0] = (score, d, lr)
+        lr = _likelihood_ratio(tx.risk_score, d)
         p_fraud = lr * prior / (lr * prior + 1.0 - prior)
         recovery = recovered / n_fraud if n_fraud else 0.5
         if not join:
