@@ -1,6 +1,6 @@
 """Routing baselines that learn from outcomes, and the oracle.
 
-What open-source payment orchestrators ship (see CALIBRATION.md "Card authorization and routing"), and the
+What open-source payment orchestrators ship (see docs/calibration.md "Card authorization and routing"), and the
 classic bandits, each usable two ways:
 
 * bound into the world: ``decide(world, (tx, eligible)) -> (route_index, propensity)``; outcomes arrive

@@ -82,7 +82,9 @@ class RTGSConfig(Model):
     delay_cost_rate_per_period: CostRate = 0.02
     borrow_cost_rate: CostRate = 0.5
     demand: RandomDemand | FixedDemand | CsvDemand = Field(default_factory=RandomDemand, discriminator="kind")
-    source: str = "assumed: stylised costs with r_c < r_b (CALIBRATION.md, Liquidity: Castro et al. 2021)"
+    source: str = (
+        "assumed: stylised costs with r_c < r_b (docs/calibration.md, Liquidity: Castro et al. 2021)"
+    )
 
     @model_validator(mode="after")
     def _check(self) -> RTGSConfig:

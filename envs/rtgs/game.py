@@ -10,7 +10,7 @@ are liquidity it can reuse from the next period on. Every unit still owed at the
 the last) costs ``delay_cost_rate_per_period``; what is still unpaid at the end of the day is paid with an
 overnight loan at ``borrow_cost_rate``. This is the game of Castro et al. (Bank of Canada Staff Working Paper
 2021-7), in which banks trade the cost of liquidity against the cost of delay, and each bank's liquidity is
-worth more when the others pay early (CALIBRATION.md, "Liquidity").
+worth more when the others pay early (docs/calibration.md, "Liquidity").
 
 Demands come from :attr:`RTGSConfig.demand`: ``random`` (drawn per episode from the environment's seeded
 generator), ``fixed`` (the same every day), or ``csv`` (a file of period demands per bank; each episode

@@ -153,4 +153,4 @@ class CustomerResponse(Model):
     switch_nest_lambda: Annotated[float, Field(gt=0.0, le=1.0)] = 0.2
     churn_per_day_per_bps: b.Probability = 0.0
     winback_per_day: b.Probability = 0.1
-    source: str = "assumed: no public elasticity figure (CALIBRATION.md, Pricing)"
+    source: str = "assumed: no public elasticity figure (docs/calibration.md, Pricing)"

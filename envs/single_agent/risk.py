@@ -27,7 +27,7 @@ class RiskEnv(SingleAgentEnv):
     fraud (``risk.separability`` in the scenario is its d'). Fraudsters run card testing, account takeover,
     authorised push-payment scams and mule cash-outs. Allowed fraud that gets through becomes a loss when it
     is discovered, days later (a chargeback, an unrecovered return, an APP reimbursement). A challenge stops
-    most fraud but some good customers abandon (about 25% of 3DS2 challenges, CALIBRATION.md) and it costs a
+    most fraud but some good customers abandon (about 25% of 3DS2 challenges, docs/calibration.md) and it costs a
     few cents. Blocking a good customer loses the sale. Routing and the other decisions are bound to baselines.
 
     ## Action space

@@ -20,7 +20,7 @@ def test_the_oracle_bounds_every_baseline_and_beats_cheapest_by_a_modest_approva
     # knowing which payment is fraud (no router can) is worth more still
     assert margin["clairvoyant"] > margin["oracle"]
     uplift = table.loc["oracle", "approval_rate"] - table.loc["cheapest", "approval_rate"]
-    assert 0.005 < uplift < 0.08  # points, not tens of points (CALIBRATION.md)
+    assert 0.005 < uplift < 0.08  # points, not tens of points (docs/calibration.md)
 
 
 def test_success_rate_routing_recovers_from_an_outage_that_static_priority_does_not():
