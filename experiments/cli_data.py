@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from payroute.errors import PayrouteError
 from payroute.experiments.cli_app import app, user_errors
 from payroute.experiments.console import console, progress_bar
 from payroute.files import atomic_write_text, check_output_file
@@ -19,9 +20,12 @@ from payroute.files import atomic_write_text, check_output_file
 @user_errors
 def calibrate(
     log: Annotated[
-        Path, typer.Argument(help="The log: payroute's own event log (Parquet), or a flat CSV/Parquet.")
-    ],
-    out: Annotated[Path, typer.Option(help="Write the calibrated scenario YAML here.")],
+        Path | None,
+        typer.Argument(help="The log: payroute's own event log (Parquet), or a flat CSV/Parquet."),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Write the calibrated scenario YAML here (needed with LOG).")
+    ] = None,
     mapping: Annotated[
         Path | None,
         typer.Option(help="Mapping YAML of a flat one-row-per-attempt log (docs/calibration_inputs.md)."),
@@ -50,8 +54,32 @@ def calibrate(
         typer.Option(min=0.01, help="Days the report simulates (default: the log's, at most 7)."),
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")] = False,
+    check: Annotated[
+        str | None,
+        typer.Option(
+            help="Instead of fitting a log: simulate fresh days of this scenario (a name or a YAML path) under "
+            "success_rate and set its card fraud, approval, processor gap, merchant cost and per-item fees "
+            "against the published ranges (docs/calibration.md)."
+        ),
+    ] = None,
+    days: Annotated[int, typer.Option(min=1, help="--check: fresh one-day worlds to simulate.")] = 8,
+    volume_scale: Annotated[
+        float | None, typer.Option(help="--check: override the scenario's volume_scale.")
+    ] = None,
+    strict: Annotated[
+        bool, typer.Option(help="--check: exit 1 if any KPI is outside its published range.")
+    ] = False,
 ) -> None:
-    """Fit a scenario to LOG: volume and arrival profile, mixes, amounts, approval, latency, fees, fraud."""
+    """Fit a scenario to LOG: volume and arrival profile, mixes, amounts, approval, latency, fees, fraud.
+
+    With --check SCENARIO instead: measure SCENARIO against the published ranges of docs/calibration.md
+    (exit 0 whatever it finds, unless --strict).
+    """
+    if check is not None:
+        _check(check, log, out, days, volume_scale, strict, json_out)
+        return
+    if log is None or out is None:
+        raise PayrouteError("payroute calibrate needs a LOG and --out (or --check SCENARIO)")
     from payroute.envs.calibration import calibrate as fit_log
 
     check_output_file(out, "--out")
@@ -76,6 +104,34 @@ def calibrate(
     from payroute.experiments.console import print_calibration
 
     print_calibration(summary, result.provenance["values"])
+
+
+def _check(
+    scenario: str,
+    log: Path | None,
+    out: Path | None,
+    days: int,
+    volume_scale: float | None,
+    strict: bool,
+    json_out: bool,
+) -> None:
+    """``payroute calibrate --check SCENARIO``: the scenario's KPIs against the published ranges."""
+    if log is not None or out is not None:
+        raise PayrouteError("--check measures a scenario: give it no LOG and no --out")
+    from payroute.envs.calibration.check import check_scenario
+
+    with progress_bar(lambda _name: f"checking {scenario}: simulated days") as report:
+        result = check_scenario(
+            scenario, days=days, volume_scale=volume_scale, on_day=lambda i: report("days", i + 1, days)
+        )
+    if json_out:
+        sys.stdout.write(json.dumps(result, indent=2, sort_keys=True) + "\n")
+    else:
+        from payroute.experiments.console import print_check
+
+        print_check(result)
+    if strict and result["outside"]:
+        raise typer.Exit(code=1)
 
 
 @app.command()

@@ -319,3 +319,33 @@ def print_calibration(summary: dict, values: dict) -> None:
         days = f"{r['days']:g} simulated day{'' if r['days'] == 1 else 's'}"
         say(f"fit report ({days}): {verdicts}; wrote {r['path']}")
     say(f"wrote {summary['out']}; run it with: payroute simulate {summary['out']}")
+
+
+def print_check(result: dict[str, Any]) -> None:
+    """``payroute calibrate --check``: each KPI, its day range, the published range and whether it is inside."""
+    seeds = result["seeds"]
+    t = Table(
+        title=f"{result['scenario']}: {result['days']} fresh day(s), seeds {seeds[0]}..{seeds[1]}, "
+        f"volume_scale {result['volume_scale']:g}, success_rate routing"
+    )
+    for name, justify in (("KPI", "left"), ("unit", "left"), ("measured", "right"), ("by day", "right"),
+                          ("published", "right"), ("", "left"), ("source", "left")):  # fmt: skip
+        t.add_column(name, justify=justify, overflow="fold")
+
+    def fmt(v: float | None, unit: str) -> str:
+        if v is None:
+            return "-"
+        return f"{v:.1%}" if unit == "share" else f"{v:.2f}"
+
+    for r in result["rows"]:
+        verdict = {True: ("in", "green"), False: ("OUT", "bold red"), None: ("n/a", "dim")}[r["inside"]]
+        t.add_row(
+            r["label"], r["unit"], fmt(r["value"], r["unit"]),
+            f"{fmt(r['day_min'], r['unit'])}-{fmt(r['day_max'], r['unit'])}",
+            f"{fmt(r['low'], r['unit'])}-{fmt(r['high'], r['unit'])}", Text(*verdict), r["source"],
+        )  # fmt: skip
+    wide_console.print(t)
+    outside = result["outside"]
+    say = functools.partial(console.print, markup=False, soft_wrap=True)
+    say(f"{len(result['rows']) - len(outside)} of {len(result['rows'])} inside their published ranges"
+        + (f"; outside: {', '.join(outside)}" if outside else ""))  # fmt: skip
