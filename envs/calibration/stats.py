@@ -274,6 +274,15 @@ class LogStats:
         bps = pc.fill_null(pc.take(per_net, pc.index_in(network, known)), 0.0).to_numpy(zero_copy_only=False)
         bps = bps + abroad * ic.foreign_card_bps
         cost += np.where(card, np.rint(amount * bps / 10_000.0), 0.0)
+        if (
+            ic.amex is not None
+        ):  # a closed network: its merchant discount instead of interchange and assessment
+            sel = card & (network.to_numpy(zero_copy_only=False) == "amex")
+            fee = np.rint(ic.amex.fixed_cents + amount[sel] * ic.amex.bps / 10_000.0)
+            fee = np.maximum(fee, ic.amex.min_cents)
+            if ic.amex.max_cents is not None:
+                fee = np.minimum(fee, ic.amex.max_cents)
+            cost[sel] = fee + np.rint(amount[sel] * abroad[sel] * ic.foreign_card_bps / 10_000.0)
         return cost
 
     def _fraud(self, col: dict[str, pa.Array], fraud: pa.Array) -> None:

@@ -20,13 +20,22 @@ class VolumeTier(Model):
 
 
 class FeeSchedule(Model):
-    """fee = clip(fixed + bps * amount, min, max), with volume tiers lowering the bps."""
+    """fee = clip(fixed + bps * amount, min, max), with volume tiers lowering the bps.
+
+    ``fixed_fraction_cents`` is the part of a per-item fee below a cent (0.2 of Same Day ACH's 5.2 cents): a
+    route's quotes carry the whole cents, and its billing adds a cent each time the fractions it has billed add up
+    to one, so what it bills over a day is the published per-item fee times the items, to within a cent.
+    ``month_to_date_count`` is how many payments the route has already carried this calendar month when the run
+    starts (volume tiers count from it; the next month counts from zero).
+    """
 
     fixed_cents: b.Cents = 0
+    fixed_fraction_cents: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
     bps: b.Bps = 0.0
     min_cents: b.Cents = 0
     max_cents: b.Cents | None = None
     tiers: tuple[VolumeTier, ...] = ()
+    month_to_date_count: b.Count = 0
     source: str = ""
 
     @model_validator(mode="after")
@@ -40,12 +49,19 @@ class FeeSchedule(Model):
 
 
 class Interchange(Model):
-    """Card-scheme costs a card route passes through, by instrument and network."""
+    """Card-scheme costs a card route passes through, by instrument and network.
+
+    ``amex``: the merchant discount of American Express cards (a closed network, issuer and acquirer in one): it
+    replaces ``credit`` interchange and the network assessment for them; left out, Amex is priced like the
+    open networks.
+    """
 
     credit: FeeSchedule
     debit_regulated: FeeSchedule
     network_assessment_bps: dict[str, b.Bps]
     foreign_card_bps: b.Bps = 0.0
+    # American Express is a closed network: its merchant discount replaces interchange and the scheme assessment
+    amex: FeeSchedule | None = None
     chargeback_fee_cents: b.Cents = 1500
     source: str = ""
 

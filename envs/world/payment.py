@@ -253,7 +253,7 @@ class Payments:
             return
         books.by_hour_approved[hour] += 1
         books.totals["approved"] += 1
-        cost = route.cost_cents(tx)
+        cost = route.billed_cents(tx)
         if route.is_card:
             # accrual: the processor owes us the amount less its cost; we owe the merchant the amount less our fee
             rec = f"receivable:{route.name}"

@@ -145,9 +145,13 @@ class RouteState:
         # hidden health
         self.health = UP
         self.forced: int | None = None
-        # monthly volume for fee tiers
-        self.month_key = -1
-        self.month_count = 0
+        # monthly volume for fee tiers: the run starts with the month's earlier payments already counted
+        start = calendar.date(0)
+        self.month_key = start.year * 12 + start.month
+        self.month_count = spec.fee.month_to_date_count
+        # billed sub-cent remainder of the per-item fee (FeeSchedule.fixed_fraction_cents)
+        self.fee_fraction = spec.fee.fixed_fraction_cents * fee_multiplier
+        self.fee_fraction_due = 0.0
         # opening hours, cached as the current/next open interval
         h = spec.hours
         if h is None:
@@ -330,10 +334,24 @@ class RouteState:
         quotes[self.index] = cost = int(cost)
         return cost
 
+    def billed_cents(self, tx: Transaction) -> int:
+        """What the route bills for ``tx`` when it goes through: the quote, plus a cent whenever the sub-cent
+        parts of its per-item fee billed so far add up to one (so billed totals match the published fee)."""
+        cost = self.cost_cents(tx)
+        if self.fee_fraction:
+            due = self.fee_fraction_due + self.fee_fraction
+            whole = int(due)
+            self.fee_fraction_due = due - whole
+            cost += whole
+        return cost
+
     def _card_network_cents(self, tx: Transaction) -> int:
-        """Interchange plus network assessment for ``tx``, in cents."""
+        """Interchange plus network assessment for ``tx`` (for Amex its merchant discount), in cents."""
         ic = self.interchange
         amount = tx.amount_cents
+        if ic.amex is not None and tx.network == "amex":
+            cost = fee_cents(ic.amex, amount)
+            return cost + (round(amount * ic.foreign_card_bps / 10_000.0) if tx.foreign_card else 0)
         debit = tx.instrument == "card_debit"
         flat = self._flat_debit if debit else self._flat_credit
         if flat is None:

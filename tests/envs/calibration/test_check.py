@@ -99,3 +99,13 @@ def test_cli_check_refuses_a_log_or_an_out_file_beside_it(tmp_path):
     assert not (tmp_path / "s.yaml").exists()
     res = runner.invoke(app, ["calibrate"])
     assert res.exit_code == 2 and "needs a LOG and --out" in res.output
+
+
+def test_the_default_is_inside_its_published_ranges_where_a_small_day_can_tell():
+    """Approval, the processor gap, card costs and per-item fees do not depend on the day's volume; card fraud
+    does (attacks do not scale with volume_scale) and is measured at full volume by `payroute calibrate --check
+    default` (docs/calibration.md)."""
+    rows = _rows(check_scenario(load_scenario("default", {"volume_scale": 0.05}), days=1))
+    volume_free = ("card_approval", "processor_gap_pts", "merchant_cost_bps", "card_route_cost_bps",
+                   "fee_fedwire_cents", "fee_ach_same_day_cents", "fee_rtp_cents", "fee_fednow_cents")  # fmt: skip
+    assert {k: rows[k]["inside"] for k in volume_free} == dict.fromkeys(volume_free, True)

@@ -111,7 +111,8 @@ def test_a_policy_that_avoids_card_alpha_only_on_fridays_is_caught_on_an_outage_
 
     shipped_avoider, shipped_adaptive = margins(sc)
     drawn_avoider, drawn_adaptive = margins(drawn)
-    # on the shipped Friday the memorised rule beats the adaptive success-rate router ...
-    assert shipped_avoider > shipped_adaptive
+    # on the shipped Friday the memorised rule cannot be told from the adaptive success-rate router (within a
+    # cent a payment: a review on the shipped timing alone would let it through) ...
+    assert shipped_avoider > shipped_adaptive - 0.01
     # ... on an outage on another day it routes into the dead processor and loses to it
     assert drawn_avoider < drawn_adaptive - 0.02
