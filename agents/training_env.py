@@ -63,6 +63,7 @@ import gymnasium as gym
 import numpy as np
 
 from payroute.envs.baselines.routers import route_values
+from payroute.envs.scenarios.timings import DayTimings, draw_timing
 from payroute.envs.world.decisions import ALLOW
 from payroute.envs.world.fraud import FraudPosterior, expected_fraud_loss_cents
 from payroute.vocabulary import HELD_OUT_SEED_START, ROLE_KIND
@@ -169,6 +170,7 @@ def experiment_env_config(
         "train_scenarios": [[name, w] for name, w in exp.train_scenarios.items()],
         "credit": exp.env.credit,
         "baseline": exp.env.baseline,
+        "train_timings": exp.train_timings.model_dump(mode="json") if exp.train_timings else None,
     }
 
 
@@ -195,6 +197,7 @@ class TrainingEnv(gym.Wrapper):
         credit: str = "resolved",
         scenarios: list[tuple[Any, float]] | None = None,
         baseline: str = "none",
+        timings: DayTimings | None = None,
     ) -> None:
         super().__init__(env)
         if credit not in CREDITS:
@@ -231,6 +234,10 @@ class TrainingEnv(gym.Wrapper):
         if scenarios:
             weights = np.array([w for _, w in scenarios], dtype=np.float64)
             self._mix = ([sc for sc, _ in scenarios], weights / weights.sum())
+        # each day's date and incident times drawn (train_timings): the calendars are drawn from the scenarios
+        # as loaded, never from the previous day's draw
+        self._timings = timings if timings is not None and timings.draw else None
+        self._calendar_of = getattr(env.unwrapped, "scenario", None)
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         if seed is not None:
@@ -244,10 +251,16 @@ class TrainingEnv(gym.Wrapper):
             "actions": [],
         }
         world_seed = int(self._seeds.integers(0, HELD_OUT_SEED_START))
-        if self._mix is not None:
-            # the day's scenario, from the same stream of draws as its seed
-            mix, p = self._mix
-            self.env.unwrapped.scenario = mix[int(self._seeds.choice(len(mix), p=p))]
+        if self._mix is not None or self._timings is not None:
+            # the day's scenario, then its calendar, from the same stream of draws as its seed
+            scenario = self._calendar_of
+            if self._mix is not None:
+                mix, p = self._mix
+                scenario = mix[int(self._seeds.choice(len(mix), p=p))]
+            if self._timings is not None:
+                days = float(getattr(self.env.unwrapped, "days", 1.0))
+                scenario, _ = draw_timing(scenario, world_seed, days, self._timings, rng=self._seeds)
+            self.env.unwrapped.scenario = scenario
         self._steps = 0
         # every day is seeded here; the environment's own step credit keeps its fraud history across them
         keep = (
@@ -429,7 +442,8 @@ class ExperimentEnv(TrainingEnv):
     """:class:`TrainingEnv` built from one config dict, the form RLlib's env runners construct envs from.
 
     ``config``: ``env_id``, ``kwargs`` (constructor arguments, see :func:`env_kwargs`), ``seed``,
-    ``reward_clip_usd``, ``kpi_every_steps``, ``credit`` and ``train_scenarios`` (``[[name, weight], ...]``:
+    ``reward_clip_usd``, ``kpi_every_steps``, ``credit``, ``train_timings`` (a :class:`DayTimings` as a dict:
+    each day's date and incident times drawn) and ``train_scenarios`` (``[[name, weight], ...]``:
     each day's scenario drawn by weight, the kwargs' scenario overrides applied to each). RLlib's
     ``EnvContext`` adds ``worker_index`` and ``vector_index``; each sub-environment gets its own stream of world
     seeds from them.
@@ -448,6 +462,9 @@ class ExperimentEnv(TrainingEnv):
             credit=config.get("credit", "resolved"),
             baseline=config.get("baseline", "none"),
             scenarios=training_mix(config, env) if config.get("train_scenarios") else None,
+            timings=DayTimings.model_validate(config["train_timings"])
+            if config.get("train_timings")
+            else None,
         )
 
 

@@ -451,6 +451,22 @@ def keygen(
 
 @app.command()
 @user_errors
+def sign(
+    bundle: Annotated[Path, typer.Argument(help="The bundle: a folder, or a .zip.", show_default=False)],
+    sign_key: Annotated[
+        Path, typer.Option(help="The Ed25519 private key to sign with (payroute keygen).", show_default=False)
+    ],
+) -> None:
+    """Sign an existing bundle (verified first; only signature.json changes): a reviewer's approval, or a new key."""
+    from payroute.policies.bundle.countersign import sign_bundle
+
+    signature = sign_bundle(bundle, sign_key)
+    console.print(f"signed by {signature.key_id}: {bundle.name}", markup=False, highlight=False)
+    console.print("reviewers trust it with: payroute review BUNDLE --trusted-key signing.pub", markup=False)
+
+
+@app.command()
+@user_errors
 def sweep(
     experiment: Annotated[
         str, typer.Argument(help="Experiment YAML with a 'sweep' section (or a shipped name).")

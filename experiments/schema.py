@@ -32,6 +32,7 @@ from pydantic import (
 
 from payroute.config_io import read_yaml_mapping
 from payroute.config_model import ConfigModel, FiniteAny
+from payroute.envs.scenarios.timings import DayTimings
 from payroute.errors import ConfigError, PayrouteError, format_validation_error
 from payroute.experiments.sampling import SamplerSection, check_sampler, drop_default_sampler
 from payroute.experiments.sweep_space import SweepSection
@@ -361,6 +362,13 @@ class Experiment(_Strict):
         "each; single-agent environments; every one must give the same observation and actions as "
         "`scenario`); empty: every training day is `scenario`. Evaluation stays on evaluation.scenarios",
     )
+    train_timings: DayTimings | None = Field(
+        default=None,
+        description="each training day's date and incident start drawn from the day's own seed stream (the "
+        "review's stress.timings fields: weekdays, weeks, incident_hours, ...), so a learner never sees an "
+        "incident on one weekday and hour only; single-agent environments. null: every day keeps its "
+        "scenario's calendar",
+    )
     env: EnvSection = Field(default_factory=EnvSection)
     agents: AgentsSection = Field(default_factory=AgentsSection)
     trainer: TrainerSection = Field(default_factory=TrainerSection)
@@ -387,10 +395,9 @@ class Experiment(_Strict):
 
     @model_validator(mode="after")
     def _mix_single_agent(self) -> Experiment:
-        if self.train_scenarios and not self.env.id.startswith("payroute/"):
-            raise ValueError(
-                f"train_scenarios needs a single-agent payroute/ environment, not {self.env.id!r}"
-            )
+        for field in ("train_scenarios", "train_timings"):
+            if getattr(self, field) and not self.env.id.startswith("payroute/"):
+                raise ValueError(f"{field} needs a single-agent payroute/ environment, not {self.env.id!r}")
         return self
 
     @model_validator(mode="after")
@@ -430,12 +437,14 @@ class Experiment(_Strict):
     def resolved(self) -> dict[str, Any]:
         """The full config with every default filled in (what a run folder records).
 
-        An empty ``train_scenarios`` (every training day is ``scenario``) and ``env.baseline: none`` are left
-        out, so configs written before those fields existed keep their hash.
+        An empty ``train_scenarios`` (every training day is ``scenario``), no ``train_timings`` and
+        ``env.baseline: none`` are left out, so configs written before those fields existed keep their hash.
         """
         data = self.model_dump(mode="json")
         if not data["train_scenarios"]:
             del data["train_scenarios"]
+        if data["train_timings"] is None:
+            del data["train_timings"]
         if data["env"]["baseline"] == "none":
             del data["env"]["baseline"]
         drop_default_sampler(data)

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from payroute.envs.scenarios.timings import WEEKDAYS
 from payroute.policies.review.report_html import esc, evidence_id, figure, img, table
-from payroute.policies.review.timings import WEEKDAYS
 
 if TYPE_CHECKING:
     from payroute.policies.review import ReviewResult

@@ -16,7 +16,7 @@ scale, as the share of the oracle's uplift over the cheapest route that the cand
 reference.
 
 Timing: each seed's day (and so the weekday the surge, the crunch or the fee hike falls on) and the start of
-each incident (the outage's day and hour) are drawn from that seed (:mod:`payroute.policies.review.timings`), so
+each incident (the outage's day and hour) are drawn from that seed (:mod:`payroute.envs.scenarios.timings`), so
 every policy on one seed runs the same world, different seeds put the outage on different days and hours, and a
 policy cannot pass by having memorised the shipped Friday afternoon; ``timings`` in the result says which ran.
 
@@ -54,12 +54,12 @@ from payroute.envs.baselines import policy_names
 from payroute.envs.baselines.routers import ORACLES
 from payroute.envs.scenarios import Scenario, available_scenarios, load_scenario
 from payroute.envs.scenarios.loader import SCENARIO_DIR, resolve_scenario_dict
+from payroute.envs.scenarios.timings import DayTimings, draw_timing
 from payroute.errors import PayrouteError
 from payroute.policies.bundle.binding import check_bundle_fits_scenario
 from payroute.policies.bundle.loading import load_bundle
 from payroute.policies.bundle.runtime import BundlePolicy
 from payroute.policies.compare import Executor, Run, bundle_policy, remember_bundle, run_all
-from payroute.policies.review.timings import StressTimings, draw_timing
 from payroute.stats import paired_interval
 from payroute.vocabulary import HEADLINE_KPIS
 
@@ -102,8 +102,8 @@ class StressConfig(ConfigModel):
     )
     confidence: float = Field(default=0.95, gt=0, lt=1)
     workers: int = Field(default=0, ge=0, le=4096, description="processes; 0 = one per CPU")
-    timings: StressTimings = Field(
-        default_factory=StressTimings,
+    timings: DayTimings = Field(
+        default_factory=DayTimings,
         description="each seed's day and incident times, drawn per seed (policies/review/timings.py)",
     )
 

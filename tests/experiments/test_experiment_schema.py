@@ -215,3 +215,47 @@ def test_training_days_can_be_drawn_from_several_scenarios_that_fit_the_same_pol
     assert "train_scenarios.fraud_surge = -1" in _error(
         {**tiny_experiment(), "train_scenarios": {"fraud_surge": -1}}
     )
+
+
+def test_train_timings_draw_each_training_days_date_and_incident_start_from_the_seed_stream():
+    """A training mix whose outage falls on one Friday afternoon teaches "no card_alpha on Fridays"; with
+    train_timings each day's date and incident start are drawn, from the scenarios as loaded, reproducibly."""
+    from payroute.agents.training_env import ExperimentEnv, experiment_env_config
+
+    data = tiny_experiment()
+    data["train_scenarios"] = {"default": 1.0, "processor_outage": 3.0}
+    data["train_timings"] = {
+        "weekdays": ["mon", "tue", "wed", "thu", "fri"],
+        "incident_hours": ["09:00", "15:00"],
+    }
+    exp = experiment_from_dict(data)
+    assert exp.resolved()["train_timings"]["incident_hours"] == ["09:00", "15:00"]
+    assert (
+        "train_timings" not in experiment_from_dict(tiny_experiment()).resolved()
+    )  # old configs keep their hash
+    config = {**experiment_env_config(exp), "seed": 5}
+    config["kwargs"] = {**config["kwargs"], "scenario_overrides": {"volume_scale": 0.002}}
+
+    def calendar(env):
+        sc = env.unwrapped.world.scenario
+        return sc.name, sc.start_date, tuple((i.route, i.day, i.at, i.duration_min) for i in sc.incidents)
+
+    env = ExperimentEnv(config)
+    days = []
+    for _ in range(30):
+        env.reset()
+        days.append(calendar(env))
+    outages = [d for d in days if d[0] == "processor_outage"]
+    assert {d[1].weekday() for d in days} == {0, 1, 2, 3, 4}  # every weekday, not only the shipped Friday
+    assert {d[2][0][2] for d in outages} == {"09:00", "15:00"}  # the outage starts at both drawn hours ...
+    assert {d[2][0][3] for d in outages} == {120.0}  # ... and lasts as the scenario wrote it, never re-drawn
+    again = ExperimentEnv(config)
+    assert [again.reset() and calendar(again) for _ in range(30)] == days  # same seed, same calendars
+    # without train_timings every day keeps the scenario's own calendar (Friday 2026-03-06, 14:00)
+    plain = ExperimentEnv({**config, "train_timings": None})
+    for _ in range(8):
+        plain.reset()
+        name, start, incidents = calendar(plain)
+        assert name == "default" or (start.isoformat(), incidents[0][2]) == ("2026-03-06", "14:00")
+    bad = _error({**tiny_experiment(), "train_timings": {"weekdays": ["fri", "fri"]}})
+    assert "train_timings.weekdays" in bad and "lists a value twice" in bad

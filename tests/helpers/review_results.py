@@ -10,13 +10,13 @@ import numpy as np
 import pandas as pd
 
 from payroute.envs.scenarios import load_scenario
+from payroute.envs.scenarios.timings import draw_timing
 from payroute.policies.bundle.loading import load_bundle
 from payroute.policies.review import ReviewConfig
 from payroute.policies.review.card import card_record
 from payroute.policies.review.checks import PASS, Check
 from payroute.policies.review.pipeline import ReviewResult, stress_checks
 from payroute.policies.review.stress import STRESS_SCENARIOS, _compare
-from payroute.policies.review.timings import draw_timing
 
 ZOO_ROUTER = Path(__file__).resolve().parents[2] / "policies" / "zoo" / "router"
 REFERENCES = ("cheapest", "fastest", "priority", "success_rate", "cost_aware", "thompson", "ucb")

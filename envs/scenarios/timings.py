@@ -1,9 +1,17 @@
-"""When each stress seed's day falls and when its incidents start: drawn per seed, so a timing cannot be memorised.
+"""When a day falls and when its incidents start: drawn per seed, so a timing cannot be memorised.
 
 A shipped stress scenario fixes its calendar: ``processor_outage`` takes card_alpha down 14:00-16:00 on Friday
 2026-03-06, every time. A policy that learned "no card_alpha on Friday afternoons" would pass that day and fail
-the first outage on a Tuesday morning. The stress suite therefore draws, per scenario and seed, from a generator
-of that seed alone (:func:`timing_rng`):
+the first outage on a Tuesday morning. Two places therefore draw the calendar instead of keeping it:
+
+- the review's stress suite (``stress.timings``, :mod:`payroute.policies.review.stress`) draws per scenario and
+  seed, from a generator of that seed alone (:func:`timing_rng`), so every policy on one seed runs the same drawn
+  world (common random numbers hold) and different seeds put the incident on different days and hours;
+- a training mix (an experiment's ``train_timings``, :class:`payroute.agents.training_env.TrainingEnv`) draws
+  each training day's calendar from the environment's own stream of day seeds, so a learner never sees the
+  outage on one weekday and hour only.
+
+What is drawn (:func:`draw_timing`):
 
 - the **day**: a start date among the ``weekdays`` of the ``weeks`` weeks that begin on the scenario's own start
   date (Federal Reserve holidays and the scenario's extra holidays skipped unless ``skip_holidays`` is false).
@@ -14,9 +22,8 @@ of that seed alone (:func:`timing_rng`):
   multi-day run) and its **start time** among ``incident_hours``. Every incident moves by the same amount, so
   their durations and their order stay as the scenario wrote them.
 
-Every policy on one seed runs the same drawn world (common random numbers hold); different seeds put the
-incident on different days and hours. ``draw: false`` runs every seed on the scenario's own calendar (the
-numbers of ``payroute simulate``). The scenario files are not changed: the draw is the review's.
+``draw: false`` keeps each scenario's own calendar (the numbers of ``payroute simulate``). The scenario files
+are not changed: the draw is the caller's.
 """
 
 from __future__ import annotations
@@ -41,8 +48,9 @@ DAY_S = 86_400
 _TIMING_KEY = 0x7469_6D65  # "time": the spawn key of the timing draw, apart from the world's own streams
 
 
-class StressTimings(ConfigModel):
-    """How the stress suite draws each seed's day and incident times (see the module docstring)."""
+class DayTimings(ConfigModel):
+    """How a day's date and incident times are drawn (the stress suite per seed, a training mix per day; see the
+    module docstring)."""
 
     draw: bool = Field(
         default=True, description="false: every seed runs each scenario's own date and incident times"
@@ -80,7 +88,7 @@ def timing_rng(seed: int, scenario: str) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key))
 
 
-def _candidate_dates(sc: Scenario, t: StressTimings) -> list[dt.date]:
+def _candidate_dates(sc: Scenario, t: DayTimings) -> list[dt.date]:
     wanted = {WEEKDAYS.index(w) for w in t.weekdays}
     out = []
     for k in range(7 * t.weeks):
@@ -106,13 +114,18 @@ def _hhmm(seconds: int) -> str:
     return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}"
 
 
-def draw_timing(sc: Scenario, seed: int, days: float, t: StressTimings) -> tuple[Scenario, dict[str, Any]]:
+def draw_timing(
+    sc: Scenario, seed: int, days: float, t: DayTimings, rng: np.random.Generator | None = None
+) -> tuple[Scenario, dict[str, Any]]:
     """``sc`` with the day and incident times of ``seed`` (unchanged when ``t.draw`` is false), and a record of
     the timing that ran: start date, weekday, each incident in words, the first incident's route, state, day and
-    start, and whether it was drawn."""
+    start, and whether it was drawn.
+
+    ``rng``: draw from this generator instead of the seed's own (:func:`timing_rng`); a training environment
+    passes its stream of day seeds, ``seed`` is then only recorded."""
     start, incidents = sc.start_date, list(sc.incidents)
     if t.draw:
-        rng = timing_rng(seed, sc.name)
+        rng = timing_rng(seed, sc.name) if rng is None else rng
         dates = _candidate_dates(sc, t) if sc.name not in t.keep_date else [sc.start_date]
         start = dates[int(rng.integers(len(dates)))]
         day = int(rng.integers(max(1, math.ceil(days))))
@@ -153,4 +166,4 @@ def _incident_words(inc: Incident) -> str:
     )
 
 
-__all__ = ["WEEKDAYS", "StressTimings", "draw_timing", "timing_rng"]
+__all__ = ["WEEKDAYS", "DayTimings", "draw_timing", "timing_rng"]
