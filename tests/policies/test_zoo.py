@@ -3,10 +3,10 @@
 Each bundle's card records the experiment config it was trained with and that config's sha256; the shipped
 YAML of the same name must still hash to it, so `payroute train experiments/<name>.yaml` followed by
 `payroute export` reproduces the bundle's recipe (policies/zoo/README.md). The review runs with the shipped
-thresholds (policies/review/review_default.yaml), as a reviewer would. The pricing bundle passes it; the risk desk
-and the router pass every gate with more evidence (policies/zoo/review.yaml, the same gates): 10 seeds (the risk
-desk's holiday_peak interval is wider than the gate over 5) and 40 of fraud_surge (the router's is, over 5 and 20).
-policies/zoo/README.md gives the reviews.
+thresholds (policies/review/review_default.yaml), as a reviewer would: the pricing bundle passes it; the risk desk
+and the router may fail a gate there only on the width of an interval, and pass every gate with more evidence
+(policies/zoo/review.yaml, the same gates on 20 seeds, 40 of fraud_surge and fee_hike), which
+policies/zoo/README.md reports with its command.
 """
 
 from __future__ import annotations
@@ -64,41 +64,37 @@ def test_zoo_names_the_installed_reference_bundles_and_refuses_others():
         zoo("fraud")
 
 
-PASSING_REVIEW = {"pricing": None, "risk": ZOO / "review.yaml", "router": ZOO / "review.yaml"}
 UNMISSABLE_LATENCY_MS = 60_000.0
 
 
-def _without_a_wall_clock_gate(config: Path | None, out: Path) -> Path:
-    """The review config with a latency budget no machine can miss.
+def _without_a_wall_clock_gate(out: Path) -> Path:
+    """The shipped review config with a latency budget no machine can miss.
 
     The latency gate measures wall-clock time, which a loaded machine stretches by chance; the bundles' real
     latency is measured by ``python -m payroute.benchmarks.bundle_latency``, and the gate itself is tested in
     tests/test_constraints.py. Every other threshold stays as shipped.
     """
-    data = yaml.safe_load(config.read_text()) if config else {}
-    data.setdefault("constraints", {})["latency_p99_ms"] = UNMISSABLE_LATENCY_MS
-    out.write_text(yaml.safe_dump(data))
+    out.write_text(yaml.safe_dump({"constraints": {"latency_p99_ms": UNMISSABLE_LATENCY_MS}}))
     return out
 
 
 @pytest.mark.parametrize(
     "name",
     [
-        pytest.param("pricing", marks=pytest.mark.slow(minutes=3)),  # 75 stress worlds: role gates
-        pytest.param("risk", marks=pytest.mark.slow(minutes=3)),
-        pytest.param("router", marks=pytest.mark.slow(minutes=7)),  # 720 simulated days: 80 per policy
+        pytest.param("pricing", marks=pytest.mark.slow(minutes=1)),  # 75 stress worlds: role gates
+        pytest.param("risk", marks=pytest.mark.slow(minutes=2)),
+        pytest.param("router", marks=pytest.mark.slow(minutes=3)),  # 225 simulated days: 25 per policy
     ],
 )
 def test_a_zoo_bundle_is_never_shown_worse_than_its_references(name, tmp_path):
-    """The risk desk and the router with more seeds (policies/zoo/review.yaml), every gate as shipped: a zoo bundle
-    may fail a stress gate only on the width of its interval (more seeds could change the verdict), never because
-    its mean is past the gate, and every other check passes.
+    """The shipped review, every threshold as shipped (5 seeds per stress scenario): a zoo bundle may fail a
+    stress gate only on the width of its interval (more seeds could change the verdict), never because its mean
+    is past the gate, and every other check passes. The pricing bundle passes every gate outright.
 
-    The pricing and risk bundles pass every gate. The router (trained when every training Friday was the outage
-    day) fails the holiday_peak margin gate under Holm with drawn incident timings on width alone (adjusted bound
-    -0.0512 against -0.05, about 17 seeds for an 80% chance to pass; policies/zoo/README.md) until it is retrained
-    on drawn timings."""
-    config = _without_a_wall_clock_gate(PASSING_REVIEW[name], tmp_path / "review.yaml")
+    With more seeds (policies/zoo/review.yaml: 20, and 40 of fraud_surge and fee_hike) the router and the risk desk pass
+    every gate; that review is the zoo README's, measured by `payroute review policies/zoo/<name> --config
+    policies/zoo/review.yaml` (about nine minutes for the router on 2 cores), not here."""
+    config = _without_a_wall_clock_gate(tmp_path / "review.yaml")
     args = ["review", str(ZOO / name), "--json", str(tmp_path / "review.json"), "--config", str(config)]
     result = CliRunner().invoke(app, args)
     assert result.exit_code in (0, 1), result.output[-4000:]
@@ -107,5 +103,5 @@ def test_a_zoo_bundle_is_never_shown_worse_than_its_references(name, tmp_path):
     for check in failed:
         gate = check["details"].get("gate", check["details"])  # route/risk gates: flat; role gates: nested
         assert check["section"] == "stress" and gate.get("more_seeds_help") is True, check
-    if name != "router":
+    if name == "pricing":
         assert result.exit_code == 0 and not failed, result.output[-4000:]

@@ -49,7 +49,7 @@ def test_the_page_opens_with_the_verdict_then_the_three_facts_then_the_failed_ga
     # what it decides and what it was trained on, from the card
     assert "<b>route</b> policy choosing among 10 actions" in facts
     assert (
-        "trained on default (2), fraud_surge (1), processor_outage (1), volume 0.1, 6,464,714 env steps"
+        "trained on default (2), fraud_surge (1), processor_outage (1), volume 0.1, 4,839,024 env steps"
         in facts
     )
     # the worst gate and its margin, in the gate's unit
@@ -85,15 +85,15 @@ def test_the_card_s_training_and_evaluation_are_tables_and_plots_not_dictionary_
     training = card[card.index(">Training</h3>") : card.index("Evaluation on the card")]
     assert "<td>trainer</td><td>rllib/PPO</td>" in training and "<td>stop_reason</td>" in training
     assert "alt='training curve'" in training and "Last logged scalars" in training
-    assert "<td>kpi/margin_per_tx_usd</td><td class='num'>0.5391</td>" in training
+    assert "<td>kpi/margin_per_tx_usd</td><td class='num'>1.162</td>" in training
     evaluation = card[card.index("Evaluation on the card") :]
     assert "<th>Δ margin/tx $ vs cheapest [CI]</th>" in evaluation
     assert (
-        "<td>trained</td><td>default</td><td class='num'>1.147</td><td>+0.0563 [+0.0407, +0.0719]</td>"
+        "<td>trained</td><td>default</td><td class='num'>1.124</td><td>+0.0816 [+0.0558, +0.1074]</td>"
         in evaluation
     )
     assert "alt='card evaluation intervals'" in evaluation
-    assert "<td>seeds</td><td>20 values, 1000000000 … 1000000019</td>" in evaluation
+    assert "<td>seeds</td><td>20 values, 4100000000 … 4100000019</td>" in evaluation
     # every plot on the page is an embedded PNG
     assert len(re.findall(r"<img alt='[^']+' src='data:image/png;base64,", page)) == page.count("<img") >= 3
 
