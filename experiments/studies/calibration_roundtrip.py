@@ -202,14 +202,16 @@ def replicate_fits(truth: Scenario, days: int, replicates: int) -> list[Scenario
     return [fit_truth(truth, days, seed=i).scenario for i in range(replicates)]
 
 
-def kpi_agreement(d: Decisions, world: str, truth: str = "truth") -> pd.DataFrame:
-    """Per policy and KPI: the paired interval (same seeds) of ``world`` minus ``truth``; ``consistent`` when it
-    holds zero (no difference shown), ``within`` when it lies inside +-:data:`TOLERANCE` (equivalence shown)."""
+def kpi_agreement(d: Decisions, world: str, truth: str = "truth", confidence: float = 0.95) -> pd.DataFrame:
+    """Per policy and KPI: the paired interval (same seeds, at ``confidence``) of ``world`` minus ``truth``;
+    ``consistent`` when it holds zero (no difference shown), ``within`` when it lies inside +-:data:`TOLERANCE`
+    (equivalence shown). A claim about every row at once needs a family-wise ``confidence`` (Bonferroni:
+    1 - 0.05 / rows): at 95% each, one of 18 true matches is outside its interval more often than not."""
     rows = []
     for metric, tol in TOLERANCE.items():
         a, b = d.wide(world, metric), d.wide(truth, metric)
         for policy in a.columns:
-            iv = paired_interval(a[policy].to_numpy(), b[policy].to_numpy())
+            iv = paired_interval(a[policy].to_numpy(), b[policy].to_numpy(), confidence)
             rows.append({"world": world, "policy": policy, "metric": metric, "truth": float(b[policy].mean()),
                          "diff": iv.mean, "low": iv.low, "high": iv.high, "tolerance": tol,
                          "consistent": bool(iv.low <= 0.0 <= iv.high),
