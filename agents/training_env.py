@@ -62,7 +62,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from payroute.envs.baselines.routers import route_values
+from payroute.envs.baselines.routers import observed_route_values
 from payroute.envs.scenarios.timings import DayTimings, draw_timing
 from payroute.envs.world.decisions import ALLOW
 from payroute.envs.world.fraud import FraudPosterior, expected_fraud_loss_cents
@@ -366,21 +366,11 @@ class TrainingEnv(gym.Wrapper):
 
     @staticmethod
     def _route_mean(env: Any, world: Any, tx: Any, p_fraud: tuple[float, float]) -> float:
-        """The route baseline of ``tx``: the mean expected margin of its eligible routes (cents).
-
-        The observation's feature pass has just visited every route for this payment at this instant (the
-        world has not moved since): its eligible routes, costs and done times are reused, not asked again."""
+        """The route baseline of ``tx``: the mean expected margin of its eligible routes (cents), valued with
+        what the observation's feature pass has just computed for it (:func:`observed_route_values`)."""
         # without decline_cost the charge is 0, and subtracting (1 - p) x 0 changes no value
         charge = env.decline_charge_cents if env.decline_cost else None
-        features = env.features
-        if features.last_tx is tx and features.last_now == world.now:
-            values = route_values(
-                world, tx, features.last_routes, *p_fraud, charge,
-                costs=features.last_costs, done_times=features.last_done_times,
-            )  # fmt: skip
-        else:  # not the payment the features last observed (never in Routing-v0): ask every route
-            eligible = [r for r in world.routes if (tx.eligible_mask >> r.index) & 1]
-            values = route_values(world, tx, eligible, *p_fraud, charge)
+        values = observed_route_values(env.features, world, tx, None, *p_fraud, charge)
         n = len(values)
         if n >= 8:
             return float(np.mean(values))  # numpy's pairwise sum from 8 numbers on

@@ -370,6 +370,29 @@ def route_values(
     return out
 
 
+def observed_route_values(
+    observer: Any,
+    world: Any,
+    tx: Transaction,
+    eligible: Any | None,
+    p_fraud: float,
+    recovery: float,
+    decline_charge: Callable[[Transaction, Any], float] | None = None,
+) -> list[float]:
+    """:func:`route_values` of ``tx`` now, reusing what ``observer`` (the router's
+    :class:`~payroute.envs.features.RoutingFeatures`) computed when it last observed a payment: when that was
+    ``tx`` at this instant, its eligible routes, costs and done times are the same numbers and are not asked of
+    the routes again. ``eligible=None``: ``tx``'s eligible routes, in route order."""
+    if observer.last_tx is tx and observer.last_now == world.now:
+        return route_values(
+            world, tx, observer.last_routes if eligible is None else eligible, p_fraud, recovery, decline_charge,
+            costs=observer.last_costs, done_times=observer.last_done_times,
+        )  # fmt: skip
+    if eligible is None:
+        eligible = [r for r in world.routes if (tx.eligible_mask >> r.index) & 1]
+    return route_values(world, tx, eligible, p_fraud, recovery, decline_charge)
+
+
 STEP_UP = RetryAction("step_up")
 _CASCADES: list[RetryAction] = []  # RetryAction("cascade", i), made once (answers are immutable)
 _LATERS: list[RetryAction] = []  # RetryAction("later", -1, i)

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from payroute.envs.baselines.routers import retry_values, route_values
+from payroute.envs.baselines.routers import observed_route_values, retry_values, route_values
 from payroute.envs.world.decisions import CHALLENGE, RetryAction, RetryRequest
 from payroute.envs.world.fraud import FraudPosterior
 
@@ -90,15 +90,8 @@ class ExpectedMargin:
         eligible = point.info["eligible"]
         p_fraud, recovery = self.posterior(world, tx)
         charge = role.decline_charge_cents if role.decline_cost else None
-        seen = role.observer
-        if seen.last_tx is tx and seen.last_now == world.now:
-            # the observation's feature pass has just visited every route for this payment at this instant
-            values = route_values(
-                world, tx, eligible, p_fraud, recovery, charge,
-                costs=seen.last_costs, done_times=seen.last_done_times,
-            )  # fmt: skip
-        else:
-            values = route_values(world, tx, eligible, p_fraud, recovery, charge)
+        # the observation's feature pass has just visited every route for this payment at this instant
+        values = observed_route_values(role.observer, world, tx, eligible, p_fraud, recovery, charge)
         reference = sum(values) / len(values) if self.baseline == "route_mean" else 0.0
         credits = {r.index: v - reference for r, v in zip(eligible, values, strict=True)}
         # a masked route: the payment is declined, nothing moves, the penalty is charged
