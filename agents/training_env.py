@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import copy
 import importlib
+import inspect
 from typing import Any
 
 import gymnasium as gym
@@ -155,7 +156,8 @@ def experiment_env_config(
         # the environment's own step credit (Routing-v0's expected margin) stays off unless the experiment's
         # env.kwargs ask for it: env.credit (the trainer's decision credit) decides how steps are paid
         kwargs.setdefault("credit", "resolved")
-        kwargs.setdefault("baseline", "none")
+        if "baseline" in inspect.signature(cls).parameters:  # Routing-v0's route mean; Risk-v0 has none
+            kwargs.setdefault("baseline", "none")
     if getattr(cls, "masks_actions", False):
         if dict_observation:
             kwargs["dict_observation"] = True

@@ -9,6 +9,7 @@ from payroute.errors import ConfigError, PayrouteError
 from payroute.experiments.cli import app
 from payroute.experiments.runner import check_environment
 from payroute.experiments.schema import available_experiments, experiment_from_dict, load_experiment
+from tests.helpers import REPO
 from tests.helpers.experiments import tiny_experiment, write_experiment
 
 SHIPPED = available_experiments()
@@ -259,3 +260,22 @@ def test_train_timings_draw_each_training_days_date_and_incident_start_from_the_
         assert name == "default" or (start.isoformat(), incidents[0][2]) == ("2026-03-06", "14:00")
     bad = _error({**tiny_experiment(), "train_timings": {"weekdays": ["fri", "fri"]}})
     assert "train_timings.weekdays" in bad and "lists a value twice" in bad
+
+
+def test_every_shipped_single_agent_experiment_builds_its_training_environment():
+    """`payroute train experiments/<name>.yaml` starts from this config: each shipped experiment on a single-agent
+    payroute environment builds and resets its training environment (Risk-v0 takes no route baseline)."""
+    from payroute.agents.training_env import ExperimentEnv, experiment_env_config
+    from payroute.experiments.schema import load_experiment
+
+    built = []
+    for path in sorted((REPO / "experiments").glob("*.yaml")):
+        exp = load_experiment(path.stem)
+        if not exp.env.id.startswith("payroute/"):
+            continue
+        config = experiment_env_config(exp)
+        overrides = {**config["kwargs"].get("scenario_overrides", {}), "volume_scale": 0.002}
+        env = ExperimentEnv({**config, "kwargs": {**config["kwargs"], "scenario_overrides": overrides}})
+        env.reset()
+        built.append(exp.env.id)
+    assert {"payroute/Routing-v0", "payroute/Risk-v0", "payroute/Pricing-v0"} <= set(built)
